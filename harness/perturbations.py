@@ -646,7 +646,7 @@ class Suite:
     """The robustness suite, as read from its TOML file by :func:`load_suite`."""
 
     entries: tuple[SuiteEntry, ...]
-    subset: int
+    subset: int | None  # the file's default number of test images per entry; None: all
     sha256: str  # of the file's bytes
     path: Path | None = None
 
@@ -769,7 +769,7 @@ def load_suite(path: str | os.PathLike | None = None) -> Suite:
                 description=str(item.get("description", "")),
             )
         )
-    return Suite(tuple(entries), default_subset or 0, hashlib.sha256(raw).hexdigest(), path)
+    return Suite(tuple(entries), default_subset, hashlib.sha256(raw).hexdigest(), path)
 
 
 # --------------------------------------------------------------------------- building and caching

@@ -365,7 +365,7 @@ def test_default_suite_loads_and_is_consistent(suite):
     assert len(names) == len(set(names))
     assert all(e.perturbation in PERTURBATIONS for e in suite)
     assert {e.group for e in suite} == {"assignment", "mnist_c", "sweep"}
-    assert suite.subset > 0
+    assert suite.subset == 2000
 
 
 def test_suite_has_the_assignments_two_tests_on_the_full_test_set(suite):
