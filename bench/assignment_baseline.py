@@ -9,7 +9,6 @@ import time
 
 start_wall = time.perf_counter()
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402,F401
 from tensorflow.keras.layers import Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
 from tensorflow.keras.models import Sequential  # noqa: E402
 from tensorflow.keras.utils import to_categorical  # noqa: E402

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from harness import __version__
 from harness.data import DATA_ENV, DataUnavailable
+from harness.sandbox import SandboxUnavailable
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=["fr", "en"], default="fr", help="language of reports and reasons (default fr)")
     parser.add_argument("--rubric", type=Path, help="rubric TOML file (default: the bundled rubric/default.toml)")
+    parser.add_argument("--overrides", type=Path,
+                        help="instructor overrides (.toml or .csv): set or adjust any criterion of any student")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,10 +35,31 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--profile", default="quick", help="full, quick or smoke (reference/protocol.toml)")
     grade.add_argument("--data", type=Path, help=f"local MNIST .npz (default: ${DATA_ENV}, else Keras's loader)")
     grade.add_argument("--seed", type=int, help="training seed (default: the protocol's)")
-    grade.add_argument("--workers", type=int, default=1, help="submissions graded at once (default 1)")
+    grade.add_argument("--seeds", type=int, default=1, metavar="K",
+                       help="train every model and the reference on K seeds derived from --seed, and report the "
+                            "gain's mean ± std and 95%% confidence interval (default 1)")
+    grade.add_argument("--suite", type=Path, help="robustness suite TOML (default: reference/robustness_suite.toml)")
+    grade.add_argument("--workers", type=int, default=None,
+                       help="submissions graded at once (default: from the machine's cores and memory)")
+    grade.add_argument("--cache", type=Path, help="stage cache folder, shareable between runs (default OUT/.cache)")
+    grade.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="local worker processes (default) or Ray tasks (pip install 'harness[ray]')")
+    grade.add_argument("--address", help="address of an existing Ray cluster (default: start a local Ray)")
+    grade.add_argument("--gpus-per-task", type=float, help="GPU fraction per Ray task (default 0.25 when GPUs exist)")
+    grade.add_argument("--no-cache", action="store_true", help="rerun every stage, ignoring cached results")
     grade.add_argument("--protocol", type=Path, help="protocol TOML file (default: reference/protocol.toml)")
-    grade.add_argument("--memory-mb", type=int, default=None, help="address-space cap per worker in MiB")
-    grade.add_argument("--no-sandbox", action="store_true", help="run workers without bubblewrap even if present")
+    limits = grade.add_argument_group("worker limits (defaults: the profile's [limits.*] in the protocol file)")
+    limits.add_argument("--memory-mb", type=int, default=None, help="address space of each worker process, MiB")
+    limits.add_argument("--resident-mb", type=int, default=None, help="resident memory of a whole worker, MiB (cgroup)")
+    limits.add_argument("--cpu-seconds", type=int, default=None, metavar="S",
+                        help="CPU time per worker thread, seconds")
+    limits.add_argument("--max-processes", type=int, default=None, help="processes + threads of a worker")
+    limits.add_argument("--max-open-files", type=int, default=None, help="open files of a worker process")
+    limits.add_argument("--max-output-mb", type=int, default=None, help="what a worker may write, MiB")
+    sandbox = grade.add_mutually_exclusive_group()
+    sandbox.add_argument("--no-sandbox", action="store_true", help="run workers without bubblewrap even if present")
+    sandbox.add_argument("--require-sandbox", action="store_true",
+                         help="refuse to grade (exit 2) unless bubblewrap works here")
     _common(grade)
 
     score = commands.add_parser("score", help="re-score stored results (after a rubric change); trains nothing")
@@ -49,13 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _grade(args) -> int:
-    from harness.grade import GradeOptions, grade
-    from harness.sandbox import Limits
+    from harness.grade import GradeOptions, default_workers, grade
+    from harness.sandbox import profile_limits
 
-    limits = Limits() if args.memory_mb is None else Limits(memory_mb=args.memory_mb)
+    limits = profile_limits(args.profile, args.protocol).replace(
+        memory_mb=args.memory_mb, resident_mb=args.resident_mb, cpu_seconds_per_thread=args.cpu_seconds,
+        processes=args.max_processes, open_files=args.max_open_files, output_mb=args.max_output_mb)
     options = GradeOptions(paths=args.paths, out=args.out, profile=args.profile, data=args.data, seed=args.seed,
-                           language=args.lang, rubric=args.rubric, protocol=args.protocol, workers=args.workers,
-                           use_bubblewrap=False if args.no_sandbox else None, limits=limits,
+                           language=args.lang, rubric=args.rubric, overrides=args.overrides,
+                           protocol=args.protocol,
+                           workers=args.workers or default_workers(), cache=args.cache, use_cache=not args.no_cache,
+                           backend=args.backend, address=args.address, gpus_per_task=args.gpus_per_task,
+                           use_bubblewrap=False if args.no_sandbox else (True if args.require_sandbox else None),
+                           limits=limits,
+                           seeds=args.seeds, suite=args.suite,
                            log=lambda message: print(message, flush=True))
     summary = grade(options)
     failed = [r for r in summary.results if r.status != "ok"]
@@ -67,8 +100,11 @@ def _grade(args) -> int:
 def _rescore(args) -> int:
     from harness.rescore import rescore
 
-    results = rescore(args.out, rubric_path=args.rubric, language=args.lang)
-    print(f"re-scored {len(results)} submission(s) from {args.out} (nothing retrained)")
+    started = time.monotonic()
+    results = rescore(args.out, rubric_path=args.rubric, language=args.lang, overrides=args.overrides,
+                      log=lambda message: print(message, flush=True))
+    print(f"re-scored {len(results)} submission(s) from {args.out} in {time.monotonic() - started:.1f} s "
+          "(nothing retrained)")
     return 0 if all(r.status == "ok" for r in results) else 1
 
 
@@ -81,6 +117,7 @@ def _report(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
         if args.command == "grade":
@@ -97,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataUnavailable as error:
         print(f"harness: MNIST is not available: {error}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, SandboxUnavailable) as error:
         print(f"harness: {error}", file=sys.stderr)
         return 2
     return 2

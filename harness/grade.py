@@ -13,15 +13,14 @@ import shlex
 import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from harness import __version__
+from harness import __version__, analysis
 from harness.config import Profile, Protocol, bundled, load_protocol
 from harness.data import RawMnist, load_mnist, test_set, training_split
 from harness.evaluate import evaluate_models
@@ -36,12 +35,19 @@ from harness.results import (
     TrainingRecord,
     WorkerInfo,
 )
-from harness.sandbox import Limits, bubblewrap_available
-from harness.score import Evidence, Rubric, failed_score, load_rubric, score
+from harness.analysis import AnalysisConfig
+from harness.perturbations import BuiltSuite
+from harness.results import AnalysisSummary, SeedRun
+from harness.backends import make_backend
+from harness.cache import StageCache
+from harness.progress import Progress
+from harness.sandbox import Limits, SandboxUnavailable, bubblewrap_available, profile_limits
+from harness.score import Rubric, load_rubric, score_result
 from harness.train import TrainingJob, train_submission
 
 REFERENCE_DIR = "_reference"
 WORK_DIR = ".work"
+CACHE_DIR = ".cache"
 
 
 @dataclass
@@ -53,11 +59,20 @@ class GradeOptions:
     seed: int | None = None
     language: str = "fr"
     rubric: Path | None = None
+    overrides: Path | None = None  # the instructor's overrides file (harness/overrides.py)
     protocol: Path | None = None
     workers: int = 1
     use_bubblewrap: bool | None = None
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits | None = None   # None: the profile's [limits.<profile>] in the protocol file
     epochs_override: int | None = None
+    cache: Path | None = None
+    use_cache: bool = True
+    progress: Progress | None = None
+    backend: str = "local"
+    address: str | None = None
+    gpus_per_task: float | None = None
+    seeds: int = 1                 # --seeds K: each model and the reference trained on K seeds
+    suite: Path | None = None      # robustness suite file (default reference/robustness_suite.toml)
     log: callable = print
 
 
@@ -82,6 +97,15 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def default_workers() -> int:
+    """One worker per core, as far as memory allows (a worker training the full profile needs ~3 GiB)."""
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory_gib = 8.0
+    return max(1, min(os.cpu_count() or 1, int(memory_gib // 3)))
+
+
 def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
@@ -101,6 +125,12 @@ class Session:
     test_data: Path
     labels: np.ndarray
     run: RunInfo
+    cache: StageCache
+    progress: Progress
+    suite: BuiltSuite | None = None          # built once per run, before any worker starts
+    seeds: tuple[int, ...] = ()
+    analysis_config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    n_val: int = 0
 
     def training_job(self, scratch_name: str) -> TrainingJob:
         return TrainingJob(protocol=self.protocol, profile=self.profile, seed=self.seed,
@@ -108,6 +138,12 @@ class Session:
                            threads=default_threads(self.options.workers), limits=self.options.limits,
                            use_bubblewrap=self.options.use_bubblewrap,
                            epochs_override=self.options.epochs_override)
+
+    @property
+    def evaluation_key(self) -> str:
+        """What an evaluation depends on besides the trained model: the test images, the suite, the harness."""
+        suite = self.suite.checksum if self.suite is not None else "no-suite"
+        return hashlib.sha256(f"{self.test_data.name}|{suite}|{__version__}".encode()).hexdigest()[:20]
 
     @property
     def run_key(self) -> str:
@@ -140,10 +176,15 @@ def open_session(options: GradeOptions) -> Session:
     profile = protocol.profile(options.profile)
     seed = options.seed if options.seed is not None else protocol.training.seed
     raw = load_mnist(options.data)
-    rubric = load_rubric(options.rubric)
+    rubric = load_rubric(options.rubric, options.overrides)
     translator = Translator(options.language)
     options.out.mkdir(parents=True, exist_ok=True)
     train_path, test_path, labels = _write_data(options.out / WORK_DIR / "data", raw, protocol, profile)
+    suite, seeds = _prepare_suite(options, raw, profile), analysis.derive_seeds(seed, options.seeds)
+    if options.limits is None:
+        options.limits = profile_limits(profile.name, options.protocol)
+    if options.use_bubblewrap and not bubblewrap_available():
+        raise SandboxUnavailable("bubblewrap was required but `bwrap` is missing or cannot create namespaces here")
     sandbox = bubblewrap_available() if options.use_bubblewrap is None else options.use_bubblewrap
     run = RunInfo(
         harness_version=__version__, profile=profile.name, seed=seed, protocol_sha256=protocol.source_sha256,
@@ -151,46 +192,137 @@ def open_session(options: GradeOptions) -> Session:
         versions=library_versions(), language=options.language,
         budgets={"model_budget_s": profile.model_budget_s, "submission_budget_s": profile.submission_budget_s,
                  "import_timeout_s": profile.import_timeout_s, "build_timeout_s": profile.build_timeout_s,
-                 "max_epochs": profile.max_epochs, "memory_mb": options.limits.memory_mb},
+                 "max_epochs": profile.max_epochs, "memory_mb": options.limits.memory_mb,
+                 **options.limits.as_budgets()},
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=shlex.join(["harness", *sys.argv[1:]]) if sys.argv and "harness" in sys.argv[0] else "harness grade",
+        suite_sha256=suite.suite.sha256, suite_checksum=suite.checksum, seeds=seeds,
     )
     if not sandbox:
-        options.log("warning: bubblewrap is not available: student code runs in plain worker processes "
-                    "with resource limits only (no filesystem or network isolation)")
-    return Session(options, protocol, profile, seed, raw, rubric, translator, train_path, test_path, labels, run)
+        options.log("WARNING: " + ("bubblewrap is not available" if options.use_bubblewrap is None else
+                                   "--no-sandbox") + ": student code runs in plain worker processes with "
+                    "resource limits only: NO filesystem or network isolation (README, Security); "
+                    "every result says so in worker.sandbox")
+    cache = StageCache(options.cache or options.out / CACHE_DIR, enabled=options.use_cache)
+    n_val = int(round(min(profile.train_images, len(raw.x_train)) * protocol.training.validation_split))
+    return Session(options, protocol, profile, seed, raw, rubric, translator, train_path, test_path, labels, run,
+                   cache, options.progress or Progress.for_stream(sys.stdout, options.log), suite=suite,
+                   seeds=tuple(seeds), analysis_config=analysis.load_config(), n_val=n_val)
+
+
+def _prepare_suite(options: GradeOptions, raw: RawMnist, profile: Profile) -> BuiltSuite:
+    """The robustness suite's perturbed sets, built here (harness code, grading process) or read from
+    the cache; OUT/_suite holds their manifest and the report's example images."""
+    x_test, _ = test_set(raw, profile.test_images)
+    started = time.monotonic()
+    suite = analysis.prepare_suite(x_test, analysis.suite_cache_dir(options.out), options.suite)
+    analysis.write_suite_artifacts(suite, x_test, options.out / analysis.SUITE_DIR)
+    origin = "from the cache" if suite.from_cache else f"built in {time.monotonic() - started:.1f} s"
+    options.log(f"robustness suite: {len(suite)} perturbed sets, {suite.n_images:,} images ({origin}), "
+                f"checksum {suite.checksum[:12]}")
+    return suite
 
 
 def _train_and_evaluate(session: Session, module_source: str, factories: list[tuple[str, str]],
-                        scratch_name: str, models_dir: Path) -> tuple[list[ModelResult], WorkerInfo, float]:
+                        scratch_name: str, models_dir: Path, student: str = "") -> tuple[list[ModelResult], WorkerInfo]:
+    """Models of one submission, each from the cache where its key matches, else trained and evaluated."""
     job = session.training_job(scratch_name)
-    started = time.monotonic()
-    models, worker = train_submission(module_source, factories, job, job.work_dir / "train", models_dir)
-    module_path = job.work_dir / "train" / "submission.py"
-    models = evaluate_models(models, job, job.work_dir / "evaluate", models_dir, session.test_data,
-                             session.labels, module_path=module_path)
-    return models, worker, time.monotonic() - started
+    keys = {name: session.cache.key(module_source, name, session.run_key) for name, _ in factories}
+    models = {name: session.cache.load(keys[name], session.evaluation_key, models_dir) for name, _ in factories}
+    to_train = [(name, role) for name, role in factories if models[name] is None]
+    worker = WorkerInfo(sandbox="none needed: every model came from the cache", threads=0)
+    if to_train:
+        trained, worker = train_submission(module_source, to_train, job, job.work_dir / "train", models_dir,
+                                           on_event=session.progress.worker_event(student))
+        models.update({m.name: m for m in trained})
+    to_evaluate = [m for m in models.values() if m.status == "ok" and "evaluate" not in m.from_cache]
+    if to_evaluate:
+        module_path = job.work_dir / "train" / "submission.py"
+        module_path.parent.mkdir(parents=True, exist_ok=True)
+        module_path.write_text(module_source, encoding="utf-8")
+        evaluated = evaluate_models(to_evaluate, job, job.work_dir / "evaluate", models_dir, session.test_data,
+                                    session.labels, module_path=module_path, suite=session.suite)
+        models.update({m.name: m.model_copy(update={"evaluation_key": session.evaluation_key}) for m in evaluated})
+    for name, model in models.items():
+        if "evaluate" not in model.from_cache:
+            session.cache.store(keys[name], model, models_dir)
+    shutil.rmtree(job.work_dir, ignore_errors=True)
+    return [models[name] for name, _ in factories], worker
 
 
 def reference_model(session: Session) -> ModelResult:
     """The company's baseline, trained once per protocol, profile, seed and data; reused by everyone."""
     source = bundled("reference", "baseline.py").read_text(encoding="utf-8")
-    key = hashlib.sha256(f"{session.run_key}|{source}".encode()).hexdigest()[:20]
     folder = session.options.out / REFERENCE_DIR
+    key = session.cache.key(source, "create_baseline_model", session.run_key)
     stored = folder / "reference.json"
     if stored.exists():
         summary = ReferenceSummary.read(stored)
-        if summary.trained_for == key:
+        if summary.trained_for == key and summary.model.evaluation_key == session.evaluation_key:
             return summary.model
-    session.options.log("training the reference model…")
-    models, _, seconds = _train_and_evaluate(session, source, [("create_baseline_model", "reference")],
-                                             "_reference", folder / "models")
+    session.options.log("reference model…")
+    started = time.monotonic()
+    models, _ = _train_and_evaluate(session, source, [("create_baseline_model", "reference")], "_reference",
+                                    folder / "models", student="reference")
     model = models[0]
     if model.status != "ok":
         raise RuntimeError(f"the reference model failed to train: {model.reason}\n{model.traceback or ''}")
     ReferenceSummary(model=model, trained_for=key).write(stored)
-    session.options.log(f"reference: {100 * model.test_accuracy:.2f} % in {seconds:.0f} s")
+    origin = "from the cache" if model.from_cache else f"trained in {time.monotonic() - started:.0f} s"
+    session.options.log(f"reference: {100 * model.test_accuracy:.2f} % ({origin})")
     return model
+
+
+def _seed_runs(session: Session, module_source: str, factories: list[tuple[str, str]], scratch_name: str,
+               folder: Path, student: str) -> dict[str, list[SeedRun]]:
+    """--seeds K: every model trained again on the K-1 other seeds (clean test set only; the stage
+    cache keeps each run), in `folder`/seeds/<seed>/models."""
+    runs: dict[str, list[SeedRun]] = {name: [] for name, _ in factories}
+    for seed in session.seeds[1:]:
+        seeded = replace(session, seed=seed, suite=None)
+        models, _ = _train_and_evaluate(seeded, module_source, factories, f"{scratch_name}-seed-{seed}",
+                                        folder / "seeds" / str(seed) / "models", student=student)
+        for model in models:
+            runs[model.name].append(analysis.seed_run(model, seed))
+    return runs
+
+
+def complete_reference(session: Session, model: ModelResult) -> ModelResult:
+    """The reference with its runs on the other seeds and its own analysis (its corruption errors
+    are every model's denominators), written back to reference.json."""
+    folder = session.options.out / REFERENCE_DIR
+    runs: list[SeedRun] = []
+    if len(session.seeds) > 1:
+        source = bundled("reference", "baseline.py").read_text(encoding="utf-8")
+        extra = _seed_runs(session, source, [("create_baseline_model", "reference")], "_reference", folder, "reference")
+        runs = [analysis.seed_run(model, session.seed), *extra["create_baseline_model"]]
+    model = analysis.analyze_reference(model.model_copy(update={"seed_runs": runs}), folder / "models",
+                                       session.labels, session.suite, session.analysis_config)
+    analysis.write_gallery(folder / analysis.GALLERY_FILE, [model], session.raw.x_test[: len(session.labels)])
+    stored = folder / "reference.json"
+    ReferenceSummary(model=model, trained_for=ReferenceSummary.read(stored).trained_for).write(stored)
+    if model.robustness is not None:
+        rob = model.robustness
+        session.options.log(
+            f"reference robustness: clean {100 * rob.clean_accuracy:.2f} %, noise σ=0.1 {100 * (rob.noise_accuracy or 0):.2f} %, "
+            f"rotation ±15° {100 * (rob.rotation_accuracy or 0):.2f} %, MNIST-C mean {100 * (rob.mnist_c_accuracy or 0):.2f} %"
+            + (f" (suite predicted in {rob.predict_seconds:.1f} s)" if rob.predict_seconds else ""))
+    return model
+
+
+def _analyse(session: Session, module_source: str, factories: list[tuple[str, str]], scratch_name: str,
+             folder: Path, models: list[ModelResult], reference: ModelResult,
+             student: str) -> tuple[list[ModelResult], AnalysisSummary]:
+    """Seed runs, error analysis, robustness, significance against the reference, integrity flags."""
+    if len(session.seeds) > 1:
+        extra = _seed_runs(session, module_source, factories, scratch_name, folder, student)
+        models = [m.model_copy(update={"seed_runs": [analysis.seed_run(m, session.seed), *extra[m.name]]})
+                  for m in models]
+    models, summary = analysis.analyze_models(
+        models, folder / "models", session.labels, session.suite, session.analysis_config, reference,
+        session.options.out / REFERENCE_DIR / "models", session.n_val, session.translator)
+    gallery = analysis.write_gallery(folder / analysis.GALLERY_FILE, models, session.raw.x_test[: len(session.labels)])
+    return models, summary.model_copy(update={"gallery_file": gallery.name if gallery else None})
 
 
 def _status(ingest: IngestResult, models: list[ModelResult]) -> tuple[str, str | None]:
@@ -203,13 +335,10 @@ def _status(ingest: IngestResult, models: list[ModelResult]) -> tuple[str, str |
 
 def score_submission(session_rubric: Rubric, translator: Translator, result: SubmissionResult,
                      ingest: IngestResult, protocol: Protocol) -> SubmissionResult:
-    """(Re-)score a stored result; used by grading and by `harness score`."""
-    if ingest.status != "ok":
-        return result.model_copy(update={"score": failed_score(session_rubric, result.reason or "", translator)})
-    evidence = Evidence(ingest=ingest, models=result.models, reference=result.reference.model if result.reference else None,
-                        rubric=session_rubric, protocol_epochs=protocol.training.epochs,
-                        protocol_batch_size=protocol.training.batch_size)
-    return result.model_copy(update={"score": score(evidence, translator)})
+    """(Re-)score a stored result (the rubric carries the instructor's overrides); used by grading
+    and by `harness score`."""
+    return score_result(session_rubric, translator, result, ingest, protocol.training.epochs,
+                        protocol.training.batch_size)
 
 
 def grade_one(session: Session, student: str, path: Path, reference: ModelResult, reference_key: str) -> SubmissionResult:
@@ -225,19 +354,37 @@ def grade_one(session: Session, student: str, path: Path, reference: ModelResult
         result = SubmissionResult(status="invalid", reason=ingest.reason, **base)
     else:
         scratch = hashlib.sha256(student.encode()).hexdigest()[:12]
-        models, worker, seconds = _train_and_evaluate(
-            session, ingest.module_source, [(f.name, f.role) for f in ingest.factories], scratch, folder / "models")
+        started = time.monotonic()
+        models, worker = _train_and_evaluate(
+            session, ingest.module_source, [(f.name, f.role) for f in ingest.factories], scratch, folder / "models",
+            student=student)
         TrainingRecord(student=student, submission_sha256=ingest.sha256, seed=session.seed,
                        profile=session.profile.name, data_sha256=session.raw.content_sha256, models=models,
-                       worker=worker, wall_seconds=seconds).write(folder / "training.json")
+                       worker=worker, wall_seconds=time.monotonic() - started).write(folder / "training.json")
         status, reason = _status(ingest, models)
-        result = SubmissionResult(status=status, reason=reason, models=models, worker=worker, **base)
+        models, summary = _analyse(session, ingest.module_source, [(f.name, f.role) for f in ingest.factories],
+                                   scratch, folder, models, reference, student)
+        result = SubmissionResult(status=status, reason=reason, models=models, worker=worker, analysis=summary, **base)
     result = score_submission(session.rubric, session.translator, result, ingest, session.protocol)
     result.write(folder / "result.json")
     return result
 
 
-def _reusable(folder: Path, sha256: str, session: Session) -> SubmissionResult | None:
+def _summary_line(student: str, result: SubmissionResult) -> str:
+    total = f"{result.score.total:g}/{result.score.max_total:g}" if result.score else "—"
+    cached = [m for m in result.models if "evaluate" in m.from_cache]
+    origin = " (every model from the cache)" if result.models and len(cached) == len(result.models) else ""
+    failure = f" — {result.reason}" if result.reason and result.status != "ok" else ""
+    return f"{student}: {result.status}, {total}{origin}{failure}"
+
+
+def _reusable(folder: Path, path: Path, session: Session, reference_key: str) -> SubmissionResult | None:
+    """The stored result of an unchanged submission graded under the same run settings, else None.
+
+    Results are written atomically, so a result.json is complete or absent; temporary files of a
+    write that a killed grader left behind are removed."""
+    for leftover in folder.glob(".result.json.*"):
+        leftover.unlink(missing_ok=True)
     stored = folder / "result.json"
     if not stored.exists():
         return None
@@ -245,46 +392,46 @@ def _reusable(folder: Path, sha256: str, session: Session) -> SubmissionResult |
         result = SubmissionResult.read(stored)
     except Exception:
         return None
-    same_run = (result.run.profile == session.profile.name and result.run.seed == session.seed
-                and result.run.data_content_sha256 == session.raw.content_sha256
-                and result.run.protocol_sha256 == session.protocol.source_sha256
-                and result.run.harness_version == __version__)
-    return result if same_run and result.submission_sha256 == sha256 else None
+    run = session.run
+    same_run = (result.reference is not None and result.reference.trained_for == reference_key
+                and result.run.harness_version == run.harness_version and result.run.profile == run.profile
+                and result.run.seed == run.seed and result.run.data_content_sha256 == run.data_content_sha256
+                and result.run.protocol_sha256 == run.protocol_sha256 and result.run.language == run.language
+                and result.run.suite_checksum == run.suite_checksum and result.run.seeds == run.seeds
+                and result.score is not None and result.score.rubric == session.rubric.source)
+    return result if same_run and result.submission_sha256 == submission_sha256(path) else None
 
 
 def grade(options: GradeOptions) -> BatchSummary:
+    """Grade every submission under `options.paths`; results are written as each one finishes."""
     from harness.report import render_all
 
     started = time.monotonic()
     session = open_session(options)
-    reference = reference_model(session)
+    reference = complete_reference(session, reference_model(session))
     reference_key = ReferenceSummary.read(options.out / REFERENCE_DIR / "reference.json").trained_for
     paths, ignored = discover(options.paths)
     for item in ignored:
         options.log(f"ignored {item.name}: {item.reason}")
     submissions = assign_ids(paths)
     options.log(f"{len(submissions)} submission(s), profile {session.profile.name}, seed {session.seed}, "
-                f"{options.workers} worker(s)")
+                f"{options.workers} worker(s) × {default_threads(options.workers)} thread(s)")
+    progress = session.progress
+    progress.start(len(submissions))
     results: dict[str, SubmissionResult] = {}
     todo = []
-    for student, path in submissions.items():
-        previous = _reusable(options.out / student, submission_sha256(path), session)
-        if previous is not None:
-            results[student] = previous
-            options.log(f"{student}: unchanged since the last run, kept ({previous.status})")
-        else:
+    for student, path in submissions.items():  # resume: a finished, unchanged submission is kept as is
+        previous = _reusable(options.out / student, path, session, reference_key)
+        if previous is None:
             todo.append((student, path))
-    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        futures = {pool.submit(grade_one, session, student, path, reference, reference_key): student
-                   for student, path in todo}
-        for future in as_completed(futures):
-            student = futures[future]
-            result = future.result()
-            results[student] = result
-            total = f"{result.score.total:g}/{result.score.max_total:g}" if result.score else "—"
-            options.log(f"[{len(results)}/{len(submissions)}] {student}: {result.status}, {total}"
-                        + (f" — {result.reason}" if result.reason and result.status != "ok" else ""))
+        else:
+            results[student] = previous
+            progress.submission_done(student, f"{student}: unchanged since the last run, kept ({previous.status})")
+    backend = make_backend(options.backend, options.workers, options.address, options.gpus_per_task)
+    for student, result in backend.run(session, todo, reference, reference_key):
+        results[student] = result
+        progress.submission_done(student, _summary_line(student, result))
+    progress.finish()
     ordered = [results[s] for s in submissions]
     render_all(options.out, ordered, reference, session.translator)
-    shutil.rmtree(options.out / WORK_DIR / "tmp", ignore_errors=True)
     return BatchSummary(ordered, reference, time.monotonic() - started)

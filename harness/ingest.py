@@ -15,8 +15,12 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import re
+import shutil
+import tempfile
 import unicodedata
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -53,10 +57,34 @@ SHELL_OR_MAGIC = re.compile(r"^(\s*)(?:[!%]|\w+\s*=\s*[!%])")
 
 # --------------------------------------------------------------------------- discovery
 
+# Moodle's "download all submissions": one folder per student and submission plugin,
+# "Jean Dupont_12345_assignsubmission_file_" (or files named "Jean Dupont_12345_assignsubmission_file_x.ipynb").
+MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<rest>.*)$")
+ARCHIVE_SUFFIXES = (".zip",)
+ARCHIVE_MAX_MEMBERS = 5000
+ARCHIVE_MAX_FILE_BYTES = 200 * 2**20
+ARCHIVE_MAX_TOTAL_BYTES = 1024 * 2**20
+ARCHIVE_MAX_DEPTH = 2            # a zip inside a zip (a student's upload inside Moodle's download)
+SKIPPED_NAMES = {"__MACOSX": "macOS archive metadata", ".DS_Store": "macOS folder metadata",
+                 ".ipynb_checkpoints": "Jupyter autosave checkpoints", "__pycache__": "Python bytecode cache",
+                 "Thumbs.db": "Windows thumbnail cache", "desktop.ini": "Windows folder settings"}
+
+
+def moodle_name(name: str) -> str | None:
+    """The student's name in a Moodle download's folder or file name, else None."""
+    match = MOODLE_NAME.match(unicodedata.normalize("NFC", name).strip())
+    return match.group("name").strip() if match else None
+
+
 def student_id(path: Path) -> str:
-    """A student's id: the file's stem or the folder's name, NFC-normalised, accents kept."""
+    """A student's id: the file's stem or the folder's name, NFC-normalised, accents kept.
+
+    A Moodle download's name keeps only the student's name:
+    ``Jean Dupont_12345_assignsubmission_file_`` → ``Jean Dupont``.
+    """
     name = path.stem if path.is_file() else path.name
-    return unicodedata.normalize("NFC", name).strip()
+    name = unicodedata.normalize("NFC", name).strip()
+    return moodle_name(name) or name
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -65,13 +93,19 @@ def _candidates(folder: Path) -> list[Path]:
 
 
 def _has_submissions_below(folder: Path) -> bool:
-    return any(p.is_dir() and not p.name.startswith(".") and
+    return any(p.is_dir() and not p.name.startswith(".") and p.name not in SKIPPED_NAMES and
                (_candidates(p) or _has_submissions_below(p)) for p in folder.iterdir())
 
 
 def _is_student_folder(folder: Path) -> bool:
-    """One student's folder: at most one notebook (a .py alone if no notebook), no subfolders of work."""
+    """One student's folder: at most one notebook (a .py alone if no notebook), no subfolders of work.
+
+    A Moodle folder (``Jean Dupont_12345_assignsubmission_file_``) is always one student's,
+    whatever it holds: its first notebook is graded and the other files are listed as ignored.
+    """
     files = _candidates(folder)
+    if moodle_name(folder.name) and (files or _has_submissions_below(folder)):
+        return True
     notebooks = [p for p in files if p.suffix == ".ipynb"]
     modules = [p for p in files if p.suffix == ".py"]
     if _has_submissions_below(folder):
@@ -79,29 +113,207 @@ def _is_student_folder(folder: Path) -> bool:
     return len(notebooks) == 1 or (not notebooks and len(modules) == 1)
 
 
-def discover(paths: list[Path]) -> tuple[list[Path], list[IgnoredItem]]:
+def _zip_member_name(info: zipfile.ZipInfo) -> str:
+    """The member's name as its author wrote it: zips without the UTF-8 flag (Windows, old macOS)
+    store names as bytes that zipfile reads as cp437; UTF-8 bytes are recovered when they decode."""
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+    return unicodedata.normalize("NFC", name)
+
+
+def _safe_member_parts(name: str) -> list[str] | None:
+    """The member's path parts, or None when it would land outside the extraction folder."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return None
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if any(part == ".." for part in parts):
+        return None
+    return parts
+
+
+def extract_archive(archive: Path, dest_root: Path, ignored: list[IgnoredItem], depth: int = 0) -> Path | None:
+    """Extract a zip safely into ``dest_root/<sha256[:12]>/<archive stem>/``; None if it cannot be read.
+
+    No member is written outside that folder (absolute names and ``..`` are refused), links are
+    not extracted, and the member count and sizes are capped (a zip bomb stops the extraction).
+    A single top-level folder is flattened, so the student id is the archive's name. Every
+    member not extracted is added to `ignored` with the reason.
+    """
+    label = str(archive)
+    try:
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:12]
+        handle = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        ignored.append(IgnoredItem(name=label, reason=f"not a readable zip archive ({error})"))
+        return None
+    stem = unicodedata.normalize("NFC", archive.stem).strip() or "archive"
+    target = Path(dest_root) / digest / stem
+    done_marker = target.parent / ".extracted"
+    with handle:
+        members = handle.infolist()
+        if len(members) > ARCHIVE_MAX_MEMBERS:
+            ignored.append(IgnoredItem(name=label, reason=f"archive has {len(members)} entries "
+                                                          f"(more than {ARCHIVE_MAX_MEMBERS}): not extracted"))
+            return None
+        entries: list[tuple[zipfile.ZipInfo, list[str]]] = []
+        for info in members:
+            name = _zip_member_name(info)
+            parts = _safe_member_parts(name)
+            where = f"{label}:{name}"
+            if parts is None:
+                ignored.append(IgnoredItem(name=where, reason="unsafe path in the archive (absolute or '..'): not extracted"))
+                continue
+            if not parts:
+                continue
+            skipped = next((SKIPPED_NAMES[p] for p in parts if p in SKIPPED_NAMES), None)
+            if skipped:
+                if not info.is_dir():
+                    ignored.append(IgnoredItem(name=where, reason=f"{skipped}: not extracted"))
+                continue
+            mode = (info.external_attr >> 16) & 0o170000
+            if mode == 0o120000:
+                ignored.append(IgnoredItem(name=where, reason="symbolic link in the archive: not extracted"))
+                continue
+            if info.flag_bits & 0x1:
+                ignored.append(IgnoredItem(name=where, reason="encrypted member: not extracted"))
+                continue
+            if info.is_dir():
+                continue
+            entries.append((info, parts))
+        # one wrapping folder (not a Moodle student folder) is flattened
+        tops = {parts[0] for _, parts in entries}
+        if len(tops) == 1 and all(len(parts) > 1 for _, parts in entries) and not moodle_name(next(iter(tops))):
+            entries = [(info, parts[1:]) for info, parts in entries]
+        if done_marker.exists() and target.is_dir():
+            return target
+        if target.parent.exists():
+            shutil.rmtree(target.parent)
+        target.mkdir(parents=True)
+        total = 0
+        for info, parts in entries:
+            where = f"{label}:{'/'.join(parts)}"
+            if info.file_size > ARCHIVE_MAX_FILE_BYTES:
+                ignored.append(IgnoredItem(name=where, reason=f"file of {info.file_size / 2**20:.0f} MiB "
+                                                              f"(limit {ARCHIVE_MAX_FILE_BYTES // 2**20} MiB): not extracted"))
+                continue
+            out_path = target.joinpath(*parts)
+            if not out_path.resolve().is_relative_to(target.resolve()):
+                ignored.append(IgnoredItem(name=where, reason="unsafe path in the archive: not extracted"))
+                continue
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            written = 0
+            try:
+                with handle.open(info) as source, open(out_path, "wb") as sink:
+                    while chunk := source.read(1 << 20):
+                        written += len(chunk)
+                        total += len(chunk)
+                        if written > ARCHIVE_MAX_FILE_BYTES or total > ARCHIVE_MAX_TOTAL_BYTES:
+                            raise ValueError("size limit")
+                        sink.write(chunk)
+            except ValueError:
+                out_path.unlink(missing_ok=True)
+                ignored.append(IgnoredItem(name=where, reason="larger than declared or over the archive's "
+                                                              f"size limit ({ARCHIVE_MAX_TOTAL_BYTES // 2**20} MiB "
+                                                              "in all): extraction stopped"))
+                break
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as error:
+                out_path.unlink(missing_ok=True)
+                ignored.append(IgnoredItem(name=where, reason=f"could not be extracted ({error})"))
+    # zips inside the archive (a student's upload inside Moodle's download), extracted in place
+    if depth + 1 < ARCHIVE_MAX_DEPTH:
+        for inner in sorted(target.rglob("*.zip")):
+            parent = inner.parent
+            extracted = extract_archive(inner, dest_root, ignored, depth + 1)
+            if extracted is not None:
+                place = parent / extracted.name if not (parent / extracted.name).exists() else parent / f"{extracted.name}-zip"
+                shutil.copytree(extracted, place)
+                inner.unlink()
+    else:
+        for inner in sorted(target.rglob("*.zip")):
+            ignored.append(IgnoredItem(name=f"{label}:{inner.relative_to(target)}",
+                                       reason=f"archive nested more than {ARCHIVE_MAX_DEPTH} deep: not extracted"))
+    done_marker.write_text(label, encoding="utf-8")
+    return target
+
+
+def default_archive_dir() -> Path:
+    """Where archives are extracted when the caller names no folder (a per-user temporary folder)."""
+    return Path(tempfile.gettempdir()) / f"harness-archives-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+
+
+def discover(paths: list[Path], extract_to: Path | None = None) -> tuple[list[Path], list[IgnoredItem]]:
     """Submission paths (files or student folders) under `paths`, and what was ignored and why.
 
     A folder given on the command line is a student's folder when it holds exactly one
     notebook (or, without notebooks, one module); otherwise it is a class folder whose files
-    and subfolders are walked.
+    and subfolders are walked. A ``.zip`` (a student's archive, or Moodle's "download all
+    submissions") is extracted safely into `extract_to` (default: a temporary folder) and
+    treated as the folder it contains; Moodle folders (``Jean Dupont_12345_assignsubmission_file_``)
+    are one student each, whose id is the student's name.
     """
     found: list[Path] = []
     ignored: list[IgnoredItem] = []
+    archives = Path(extract_to) if extract_to is not None else default_archive_dir()
+
+    def take_folder(folder: Path) -> None:
+        if _is_student_folder(folder):
+            found.append(folder)
+        elif _candidates(folder) or _has_submissions_below(folder):
+            walk(folder)
+        else:
+            ignored.append(IgnoredItem(name=str(folder), reason="folder without a notebook or .py module"))
+
+    def take_archive(archive: Path) -> None:
+        extracted = extract_archive(archive, archives, ignored)
+        if extracted is None:
+            return
+        if any(extracted.rglob("*.zip")) or not (_candidates(extracted) or _has_submissions_below(extracted)):
+            if not any(p.suffix in SUBMISSION_SUFFIXES for p in extracted.rglob("*")):
+                ignored.append(IgnoredItem(name=str(archive), reason="archive without a notebook or .py module"))
+                return
+        take_folder(extracted)
+
+    def moodle_folder_with_archive(folder: Path) -> bool:
+        """A Moodle student folder that holds a zip and no notebook or module: grade the zip's content."""
+        if not moodle_name(folder.name) or _candidates(folder) or _has_submissions_below(folder):
+            return False
+        zips = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in ARCHIVE_SUFFIXES)
+        if not zips:
+            return False
+        extracted = extract_archive(zips[0], archives, ignored)
+        if extracted is None:
+            return True
+        named = extracted.parent / folder.name  # keep the Moodle folder's name, so the id is the student's
+        if not named.exists():
+            shutil.copytree(extracted, named)
+        for other in zips[1:]:
+            ignored.append(IgnoredItem(name=str(other), reason="only one archive per student is graded"))
+        if _candidates(named) or _has_submissions_below(named):
+            found.append(named)
+        else:
+            ignored.append(IgnoredItem(name=str(zips[0]), reason="archive without a notebook or .py module"))
+        return True
 
     def walk(folder: Path) -> None:
         for entry in sorted(folder.iterdir()):
+            if entry.name in SKIPPED_NAMES:
+                ignored.append(IgnoredItem(name=str(entry), reason=SKIPPED_NAMES[entry.name]))
+                continue
             if entry.name.startswith(".") or entry.name == "__pycache__":
                 continue
             if entry.is_dir():
-                if _is_student_folder(entry):
-                    found.append(entry)
-                elif _candidates(entry) or _has_submissions_below(entry):
-                    walk(entry)
-                else:
-                    ignored.append(IgnoredItem(name=str(entry), reason="folder without a notebook or .py module"))
+                if moodle_folder_with_archive(entry):
+                    continue
+                take_folder(entry)
             elif entry.suffix in SUBMISSION_SUFFIXES:
                 found.append(entry)
+            elif entry.suffix.lower() in ARCHIVE_SUFFIXES:
+                take_archive(entry)
             else:
                 ignored.append(IgnoredItem(name=str(entry), reason=f"not a submission ({entry.suffix or 'no extension'})"))
 
@@ -109,8 +321,12 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[IgnoredItem]]:
         path = Path(path)
         if not path.exists():
             ignored.append(IgnoredItem(name=str(path), reason="does not exist"))
+        elif path.is_file() and path.suffix.lower() in ARCHIVE_SUFFIXES:
+            take_archive(path)
         elif path.is_file():
             found.append(path)
+        elif moodle_folder_with_archive(path):
+            continue
         elif _is_student_folder(path):
             found.append(path)
         else:
@@ -160,10 +376,38 @@ def _read_notebook(path: Path) -> tuple[list[CodeCell], list[MarkdownCell]]:
     code, markdown = [], []
     for index, cell in enumerate(notebook.cells, start=1):  # cells numbered from 1, as people count
         if cell.cell_type == "code":
-            code.append(CodeCell(cell=index, source=cell.source))
+            code.append(CodeCell(cell=index, source=cell.source, outputs=_text_outputs(cell)))
         elif cell.cell_type == "markdown":
             markdown.append(MarkdownCell(cell=index, text=cell.source))
     return code, markdown
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+MAX_OUTPUT_CHARS = 6000  # per output; longer ones (training logs) keep their first and last halves
+
+
+def _text_outputs(cell) -> list[str]:
+    """The saved text outputs of a code cell: what the student's own run printed (never executed here)."""
+    texts = []
+    for output in cell.get("outputs", []):
+        kind = output.get("output_type")
+        if kind == "stream":
+            text = output.get("text", "")
+        elif kind in ("execute_result", "display_data"):
+            text = output.get("data", {}).get("text/plain", "")
+        elif kind == "error":
+            text = f"{output.get('ename', '')}: {output.get('evalue', '')}"
+        else:
+            continue
+        text = ANSI_ESCAPE.sub("", "".join(text) if isinstance(text, list) else str(text))
+        text = "\n".join(([part for part in line.split("\r") if part.strip()] or [""])[-1]
+                         for line in text.split("\n"))  # progress bars rewritten with \r: their last state
+        if len(text) > MAX_OUTPUT_CHARS:
+            half = MAX_OUTPUT_CHARS // 2
+            text = text[:half] + "\n[…]\n" + text[-half:]
+        if text.strip():
+            texts.append(text)
+    return texts
 
 
 class IngestError(Exception):
@@ -415,8 +659,141 @@ def _choose_file(folder: Path, ignored: list[IgnoredItem]) -> Path:
     return chosen
 
 
-def ingest_path(path: Path, student: str | None = None) -> IngestResult:
-    """Ingest one submission (a file or a student's folder); never raises for bad content."""
+# --------------------------------------------------------------------------- other names
+
+MODEL_CONSTRUCTORS = {"Sequential", "Model", "Functional"}
+
+
+def _call_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Name):
+            return func.id
+        if isinstance(func, ast.Attribute):
+            return func.attr
+    return None
+
+
+def model_returning_functions(module_source: str) -> dict[str, str]:
+    """Top-level functions that return a Keras model, read statically: {name: what it returns}.
+
+    A function returns a model when it returns ``Sequential(...)``/``Model(...)`` (or a subclass
+    defined in the module), a variable assigned from one, or the result of another such function.
+    """
+    try:
+        tree = ast.parse(module_source)
+    except SyntaxError:
+        return {}
+    constructors = set(MODEL_CONSTRUCTORS)
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(
+                (isinstance(b, ast.Name) and b.id in MODEL_CONSTRUCTORS) or
+                (isinstance(b, ast.Attribute) and b.attr in MODEL_CONSTRUCTORS) for b in node.bases):
+            constructors.add(node.name)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    found: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        known = constructors | set(found)
+        for name, fn in functions.items():
+            if name in found:
+                continue
+            bound: dict[str, str] = {}
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Assign) and _call_name(node.value) in known:
+                    for target in _target_names(node.targets):
+                        bound[target] = _call_name(node.value)
+            for node in ast.walk(fn):
+                if not isinstance(node, ast.Return) or node.value is None:
+                    continue
+                made = _call_name(node.value)
+                if made in known:
+                    found[name] = f"{made}(…)"
+                elif isinstance(node.value, ast.Name) and node.value.id in bound:
+                    found[name] = f"{bound[node.value.id]}(…)"
+                if name in found:
+                    changed = True
+                    break
+    return found
+
+
+def _required_args(fn: ast.FunctionDef) -> int:
+    args = fn.args
+    required = len(args.posonlyargs) + len(args.args) - len(args.defaults)
+    return required + sum(1 for d in args.kw_defaults if d is None)
+
+
+def candidate_factories(module_source: str, factory_names: set[str]) -> list[IgnoredItem]:
+    """Functions that return a Keras model under other names than the convention's, with how to use them."""
+    try:
+        functions = {n.name: n for n in ast.parse(module_source).body if isinstance(n, ast.FunctionDef)}
+    except SyntaxError:
+        return []
+    candidates = []
+    for name, made in model_returning_functions(module_source).items():
+        if name in factory_names:
+            continue
+        if _required_args(functions[name]):
+            reason = (f"returns a Keras model ({made}) but takes arguments: wrap it in a zero-argument "
+                      "create_improved_model_<n>() to have it graded")
+        else:
+            reason = (f"returns a Keras model ({made}): name it create_improved_model_<n>, or grade it as is "
+                      f"with --factory-map create_improved_model_1={name}")
+        candidates.append(IgnoredItem(name=name, reason=reason))
+    return candidates
+
+
+def is_factory_name(name: str) -> bool:
+    return name == BASELINE_FACTORY or bool(IMPROVED_FACTORY.match(name))
+
+
+def _apply_factory_map(module_source: str, factory_map: dict[str, str], existing: set[str]
+                       ) -> tuple[str, dict[str, str], list[IgnoredItem]]:
+    """The module with one zero-argument alias per mapping (``create_improved_model_1`` calling the
+    student's ``build_cnn``), TRAINING_CONFIG entries keyed by the student's names copied to the
+    harness's names; returns (source, mappings applied, mappings refused with why)."""
+    tree = ast.parse(module_source)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    applied, refused, aliases = {}, [], []
+    for target, own in factory_map.items():
+        if not is_factory_name(target):
+            refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {target} is not a factory name "
+                                       "(create_baseline_model or create_improved_model_<n>)"))
+        elif own not in functions:
+            refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {own}() is not defined "
+                                       "at the top level of the submission"))
+        elif target in existing:
+            refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {target}() is already defined"))
+        elif _required_args(functions[own]):
+            refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {own}() takes arguments"))
+        else:
+            applied[target] = own
+            aliases.append(f"def {target}():  # --factory-map {target}={own}\n    return {own}()\n")
+    if not applied:
+        return module_source, applied, refused
+    remap = ("\nif isinstance(globals().get(\"TRAINING_CONFIG\"), dict):  # --factory-map: settings under the "
+             "student's names\n    for _harness_name, _own_name in " + repr(applied) + ".items():\n"
+             "        if _own_name in TRAINING_CONFIG and _harness_name not in TRAINING_CONFIG:\n"
+             "            TRAINING_CONFIG[_harness_name] = TRAINING_CONFIG[_own_name]\n")
+    return module_source + "\n\n" + "\n\n".join(aliases) + remap, applied, refused
+
+
+def notebook_format(path: Path) -> str | None:
+    """The nbformat version a notebook was saved with ('3.0', '4.5'), read from its JSON."""
+    try:
+        data = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+        return f"{int(data['nbformat'])}.{int(data.get('nbformat_minor', 0))}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, str] | None = None) -> IngestResult:
+    """Ingest one submission (a file or a student's folder); never raises for bad content.
+
+    `factory_map` ({harness name: the student's function}, ``--factory-map``) grades functions
+    named otherwise, e.g. ``{"create_improved_model_1": "build_cnn"}``.
+    """
     path = Path(path)
     student = student or student_id(path)
     ignored_files: list[IgnoredItem] = []
@@ -442,17 +819,51 @@ def ingest_path(path: Path, student: str | None = None) -> IngestResult:
         factories, ignored_functions = _factories(extractor, module_source)
     except IngestError as error:
         return result.model_copy(update={"status": "invalid", "reason": str(error)})
+    if main_file.suffix == ".ipynb":
+        result = result.model_copy(update={"notebook_format": notebook_format(main_file)})
+    applied: dict[str, str] = {}
+    if factory_map:
+        mapped_source, applied, refused = _apply_factory_map(module_source, factory_map, {f.name for f in factories})
+        ignored_functions = ignored_functions + refused
+        if applied:
+            module_source = mapped_source
+            mapped, _ = _factories(extractor, module_source)
+            where = {n.name: n for n in ast.parse(module_source).body if isinstance(n, ast.FunctionDef)}
+            line_map = extractor.line_map
+            fixed = []
+            for factory in mapped:
+                own = applied.get(factory.name)
+                if own:
+                    node = where[own]
+                    cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
+                    factory = factory.model_copy(update={"cell": cell, "line": line,
+                                                         "has_docstring": ast.get_docstring(node) is not None})
+                fixed.append(factory)
+            factories = fixed
+            ignored_functions = [i for i in ignored_functions if i.name not in applied.values()]
+    candidates = []
+    if not any(f.role == "improved" for f in factories):
+        candidates = candidate_factories(module_source, {f.name for f in factories} | set(applied.values()))
     has_config = any(TRAINING_CONFIG in _target_names(n.targets if isinstance(n, ast.Assign) else [n.target])
                      for n in ast.parse(module_source).body if isinstance(n, (ast.Assign, ast.AnnAssign)))
     update = dict(
         code_cells=code_cells, markdown=markdown, module_source=module_source,
         line_map=extractor.line_map, dropped=extractor.dropped, factories=factories,
         ignored_functions=ignored_functions, has_training_config=has_config,
+        candidates=candidates, factory_map=applied, factory_source="mapped" if applied else "functions",
     )
     if not factories:
         update.update(status="invalid", reason=(
             "No factory found: define create_baseline_model() and/or create_improved_model_1(), "
             "create_improved_model_2(), … each returning a Keras model"
             + (f" (found {', '.join(i.name for i in ignored_functions)}, which the harness does not call)"
-               if ignored_functions else "") + "."))
+               if ignored_functions else "")
+            + (f". Functions that return a Keras model: {', '.join(c.name + '()' for c in candidates)} — "
+               "grade them with --factory-map create_improved_model_1=NAME" if candidates else "") + "."))
     return result.model_copy(update=update)
+
+
+def needs_discovery(ingest: IngestResult) -> bool:
+    """A readable notebook without factories: its models may be built at top level (harness/discover.py)."""
+    return (ingest.status == "invalid" and not ingest.factories and bool(ingest.code_cells)
+            and ingest.main_file.endswith(".ipynb"))

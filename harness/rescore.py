@@ -32,10 +32,17 @@ def _reference(out: Path):
     return ReferenceSummary.read(stored).model if stored.exists() else None
 
 
-def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr") -> list[SubmissionResult]:
-    rubric, translator, protocol = load_rubric(rubric_path), Translator(language), load_protocol()
+def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", overrides: Path | None = None,
+            log=None) -> list[SubmissionResult]:
+    """Score every stored result again with `rubric_path` and the instructor's `overrides`, then
+    re-render the reports: reads ingest.json and result.json only, trains and evaluates nothing."""
+    rubric, translator, protocol = load_rubric(rubric_path, overrides), Translator(language), load_protocol()
+    stored = stored_results(out)
+    unknown = rubric.overrides.unknown_students([result.student for _, result in stored])
+    if unknown and log is not None:
+        log(f"warning: the overrides name student(s) not in {out}: {', '.join(unknown)}")
     results = []
-    for path, result in stored_results(out):
+    for path, result in stored:
         ingest = IngestResult.read(path.parent / "ingest.json")
         result = score_submission(rubric, translator, result, ingest, protocol)
         result.write(path)

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -67,6 +67,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
 class CodeCell(_Result):
     cell: int | None = Field(description="notebook cell index; None for a .py module")
     source: str
+    outputs: list[str] = Field([], description="the notebook's saved text outputs of this cell (streams, "
+                                               "text/plain results, errors), ANSI codes removed, long ones cut")
 
 
 class MarkdownCell(_Result):
@@ -115,6 +117,74 @@ class IngestResult(_Result):
         [], description="for each line of module_source: (cell, line in that cell)")
     code_cells: list[CodeCell] = []
     markdown: list[MarkdownCell] = []
+    notebook_format: str | None = Field(None, description="nbformat version of the notebook as handed in, e.g. '4.5'")
+    factory_source: Literal["functions", "mapped", "discovered"] = Field(
+        "functions", description="functions: the convention's names; mapped: --factory-map; "
+                                 "discovered: models built at top level, found by running the notebook")
+    factory_map: dict[str, str] = Field({}, description="harness factory name -> the student's function (--factory-map)")
+    candidates: list[IgnoredItem] = Field(
+        [], description="functions that return a Keras model under another name (map them with --factory-map)")
+    discovery: DiscoveryRecord | None = Field(None, description="top-level model discovery (no factories)")
+
+
+# --------------------------------------------------------------------------- execute + discover
+# harness/execute.py runs a whole notebook with nbclient; harness/discover.py runs its code cells
+# with Keras's training intercepted. Both in a sandboxed worker.
+
+class CellRun(_Result):
+    cell: int = Field(description="notebook cell index, from 1 (markdown cells counted)")
+    status: Literal["ok", "error", "timeout", "not_run"]
+    seconds: float | None = None
+    error_name: str | None = None
+    error_message: str | None = None
+    output: str = Field("", description="the text the cell printed (stdout, text results), truncated")
+
+
+class PrintedAccuracy(_Result):
+    cell: int
+    text: str = Field(description="the printed line")
+    value: float = Field(description="as a fraction in [0, 1]")
+
+
+class ExecutionRecord(_Result):
+    """`--execute`: the notebook run top to bottom as handed in (not used to grade the models)."""
+
+    status: Literal["ok", "failed", "timeout", "error"] = Field(
+        description="ok: every code cell ran; failed: at least one raised; timeout: the notebook's deadline "
+                    "was reached; error: the notebook could not be started")
+    reason: str | None = None
+    cells: list[CellRun] = []
+    failed_cells: list[int] = []
+    first_failure: int | None = None
+    accuracies: list[PrintedAccuracy] = Field([], description="accuracies the student's cells printed")
+    neutralised: list[DroppedStatement] = Field([], description="lines replaced by `pass` before running (Colab, shell)")
+    data_note: str = Field("", description="how the notebook got MNIST (a first cell injected by the harness)")
+    cell_timeout_s: float = 0
+    deadline_s: float = 0
+    seconds: float = 0
+    sandbox: str = ""
+
+
+class DiscoveredModel(_Result):
+    factory: str = Field(description="the factory name the harness gave it")
+    role: Literal["baseline", "improved"]
+    variable: str | None = Field(None, description="the notebook variable holding the model when it was fitted")
+    built_cell: int | None = Field(None, description="cell that built the model")
+    compiled_cell: int | None = None
+    fitted_cell: int | None = None
+    params: int | None = None
+    fit: dict[str, Any] = Field({}, description="fit settings as recorded: epochs, batch_size, callbacks, generator")
+    notes: list[str] = Field([], description="what could not be reproduced, and why")
+
+
+class DiscoveryRecord(_Result):
+    status: Literal["ok", "no_models", "error", "timeout"]
+    reason: str | None = None
+    models: list[DiscoveredModel] = []
+    not_fitted: list[str] = Field([], description="models compiled but never fitted (not graded)")
+    cells: list[CellRun] = []
+    seconds: float = 0
+    sandbox: str = ""
 
 
 # --------------------------------------------------------------------------- train + evaluate
@@ -145,6 +215,142 @@ class TrainingSettings(_Result):
     ignored_keys: list[str] = []
 
 
+# --------------------------------------------------------------------------- analysis (harness/analysis.py)
+# Computed by the grading process from the stored predictions (never by student code). Small on
+# purpose: no per-image arrays except the galleries' test indices.
+
+class ConfusedPair(_Result):
+    true: int
+    predicted: int
+    count: int
+
+
+class GalleryItem(_Result):
+    index: int = Field(description="position in the test set (the images are in OUT/<student>/gallery.npz)")
+    true: int
+    predicted: int
+    confidence: float = Field(description="the probability the model gave its (wrong) prediction")
+
+
+class ReliabilityBin(_Result):
+    low: float
+    high: float
+    count: int
+    confidence: float | None = Field(None, description="mean confidence of the bin's images (None: empty bin)")
+    accuracy: float | None = Field(None, description="fraction of them predicted correctly")
+
+
+class Calibration(_Result):
+    ece: float = Field(description="expected calibration error, in [0, 1]")
+    n_bins: int
+    binning: str = Field(description="how confidences were binned")
+    bins: list[ReliabilityBin] = Field([], description="the reliability diagram's data")
+    outputs: Literal["probabilities", "logits"] = Field(
+        "probabilities", description="'logits': the model's outputs were not probabilities; softmax was applied")
+
+
+class OverfittingSignal(_Result):
+    """Final-epoch train minus validation (Keras history): a positive accuracy gap is overfitting."""
+
+    train_accuracy: float | None = None
+    val_accuracy: float | None = None
+    accuracy_gap: float | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    loss_gap: float | None = None
+    epochs: int = 0
+
+
+class ErrorAnalysis(_Result):
+    n: int = Field(description="test images")
+    errors: int
+    confusion: list[list[int]] = Field(description="counts, confusion[true][predicted]")
+    confusion_normalized: list[list[float | None]] = Field(
+        description="row-normalised: fraction of the true digit's images predicted as each digit")
+    per_digit_error: list[float | None] = Field(description="error rate per true digit 0..9 (the assignment's bar chart)")
+    per_digit_count: list[int]
+    most_confused: list[ConfusedPair] = []
+    first_errors: list[GalleryItem] = Field([], description="the first misclassified test images (the assignment's [:10])")
+    confident_errors: list[GalleryItem] = Field([], description="the errors the model was most sure about")
+    calibration: Calibration | None = None
+    overfitting: OverfittingSignal | None = None
+
+
+class RobustnessEntry(_Result):
+    name: str
+    group: Literal["assignment", "mnist_c", "sweep"]
+    perturbation: str
+    family: str | None = None
+    severity: float | None = None
+    n: int = Field(description="test images (the first n)")
+    accuracy: float
+    mean_confidence: float | None = None
+    relative_error: float | None = Field(
+        None, description="corruption error relative to the reference, E_model / E_reference (MNIST-C entries)")
+
+
+class SeverityCurve(_Result):
+    family: str
+    severities: list[float] = Field(description="0 (clean, same images) then the sweep's severities")
+    accuracies: list[float]
+    n: int
+
+
+class Robustness(_Result):
+    suite_checksum: str = Field(description="sha256 over every perturbed set's checksum: same value, same images")
+    suite_sha256: str = Field(description="sha256 of the suite file")
+    clean_accuracy: float
+    noise_accuracy: float | None = Field(None, description="the assignment's Gaussian noise sigma = 0.1")
+    rotation_accuracy: float | None = Field(None, description="the assignment's random rotation in [-15, 15] degrees")
+    mnist_c_accuracy: float | None = Field(None, description="mean accuracy over the MNIST-C corruptions")
+    mean_corruption_error: float | None = Field(None, description="unnormalised mCE: mean error over MNIST-C")
+    relative_mce: float | None = Field(
+        None, description="mean over MNIST-C of E_model / E_reference (1: as robust as the reference, < 1: more)")
+    entries: list[RobustnessEntry] = []
+    curves: list[SeverityCurve] = []
+    images: int = Field(0, description="perturbed images predicted")
+    predict_seconds: float | None = Field(None, description="time the evaluation worker spent predicting the suite")
+
+
+class McNemarTest(_Result):
+    against: str = Field(description="the model compared with (the reference)")
+    n: int
+    b: int = Field(description="images the reference gets right and the model wrong")
+    c: int = Field(description="images the model gets right and the reference wrong")
+    p_value: float = Field(description="exact two-sided McNemar (binomial) test")
+    gain: float = Field(description="model accuracy minus reference accuracy, = (c - b) / n")
+    alpha: float
+    significant: bool = Field(description="p_value < alpha")
+
+
+class SeedRun(_Result):
+    seed: int
+    status: str
+    test_accuracy: float | None = None
+    val_accuracy: float | None = None
+    train_seconds: float | None = None
+
+
+class GainInterval(_Result):
+    seeds: list[int]
+    gains: list[float] = Field(description="per seed: model test accuracy minus the reference's on the same seed")
+    mean: float
+    std: float | None = None
+    low: float | None = None
+    high: float | None = None
+    confidence: float
+
+
+class Significance(_Result):
+    mcnemar: McNemarTest | None = None
+    seeds: GainInterval | None = Field(None, description="with --seeds K >= 2")
+
+
+class IntegrityFlag(_Result):
+    rule: Literal["test_above_validation", "capacity"]
+    reason: str
+
+
 class ModelResult(_Result):
     name: str
     role: Literal["baseline", "improved", "reference"]
@@ -164,7 +370,15 @@ class ModelResult(_Result):
     evaluated_with_student_code: bool = Field(
         False, description="the saved model could only be loaded with the student's own definitions")
     model_file: str | None = None
-    predictions_file: str | None = None
+    predictions_file: str | None = Field(
+        None, description="<name>.predictions.npz: clean-test probabilities and the suite's predicted labels")
+    from_cache: list[str] = Field([], description="stages taken from the cache: train, evaluate")
+    evaluation_key: str | None = Field(None, description="what the stored evaluation was computed against")
+    error_analysis: ErrorAnalysis | None = None
+    robustness: Robustness | None = None
+    significance: Significance | None = Field(None, description="against the reference, on the same test images")
+    integrity: list[IntegrityFlag] = Field([], description="signals for the instructor to look at")
+    seed_runs: list[SeedRun] = Field([], description="with --seeds K: one run per seed, the first is `seed`")
 
 
 class WorkerInfo(_Result):
@@ -188,22 +402,53 @@ class TrainingRecord(_Result):
 
 # --------------------------------------------------------------------------- score + final
 
+class EvidenceItem(_Result):
+    """One thing a rule detected (or missed), where it is, in the report's language."""
+
+    text: str
+    where: str | None = Field(None, description="where it was found, in words: 'cellule 12', 'ligne 40'")
+    cell: int | None = Field(None, description="notebook cell (numbered from 1)")
+    line: int | None = Field(None, description="line in that cell, or in the .py module")
+    kind: Literal["info", "found", "missing", "flag"] = Field(
+        "info", description="flag: something shown to the student and the instructor (a disagreement, a problem)")
+
+
+class ComponentScore(_Result):
+    """A part of a criterion (e.g. 'justification' of 'modifications'), with its own points."""
+
+    id: str
+    label: str
+    points: float
+    max_points: float
+    detail: str = ""
+
+
 class CriterionScore(_Result):
     id: str
     title: str
-    points: float
+    points: float = Field(description="final points: the instructor's when set, else the automatic ones")
     max_points: float
     reason: str
-    evidence: list[str] = []
-    instructor_points: float | None = None
+    evidence: list[EvidenceItem] = []
+    components: list[ComponentScore] = []
+    auto_points: float | None = Field(None, description="points given by the rubric (None in older results: = points)")
+    instructor_points: float | None = Field(None, description="points set by the instructor's overrides file")
     instructor_comment: str | None = None
+
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _evidence_from_text(cls, value):
+        """Older result.json files stored evidence as plain strings."""
+        return [{"text": item} if isinstance(item, str) else item for item in value or []]
 
 
 class Score(_Result):
-    total: float
+    total: float = Field(description="final total, instructor overrides included")
     max_total: float
     criteria: list[CriterionScore]
     rubric: str = Field(description="rubric file name and sha256")
+    total_auto: float | None = Field(None, description="total of the automatic points (None in older results)")
+    overrides: str | None = Field(None, description="overrides file name and sha256, when one was applied")
 
 
 class RunInfo(_Result):
@@ -219,11 +464,28 @@ class RunInfo(_Result):
     budgets: dict[str, float]
     started_at: str
     command: str
+    suite_sha256: str | None = Field(None, description="sha256 of the robustness suite file")
+    suite_checksum: str | None = Field(None, description="sha256 over every perturbed set's checksum")
+    seeds: list[int] = Field([], description="training seeds (--seeds K), the first is `seed`")
 
 
 class ReferenceSummary(_Result):
     model: ModelResult
     trained_for: str = Field(description="cache key: protocol, profile, seed, data, harness version")
+
+
+class AnalysisSummary(_Result):
+    """Is the best improved model's gain over the reference real? (the report's plain sentence)"""
+
+    best_model: str | None = None
+    verdict: Literal["beats", "not_significant", "worse", "no_model"]
+    verdict_text: str = Field(description="the sentence, in the run's language")
+    gain: float | None = None
+    p_value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    flagged: list[str] = Field([], description="models with integrity flags")
+    gallery_file: str | None = Field(None, description="gallery.npz: the galleries' test images")
 
 
 class SubmissionResult(_Result):
@@ -242,6 +504,11 @@ class SubmissionResult(_Result):
     run: RunInfo
     worker: WorkerInfo | None = None
     score: Score | None = None
+    analysis: AnalysisSummary | None = None
+    execution: ExecutionRecord | None = Field(None, description="--execute: the notebook run top to bottom")
+    discovered_models: list[DiscoveredModel] = Field(
+        [], description="models built at top level and found by running the notebook (which cell built each)")
+    candidates: list[IgnoredItem] = Field([], description="functions returning a Keras model under other names")
 
     def best_improved(self) -> ModelResult | None:
         trained = [m for m in self.models if m.role == "improved" and m.test_accuracy is not None]

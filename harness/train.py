@@ -9,8 +9,11 @@ worker goes on with the remaining models.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,14 @@ from harness.sandbox import Limits
 STARTUP_ALLOWANCE_S = 120.0   # interpreter + TensorFlow import, before student code runs
 SAVE_ALLOWANCE_S = 120.0
 CRASH_SIGNALS = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT", "SIGFPE", "SIGSYS"}
+# what a worker that ran out of memory leaves in its log (Python, C++, TensorFlow, the C library)
+MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "ResourceExhaustedError", "OOM when allocating",
+                  "Cannot allocate memory", "failed to allocate memory")
+PROCESS_MARKERS = ("Resource temporarily unavailable", "can't start new thread", "pthread_create failed")
+# fields of a model's result a training worker may report; everything else is the harness's
+WORKER_FIELDS = {"status", "reason", "traceback", "params", "spec", "settings", "epochs_run", "train_seconds",
+                 "stopped_by_budget", "history", "model_file"}
+WORKER_STATUSES = {"ok", "invalid", "error", "out_of_memory", "killed", "timeout", "crashed"}
 
 
 @dataclass(frozen=True)
@@ -65,13 +76,13 @@ class _Deadlines:
         if kind == "import" and age > profile.import_timeout_s:
             return f"importing the submission took more than {profile.import_timeout_s:.0f} s"
         if kind == "model" and phase == "build" and age > profile.build_timeout_s:
-            return f"{last['name']}() did not return a model within {profile.build_timeout_s:.0f} s"
+            return f"{last.get('name')}() did not return a model within {profile.build_timeout_s:.0f} s"
         if kind == "model" and phase == "save" and age > SAVE_ALLOWANCE_S:
-            return f"saving {last['name']} took more than {SAVE_ALLOWANCE_S:.0f} s"
+            return f"saving {last.get('name')} took more than {SAVE_ALLOWANCE_S:.0f} s"
         if kind in ("model", "epoch") and phase not in ("build", "save"):
             started = _train_started(events, last.get("name"))
             if started is not None and now - started > profile.model_budget_s + self.job.grace_s():
-                return (f"training {last['name']} went past its budget of {profile.model_budget_s:.0f} s "
+                return (f"training {last.get('name')} went past its budget of {profile.model_budget_s:.0f} s "
                         "and did not stop")
         return None
 
@@ -84,37 +95,89 @@ def _train_started(events: list[dict], name: str | None) -> float | None:
 
 
 def _describe_death(outcome: JobOutcome) -> tuple[str, str]:
-    """(status, reason) for a worker that ended without finishing its model."""
+    """(status, reason) for a worker that ended without finishing its model.
+
+    In order: a limit the runner enforced (processes, output, resident memory), a deadline, the
+    memory cgroup's OOM killer, the CPU-time limit, running out of memory (read from the log: a
+    ``std::bad_alloc`` aborts, so this comes before signals), the process limit, the file-size limit,
+    a crash signal, any other signal, an exit code.
+    """
+    limits = outcome.limits
+    if outcome.breach:
+        return outcome.breach
     if outcome.stopped_because:
         if "total budget" in outcome.stopped_because:
             return "skipped", outcome.stopped_because
         return "timeout", outcome.stopped_because
+    if outcome.oom_killed:
+        return "out_of_memory", (f"the worker used more than its resident-memory limit of {limits.resident_mb} MiB "
+                                 "and was stopped by the kernel's out-of-memory killer")
     name = outcome.signal_name
+    cpu_limit = limits.cpu_seconds(outcome.threads)
+    if name == "SIGXCPU" or (name == "SIGKILL" and outcome.cpu_seconds is not None
+                             and outcome.cpu_seconds >= cpu_limit - 1):
+        return "timeout", f"the worker used up its CPU-time limit of {cpu_limit} s ({name})"
+    if any(marker in outcome.log_tail for marker in MEMORY_MARKERS):
+        return "out_of_memory", (f"the worker ran out of memory (limit: {limits.memory_mb} MiB of address space "
+                                 "per process)" + (f", then died with {name}" if name else ""))
+    if any(marker in outcome.log_tail for marker in PROCESS_MARKERS):
+        return "killed", (f"the worker could not start a process or thread: its limit of {limits.processes} "
+                          "processes and threads was reached")
+    if name == "SIGXFSZ":
+        return "killed", f"the worker wrote a file larger than its output limit of {limits.output_mb} MiB"
     if name in CRASH_SIGNALS:
-        return "crashed", f"the worker crashed ({name}) — the Python interpreter itself failed"
-    if name == "SIGXCPU":
-        return "timeout", "the worker used up its CPU-time limit"
+        what = {"SIGSEGV": "segmentation fault", "SIGBUS": "bus error", "SIGILL": "illegal instruction",
+                "SIGABRT": "abort", "SIGFPE": "arithmetic error", "SIGSYS": "bad system call"}[name]
+        return "crashed", (f"the worker crashed ({name}, {what}): the Python interpreter itself failed, "
+                           "e.g. through ctypes or a native extension")
     if name == "SIGKILL":
-        return "out_of_memory", "the worker was killed by the system (SIGKILL), which happens when it runs out of memory"
+        return "killed", ("the worker was killed by SIGKILL from outside the harness "
+                          "(perhaps the system's out-of-memory killer)")
     if name:
         return "killed", f"the worker was stopped by {name}"
-    if "MemoryError" in outcome.log_tail or "std::bad_alloc" in outcome.log_tail:
-        return "out_of_memory", "the worker ran out of memory (memory limit reached)"
     return "crashed", f"the worker exited unexpectedly with code {outcome.returncode} (sys.exit or os._exit in student code?)"
 
 
-def _model_from_event(base: ModelResult, result: dict) -> ModelResult:
-    data = dict(result)
-    data.pop("name", None)
-    if data.get("spec"):
-        data["spec"] = ModelSpec(**data["spec"])
-    if data.get("settings"):
-        data["settings"] = TrainingSettings(**data["settings"])
-    return base.model_copy(update=data)
+def _model_from_event(base: ModelResult, result, models_dir: Path) -> ModelResult:
+    """The worker's report for one model, validated: the worker ran student code, which can write
+    anything into the events file. Only the fields a worker owns are taken; a saved model must be
+    ``<name>.keras``, a regular file in the worker's models folder; test metrics are never taken."""
+    try:
+        if not isinstance(result, dict):
+            raise ValueError("not an object")
+        data = {key: value for key, value in result.items() if key in WORKER_FIELDS}
+        if data.get("status") not in WORKER_STATUSES:
+            raise ValueError(f"unknown status {data.get('status')!r}")
+        if data["status"] == "ok":
+            if data.get("model_file") != f"{base.name}.keras":
+                raise ValueError(f"unexpected model file {data.get('model_file')!r}")
+            if not stat.S_ISDIR(os.lstat(models_dir).st_mode):
+                raise ValueError("the models folder was replaced")
+            if not stat.S_ISREG(os.lstat(models_dir / data["model_file"]).st_mode):
+                raise ValueError("the saved model is not a regular file")
+        else:
+            data["model_file"] = None
+        return ModelResult.model_validate({**base.model_dump(), **data})
+    except (ValueError, TypeError, OSError) as error:  # pydantic's ValidationError is a ValueError
+        return base.model_copy(update={
+            "status": "invalid", "model_file": None, "traceback": None,
+            "reason": f"the worker's report on this model is malformed and was rejected ({type(error).__name__}: "
+                      f"{str(error).splitlines()[0][:200] if str(error) else ''})"})
+
+
+def _storm_already_blamed(outcome: JobOutcome, results: dict[str, ModelResult]) -> bool:
+    """The runner stopped the worker for its process limit, which a model of this run already hit
+    (its factory's fork failed and the worker reported it, status ``killed``)."""
+    if not outcome.breach or "processes and threads" not in outcome.breach[1]:
+        return False
+    done = {e.get("name") for e in outcome.events if e["event"] == "model_done"}
+    return any(results[n].status == "killed" and "processes and threads" in (results[n].reason or "")
+               for n in done if n in results)
 
 
 def train_submission(module_source: str, factories: list[tuple[str, str]], job: TrainingJob,
-                     scratch: Path, models_out: Path) -> tuple[list[ModelResult], WorkerInfo]:
+                     scratch: Path, models_out: Path,
+                     on_event: Callable[[dict], None] | None = None) -> tuple[list[ModelResult], WorkerInfo]:
     """Train `factories` [(name, role)] defined in `module_source`; saved models go to `models_out`."""
     if scratch.exists():
         shutil.rmtree(scratch)
@@ -124,7 +187,7 @@ def train_submission(module_source: str, factories: list[tuple[str, str]], job: 
     (scratch / "models").mkdir()
     results = {name: ModelResult(name=name, role=role) for name, role in factories}
     pending = [name for name, _ in factories]
-    restarts, spent, isolation = -1, 0.0, ""
+    restarts, spent, isolation, device = -1, 0.0, "", "cpu"
     while pending:
         restarts += 1
         started = time.monotonic()
@@ -134,27 +197,29 @@ def train_submission(module_source: str, factories: list[tuple[str, str]], job: 
              "data": str(job.train_data), "out_dir": str(scratch / "models"),
              "epochs_override": job.epochs_override},
             scratch, readable=[job.train_data], threads=job.threads, watch=_Deadlines(job, spent),
-            limits=job.limits, use_bubblewrap=job.use_bubblewrap)
+            limits=job.limits, use_bubblewrap=job.use_bubblewrap, on_event=on_event)
         spent += time.monotonic() - started
         isolation = outcome.isolation
+        device = next((str(e.get("device"))[:200] for e in outcome.events if e["event"] == "device"), device)
         current = None
         for event in outcome.events:
             kind = event["event"]
             if kind == "import_failed":
                 for name in pending:
                     results[name] = results[name].model_copy(update={
-                        "status": event.get("status", "error"),
+                        "status": event.get("status") if event.get("status") in WORKER_STATUSES - {"ok"} else "error",
                         "reason": f"importing the submission failed: {event.get('reason')}",
-                        "traceback": event.get("traceback")})
+                        "traceback": event.get("traceback") if isinstance(event.get("traceback"), str) else None})
                 pending = []
                 break
+            name = event.get("name")
+            if kind in ("model", "model_done") and (not isinstance(name, str) or name not in pending):
+                continue  # a model already done, or not one of this run's: not from the harness's worker code
             if kind == "model":
-                current = event["name"]
+                current = name
             elif kind == "model_done":
-                name = event["name"]
-                results[name] = _model_from_event(results[name], event["result"])
-                if name in pending:
-                    pending.remove(name)
+                results[name] = _model_from_event(results[name], event.get("result"), scratch / "models")
+                pending.remove(name)
                 current = None
         if not pending:
             break
@@ -166,6 +231,8 @@ def train_submission(module_source: str, factories: list[tuple[str, str]], job: 
                     "status": status, "reason": f"while importing the submission: {reason}",
                     "traceback": outcome.log_tail[-3000:] or None})
             break
+        if current is not None and _storm_already_blamed(outcome, results):
+            current = None  # the process limit was hit by a model already reported; retry this one afresh
         if current is not None:
             results[current] = results[current].model_copy(update={
                 "status": status, "reason": reason, "traceback": outcome.log_tail[-3000:] or None})
@@ -176,7 +243,8 @@ def train_submission(module_source: str, factories: list[tuple[str, str]], job: 
                     "status": "skipped", "reason": "the submission's total budget was used up before this model"})
             break
     models_out.mkdir(parents=True, exist_ok=True)
-    for name, model in results.items():
+    for name, model in results.items():  # each checked by _model_from_event: <name>.keras, a regular file
         if model.model_file:
             shutil.move(str(scratch / "models" / model.model_file), models_out / model.model_file)
-    return list(results.values()), WorkerInfo(sandbox=isolation, threads=job.threads, restarts=max(0, restarts))
+    return list(results.values()), WorkerInfo(sandbox=isolation, threads=job.threads, device=device,
+                                              restarts=max(0, restarts))

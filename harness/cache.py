@@ -1,0 +1,81 @@
+"""Stage cache: a trained (and evaluated) model is stored under a key of everything it depends on.
+
+The training key covers the model's code (the submission's extracted module and the factory
+name), the protocol file, the profile, the seed, the data's content hash and the harness
+version; the evaluation key adds what evaluation depends on (test images, suite). A class
+graded again trains nothing that has not changed; one changed submission retrains only itself;
+the reference is trained once per protocol, seed and data and shared by every student.
+
+>>> cache = StageCache(Path("out/.cache"))                       # doctest: +SKIP
+>>> key = cache.key("def create_baseline_model(): ...", "create_baseline_model", "run-key")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness.results import ModelResult
+
+# Outcomes the same code, seed and data reproduce (an infinite loop times out again); a model
+# killed from outside or skipped for lack of budget is retried on the next run.
+CACHEABLE_STATUSES = {"ok", "invalid", "error", "timeout", "crashed", "out_of_memory"}
+
+
+class StageCache:
+    def __init__(self, root: Path, enabled: bool = True) -> None:
+        self.root, self.enabled = Path(root), enabled
+
+    @staticmethod
+    def key(module_source: str, factory: str, run_key: str) -> str:
+        digest = hashlib.sha256()
+        for part in (module_source, factory, run_key):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\0")
+        return digest.hexdigest()[:32]
+
+    def _folder(self, key: str) -> Path:
+        return self.root / "models" / key[:2] / key
+
+    def load(self, key: str, evaluation_key: str, models_dir: Path) -> ModelResult | None:
+        """The cached model (files copied into `models_dir`) or None; `from_cache` says which stages hit."""
+        if not self.enabled:
+            return None
+        folder = self._folder(key)
+        try:
+            model = ModelResult.read(folder / "model.json")
+        except (OSError, ValueError):
+            return None
+        evaluated = model.status != "ok" or model.evaluation_key == evaluation_key and (
+            model.predictions_file is None or (folder / model.predictions_file).exists())
+        if model.model_file and not (folder / model.model_file).exists():
+            return None
+        models_dir.mkdir(parents=True, exist_ok=True)
+        for name in (model.model_file, model.predictions_file if evaluated else None):
+            if name:
+                shutil.copy2(folder / name, models_dir / name)
+        if evaluated:
+            return model.model_copy(update={"from_cache": ["train", "evaluate"]})
+        return model.model_copy(update={
+            "from_cache": ["train"], "test_accuracy": None, "test_errors": None, "predictions_file": None,
+            "evaluation_key": None})
+
+    def store(self, key: str, model: ModelResult, models_dir: Path) -> None:
+        """Store atomically: a folder is built aside and renamed into place."""
+        if not self.enabled or model.status not in CACHEABLE_STATUSES:
+            return
+        final = self._folder(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        try:
+            for name in (model.model_file, model.predictions_file):
+                if name and (models_dir / name).exists():
+                    shutil.copy2(models_dir / name, staging / name)
+            model.model_copy(update={"from_cache": []}).write(staging / "model.json")
+            if final.exists():
+                shutil.rmtree(final, ignore_errors=True)
+            os.replace(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

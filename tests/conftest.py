@@ -1,0 +1,254 @@
+"""Shared fixtures: the MNIST file, a tiny protocol, and grading runs shared by many tests.
+
+Training is the slow part, so each class below is graded once per test session with real
+TensorFlow workers on the ``tiny`` profile (600 training / 300 test images, 1 epoch) and
+its outputs are read by many tests:
+
+* ``graded``: a copy of real samples from ``submissions/`` (notebook, module, student folder
+  with an accented name, and the broken notebook);
+* ``failing``: crafted submissions whose factories raise, return the wrong thing, hang,
+  exit or segfault.
+
+Both runs share one stage cache, so the reference model is trained once per session.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.config import bundled
+from harness.grade import BatchSummary, GradeOptions, grade
+from harness.results import SubmissionResult
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "submissions"
+DATA_ENV = "HARNESS_MNIST_NPZ"
+
+TINY = "tiny"
+BUDGET = "budget"
+TINY_TRAIN_IMAGES = 600
+TINY_TEST_IMAGES = 300
+BUILD_TIMEOUT_S = 6          # a real build takes ~0.2 s; the hanging factory is stopped after this
+BUDGET_MODEL_S = 0.5
+
+# Profiles appended to the bundled protocol file: its [training] table (and so the seed,
+# batch size and validation split) stays the one the course uses.
+EXTRA_PROFILES = f"""
+
+[profiles.{TINY}]
+description = "tests: {TINY_TRAIN_IMAGES} training images, {TINY_TEST_IMAGES} test images, 1 epoch"
+train_images = {TINY_TRAIN_IMAGES}
+test_images = {TINY_TEST_IMAGES}
+epochs = 1
+max_epochs = 1
+model_budget_s = 120
+submission_budget_s = 600
+import_timeout_s = 90
+build_timeout_s = {BUILD_TIMEOUT_S}
+
+[profiles.{BUDGET}]
+description = "tests: enough images that a {BUDGET_MODEL_S} s model budget stops training"
+train_images = 6000
+test_images = {TINY_TEST_IMAGES}
+epochs = 3
+max_epochs = 3
+model_budget_s = {BUDGET_MODEL_S}
+submission_budget_s = 600
+import_timeout_s = 90
+build_timeout_s = 60
+"""
+
+
+# --------------------------------------------------------------------------- data and protocol
+
+def _keras_cache() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "mnist.npz"
+
+
+@pytest.fixture(scope="session")
+def mnist_npz(tmp_path_factory) -> Path:
+    """MNIST as a local .npz: $HARNESS_MNIST_NPZ, else ../shared/data/mnist.npz (CI), else Keras's cache."""
+    explicit = os.environ.get(DATA_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            pytest.fail(f"{DATA_ENV}={explicit} does not name a file")
+        return path
+    shared = REPO.parent / "shared" / "data" / "mnist.npz"
+    if shared.is_file():
+        return shared
+    if _keras_cache().is_file():
+        import keras  # reads the cached file, no network
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        path = tmp_path_factory.mktemp("mnist") / "mnist-small.npz"
+        np.savez(path, x_train=x_train[:8000], y_train=y_train[:8000], x_test=x_test[:1000], y_test=y_test[:1000])
+        return path
+    pytest.fail(
+        f"MNIST is needed by the tests: set {DATA_ENV}=/path/to/mnist.npz, or put the file at "
+        f"{shared} (where CI has it), or run keras.datasets.mnist.load_data() once with network access."
+    )
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays(mnist_npz) -> dict[str, np.ndarray]:
+    with np.load(mnist_npz) as npz:
+        return {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+
+
+@pytest.fixture(scope="session")
+def protocol_path(tmp_path_factory) -> Path:
+    """The bundled protocol with two small test profiles added (``tiny`` and ``budget``)."""
+    text = bundled("reference", "protocol.toml").read_text(encoding="utf-8") + EXTRA_PROFILES
+    path = tmp_path_factory.mktemp("protocol") / "protocol-tests.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stage_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("stage-cache")
+
+
+# --------------------------------------------------------------------------- grading runs
+
+@dataclass
+class Graded:
+    """One grading run: its summary, output folder, inputs and log."""
+
+    summary: BatchSummary
+    out: Path
+    paths: list[Path]
+    log: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def result(self, student: str) -> SubmissionResult:
+        return SubmissionResult.read(self.out / student / "result.json")
+
+    def by_student(self) -> dict[str, SubmissionResult]:
+        return {r.student: r for r in self.summary.results}
+
+
+def run_grade(paths: list[Path], out: Path, *, protocol: Path, data: Path, cache: Path | None,
+              profile: str = TINY, workers: int = 2, use_cache: bool = True, **extra) -> Graded:
+    log: list[str] = []
+    started = time.monotonic()
+    options = GradeOptions(paths=list(paths), out=out, profile=profile, data=data, protocol=protocol,
+                           workers=workers, cache=cache, use_cache=use_cache, log=log.append, **extra)
+    summary = grade(options)
+    return Graded(summary=summary, out=out, paths=list(paths), log=log, seconds=time.monotonic() - started)
+
+
+def copy_samples(dest: Path, names: list[str]) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        source = SAMPLES / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name)
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+CLASS_SAMPLES = ["baseline_only.ipynb", "module_student.py", "broken.ipynb", "Zoé Martin", "README.md"]
+
+
+@pytest.fixture(scope="session")
+def class_dir(tmp_path_factory) -> Path:
+    return copy_samples(tmp_path_factory.mktemp("class") / "promo", CLASS_SAMPLES)
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory, class_dir, mnist_npz, protocol_path, stage_cache) -> Graded:
+    """The sample class graded once on the tiny profile; read-only for the tests that use it."""
+    out = tmp_path_factory.mktemp("graded") / "out"
+    return run_grade([class_dir], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache)
+
+
+def copy_of(graded_run: Graded, dest: Path) -> Path:
+    """A copy of a graded output folder (mtimes kept), for tests that modify it."""
+    shutil.copytree(graded_run.out, dest, copy_function=shutil.copy2)
+    return dest
+
+
+# Crafted submissions whose factories fail in every way the worker must survive. A tiny model
+# (Flatten + Dense) keeps the training that does happen short.
+TINY_MODEL = '''
+import keras
+from keras import layers
+
+
+def _tiny(inputs=(28, 28, 1), outputs=10):
+    """A small valid model; the arguments make it invalid."""
+    model = keras.Sequential([keras.Input(shape=inputs), layers.Flatten(),
+                              layers.Dense(outputs, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+'''
+
+MISBEHAVING = TINY_MODEL + '''
+
+def create_baseline_model():
+    return _tiny()
+
+
+def create_improved_model_1():
+    raise ValueError("boom from the student")
+
+
+def create_improved_model_2():
+    return "not a model"
+
+
+def create_improved_model_3():
+    return _tiny(outputs=5)
+
+
+def create_improved_model_4():
+    return _tiny(inputs=(32, 32, 3))
+
+
+def create_improved_model_5():
+    while True:
+        pass
+
+
+def create_improved_model_6():
+    return _tiny()
+'''
+
+CRASHING = TINY_MODEL + '''
+import os
+
+
+def create_baseline_model():
+    return _tiny()
+
+
+def create_improved_model_1():
+    os._exit(3)
+
+
+def create_improved_model_2():
+    import ctypes
+    return ctypes.string_at(0)
+'''
+
+
+@pytest.fixture(scope="session")
+def failing(tmp_path_factory, mnist_npz, protocol_path, stage_cache, graded) -> Graded:
+    """Two crafted submissions with failing factories, graded together (after ``graded``, whose
+    reference model they take from the shared cache)."""
+    folder = tmp_path_factory.mktemp("failing") / "class"
+    folder.mkdir()
+    (folder / "misbehaving.py").write_text(textwrap.dedent(MISBEHAVING), encoding="utf-8")
+    (folder / "crashing.py").write_text(textwrap.dedent(CRASHING), encoding="utf-8")
+    out = tmp_path_factory.mktemp("failing") / "out"
+    return run_grade([folder], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache)
