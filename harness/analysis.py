@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,11 +174,9 @@ def write_suite_artifacts(built: BuiltSuite, x_test: np.ndarray, folder: Path, n
     names = list(shown)
     k = min(len(idx) for idx, _ in shown.values()) if shown else 0
     path = folder / "examples.npz"
-    tmp = folder / ".examples.tmp.npz"
-    np.savez_compressed(tmp, names=np.array(names), clean=_to_uint8(x_test[:k]),
-                        images=np.stack([_to_uint8(shown[name][1][:k]) for name in names]) if names
-                        else np.zeros((0, 0, 28, 28), np.uint8))
-    os.replace(tmp, path)
+    _savez_atomic(path, names=np.array(names), clean=_to_uint8(x_test[:k]),
+                  images=np.stack([_to_uint8(shown[name][1][:k]) for name in names]) if names
+                  else np.zeros((0, 0, 28, 28), np.uint8))
     write_json_atomic(folder / "suite.json", {
         "key": built.key, "checksum": built.checksum, "suite_sha256": built.suite.sha256,
         "directory": str(built.directory),
@@ -187,6 +186,19 @@ def write_suite_artifacts(built: BuiltSuite, x_test: np.ndarray, folder: Path, n
                      "severity": e.entry.severity, "n": int(len(e.indices)), "sha256": e.checksum,
                      "description": e.entry.description} for e in built]})
     return path
+
+
+def _savez_atomic(path: Path, **arrays) -> None:
+    """np.savez_compressed to a unique temporary file, then rename: concurrent writers (Ray workers
+    opening the same session) never leave a half-written file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_suite_examples(folder: Path) -> dict[str, Any] | None:
@@ -566,9 +578,7 @@ def write_gallery(path: Path, models: Sequence[ModelResult], x_test: np.ndarray)
     if images.dtype != np.uint8:
         images = _to_uint8(images)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(tmp, indices=np.asarray(indices, dtype=np.int64), images=images.reshape(-1, 28, 28))
-    os.replace(tmp, path)
+    _savez_atomic(path, indices=np.asarray(indices, dtype=np.int64), images=images.reshape(-1, 28, 28))
     return path
 
 

@@ -1,7 +1,9 @@
-"""The ``harness`` command: ``grade``, ``score``, ``report``, ``schema``.
+"""The ``harness`` command: ``grade``, ``check``, ``score``, ``report``, ``schema``.
 
 Exit codes: 0 every submission graded; 1 at least one submission failed or was unreadable;
-2 the run itself could not start (bad option, data unavailable).
+2 the run itself could not start (bad option, data unavailable). ``grade --ci``: 0 every
+submission as expected (and above ``--min-score``), 1 otherwise (harness/ci.py). ``check``: 0 the
+submission will be gradable, 1 it will not (the reasons are printed).
 """
 from __future__ import annotations
 
@@ -22,6 +24,53 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rubric", type=Path, help="rubric TOML file (default: the bundled rubric/default.toml)")
     parser.add_argument("--overrides", type=Path,
                         help="instructor overrides (.toml or .csv): set or adjust any criterion of any student")
+
+
+def _notebooks(parser: argparse.ArgumentParser) -> None:
+    """Options about notebooks: --execute, --factory-map, top-level model discovery."""
+    group = parser.add_argument_group("notebooks")
+    group.add_argument("--execute", action="store_true",
+                       help="also run each notebook top to bottom in the sandbox (nbclient) and record failing cells "
+                            "and printed accuracies; grading does not depend on it")
+    group.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                       help="--execute: time limit per cell, seconds (default 120)")
+    group.add_argument("--execute-timeout", type=float, default=None, metavar="S",
+                       help="--execute: time limit for the whole notebook, seconds (default 600)")
+    group.add_argument("--factory-map", action="append", default=[], metavar="NAME=FUNCTION|FILE.toml",
+                       help="grade a function named otherwise, e.g. create_improved_model_1=build_cnn (repeatable), "
+                            "or a TOML file with [all] and [\"<student id>\"] tables of such pairs")
+    group.add_argument("--discover", choices=["auto", "never"], default="auto",
+                       help="auto (default): a notebook without factory functions is run with Keras training "
+                            "intercepted to find the models it builds at top level; never: it is invalid")
+
+
+def parse_factory_map(values: list[str]) -> dict[str, dict[str, str]]:
+    """--factory-map values: {student id or "*": {harness name: the student's function}}."""
+    import tomllib
+
+    mapping: dict[str, dict[str, str]] = {}
+    for value in values:
+        if "=" in value and not value.endswith(".toml"):
+            target, _, own = value.partition("=")
+            mapping.setdefault("*", {})[target.strip()] = own.strip()
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"--factory-map {value!r}: expected NAME=FUNCTION or an existing .toml file")
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        for section, pairs in data.items():
+            if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
+                raise ValueError(f"{path}: [{section}] must hold NAME = \"FUNCTION\" pairs")
+            mapping.setdefault("*" if section == "all" else section, {}).update(pairs)
+    return mapping
+
+
+def _execute_options(args):
+    from harness.execute import ExecuteOptions
+
+    changes = {k: v for k, v in (("cell_timeout_s", args.cell_timeout), ("deadline_s", args.execute_timeout))
+               if v is not None}
+    return ExecuteOptions(**changes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +109,34 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--no-sandbox", action="store_true", help="run workers without bubblewrap even if present")
     sandbox.add_argument("--require-sandbox", action="store_true",
                          help="refuse to grade (exit 2) unless bubblewrap works here")
+    _notebooks(grade)
+    ci = grade.add_argument_group("continuous integration")
+    ci.add_argument("--ci", action="store_true",
+                    help="write OUT/ci/summary.json and OUT/ci/junit.xml (one test case per submission and model); "
+                         "exit 0 when every submission is as expected, 1 otherwise")
+    ci.add_argument("--min-score", type=float, default=None, help="--ci: a submission expected ok must score at least this")
+    ci.add_argument("--expect", type=Path, default=None, metavar="FILE.toml",
+                    help="--ci: expected status per student ([students] broken = \"invalid\"); others are expected ok")
     _common(grade)
+
+    check = commands.add_parser(
+        "check", help="for students: check a notebook or module before submitting (about a minute)",
+        description="Build, compile and briefly train every model (1,000 images, one epoch), detect the "
+                    "modification categories and the report's sections, print a checklist with a predicted "
+                    "range per rubric criterion, and write an HTML preview of the feedback report. Exit 0 when "
+                    "the submission will be gradable, 1 otherwise.")
+    check.add_argument("path", type=Path, help="the notebook (.ipynb), module (.py), folder or .zip to check")
+    check.add_argument("--out", type=Path, default=None,
+                       help="where to write the preview and the check's files (default: a folder in the system's "
+                            "temporary directory, reused between checks)")
+    check.add_argument("--cache", type=Path, help="stage cache folder (default OUT/.cache): unchanged models are not retrained")
+    check.add_argument("--data", type=Path, help=f"local MNIST .npz (default: ${DATA_ENV}, else Keras's loader)")
+    check.add_argument("--profile", default="check", help="protocol profile of the check (default check)")
+    check.add_argument("--protocol", type=Path, help="protocol TOML file (default: reference/protocol.toml)")
+    check.add_argument("--no-sandbox", action="store_true", help="run workers without bubblewrap even if present")
+    check.add_argument("--ascii", action="store_true", help="plain ASCII marks instead of ✓ ✗ (old Windows consoles)")
+    _notebooks(check)
+    _common(check)
 
     score = commands.add_parser("score", help="re-score stored results (after a rubric change); trains nothing")
     score.add_argument("out", type=Path)
@@ -75,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _grade(args) -> int:
+    factory_map = parse_factory_map(args.factory_map)  # option errors before the heavy imports
+    expectations = None
+    if args.ci:
+        from harness.ci import load_expectations
+
+        expectations = load_expectations(args.expect)  # a bad file stops the run before any training
     from harness.grade import GradeOptions, default_workers, grade
     from harness.sandbox import profile_limits
 
@@ -89,12 +171,35 @@ def _grade(args) -> int:
                            use_bubblewrap=False if args.no_sandbox else (True if args.require_sandbox else None),
                            limits=limits,
                            seeds=args.seeds, suite=args.suite,
-                           log=lambda message: print(message, flush=True))
+                           log=lambda message: print(message, flush=True),
+                           execute=args.execute, execute_options=_execute_options(args),
+                           discover_models=args.discover, factory_map=factory_map)
     summary = grade(options)
     failed = [r for r in summary.results if r.status != "ok"]
     print(f"graded {len(summary.results)} submission(s) in {summary.seconds:.0f} s; "
           f"{len(failed)} not fully graded. Dashboard: {args.out / 'index.html'}")
+    if args.ci:
+        from harness.ci import print_summary, write_ci
+
+        code, document = write_ci(summary, args.out, min_score=args.min_score, expectations=expectations)
+        print_summary(document, lambda message: print(message, flush=True))
+        return code
     return summary.exit_code
+
+
+def _check(args) -> int:
+    from harness.check import CheckOptions, check
+
+    mapping = parse_factory_map(args.factory_map)
+    options = CheckOptions(path=args.path, out=args.out, cache=args.cache, data=args.data, protocol=args.protocol,
+                           rubric=args.rubric,
+                           language=args.lang, profile=args.profile, execute=args.execute,
+                           execute_options=_execute_options(args), factory_map=mapping.get("*", {}),
+                           discover_models=args.discover,
+                           use_bubblewrap=False if args.no_sandbox else None, ascii=args.ascii,
+                           log=lambda message: print(message, flush=True))
+    reports = check(options)
+    return max((r.exit_code for r in reports), default=1)
 
 
 def _rescore(args) -> int:
@@ -122,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "grade":
             return _grade(args)
+        if args.command == "check":
+            return _check(args)
         if args.command == "score":
             return _rescore(args)
         if args.command == "report":

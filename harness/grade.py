@@ -25,8 +25,10 @@ from harness.config import Profile, Protocol, bundled, load_protocol
 from harness.data import RawMnist, load_mnist, test_set, training_split
 from harness.evaluate import evaluate_models
 from harness.i18n import Translator
-from harness.ingest import assign_ids, discover, ingest_path, submission_sha256
+from harness.ingest import assign_ids, discover, ingest_path, main_file_path, needs_discovery, submission_sha256
 from harness.results import (
+    EvidenceItem,
+    IgnoredItem,
     IngestResult,
     ModelResult,
     ReferenceSummary,
@@ -74,6 +76,11 @@ class GradeOptions:
     seeds: int = 1                 # --seeds K: each model and the reference trained on K seeds
     suite: Path | None = None      # robustness suite file (default reference/robustness_suite.toml)
     log: callable = print
+    execute: bool = False          # --execute: run each notebook top to bottom (harness/execute.py)
+    execute_options: object = None  # harness.execute.ExecuteOptions (None: its defaults)
+    discover_models: str = "auto"  # auto: notebooks without factories are run to find top-level models; never
+    factory_map: dict[str, dict[str, str]] = field(default_factory=dict)  # student id or "*" -> {harness: own}
+    robustness: bool = True        # False (harness check): no robustness suite is built or predicted
 
 
 @dataclass
@@ -81,6 +88,7 @@ class BatchSummary:
     results: list[SubmissionResult]
     reference: ModelResult | None
     seconds: float
+    ignored: list[IgnoredItem] = field(default_factory=list)  # files and folders not graded, with why
 
     @property
     def exit_code(self) -> int:
@@ -172,6 +180,9 @@ def _write_data(session_dir: Path, raw: RawMnist, protocol: Protocol, profile: P
 
 
 def open_session(options: GradeOptions) -> Session:
+    # absolute: the sandbox mounts the data files and scratch folders by path (a relative --out broke it)
+    options.out = Path(options.out).resolve()
+    options.cache = Path(options.cache).resolve() if options.cache else None
     protocol = load_protocol(options.protocol)
     profile = protocol.profile(options.profile)
     seed = options.seed if options.seed is not None else protocol.training.seed
@@ -180,7 +191,8 @@ def open_session(options: GradeOptions) -> Session:
     translator = Translator(options.language)
     options.out.mkdir(parents=True, exist_ok=True)
     train_path, test_path, labels = _write_data(options.out / WORK_DIR / "data", raw, protocol, profile)
-    suite, seeds = _prepare_suite(options, raw, profile), analysis.derive_seeds(seed, options.seeds)
+    suite = _prepare_suite(options, raw, profile) if options.robustness else None
+    seeds = analysis.derive_seeds(seed, options.seeds)
     if options.limits is None:
         options.limits = profile_limits(profile.name, options.protocol)
     if options.use_bubblewrap and not bubblewrap_available():
@@ -196,7 +208,8 @@ def open_session(options: GradeOptions) -> Session:
                  **options.limits.as_budgets()},
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=shlex.join(["harness", *sys.argv[1:]]) if sys.argv and "harness" in sys.argv[0] else "harness grade",
-        suite_sha256=suite.suite.sha256, suite_checksum=suite.checksum, seeds=seeds,
+        suite_sha256=suite.suite.sha256 if suite else None, suite_checksum=suite.checksum if suite else None,
+        seeds=seeds,
     )
     if not sandbox:
         options.log("WARNING: " + ("bubblewrap is not available" if options.use_bubblewrap is None else
@@ -337,19 +350,84 @@ def score_submission(session_rubric: Rubric, translator: Translator, result: Sub
                      ingest: IngestResult, protocol: Protocol) -> SubmissionResult:
     """(Re-)score a stored result (the rubric carries the instructor's overrides); used by grading
     and by `harness score`."""
-    return score_result(session_rubric, translator, result, ingest, protocol.training.epochs,
-                        protocol.training.batch_size)
+    scored = score_result(session_rubric, translator, result, ingest, protocol.training.epochs,
+                          protocol.training.batch_size)
+    return with_execution_evidence(scored, translator)
+
+
+def with_execution_evidence(result: SubmissionResult, translator: Translator) -> SubmissionResult:
+    """--execute's outcome as evidence under "Qualité du code" (shown, not scored: the rubric's
+    rule counts the factories that build and train under the protocol)."""
+    execution = result.execution
+    if execution is None or result.score is None:
+        return result
+    criteria = []
+    for criterion in result.score.criteria:
+        if criterion.id == "code_quality":
+            ran = sum(1 for c in execution.cells if c.status == "ok")
+            text = translator("ex_evidence", ran=ran, total=len(execution.cells), status=execution.status,
+                              reason=execution.reason or "—")
+            kind = "found" if execution.status == "ok" else "flag"
+            first = execution.first_failure
+            criterion = criterion.model_copy(update={"evidence": [*criterion.evidence, EvidenceItem(
+                text=text, kind=kind, cell=first, where=translator("cell", n=first) if first else None)]})
+        criteria.append(criterion)
+    return result.model_copy(update={"score": result.score.model_copy(update={"criteria": criteria})})
+
+
+def _factory_map_for(options: GradeOptions, student: str) -> dict[str, str]:
+    return {**options.factory_map.get("*", {}), **options.factory_map.get(student, {})}
+
+
+def _notebook_data(session: Session, train_images: int, test_images: int) -> Path:
+    from harness.execute import notebook_data_file
+
+    return notebook_data_file(session.raw, session.options.out / WORK_DIR / "data", train_images, test_images)
+
+
+def discover_top_level(session: Session, ingest: IngestResult, path: Path, scratch: Path) -> IngestResult:
+    """A notebook without factories: run it with training intercepted to find its top-level models."""
+    from harness.discover import DISCOVERY_TEST_IMAGES, DISCOVERY_TRAIN_IMAGES, DiscoverOptions, apply_discovery, \
+        discover_models
+
+    data = _notebook_data(session, DISCOVERY_TRAIN_IMAGES, DISCOVERY_TEST_IMAGES)
+    job = session.training_job(scratch.name)
+    record, source = discover_models(ingest, main_file_path(path), data, scratch,
+                                     DiscoverOptions(threads=job.threads, use_bubblewrap=job.use_bubblewrap),
+                                     limits=job.limits)
+    return apply_discovery(ingest, record, source)
+
+
+def execute_submission(session: Session, path: Path, scratch: Path):
+    """--execute: the notebook run top to bottom in the sandbox (None for a .py module)."""
+    from harness.execute import ExecuteOptions, execute_notebook
+
+    notebook = main_file_path(path)
+    if notebook.suffix != ".ipynb":
+        return None
+    options = session.options.execute_options or ExecuteOptions()
+    job = session.training_job(scratch.name)
+    options = replace(options, threads=job.threads, use_bubblewrap=job.use_bubblewrap)
+    data = _notebook_data(session, options.train_images, options.test_images)
+    return execute_notebook(notebook, data, scratch, options, limits=job.limits)
 
 
 def grade_one(session: Session, student: str, path: Path, reference: ModelResult, reference_key: str) -> SubmissionResult:
     folder = session.options.out / student
     folder.mkdir(parents=True, exist_ok=True)
-    ingest = ingest_path(path, student)
+    ingest = ingest_path(path, student, factory_map=_factory_map_for(session.options, student))
+    work = session.options.out / WORK_DIR / hashlib.sha256(student.encode()).hexdigest()[:12]
+    if needs_discovery(ingest) and session.options.discover_models != "never":
+        session.progress.message(f"  {student}: no factory functions: running the notebook to find its models")
+        ingest = discover_top_level(session, ingest, path, work / "discover")
     ingest.write(folder / "ingest.json")
+    execution = execute_submission(session, path, work / "execute") if session.options.execute else None
     base = dict(student=student, submission_sha256=ingest.sha256, source=str(path),
                 factories_found=[f.name for f in ingest.factories], factories_ignored=ingest.ignored_functions,
                 dropped=ingest.dropped, ignored_files=ingest.ignored_files, run=session.run,
-                reference=ReferenceSummary(model=reference, trained_for=reference_key))
+                reference=ReferenceSummary(model=reference, trained_for=reference_key),
+                execution=execution, candidates=ingest.candidates,
+                discovered_models=ingest.discovery.models if ingest.discovery else [])
     if ingest.status != "ok":
         result = SubmissionResult(status="invalid", reason=ingest.reason, **base)
     else:
@@ -398,7 +476,9 @@ def _reusable(folder: Path, path: Path, session: Session, reference_key: str) ->
                 and result.run.seed == run.seed and result.run.data_content_sha256 == run.data_content_sha256
                 and result.run.protocol_sha256 == run.protocol_sha256 and result.run.language == run.language
                 and result.run.suite_checksum == run.suite_checksum and result.run.seeds == run.seeds
-                and result.score is not None and result.score.rubric == session.rubric.source)
+                and result.score is not None and result.score.rubric == session.rubric.source
+                and session.options.execute == (result.execution is not None)
+                and not _factory_map_for(session.options, result.student))
     return result if same_run and result.submission_sha256 == submission_sha256(path) else None
 
 
@@ -410,7 +490,7 @@ def grade(options: GradeOptions) -> BatchSummary:
     session = open_session(options)
     reference = complete_reference(session, reference_model(session))
     reference_key = ReferenceSummary.read(options.out / REFERENCE_DIR / "reference.json").trained_for
-    paths, ignored = discover(options.paths)
+    paths, ignored = discover(options.paths, extract_to=options.out / WORK_DIR / "archives")
     for item in ignored:
         options.log(f"ignored {item.name}: {item.reason}")
     submissions = assign_ids(paths)
@@ -434,4 +514,4 @@ def grade(options: GradeOptions) -> BatchSummary:
     progress.finish()
     ordered = [results[s] for s in submissions]
     render_all(options.out, ordered, reference, session.translator)
-    return BatchSummary(ordered, reference, time.monotonic() - started)
+    return BatchSummary(ordered, reference, time.monotonic() - started, ignored=ignored)

@@ -649,7 +649,9 @@ def extract(cells: list[CodeCell]) -> tuple[str, _Extractor]:
 
 
 def _choose_file(folder: Path, ignored: list[IgnoredItem]) -> Path:
-    files = _candidates(folder)
+    files = _candidates(folder) or sorted(  # a Moodle folder may hold its notebook one level down
+        p for p in folder.rglob("*") if p.is_file() and p.suffix in SUBMISSION_SUFFIXES
+        and not any(part in SKIPPED_NAMES or part.startswith(".") for part in p.relative_to(folder).parts))
     notebooks = [p for p in files if p.suffix == ".ipynb"]
     chosen = notebooks[0] if notebooks else files[0]
     for entry in sorted(folder.rglob("*")):
@@ -867,3 +869,9 @@ def needs_discovery(ingest: IngestResult) -> bool:
     """A readable notebook without factories: its models may be built at top level (harness/discover.py)."""
     return (ingest.status == "invalid" and not ingest.factories and bool(ingest.code_cells)
             and ingest.main_file.endswith(".ipynb"))
+
+
+def main_file_path(path: Path) -> Path:
+    """The file that is graded: the submission itself, or the notebook (or module) chosen in its folder."""
+    path = Path(path)
+    return _choose_file(path, []) if path.is_dir() else path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from harness import figures
+from harness import figure_cache, figures
 from harness.analysis import GALLERY_FILE, SUITE_DIR, read_gallery, read_suite_examples, verdict
 from harness.config import bundled
 from harness.figures import (  # noqa: F401  (re-exported: the figure functions used to live here)
@@ -48,8 +48,11 @@ def analysis_figures(out: Path, result: SubmissionResult, models: list[ModelResu
     ``OUT/<student>/gallery.npz``, the perturbation examples from ``OUT/_suite/examples.npz``.
     """
     examples = examples if examples is not None else read_suite_examples(out / SUITE_DIR)
-    images = read_gallery(out / result.student / GALLERY_FILE)
     analysed = [m for m in result.models if m.error_analysis is not None]
+    if not analysed:  # nothing of the student's was evaluated: no analysis section
+        return {"per_digit": None, "confusion": {}, "reliability": {}, "gallery": {}, "assignment_examples": None,
+                "suite_examples": None, "robustness": None, "severity": None}
+    images = read_gallery(out / result.student / GALLERY_FILE)
     return {
         "per_digit": figures.per_digit_error_bars(models, t),
         "confusion": {m.name: figures.confusion_heatmap(m, t) for m in analysed},
@@ -66,10 +69,16 @@ def render_student(out: Path, result: SubmissionResult, t: Translator, env: Envi
                    examples: dict | None = None) -> Path:
     env = env or _environment(t)
     models = ([result.reference.model] if result.reference else []) + result.models
-    curves = {m.name: learning_curves(m, t) for m in result.models}
+    # The figures depend on the models, not on the score: kept between renders (harness/figure_cache.py).
+    drawn = figure_cache.cached(
+        out / result.student / figure_cache.FILE,
+        [models, t.language, out / result.student / GALLERY_FILE, out / SUITE_DIR / "examples.npz"],
+        lambda: {"curves": {m.name: learning_curves(m, t) for m in result.models},
+                 "comparison": comparison_bars(models, t),
+                 "analysis": analysis_figures(out, result, models, t, examples)})
     html = env.get_template("report.html.j2").render(
-        r=result, models=models, curves=curves, comparison=comparison_bars(models, t),
-        analysis=analysis_figures(out, result, models, t, examples), lang=t.language,
+        r=result, models=models, curves=drawn["curves"], comparison=drawn["comparison"],
+        analysis=drawn["analysis"], lang=t.language,
         verdict_text=(verdict(result.models, result.reference.model if result.reference else None, t).verdict_text
                       if result.analysis else None))
     path = out / result.student / "report.html"
@@ -86,16 +95,24 @@ def _criterion_ids(results: list[SubmissionResult]) -> list[str]:
 
 
 def write_grades_csv(out: Path, results: list[SubmissionResult]) -> Path:
-    """grades.csv: student, status, total, then one column per rubric criterion id."""
+    """grades.csv: student, status, total, one column per rubric criterion id (final points, the
+    instructor's overrides included), then total_auto and <criterion>_auto (the rubric's automatic
+    points) and instructor_comments."""
     ids = _criterion_ids(results)
     path = out / "grades.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "status", "total", *ids])
+        writer.writerow(["student", "status", "total", *ids, "total_auto", *[f"{i}_auto" for i in ids],
+                         "instructor_comments"])
         for result in results:
-            points = {c.id: c.points for c in result.score.criteria} if result.score else {}
+            criteria = {c.id: c for c in result.score.criteria} if result.score else {}
+            auto = {i: (c.auto_points if c.auto_points is not None else c.points) for i, c in criteria.items()}
+            total_auto = (result.score.total_auto if result.score and result.score.total_auto is not None
+                          else sum(auto.values()))
+            comments = " | ".join(f"{i}: {c.instructor_comment}" for i, c in criteria.items() if c.instructor_comment)
             writer.writerow([result.student, result.status, result.score.total if result.score else 0,
-                             *[points.get(i, 0) for i in ids]])
+                             *[criteria[i].points if i in criteria else 0 for i in ids],
+                             total_auto, *[auto.get(i, 0) for i in ids], comments])
     return path
 
 

@@ -37,6 +37,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(v, (int, float)) for v in value) and value[0] == -value[1] != 0:
+            return f"±{_fmt(float(value[1]))}"           # a Random* layer's symmetric factor
         return "×".join(_fmt(v) for v in value)
     return str(value)
 

@@ -57,8 +57,8 @@ def prose_lines(ingest: IngestResult) -> list[Line]:
     if ingest.markdown:
         return [Line(text, m.cell, number) for m in ingest.markdown
                 for number, text in enumerate(m.text.splitlines(), start=1)]
-    if ingest.kind == "notebook" or not ingest.code_cells:
-        return []
+    if not ingest.code_cells or ingest.code_cells[0].cell is not None:
+        return []                       # a notebook without markdown has no prose
     source = ingest.code_cells[0].source
     numbered: dict[int, str] = {}
     for first, doc in _docstrings(source):
@@ -183,10 +183,11 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
     "min_content_hits": n}}) found in the prose, by heading first, by content otherwise.
 
     A heading's section runs to the next heading of the same or a higher level (sub-headings
-    included), except a heading that holds three or more other sections' headings (a document
-    title, a "Partie 2"): only its own introduction counts. When several headings match a
-    section, the one whose matching word comes first in the title wins ("Améliorations
-    proposées" beats "Modèle amélioré 1"), then the higher level, then the longer text.
+    included), except a heading that holds three or more headings of other sections (a document
+    title, a "Partie 2"): only its own introduction counts, and it is passed over when it has none. When
+    several headings match a section, the one whose matching word comes first in the title wins
+    ("Améliorations proposées" beats "Modèle amélioré 1"), then the higher level, then the longer
+    text; a container heading comes after every other.
     """
     found_headings = headings(lines)
     heading_lines = {h.index for h in found_headings}
@@ -202,13 +203,17 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
         if h.index not in matches:
             continue
         end = next((o.index for o in found_headings[number + 1:] if o.level <= h.level), len(lines))
-        inner = [o for o in found_headings[number + 1:] if o.index < end and o.index in matches]
-        if len(inner) >= 3:
+        others = [o for o in found_headings[number + 1:]
+                  if o.index < end and set(matches.get(o.index, {})) - set(matches[h.index])]
+        container = len(others) >= 3
+        if container:  # a title or a part: only its own introduction is its text
             end = found_headings[number + 1].index if number + 1 < len(found_headings) else len(lines)
         text = _body(lines, h.index + 1, end, heading_lines)
+        words = count_words(text)
+        if container and words == 0:
+            continue
         for name, position in matches[h.index].items():
-            section = Section(name, h.title, h.cell, h.line, count_words(text), text,
-                              score=(position, h.level, -count_words(text)))
+            section = Section(name, h.title, h.cell, h.line, words, text, score=(container, position, h.level, -words))
             candidates.setdefault(name, []).append(section)
     found = {name: min(options, key=lambda s: s.score) for name, options in candidates.items()}
     # By content: a missing section's words may sit under an unusual heading, or under none.
@@ -275,14 +280,16 @@ def passages(lines: list[Line]) -> list[Passage]:
         current.clear()
 
     previous_cell = object()
-    for line in lines:
+    for index, line in enumerate(lines):
         stripped = line.text.strip()
+        following = lines[index + 1].text if index + 1 < len(lines) else ""
+        heading = heading_level(line.text, following) is not None
         starts_item = bool(re.match(r"^([-*+]\s|\d{1,2}[.)]\s|\|)", stripped))
-        if not stripped or line.cell != previous_cell or starts_item or stripped.startswith("#"):
+        if not stripped or line.cell != previous_cell or starts_item or heading:
             flush()
-        if stripped:
+        if stripped and not re.fullmatch(r"[-=~]{3,}", stripped):   # underlines are not text
             current.append(line)
-        if stripped.startswith(("#", "|")):
+        if heading or stripped.startswith("|"):
             flush()
         previous_cell = line.cell
     flush()
@@ -297,7 +304,8 @@ def sentences(passage: Passage) -> list[str]:
 
 MODEL_REF = re.compile(
     r"create_improved_model_(?P<name>\w+)"
-    r"|\b(?:modeles?|models?|reseaux?|networks?|versions?|cnn)\s+(?:ameliores?\s+|improved\s+)?"
+    r"|\b(?:modeles?|models?|reseaux?|networks?|versions?|cnn|essais?|experiences?|experiments?|variantes?"
+    r"|tentatives?|trials?)\s+(?:ameliores?\s+|improved\s+)?"
     r"(?:n[o°]\s*|#\s*)?(?P<n1>\d{1,2})\b"
     r"|\b(?:ameliores?|improved|ameliorations?|improvements?|modifications?)\s+(?:n[o°]\s*|#\s*)?(?P<n2>\d{1,2})\b"
     r"|\bm(?P<n3>\d{1,2})\b"
@@ -359,8 +367,8 @@ def best_model_claims(lines: list[Line], sections: dict[str, Section], factories
     """Sentences that name the student's best (or recommended) model, with the model they name.
 
     In a sentence with a superlative or a recommendation ("meilleur modèle", "le plus précis",
-    "best model", "je recommande", "deploy"), the model mention nearest to it (after it first,
-    within 80 characters) is the claim; a mention right after "que"/"than"/"contre" is a
+    "best model", "je recommande", "deploy"), the model mention nearest to it (within 80
+    characters, after it on a tie) is the claim; a mention right after "que"/"than"/"contre" is a
     comparison, not a claim.
     """
     numbers = factory_numbers(factories)
@@ -375,10 +383,9 @@ def best_model_claims(lines: list[Line], sections: dict[str, Section], factories
             if not refs:
                 continue
             for marker in BEST_MARKERS.finditer(text):
-                after = [r for r in refs if 0 <= r[0] - marker.end() <= CLAIM_WINDOW]
-                before = [r for r in refs if 0 <= marker.start() - r[1] <= CLAIM_WINDOW]
-                chosen = (min(after, key=lambda r: r[0]) if after else
-                          max(before, key=lambda r: r[1]) if before else None)
+                distances = [(r[0] - marker.end(), 0, r) for r in refs if 0 <= r[0] - marker.end() <= CLAIM_WINDOW]
+                distances += [(marker.start() - r[1], 1, r) for r in refs if 0 <= marker.start() - r[1] <= CLAIM_WINDOW]
+                chosen = min(distances)[2] if distances else None
                 if chosen:
                     claims.append(Claim(chosen[2], passage.cell, passage.line, sentence.strip(),
                                         section_of(passage.cell, passage.line)))

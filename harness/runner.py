@@ -168,12 +168,12 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
             start_new_session=True, preexec_fn=lambda: _child_setup(limits, threads, cgroup, nproc))
         try:
             while True:
-                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                # exited? (not reaped yet: while the worker is a zombie its process group id cannot be
+                # reused, so killing the group below never hits an unrelated process)
+                exited = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
                 if events_reader is not None:
                     _receive(outcome, _parse_events(events_reader.read_new()), on_event)
-                if pid:
-                    process.returncode = outcome.returncode = os.waitstatus_to_exitcode(status)
-                    outcome.cpu_seconds = usage.ru_utime + usage.ru_stime
+                if exited is not None:
                     break
                 elapsed = time.monotonic() - started
                 full = elapsed - last_check >= RESOURCE_CHECK_SECONDS
@@ -183,19 +183,15 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
                 reason = None if outcome.breach else watch(outcome.events, elapsed)
                 if outcome.breach or reason:
                     outcome.stopped_because = reason
-                    _kill_group(process.pid)
-                    if cgroup is not None:
-                        cgroup.kill_all()
-                    _, status, usage = os.wait4(process.pid, 0)
-                    process.returncode = outcome.returncode = os.waitstatus_to_exitcode(status)
-                    outcome.cpu_seconds = usage.ru_utime + usage.ru_stime
                     break
                 time.sleep(POLL_SECONDS)
         finally:
-            if process.returncode is None:
-                _kill_group(process.pid)
-                process.wait()
-            _kill_group(process.pid)  # anything the worker left behind in its session
+            _kill_group(process.pid)  # the worker, if still running, and anything left in its session
+            if cgroup is not None:
+                cgroup.kill_all()     # and anything that left the session (setsid, double fork)
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = outcome.returncode = os.waitstatus_to_exitcode(status)
+            outcome.cpu_seconds = usage.ru_utime + usage.ru_stime
         if cgroup is not None:
             outcome.oom_killed = cgroup.oom_killed()
             if outcome.breach is None and cgroup.process_limit_hit():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness import rubric_code, rubric_models, rubric_text
 from harness.config import bundled
@@ -165,16 +166,18 @@ def load_rubric(path: Path | None = None, overrides: Path | None = None) -> Rubr
     raw = path.read_bytes()
     try:
         rubric = Rubric(**tomllib.loads(raw.decode("utf-8")))
-    except (tomllib.TOMLDecodeError, ValueError) as error:
-        raise ValueError(f"{path}: {error}") from error
+    except ValidationError as error:
+        raise ValueError(f"{path}: {_plain_errors(error)}") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from error
     for criterion in rubric.criteria:
         if criterion.rule not in RULES:
             raise ValueError(f"{path}: criterion {criterion.id!r} names unknown rule {criterion.rule!r}; "
                              f"known: {', '.join(RULES)}")
         try:
             rubric.params(criterion)
-        except ValueError as error:
-            raise ValueError(f"{path}: criterion {criterion.id!r} (rule {criterion.rule}): {error}") from error
+        except ValidationError as error:
+            raise ValueError(f"{path}: criterion {criterion.id!r} (rule {criterion.rule}): {_plain_errors(error)}") from error
     ids = [c.id for c in rubric.criteria]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: criterion ids must be unique ({', '.join(ids)})")
@@ -183,6 +186,16 @@ def load_rubric(path: Path | None = None, overrides: Path | None = None) -> Rubr
     if loaded.source:
         source += f" + {loaded.source}"
     return rubric.model_copy(update={"source": source, "overrides": loaded})
+
+
+def _plain_errors(error: ValidationError) -> str:
+    """pydantic's errors in one line: "unknown parameter 'lint_pionts'; parameter 'rounding': …"."""
+    parts = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"])
+        parts.append(f"unknown parameter {name!r}" if item["type"] == "extra_forbidden"
+                     else f"parameter {name!r}: {item['msg']}")
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- what rules look at
@@ -217,6 +230,15 @@ class Evidence:
     def statics(self) -> dict[str, dict]:
         return rubric_models.static_details(self.ingest)
 
+    @functools.cached_property
+    def passages(self) -> list[Passage]:
+        return rubric_text.passages(self.prose)
+
+    @property
+    def is_module(self) -> bool:
+        """A .py submission: one code cell without a cell number."""
+        return bool(self.ingest.code_cells) and self.ingest.code_cells[0].cell is None
+
     @property
     def comparable(self) -> bool:
         """Whether the harness trained like the student did (all images, declared epochs)."""
@@ -250,7 +272,7 @@ class Notes:
     def where(self, cell: int | None, line: int | None) -> str | None:
         if cell is not None:
             return self.t("cell", n=cell) + (f", {self.t('line')} {line}" if line and line > 1 else "")
-        if line is not None and self.ev.ingest.kind != "notebook":
+        if line is not None and self.ev.is_module:
             return f"{self.t('line')} {line}"
         return None
 
@@ -268,7 +290,7 @@ def _pct(value: float | None) -> str:
 
 
 def _excerpt(text: str, limit: int = 140) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+", " ", re.sub(r"\*\*|__|`|^#+\s*|^[-*]\s+", "", text)).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -378,13 +400,13 @@ def _markdown_near(ev: Evidence, cell: int | None, context: int) -> list[Passage
         if next_cell in code_cells:
             break
     wanted = set(before) | set(after)
-    return [passage for passage in rubric_text.passages(ev.prose) if passage.cell in wanted]
+    return [passage for passage in ev.passages if passage.cell in wanted]
 
 
 def nearby_passages(ev: Evidence, name: str, context: int, settings: bool = False) -> list[Passage]:
     """The student's text about one model: the markdown around its factory's cell, the factory's
-    (and its helpers') docstrings and comments, and every passage that names the model. With
-    `settings`, also the text around its TRAINING_CONFIG entry."""
+    (and its helpers') docstrings and comments, and every passage whose first model mention is
+    this model. With `settings`, also the text around its TRAINING_CONFIG entry."""
     factory = ev.factory(name)
     static = ev.statics.get(name, {})
     found: list[Passage] = []
@@ -397,8 +419,9 @@ def nearby_passages(ev: Evidence, name: str, context: int, settings: bool = Fals
         if config_nodes and config_nodes[0].lineno - 1 < len(ev.ingest.line_map):
             found += _markdown_near(ev, ev.ingest.line_map[config_nodes[0].lineno - 1][0], context)
     numbers = rubric_text.factory_numbers(ev.ingest.factories)
-    for passage in rubric_text.passages(ev.prose):
-        if any(ref[2] == name for ref in rubric_text.model_refs(plain(passage.text), numbers)):
+    for passage in ev.passages:
+        refs = rubric_text.model_refs(plain(passage.text), numbers)
+        if refs and refs[0][2] == name:     # about this model (not one that merely starts from it)
             found.append(passage)
     unique: dict[tuple, Passage] = {}
     for passage in found:
@@ -410,12 +433,17 @@ SETTINGS_CATEGORIES = {"augmentation", "training", "hyperparameters"}
 
 
 def justification(passages: list[Passage], vocabulary: list[str], reasons: list[str]) -> Passage | None:
-    """The first passage that names the category (its vocabulary) and gives a reason."""
+    """The passage that gives a reason and names the category most (its vocabulary's distinct
+    words), first in document order on ties; None when no passage does both."""
+    best, best_hits = None, 0
     for passage in passages:
         text = plain(passage.text)
-        if rubric_text.matches_any(vocabulary, text) and rubric_text.matches_any(reasons, text):
-            return passage
-    return None
+        if not rubric_text.matches_any(reasons, text):
+            continue
+        hits = sum(1 for pattern in vocabulary if re.search(pattern, text))
+        if hits > best_hits:
+            best, best_hits = passage, hits
+    return best
 
 
 def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> Verdict:
@@ -583,7 +611,10 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         if other is not claim:
             notes.add(t("rb_ev_claim_other", model=other.model, sentence=_excerpt(other.sentence)), other.cell, other.line)
     agree = disagreement = None
-    if claim is None:
+    if not any(f.role == "improved" for f in ev.ingest.factories):
+        share = 0.0
+        notes.add(t("rb_ev_no_improved_claim"), kind="missing")
+    elif claim is None:
         share = p.no_claim_share
         notes.add(t("rb_ev_no_claim"), kind="missing")
     elif measured is None or trained.get(claim.model) is None:
@@ -594,7 +625,11 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         agree = claim.model == measured or gap <= p.claim_tolerance_pp
         text = t("rb_ev_claim", model=claim.model, sentence=_excerpt(claim.sentence), measured=measured,
                  acc=_pct(trained[measured]), claimed_acc=_pct(trained[claim.model]), profile=ev.profile)
-        if agree:
+        if claim.model == measured:
+            share = 1.0
+            notes.add(t("rb_ev_claim_same", model=claim.model, sentence=_excerpt(claim.sentence),
+                        acc=_pct(trained[measured]), profile=ev.profile), claim.cell, claim.line, "found")
+        elif agree:
             share = 1.0
             notes.add(text + t("rb_ev_claim_agrees"), claim.cell, claim.line, "found")
         elif ev.comparable:
@@ -613,6 +648,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     written = [t("section_" + n) for n in p.sections_points if n in ev.sections and ev.sections[n].words >= p.min_words]
     reason = t("rb_reason_analysis", found=len(written), total=len(p.sections_points), names=", ".join(written) or "—",
                claim=(t("rb_claim_agrees") if agree else t("rb_claim_disagrees") if disagreement else
+                      t("rb_claim_not_comparable", profile=ev.profile) if agree is False else
                       t("rb_claim_unchecked") if claim is not None else t("rb_claim_none")))
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
 
@@ -649,7 +685,7 @@ def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> V
     notes = Notes(t, ev)
     shares = [_section_share(ev, notes, t, name, p.min_words, p.heading_share) for name in p.sections]
     total_words = sum(rubric_text.count_words(line.text) for line in ev.prose)
-    source = t("rb_prose_module") if ev.ingest.kind != "notebook" and not ev.ingest.markdown else t("rb_prose_markdown")
+    source = t("rb_prose_module") if ev.is_module else t("rb_prose_markdown")
     notes.add(t("rb_ev_words", words=total_words, source=source))
     found = [n for n in p.sections if n in ev.sections]
     missing = [t("section_" + n) for n in p.sections if n not in ev.sections or ev.sections[n].words < p.min_words]
@@ -671,7 +707,8 @@ RULES: dict[str, tuple[Callable[[Evidence, Any, Translator], Verdict], type[_Par
 
 
 def _round(points: float, step: float) -> float:
-    return round(points / step) * step if step > 0 else round(points, 3)
+    """To the nearest multiple of `step`, halves up (1.25 -> 1.5 with step 0.5), as graders round."""
+    return math.floor(points / step + 0.5 + 1e-9) * step if step > 0 else round(points, 3)
 
 
 def _apply_override(criterion: CriterionScore, rubric: Rubric, student: str, t: Translator) -> CriterionScore:

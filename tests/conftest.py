@@ -9,7 +9,8 @@ its outputs are read by many tests:
 * ``failing``: crafted submissions whose factories raise, return the wrong thing, hang,
   exit or segfault.
 
-Both runs share one stage cache, so the reference model is trained once per session.
+Both runs share one stage cache and a small robustness suite, so the reference model is trained
+once per session and evaluation stays short.
 """
 from __future__ import annotations
 
@@ -117,6 +118,61 @@ def stage_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("stage-cache")
 
 
+# A robustness suite small enough for tests: the assignment's two tests, one MNIST-C corruption and
+# a two-level sweep, on few images (the bundled suite has 37 sets).
+SMALL_SUITE = """
+subset = 100
+
+[[entries]]
+name = "assignment/noise"
+group = "assignment"
+perturbation = "gaussian_noise"
+params = { sigma = 0.1 }
+seed = 1001
+subset = "all"
+
+[[entries]]
+name = "assignment/rotation"
+group = "assignment"
+perturbation = "random_rotation"
+params = { max_angle = 15.0 }
+seed = 1002
+subset = "all"
+
+[[entries]]
+name = "mnist_c/shot_noise"
+group = "mnist_c"
+perturbation = "shot_noise"
+params = { photons = 5.0 }
+seed = 2001
+
+[[entries]]
+name = "sweep/gaussian_noise/0.1"
+group = "sweep"
+family = "gaussian_noise"
+severity = 0.1
+perturbation = "gaussian_noise"
+params = { sigma = 0.1 }
+seed = 3002
+
+[[entries]]
+name = "sweep/gaussian_noise/0.3"
+group = "sweep"
+family = "gaussian_noise"
+severity = 0.3
+perturbation = "gaussian_noise"
+params = { sigma = 0.3 }
+seed = 3004
+"""
+
+
+@pytest.fixture(scope="session")
+def suite_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("suite") / "small_suite.toml"
+    path.write_text(SMALL_SUITE, encoding="utf-8")
+    return path
+
+
 # --------------------------------------------------------------------------- grading runs
 
 @dataclass
@@ -137,11 +193,14 @@ class Graded:
 
 
 def run_grade(paths: list[Path], out: Path, *, protocol: Path, data: Path, cache: Path | None,
-              profile: str = TINY, workers: int = 2, use_cache: bool = True, **extra) -> Graded:
+              profile: str = TINY, workers: int = 2, use_cache: bool = True, suite: Path | None = None,
+              **extra) -> Graded:
+    """grade() with the log captured; `suite` None means the bundled robustness suite."""
     log: list[str] = []
     started = time.monotonic()
     options = GradeOptions(paths=list(paths), out=out, profile=profile, data=data, protocol=protocol,
-                           workers=workers, cache=cache, use_cache=use_cache, log=log.append, **extra)
+                           workers=workers, cache=cache, use_cache=use_cache, suite=suite, log=log.append,
+                           **extra)
     summary = grade(options)
     return Graded(summary=summary, out=out, paths=list(paths), log=log, seconds=time.monotonic() - started)
 
@@ -166,10 +225,10 @@ def class_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def graded(tmp_path_factory, class_dir, mnist_npz, protocol_path, stage_cache) -> Graded:
+def graded(tmp_path_factory, class_dir, mnist_npz, protocol_path, stage_cache, suite_path) -> Graded:
     """The sample class graded once on the tiny profile; read-only for the tests that use it."""
     out = tmp_path_factory.mktemp("graded") / "out"
-    return run_grade([class_dir], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache)
+    return run_grade([class_dir], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path)
 
 
 def copy_of(graded_run: Graded, dest: Path) -> Path:
@@ -243,7 +302,7 @@ def create_improved_model_2():
 
 
 @pytest.fixture(scope="session")
-def failing(tmp_path_factory, mnist_npz, protocol_path, stage_cache, graded) -> Graded:
+def failing(tmp_path_factory, mnist_npz, protocol_path, stage_cache, suite_path, graded) -> Graded:
     """Two crafted submissions with failing factories, graded together (after ``graded``, whose
     reference model they take from the shared cache)."""
     folder = tmp_path_factory.mktemp("failing") / "class"
@@ -251,4 +310,4 @@ def failing(tmp_path_factory, mnist_npz, protocol_path, stage_cache, graded) -> 
     (folder / "misbehaving.py").write_text(textwrap.dedent(MISBEHAVING), encoding="utf-8")
     (folder / "crashing.py").write_text(textwrap.dedent(CRASHING), encoding="utf-8")
     out = tmp_path_factory.mktemp("failing") / "out"
-    return run_grade([folder], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache)
+    return run_grade([folder], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path)

@@ -282,7 +282,7 @@ class JobSpy:
             original = module.run_job
 
             def spy(job, scratch, *, readable, _original=original, **kwargs):
-                self.jobs.append((job["mode"], [Path(p) for p in readable]))
+                self.jobs.append((job["mode"], [Path(p) for p in readable], job))
                 return _original(job, scratch, readable=readable, **kwargs)
             monkeypatch.setattr(module, "run_job", spy)
 
@@ -301,32 +301,33 @@ def suite_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def two_students(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("analysis-class") / "class"
-    folder.mkdir()
-    # the same factories; a different constant so that bruno's models are trained, not taken from the cache
-    for name in ("ana", "bruno"):
-        (folder / f"{name}.py").write_text(textwrap.dedent(SUBMISSION) + f"\nAUTHOR = {name!r}\n", encoding="utf-8")
-    return folder
+def submission(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("analysis-class") / "ana.py"
+    path.write_text(textwrap.dedent(SUBMISSION), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory, two_students, mnist_npz, protocol_path, suite_file, module_monkeypatch):
-    """Two identical submissions graded with --seeds 2 on the tiny profile and the small suite."""
+def seeded(tmp_path_factory, submission, mnist_npz, protocol_path, suite_file, module_monkeypatch, stage_cache):
+    """A submission with two small models graded with --seeds 2 on the tiny profile and the small suite
+    (up to 8 workers: train and evaluate, reference and student, two seeds; the session's stage cache
+    may already hold the seed's reference)."""
+    module_monkeypatch.delenv(analysis.SUITE_CACHE_ENV, raising=False)   # each run builds its own suite
     spy = JobSpy(module_monkeypatch)
     out = tmp_path_factory.mktemp("seeded") / "out"
-    graded = run_grade([two_students], out, protocol=protocol_path, data=mnist_npz, cache=None, workers=1,
+    graded = run_grade([submission], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, workers=1,
                        seeds=2, suite=suite_file)
     graded.spy = spy
     return graded
 
 
 @pytest.fixture(scope="module")
-def rerun(seeded, two_students, tmp_path_factory, mnist_npz, protocol_path, suite_file):
-    """ana graded again from scratch into a new folder: retrained, suite rebuilt (reference kept)."""
+def rerun(seeded, submission, tmp_path_factory, mnist_npz, protocol_path, suite_file):
+    """The submission graded again from scratch into a new folder, one seed: its models retrained, the
+    suite rebuilt (the reference's folder is copied, to save a training)."""
     out = tmp_path_factory.mktemp("rerun") / "out"
     shutil.copytree(seeded.out / REFERENCE_DIR, out / REFERENCE_DIR)
-    return run_grade([two_students / "ana.py"], out, protocol=protocol_path, data=mnist_npz, cache=None,
+    return run_grade([submission], out, protocol=protocol_path, data=mnist_npz, cache=None,
                      use_cache=False, workers=1, suite=suite_file)
 
 
@@ -341,7 +342,7 @@ def test_every_trained_model_has_the_analysis_fields(seeded):
         assert len(a.first_errors) == min(10, a.errors) and a.calibration.n_bins == 15
         assert a.overfitting is not None and a.overfitting.epochs == 1
         r = m.robustness
-        assert r.clean_accuracy == pytest.approx(m.test_accuracy)
+        assert r.clean_accuracy == pytest.approx(m.test_accuracy, abs=1e-6)
         assert r.noise_accuracy is not None and r.rotation_accuracy is not None and r.mnist_c_accuracy is not None
         assert [e.name for e in r.entries] == load_suite(seeded_suite(seeded)).names
         assert r.relative_mce is not None and r.predict_seconds is not None and r.images == 2 * 300 + 5 * 120
@@ -360,38 +361,39 @@ def seeded_suite(graded) -> Path:
 
 
 @pytest.mark.slow
-def test_every_model_sees_the_same_perturbed_images(seeded):
-    run_checksum = seeded.result("ana").run.suite_checksum
+def test_every_model_sees_the_same_perturbed_images(seeded, rerun):
+    result = seeded.result("ana")
+    run_checksum = result.run.suite_checksum
     manifest = json.loads((seeded.out / "_suite" / "suite.json").read_text(encoding="utf-8"))
     assert run_checksum == manifest["checksum"] and len(run_checksum) == 64
-    for student in ("ana", "bruno"):
-        result = seeded.result(student)
-        assert result.run.suite_checksum == run_checksum
-        assert result.reference.model.robustness.suite_checksum == run_checksum
-        for m in result.models:
-            assert m.robustness.suite_checksum == run_checksum
-            with np.load(seeded.out / student / "models" / m.predictions_file) as npz:
-                assert str(npz["suite_checksum"]) == run_checksum
-    # the same factories trained separately on the same seed: the same figures, model by model
-    ana, bruno = seeded.result("ana"), seeded.result("bruno")
-    for a, b in zip(ana.models, bruno.models):
-        assert not b.from_cache
-        assert a.robustness.model_dump(exclude={"predict_seconds"}) == b.robustness.model_dump(exclude={"predict_seconds"})
-        assert a.error_analysis == b.error_analysis
+    assert result.reference.model.robustness.suite_checksum == run_checksum
+    for m in result.models:        # the student's two models, and the reference: the same sets
+        assert m.robustness.suite_checksum == run_checksum
+        with np.load(seeded.out / "ana" / "models" / m.predictions_file) as npz:
+            assert str(npz["suite_checksum"]) == run_checksum
+    # another grading run rebuilds the suite in its own folder: byte for byte the same images
+    assert rerun.result("ana").run.suite_checksum == run_checksum
+    again = json.loads((rerun.out / "_suite" / "suite.json").read_text(encoding="utf-8"))
+    assert again["directory"] != manifest["directory"]
+    assert [e["sha256"] for e in again["entries"]] == [e["sha256"] for e in manifest["entries"]]
 
 
 @pytest.mark.slow
 def test_training_workers_never_see_the_suite_and_evaluation_reads_it(seeded):
     suite_dir = Path(json.loads((seeded.out / "_suite" / "suite.json").read_text(encoding="utf-8"))["directory"])
-    train_jobs = [readable for mode, readable in seeded.spy.jobs if mode == "train"]
-    eval_jobs = [readable for mode, readable in seeded.spy.jobs if mode == "evaluate"]
+    train_jobs = [readable for mode, readable, _ in seeded.spy.jobs if mode == "train"]
+    eval_jobs = [readable for mode, readable, _ in seeded.spy.jobs if mode == "evaluate"]
+    student_eval = [job for mode, _, job in seeded.spy.jobs if mode == "evaluate"
+                    and str(seeded.out / "ana" / "models") in job["models"][0]["model_file"]]
     assert train_jobs and eval_jobs
     for readable in train_jobs:
         assert not any(suite_dir in p.parents or p == suite_dir for p in readable) and len(readable) == 1
         assert all("test" not in p.name for p in readable)
     # the seed-0 evaluations read the suite's folder; extra-seed ones only the clean test set
-    assert sum(suite_dir in readable for readable in eval_jobs) >= 3          # reference, ana, bruno
-    assert any(suite_dir not in readable for readable in eval_jobs)         # the second seed's
+    assert len(student_eval) == 1 and student_eval[0]["suite"]["dir"] == str(suite_dir)
+    assert all(len(e["sha256"]) == 64 for e in student_eval[0]["suite"]["entries"])
+    assert any(suite_dir in readable for readable in eval_jobs)
+    assert any(suite_dir not in readable for readable in eval_jobs)         # the second seed's: clean set only
 
 
 @pytest.mark.slow
@@ -430,7 +432,6 @@ def test_two_seeds_give_a_confidence_interval(seeded):
 @pytest.mark.slow
 def test_rerun_gives_identical_robustness_figures(seeded, rerun):
     first, second = seeded.result("ana"), rerun.result("ana")
-    assert second.run.suite_checksum == first.run.suite_checksum     # suite rebuilt: same bytes
     for a, b in zip(first.models, second.models):
         assert not b.from_cache                                      # really retrained
         assert b.robustness.model_dump(exclude={"predict_seconds"}) == a.robustness.model_dump(exclude={"predict_seconds"})
@@ -460,3 +461,27 @@ def test_report_has_the_analysis_figures_and_rerenders_in_english(seeded, tmp_pa
     assert "exact McNemar test" in english and "Robustness (the same hidden exam" in english
     summary = json.loads((copy / "class.json").read_text(encoding="utf-8"))
     assert {s["student"]: s["verdict"] for s in summary["students"]}["ana"] == seeded.result("ana").analysis.verdict
+
+
+def test_figures_draw_from_stored_results_alone(small_suite):
+    from harness import figures
+
+    built, labels = small_suite
+    reference = model("create_baseline_model", "reference", 0.9)
+    predictions = fake_predictions(built, labels, {"mnist_c/fog": 3, "sweep/rotation/45": 2})
+    outputs = one_hot(np.where(np.arange(len(labels)) % 7 == 0, (labels + 1) % 10, labels))
+    analysed = reference.model_copy(update={"error_analysis": analysis.error_analysis(labels, outputs),
+                                            "robustness": analysis.robustness(labels, predictions, built)})
+    student = analysed.model_copy(update={"name": "create_improved_model_1", "role": "improved"})
+    images = {i: np.zeros((28, 28), np.uint8) for i in analysis.gallery_indices([student])}
+    examples = {"clean": np.zeros((5, 28, 28), np.uint8),
+                "entries": {e.name: np.zeros((5, 28, 28), np.uint8) for e in built}}
+    drawn = [figures.confusion_heatmap(student, FR), figures.reliability_diagram(student, FR),
+             figures.per_digit_error_bars([analysed, student], FR), figures.misclassified_gallery(student, images, FR),
+             figures.assignment_examples(examples, FR), figures.suite_examples(examples, FR),
+             figures.robustness_bars([analysed, student], EN), figures.severity_curves([analysed, student], EN)]
+    for uri in drawn:
+        assert uri and uri.startswith("data:image/png;base64,")
+        assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figures.misclassified_gallery(student, {}, FR) is None       # no images stored: no gallery
+    assert figures.robustness_bars([reference], FR) is None

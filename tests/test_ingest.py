@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from harness.ingest import assign_ids, discover, ingest_path, student_id, submission_sha256
-from conftest import SAMPLES
+from conftest import SAMPLES, copy_samples
 
 
 def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
@@ -85,13 +85,26 @@ def test_student_folder_with_accented_name():
     compile(result.module_source, "submission.py", "exec")
 
 
-def test_discover_class_folder():
-    paths, ignored = discover([SAMPLES])
+ORIGINAL_SAMPLES = ["Camille Dupont.ipynb", "Zoé Martin", "baseline_only.ipynb", "broken.ipynb", "module_student.py"]
+
+
+def test_discover_class_folder(tmp_path):
+    promo = tmp_path / "promo"
+    copy_samples(promo, ORIGINAL_SAMPLES + ["README.md"])
+    paths, ignored = discover([promo])
     ids = assign_ids(paths)
     assert set(ids) == {"Camille Dupont", "Zoé Martin", "baseline_only", "broken", "module_student"}
-    assert ids["Zoé Martin"] == SAMPLES / "Zoé Martin" and ids["Zoé Martin"].is_dir()
-    assert ids["Camille Dupont"] == SAMPLES / "Camille Dupont.ipynb"
+    assert ids["Zoé Martin"] == promo / "Zoé Martin" and ids["Zoé Martin"].is_dir()
+    assert ids["Camille Dupont"] == promo / "Camille Dupont.ipynb"
     assert [(Path(i.name).name, ".md" in i.reason) for i in ignored] == [("README.md", True)]
+
+
+def test_discover_the_samples_folder():
+    paths, ignored = discover([SAMPLES])
+    ids = assign_ids(paths)
+    assert {"Camille Dupont", "Zoé Martin", "baseline_only", "broken", "module_student"} <= set(ids)
+    assert len(ids) == len(paths)
+    assert SAMPLES / "README.md" in {Path(i.name) for i in ignored}
 
 
 def test_discover_one_student_folder_given_directly():

@@ -17,13 +17,14 @@ from keras import layers
 
 MAX_ENTRIES = 60_000
 MAX_SECONDS = 20
-SKIP = {"/proc", "/sys", "/dev"}
+SKIP = {"/proc", "/sys", "/dev", "/usr"}
+SKIP_NAMES = {"site-packages", "dist-packages", "__pycache__", ".git"}  # no data in there: look elsewhere
 
 
 def _walk(found):
     seen, give_up = 0, time.monotonic() + MAX_SECONDS
     for root, dirs, files in os.walk("/"):
-        dirs[:] = [d for d in dirs if os.path.join(root, d) not in SKIP]
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in SKIP and d not in SKIP_NAMES]
         for name in files:
             seen += 1
             if name.endswith(".npz") or "mnist" in name.lower():
@@ -61,7 +62,8 @@ def create_improved_model_1():
             opened.append(f"{path} (unreadable: {type(error).__name__})")
     if not with_test:
         raise FileNotFoundError(f"no test set reachable: searched {seen} entries of the filesystem; "
-                                f"tried {len(_guesses())} known places; .npz files seen: {opened or 'none'}")
+                                f"tried {len(_guesses())} known places; .npz files opened ({len(opened)}): "
+                                f"{'; '.join(opened[:4]) or 'none'}")
     print(f"ADVERSARIAL: test data reachable at {with_test}")  # the sandbox failed: say so loudly
     model = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Flatten(), layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
