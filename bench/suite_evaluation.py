@@ -8,7 +8,9 @@
 2. runs the evaluation worker (sandboxed, as `harness grade` does) on the saved model `--repeat`
    times with the cached suite, and reports the worker's wall time (process start, TensorFlow
    import, model loading, predictions) and the time spent predicting the clean test set and the
-   whole suite, as the worker measured them; checks that every repeat gives the same predictions.
+   whole suite, as the worker measured them, and the worker's CPU time (user + sys, all threads:
+   independent of other jobs on the machine; on idle cores the wall time is about CPU / threads plus
+   the single-threaded start); checks that every repeat gives the same predictions.
 """
 from __future__ import annotations
 
@@ -71,9 +73,11 @@ def main() -> None:
             predictions = load_predictions(models_dir / model.predictions_file)
             same = first is None or all(np.array_equal(predictions.suite[k][0], first.suite[k][0]) for k in first.suite)
             first = first or predictions
-            print(f"run {repeat + 1}: evaluation worker {wall:.1f} s wall "
-                  f"(predicting: clean {predictions.clean_seconds:.1f} s for {len(labels):,} images, "
-                  f"suite {predictions.suite_seconds:.1f} s for {suite.n_images:,} images); "
+            cpu = predictions.cpu_seconds
+            print(f"run {repeat + 1}: evaluation worker {wall:.1f} s wall, {cpu.get('worker', 0):.1f} s CPU "
+                  f"(predicting: clean {predictions.clean_seconds:.1f} s wall / {cpu.get('clean', 0):.1f} s CPU "
+                  f"for {len(labels):,} images, suite {predictions.suite_seconds:.1f} s wall / "
+                  f"{cpu.get('suite', 0):.1f} s CPU for {suite.n_images:,} images); "
                   f"test accuracy {100 * model.test_accuracy:.2f} %; same predictions as run 1: {same}; "
                   f"load average {os.getloadavg()[0]:.1f}")
     finally:

@@ -17,7 +17,9 @@ The predictions file, one per model (``models/<name>.predictions.npz``, written 
 ``suite_predicted`` uint8: predicted digit on each perturbed image, entries concatenated
 ``suite_confidence`` float16: the probability of that prediction
 ``suite_checksum``  str: :attr:`BuiltSuite.checksum` of the sets the worker read
-``clean_seconds``, ``suite_seconds``  float: prediction time, clean test set and whole suite
+``clean_seconds``, ``suite_seconds``  float: prediction time (wall), clean test set and whole suite
+``clean_cpu_seconds``, ``suite_cpu_seconds``, ``worker_cpu_seconds``  float: CPU time (all threads)
+                    of the same, and of the worker process so far (import, loading, predicting)
 ==================  =========================================================================
 
 >>> derive_seeds(20260901, 3)[0]
@@ -221,6 +223,7 @@ class Predictions:
     suite_checksum: str | None = None
     clean_seconds: float | None = None
     suite_seconds: float | None = None
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # clean, suite, worker (see above)
 
 
 def load_predictions(path: Path) -> Predictions:
@@ -240,6 +243,9 @@ def load_predictions(path: Path) -> Predictions:
         for key in ("clean_seconds", "suite_seconds"):
             if key in npz.files:
                 setattr(out, key, float(npz[key]))
+        for key in ("clean", "suite", "worker"):
+            if f"{key}_cpu_seconds" in npz.files:
+                out.cpu_seconds[key] = float(npz[f"{key}_cpu_seconds"])
     return out
 
 

@@ -413,7 +413,7 @@ def checklist(report: CheckReport, ingest, session, ascii_only: bool = False) ->
     reference = result.reference.model if result.reference else None
     if reference is not None and reference.test_accuracy is not None:
         add(f"  reference CNN on the same images: {100 * reference.test_accuracy:.1f} % "
-            "(one epoch on 800 images: accuracies here are not the grading's)")
+            f"(one epoch on {int(session.profile.train_images * 0.8):,} images: accuracies here are not the grading's)")
 
     # 4. modifications, documentation, what is missing
     criteria = {c.id: c for c in result.score.criteria} if result.score else {}

@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="re-render every report and the dashboard from stored results")
     report.add_argument("out", type=Path)
     report.add_argument("--lang", choices=["fr", "en"], default="fr")
+    report.add_argument("--screenshots", action="store_true",
+                        help="also open the dashboard and each report in headless Chromium: screenshots in "
+                             "OUT/screenshots/, console errors and broken images reported")
+    for command in (grade, score, report):
+        command.add_argument("--roster", type=Path,
+                             help="CSV mapping student ids to LMS identities for the Moodle and Canvas exports")
 
     commands.add_parser("schema", help="print the JSON Schema of result.json")
     return parser
@@ -173,7 +179,7 @@ def _grade(args) -> int:
                            seeds=args.seeds, suite=args.suite,
                            log=lambda message: print(message, flush=True),
                            execute=args.execute, execute_options=_execute_options(args),
-                           discover_models=args.discover, factory_map=factory_map)
+                           discover_models=args.discover, factory_map=factory_map, roster=args.roster)
     summary = grade(options)
     failed = [r for r in summary.results if r.status != "ok"]
     print(f"graded {len(summary.results)} submission(s) in {summary.seconds:.0f} s; "
@@ -207,7 +213,7 @@ def _rescore(args) -> int:
 
     started = time.monotonic()
     results = rescore(args.out, rubric_path=args.rubric, language=args.lang, overrides=args.overrides,
-                      log=lambda message: print(message, flush=True))
+                      log=lambda message: print(message, flush=True), roster=args.roster)
     print(f"re-scored {len(results)} submission(s) from {args.out} in {time.monotonic() - started:.1f} s "
           "(nothing retrained)")
     return 0 if all(r.status == "ok" for r in results) else 1
@@ -216,8 +222,18 @@ def _rescore(args) -> int:
 def _report(args) -> int:
     from harness.rescore import rerender
 
-    results = rerender(args.out, language=args.lang)
+    results = rerender(args.out, language=args.lang, roster=args.roster)
     print(f"re-rendered {len(results)} report(s) and {args.out / 'index.html'}")
+    if args.screenshots:
+        from harness.screenshots import check_pages
+
+        pages = [args.out / "index.html"] + [args.out / r.student / "report.html" for r in results]
+        problems = 0
+        for check in check_pages(pages, args.out / "screenshots"):
+            issues = check.console_errors + check.broken_images + check.external_requests
+            problems += len(issues)
+            print(f"{check.screenshot}: {check.images} image(s)" + (f"; problems: {issues}" if issues else ""))
+        return 1 if problems else 0
     return 0
 
 

@@ -464,14 +464,19 @@ class _Recorder:
             return None, None
         name = f"_harness_schedule_{len(self.seen)}_{abs(hash(text)) % 10**6}"
         if function.__name__ == "<lambda>":
+            # the lambda's own text, read from its whole cell (its line alone may not parse)
+            import linecache
+
+            code = function.__code__
+            full = "".join(linecache.getlines(code.co_filename))
             try:
-                tree = ast.parse(text)
+                tree = ast.parse(full)
             except SyntaxError:
                 return None, None
-            lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)]
+            lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno]
             if len(lambdas) != 1:
                 return None, None
-            definition = f"{name} = {ast.get_source_segment(text, lambdas[0])}"
+            definition = f"{name} = {ast.get_source_segment(full, lambdas[0])}"
         else:
             definition = re.sub(r"^def\s+\w+", f"def {name}", text, count=1, flags=re.M)
         namespace = {"math": math, "np": self.np, "numpy": self.np, "keras": self.keras}

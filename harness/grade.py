@@ -71,6 +71,7 @@ class GradeOptions:
     use_cache: bool = True
     progress: Progress | None = None
     backend: str = "local"
+    roster: Path | None = None
     address: str | None = None
     gpus_per_task: float | None = None
     seeds: int = 1                 # --seeds K: each model and the reference trained on K seeds
@@ -513,5 +514,5 @@ def grade(options: GradeOptions) -> BatchSummary:
         progress.submission_done(student, _summary_line(student, result))
     progress.finish()
     ordered = [results[s] for s in submissions]
-    render_all(options.out, ordered, reference, session.translator)
+    render_all(options.out, ordered, reference, session.translator, roster=options.roster)
     return BatchSummary(ordered, reference, time.monotonic() - started, ignored=ignored)

@@ -107,7 +107,8 @@ def load_overrides(path: Path | None, criteria: dict[str, float] | None = None) 
             try:
                 items.append(Override(student=row["student"], criterion=(row["criterion"] or "").strip(),
                                       points=_number(row.get("points", ""), where),
-                                      delta=_number(row.get("delta", ""), where), comment=(row.get("comment") or "").strip()))
+                                      delta=_number(row.get("delta", ""), where),
+                                      comment=(row.get("comment") or "").strip()))
             except ValueError as error:
                 raise ValueError(f"{where}: {error}") from error
     else:

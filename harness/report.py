@@ -24,6 +24,7 @@ from harness.figures import (  # noqa: F401  (re-exported: the figure functions 
     score_histogram,
 )
 from harness.i18n import Translator
+from harness.exports import read_roster, write_lms_exports  # noqa: E402
 from harness.results import ModelResult, SubmissionResult, write_json_atomic
 
 
@@ -131,7 +132,9 @@ def class_summary(results: list[SubmissionResult], reference: ModelResult | None
     }
 
 
-def render_all(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator) -> None:
+def render_all(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator,
+               roster: Path | None = None) -> None:
+    """Every student's report, the dashboard, grades.csv, the Moodle and Canvas exports, class.json."""
     env = _environment(t)
     examples = read_suite_examples(out / SUITE_DIR)
     for result in results:
@@ -152,4 +155,5 @@ def render_all(out: Path, results: list[SubmissionResult], reference: ModelResul
         lang=t.language)
     (out / "index.html").write_text(html, encoding="utf-8")
     write_grades_csv(out, results)
+    write_lms_exports(out, results, roster=read_roster(roster))
     write_json_atomic(out / "class.json", class_summary(results, reference))

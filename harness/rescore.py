@@ -33,7 +33,7 @@ def _reference(out: Path):
 
 
 def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", overrides: Path | None = None,
-            log=None) -> list[SubmissionResult]:
+            log=None, roster: Path | None = None) -> list[SubmissionResult]:
     """Score every stored result again with `rubric_path` and the instructor's `overrides`, then
     re-render the reports: reads ingest.json and result.json only, trains and evaluates nothing."""
     rubric, translator, protocol = load_rubric(rubric_path, overrides), Translator(language), load_protocol()
@@ -47,11 +47,11 @@ def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", ov
         result = score_submission(rubric, translator, result, ingest, protocol)
         result.write(path)
         results.append(result)
-    render_all(out, results, _reference(out), translator)
+    render_all(out, results, _reference(out), translator, roster=roster)
     return results
 
 
-def rerender(out: Path, language: str = "fr") -> list[SubmissionResult]:
+def rerender(out: Path, language: str = "fr", roster: Path | None = None) -> list[SubmissionResult]:
     results = [result for _, result in stored_results(out)]
-    render_all(out, results, _reference(out), Translator(language))
+    render_all(out, results, _reference(out), Translator(language), roster=roster)
     return results

@@ -95,7 +95,8 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
     augmentation = model.settings.augmentation if model.settings else None
     if augmentation and static.get("generator"):
         augmentation = f"{augmentation}({static['generator']})"
-    common = dict(batch_size=int(declared.get("batch_size") or batch_size), epochs=int(declared.get("epochs") or epochs),
+    common = dict(batch_size=int(declared.get("batch_size") or batch_size),
+                  epochs=int(declared.get("epochs") or epochs),
                   callbacks=callbacks, augmentation=augmentation, schedule=static.get("schedule"))
     if model.spec is None:
         return Features(known=False, **common)
@@ -171,7 +172,8 @@ def differences(new: Features, old: Features, t: Translator) -> dict[str, list[s
         if new.filters != old.filters:
             arch.append(t("rb_diff_filters", before=_seq(old.filters), after=_seq(new.filters)))
         if sorted(set(new.kernels)) != sorted(set(old.kernels)):
-            arch.append(t("rb_diff_kernels", before=_seq(sorted(set(old.kernels))), after=_seq(sorted(set(new.kernels)))))
+            arch.append(t("rb_diff_kernels", before=_seq(sorted(set(old.kernels))),
+                          after=_seq(sorted(set(new.kernels)))))
         if new.dense != old.dense:
             arch.append(t("rb_diff_dense", before=_seq(old.dense), after=_seq(new.dense)))
         if new.pooling != old.pooling:
@@ -271,7 +273,8 @@ def training_config_entries(tree: ast.Module) -> dict[str, ast.AST]:
     for node in tree.body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == "TRAINING_CONFIG" for t in targets) and isinstance(node.value, ast.Dict):
+            named = any(isinstance(t, ast.Name) and t.id == "TRAINING_CONFIG" for t in targets)
+            if named and isinstance(node.value, ast.Dict):
                 entries = {}
                 for key, value in zip(node.value.keys, node.value.values, strict=True):
                     if isinstance(key, ast.Constant) and isinstance(key.value, str):
@@ -299,7 +302,8 @@ def static_details(ingest: IngestResult) -> dict[str, dict]:
         generator = None
         for node in config_nodes:
             for call in ast.walk(node):
-                if isinstance(call, ast.Call) and getattr(call.func, "id", getattr(call.func, "attr", "")) == "ImageDataGenerator":
+                name = getattr(call.func, "id", getattr(call.func, "attr", "")) if isinstance(call, ast.Call) else ""
+                if name == "ImageDataGenerator":
                     ranges = [f"{k.arg}={ast.get_source_segment(source, k.value)}" for k in call.keywords
                               if k.arg in GENERATOR_RANGES]
                     generator = ", ".join(ranges) or None

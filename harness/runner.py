@@ -43,6 +43,7 @@ class JobOutcome:
     stopped_because: str | None = None      # a deadline of `watch`: the worker was killed
     breach: tuple[str, str] | None = None   # (status, reason): killed by the runner for passing a limit
     oom_killed: bool = False                # the memory cgroup's OOM killer fired
+    memory_limit_hit: bool = False          # the worker's resident memory reached its cap
     cpu_seconds: float | None = None        # user + system time of the worker and its reaped children
     log_tail: str = ""
     isolation: str = ""
@@ -194,6 +195,7 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
             outcome.cpu_seconds = usage.ru_utime + usage.ru_stime
         if cgroup is not None:
             outcome.oom_killed = cgroup.oom_killed()
+            outcome.memory_limit_hit = cgroup.memory_limit_hit()
             if outcome.breach is None and cgroup.process_limit_hit():
                 outcome.breach = ("killed", _process_reason(limits))
         if events_reader is not None:

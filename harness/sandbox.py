@@ -33,7 +33,6 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-SANDBOX_HOME = "/sandbox"
 HARNESS_MOUNT = "/opt/harness-src"
 SANDBOX_UID = 65534  # nobody, inside the sandbox's own user namespace
 
@@ -206,6 +205,18 @@ class WorkerCgroup:
             return False
         return (_event_count(self.memory / "memory.oom_control", "oom_kill") > 0
                 or _event_count(self.memory / "memory.events", "oom_kill") > 0)
+
+    def memory_limit_hit(self) -> bool:
+        """The worker's resident memory reached its cap at least once (the kernel then reclaims,
+        which can stall a worker for a long time before its OOM killer fires)."""
+        if self.memory is None:
+            return False
+        try:
+            if (self.memory / "memory.failcnt").exists():
+                return int((self.memory / "memory.failcnt").read_text()) > 0
+        except (OSError, ValueError):
+            return False
+        return _event_count(self.memory / "memory.events", "max") > 0
 
     def peak_resident_mb(self) -> float | None:
         for name in ("memory.max_usage_in_bytes", "memory.peak"):

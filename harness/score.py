@@ -177,7 +177,8 @@ def load_rubric(path: Path | None = None, overrides: Path | None = None) -> Rubr
         try:
             rubric.params(criterion)
         except ValidationError as error:
-            raise ValueError(f"{path}: criterion {criterion.id!r} (rule {criterion.rule}): {_plain_errors(error)}") from error
+            raise ValueError(f"{path}: criterion {criterion.id!r} (rule {criterion.rule}): "
+                             f"{_plain_errors(error)}") from error
     ids = [c.id for c in rubric.criteria]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: criterion ids must be unique ({', '.join(ids)})")
@@ -451,7 +452,8 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
     improved = [m for m in ev.models if m.role == "improved"]
     own = next((m for m in ev.models if m.role == "baseline" and m.spec), None)
     base = own or ev.reference
-    zero = [_component(t, "categories", 0, p.categories_points), _component(t, "justification", 0, p.justification_points),
+    zero = [_component(t, "categories", 0, p.categories_points),
+            _component(t, "justification", 0, p.justification_points),
             _component(t, "method", 0, p.method_points)]
     if not improved or base is None:
         return Verdict(t("reason_no_improved"), [c for c in zero if c.max_points > 0], notes.items)
@@ -489,7 +491,8 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
                 notes.add(t("rb_ev_one_step", model=model.name, count=len(step)), cell, line)
             else:
                 notes.add(t("rb_ev_many_steps", model=model.name, count=len(step),
-                            names=", ".join(t("cat_" + c) for c in step), max=p.max_categories_per_step), cell, line, "flag")
+                            names=", ".join(t("cat_" + c) for c in step), max=p.max_categories_per_step),
+                          cell, line, "flag")
         for category in step:
             to_justify += 1
             passages = nearby_passages(ev, model.name, p.context_cells, settings=category in SETTINGS_CATEGORIES)
@@ -499,7 +502,8 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
                 notes.add(t("rb_ev_justified", model=model.name, category=t("cat_" + category),
                             excerpt=_excerpt(found.text)), found.cell, found.line, "found")
             else:
-                notes.add(t("rb_ev_not_justified", model=model.name, category=t("cat_" + category)), cell, line, "missing")
+                notes.add(t("rb_ev_not_justified", model=model.name, category=t("cat_" + category)),
+                          cell, line, "missing")
         previous_name, previous_f = model.name, f
     category_share = min(1.0, len(covered) / max(1, p.required_categories))
     components = [
@@ -570,7 +574,8 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
     notes.add(t("rb_ev_threshold", gain=f"{gain:+.2f}", threshold=f"{threshold.min_gain_pp:+g}" if threshold else "—",
                 points=f"{points:g}", profile=ev.profile))
     status = t(f"rb_verdict_{verdict}") if verdict else t("rb_verdict_unknown")
-    reason = t("rb_reason_improvement", model=best.name, acc=_pct(best.test_accuracy), ref=_pct(reference.test_accuracy),
+    reason = t("rb_reason_improvement", model=best.name, acc=_pct(best.test_accuracy),
+               ref=_pct(reference.test_accuracy),
                gain=f"{gain:+.2f}", verdict=status, profile=ev.profile)
     return Verdict(reason, [_component(t, "gain", points, top, f"{gain:+.2f} pp")], notes.items)
 
@@ -590,7 +595,8 @@ def _section_share(ev: Evidence, notes: Notes, t: Translator, name: str, min_wor
         notes.add(t("rb_ev_section", section=label, heading=title, words=section.words) + how,
                   section.cell, section.line, "found")
     else:
-        notes.add(t("ev_section_short", section=label, heading=title, where=notes.where(section.cell, section.line) or "",
+        notes.add(t("ev_section_short", section=label, heading=title,
+                    where=notes.where(section.cell, section.line) or "",
                     words=section.words, min=min_words) + how, section.cell, section.line, "missing")
     return heading_share + (1 - heading_share) * min(1.0, section.words / max(1, min_words))
 
@@ -609,7 +615,8 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     claim = rubric_text.claimed_best(claims)
     for other in claims:
         if other is not claim:
-            notes.add(t("rb_ev_claim_other", model=other.model, sentence=_excerpt(other.sentence)), other.cell, other.line)
+            notes.add(t("rb_ev_claim_other", model=other.model, sentence=_excerpt(other.sentence)),
+                      other.cell, other.line)
     agree = disagreement = None
     if not any(f.role == "improved" for f in ev.ingest.factories):
         share = 0.0
@@ -619,7 +626,8 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         notes.add(t("rb_ev_no_claim"), kind="missing")
     elif measured is None or trained.get(claim.model) is None:
         share = p.no_claim_share
-        notes.add(t("rb_ev_claim_unmeasured", model=claim.model, sentence=_excerpt(claim.sentence)), claim.cell, claim.line)
+        notes.add(t("rb_ev_claim_unmeasured", model=claim.model, sentence=_excerpt(claim.sentence)),
+                  claim.cell, claim.line)
     else:
         gap = 100 * (trained[measured] - trained[claim.model])
         agree = claim.model == measured or gap <= p.claim_tolerance_pp
@@ -673,7 +681,8 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
             notes.add(text + t("rb_ev_reported_not_comparable"), reported.cell)
         elif abs(diff) > p.reported_difference_pp:
             flagged += 1
-            notes.add(text + t("rb_ev_reported_differs", limit=f"{p.reported_difference_pp:g}"), reported.cell, kind="flag")
+            notes.add(text + t("rb_ev_reported_differs", limit=f"{p.reported_difference_pp:g}"), reported.cell,
+                      kind="flag")
         else:
             notes.add(text, reported.cell, kind="found")
     return compared, flagged
@@ -750,7 +759,8 @@ def failed_score(rubric: Rubric, reason: str, t: Translator, student: str = "") 
     """A submission the harness could not read: zero on every criterion, with the reason (the
     instructor's overrides still apply: they may grade it by hand)."""
     criteria = [_apply_override(CriterionScore(id=c.id, title=c.title.get(t.language, c.id), points=0.0,
-                                               max_points=c.max_points, reason=reason, auto_points=0.0), rubric, student, t)
+                                               max_points=c.max_points, reason=reason, auto_points=0.0),
+                                rubric, student, t)
                 for c in rubric.criteria]
     return _total(criteria, rubric)
 

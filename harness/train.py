@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import Profile, Protocol
-from harness.results import ModelResult, ModelSpec, TrainingSettings, WorkerInfo
+from harness.results import ModelResult, WorkerInfo
 from harness.runner import JobOutcome, run_job
 from harness.sandbox import Limits
 
@@ -97,21 +97,25 @@ def _train_started(events: list[dict], name: str | None) -> float | None:
 def _describe_death(outcome: JobOutcome) -> tuple[str, str]:
     """(status, reason) for a worker that ended without finishing its model.
 
-    In order: a limit the runner enforced (processes, output, resident memory), a deadline, the
-    memory cgroup's OOM killer, the CPU-time limit, running out of memory (read from the log: a
+    In order: a limit the runner enforced (processes, output, resident memory), the memory
+    cgroup's OOM killer, a deadline (``out_of_memory`` if the worker sat at its resident-memory
+    cap meanwhile: reclaim can stall it for long before the OOM killer fires), the CPU-time limit, running out of memory (read from the log: a
     ``std::bad_alloc`` aborts, so this comes before signals), the process limit, the file-size limit,
     a crash signal, any other signal, an exit code.
     """
     limits = outcome.limits
     if outcome.breach:
         return outcome.breach
+    if outcome.oom_killed:
+        return "out_of_memory", (f"the worker used more than its resident-memory limit of {limits.resident_mb} MiB "
+                                 "and was stopped by the kernel's out-of-memory killer")
+    if outcome.stopped_because and outcome.memory_limit_hit and "total budget" not in outcome.stopped_because:
+        return "out_of_memory", (f"the worker reached its resident-memory limit of {limits.resident_mb} MiB and "
+                                 f"stalled there until a deadline passed: {outcome.stopped_because}")
     if outcome.stopped_because:
         if "total budget" in outcome.stopped_because:
             return "skipped", outcome.stopped_because
         return "timeout", outcome.stopped_because
-    if outcome.oom_killed:
-        return "out_of_memory", (f"the worker used more than its resident-memory limit of {limits.resident_mb} MiB "
-                                 "and was stopped by the kernel's out-of-memory killer")
     name = outcome.signal_name
     cpu_limit = limits.cpu_seconds(outcome.threads)
     if name == "SIGXCPU" or (name == "SIGKILL" and outcome.cpu_seconds is not None

@@ -382,11 +382,12 @@ def run_evaluation(job: dict, events: Events) -> None:
             model = keras.saving.load_model(item["model_file"], safe_mode=custom_objects is None,
                                             custom_objects=custom_objects, compile=False)
             predict = _predictor(model)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             probabilities = predict(x_test).astype("float32")
-            arrays = {"probabilities": probabilities, "clean_seconds": np.float64(time.perf_counter() - started)}
+            arrays = {"probabilities": probabilities, "clean_seconds": np.float64(time.perf_counter() - started),
+                      "clean_cpu_seconds": np.float64(time.process_time() - cpu)}
             if suite:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 predicted, confidence, offsets = [], [], [0]
                 for _, images in suite:
                     outputs = predict(images.astype("float32") / np.float32(255.0))
@@ -396,7 +397,9 @@ def run_evaluation(job: dict, events: Events) -> None:
                 arrays.update(suite_names=np.array([n for n, _ in suite]), suite_offsets=np.array(offsets, "int64"),
                               suite_predicted=np.concatenate(predicted), suite_confidence=np.concatenate(confidence),
                               suite_checksum=np.array(job["suite"]["checksum"]),
-                              suite_seconds=np.float64(time.perf_counter() - started))
+                              suite_seconds=np.float64(time.perf_counter() - started),
+                              suite_cpu_seconds=np.float64(time.process_time() - cpu))
+            arrays["worker_cpu_seconds"] = np.float64(time.process_time())  # since the worker started
             np.savez(Path(job["out_dir"]) / f"{name}.predictions.npz", **arrays)
             events.emit("evaluated", name=name, clean_seconds=float(arrays["clean_seconds"]),
                         suite_seconds=float(arrays.get("suite_seconds", 0.0)))

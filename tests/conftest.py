@@ -4,8 +4,8 @@ Training is the slow part, so each class below is graded once per test session w
 TensorFlow workers on the ``tiny`` profile (600 training / 300 test images, 1 epoch) and
 its outputs are read by many tests:
 
-* ``graded``: a copy of real samples from ``submissions/`` (notebook, module, student folder
-  with an accented name, and the broken notebook);
+* ``graded``: copies of real samples from ``submissions/`` (notebook, module, broken notebook)
+  and a small crafted student folder with an accented name;
 * ``failing``: crafted submissions whose factories raise, return the wrong thing, hang,
   exit or segfault.
 
@@ -56,7 +56,7 @@ build_timeout_s = {BUILD_TIMEOUT_S}
 
 [profiles.{BUDGET}]
 description = "tests: enough images that a {BUDGET_MODEL_S} s model budget stops training"
-train_images = 6000
+train_images = 2000
 test_images = {TINY_TEST_IMAGES}
 epochs = 3
 max_epochs = 3
@@ -216,12 +216,52 @@ def copy_samples(dest: Path, names: list[str]) -> Path:
     return dest
 
 
-CLASS_SAMPLES = ["baseline_only.ipynb", "module_student.py", "broken.ipynb", "Zoé Martin", "README.md"]
+CLASS_SAMPLES = ["baseline_only.ipynb", "module_student.py", "broken.ipynb", "README.md"]
+
+# A student folder with an accented name, a notes file and a Colab export's lines, with small
+# models (the sample "Zoé Martin" is the same shape but three times slower to train and render).
+FOLDER_STUDENT = "Élodie Brûlé"
+FOLDER_NOTEBOOK = [
+    ("md", "# Introduction\nReconnaître les chiffres manuscrits des formulaires de l'entreprise."),
+    ("code", "!pip install -q tensorflow\nfrom google.colab import drive\ndrive.mount('/content/drive')"),
+    ("code", "%matplotlib inline\nimport keras\nfrom keras import layers\n\nHIDDEN = 32"),
+    ("md", "## Modèle de référence\nUn petit réseau dense, pour aller vite."),
+    ("code", "def create_baseline_model():\n"
+             "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Flatten(),\n"
+             "                              layers.Dense(HIDDEN, activation='relu'), layers.Dense(10, activation='softmax')])\n"
+             "    model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n"
+             "    return model\n"),
+    ("md", "## Améliorations\nModèle 1 : Dropout, pour limiter le surapprentissage."),
+    ("code", "def create_improved_model_1():\n"
+             "    \"\"\"Plus de neurones et du Dropout.\"\"\"\n"
+             "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Flatten(),\n"
+             "                              layers.Dense(2 * HIDDEN, activation='relu'), layers.Dropout(0.2),\n"
+             "                              layers.Dense(10, activation='softmax')])\n"
+             "    model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n"
+             "    return model\n"),
+    ("code", "%%time\nmodel = create_improved_model_1()\nhistory = model.fit(X_train, y_train_cat, epochs=5)"),
+]
+
+
+def write_folder_student(folder: Path) -> Path:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    for kind, source in FOLDER_NOTEBOOK:
+        notebook.cells.append(nbformat.v4.new_code_cell(source) if kind == "code"
+                              else nbformat.v4.new_markdown_cell(source))
+    folder.mkdir(parents=True)
+    nbformat.write(notebook, folder / "mini_projet.ipynb")
+    (folder / "notes.txt").write_text("brouillon, ne pas noter\n", encoding="utf-8")
+    return folder
 
 
 @pytest.fixture(scope="session")
 def class_dir(tmp_path_factory) -> Path:
-    return copy_samples(tmp_path_factory.mktemp("class") / "promo", CLASS_SAMPLES)
+    """Real samples (notebook, module, broken notebook, README) and the crafted student folder."""
+    promo = copy_samples(tmp_path_factory.mktemp("class") / "promo", CLASS_SAMPLES)
+    write_folder_student(promo / FOLDER_STUDENT)
+    return promo
 
 
 @pytest.fixture(scope="session")

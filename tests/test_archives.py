@@ -94,7 +94,7 @@ def test_a_moodle_download_zip_is_graded_per_student_with_every_skipped_file_rep
 
 
 def test_a_student_zip_is_one_submission_named_after_the_zip(tmp_path):
-    archive = make_zip(tmp_path / "Élodie Brûlé.zip", {
+    make_zip(tmp_path / "Élodie Brûlé.zip", {
         "mini-projet/mini_projet.ipynb": notebook_bytes([("code", FACTORY)]),
         "mini-projet/data/notes.txt": b"brouillon"})
     paths, ignored = discover([tmp_path], extract_to=tmp_path / "x")

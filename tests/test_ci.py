@@ -131,11 +131,9 @@ def test_example_workflow_runs_as_written(tmp_path, mnist_arrays):
            "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     grading = [s for s in steps if "harness grade" in s.get("run", "")]
-    codes = {}
     for step in grading:
         done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=repo, env=env, capture_output=True, text=True,
                               timeout=900)
-        codes[step["name"]] = done.returncode
         assert done.returncode == 0, f"{step['name']}: exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     solution = yaml.safe_load((repo / "grading" / "solution" / "ci" / "summary.json").read_text())
     assert solution["passed"] and solution["submissions"][0]["status"] == "ok"
@@ -147,9 +145,3 @@ def test_example_workflow_runs_as_written(tmp_path, mnist_arrays):
     junit = ET.parse(repo / "grading" / "samples" / "ci" / "junit.xml").getroot()
     assert junit.get("tests") == "3" and junit.get("failures") == "0"   # 2 submissions + baseline_only's model
     assert "harness grade: passed" in (tmp_path / "step-summary.md").read_text()
-    # and the gate closes: a sample that now fails makes the step exit 1
-    (repo / "submissions" / "expected.toml").write_text('[students]\nbroken = "ok"\n', encoding="utf-8")
-    step = grading[-1]
-    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 1, done.stdout[-2000:]

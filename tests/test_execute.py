@@ -37,7 +37,7 @@ def executed(tmp_path_factory, mnist_npz, protocol_path, stage_cache):
     folder = tmp_path_factory.mktemp("execute")
     shutil.copy2(SAMPLES / "failing_cell.ipynb", folder / "failing_cell.ipynb")
     return run_grade([folder / "failing_cell.ipynb"], folder / "out", protocol=protocol_path, data=mnist_npz,
-                     cache=stage_cache, workers=1, execute=True, execute_options=SMALL)
+                     cache=stage_cache, workers=1, execute=True, execute_options=SMALL, robustness=False)
 
 
 @pytest.mark.slow

@@ -130,8 +130,8 @@ def test_differences_read_every_category_from_the_built_model():
     augmented = [layer("RandomRotation", factor=[-0.05, 0.05]), *BASE_LAYERS]
     aug = differences(features(model("m", layers=augmented)), base, EN)
     assert list(aug) == ["augmentation"] and "RandomRotation(±0.05)" in aug["augmentation"][0]
-    declared = differences(features(model("m", augmentation="ImageDataGenerator"), static={"generator": "rotation_range=10"}),
-                           base, EN)
+    generator = features(model("m", augmentation="ImageDataGenerator"), static={"generator": "rotation_range=10"})
+    declared = differences(generator, base, EN)
     assert "ImageDataGenerator(rotation_range=10)" in declared["augmentation"][0]
 
     training = differences(features(model("m", declared={"epochs": 15}, callbacks=["EarlyStopping"])), base, EN)
@@ -168,7 +168,8 @@ def test_modifications_counts_categories_method_and_justification(tmp_path):
 
     # Independent variants of the baseline: each changes one thing against the BASELINE.
     independent = model("create_improved_model_2", optimizer="SGD")
-    parts = {c.id: c for c in criterion(score(evidence(ingest, [base, one, independent]), EN), "modifications").components}
+    result = criterion(score(evidence(ingest, [base, one, independent]), EN), "modifications")
+    parts = {c.id: c for c in result.components}
     assert parts["method"].detail == "2/2"
 
 
@@ -232,7 +233,7 @@ def test_points_round_half_up():
     assert _round(1.2345, 0) == 1.234 or _round(1.2345, 0) == 1.235
 
 
-# --------------------------------------------------------------------------- analysis: sections, claims, printed numbers
+# --------------------------------------------------------------------------- analysis: sections, claims, numbers
 
 REPORT = [
     ("## 5. Analyse des erreurs", "Le modèle confond surtout les 4 et les 9, et les 7 avec les 1 : des chiffres aux "
@@ -266,7 +267,8 @@ def test_claims_that_disagree_with_the_harness_are_flagged_on_a_comparable_profi
     assert {c.id: c.points for c in smoke.components}["claims"] == 0.5
     assert not any(e.kind == "flag" for e in smoke.evidence)
     agree = [model("create_improved_model_1", accuracy=0.97), model("create_improved_model_2", accuracy=0.95)]
-    assert {c.id: c.points for c in criterion(score(evidence(ingest, agree), EN), "analysis").components}["claims"] == 0.5
+    agreed = criterion(score(evidence(ingest, agree), EN), "analysis")
+    assert {c.id: c.points for c in agreed.components}["claims"] == 0.5
 
 
 def test_printed_accuracies_are_compared_with_the_harness(tmp_path):
@@ -383,7 +385,8 @@ def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
     assert tool == "ruff" and {f.code for f in findings} == {"F841", "B006"}
     tool, findings = rubric_code.lint(code.source, "pyflakes", [], ["UnusedImport"])
     assert tool == "pyflakes" and [f.code for f in findings] == ["UnusedVariable"]
-    dead = {(d.kind, d.line) for d in rubric_code.dead_code(code.source, {"create_baseline_model", "create_improved_model_1"})}
+    factories = {"create_baseline_model", "create_improved_model_1"}
+    dead = {(d.kind, d.line) for d in rubric_code.dead_code(code.source, factories)}
     assert dead == {("unreachable", 16), ("unused_function", 19), ("commented_code", 21)}
     pairs, n = rubric_code.duplicated_factories(ingest, 0.9, 2)
     assert n == 2 and [(p.first, p.second) for p in pairs] == [("create_baseline_model", "create_improved_model_1")]
@@ -413,13 +416,14 @@ def test_overrides_files_toml_and_csv(tmp_path):
     criteria = {"analysis": 3.0, "modifications": 6.0}
     toml_file = tmp_path / "o.toml"
     toml_file.write_text('[[override]]\nstudent = "Zoé Martin"\ncriterion = "analysis"\npoints = 3\ncomment = "bien"\n'
-                         '[[override]]\nstudent = "minimal"\ncriterion = "modifications"\ndelta = -1\n', encoding="utf-8")
+                         '[[override]]\nstudent = "minimal"\ncriterion = "modifications"\ndelta = -1\n',
+                         encoding="utf-8")
     loaded = load_overrides(toml_file, criteria)
     assert loaded.for_student("Zoé Martin")["analysis"].apply(1.0, 3.0) == 3
     assert loaded.for_student("minimal")["modifications"].apply(0.5, 6.0) == 0   # clamped at 0
     csv_file = tmp_path / "o.csv"
-    csv_file.write_text("student,criterion,points,delta,comment\nZoé Martin,analysis,2.5,,relu\nminimal,modifications,,+1,\n",
-                        encoding="utf-8")
+    csv_file.write_text("student,criterion,points,delta,comment\n"
+                        "Zoé Martin,analysis,2.5,,relu\nminimal,modifications,,+1,\n", encoding="utf-8")
     loaded = load_overrides(csv_file, criteria)
     assert loaded.for_student("Zoé Martin")["analysis"].points == 2.5
     assert loaded.for_student("minimal")["modifications"].delta == 1

@@ -398,3 +398,13 @@ def test_without_bubblewrap_the_result_says_so(tmp_path, mnist_arrays, monkeypat
     assert models[0].status == "ok", models[0].reason
     assert worker.sandbox.startswith("plain process, NO SANDBOX")
     assert "no filesystem or network isolation" in worker.sandbox and "limits: address space" in worker.sandbox
+
+
+def test_a_deadline_passed_at_the_memory_cap_is_out_of_memory():
+    """Near its cgroup's cap a worker can stall in reclaim long before the OOM killer fires."""
+    stalled = JobOutcome(stopped_because="create_improved_model_1() did not return a model within 10 s",
+                         memory_limit_hit=True, limits=Limits(resident_mb=2048))
+    status, reason = _describe_death(stalled)
+    assert status == "out_of_memory" and "resident-memory limit of 2048 MiB" in reason and "within 10 s" in reason
+    status, _ = _describe_death(JobOutcome(stopped_because="… did not return a model within 10 s"))
+    assert status == "timeout"

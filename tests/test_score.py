@@ -15,7 +15,7 @@ from harness.i18n import Translator
 from harness.rescore import rescore
 from harness.results import SubmissionResult
 from harness.score import failed_score, load_rubric
-from conftest import copy_of
+from conftest import FOLDER_STUDENT, copy_of
 
 CRITERIA = ["code_quality", "modifications", "improvement", "analysis", "documentation"]
 GENEROUS = [(-1000.0, 4)]   # any measured gain earns the 4 points
@@ -94,7 +94,7 @@ def rescored(graded, tmp_path_factory):
 
 def test_rescore_applies_the_changed_threshold(rescored):
     out, before, after, _ = rescored
-    assert set(after) == set(before) == {"baseline_only", "module_student", "Zoé Martin", "broken"}
+    assert set(after) == set(before) == {"baseline_only", "module_student", FOLDER_STUDENT, "broken"}
     for student, result in after.items():
         old = before[student]
         assert result.score.rubric.startswith("generous.toml")
@@ -106,7 +106,7 @@ def test_rescore_applies_the_changed_threshold(rescored):
         assert SubmissionResult.read(out / student / "result.json").score == result.score
     # students with a trained improved model get the 4 points; the others cannot
     assert criterion(after["module_student"].score, "improvement").points == 4
-    assert criterion(after["Zoé Martin"].score, "improvement").points == 4
+    assert criterion(after[FOLDER_STUDENT].score, "improvement").points == 4
     assert criterion(after["baseline_only"].score, "improvement").points == 0
     assert after["broken"].score.total == 0
     changed = after["module_student"].score.total - before["module_student"].score.total

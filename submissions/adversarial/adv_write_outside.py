@@ -6,7 +6,6 @@ absent or read-only; /tmp is private to the sandbox and vanishes with it). Bound
 creates new marker files named HARNESS-ADVERSARIAL-MARKER-*; existing files (other students'
 results, grades.csv) are opened for writing to test access but never changed.
 """
-import os
 import pwd
 from pathlib import Path
 

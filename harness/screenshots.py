@@ -1,0 +1,66 @@
+"""Open rendered pages in headless Chromium: screenshots, console errors, images that failed to load.
+
+Needs the `playwright` Python package (the test extra) and a Chromium binary (Debian package
+``chromium``; its path from ``$HARNESS_CHROMIUM`` or ``/usr/bin/chromium``). Playwright drives the
+system browser: nothing is downloaded.
+
+>>> checks = check_pages([Path("out/index.html")], Path("out/screenshots"))  # doctest: +SKIP
+>>> checks[0].console_errors, checks[0].broken_images                       # doctest: +SKIP
+([], [])
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@dataclass
+class PageCheck:
+    page: Path
+    screenshot: Path
+    console_errors: list[str] = field(default_factory=list)
+    broken_images: list[str] = field(default_factory=list)
+    images: int = 0
+    external_requests: list[str] = field(default_factory=list)
+
+
+def chromium_path() -> str:
+    found = os.environ.get("HARNESS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        raise FileNotFoundError("Chromium not found: install it (apt-get install chromium) or set HARNESS_CHROMIUM")
+    return found
+
+
+def check_pages(pages: list[Path], screenshots: Path, width: int = 1280) -> list[PageCheck]:
+    """Load each page offline, record console errors, broken images and any network request, screenshot it."""
+    from playwright.sync_api import sync_playwright
+
+    screenshots.mkdir(parents=True, exist_ok=True)
+    checks = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        try:
+            for page_path in pages:
+                check = PageCheck(page=page_path, screenshot=screenshots / f"{page_path.parent.name}-{page_path.stem}.png")
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.on("console", lambda message, c=check: c.console_errors.append(message.text)
+                        if message.type == "error" else None)
+                page.on("pageerror", lambda error, c=check: c.console_errors.append(str(error)))
+                page.on("request", lambda request, c=check: c.external_requests.append(request.url)
+                        if not request.url.startswith(("file:", "data:", "about:")) else None)
+                page.goto(page_path.resolve().as_uri(), wait_until="load")
+                check.images = page.evaluate("document.images.length")
+                check.broken_images = page.evaluate(
+                    "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+                    ".map(i => i.alt || i.src.slice(0, 60))")
+                page.screenshot(path=str(check.screenshot), full_page=True)
+                page.close()
+                checks.append(check)
+        finally:
+            browser.close()
+    return checks
