@@ -25,7 +25,7 @@ import numpy as np
 
 from harness.analysis import load_predictions, prepare_suite
 from harness.config import load_protocol
-from harness.data import load_mnist, test_set
+from harness.data import load_mnist, held_out_test_set
 from harness.evaluate import evaluate_models
 from harness.grade import default_threads
 from harness.results import ModelResult
@@ -44,7 +44,7 @@ def main() -> None:
     protocol = load_protocol()
     profile = protocol.profile(args.profile)
     raw = load_mnist(args.data)
-    x_test, labels = test_set(raw, profile.test_images)
+    x_test, labels = held_out_test_set(raw, profile.test_images)
     work = Path(tempfile.mkdtemp(prefix="suite-bench-"))
     try:
         started = time.perf_counter()

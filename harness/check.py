@@ -101,7 +101,14 @@ class CheckReport:
 
 
 def default_out() -> Path:
-    return Path(tempfile.gettempdir()) / "harness-check"
+    """<tmp>/harness-check-<user>: kept between checks (its stage cache spares the reference's training)."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name (some containers)
+        user = "user"
+    return Path(tempfile.gettempdir()) / f"harness-check-{user}"
 
 
 def check(options: CheckOptions) -> list[CheckReport]:
@@ -121,7 +128,8 @@ def check(options: CheckOptions) -> list[CheckReport]:
     grade_options = GradeOptions(
         paths=[options.path], out=out, cache=options.cache, profile=options.profile, data=options.data,
         protocol=options.protocol,
-        rubric=options.rubric, language=options.language, workers=2, use_bubblewrap=options.use_bubblewrap,
+        rubric=options.rubric, language=options.language, use_bubblewrap=options.use_bubblewrap,
+        workers=1,  # every core to each worker; the reference (when not cached) trains alongside
         robustness=False, log=lambda message: None, progress=Progress(lambda message: None),
         factory_map={"*": dict(options.factory_map)} if options.factory_map else {},
         execute=options.execute, execute_options=options.execute_options, discover_models=options.discover_models)
@@ -283,8 +291,11 @@ def _preview(out: Path, result: SubmissionResult, session, estimates, low: float
 
     from harness.report import render_student
 
+    # the error-analysis figures of one-epoch models say nothing and take most of the rendering time
+    shown = result.model_copy(update={"models": [m.model_copy(update={"error_analysis": None, "robustness": None})
+                                                 for m in result.models]})
     try:
-        path = render_student(out, result, session.translator)
+        path = render_student(out, shown, session.translator)
     except Exception as error:  # the preview is a convenience; the checklist is the answer
         session.options.log(f"(the HTML preview could not be rendered: {type(error).__name__}: {error})")
         return None
@@ -331,103 +342,105 @@ def _evidence(criterion: CriterionScore | None, kinds: set[str]) -> list[str]:
 
 
 def checklist(report: CheckReport, ingest, session, ascii_only: bool = False) -> list[str]:
+    """The checklist's lines, in the run's language (``chk_*`` in templates/i18n)."""
+    t = session.translator
     ok, bad, warn = ("[ok]", "[!!]", "[ ?]") if ascii_only else ("✓", "✗", "!")
     result = report.result
-    lines = [f"harness check — {report.student} ({result.source})", ""]
+    lines = [t("chk_title", student=report.student, source=result.source), ""]
     add = lines.append
 
     # 1. reading
+    dropped = len(ingest.dropped)
     if ingest.main_file.endswith(".ipynb"):
-        code = len(ingest.code_cells)
-        what = f"notebook {ingest.main_file} (nbformat {ingest.notebook_format or '?'}, {code} code cells, " \
-               f"{len(ingest.markdown)} markdown cells)"
+        what = t("chk_notebook", name=ingest.main_file, version=ingest.notebook_format or "?",
+                 code=len(ingest.code_cells), markdown=len(ingest.markdown))
     else:
-        what = f"module {ingest.main_file}"
+        what = t("chk_module", name=ingest.main_file)
     if ingest.status == "invalid" and not ingest.code_cells:
-        add(f"{bad} could not read {what}: {ingest.reason}")
+        add(f"{bad} " + t("chk_unreadable", what=what, reason=ingest.reason))
     else:
-        add(f"{ok} read {what}; {len(ingest.dropped)} top-level statement(s) not run by the harness (training, plots, prints)")
+        add(f"{ok} " + t("chk_read", what=what, dropped=dropped))
     for item in ingest.ignored_files:
-        add(f"  {warn} file not graded: {item.name} — {item.reason}")
+        add(f"  {warn} " + t("chk_file_ignored", name=item.name, reason=item.reason))
 
     # 2. factories
     if ingest.factory_source == "discovered" and ingest.discovery:
-        add(f"{ok} no factory functions: {len(ingest.factories)} model(s) found by running the notebook "
-            "(built at top level; the harness retrains them itself):")
+        add(f"{ok} " + t("chk_discovered", n=len(ingest.factories)))
         for model in ingest.discovery.models:
-            where = f"built in cell {model.built_cell}" + (f", fitted in cell {model.fitted_cell}" if model.fitted_cell else "")
+            fitted = t("chk_fitted_in", n=model.fitted_cell) if model.fitted_cell else ""
             fit = ", ".join(f"{k}={v if not isinstance(v, list) else '+'.join(map(str, v))}" for k, v in model.fit.items())
-            add(f"    {model.factory} ← `{model.variable or '?'}` ({where}){': ' + fit if fit else ''}")
+            add("    " + t("chk_discovered_model", factory=model.factory, variable=model.variable or "?",
+                            built=model.built_cell, fitted=fitted, fit=": " + fit if fit else ""))
             for note in model.notes:
                 add(f"      {warn} {note}")
         for cell in ingest.discovery.cells:
             if cell.status != "ok":
-                add(f"  {warn} cell {cell.cell} failed while running the notebook: {cell.error_name}: {cell.error_message}")
+                add(f"  {warn} " + t("chk_discovery_cell_failed", cell=cell.cell,
+                                     error=f"{cell.error_name}: {cell.error_message}"))
     elif ingest.factories:
-        names = ", ".join(f"{f.name} (cell {f.cell})" if f.cell else f.name for f in ingest.factories)
-        mapped = f" — mapped with --factory-map: {ingest.factory_map}" if ingest.factory_map else ""
-        add(f"{ok} {len(ingest.factories)} factor{'y' if len(ingest.factories) == 1 else 'ies'}: {names}{mapped}")
+        names = ", ".join(f"{f.name} ({t('cell', n=f.cell)})" if f.cell else f.name for f in ingest.factories)
+        mapped = t("chk_mapped", mapping=ingest.factory_map) if ingest.factory_map else ""
+        add(f"{ok} " + t("chk_factories", n=len(ingest.factories), names=names, mapped=mapped))
         if not any(f.role == "baseline" for f in ingest.factories):
-            add(f"  {warn} no create_baseline_model(): your models are compared with the harness's reference CNN")
+            add(f"  {warn} " + t("chk_no_baseline"))
         if not any(f.role == "improved" for f in ingest.factories):
-            add(f"  {warn} no create_improved_model_<n>(): nothing can score on improvement or modifications")
+            add(f"  {warn} " + t("chk_no_improved"))
     else:
-        add(f"{bad} no model to grade: {ingest.reason}")
+        add(f"{bad} " + t("chk_no_model", reason=ingest.reason))
         if ingest.discovery is not None:
-            add(f"  {warn} running the notebook: {ingest.discovery.reason or ingest.discovery.status}")
+            add(f"  {warn} " + t("chk_discovery_failed", reason=ingest.discovery.reason or ingest.discovery.status))
     for item in ingest.ignored_functions:
         add(f"  {warn} {item.name}: {item.reason}")
     for item in ingest.candidates:
         add(f"  {warn} {item.name}(): {item.reason}")
 
     # 3. each model: build, shapes, settings, short training
+    train_images = int(round(session.profile.train_images * (1 - session.protocol.training.validation_split)))
     for model in result.models:
-        label = f"{model.name}"
-        if model.status == "ok":
-            spec = model.spec
-            compiled = ""
-            if spec is not None:
-                who = "you" if spec.compiled_by == "student" else "the harness (protocol's Adam)"
-                lr = f", lr {spec.learning_rate:g}" if spec.learning_rate else ""
-                compiled = f"compiled by {who}: {spec.optimizer or '?'}{lr}, {spec.loss or '?'}"
-            acc = f", test accuracy {100 * model.test_accuracy:.1f} % on {session.profile.test_images} images" \
-                if model.test_accuracy is not None else ""
-            add(f"{ok} {label}: builds ({(model.params or 0):,} parameters), input (28, 28, 1) → 10 outputs; {compiled}")
-            add(f"    trained {model.epochs_run} epoch(s) on {int(session.profile.train_images * 0.8):,} images in "
-                f"{(model.train_seconds or 0):.1f} s{acc}")
-            settings = model.settings
-            if settings is not None:
-                declared = settings.declared or {}
-                shown = {k: v for k, v in declared.items() if v not in ([], None, "")
-                         and not (k == "augmentation" and settings.augmentation)}
-                add("    training settings: "
-                    + (", ".join(f"{k}={v}" for k, v in shown.items()) if shown else "protocol defaults (epochs 5, batch 128)")
-                    + (f"; augmentation: {settings.augmentation}" if settings.augmentation else ""))
-                for key in settings.ignored_keys:
-                    add(f"    {warn} TRAINING_CONFIG key ignored: {key}")
-            if model.stopped_by_budget:
-                add(f"    {warn} stopped by the check's time budget: in grading, a slow model is stopped the same way "
-                    "(and trained on fewer epochs than declared)")
-        else:
-            add(f"{bad} {label}: {model.status} — {model.reason}")
+        if model.status != "ok":
+            add(f"{bad} " + t("chk_model_failed", name=model.name, status=model.status, reason=model.reason))
+            continue
+        spec = model.spec
+        compiled = ""
+        if spec is not None:
+            who = t("chk_by_you") if spec.compiled_by == "student" else t("chk_by_harness")
+            compiled = t("chk_compiled", who=who, optimizer=spec.optimizer or "?",
+                         lr=f", lr {spec.learning_rate:g}" if spec.learning_rate else "", loss=spec.loss or "?")
+        accuracy = t("chk_test_accuracy", acc=f"{100 * model.test_accuracy:.1f}", n=session.profile.test_images) \
+            if model.test_accuracy is not None else ""
+        add(f"{ok} " + t("chk_model_ok", name=model.name, params=f"{(model.params or 0):,}", compiled=compiled))
+        add("    " + t("chk_trained", epochs=model.epochs_run, images=f"{train_images:,}",
+                       seconds=f"{(model.train_seconds or 0):.1f}", accuracy=accuracy))
+        settings = model.settings
+        if settings is not None:
+            shown = {k: v for k, v in (settings.declared or {}).items() if v not in ([], None, "")
+                     and not (k == "augmentation" and settings.augmentation)}
+            text = ", ".join(f"{k}={v}" for k, v in shown.items()) if shown else \
+                t("chk_settings_default", epochs=session.protocol.training.epochs,
+                  batch=session.protocol.training.batch_size)
+            if settings.augmentation:
+                text += t("chk_augmentation", what=settings.augmentation)
+            add("    " + t("chk_settings", settings=text))
+            for key in settings.ignored_keys:
+                add(f"    {warn} " + t("chk_key_ignored", key=key))
+        if model.stopped_by_budget:
+            add(f"    {warn} " + t("chk_budget"))
     reference = result.reference.model if result.reference else None
     if reference is not None and reference.test_accuracy is not None:
-        add(f"  reference CNN on the same images: {100 * reference.test_accuracy:.1f} % "
-            f"(one epoch on {int(session.profile.train_images * 0.8):,} images: accuracies here are not the grading's)")
+        add("  " + t("chk_reference", acc=f"{100 * reference.test_accuracy:.1f}", images=f"{train_images:,}"))
 
     # 4. modifications, documentation, what is missing
     criteria = {c.id: c for c in result.score.criteria} if result.score else {}
     modifications = criteria.get("modifications")
     if modifications is not None and result.models:
         add("")
-        add(f"Modification categories: {modifications.reason}")
+        add(t("chk_modifications", reason=modifications.reason))
         for text in _evidence(modifications, {"found"})[:12]:
             add(f"  {ok} {text}")
     documentation = criteria.get("documentation")
-    analysis_criterion = criteria.get("analysis")
     if documentation is not None:
         add("")
-        add(f"Documentation: {documentation.reason}")
+        add(t("chk_documentation", reason=documentation.reason))
         for text in _evidence(documentation, {"found"})[:10]:
             add(f"  {ok} {text}")
     missing = []
@@ -437,53 +450,51 @@ def checklist(report: CheckReport, ingest, session, ascii_only: bool = False) ->
             missing += [f"{criterion.title}: {text}" for text in _evidence(criterion, {"missing", "flag"})]
     if missing:
         add("")
-        add("What is missing or needs a look:")
+        add(t("chk_missing"))
         for text in missing[:25]:
             add(f"  {warn} {text}")
         if len(missing) > 25:
-            add(f"  … and {len(missing) - 25} more (see the preview)")
-    del analysis_criterion
+            add("  " + t("chk_more", n=len(missing) - 25))
 
     # 5. --execute
     execution = result.execution
     if execution is not None:
         add("")
-        symbol = ok if execution.status == "ok" else bad
         ran = sum(1 for c in execution.cells if c.status == "ok")
-        add(f"{symbol} notebook run top to bottom (--execute): {ran}/{len(execution.cells)} code cells ran; "
-            f"{execution.status}{' — ' + execution.reason if execution.reason else ''} ({execution.seconds:.0f} s)")
+        add(f"{ok if execution.status == 'ok' else bad} " + t(
+            "chk_execute", ran=ran, total=len(execution.cells), status=execution.status,
+            reason=f" — {execution.reason}" if execution.reason else "", seconds=f"{execution.seconds:.0f}"))
         for cell in execution.cells:
             if cell.status != "ok":
-                add(f"    {warn} cell {cell.cell}: {cell.status} {cell.error_name or ''}: {(cell.error_message or '')[:160]}")
+                add(f"    {warn} " + t("chk_execute_cell", cell=cell.cell, status=cell.status,
+                                      error=f"{cell.error_name or ''}: {(cell.error_message or '')[:160]}"))
         for accuracy in execution.accuracies[:8]:
-            add(f"    printed in cell {accuracy.cell}: {accuracy.text}")
+            add("    " + t("chk_printed", cell=accuracy.cell, text=accuracy.text))
         add(f"    {execution.data_note}")
 
     # 6. estimates
     add("")
-    add(f"Predicted points per criterion — ESTIMATE (rubric applied to this check; the ranges assume the real "
-        f"grading measures anything from a {abs(SCENARIOS[0][1]):g}-point loss to a {SCENARIOS[-1][1]:g}-point gain "
-        "over the reference):")
+    add(t("chk_estimate_title", loss=f"{abs(SCENARIOS[0][1]):g}", gain=f"{SCENARIOS[-1][1]:g}"))
     width = max((len(e.title) for e in report.estimates), default=10)
     for e in report.estimates:
-        why = "fixed by your notebook's code and text" if e.fixed else "depends on the accuracies grading will measure"
+        why = t("chk_fixed") if e.fixed else t("chk_varies")
         add(f"  {e.title:<{width}}  {_fmt_range(e.low, e.high):>9} / {e.max_points:g}   ({why})")
     if result.score is not None:
-        add(f"  {'Total':<{width}}  {_fmt_range(report.total_low, report.total_high):>9} / {result.score.max_total:g}")
+        add(f"  {t('chk_total'):<{width}}  {_fmt_range(report.total_low, report.total_high):>9} / "
+            f"{result.score.max_total:g}")
 
     # 7. verdict
     add("")
     sandbox = result.worker.sandbox if result.worker else ""
     if sandbox and not sandbox.startswith("bubblewrap"):
-        add(f"{warn} no bubblewrap here (macOS, Windows/WSL without it): workers ran as plain processes with "
-            "resource limits — fine for checking your own code")
+        add(f"{warn} " + t("chk_no_sandbox"))
     if report.preview is not None:
-        add(f"Preview of the feedback report: {report.preview}")
+        add(t("chk_preview", path=report.preview))
     if report.reasons:
-        add(f"{bad} NOT GRADABLE as is ({len(report.reasons)} problem(s)):")
+        add(f"{bad} " + t("chk_not_gradable", n=len(report.reasons)))
         for reason in report.reasons:
             add(f"    - {reason}")
     else:
-        add(f"{ok} gradable: every model builds, compiles and trains under the protocol.")
-    add(f"(checked in {report.seconds:.0f} s)")
+        add(f"{ok} " + t("chk_gradable"))
+    add(t("chk_seconds", seconds=f"{report.seconds:.0f}"))
     return lines

@@ -155,6 +155,6 @@ def training_split(raw: RawMnist, train_images: int, validation_split: float) ->
     return TrainingSplit(x[:cut], y[:cut], x[cut:], y[cut:])
 
 
-def test_set(raw: RawMnist, test_images: int) -> tuple[np.ndarray, np.ndarray]:
+def held_out_test_set(raw: RawMnist, test_images: int) -> tuple[np.ndarray, np.ndarray]:
     """First `test_images` test images, preprocessed, with their integer labels."""
     return preprocess_images(raw.x_test[:test_images]), raw.y_test[:test_images].astype("int64")

@@ -64,7 +64,7 @@ def _predict(models: list[ModelResult], job: TrainingJob, scratch: Path, models_
     return failures
 
 
-def test_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+def accuracy_and_errors(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
     """Accuracy and error count of predicted probabilities against integer labels."""
     predicted = np.asarray(probabilities).argmax(axis=1)
     errors = int(np.sum(predicted != labels))
@@ -96,7 +96,7 @@ def evaluate_models(models: list[ModelResult], job: TrainingJob, scratch: Path, 
         elif model in trained:
             predictions_file = f"{model.name}.predictions.npz"
             with np.load(models_dir / predictions_file, allow_pickle=False) as npz:
-                accuracy, errors = test_accuracy(npz["probabilities"], labels)
+                accuracy, errors = accuracy_and_errors(npz["probabilities"], labels)
             model = model.model_copy(update={
                 "test_accuracy": accuracy, "test_errors": errors, "predictions_file": predictions_file,
                 "evaluated_with_student_code": model.name in rescued,

@@ -27,14 +27,13 @@ FILE = "figures.json"
 def _default(value: Any):
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
-    if isinstance(value, Path):
-        stat = value.stat() if value.exists() else None
-        return [str(value), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+    if isinstance(value, Path):   # by content: a copied or moved output folder keeps its figures
+        return [value.name, hashlib.sha256(value.read_bytes()).hexdigest() if value.is_file() else None]
     return str(value)
 
 
 def digest(parts: list[Any]) -> str:
-    """sha256 of the figures' inputs (pydantic models by content, files by size and mtime)."""
+    """sha256 of the figures' inputs (pydantic models and files by content)."""
     text = json.dumps([__version__, *parts], default=_default, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

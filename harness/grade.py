@@ -22,7 +22,7 @@ import numpy as np
 
 from harness import __version__, analysis
 from harness.config import Profile, Protocol, bundled, load_protocol
-from harness.data import RawMnist, load_mnist, test_set, training_split
+from harness.data import RawMnist, load_mnist, held_out_test_set, training_split
 from harness.evaluate import evaluate_models
 from harness.i18n import Translator
 from harness.ingest import assign_ids, discover, ingest_path, main_file_path, needs_discovery, submission_sha256
@@ -90,6 +90,7 @@ class BatchSummary:
     reference: ModelResult | None
     seconds: float
     ignored: list[IgnoredItem] = field(default_factory=list)  # files and folders not graded, with why
+    kept: list[str] = field(default_factory=list)  # unchanged submissions whose stored result was kept as is
 
     @property
     def exit_code(self) -> int:
@@ -166,7 +167,7 @@ def _write_data(session_dir: Path, raw: RawMnist, protocol: Protocol, profile: P
     """Training split and test set as separate files: a training worker is only given the first."""
     session_dir.mkdir(parents=True, exist_ok=True)
     split = training_split(raw, profile.train_images, protocol.training.validation_split)
-    x_test, y_test = test_set(raw, profile.test_images)
+    x_test, y_test = held_out_test_set(raw, profile.test_images)
     train_path = session_dir / f"train-{profile.name}-{raw.content_sha256[:12]}.npz"
     test_path = session_dir / f"test-{profile.name}-{raw.content_sha256[:12]}.npz"
     if not train_path.exists():
@@ -227,7 +228,7 @@ def open_session(options: GradeOptions) -> Session:
 def _prepare_suite(options: GradeOptions, raw: RawMnist, profile: Profile) -> BuiltSuite:
     """The robustness suite's perturbed sets, built here (harness code, grading process) or read from
     the cache; OUT/_suite holds their manifest and the report's example images."""
-    x_test, _ = test_set(raw, profile.test_images)
+    x_test, _ = held_out_test_set(raw, profile.test_images)
     started = time.monotonic()
     suite = analysis.prepare_suite(x_test, analysis.suite_cache_dir(options.out), options.suite)
     analysis.write_suite_artifacts(suite, x_test, options.out / analysis.SUITE_DIR)
@@ -366,8 +367,8 @@ def with_execution_evidence(result: SubmissionResult, translator: Translator) ->
     for criterion in result.score.criteria:
         if criterion.id == "code_quality":
             ran = sum(1 for c in execution.cells if c.status == "ok")
-            text = translator("ex_evidence", ran=ran, total=len(execution.cells), status=execution.status,
-                              reason=execution.reason or "—")
+            text = translator("ex_evidence", ran=ran, total=len(execution.cells), status=execution.status) + \
+                (f" — {execution.reason}" if execution.reason else "") + translator("ex_evidence_not_scored")
             kind = "found" if execution.status == "ok" else "flag"
             first = execution.first_failure
             criterion = criterion.model_copy(update={"evidence": [*criterion.evidence, EvidenceItem(
@@ -407,6 +408,8 @@ def execute_submission(session: Session, path: Path, scratch: Path):
     if notebook.suffix != ".ipynb":
         return None
     options = session.options.execute_options or ExecuteOptions()
+    if isinstance(options, dict):  # options sent as JSON (the Ray backend)
+        options = ExecuteOptions(**options)
     job = session.training_job(scratch.name)
     options = replace(options, threads=job.threads, use_bubblewrap=job.use_bubblewrap)
     data = _notebook_data(session, options.train_images, options.test_images)
@@ -465,7 +468,7 @@ def _reusable(folder: Path, path: Path, session: Session, reference_key: str) ->
     for leftover in folder.glob(".result.json.*"):
         leftover.unlink(missing_ok=True)
     stored = folder / "result.json"
-    if not stored.exists():
+    if not session.options.use_cache or not stored.exists():
         return None
     try:
         result = SubmissionResult.read(stored)
@@ -507,7 +510,8 @@ def grade(options: GradeOptions) -> BatchSummary:
             todo.append((student, path))
         else:
             results[student] = previous
-            progress.submission_done(student, f"{student}: unchanged since the last run, kept ({previous.status})")
+            progress.submission_done(student, f"{student}: unchanged since the last run, every stage from the "
+                                              f"cache ({previous.status})")
     backend = make_backend(options.backend, options.workers, options.address, options.gpus_per_task)
     for student, result in backend.run(session, todo, reference, reference_key):
         results[student] = result
@@ -515,4 +519,5 @@ def grade(options: GradeOptions) -> BatchSummary:
     progress.finish()
     ordered = [results[s] for s in submissions]
     render_all(options.out, ordered, reference, session.translator, roster=options.roster)
-    return BatchSummary(ordered, reference, time.monotonic() - started, ignored=ignored)
+    kept = [s for s in submissions if s not in dict(todo)]
+    return BatchSummary(ordered, reference, time.monotonic() - started, ignored=ignored, kept=kept)

@@ -52,7 +52,7 @@ RUN_CALLS = {
 COLAB_MODULES = ("google.colab",)
 # Cell magics whose body is ordinary Python; any other cell magic hides a foreign language.
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
-SHELL_OR_MAGIC = re.compile(r"^(\s*)(?:[!%]|\w+\s*=\s*[!%])")
+SHELL_OR_MAGIC = re.compile(r"^(\s*)(?:!(?!=)|%|\w+\s*=\s*(?:!(?!=)|%))")
 
 
 # --------------------------------------------------------------------------- discovery
@@ -335,14 +335,25 @@ def discover(paths: list[Path], extract_to: Path | None = None) -> tuple[list[Pa
 
 
 def assign_ids(paths: list[Path]) -> dict[str, Path]:
-    """Student ids for submission paths; clashing names get their parent folder as prefix."""
+    """Student ids for submission paths, one per path.
+
+    A name shared by several submissions gets its parent folders as prefix (`2024-groupe1-mini_projet`),
+    as many as it takes to be unique, then a number.
+    """
     by_id: dict[str, list[Path]] = {}
     for path in paths:
         by_id.setdefault(student_id(path), []).append(path)
-    ids: dict[str, Path] = {}
+    ids = {name: group[0] for name, group in by_id.items() if len(group) == 1}
     for name, group in by_id.items():
+        if len(group) == 1:
+            continue
         for path in group:
-            unique = name if len(group) == 1 else f"{student_id(path.parent)}-{name}"
+            unique, parent = name, path.parent
+            while unique == name or unique in ids:
+                if parent == parent.parent or not student_id(parent):
+                    unique = next(f"{name} ({n})" for n in range(2, len(paths) + 2) if f"{name} ({n})" not in ids)
+                    break
+                unique, parent = f"{student_id(parent)}-{unique}", parent.parent
             ids[unique] = path
     return ids
 
@@ -418,6 +429,11 @@ class IngestError(Exception):
 
 def _blank_shell_and_magic_lines(source: str, cell: int | None, dropped: list[DroppedStatement]) -> str:
     """Replace `!cmd`, `%magic` and `x = !cmd` lines with `pass` (same indent, same line numbers)."""
+    try:
+        ast.parse(source)
+        return source  # plain Python: `(a\n != b)` or `(a\n % b)` are continuations, not magics
+    except SyntaxError:
+        pass
     lines = source.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
         magic = lines[0].strip()[2:].split()[0] if lines[0].strip()[2:] else ""
@@ -511,7 +527,8 @@ class _Extractor:
             first = node.lineno
             if hasattr(node, "decorator_list") and node.decorator_list:
                 first = min(d.lineno for d in node.decorator_list)
-            segment = "\n".join(lines[first - 1:node.end_lineno])
+            # By columns, not whole lines: `import os; drive.mount(...)` keeps only its first statement.
+            segment = "\n".join(lines[first - 1:node.lineno - 1] + [ast.get_source_segment(source, node, padded=True)])
             if verdict is None:
                 self.kept.append(segment)
                 self.line_map.extend((cell, n) for n in range(first, node.end_lineno + 1))

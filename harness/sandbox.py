@@ -311,7 +311,10 @@ def _remove_cgroup(folder: Path) -> None:
 
 
 def _remove_stale(parent: Path) -> None:
-    """Remove cgroups left by a grader that was killed (its pid is in the name and is gone)."""
+    """Remove empty cgroups left by a grader that was killed (its pid is in the name and is gone).
+
+    Only empty ones, a minute old at least: a cgroup in use, or one another grader (perhaps in
+    another pid namespace) has just created, is never touched."""
     try:
         entries = list(parent.glob("harness-*"))
     except OSError:
@@ -319,11 +322,14 @@ def _remove_stale(parent: Path) -> None:
     for folder in entries:
         try:
             pid = int(folder.name.split("-")[1])
-        except (IndexError, ValueError):
+            old = time.time() - folder.stat().st_mtime > 60
+        except (IndexError, ValueError, OSError):
             continue
-        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
-            _kill_cgroup(folder)
-            _remove_cgroup(folder)
+        if old and pid != os.getpid() and not Path(f"/proc/{pid}").exists() and not _cgroup_pids(folder):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 @functools.lru_cache(maxsize=1)

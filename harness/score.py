@@ -595,9 +595,8 @@ def _section_share(ev: Evidence, notes: Notes, t: Translator, name: str, min_wor
         notes.add(t("rb_ev_section", section=label, heading=title, words=section.words) + how,
                   section.cell, section.line, "found")
     else:
-        notes.add(t("ev_section_short", section=label, heading=title,
-                    where=notes.where(section.cell, section.line) or "",
-                    words=section.words, min=min_words) + how, section.cell, section.line, "missing")
+        notes.add(t("rb_ev_section_short", section=label, heading=title, words=section.words, min=min_words) + how,
+                  section.cell, section.line, "missing")
     return heading_share + (1 - heading_share) * min(1.0, section.words / max(1, min_words))
 
 
@@ -622,7 +621,8 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         share = 0.0
         notes.add(t("rb_ev_no_improved_claim"), kind="missing")
     elif claim is None:
-        share = p.no_claim_share
+        conclusion = ev.sections.get("conclusion")
+        share = p.no_claim_share if conclusion is not None and conclusion.words > 0 else 0.0
         notes.add(t("rb_ev_no_claim"), kind="missing")
     elif measured is None or trained.get(claim.model) is None:
         share = p.no_claim_share

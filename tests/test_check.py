@@ -57,7 +57,7 @@ def test_check_on_a_sample_prints_the_checklist_and_exits_0(tmp_path, capsys, mn
     code, out = run_check(capsys, path, tmp_path / "check", protocol_path, mnist_npz, stage_cache)
     assert code == 0, out
     assert "✓ read notebook baseline_only.ipynb (nbformat 4.5, 5 code cells, 3 markdown cells)" in out
-    assert "✓ 1 factory: create_baseline_model (cell 5)" in out
+    assert "✓ 1 factory function(s): create_baseline_model (cell 5)" in out
     assert "✓ create_baseline_model: builds (225,034 parameters), input (28, 28, 1) → 10 outputs" in out
     assert "no create_improved_model_<n>()" in out
     assert "Documentation: 1/7" in out and 'section "Conclusion" not found' in out
@@ -97,3 +97,11 @@ def test_check_of_an_unreadable_notebook_exits_1_with_the_reason(tmp_path, capsy
     assert code == 1
     assert "[!!] NOT GRADABLE as is" in out and "Syntax error in cell 8, line 12" in out
     assert "✓" not in out and "✗" not in out
+
+
+def test_check_cannot_run_without_data_or_a_submission(tmp_path, capsys):
+    assert main(["check", str(SAMPLES / "baseline_only.ipynb"), "--out", str(tmp_path / "o"),
+                 "--data", str(tmp_path / "missing.npz")]) == 2
+    assert "MNIST is not available" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "o")]) == 2
+    assert "no notebook" in capsys.readouterr().err

@@ -160,8 +160,6 @@ def test_id_collisions_inside_a_class_folder(tmp_path):
     assert set(assign_ids(paths)) == {"g1-alice", "g2-alice", "bob_g1", "bob_g2"}
 
 
-@pytest.mark.xfail(strict=True, reason="harness bug: assign_ids silently drops a submission when the "
-                                       "folder-prefixed ids collide again (ingest.py, assign_ids)")
 def test_id_collisions_never_lose_a_submission(tmp_path):
     body = [("code", "def create_baseline_model():\n    return 1\n")]
     paths = [write_notebook(tmp_path / year / "groupe1" / "mini_projet.ipynb", body) for year in ("2024", "2025")]
@@ -382,11 +380,8 @@ def test_empty_notebook_is_invalid(tmp_path):
     assert result.status == "invalid" and result.reason.startswith("No factory found")
 
 
-# --------------------------------------------------------------------------- known extraction gaps
+# --------------------------------------------------------------------------- extraction edge cases
 
-@pytest.mark.xfail(strict=True, reason="harness bug: a continuation line starting with `!=` or `%` is "
-                                       "taken for a shell escape/magic and blanked, which breaks valid code "
-                                       "(ingest.py, _blank_shell_and_magic_lines / SHELL_OR_MAGIC)")
 def test_operators_at_the_start_of_a_continuation_line_are_not_magics(tmp_path):
     path = write_notebook(tmp_path / "pep8.ipynb", [("code",
         "SAME = (1\n        != 2)\nREST = (7\n        % 3)\n\n\ndef create_baseline_model():\n    return SAME\n")])
@@ -395,9 +390,6 @@ def test_operators_at_the_start_of_a_continuation_line_are_not_magics(tmp_path):
     assert "!= 2" in result.module_source and "% 3" in result.module_source
 
 
-@pytest.mark.xfail(strict=True, reason="harness bug: statements are cut by whole lines, so a dropped "
-                                       "statement after `;` on a kept line is kept too (ingest.py, "
-                                       "_Extractor.add_cell: segment = lines[first - 1:node.end_lineno])")
 def test_semicolon_separated_statements_are_classified_separately(tmp_path):
     path = write_notebook(tmp_path / "colab.ipynb", [
         ("code", "import os; from google.colab import drive\nLR = 1e-3; model.fit(x)\n\n"

@@ -140,12 +140,12 @@ def test_the_sandbox_sees_and_writes_only_what_it_is_given(tmp_path, listener):
     (out / "other_student" / "result.json").write_text("{}")
     (out / "grades.csv").write_text("student,total\n")
     (out / ".work" / "data").mkdir()
-    test_set = out / ".work" / "data" / "test-smoke.npz"
-    np.savez(test_set, x_test=np.zeros((2, 28, 28, 1)))
+    held_out_test_set = out / ".work" / "data" / "test-smoke.npz"
+    np.savez(held_out_test_set, x_test=np.zeros((2, 28, 28, 1)))
     train = out / ".work" / "data" / "train-smoke.npz"
     np.savez(train, x_train=np.zeros((2, 28, 28, 1)))
     home = Path.home()
-    secrets = [str(REPO), str(REPO / "submissions"), str(REPO / "rubric" / "default.toml"), str(test_set),
+    secrets = [str(REPO), str(REPO / "submissions"), str(REPO / "rubric" / "default.toml"), str(held_out_test_set),
                str(out / "other_student" / "result.json"), str(out / "grades.csv"), "/etc/shadow",
                str(REPO.parent / "shared" / "data" / "mnist.npz"), os.environ.get("HARNESS_MNIST_NPZ", "/nonexistent")]
     marker = f"HARNESS-TEST-MARKER-{os.getpid()}"

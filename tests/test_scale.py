@@ -69,14 +69,22 @@ def cold_class(tmp_path_factory, protocol_path, mnist_npz):
 def test_a_rerun_on_an_unchanged_class_trains_nothing(cold_class, protocol_path, mnist_npz):
     classroom, out, first = cold_class
     assert all(m.from_cache == [] for r in first.results for m in r.models)
+    stored = {p: p.read_bytes() for p in out.glob("*/result.json")}
     again = grade(options([classroom], out, protocol_path, mnist_npz, workers=1))
-    assert [r.status for r in again.results] == ["ok"] * 3
+    assert sorted(again.kept) == ["ana", "bruno", "chloé"]
+    assert {p: p.read_bytes() for p in out.glob("*/result.json")} == stored
+    assert again.seconds < first.seconds / 2
+
+
+def test_a_new_output_folder_sharing_the_cache_takes_every_stage_from_it(cold_class, tmp_path, protocol_path,
+                                                                          mnist_npz):
+    classroom, out, first = cold_class
+    again = grade(options([classroom], tmp_path / "out", protocol_path, mnist_npz, workers=1, cache=out / ".cache"))
+    assert again.kept == []
     for result in again.results:
         assert result.models and all(m.from_cache == ["train", "evaluate"] for m in result.models), result.student
         assert result.worker.sandbox.startswith("none needed")
-    assert scores(out) == {r.student: (r.score.total, tuple((m.name, m.test_accuracy) for m in r.models))
-                           for r in first.results}
-    assert again.seconds < first.seconds / 2
+    assert scores(tmp_path / "out") == scores(out)
 
 
 def test_a_changed_submission_retrains_only_itself(cold_class, tmp_path, protocol_path, mnist_npz):

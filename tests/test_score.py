@@ -92,6 +92,7 @@ def rescored(graded, tmp_path_factory):
     return out, before, {r.student: r for r in results}, trained
 
 
+@pytest.mark.slow
 def test_rescore_applies_the_changed_threshold(rescored):
     out, before, after, _ = rescored
     assert set(after) == set(before) == {"baseline_only", "module_student", FOLDER_STUDENT, "broken"}
@@ -113,6 +114,7 @@ def test_rescore_applies_the_changed_threshold(rescored):
     assert changed == pytest.approx(4 - criterion(before["module_student"].score, "improvement").points)
 
 
+@pytest.mark.slow
 def test_rescore_rewrites_grades_csv(rescored):
     out, _, after, _ = rescored
     with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
@@ -124,12 +126,14 @@ def test_rescore_rewrites_grades_csv(rescored):
         assert float(by_student[student]["improvement"]) == criterion(result.score, "improvement").points
 
 
+@pytest.mark.slow
 def test_rescore_trains_nothing(rescored):
     out, _, _, trained = rescored
     assert any(name.endswith("training.json") for name in trained)
     assert training_outputs(out) == trained
 
 
+@pytest.mark.slow
 def test_cli_score_then_report(graded, tmp_path, capsys):
     out = copy_of(graded, tmp_path / "out")
     trained = training_outputs(out)
