@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -491,13 +492,16 @@ def grade(options: GradeOptions) -> BatchSummary:
     from harness.report import render_all
 
     started = time.monotonic()
-    session = open_session(options)
-    reference = complete_reference(session, reference_model(session))
-    reference_key = ReferenceSummary.read(options.out / REFERENCE_DIR / "reference.json").trained_for
+    options.out.mkdir(parents=True, exist_ok=True)
     paths, ignored = discover(options.paths, extract_to=options.out / WORK_DIR / "archives")
     for item in ignored:
         options.log(f"ignored {item.name}: {item.reason}")
     submissions = assign_ids(paths)
+    # No more workers than submissions: a single submission gets every core's thread.
+    options = dataclasses.replace(options, workers=max(1, min(options.workers, len(submissions))))
+    session = open_session(options)
+    reference = complete_reference(session, reference_model(session))
+    reference_key = ReferenceSummary.read(options.out / REFERENCE_DIR / "reference.json").trained_for
     options.log(f"{len(submissions)} submission(s), profile {session.profile.name}, seed {session.seed}, "
                 f"{options.workers} worker(s) × {default_threads(options.workers)} thread(s)")
     progress = session.progress

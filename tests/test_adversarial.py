@@ -333,7 +333,7 @@ def test_kill_minus_9_mid_batch_then_resume(tmp_path, mnist_npz, protocol, suite
     assert {p.parent.name for p in after} == set(students)
     for path, content in before.items():
         assert after[path] == content, f"{path.parent.name} was graded again"
-        assert f"{path.parent.name}: unchanged since the last run, kept" in second.stdout
+        assert f"{path.parent.name}: unchanged since the last run, every stage from the cache" in second.stdout
     assert [p for p in out.rglob("*") if p.name.startswith(".result.json")] == []  # no temporary file left
     for path in after:
         assert SubmissionResult.read(path).status == "ok"
