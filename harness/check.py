@@ -422,7 +422,7 @@ def checklist(report: CheckReport, ingest, session, ascii_only: bool = False) ->
                 text += t("chk_augmentation", what=settings.augmentation)
             add("    " + t("chk_settings", settings=text))
             for key in settings.ignored_keys:
-                add(f"    {warn} " + t("chk_key_ignored", key=key))
+                add(f"    {warn} " + t("chk_key_ignored", setting=key))
         if model.stopped_by_budget:
             add(f"    {warn} " + t("chk_budget"))
     reference = result.reference.model if result.reference else None

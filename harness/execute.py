@@ -14,8 +14,9 @@ folder. Two things are changed before it runs, and the record says so:
 * shell escapes (``!pip install``) and Colab-only lines (``from google.colab import drive``,
   ``drive.mount(...)``) are replaced by ``pass``.
 
-Each code cell has a time limit (``cell_timeout_s``) and the whole notebook a deadline
-(``deadline_s``); a cell past its limit is interrupted and the next cells still run.
+Each code cell has a time limit (``cell_timeout_s``) and the student's cells together a deadline
+(``deadline_s``, counted from the first of them); a cell past its limit is interrupted and the
+next cells still run; the cells the deadline does not let start are recorded as not run.
 
 >>> record = execute_notebook(Path("submissions/failing_cell.ipynb"), options)   # doctest: +SKIP
 >>> record.failed_cells                                                            # doctest: +SKIP
@@ -221,7 +222,7 @@ def execute_notebook(notebook_path: Path, data: Path, scratch: Path, options: Ex
     argv, env, isolation = wrap([sys.executable, "-m", "harness.execute", str(job_path)], scratch=scratch,
                                 readable=[data], threads=options.threads, use_bubblewrap=options.use_bubblewrap,
                                 limits=limits)
-    hard_limit = options.deadline_s + KERNEL_STARTUP_S + 30
+    hard_limit = options.deadline_s + options.cell_timeout_s + KERNEL_STARTUP_S + 30  # kernel, data cell, margin
     outcome = run_command(argv, env, scratch, limits=limits, threads=options.threads,
                           watch=lambda events, elapsed: (f"the notebook ran past its deadline of "
                                                          f"{options.deadline_s:.0f} s" if elapsed > hard_limit else None),
@@ -322,14 +323,16 @@ def run_notebook(job: dict, events: Events) -> None:
     client = NotebookClient(notebook, timeout=int(cell_timeout), kernel_name="python3", allow_errors=True,
                             interrupt_on_timeout=True, startup_timeout=int(KERNEL_STARTUP_S),
                             resources={"metadata": {"path": str(scratch)}})
-    started = time.monotonic()
+    started = None  # the deadline counts the student's cells, from the first one (after the data cell)
     try:
         with client.setup_kernel():
             events.emit("kernel_started")
             for index, cell in enumerate(notebook.cells):
                 if cell.cell_type != "code" or not cell.source.strip():
                     continue
-                remaining = deadline - (time.monotonic() - started)
+                if index > 0 and started is None:
+                    started = time.monotonic()
+                remaining = deadline - (time.monotonic() - started) if started is not None else cell_timeout
                 if remaining <= 1:
                     events.emit("deadline", cell=index)
                     return
