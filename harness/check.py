@@ -486,7 +486,7 @@ def checklist(report: CheckReport, ingest, session, ascii_only: bool = False) ->
     # 7. verdict
     add("")
     sandbox = result.worker.sandbox if result.worker else ""
-    if sandbox and not sandbox.startswith("bubblewrap"):
+    if "NO SANDBOX" in sandbox or sandbox.startswith("plain process"):
         add(f"{warn} " + t("chk_no_sandbox"))
     if report.preview is not None:
         add(t("chk_preview", path=report.preview))

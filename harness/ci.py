@@ -120,6 +120,7 @@ def ci_summary(summary, out: Path, min_score: float | None = None,
         "out": str(out),
         "profile": run.profile if run else None,
         "seed": run.seed if run else None,
+        "started_at": run.started_at if run else None,
         "reference_test_accuracy": summary.reference.test_accuracy if summary.reference else None,
         "min_score": min_score,
         "passed": passed,
@@ -136,7 +137,9 @@ def ci_summary(summary, out: Path, min_score: float | None = None,
 
 def junit_xml(document: dict) -> ET.ElementTree:
     """One test case per submission and per model; failures carry the reasons."""
-    suite = ET.Element("testsuite", name="harness grade", timestamp="", hostname="harness")
+    suite = ET.Element("testsuite", name="harness grade")
+    if document.get("started_at"):
+        suite.set("timestamp", document["started_at"])
     cases = failures = skipped = 0
     for entry in document["submissions"]:
         student = entry["student"]

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import platform
@@ -497,8 +496,6 @@ def grade(options: GradeOptions) -> BatchSummary:
     for item in ignored:
         options.log(f"ignored {item.name}: {item.reason}")
     submissions = assign_ids(paths)
-    # No more workers than submissions: a single submission gets every core's thread.
-    options = dataclasses.replace(options, workers=max(1, min(options.workers, len(submissions))))
     session = open_session(options)
     reference = complete_reference(session, reference_model(session))
     reference_key = ReferenceSummary.read(options.out / REFERENCE_DIR / "reference.json").trained_for

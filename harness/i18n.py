@@ -28,6 +28,6 @@ class Translator:
         self.language = language
         self.messages = _catalog(language)
 
-    def __call__(self, key: str, **values) -> str:
+    def __call__(self, key: str, /, **values) -> str:
         template = self.messages.get(key) or _catalog("en").get(key) or key
         return template.format(**values) if values else template

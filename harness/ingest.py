@@ -263,7 +263,8 @@ def discover(paths: list[Path], extract_to: Path | None = None) -> tuple[list[Pa
     def take_folder(folder: Path) -> None:
         if _is_student_folder(folder):
             found.append(folder)
-        elif _candidates(folder) or _has_submissions_below(folder):
+        elif _candidates(folder) or _has_submissions_below(folder) or \
+                any(p.suffix.lower() in ARCHIVE_SUFFIXES for p in folder.rglob("*") if p.is_file()):
             walk(folder)
         else:
             ignored.append(IgnoredItem(name=str(folder), reason="folder without a notebook or .py module"))
@@ -278,17 +279,18 @@ def discover(paths: list[Path], extract_to: Path | None = None) -> tuple[list[Pa
                 return
         take_folder(extracted)
 
-    def moodle_folder_with_archive(folder: Path) -> bool:
-        """A Moodle student folder that holds a zip and no notebook or module: grade the zip's content."""
-        if not moodle_name(folder.name) or _candidates(folder) or _has_submissions_below(folder):
+    def folder_with_archive(folder: Path) -> bool:
+        """A student's folder that holds a zip and no notebook or module (a Moodle folder, or any folder
+        with exactly one zip): grade the zip's content under the folder's name."""
+        if _candidates(folder) or _has_submissions_below(folder):
             return False
         zips = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in ARCHIVE_SUFFIXES)
-        if not zips:
-            return False
+        if not zips or (len(zips) > 1 and not moodle_name(folder.name)):
+            return False  # several zips in a plain folder: each is a submission (walked)
         extracted = extract_archive(zips[0], archives, ignored)
         if extracted is None:
             return True
-        named = extracted.parent / folder.name  # keep the Moodle folder's name, so the id is the student's
+        named = extracted.parent / folder.name  # keep the folder's name, so the id is the student's
         if not named.exists():
             shutil.copytree(extracted, named)
         for other in zips[1:]:
@@ -307,7 +309,7 @@ def discover(paths: list[Path], extract_to: Path | None = None) -> tuple[list[Pa
             if entry.name.startswith(".") or entry.name == "__pycache__":
                 continue
             if entry.is_dir():
-                if moodle_folder_with_archive(entry):
+                if folder_with_archive(entry):
                     continue
                 take_folder(entry)
             elif entry.suffix in SUBMISSION_SUFFIXES:
@@ -325,7 +327,7 @@ def discover(paths: list[Path], extract_to: Path | None = None) -> tuple[list[Pa
             take_archive(path)
         elif path.is_file():
             found.append(path)
-        elif moodle_folder_with_archive(path):
+        elif moodle_name(path.name) and folder_with_archive(path):
             continue
         elif _is_student_folder(path):
             found.append(path)

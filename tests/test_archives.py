@@ -103,6 +103,15 @@ def test_a_student_zip_is_one_submission_named_after_the_zip(tmp_path):
     assert result.status == "ok" and [i.name for i in result.ignored_files] == ["data/notes.txt"]
 
 
+def test_a_folder_holding_one_zip_is_that_student_s_and_a_folder_of_zips_is_a_class(tmp_path):
+    notebook = notebook_bytes([("code", FACTORY)])
+    make_zip(tmp_path / "promo" / "Jean Dupont" / "rendu.zip", {"mini_projet.ipynb": notebook})
+    make_zip(tmp_path / "promo" / "archives" / "alice.zip", {"a.ipynb": notebook})
+    make_zip(tmp_path / "promo" / "archives" / "bob.zip", {"b.ipynb": notebook})
+    paths, _ = discover([tmp_path / "promo"], extract_to=tmp_path / "x")
+    assert set(assign_ids(paths)) == {"Jean Dupont", "alice", "bob"}
+
+
 def test_archives_over_the_size_limit_stop_and_say_why(tmp_path, monkeypatch):
     monkeypatch.setattr(ingest_module, "ARCHIVE_MAX_TOTAL_BYTES", 10_000)
     archive = make_zip(tmp_path / "bomb.zip", {"a/one.ipynb": notebook_bytes([("code", FACTORY)]),
