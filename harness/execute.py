@@ -41,6 +41,7 @@ EXECUTE_TRAIN_IMAGES = 2000
 EXECUTE_TEST_IMAGES = 1000
 EXECUTE_MAX_EPOCHS = 2
 KERNEL_STARTUP_S = 120.0
+DATA_CELL_TIMEOUT_S = 120.0   # the injected first cell imports Keras: not the student's time
 MAX_CELL_OUTPUT = 4000
 COLAB_LINE = re.compile(r"^(\s*)(from\s+google\.colab\b|import\s+google\.colab\b|drive\.mount\(|"
                         r"files\.(upload|download)\(|auth\.authenticate_user\()")
@@ -222,7 +223,7 @@ def execute_notebook(notebook_path: Path, data: Path, scratch: Path, options: Ex
     argv, env, isolation = wrap([sys.executable, "-m", "harness.execute", str(job_path)], scratch=scratch,
                                 readable=[data], threads=options.threads, use_bubblewrap=options.use_bubblewrap,
                                 limits=limits)
-    hard_limit = options.deadline_s + options.cell_timeout_s + KERNEL_STARTUP_S + 30  # kernel, data cell, margin
+    hard_limit = options.deadline_s + max(options.cell_timeout_s, DATA_CELL_TIMEOUT_S) + KERNEL_STARTUP_S + 30
     outcome = run_command(argv, env, scratch, limits=limits, threads=options.threads,
                           watch=lambda events, elapsed: (f"the notebook ran past its deadline of "
                                                          f"{options.deadline_s:.0f} s" if elapsed > hard_limit else None),
@@ -332,11 +333,14 @@ def run_notebook(job: dict, events: Events) -> None:
                     continue
                 if index > 0 and started is None:
                     started = time.monotonic()
-                remaining = deadline - (time.monotonic() - started) if started is not None else cell_timeout
-                if remaining <= 1:
-                    events.emit("deadline", cell=index)
-                    return
-                client.timeout = int(max(1, min(cell_timeout, remaining)))
+                if started is None:  # the harness's data cell (it imports Keras): its own limit
+                    client.timeout = int(max(cell_timeout, DATA_CELL_TIMEOUT_S))
+                else:
+                    remaining = deadline - (time.monotonic() - started)
+                    if remaining <= 1:
+                        events.emit("deadline", cell=index)
+                        return
+                    client.timeout = int(max(1, min(cell_timeout, remaining)))
                 events.emit("cell", cell=index)
                 one = time.monotonic()
                 status, error = "ok", None
