@@ -637,18 +637,9 @@ def run_cells(job: dict, events) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from harness.execute import Events
+    from harness.execute import serve
 
-    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    events = Events(job["events"])
-    events.emit("started", pid=os.getpid())
-    try:
-        run_cells(job, events)
-    except BaseException as error:
-        events.emit("worker_failed", reason=f"{type(error).__name__}: {error}")
-        return 1
-    events.emit("done")
-    return 0
+    return serve(argv, run_cells)
 
 
 if __name__ == "__main__":

@@ -366,17 +366,22 @@ def run_notebook(job: dict, events: Events) -> None:
         events.emit("start_failed", reason=f"{type(error).__name__}: {str(error)[:500]}")
 
 
-def main(argv: list[str]) -> int:
+def serve(argv: list[str], run) -> int:
+    """A sandboxed entry point: read the job file, run `run(job, events)`, report start, failure, end."""
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     events = Events(job["events"])
     events.emit("started", pid=os.getpid())
     try:
-        run_notebook(job, events)
+        run(job, events)
     except BaseException as error:
         events.emit("worker_failed", reason=f"{type(error).__name__}: {error}")
         return 1
     events.emit("done")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return serve(argv, run_notebook)
 
 
 if __name__ == "__main__":
