@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -21,10 +20,7 @@ def bundled(folder: str, name: str = "") -> Path:
     Installed, these folders are the subpackages ``harness.<folder>``; in a source checkout
     that was not installed they are the repository's top-level folders.
     """
-    try:
-        base = Path(str(resources.files(f"harness.{folder}")))
-    except ModuleNotFoundError:
-        base = _REPO_ROOT / folder
+    base = Path(__file__).resolve().parent / folder   # no __init__.py: importlib.resources cannot see it
     if not base.is_dir():
         base = _REPO_ROOT / folder
     return base / name if name else base

@@ -687,12 +687,9 @@ class SuiteError(ValueError):
 
 def default_suite_path() -> Path:
     """``reference/robustness_suite.toml`` as shipped with the harness."""
-    try:
-        from .config import bundled
+    from .config import bundled
 
-        return bundled("reference", "robustness_suite.toml")
-    except ImportError:  # pragma: no cover - config's own dependencies missing
-        return Path(__file__).resolve().parent.parent / "reference" / "robustness_suite.toml"
+    return bundled("reference", "robustness_suite.toml")
 
 
 _ENTRY_KEYS = {"name", "perturbation", "params", "seed", "group", "severity", "family", "subset", "description"}

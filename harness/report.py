@@ -132,13 +132,10 @@ def class_summary(results: list[SubmissionResult], reference: ModelResult | None
     }
 
 
-def render_all(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator,
-               roster: Path | None = None) -> None:
-    """Every student's report, the dashboard, grades.csv, the Moodle and Canvas exports, class.json."""
-    env = _environment(t)
-    examples = read_suite_examples(out / SUITE_DIR)
-    for result in results:
-        render_student(out, result, t, env, examples)
+def render_dashboard(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator,
+                     env: Environment | None = None) -> Path:
+    """The class dashboard, ``OUT/index.html``, from the stored results."""
+    env = env or _environment(t)
     ids = _criterion_ids(results)
     averages = {}
     scored = [r for r in results if r.score]
@@ -153,7 +150,19 @@ def render_all(out: Path, results: list[SubmissionResult], reference: ModelResul
         needs_look=[r for r in results if r.status != "ok"], run=results[0].run if results else None,
         flagged=[(r, m, f) for r in results for m in r.models for f in m.integrity],
         lang=t.language)
-    (out / "index.html").write_text(html, encoding="utf-8")
+    path = out / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def render_all(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator,
+               roster: Path | None = None) -> None:
+    """Every student's report, the dashboard, grades.csv, the Moodle and Canvas exports, class.json."""
+    env = _environment(t)
+    examples = read_suite_examples(out / SUITE_DIR)
+    for result in results:
+        render_student(out, result, t, env, examples)
+    render_dashboard(out, results, reference, t, env)
     write_grades_csv(out, results)
     write_lms_exports(out, results, roster=read_roster(roster))
     write_json_atomic(out / "class.json", class_summary(results, reference))

@@ -171,3 +171,31 @@ def test_test_set_is_the_first_images(raw):
     assert x.shape == (300, 28, 28, 1) and x.dtype == np.float32 and y.dtype == np.int64
     np.testing.assert_array_equal(x, preprocess_images(raw.x_test[:300]))
     np.testing.assert_array_equal(y, raw.y_test[:300])
+
+
+def test_an_installed_copy_finds_its_course_files(tmp_path):
+    """Laid out as `pip install .` installs it (reference/, rubric/, templates/ inside the package,
+    without __init__.py and away from the repository), the harness finds its protocol, suite,
+    rubric and templates there."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import harness
+
+    repo = Path(harness.__file__).resolve().parent.parent
+    site = tmp_path / "site-packages"
+    shutil.copytree(repo / "harness", site / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("reference", "rubric", "templates"):
+        shutil.copytree(repo / folder, site / "harness" / folder)
+    probe = (f"import sys; sys.path.insert(0, {str(site)!r})\n"
+             "from harness.config import bundled, load_protocol\n"
+             "from harness.perturbations import default_suite_path\n"
+             "load_protocol()\n"
+             "print(bundled('reference', 'protocol.toml'), default_suite_path(), bundled('rubric', 'default.toml'),"
+             " bundled('templates', 'report.html.j2'), sep='\\n')\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    paths = [Path(line) for line in done.stdout.split()]
+    assert len(paths) == 4 and all(p.is_file() and site in p.parents for p in paths), done.stdout
