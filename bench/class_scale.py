@@ -1,27 +1,33 @@
 """Class-scale benchmark: throughput against notebook execution, regrade, efficiency, scaling.
 
-    python bench/class_scale.py --data /path/to/mnist.npz [--profile quick] [--out bench/results]
+    python bench/class_scale.py --data /path/to/mnist.npz [--profile smoke] [--out bench/results]
                                 [--skip-nbclient] [--skip-ray]
 
-Writes class_scale.json and class_scale.md into --out. Every ratio is measured within one run
-of this script on the same machine. Sections:
+Writes class_scale.json and class_scale.md into --out. Every ratio is measured within one run of
+this script on the same machine. "The demo class" is every submission at the top of submissions/
+(the notebooks, the module and the student folder; not adversarial/ or labelled/, which have
+their own test suites). Sections:
 
-* throughput — the demo class (submissions/*.ipynb, the notebooks only) graded by the harness
-  vs executing each notebook top to bottom with nbclient, one after another (how nbgrader and
-  otter-grader work). Both get the profile's data: the notebooks' `mnist.load_data()` is
-  replaced, in a first injected cell, by a loader returning the same subset. The notebooks
-  train with their own epochs and batch sizes; the harness with the protocol's.
-* regrade — a second `harness grade` on the unchanged class, and `harness score` after a
-  rubric threshold change, as fractions of the first run.
-* efficiency — training FLOP/s achieved on the baseline CNN (the reference's training, FLOPs
-  counted from its layers, backward pass taken as twice the forward) vs the machine's float32
-  peak measured by a 4096×4096 TensorFlow matrix multiply.
-* scaling — the whole demo class with --workers 1 vs --workers 2 (no cache), and the same
-  through the Ray backend (a local Ray started for it).
+* scaling — the demo class graded cold with ``--workers 1`` and with ``--workers 2`` (separate
+  output folders, nothing cached), and the same through the Ray backend (a local Ray started for
+  it); whether every grade (grades.csv) is identical between the runs.
+* regrade — the ``--workers 1`` class graded again unchanged (every model must come from the
+  cache), and ``harness score`` after a rubric threshold change, as fractions of the first run.
+* throughput — the demo class's notebooks graded by the harness (default workers) vs executing
+  each notebook top to bottom with nbclient, one after another (how nbgrader and otter-grader
+  work). Both get the profile's data: the notebooks' ``mnist.load_data()`` is replaced, in a first
+  injected cell, by a loader returning the same subset. The notebooks train with their own epochs
+  and batch sizes; the harness with the protocol's, and it also trains the reference, evaluates
+  the robustness suite, scores and draws the reports.
+* efficiency — training FLOP/s achieved by the harness's worker on the reference CNN (graded with
+  ``--efficiency-profile``, quick by default: enough images that the fit is not start-up; FLOPs
+  counted from the layers, backward pass taken as twice the forward) vs the machine's float32 peak
+  measured by a 4096×4096 TensorFlow matrix multiply.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -33,7 +39,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ROOT / "submissions"
-PROTOCOL_EPOCHS = 5
+NOT_THE_CLASS = {"adversarial", "labelled", "README.md", "expected.toml"}
+
+
+def demo_class() -> list[Path]:
+    return sorted(p for p in SUBMISSIONS.iterdir() if p.name not in NOT_THE_CLASS)
 
 
 def run(command: list[str], **kwargs) -> float:
@@ -47,6 +57,18 @@ def run(command: list[str], **kwargs) -> float:
 def harness_grade(paths: list[Path], out: Path, profile: str, data: Path, *extra: str) -> float:
     return run(["harness", "grade", *map(str, paths), "--out", str(out), "--profile", profile, "--data", str(data),
                 *extra], stdout=subprocess.DEVNULL)
+
+
+def grades(out: Path) -> list[dict]:
+    with open(out / "grades.csv", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def all_from_cache(out: Path) -> bool:
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in out.glob("*/result.json")
+               if not p.parent.name.startswith(("_", "."))]
+    return all(set(m.get("from_cache", [])) == {"train", "evaluate"}
+               for r in results for m in r["models"] if m["status"] == "ok")
 
 
 def loader_cell(data: Path, train_images: int, test_images: int) -> str:
@@ -84,7 +106,8 @@ def execute_notebooks(notebooks: list[Path], data: Path, train_images: int, test
             client.execute()
         except Exception as exc:  # a notebook that fails still costs what it ran
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
-        outcomes.append({"notebook": path.name, "seconds": time.perf_counter() - one, "error": error})
+        outcomes.append({"notebook": str(path.relative_to(SUBMISSIONS)), "seconds": time.perf_counter() - one,
+                         "error": error})
     return time.perf_counter() - started, outcomes
 
 
@@ -120,10 +143,43 @@ def matmul_peak_flops(size: int = 4096, repeats: int = 5) -> float:
     return 2 * size**3 / best
 
 
+def markdown(report: dict) -> str:
+    s, r = report["scaling"], report["regrade"]
+    rows = [
+        ("scaling", "demo class, `--workers 1`, cold", f"{s['local_workers_1_s']:.0f} s"),
+        ("scaling", "demo class, `--workers 2`, cold", f"{s['local_workers_2_s']:.0f} s"),
+        ("scaling", "speed-up 2 workers ÷ 1", f"**{s['local_speedup_2_over_1']:.2f}×**"),
+        ("scaling", "grades identical, 1 vs 2 workers", "yes" if s["identical_grades_local"] else "**no**"),
+    ]
+    if "ray_workers_1_s" in s:
+        rows += [("scaling", "Ray backend, 1 worker / 2 workers", f"{s['ray_workers_1_s']:.0f} s / {s['ray_workers_2_s']:.0f} s"),
+                 ("scaling", "Ray speed-up 2 ÷ 1", f"**{s['ray_speedup_2_over_1']:.2f}×**"),
+                 ("scaling", "grades identical, Ray vs local", "yes" if s["identical_grades_ray"] else "**no**")]
+    rows += [("regrade", "unchanged class graded again", f"{r['unchanged_rerun_s']:.1f} s = **{100 * r['unchanged_rerun_fraction']:.1f} %** of the first run"),
+             ("regrade", "every model from the cache", "yes" if r["everything_from_cache"] else "**no**"),
+             ("regrade", "`harness score` after a rubric change", f"{r['rescore_after_rubric_change_s']:.1f} s = **{100 * r['rescore_fraction']:.1f} %**")]
+    if "throughput" in report:
+        t = report["throughput"]
+        rows += [("throughput", f"{len(t['notebooks'])} notebooks: harness (`--workers 2`) / nbclient one after another",
+                  f"{t['harness_s']:.0f} s / {t['nbclient_sequential_s']:.0f} s"),
+                 ("throughput", "ratio nbclient ÷ harness", f"**{t['ratio_nbclient_over_harness']:.2f}**")]
+    e = report["efficiency"]
+    rows += [("efficiency", f"reference CNN training ({e['profile']} profile, {e['images']:,} image-epochs in {e['train_seconds']:.1f} s)",
+              f"{e['training_flops_per_s'] / 1e9:.1f} GFLOP/s"),
+             ("efficiency", "float32 matmul peak (4096²)", f"{e['matmul_peak_flops_per_s'] / 1e9:.1f} GFLOP/s"),
+             ("efficiency", "ratio", f"**{e['ratio']:.2f}**")]
+    head = (f"Profile `{report['profile']}`, {report['cpu_count']} cores, demo class of {len(report['demo_class'])} "
+            f"submissions; load average {report['load_average_start']:.1f} at the start, "
+            f"{report['load_average_end']:.1f} at the end.\n\n")
+    return head + "\n".join(["| section | measure | value |", "| --- | --- | --- |"] +
+                            [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=os.environ.get("HARNESS_MNIST_NPZ"))
-    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--efficiency-profile", default="quick")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--skip-nbclient", action="store_true")
     parser.add_argument("--skip-ray", action="store_true")
@@ -135,54 +191,64 @@ def main() -> int:
 
     profile = load_protocol().profile(args.profile)
     args.out.mkdir(parents=True, exist_ok=True)
-    notebooks = sorted(p for p in SUBMISSIONS.rglob("*.ipynb") if "adversarial" not in p.parts and p.name != "broken.ipynb")
-    report: dict = {"profile": args.profile, "cpu_count": os.cpu_count(), "notebooks": [str(p.relative_to(ROOT)) for p in notebooks]}
+    members = demo_class()
+    notebooks = [p for member in members for p in ([member] if member.is_file() else sorted(member.rglob("*.ipynb")))
+                 if p.suffix == ".ipynb"]
+    report: dict = {"profile": args.profile, "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()[0],
+                    "demo_class": [p.name for p in members]}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # throughput + regrade: one class of notebooks, graded cold, then again, then re-scored
-        first = harness_grade(notebooks, tmp / "class", args.profile, args.data, "--workers", "1")
-        again = harness_grade(notebooks, tmp / "class", args.profile, args.data, "--workers", "1")
+        scaling: dict = {}
+        for workers in (1, 2):
+            scaling[f"local_workers_{workers}_s"] = harness_grade(members, tmp / f"w{workers}", args.profile, args.data,
+                                                                  "--workers", str(workers), "--no-cache")
+        scaling["local_speedup_2_over_1"] = scaling["local_workers_1_s"] / scaling["local_workers_2_s"]
+        scaling["identical_grades_local"] = grades(tmp / "w1") == grades(tmp / "w2")
+
+        first = scaling["local_workers_1_s"]
+        again = harness_grade(members, tmp / "w1", args.profile, args.data, "--workers", "1")
         rubric = tmp / "rubric.toml"
         text = (ROOT / "rubric" / "default.toml").read_text(encoding="utf-8")
         rubric.write_text(text.replace("min_gain_pp = 0.5,", "min_gain_pp = 0.6,"), encoding="utf-8")
-        rescore = run(["harness", "score", str(tmp / "class"), "--rubric", str(rubric)], stdout=subprocess.DEVNULL)
+        rescore = run(["harness", "score", str(tmp / "w1"), "--rubric", str(rubric)], stdout=subprocess.DEVNULL)
         report["regrade"] = {"first_run_s": first, "unchanged_rerun_s": again, "rescore_after_rubric_change_s": rescore,
-                             "unchanged_rerun_fraction": again / first, "rescore_fraction": rescore / first}
-        reference = json.loads((tmp / "class" / "_reference" / "reference.json").read_text())["model"]
-        if not args.skip_nbclient:
-            nb_seconds, outcomes = execute_notebooks(notebooks, args.data, profile.train_images,
-                                                     profile.test_images, timeout=3600)
-            report["throughput"] = {"harness_s": first, "nbclient_sequential_s": nb_seconds,
-                                    "ratio_nbclient_over_harness": nb_seconds / first, "notebooks": outcomes}
-        images = int(profile.train_images * 0.8) * reference["epochs_run"]
-        achieved = baseline_training_flops_per_image() * images / reference["train_seconds"]
-        peak = matmul_peak_flops()
-        report["efficiency"] = {"training_flops_per_s": achieved, "matmul_peak_flops_per_s": peak,
-                                "ratio": achieved / peak}
-        # scaling: the whole demo class, nothing cached
-        scaling = {}
-        for workers in (1, 2):
-            out = tmp / f"w{workers}"
-            scaling[f"local_workers_{workers}_s"] = harness_grade([SUBMISSIONS], out, args.profile, args.data,
-                                                                  "--workers", str(workers), "--no-cache")
-        scaling["local_speedup_2_over_1"] = scaling["local_workers_1_s"] / scaling["local_workers_2_s"]
+                             "unchanged_rerun_fraction": again / first, "rescore_fraction": rescore / first,
+                             "everything_from_cache": all_from_cache(tmp / "w1")}
+
         if not args.skip_ray:
             for workers in (1, 2):
-                out = tmp / f"ray{workers}"
-                scaling[f"ray_workers_{workers}_s"] = harness_grade([SUBMISSIONS], out, args.profile, args.data,
-                                                                    "--backend", "ray", "--workers", str(workers),
-                                                                    "--no-cache")
+                scaling[f"ray_workers_{workers}_s"] = harness_grade(members, tmp / f"ray{workers}", args.profile,
+                                                                    args.data, "--backend", "ray", "--workers",
+                                                                    str(workers), "--no-cache")
             scaling["ray_speedup_2_over_1"] = scaling["ray_workers_1_s"] / scaling["ray_workers_2_s"]
+            scaling["identical_grades_ray"] = (grades(tmp / "ray1") == grades(tmp / "w1")
+                                               and grades(tmp / "ray2") == grades(tmp / "w2"))
         report["scaling"] = scaling
+
+        if not args.skip_nbclient:
+            harness_seconds = harness_grade(notebooks, tmp / "notebooks", args.profile, args.data,
+                                            "--workers", "2", "--no-cache")
+            nb_seconds, outcomes = execute_notebooks(notebooks, args.data, profile.train_images,
+                                                     profile.test_images, timeout=3600)
+            report["throughput"] = {"harness_s": harness_seconds, "nbclient_sequential_s": nb_seconds,
+                                    "ratio_nbclient_over_harness": nb_seconds / harness_seconds, "notebooks": outcomes}
+
+        efficiency_profile = load_protocol().profile(args.efficiency_profile)
+        harness_grade([SUBMISSIONS / "baseline_only.ipynb"], tmp / "efficiency", args.efficiency_profile, args.data,
+                      "--workers", "1", "--no-cache")
+        reference = json.loads((tmp / "efficiency" / "_reference" / "reference.json").read_text())["model"]
+        images = int(efficiency_profile.train_images * 0.8) * reference["epochs_run"]
+        achieved = baseline_training_flops_per_image() * images / reference["train_seconds"]
+        peak = matmul_peak_flops()
+        report["efficiency"] = {"profile": args.efficiency_profile, "images": images,
+                                "train_seconds": reference["train_seconds"], "training_flops_per_s": achieved,
+                                "matmul_peak_flops_per_s": peak, "ratio": achieved / peak}
         shutil.rmtree(tmp, ignore_errors=True)
-    (args.out / "class_scale.json").write_text(json.dumps(report, indent=1))
-    lines = ["| section | measure | value |", "| --- | --- | --- |"]
-    for section in ("regrade", "throughput", "efficiency", "scaling"):
-        for key, value in report.get(section, {}).items():
-            if isinstance(value, (int, float)):
-                lines.append(f"| {section} | {key} | {value:.4g} |")
-    (args.out / "class_scale.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report["load_average_end"] = os.getloadavg()[0]
+    (args.out / "class_scale.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    text = markdown(report)
+    (args.out / "class_scale.md").write_text(text, encoding="utf-8")
+    print(text)
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,17 @@ def grade(out: Path, data: Path) -> float:
     return time.perf_counter() - started
 
 
+def phases(out: Path, student: str) -> dict:
+    """Where the submission's time went, from what the harness stored: the training worker's wall
+    time (of which the fit), and the evaluation worker's predictions (clean test set, suite)."""
+    import numpy as np
+
+    training = json.loads((out / "baseline_only" / "training.json").read_text())
+    with np.load(out / "baseline_only" / "models" / f"{student}.predictions.npz") as npz:
+        clean, suite = float(npz["clean_seconds"]), float(npz["suite_seconds"]) if "suite_seconds" in npz else 0.0
+    return {"training_worker_wall_s": training["wall_seconds"], "predict_clean_s": clean, "predict_suite_s": suite}
+
+
 def models(out: Path) -> dict:
     result = json.loads((out / "baseline_only" / "result.json").read_text())
     found = {m["name"]: m for m in result["models"]}
@@ -49,6 +61,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         first, second = Path(tmp) / "first", Path(tmp) / "second"
+        load_before = os.getloadavg()[0]
         first_seconds = grade(first, args.data)
         shutil.copytree(first / "_reference", second / "_reference")
         second_seconds = grade(second, args.data)
@@ -56,8 +69,10 @@ def main() -> int:
                                            str(args.data)], check=True, capture_output=True, text=True)
                            .stdout.strip().splitlines()[-1])
         a, b = models(first), models(second)
+        split = phases(second, "create_baseline_model")
     student = "create_baseline_model"
     report = {
+        "load_average (start, end)": f"{load_before:.1f}, {os.getloadavg()[0]:.1f}",
         "reference_test_accuracy": a["reference"]["test_accuracy"],
         "student_baseline_test_accuracy": [a[student]["test_accuracy"], b[student]["test_accuracy"]],
         "identical_on_regrade": a[student]["test_accuracy"] == b[student]["test_accuracy"],
@@ -69,6 +84,11 @@ def main() -> int:
         "plain_keras_test_accuracy": plain["test_accuracy"],
         "ratio_wall (harness submission / plain script)": second_seconds / plain["wall_seconds"],
         "ratio_fit (harness fit / plain fit)": b[student]["train_seconds"] / plain["fit_seconds"],
+        "harness training worker wall seconds (start, import, build, fit, save)": split["training_worker_wall_s"],
+        "harness suite prediction seconds (90,000 perturbed images; the script has none)": split["predict_suite_s"],
+        "harness clean test prediction seconds": split["predict_clean_s"],
+        "ratio_wall without the suite (harness submission - suite prediction) / plain script":
+            (second_seconds - split["predict_suite_s"]) / plain["wall_seconds"],
     }
     (args.out / "full_protocol.json").write_text(json.dumps(report, indent=1))
     lines = ["| measure | value |", "| --- | --- |"] + [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"

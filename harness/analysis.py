@@ -49,6 +49,7 @@ from harness.results import (
     GainInterval,
     GalleryItem,
     IntegrityFlag,
+    Message,
     McNemarTest,
     ModelResult,
     OverfittingSignal,
@@ -450,11 +451,13 @@ def integrity_flags(model: ModelResult, reference: ModelResult | None, n_val: in
         signal = metrics.implausible_test_accuracy(test, validation, tolerance, settings.ceiling)
         if signal.flagged:
             if test - validation > tolerance:
-                reason = t("flag_test_above_validation", test=f"{100 * test:.2f}", val=f"{100 * validation:.2f}",
-                           excess=f"{100 * (test - validation):.2f}", tolerance=f"{100 * tolerance:.2f}")
+                message = Message(key="flag_test_above_validation", values={
+                    "test": f"{100 * test:.2f}", "val": f"{100 * validation:.2f}",
+                    "excess": f"{100 * (test - validation):.2f}", "tolerance": f"{100 * tolerance:.2f}"})
             else:
-                reason = t("flag_ceiling", test=f"{100 * test:.2f}", ceiling=f"{100 * settings.ceiling:.1f}")
-            flags.append(IntegrityFlag(rule="test_above_validation", reason=reason))
+                message = Message(key="flag_ceiling", values={"test": f"{100 * test:.2f}",
+                                                              "ceiling": f"{100 * settings.ceiling:.1f}"})
+            flags.append(IntegrityFlag(rule="test_above_validation", reason=t.render(message), message=message))
     if reference is not None and reference.test_accuracy is not None and model.role != "reference":
         p = reference.test_accuracy
         margin = max(settings.min_gain, settings.capacity_z * math.sqrt(2 * p * (1 - p) / max(1, n_test)))
@@ -464,13 +467,15 @@ def integrity_flags(model: ModelResult, reference: ModelResult | None, n_val: in
         if (small or short) and test - p > margin:
             why = []
             if small:
-                why.append(t("flag_capacity_params", params=f"{model.params:,}".replace(",", " "),
-                             reference=f"{reference.params:,}".replace(",", " ")))
+                why.append(Message(key="flag_capacity_params", values={
+                    "params": f"{model.params:,}".replace(",", " "), "reference": f"{reference.params:,}".replace(",", " ")}))
             if short:
-                why.append(t("flag_capacity_epochs", epochs=model.epochs_run, reference=reference.epochs_run))
-            flags.append(IntegrityFlag(rule="capacity", reason=t(
-                "flag_capacity", why=", ".join(why), test=f"{100 * test:.2f}", ref=f"{100 * p:.2f}",
-                gain=f"{100 * (test - p):.2f}", margin=f"{100 * margin:.2f}")))
+                why.append(Message(key="flag_capacity_epochs", values={"epochs": model.epochs_run,
+                                                                       "reference": reference.epochs_run}))
+            message = Message(key="flag_capacity", values={
+                "why": why, "test": f"{100 * test:.2f}", "ref": f"{100 * p:.2f}",
+                "gain": f"{100 * (test - p):.2f}", "margin": f"{100 * margin:.2f}"})
+            flags.append(IntegrityFlag(rule="capacity", reason=t.render(message), message=message))
     return flags
 
 

@@ -22,6 +22,8 @@ Expectations file (TOML)::
     [students]
     broken = "invalid"
     "Zoé Martin" = { status = "ok", min_score = 8 }
+    # and, optionally, the status of named models (a hostile sample must fail the right way)
+    adv_infinite_loop = { status = "failed", models = { create_improved_model_1 = "timeout" } }
 
 >>> code = write_ci(summary, Path("grading"), min_score=10)   # doctest: +SKIP
 """
@@ -30,23 +32,26 @@ from __future__ import annotations
 import os
 import tomllib
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 from harness import __version__
-from harness.results import SubmissionResult, write_json_atomic
+from harness.results import ModelStatus, SubmissionResult, write_json_atomic
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 CI_DIR = "ci"
 STATUSES = ("ok", "partial", "failed", "invalid")
+MODEL_STATUSES = get_args(ModelStatus)
 
 
 @dataclass(frozen=True)
 class Expectation:
     status: str = "ok"
     min_score: float | None = None
+    models: dict[str, str] = field(default_factory=dict)   # factory -> expected model status
 
 
 def load_expectations(path: Path | None) -> dict[str, Expectation]:
@@ -64,10 +69,14 @@ def load_expectations(path: Path | None) -> dict[str, Expectation]:
         if not isinstance(value, dict) or value.get("status", "ok") not in STATUSES:
             raise ValueError(f"{path}: students.{student!r} must be one of {', '.join(STATUSES)} "
                              "or {{ status = ..., min_score = ... }}")
-        unknown = set(value) - {"status", "min_score"}
+        unknown = set(value) - {"status", "min_score", "models"}
         if unknown:
             raise ValueError(f"{path}: students.{student!r}: unknown key(s) {', '.join(sorted(unknown))}")
-        expectations[student] = Expectation(value.get("status", "ok"), value.get("min_score"))
+        models = value.get("models", {})
+        if not isinstance(models, dict) or any(status not in MODEL_STATUSES for status in models.values()):
+            raise ValueError(f"{path}: students.{student!r}.models must map factory names to one of "
+                             f"{', '.join(MODEL_STATUSES)}")
+        expectations[student] = Expectation(value.get("status", "ok"), value.get("min_score"), dict(models))
     return expectations
 
 
@@ -81,6 +90,13 @@ def judge(result: SubmissionResult, expected: Expectation, min_score: float | No
     if expected.status == "ok" and threshold is not None and result.score is not None \
             and result.score.total < threshold:
         problems.append(f"total {result.score.total:g} below the minimum of {threshold:g}")
+    statuses = {m.name: m for m in result.models}
+    for name, status in expected.models.items():
+        model = statuses.get(name)
+        if model is None:
+            problems.append(f"{name}: expected {status}, not graded")
+        elif model.status != status:
+            problems.append(f"{name}: {model.status}, expected {status}" + (f": {model.reason}" if model.reason else ""))
     return problems
 
 

@@ -31,3 +31,14 @@ class Translator:
     def __call__(self, key: str, /, **values) -> str:
         template = self.messages.get(key) or _catalog("en").get(key) or key
         return template.format(**values) if values else template
+
+    def render(self, message) -> str:
+        """A stored :class:`harness.results.Message` in this language.
+
+        >>> from harness.results import Message
+        >>> Translator("en").render(Message(key="cell", values={"n": 3}))
+        'cell 3'
+        """
+        values = {name: ", ".join(self.render(part) for part in value) if isinstance(value, list) else value
+                  for name, value in message.values.items()}
+        return self(message.key, **values)

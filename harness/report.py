@@ -33,6 +33,7 @@ def _environment(t: Translator) -> Environment:
                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
     env.globals.update(t=t, model_label=lambda m: model_label(m, t),
                        css=bundled("templates", "style.css").read_text(encoding="utf-8"))
+    env.filters["say"] = lambda flag: t.render(flag.message) if flag.message else flag.reason
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f} %"
     env.filters["secs"] = lambda v: "—" if v is None else f"{v:.1f} s"
     env.filters["pts"] = lambda v: "—" if v is None else f"{v:g}"

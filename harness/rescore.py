@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config import load_protocol
-from harness.grade import REFERENCE_DIR, score_submission
+from harness.grade import PROTOCOL_FILE, REFERENCE_DIR, score_submission
 from harness.i18n import Translator
 from harness.report import render_all
 from harness.results import IngestResult, ReferenceSummary, SubmissionResult
@@ -36,7 +36,8 @@ def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", ov
             log=None, roster: Path | None = None) -> list[SubmissionResult]:
     """Score every stored result again with `rubric_path` and the instructor's `overrides`, then
     re-render the reports: reads ingest.json and result.json only, trains and evaluates nothing."""
-    rubric, translator, protocol = load_rubric(rubric_path, overrides), Translator(language), load_protocol()
+    rubric, translator = load_rubric(rubric_path, overrides), Translator(language)
+    protocol = load_protocol(out / PROTOCOL_FILE if (out / PROTOCOL_FILE).is_file() else None)
     stored = stored_results(out)
     unknown = rubric.overrides.unknown_students([result.student for _, result in stored])
     if unknown and log is not None:

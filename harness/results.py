@@ -346,9 +346,18 @@ class Significance(_Result):
     seeds: GainInterval | None = Field(None, description="with --seeds K >= 2")
 
 
+class Message(_Result):
+    """A sentence kept as its translation key and values, so that a report re-rendered in another
+    language says it in that language (``Translator.render``); a list value is a list of messages,
+    joined with commas."""
+    key: str
+    values: dict[str, "str | int | float | list[Message]"] = Field(default_factory=dict)
+
+
 class IntegrityFlag(_Result):
     rule: Literal["test_above_validation", "capacity"]
-    reason: str
+    reason: str = Field(description="in the language graded in")
+    message: Message | None = Field(None, description="the reason as a translation key and values")
 
 
 class ModelResult(_Result):

@@ -14,10 +14,12 @@ once per session and evaluation stays short.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import textwrap
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,52 +120,27 @@ def stage_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("stage-cache")
 
 
-# A robustness suite small enough for tests: the assignment's two tests, one MNIST-C corruption and
-# a two-level sweep, on few images (the bundled suite has 37 sets).
-SMALL_SUITE = """
-subset = 100
+# A robustness suite small enough for tests, picked by name from the bundled suite (same
+# perturbations, parameters and seeds), on few images: the bundled suite has 37 sets.
+def small_suite(names: list[str], subset: int | str) -> str:
+    """TOML of the bundled suite's entries named `names`, on the first `subset` test images."""
+    def value(v) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return json.dumps(v)
 
-[[entries]]
-name = "assignment/noise"
-group = "assignment"
-perturbation = "gaussian_noise"
-params = { sigma = 0.1 }
-seed = 1001
-subset = "all"
+    entries = {e["name"]: e for e in tomllib.loads(bundled("reference", "robustness_suite.toml")
+                                                   .read_text(encoding="utf-8"))["entries"]}
+    lines = [f"subset = {value(subset)}"]
+    for name in names:
+        lines += ["", "[[entries]]", *(f"{key} = {value(v)}" for key, v in entries[name].items())]
+    return "\n".join(lines) + "\n"
 
-[[entries]]
-name = "assignment/rotation"
-group = "assignment"
-perturbation = "random_rotation"
-params = { max_angle = 15.0 }
-seed = 1002
-subset = "all"
 
-[[entries]]
-name = "mnist_c/shot_noise"
-group = "mnist_c"
-perturbation = "shot_noise"
-params = { photons = 5.0 }
-seed = 2001
-
-[[entries]]
-name = "sweep/gaussian_noise/0.1"
-group = "sweep"
-family = "gaussian_noise"
-severity = 0.1
-perturbation = "gaussian_noise"
-params = { sigma = 0.1 }
-seed = 3002
-
-[[entries]]
-name = "sweep/gaussian_noise/0.3"
-group = "sweep"
-family = "gaussian_noise"
-severity = 0.3
-perturbation = "gaussian_noise"
-params = { sigma = 0.3 }
-seed = 3004
-"""
+ASSIGNMENT_TESTS = ["assignment/noise", "assignment/rotation"]
+# the assignment's two tests, one MNIST-C corruption and a two-level sweep
+SMALL_SUITE = small_suite([*ASSIGNMENT_TESTS, "mnist_c/shot_noise", "sweep/gaussian_noise/0.1",
+                           "sweep/gaussian_noise/0.3"], subset=100)
 
 
 @pytest.fixture(scope="session")

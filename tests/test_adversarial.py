@@ -26,6 +26,7 @@ from harness.config import bundled
 from harness.grade import REFERENCE_DIR, GradeOptions, grade
 from harness.results import SubmissionResult
 from harness.sandbox import bubblewrap_available
+from conftest import ASSIGNMENT_TESTS, small_suite
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap cannot create namespaces here")]
@@ -61,26 +62,9 @@ output_mb = 256
 tmp_mb = 64
 """
 
+
 # The assignment's two robustness tests only (the full suite would triple the evaluation time).
-SMALL_SUITE = """
-subset = 200
-
-[[entries]]
-name = "assignment/noise"
-group = "assignment"
-perturbation = "gaussian_noise"
-params = { sigma = 0.1 }
-seed = 1001
-subset = "all"
-
-[[entries]]
-name = "assignment/rotation"
-group = "assignment"
-perturbation = "random_rotation"
-params = { max_angle = 15.0 }
-seed = 1002
-subset = "all"
-"""
+SMALL_SUITE = small_suite(ASSIGNMENT_TESTS, subset=200)
 
 # adv_monkeypatch.py's model, without the patches: its test accuracy is what the patched one must get.
 HONEST_TWIN = '''

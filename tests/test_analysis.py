@@ -21,71 +21,15 @@ from harness.cli import main
 from harness.grade import REFERENCE_DIR
 from harness.i18n import Translator
 from harness.perturbations import build_suite, load_suite
-from harness.results import ModelResult, Robustness, SeedRun, SubmissionResult
-from conftest import TINY_TEST_IMAGES, run_grade
+from harness.results import ModelResult, SeedRun
+from conftest import ASSIGNMENT_TESTS, TINY_TEST_IMAGES, run_grade, small_suite
 
 EN, FR = Translator("en"), Translator("fr")
 
-# A small suite for the pipeline tests: the assignment's two tests, three MNIST-C corruptions, one
-# severity sweep; the first 120 test images (the bundled suite is the same format, 37 entries).
-SMALL_SUITE = """
-subset = 120
 
-[[entries]]
-name = "assignment/noise"
-group = "assignment"
-perturbation = "gaussian_noise"
-params = { sigma = 0.1 }
-seed = 1001
-subset = "all"
-
-[[entries]]
-name = "assignment/rotation"
-group = "assignment"
-perturbation = "random_rotation"
-params = { max_angle = 15.0 }
-seed = 1002
-subset = "all"
-
-[[entries]]
-name = "mnist_c/shot_noise"
-group = "mnist_c"
-perturbation = "shot_noise"
-params = { photons = 5.0 }
-seed = 2001
-
-[[entries]]
-name = "mnist_c/fog"
-group = "mnist_c"
-perturbation = "fog"
-params = { strength = 1.5, decay = 2.0 }
-seed = 2011
-
-[[entries]]
-name = "mnist_c/translate"
-group = "mnist_c"
-perturbation = "translate"
-params = { pixels = 3 }
-seed = 2009
-
-[[entries]]
-name = "sweep/rotation/20"
-group = "sweep"
-family = "rotation"
-severity = 20
-perturbation = "fixed_rotation"
-params = { angle = 20.0 }
-seed = 3102
-
-[[entries]]
-name = "sweep/rotation/45"
-group = "sweep"
-family = "rotation"
-severity = 45
-perturbation = "fixed_rotation"
-params = { angle = 45.0 }
-seed = 3104
-"""
+# The pipeline tests' suite: the assignment's two tests, three MNIST-C corruptions, one severity sweep.
+SMALL_SUITE = small_suite([*ASSIGNMENT_TESTS, "mnist_c/shot_noise", "mnist_c/fog", "mnist_c/translate",
+                           "sweep/rotation/20", "sweep/rotation/45"], subset=120)
 
 SUBMISSION = """
 import keras
@@ -245,6 +189,19 @@ def test_integrity_capacity_rule():
     assert analysis.integrity_flags(model(test=0.97, val=0.97), reference, 12_000, 10_000, settings, EN) == []
     assert analysis.integrity_flags(model(test=0.905, val=0.905, params=8_000), reference, 12_000, 10_000, settings,
                                     EN) == []
+
+
+def test_integrity_reasons_follow_the_report_language():
+    """A flag raised while grading in French reads in English when the report is re-rendered in English."""
+    settings = analysis.load_config().integrity
+    reference = model("create_baseline_model", "reference", 0.90, 0.90, 225_034, 5)
+    (flag,) = analysis.integrity_flags(model(test=0.97, val=0.97, params=8_000, epochs=1), reference, 12_000, 10_000,
+                                       settings, FR)
+    assert "paramètres" in flag.reason and "époque" in flag.reason
+    stored = type(flag).model_validate_json(flag.model_dump_json())
+    english = EN.render(stored.message)
+    assert english.startswith("8 000 parameters against 225 034 for the reference, 1 epoch(s) against 5")
+    assert "97.00 % against 90.00 %" in english and "paramètres" not in english
 
 
 def test_verdict_codes_and_language():

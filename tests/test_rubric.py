@@ -37,7 +37,7 @@ from harness.results import (
 from harness.rubric_models import differences, features
 from harness.score import Evidence, _round, load_rubric, score
 
-from conftest import REPO, run_grade
+from conftest import ASSIGNMENT_TESTS, REPO, run_grade, small_suite
 
 LABELLED = REPO / "submissions" / "labelled"
 EXPECTED = tomllib.loads((LABELLED / "expected.toml").read_text(encoding="utf-8"))
@@ -464,25 +464,8 @@ def test_every_rubric_message_exists_in_both_languages():
     assert used <= keys, used - keys
 
 
-# --------------------------------------------------------------------------- the labelled set, graded for real
 
-SMALL_SUITE = """
-subset = "all"
-
-[[entries]]
-name = "assignment/noise"
-group = "assignment"
-perturbation = "gaussian_noise"
-params = { sigma = 0.1 }
-seed = 1001
-
-[[entries]]
-name = "assignment/rotation"
-group = "assignment"
-perturbation = "random_rotation"
-params = { max_angle = 15.0 }
-seed = 1002
-"""
+SMALL_SUITE = small_suite(ASSIGNMENT_TESTS, subset="all")
 
 
 @pytest.fixture(scope="session")

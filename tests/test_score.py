@@ -134,6 +134,17 @@ def test_rescore_trains_nothing(rescored):
 
 
 @pytest.mark.slow
+def test_the_protocol_graded_under_is_kept_for_rescoring(graded, protocol_path):
+    """`harness score` reads OUT/protocol.toml (the tests grade with their own protocol file, not the
+    bundled one): the file kept is the one graded under, as the results' protocol hash says."""
+    import hashlib
+
+    kept = (graded.out / "protocol.toml").read_bytes()
+    assert kept == protocol_path.read_bytes()
+    assert hashlib.sha256(kept).hexdigest() == graded.result("baseline_only").run.protocol_sha256
+
+
+@pytest.mark.slow
 def test_cli_score_then_report(graded, tmp_path, capsys):
     out = copy_of(graded, tmp_path / "out")
     trained = training_outputs(out)
