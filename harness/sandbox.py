@@ -465,8 +465,15 @@ def worker_env(threads: int) -> dict[str, str]:
         "MALLOC_ARENA_MAX": "4",
         "MPLBACKEND": "Agg",
         "KERAS_BACKEND": "tensorflow",
-        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        # passed on only when set: an empty value would hide every GPU from the worker
+        **({"CUDA_VISIBLE_DEVICES": os.environ["CUDA_VISIBLE_DEVICES"]} if "CUDA_VISIBLE_DEVICES" in os.environ else {}),
     }
+
+
+def gpu_device_nodes() -> list[str]:
+    """The NVIDIA device nodes a worker needs to use a GPU (``/dev/nvidia0``, ``nvidiactl``,
+    ``nvidia-uvm``…): bubblewrap's ``/dev`` has none of them unless they are bound in."""
+    return sorted(str(p) for p in Path("/dev").glob("nvidia*") if p.is_char_device())
 
 
 def _check_not_exposed(mounts: list[Path], scratch: Path) -> None:
@@ -523,6 +530,8 @@ def wrap(argv: list[str], *, scratch: Path, readable: list[Path], threads: int =
         bwrap += ["--ro-bind", str(module), f"{HARNESS_MOUNT}/harness/{module.name}"]
     for path in readable:
         bwrap += ["--ro-bind", str(path), str(path)]
+    for node in gpu_device_nodes():
+        bwrap += ["--dev-bind", node, node]
     bwrap += ["--bind", str(scratch), str(scratch), "--remount-ro", "/dev", "--remount-ro", "/",
               "--chdir", str(scratch)]
     env.update(HOME=str(scratch), TMPDIR="/tmp", PYTHONPATH=HARNESS_MOUNT)

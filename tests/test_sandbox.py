@@ -408,3 +408,15 @@ def test_a_deadline_passed_at_the_memory_cap_is_out_of_memory():
     assert status == "out_of_memory" and "resident-memory limit of 2048 MiB" in reason and "within 10 s" in reason
     status, _ = _describe_death(JobOutcome(stopped_because="… did not return a model within 10 s"))
     assert status == "timeout"
+
+
+def test_workers_see_the_gpus_the_grader_sees(monkeypatch):
+    """CUDA_VISIBLE_DEVICES is passed on only when set: an empty value would hide every GPU."""
+    from harness.sandbox import worker_env
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert "CUDA_VISIBLE_DEVICES" not in worker_env(2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert worker_env(2)["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")      # the grader hid them: so does the worker
+    assert worker_env(2)["CUDA_VISIBLE_DEVICES"] == ""
