@@ -222,7 +222,7 @@ def _rescore(args) -> int:
 def _report(args) -> int:
     from harness.rescore import rerender
 
-    results = rerender(args.out, language=args.lang, roster=args.roster)
+    results = rerender(args.out, language=args.lang, roster=args.roster, log=lambda line: print(line, file=sys.stderr))
     print(f"re-rendered {len(results)} report(s) and {args.out / 'index.html'}")
     if args.screenshots:
         from harness.screenshots import check_pages

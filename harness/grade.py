@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import platform
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import __version__, analysis
+from harness import __version__, analysis, graded_under
 from harness.config import Profile, Protocol, bundled, load_protocol
 from harness.data import RawMnist, load_mnist, held_out_test_set, training_split
 from harness.evaluate import evaluate_models
@@ -48,7 +47,6 @@ from harness.sandbox import Limits, SandboxUnavailable, bubblewrap_available, pr
 from harness.score import Rubric, load_rubric, score_result
 from harness.train import TrainingJob, train_submission
 
-PROTOCOL_FILE = "protocol.toml"
 REFERENCE_DIR = "_reference"
 WORK_DIR = ".work"
 CACHE_DIR = ".cache"
@@ -200,9 +198,8 @@ def open_session(options: GradeOptions) -> Session:
     rubric = load_rubric(options.rubric, options.overrides)
     translator = Translator(options.language)
     options.out.mkdir(parents=True, exist_ok=True)
-    # the protocol graded under, kept beside the results: `harness score` re-scores with it
-    with contextlib.suppress(shutil.SameFileError):   # regraded with --protocol OUT/protocol.toml
-        shutil.copyfile(options.protocol or bundled("reference", "protocol.toml"), options.out / PROTOCOL_FILE)
+    graded_under.keep_protocol(options.out, options.protocol)
+    graded_under.keep_scoring(options.out, options.rubric, options.overrides)
     train_path, test_path, labels = _write_data(options.out / WORK_DIR / "data", raw, protocol, profile)
     suite = _prepare_suite(options, raw, profile) if options.robustness else None
     seeds = analysis.derive_seeds(seed, options.seeds)

@@ -49,6 +49,10 @@ RUN_CALLS = {
     "save_weights", "summary", "show", "savefig", "plot", "imshow", "figure", "subplot",
     "subplots", "print", "display", "mount", "flow", "flow_from_directory",
 }
+# Methods that change the object they are called on: a dropped `results.append(model.evaluate(...))`
+# leaves `results` without what later statements expect in it.
+MUTATING_METHODS = {"append", "extend", "insert", "update", "setdefault", "pop", "popitem", "remove",
+                    "clear", "add", "discard", "sort", "reverse"}
 COLAB_MODULES = ("google.colab",)
 # Cell magics whose body is ordinary Python; any other cell magic hides a foreign language.
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
@@ -474,6 +478,13 @@ def _called_names(node: ast.AST) -> set[str]:
     return names
 
 
+def _base_name(node: ast.expr) -> set[str]:
+    """{'results'} for `results`, `results["a"]`, `results.scores[0]`; empty for anything else."""
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+    return {node.id} if isinstance(node, ast.Name) else set()
+
+
 def _read_names(node: ast.AST) -> set[str]:
     return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
 
@@ -614,9 +625,15 @@ class _Extractor:
         return kind, reason
 
     def _taint(self, node: ast.AST) -> None:
+        """Names a dropped statement defines, or changes in place (`results["m1"] = …`, `scores.append(…)`,
+        `del table[k]`): the statements after it that use them are dropped too."""
         for sub in ast.walk(node):
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                 self.tainted.add(sub.id)
+            elif isinstance(sub, (ast.Subscript, ast.Attribute)) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+                self.tainted |= _base_name(sub.value)
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in MUTATING_METHODS:
+                self.tainted |= _base_name(sub.func.value)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             self.tainted |= {(a.asname or a.name).split(".")[0] for a in node.names}
 

@@ -1,6 +1,7 @@
 """``harness score`` and ``harness report``: rerun the last stages from stored results only.
 
-No model is trained or evaluated: scoring reads ``ingest.json`` and ``result.json``.
+No model is trained or evaluated: scoring reads ``ingest.json`` and ``result.json``, with the
+protocol, rubric and overrides the class was graded under (``harness/graded_under.py``).
 
 >>> rescore(Path("out"), rubric_path=Path("rubric/strict.toml"))  # doctest: +SKIP
 """
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness import graded_under
 from harness.config import load_protocol
-from harness.grade import PROTOCOL_FILE, REFERENCE_DIR, score_submission
+from harness.grade import REFERENCE_DIR, score_submission
 from harness.i18n import Translator
 from harness.report import render_all
 from harness.results import IngestResult, ReferenceSummary, SubmissionResult
@@ -34,10 +36,13 @@ def _reference(out: Path):
 
 def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", overrides: Path | None = None,
             log=None, roster: Path | None = None) -> list[SubmissionResult]:
-    """Score every stored result again with `rubric_path` and the instructor's `overrides`, then
-    re-render the reports: reads ingest.json and result.json only, trains and evaluates nothing."""
+    """Score every stored result again with `rubric_path` (default: the rubric the class was last
+    scored with) and the instructor's `overrides`, then re-render the reports: reads ingest.json and
+    result.json only, trains and evaluates nothing. The rubric and overrides are kept in OUT."""
+    kept = graded_under.kept(out)
+    rubric_path = rubric_path or kept.rubric
     rubric, translator = load_rubric(rubric_path, overrides), Translator(language)
-    protocol = load_protocol(out / PROTOCOL_FILE if (out / PROTOCOL_FILE).is_file() else None)
+    protocol = load_protocol(kept.protocol)
     stored = stored_results(out)
     unknown = rubric.overrides.unknown_students([result.student for _, result in stored])
     if unknown and log is not None:
@@ -48,11 +53,44 @@ def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", ov
         result = score_submission(rubric, translator, result, ingest, protocol)
         result.write(path)
         results.append(result)
+    graded_under.keep_scoring(out, rubric_path, overrides)
     render_all(out, results, _reference(out), translator, roster=roster)
     return results
 
 
-def rerender(out: Path, language: str = "fr", roster: Path | None = None) -> list[SubmissionResult]:
-    results = [result for _, result in stored_results(out)]
+def _points(result: SubmissionResult) -> list[float] | None:
+    return [c.points for c in result.score.criteria] if result.score else None
+
+
+def in_language(out: Path, stored: list[tuple[Path, SubmissionResult]], language: str,
+                log=None) -> list[SubmissionResult]:
+    """The stored results with every scoring reason in `language`: scored again, in memory, with the
+    rubric and overrides kept in OUT. A result whose points would change (kept files missing or
+    edited, another harness version) is shown as stored."""
+    kept = graded_under.kept(out)
+    if kept.rubric is None:
+        return [result for _, result in stored]
+    rubric, translator = load_rubric(kept.rubric, kept.overrides), Translator(language)
+    protocol = load_protocol(kept.protocol)
+    results = []
+    for path, result in stored:
+        if result.run.language == language or result.score is None:
+            results.append(result)
+            continue
+        again = score_submission(rubric, translator, result, IngestResult.read(path.parent / "ingest.json"), protocol)
+        if _points(again) != _points(result) or again.score.total != result.score.total:
+            if log is not None:
+                log(f"warning: {result.student}: scoring again in {language} would change its points: "
+                    "its reasons are shown as stored")
+            results.append(result)
+            continue
+        results.append(again.model_copy(update={"run": again.run.model_copy(update={"language": language})}))
+    return results
+
+
+def rerender(out: Path, language: str = "fr", roster: Path | None = None, log=None) -> list[SubmissionResult]:
+    """Every report, the dashboard and the exports again, in `language` (points unchanged; nothing is
+    written to result.json)."""
+    results = in_language(out, stored_results(out), language, log)
     render_all(out, results, _reference(out), Translator(language), roster=roster)
     return results

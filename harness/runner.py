@@ -29,6 +29,11 @@ RESOURCE_CHECK_SECONDS = 1.0
 LOG_TAIL_BYTES = 8000
 MAX_EVENT_BYTES_PER_POLL = 4 * 2**20
 MAX_SCRATCH_ENTRIES = 20_000
+# Process groups, setrlimit in the child and wait4 (POSIX). Elsewhere (Windows) a worker runs as a
+# plain child process, stopped at its deadlines with no kernel limits (README, "Without bubblewrap").
+POSIX_PROCESS_CONTROL = all(hasattr(os, name) for name in ("killpg", "wait4", "setsid"))
+_WAITID = hasattr(os, "waitid")   # not on macOS: there the worker is reaped as soon as it exits
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 # watch(events_so_far, seconds_since_start) -> None to go on, or a reason to stop the worker
 Watch = Callable[[list[dict], float], "str | None"]
@@ -77,14 +82,21 @@ class _Reader:
         size = os.fstat(self.fd).st_size
         if size < self.offset:  # truncated by the worker: start again from its end
             self.offset = size
-        chunk = os.pread(self.fd, min(limit, size - self.offset), self.offset)
+        chunk = _pread(self.fd, min(limit, size - self.offset), self.offset)
         complete = chunk[: chunk.rfind(b"\n") + 1]
         self.offset += len(complete)
         return complete
 
     def tail(self, size: int) -> bytes:
         end = os.fstat(self.fd).st_size
-        return os.pread(self.fd, size, max(0, end - size))
+        return _pread(self.fd, size, max(0, end - size))
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)   # Windows: the descriptor is only ours, seeking is safe
+    return os.read(fd, size)
 
 
 def _parse_events(chunk: bytes) -> list[dict]:
@@ -102,9 +114,12 @@ def _parse_events(chunk: bytes) -> list[dict]:
     return events
 
 
-def _kill_group(pid: int) -> None:
+def _kill_group(process: subprocess.Popen) -> None:
     try:
-        os.killpg(pid, signal.SIGKILL)
+        if POSIX_PROCESS_CONTROL:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -151,27 +166,31 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
     """Run an already wrapped command under `limits`, watching it; the building block of `run_job`."""
     log_path = scratch / "worker.log"
     log_path.unlink(missing_ok=True)
-    log_fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    log_fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
     events_fd = None
     if events_path is not None:
         events_path.unlink(missing_ok=True)
-        events_fd = os.open(events_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    cgroup = WorkerCgroup.create(limits)
-    outcome = JobOutcome(isolation=f"{isolation}; {limits.describe(threads, cgroup)}", bubblewrap=bubblewrap,
-                         limits=limits, threads=threads)
+        events_fd = os.open(events_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+    cgroup = WorkerCgroup.create(limits) if POSIX_PROCESS_CONTROL else None
+    outcome = JobOutcome(isolation=f"{isolation}; {limits.describe(threads, cgroup, POSIX_PROCESS_CONTROL)}",
+                         bubblewrap=bubblewrap, limits=limits, threads=threads)
     events_reader = _Reader(events_fd) if events_fd is not None else None
-    nproc = _nproc_cap(limits, cgroup)
+    if POSIX_PROCESS_CONTROL:
+        nproc = _nproc_cap(limits, cgroup)
+        isolate = {"start_new_session": True, "preexec_fn": lambda: _child_setup(limits, threads, cgroup, nproc)}
+    else:
+        isolate = {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
     started = time.monotonic()
     last_check = -RESOURCE_CHECK_SECONDS
     try:
-        process = subprocess.Popen(
-            argv, env=env, cwd=scratch, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=lambda: _child_setup(limits, threads, cgroup, nproc))
+        process = subprocess.Popen(argv, env=env, cwd=scratch, stdin=subprocess.DEVNULL, stdout=log_fd,
+                                   stderr=subprocess.STDOUT, **isolate)
         try:
             while True:
                 # exited? (not reaped yet: while the worker is a zombie its process group id cannot be
                 # reused, so killing the group below never hits an unrelated process)
-                exited = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                exited = (os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                          if POSIX_PROCESS_CONTROL and _WAITID else process.poll())
                 if events_reader is not None:
                     _receive(outcome, _parse_events(events_reader.read_new()), on_event)
                 if exited is not None:
@@ -187,12 +206,15 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
                     break
                 time.sleep(POLL_SECONDS)
         finally:
-            _kill_group(process.pid)  # the worker, if still running, and anything left in its session
+            _kill_group(process)  # the worker, if still running, and anything left in its session
             if cgroup is not None:
                 cgroup.kill_all()     # and anything that left the session (setsid, double fork)
-            _, status, usage = os.wait4(process.pid, 0)
-            process.returncode = outcome.returncode = os.waitstatus_to_exitcode(status)
-            outcome.cpu_seconds = usage.ru_utime + usage.ru_stime
+            if POSIX_PROCESS_CONTROL and process.returncode is None:
+                _, status, usage = os.wait4(process.pid, 0)
+                process.returncode = outcome.returncode = os.waitstatus_to_exitcode(status)
+                outcome.cpu_seconds = usage.ru_utime + usage.ru_stime
+            else:
+                outcome.returncode = process.wait()
         if cgroup is not None:
             outcome.oom_killed = cgroup.oom_killed()
             outcome.memory_limit_hit = cgroup.memory_limit_hit()
@@ -200,8 +222,8 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
                 outcome.breach = ("killed", _process_reason(limits))
         if events_reader is not None:
             _receive(outcome, _parse_events(events_reader.read_new()), on_event)
-        outcome.log_tail = os.pread(log_fd, LOG_TAIL_BYTES, max(0, os.fstat(log_fd).st_size - LOG_TAIL_BYTES)
-                                    ).decode("utf-8", "replace")
+        outcome.log_tail = _pread(log_fd, LOG_TAIL_BYTES, max(0, os.fstat(log_fd).st_size - LOG_TAIL_BYTES)
+                                  ).decode("utf-8", "replace")
     finally:
         if cgroup is not None:
             cgroup.remove()  # kills whatever escaped the session (setsid, double fork), then rmdir

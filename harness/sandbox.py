@@ -22,7 +22,10 @@ import ctypes
 import dataclasses
 import functools
 import os
-import resource
+try:
+    import resource
+except ImportError:  # Windows: no rlimits (see README, "Without bubblewrap")
+    resource = None
 import shutil
 import signal
 import subprocess
@@ -91,6 +94,8 @@ class Limits:
 
     def apply(self, threads: int = 1, nproc: int | None = None) -> None:
         """setrlimit in the (child) process about to become the worker; inherited by all it starts."""
+        if resource is None:
+            return
         cpu = self.cpu_seconds(threads)
         caps = {
             resource.RLIMIT_AS: (self.memory_mb * 2**20,) * 2,
@@ -108,10 +113,14 @@ class Limits:
                 soft, hard = min(soft, current_hard), min(hard, current_hard)
             resource.setrlimit(which, (soft, hard))
 
-    def describe(self, threads: int, cgroup: "WorkerCgroup | None") -> str:
+    def describe(self, threads: int, cgroup: "WorkerCgroup | None", enforced: bool = True) -> str:
+        if not enforced:
+            return (f"limits: only the deadlines and the output limit of {self.output_mb} MiB (this system has no "
+                    "setrlimit or process groups: memory, CPU time, processes and open files are not capped)")
         resident = (f"resident memory {self.resident_mb} MiB (cgroup)" if cgroup and cgroup.memory
                     else "no resident-memory cap (no cgroup)")
-        tasks = ("(cgroup)" if cgroup and cgroup.pids else "(counted every 0.2 s, no cgroup)")
+        tasks = ("(cgroup)" if cgroup and cgroup.pids else "(counted every 0.2 s, no cgroup)" if os.path.isdir("/proc")
+                 else "(not counted: no /proc)")
         return (f"limits: address space {self.memory_mb} MiB per process, {resident}, "
                 f"CPU time {self.cpu_seconds(threads)} s, {self.processes} processes and threads {tasks}, "
                 f"{self.open_files} open files, output {self.output_mb} MiB")
@@ -346,7 +355,9 @@ def cgroups_available() -> tuple[bool, bool]:
 # --------------------------------------------------------------------------- processes
 
 def user_task_count() -> int:
-    """Processes + threads of this real uid (what RLIMIT_NPROC counts)."""
+    """Processes + threads of this real uid (what RLIMIT_NPROC counts); 0 where there is no /proc."""
+    if not os.path.isdir("/proc"):
+        return 0
     uid, count = os.getuid(), 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -360,7 +371,10 @@ def user_task_count() -> int:
 
 
 def tree_tasks(root_pid: int) -> int:
-    """Processes + threads of `root_pid` and all its descendants (polled when no pids cgroup)."""
+    """Processes + threads of `root_pid` and all its descendants (polled when no pids cgroup); 0 where
+    there is no /proc (macOS, Windows): the process count is then not checked."""
+    if not os.path.isdir("/proc"):
+        return 0
     children: dict[int, list[int]] = {}
     threads: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -467,6 +481,9 @@ def worker_env(threads: int) -> dict[str, str]:
         "KERAS_BACKEND": "tensorflow",
         # passed on only when set: an empty value would hide every GPU from the worker
         **({"CUDA_VISIBLE_DEVICES": os.environ["CUDA_VISIBLE_DEVICES"]} if "CUDA_VISIBLE_DEVICES" in os.environ else {}),
+        # Windows: Python and TensorFlow's DLLs need these (there is no sandbox there anyway)
+        **({name: os.environ[name] for name in ("SYSTEMROOT", "PATH", "PATHEXT", "COMSPEC")
+            if name in os.environ} if os.name == "nt" else {}),
     }
 
 

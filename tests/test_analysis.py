@@ -418,6 +418,10 @@ def test_report_has_the_analysis_figures_and_rerenders_in_english(seeded, tmp_pa
     assert "exact McNemar test" in english and "Robustness (the same hidden exam" in english
     summary = json.loads((copy / "class.json").read_text(encoding="utf-8"))
     assert {s["student"]: s["verdict"] for s in summary["students"]}["ana"] == seeded.result("ana").analysis.verdict
+    # the rubric's reasons too, with the points unchanged and result.json untouched
+    assert "models built and trained;" in english and "modèles construits et entraînés" not in english
+    assert (copy / "ana" / "result.json").read_bytes() == (seeded.out / "ana" / "result.json").read_bytes()
+    assert summary["students"][0]["total"] == seeded.result("ana").score.total
 
 
 def test_figures_draw_from_stored_results_alone(small_suite):

@@ -399,3 +399,24 @@ def test_semicolon_separated_statements_are_classified_separately(tmp_path):
     assert "import os" in result.module_source and "LR = 1e-3" in result.module_source
     assert "google.colab" not in result.module_source
     assert ".fit(" not in result.module_source
+
+
+def test_a_name_changed_in_place_by_a_dropped_statement_is_not_trusted(tmp_path):
+    """`results` is a kept `{}`, but the dropped statements filled it: what reads it afterwards is
+    dropped too, instead of failing the import with a KeyError."""
+    path = write_notebook(tmp_path / "inplace.ipynb", [
+        ("code", "import keras\nresults = {}\nscores = []\nLABELS = ['a', 'b']\n"
+                 "def create_baseline_model():\n    return keras.Sequential([keras.Input((28, 28, 1))])"),
+        ("code", "model = create_baseline_model()\nresults['baseline'] = model.evaluate(x, y)\n"
+                 "scores.append(model.evaluate(x, y)[1])\nLABELS.sort()"),
+        ("code", "best = results['baseline']\nfirst = scores[0]\nN = len(LABELS)\nTITLE = 'MNIST'"),
+    ])
+    result = ingest_path(path)
+    assert result.status == "ok", result.reason
+    dropped = dropped_by_code(result)
+    for code in ("best = results['baseline']", "first = scores[0]", "N = len(LABELS)"):
+        assert dropped[code].kind == "depends_on_dropped", code
+    assert "TITLE = 'MNIST'" in result.module_source
+    namespace: dict = {}
+    exec(compile(result.module_source, "submission.py", "exec"), namespace)   # imports without a KeyError
+    assert callable(namespace["create_baseline_model"])

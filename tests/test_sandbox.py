@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import sandbox
+from harness import runner, sandbox
 from harness.cli import build_parser
 from harness.config import bundled
 from harness.results import ModelResult
@@ -371,8 +371,12 @@ def test_requiring_bubblewrap_where_it_does_not_work_refuses(tmp_path, monkeypat
 
 
 @pytest.mark.slow
-def test_without_bubblewrap_the_result_says_so(tmp_path, mnist_arrays, monkeypatch):
-    """A real TensorFlow worker, no bubblewrap: trains, and WorkerInfo.sandbox says what is missing."""
+@pytest.mark.parametrize("portable", [False, True], ids=["posix", "portable-runner"])
+def test_without_bubblewrap_the_result_says_so(tmp_path, mnist_arrays, monkeypatch, portable):
+    """A real TensorFlow worker, no bubblewrap: trains, and WorkerInfo.sandbox says what is missing.
+    `portable-runner` is the runner Windows gets (no process groups, setrlimit or wait4), forced here."""
+    if portable:
+        monkeypatch.setattr(runner, "POSIX_PROCESS_CONTROL", False)
     from harness.config import load_protocol
     from harness.train import TrainingJob, train_submission
 
@@ -397,7 +401,26 @@ def test_without_bubblewrap_the_result_says_so(tmp_path, mnist_arrays, monkeypat
                                       tmp_path / "models")
     assert models[0].status == "ok", models[0].reason
     assert worker.sandbox.startswith("plain process, NO SANDBOX")
-    assert "no filesystem or network isolation" in worker.sandbox and "limits: address space" in worker.sandbox
+    assert "no filesystem or network isolation" in worker.sandbox
+    if portable:
+        assert "only the deadlines and the output limit" in worker.sandbox
+    else:
+        assert "limits: address space" in worker.sandbox
+
+
+def test_the_portable_runner_stops_a_worker_at_its_deadline(tmp_path, monkeypatch):
+    """Windows's runner (forced here): a worker past its deadline is killed, its output still read."""
+    monkeypatch.setattr(runner, "POSIX_PROCESS_CONTROL", False)
+    started = time.monotonic()
+    outcome = run_python("""
+        import time
+        print("started", flush=True)
+        time.sleep(60)
+    """, tmp_path, bubblewrap=False, deadline=1.5)
+    assert outcome.stopped_because == "test deadline" and time.monotonic() - started < 20
+    assert outcome.returncode != 0 and "started" in outcome.log_tail and outcome.cpu_seconds is None
+    finished = run_python('import json; print(json.dumps({"done": True}))', tmp_path, bubblewrap=False)
+    assert finished.returncode == 0 and last_json_line(finished) == {"done": True}
 
 
 def test_a_deadline_passed_at_the_memory_cap_is_out_of_memory():

@@ -142,6 +142,18 @@ def test_the_protocol_graded_under_is_kept_for_rescoring(graded, protocol_path):
     kept = (graded.out / "protocol.toml").read_bytes()
     assert kept == protocol_path.read_bytes()
     assert hashlib.sha256(kept).hexdigest() == graded.result("baseline_only").run.protocol_sha256
+    assert (graded.out / "rubric.toml").read_bytes() == bundled("rubric", "default.toml").read_bytes()
+    assert not list(graded.out.glob("overrides.*"))
+
+
+@pytest.mark.slow
+def test_a_rescored_class_keeps_its_rubric_for_the_next_score(rescored):
+    """After `harness score OUT --rubric generous.toml`, a plain `harness score OUT` (an override
+    added, say) keeps the generous rubric instead of going back to the bundled one."""
+    out, _, after, _ = rescored
+    assert (out / "rubric.toml").read_bytes() != bundled("rubric", "default.toml").read_bytes()
+    again = {r.student: r for r in rescore(out)}
+    assert {s: r.score.total for s, r in again.items()} == {s: r.score.total for s, r in after.items()}
 
 
 @pytest.mark.slow
