@@ -5,8 +5,8 @@ given another (and then keeps that one, with the overrides it applied); ``harnes
 re-scores with exactly what produced the current grades, so that every reason reads in English
 while every point stays what it was.
 
->>> keep(out, protocol=None, rubric=Path("strict.toml"), overrides=None)   # doctest: +SKIP
->>> kept(out).rubric                                                        # doctest: +SKIP
+>>> keep_scoring(out, rubric=Path("strict.toml"), overrides=None)   # doctest: +SKIP
+>>> kept(out).rubric                                                 # doctest: +SKIP
 PosixPath('OUT/rubric.toml')
 """
 from __future__ import annotations

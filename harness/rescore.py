@@ -34,27 +34,35 @@ def _reference(out: Path):
     return ReferenceSummary.read(stored).model if stored.exists() else None
 
 
+def _scorer(out: Path, rubric_path: Path | None, overrides: Path | None, language: str):
+    """The rubric, and a function scoring one stored result (its folder's ingest.json) in `language`
+    under the protocol the class was graded under."""
+    rubric, translator = load_rubric(rubric_path, overrides), Translator(language)
+    protocol = load_protocol(graded_under.kept(out).protocol)
+
+    def score(path: Path, result: SubmissionResult) -> SubmissionResult:
+        return score_submission(rubric, translator, result, IngestResult.read(path.parent / "ingest.json"), protocol)
+    return rubric, score
+
+
 def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", overrides: Path | None = None,
             log=None, roster: Path | None = None) -> list[SubmissionResult]:
     """Score every stored result again with `rubric_path` (default: the rubric the class was last
     scored with) and the instructor's `overrides`, then re-render the reports: reads ingest.json and
     result.json only, trains and evaluates nothing. The rubric and overrides are kept in OUT."""
-    kept = graded_under.kept(out)
-    rubric_path = rubric_path or kept.rubric
-    rubric, translator = load_rubric(rubric_path, overrides), Translator(language)
-    protocol = load_protocol(kept.protocol)
+    rubric_path = rubric_path or graded_under.kept(out).rubric
+    rubric, score = _scorer(out, rubric_path, overrides, language)
     stored = stored_results(out)
     unknown = rubric.overrides.unknown_students([result.student for _, result in stored])
     if unknown and log is not None:
         log(f"warning: the overrides name student(s) not in {out}: {', '.join(unknown)}")
     results = []
     for path, result in stored:
-        ingest = IngestResult.read(path.parent / "ingest.json")
-        result = score_submission(rubric, translator, result, ingest, protocol)
+        result = score(path, result)
         result.write(path)
         results.append(result)
     graded_under.keep_scoring(out, rubric_path, overrides)
-    render_all(out, results, _reference(out), translator, roster=roster)
+    render_all(out, results, _reference(out), Translator(language), roster=roster)
     return results
 
 
@@ -70,14 +78,13 @@ def in_language(out: Path, stored: list[tuple[Path, SubmissionResult]], language
     kept = graded_under.kept(out)
     if kept.rubric is None:
         return [result for _, result in stored]
-    rubric, translator = load_rubric(kept.rubric, kept.overrides), Translator(language)
-    protocol = load_protocol(kept.protocol)
+    _, score = _scorer(out, kept.rubric, kept.overrides, language)
     results = []
     for path, result in stored:
         if result.run.language == language or result.score is None:
             results.append(result)
             continue
-        again = score_submission(rubric, translator, result, IngestResult.read(path.parent / "ingest.json"), protocol)
+        again = score(path, result)
         if _points(again) != _points(result) or again.score.total != result.score.total:
             if log is not None:
                 log(f"warning: {result.student}: scoring again in {language} would change its points: "
