@@ -143,10 +143,27 @@ def derive_seeds(seed: int, k: int) -> list[int]:
 
 
 def suite_cache_dir(out: Path) -> Path:
-    """Where perturbed sets are cached: ``$HARNESS_SUITE_CACHE`` if set (shared between runs), else
-    ``OUT/.work/suite``."""
+    """Where perturbed sets are cached, shared by every grading run of this user: ``$HARNESS_SUITE_CACHE``
+    if set, else ``$XDG_CACHE_HOME/harness/suites`` (``~/.cache/harness/suites``), else, where that
+    cannot be written, ``OUT/.work/suite``. Sharing is safe: a set's folder is named after the test
+    images, the suite file and the perturbation code, and every file is checked against its sha256
+    when read.
+
+    >>> suite_cache_dir(Path("out")).name                                 # doctest: +SKIP
+    'suites'
+    """
     chosen = os.environ.get(SUITE_CACHE_ENV)
-    return Path(chosen).expanduser() if chosen else Path(out) / ".work" / "suite"
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    shared = Path(base).expanduser() / "harness" / "suites"
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        if os.access(shared, os.W_OK | os.X_OK):
+            return shared
+    except (OSError, RuntimeError):  # no home folder, or a read-only one
+        pass
+    return Path(out) / ".work" / "suite"
 
 
 def prepare_suite(x_test: np.ndarray, cache_dir: Path, suite_path: str | os.PathLike | None = None) -> BuiltSuite:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.pysource import parse as parse_python
 from harness.results import CellRun, DiscoveredModel, DiscoveryRecord, Factory, IngestResult
 
 DISCOVERY_TRAIN_IMAGES = 1000
@@ -470,7 +471,7 @@ class _Recorder:
             code = function.__code__
             full = "".join(linecache.getlines(code.co_filename))
             try:
-                tree = ast.parse(full)
+                tree = parse_python(full)
             except SyntaxError:
                 return None, None
             lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno]

@@ -23,7 +23,7 @@ import numpy as np
 from harness import __version__, analysis, graded_under
 from harness.config import Profile, Protocol, bundled, load_protocol
 from harness.data import RawMnist, load_mnist, held_out_test_set, training_split
-from harness.evaluate import evaluate_models
+from harness.evaluate import EvaluationWorker, evaluate_models
 from harness.i18n import Translator
 from harness.ingest import assign_ids, discover, ingest_path, main_file_path, needs_discovery, submission_sha256
 from harness.results import (
@@ -254,9 +254,17 @@ def _train_and_evaluate(session: Session, module_source: str, factories: list[tu
     models = {name: session.cache.load(keys[name], session.evaluation_key, models_dir) for name, _ in factories}
     to_train = [(name, role) for name, role in factories if models[name] is None]
     worker = WorkerInfo(sandbox="none needed: every model came from the cache", threads=0)
+    early = None
     if to_train:
-        trained, worker = train_submission(module_source, to_train, job, job.work_dir / "train", models_dir,
-                                           on_event=session.progress.worker_event(student))
+        # the evaluation worker starts TensorFlow and reads the suite while the models train
+        early = EvaluationWorker(job, job.work_dir / "evaluate" / "safe", models_dir, session.test_data,
+                                 session.suite)
+        try:
+            trained, worker = train_submission(module_source, to_train, job, job.work_dir / "train", models_dir,
+                                               on_event=session.progress.worker_event(student))
+        except BaseException:
+            early.cancel()
+            raise
         models.update({m.name: m for m in trained})
     to_evaluate = [m for m in models.values() if m.status == "ok" and "evaluate" not in m.from_cache]
     if to_evaluate:
@@ -264,8 +272,10 @@ def _train_and_evaluate(session: Session, module_source: str, factories: list[tu
         module_path.parent.mkdir(parents=True, exist_ok=True)
         module_path.write_text(module_source, encoding="utf-8")
         evaluated = evaluate_models(to_evaluate, job, job.work_dir / "evaluate", models_dir, session.test_data,
-                                    session.labels, module_path=module_path, suite=session.suite)
+                                    session.labels, module_path=module_path, suite=session.suite, early=early)
         models.update({m.name: m.model_copy(update={"evaluation_key": session.evaluation_key}) for m in evaluated})
+    elif early is not None:
+        early.cancel()
     for name, model in models.items():
         if "evaluate" not in model.from_cache:
             session.cache.store(keys[name], model, models_dir)
@@ -457,7 +467,20 @@ def grade_one(session: Session, student: str, path: Path, reference: ModelResult
         result = SubmissionResult(status=status, reason=reason, models=models, worker=worker, analysis=summary, **base)
     result = score_submission(session.rubric, session.translator, result, ingest, session.protocol)
     result.write(folder / "result.json")
+    _draw_report(session, result)
     return result
+
+
+def _draw_report(session: Session, result: SubmissionResult) -> None:
+    """The student's report, drawn as soon as the result is stored: in this submission's thread or Ray
+    task, while the others train, instead of one after another at the end of the batch (which then
+    only re-reads the kept figures)."""
+    from harness.report import render_student
+
+    try:
+        render_student(session.options.out, result, session.translator)
+    except Exception as error:  # the end of the batch draws it again, and fails loudly there
+        session.progress.message(f"  {result.student}: report not drawn yet ({type(error).__name__}: {error})")
 
 
 def _summary_line(student: str, result: SubmissionResult) -> str:

@@ -26,6 +26,7 @@ from typing import Literal
 
 import nbformat
 
+from harness.pysource import parse as parse_python
 from harness.results import (
     CodeCell,
     DroppedStatement,
@@ -436,7 +437,7 @@ class IngestError(Exception):
 def _blank_shell_and_magic_lines(source: str, cell: int | None, dropped: list[DroppedStatement]) -> str:
     """Replace `!cmd`, `%magic` and `x = !cmd` lines with `pass` (same indent, same line numbers)."""
     try:
-        ast.parse(source)
+        parse_python(source)
         return source  # plain Python: `(a\n != b)` or `(a\n % b)` are continuations, not magics
     except SyntaxError:
         pass
@@ -524,7 +525,7 @@ class _Extractor:
         if not source.strip():
             return
         try:
-            tree = ast.parse(source)
+            tree = parse_python(source)
         except SyntaxError as error:
             where = f"cell {cell}, line {error.lineno}" if cell is not None else f"line {error.lineno}"
             text = (error.text or "").strip()
@@ -643,7 +644,7 @@ class _Extractor:
 
 def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory], list[IgnoredItem]]:
     """The factories the harness will call, and lookalike functions it will not, with why."""
-    tree = ast.parse(module_source)
+    tree = parse_python(module_source)
     line_map = extractor.line_map
     defined: dict[str, ast.FunctionDef] = {}
     for node in tree.body:
@@ -719,7 +720,7 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
     defined in the module), a variable assigned from one, or the result of another such function.
     """
     try:
-        tree = ast.parse(module_source)
+        tree = parse_python(module_source)
     except SyntaxError:
         return {}
     constructors = set(MODEL_CONSTRUCTORS)
@@ -765,7 +766,7 @@ def _required_args(fn: ast.FunctionDef) -> int:
 def candidate_factories(module_source: str, factory_names: set[str]) -> list[IgnoredItem]:
     """Functions that return a Keras model under other names than the convention's, with how to use them."""
     try:
-        functions = {n.name: n for n in ast.parse(module_source).body if isinstance(n, ast.FunctionDef)}
+        functions = {n.name: n for n in parse_python(module_source).body if isinstance(n, ast.FunctionDef)}
     except SyntaxError:
         return []
     candidates = []
@@ -791,7 +792,7 @@ def _apply_factory_map(module_source: str, factory_map: dict[str, str], existing
     """The module with one zero-argument alias per mapping (``create_improved_model_1`` calling the
     student's ``build_cnn``), TRAINING_CONFIG entries keyed by the student's names copied to the
     harness's names; returns (source, mappings applied, mappings refused with why)."""
-    tree = ast.parse(module_source)
+    tree = parse_python(module_source)
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     applied, refused, aliases = {}, [], []
     for target, own in factory_map.items():
@@ -866,7 +867,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         if applied:
             module_source = mapped_source
             mapped, _ = _factories(extractor, module_source)
-            where = {n.name: n for n in ast.parse(module_source).body if isinstance(n, ast.FunctionDef)}
+            where = {n.name: n for n in parse_python(module_source).body if isinstance(n, ast.FunctionDef)}
             line_map = extractor.line_map
             fixed = []
             for factory in mapped:
@@ -883,7 +884,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     if not any(f.role == "improved" for f in factories):
         candidates = candidate_factories(module_source, {f.name for f in factories} | set(applied.values()))
     has_config = any(TRAINING_CONFIG in _target_names(n.targets if isinstance(n, ast.Assign) else [n.target])
-                     for n in ast.parse(module_source).body if isinstance(n, (ast.Assign, ast.AnnAssign)))
+                     for n in parse_python(module_source).body if isinstance(n, (ast.Assign, ast.AnnAssign)))
     update = dict(
         code_cells=code_cells, markdown=markdown, module_source=module_source,
         line_map=extractor.line_map, dropped=extractor.dropped, factories=factories,

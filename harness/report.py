@@ -9,6 +9,7 @@ base64 PNG data URIs, no script or font from the network.
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,6 +28,10 @@ from harness.i18n import Translator
 from harness.exports import read_roster, write_lms_exports  # noqa: E402
 from harness.results import ModelResult, SubmissionResult, write_json_atomic
 
+# pyplot keeps global state: one report draws at a time (grading threads draw while others train)
+_DRAWING = threading.RLock()
+_SHARED: dict[str, dict] = {}   # figures every report of a run shows, by digest of their inputs
+
 
 def _environment(t: Translator) -> Environment:
     env = Environment(loader=FileSystemLoader(str(bundled("templates"))),
@@ -42,14 +47,25 @@ def _environment(t: Translator) -> Environment:
     return env
 
 
-def analysis_figures(out: Path, result: SubmissionResult, models: list[ModelResult], t: Translator,
-                     examples: dict | None = None) -> dict:
+def suite_figures(out: Path, t: Translator) -> dict:
+    """The perturbation examples (the assignment's two tests, the whole suite): the same in every
+    report of a run, so drawn once per process and language, from ``OUT/_suite/examples.npz``."""
+    path = out / SUITE_DIR / "examples.npz"
+    key = figure_cache.digest([path, t.language])
+    with _DRAWING:
+        if key not in _SHARED:
+            examples = read_suite_examples(out / SUITE_DIR)
+            _SHARED[key] = {"assignment_examples": figures.assignment_examples(examples, t),
+                            "suite_examples": figures.suite_examples(examples, t)}
+        return _SHARED[key]
+
+
+def analysis_figures(out: Path, result: SubmissionResult, models: list[ModelResult], t: Translator) -> dict:
     """The error-analysis and robustness figures of one report (data URIs; None where nothing to draw).
 
     Images come from the output folder, never from the data set: the galleries' test images from
     ``OUT/<student>/gallery.npz``, the perturbation examples from ``OUT/_suite/examples.npz``.
     """
-    examples = examples if examples is not None else read_suite_examples(out / SUITE_DIR)
     analysed = [m for m in result.models if m.error_analysis is not None]
     if not analysed:  # nothing of the student's was evaluated: no analysis section
         return {"per_digit": None, "confusion": {}, "reliability": {}, "gallery": {}, "assignment_examples": None,
@@ -60,24 +76,29 @@ def analysis_figures(out: Path, result: SubmissionResult, models: list[ModelResu
         "confusion": {m.name: figures.confusion_heatmap(m, t) for m in analysed},
         "reliability": {m.name: figures.reliability_diagram(m, t) for m in analysed},
         "gallery": {m.name: figures.misclassified_gallery(m, images, t) for m in analysed},
-        "assignment_examples": figures.assignment_examples(examples, t),
-        "suite_examples": figures.suite_examples(examples, t),
+        **suite_figures(out, t),
         "robustness": figures.robustness_bars(models, t),
         "severity": figures.severity_curves(models, t),
     }
 
 
-def render_student(out: Path, result: SubmissionResult, t: Translator, env: Environment | None = None,
-                   examples: dict | None = None) -> Path:
+def _draw(out: Path, result: SubmissionResult, models: list[ModelResult], t: Translator) -> dict:
+    with _DRAWING:
+        return {"curves": {m.name: learning_curves(m, t) for m in result.models},
+                "comparison": comparison_bars(models, t),
+                "analysis": analysis_figures(out, result, models, t)}
+
+
+def render_student(out: Path, result: SubmissionResult, t: Translator, env: Environment | None = None) -> Path:
+    """``OUT/<student>/report.html``. Safe from several threads at once (drawing is serialised); grading
+    renders each report as its submission finishes, so ``render_all`` only re-reads the kept figures."""
     env = env or _environment(t)
     models = ([result.reference.model] if result.reference else []) + result.models
     # The figures depend on the models, not on the score: kept between renders (harness/figure_cache.py).
     drawn = figure_cache.cached(
         out / result.student / figure_cache.FILE,
         [models, t.language, out / result.student / GALLERY_FILE, out / SUITE_DIR / "examples.npz"],
-        lambda: {"curves": {m.name: learning_curves(m, t) for m in result.models},
-                 "comparison": comparison_bars(models, t),
-                 "analysis": analysis_figures(out, result, models, t, examples)})
+        lambda: _draw(out, result, models, t))
     html = env.get_template("report.html.j2").render(
         r=result, models=models, curves=drawn["curves"], comparison=drawn["comparison"],
         analysis=drawn["analysis"], lang=t.language,
@@ -160,9 +181,8 @@ def render_all(out: Path, results: list[SubmissionResult], reference: ModelResul
                roster: Path | None = None) -> None:
     """Every student's report, the dashboard, grades.csv, the Moodle and Canvas exports, class.json."""
     env = _environment(t)
-    examples = read_suite_examples(out / SUITE_DIR)
     for result in results:
-        render_student(out, result, t, env, examples)
+        render_student(out, result, t, env)
     render_dashboard(out, results, reference, t, env)
     write_grades_csv(out, results)
     write_lms_exports(out, results, roster=read_roster(roster))

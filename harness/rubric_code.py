@@ -20,6 +20,7 @@ import subprocess
 import tokenize
 from dataclasses import dataclass
 
+from harness.pysource import parse as parse_python
 from harness.ingest import _blank_shell_and_magic_lines
 from harness.results import CodeCell, IngestResult
 
@@ -121,7 +122,7 @@ def comment_stats(source: str) -> tuple[int, int, int]:
     except (tokenize.TokenError, IndentationError, SyntaxError):
         comments = sum(1 for line in source.splitlines() if line.strip().startswith("#"))
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return comments, 0, 0
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -141,7 +142,7 @@ def dead_code(source: str, keep: set[str]) -> list[DeadCode]:
     """Functions defined but never used (other than `keep`: the factories), statements that can
     never run (after return, raise, break, continue), and blocks of commented-out code."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return []
     found: list[DeadCode] = []
@@ -197,10 +198,10 @@ def _is_code(text: str) -> bool:
     if not text or text.startswith(("!", "%")):
         return False
     try:
-        tree = ast.parse(text)
+        tree = parse_python(text)
     except SyntaxError:
         try:
-            tree = ast.parse(text + "\n    pass")   # "for x in y:" / "def f():" alone
+            tree = parse_python(text + "\n    pass")   # "for x in y:" / "def f():" alone
         except SyntaxError:
             return False
     if len(tree.body) != 1:
@@ -237,7 +238,7 @@ def duplicated_factories(ingest: IngestResult, similarity: float, min_lines: int
     (difflib ratio of their token streams) and at least `min_lines` long; and how many factories
     there are. Each factory is paired with its most similar predecessor only."""
     try:
-        tree = ast.parse(ingest.module_source)
+        tree = parse_python(ingest.module_source)
     except SyntaxError:
         return [], 0
     names = [f.name for f in ingest.factories]

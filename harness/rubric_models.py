@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.pysource import parse as parse_python
 from harness.i18n import Translator
 from harness.results import IngestResult, ModelResult
 
@@ -286,7 +287,7 @@ def static_details(ingest: IngestResult) -> dict[str, dict]:
     """Per factory: {"schedule": "ExponentialDecay", "generator": "rotation_range=10, …",
     "nodes": [AST nodes of its code], "config_nodes": [of its TRAINING_CONFIG entry]}."""
     try:
-        tree = ast.parse(ingest.module_source)
+        tree = parse_python(ingest.module_source)
     except SyntaxError:
         return {}
     source = ingest.module_source

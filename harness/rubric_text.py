@@ -19,6 +19,7 @@ import tokenize
 import unicodedata
 from dataclasses import dataclass, field
 
+from harness.pysource import parse as parse_python
 from harness.results import Factory, IngestResult
 
 UNKNOWN_LEVEL = 7     # bold, numbered or underlined-less headings: below every '#' level
@@ -79,7 +80,7 @@ def prose_lines(ingest: IngestResult) -> list[Line]:
 def _docstrings(source: str) -> list[tuple[int, str]]:
     """(line of the docstring's first non-blank line, cleaned docstring) of the module, classes, functions."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return []
     found = []

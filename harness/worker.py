@@ -6,7 +6,8 @@ Two jobs, each in a fresh process (and, where available, a sandbox):
   train it under the protocol on the training split it was given (never the test set), save
   it as a ``.keras`` file;
 * ``evaluate``: load saved models with Keras safe mode and write their predictions on the test
-  images. It imports no student code unless the job says the model needs it.
+  images. It imports no student code unless the job says the model needs it. It is started
+  while the models train and waits for the list of models to predict (``go_file``).
 
 The worker reports progress as JSON lines in the job's ``events`` file; the parent process
 (``harness.train``) reads them, enforces the time limits and writes the results.
@@ -365,6 +366,20 @@ def _confidence(outputs: np.ndarray) -> np.ndarray:
     return outputs.max(axis=1)
 
 
+def _wait_for_models(job: dict, events: Events) -> list[dict]:
+    """The models to predict: from ``go_file``, which the grading process writes (atomically) once
+    they are trained; this worker was started beforehand, so that TensorFlow's start overlaps training."""
+    events.emit("ready")
+    path, deadline = Path(job["go_file"]), time.monotonic() + float(job["wait_s"])
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no models to evaluate arrived within {job['wait_s']:.0f} s")
+        time.sleep(0.05)
+    models = json.loads(path.read_text(encoding="utf-8"))["models"]
+    events.emit("go", models=len(models))
+    return models
+
+
 def run_evaluation(job: dict, events: Events) -> None:
     """Predict the clean test set and every robustness set; one ``<name>.predictions.npz`` per model
     (format: ``harness/analysis.py``)."""
@@ -376,7 +391,7 @@ def run_evaluation(job: dict, events: Events) -> None:
     with np.load(job["data"]) as npz:
         x_test = npz["x_test"]
     suite = _load_suite_sets(job.get("suite"))
-    for item in job["models"]:
+    for item in _wait_for_models(job, events):
         name = item["name"]
         try:
             model = keras.saving.load_model(item["model_file"], safe_mode=custom_objects is None,

@@ -120,6 +120,22 @@ def stage_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("stage-cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_suite_cache(tmp_path_factory):
+    """Robustness sets built once per test session (as in real use, where they are shared per user),
+    in a folder of the session's: the tests never write to the user's ~/.cache. In os.environ, so that
+    the `harness` commands the tests start share it too."""
+    from harness.analysis import SUITE_CACHE_ENV
+
+    before = os.environ.get(SUITE_CACHE_ENV)
+    os.environ[SUITE_CACHE_ENV] = str(tmp_path_factory.mktemp("suite-cache"))
+    yield Path(os.environ[SUITE_CACHE_ENV])
+    if before is None:
+        os.environ.pop(SUITE_CACHE_ENV, None)
+    else:
+        os.environ[SUITE_CACHE_ENV] = before
+
+
 # A robustness suite small enough for tests, picked by name from the bundled suite (same
 # perturbations, parameters and seeds), on few images: the bundled suite has 37 sets.
 def small_suite(names: list[str], subset: int | str) -> str:

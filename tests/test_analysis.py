@@ -269,7 +269,7 @@ def seeded(tmp_path_factory, submission, mnist_npz, protocol_path, suite_file, m
     """A submission with two small models graded with --seeds 2 on the tiny profile and the small suite
     (up to 8 workers: train and evaluate, reference and student, two seeds; the session's stage cache
     may already hold the seed's reference)."""
-    module_monkeypatch.delenv(analysis.SUITE_CACHE_ENV, raising=False)   # each run builds its own suite
+    module_monkeypatch.setenv(analysis.SUITE_CACHE_ENV, str(tmp_path_factory.mktemp("suite-a")))  # its own suite
     spy = JobSpy(module_monkeypatch)
     out = tmp_path_factory.mktemp("seeded") / "out"
     graded = run_grade([submission], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, workers=1,
@@ -279,11 +279,12 @@ def seeded(tmp_path_factory, submission, mnist_npz, protocol_path, suite_file, m
 
 
 @pytest.fixture(scope="module")
-def rerun(seeded, submission, tmp_path_factory, mnist_npz, protocol_path, suite_file):
+def rerun(seeded, submission, tmp_path_factory, mnist_npz, protocol_path, suite_file, module_monkeypatch):
     """The submission graded again from scratch into a new folder, one seed: its models retrained, the
     suite rebuilt (the reference's folder is copied, to save a training)."""
     out = tmp_path_factory.mktemp("rerun") / "out"
     shutil.copytree(seeded.out / REFERENCE_DIR, out / REFERENCE_DIR)
+    module_monkeypatch.setenv(analysis.SUITE_CACHE_ENV, str(tmp_path_factory.mktemp("suite-b")))
     return run_grade([submission], out, protocol=protocol_path, data=mnist_npz, cache=None,
                      use_cache=False, workers=1, suite=suite_file)
 
@@ -341,7 +342,7 @@ def test_training_workers_never_see_the_suite_and_evaluation_reads_it(seeded):
     train_jobs = [readable for mode, readable, _ in seeded.spy.jobs if mode == "train"]
     eval_jobs = [readable for mode, readable, _ in seeded.spy.jobs if mode == "evaluate"]
     student_eval = [job for mode, _, job in seeded.spy.jobs if mode == "evaluate"
-                    and str(seeded.out / "ana" / "models") in job["models"][0]["model_file"]]
+                    and job["models_dir"] == str(seeded.out / "ana" / "models")]
     assert train_jobs and eval_jobs
     for readable in train_jobs:
         assert not any(suite_dir in p.parents or p == suite_dir for p in readable) and len(readable) == 1
@@ -446,3 +447,17 @@ def test_figures_draw_from_stored_results_alone(small_suite):
         assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert figures.misclassified_gallery(student, {}, FR) is None       # no images stored: no gallery
     assert figures.robustness_bars([reference], FR) is None
+
+
+def test_the_suite_cache_is_shared_per_user_unless_told_otherwise(tmp_path, monkeypatch):
+    monkeypatch.delenv(analysis.SUITE_CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert analysis.suite_cache_dir(tmp_path / "out") == tmp_path / "xdg" / "harness" / "suites"
+    assert (tmp_path / "xdg" / "harness" / "suites").is_dir()
+    monkeypatch.setenv(analysis.SUITE_CACHE_ENV, str(tmp_path / "mine"))
+    assert analysis.suite_cache_dir(tmp_path / "out") == tmp_path / "mine"
+    monkeypatch.delenv(analysis.SUITE_CACHE_ENV)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")                     # the cache home cannot be created: the output folder's own
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert analysis.suite_cache_dir(tmp_path / "out") == tmp_path / "out" / ".work" / "suite"

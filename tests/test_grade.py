@@ -424,3 +424,21 @@ def test_cli_unknown_profile_exits_2(tmp_path, capsys, mnist_npz):
     assert main(["grade", str(SAMPLES / "baseline_only.ipynb"), "--out", str(tmp_path / "out"),
                  "--profile", "gigantic", "--data", str(mnist_npz)]) == 2
     assert "unknown profile" in capsys.readouterr().err
+
+
+def test_an_evaluation_worker_started_early_ends_when_nothing_is_sent(tmp_path, protocol_path):
+    """Started while models train; when none comes out of training it is told so, and exits."""
+    from harness.evaluate import EvaluationWorker
+
+    protocol = load_protocol(protocol_path)
+    test_data = tmp_path / "test.npz"
+    np.savez(test_data, x_test=np.zeros((4, 28, 28, 1), "float32"))
+    job = TrainingJob(protocol=protocol, profile=protocol.profile(TINY), seed=protocol.training.seed,
+                      train_data=test_data, work_dir=tmp_path / "work", threads=1)
+    worker = EvaluationWorker(job, tmp_path / "work" / "safe", tmp_path / "models", test_data)
+    assert worker.thread.is_alive()
+    worker.cancel()
+    assert not worker.thread.is_alive()
+    events = [e["event"] for e in worker.outcome.events]
+    assert worker.outcome.returncode == 0 and "go" in events and events[-1] == "done", worker.outcome.log_tail
+    assert worker.predict([]) == {}            # a second word changes nothing
