@@ -12,6 +12,7 @@ import platform
 import shlex
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -517,6 +518,12 @@ def _reusable(folder: Path, path: Path, session: Session, reference_key: str) ->
     return result if same_run and result.submission_sha256 == submission_sha256(path) else None
 
 
+def _import_later_stages() -> None:
+    import scipy.stats  # noqa: F401  (metrics.py imports it when a significance test first runs)
+
+    import harness.report  # noqa: F401
+
+
 def grade(options: GradeOptions) -> BatchSummary:
     """Grade every submission under `options.paths`; results are written as each one finishes."""
     from harness.report import render_all
@@ -545,6 +552,8 @@ def grade(options: GradeOptions) -> BatchSummary:
             progress.submission_done(student, f"{student}: unchanged since the last run, every stage from the "
                                               f"cache ({previous.status})")
     backend = make_backend(options.backend, options.workers, options.address, options.gpus_per_task)
+    # scipy.stats, matplotlib and Jinja take ~2 s to import: while the first workers start TensorFlow
+    threading.Thread(target=_import_later_stages, daemon=True).start()
     for student, result in backend.run(session, todo, reference, reference_key):
         results[student] = result
         progress.submission_done(student, _summary_line(student, result))

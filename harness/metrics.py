@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "accuracy",
@@ -368,6 +367,8 @@ def mcnemar_exact(y_true, pred_a, pred_b) -> McNemarResult:
     a_right, b_right = a == t, b_pred == t
     b = int(np.sum(a_right & ~b_right))
     c = int(np.sum(~a_right & b_right))
+    from scipy import stats  # here, not at import: scipy.stats alone takes a second to import
+
     p_value = 1.0 if b + c == 0 else float(stats.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue)
     return McNemarResult(b, c, len(t), min(1.0, p_value), float(a_right.mean()), float(b_right.mean()))
 
@@ -412,6 +413,8 @@ def gain_confidence_interval(gains: Sequence[float], confidence: float = 0.95) -
     if g.size == 1:
         return GainInterval(mean, None, 1, confidence, None, None)
     std = float(g.std(ddof=1))
+    from scipy import stats
+
     half = float(stats.t.ppf((1 + confidence) / 2, df=g.size - 1)) * std / math.sqrt(g.size)
     return GainInterval(mean, std, int(g.size), confidence, mean - half, mean + half)
 
