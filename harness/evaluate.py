@@ -3,11 +3,11 @@
 The saved ``.keras`` files are loaded with Keras safe mode in a new sandboxed worker that can
 read the submission's models folder, the test images and the robustness suite's perturbed sets
 (built beforehand by the grading process, read-only) and nothing else; it is started while the
-models train (:class:`EvaluationWorker`), so that its TensorFlow start costs no wall time. It writes one ``<name>.predictions.npz`` per model:
-the clean test set's probabilities and the predicted digit on every perturbed image
-(format in ``harness/analysis.py``). A model that cannot be loaded that way
-(custom layers, ``Lambda``) is loaded again in a worker that imports the student's module,
-and is marked ``evaluated_with_student_code``. Accuracy is computed here, from the stored
+models train (:class:`EvaluationWorker`), so that its TensorFlow start costs no wall time. It
+writes one ``<name>.predictions.npz`` per model: the clean test set's probabilities and the
+predicted digit on every perturbed image (format in ``harness/analysis.py``). A model that cannot
+be loaded that way (custom layers, ``Lambda``) is loaded again in a worker that imports the
+student's module, and is marked ``evaluated_with_student_code``. Accuracy is computed here, from the stored
 predictions, never taken from the student's metrics.
 
 >>> models = evaluate_models(models, job, scratch, models_dir, x_test_labels)  # doctest: +SKIP
@@ -127,10 +127,11 @@ def evaluate_models(models: list[ModelResult], job: TrainingJob, scratch: Path, 
     the predictions file also holds the predictions on every perturbed set. `early`: a worker
     started beforehand (with ``scratch / "safe"``, the same models folder, test data and suite)."""
     trained = [m for m in models if m.status == "ok" and m.model_file]
-    if early is None and trained:
-        early = EvaluationWorker(job, scratch / "safe", models_dir, test_data, suite)
-    failures = early.predict(trained) if trained else {}
-    if early is not None and not trained:
+    failures: dict[str, dict] = {}
+    if trained:
+        early = early or EvaluationWorker(job, scratch / "safe", models_dir, test_data, suite)
+        failures = early.predict(trained)
+    elif early is not None:
         early.cancel()
     needs_student_code = [m for m in trained if m.name in failures]
     if needs_student_code and module_path is not None:
