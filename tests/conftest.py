@@ -127,13 +127,10 @@ def shared_suite_cache(tmp_path_factory):
     the `harness` commands the tests start share it too."""
     from harness.analysis import SUITE_CACHE_ENV
 
-    before = os.environ.get(SUITE_CACHE_ENV)
-    os.environ[SUITE_CACHE_ENV] = str(tmp_path_factory.mktemp("suite-cache"))
-    yield Path(os.environ[SUITE_CACHE_ENV])
-    if before is None:
-        os.environ.pop(SUITE_CACHE_ENV, None)
-    else:
-        os.environ[SUITE_CACHE_ENV] = before
+    folder = tmp_path_factory.mktemp("suite-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SUITE_CACHE_ENV, str(folder))
+        yield folder
 
 
 # A robustness suite small enough for tests, picked by name from the bundled suite (same
