@@ -197,7 +197,7 @@ def main() -> int:
     if not args.data:
         raise SystemExit("give --data /path/to/mnist.npz (or set HARNESS_MNIST_NPZ)")
     sys.path.insert(0, str(ROOT))
-    from harness.config import load_protocol
+    from harness.config.protocol import load_protocol
 
     profile = load_protocol().profile(args.profile)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -28,9 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.i18n import Translator
-from harness.report import _environment, render_dashboard
-from harness.rescore import _reference, rerender, stored_results
+from harness.util.i18n import Translator
+from harness.report.render import _environment, render_dashboard
+from harness.pipeline.rescore import _reference, rerender, stored_results
 
 SHARED = ("_reference", "_suite")
 
@@ -51,7 +51,7 @@ def replicate(source: Path, dest: Path, students: int) -> None:
 def browser_timings(page_path: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from harness.screenshots import CHROMIUM_FLAGS, chromium_path
+    from harness.report.screenshots import CHROMIUM_FLAGS, chromium_path
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis import load_predictions, prepare_suite
-from harness.config import load_protocol
-from harness.data import load_mnist, held_out_test_set
-from harness.evaluate import evaluate_models
-from harness.grade import default_threads
+from harness.analysis.analyse import load_predictions, prepare_suite
+from harness.config.protocol import load_protocol
+from harness.pipeline.data import load_mnist, held_out_test_set
+from harness.training.evaluate import evaluate_models
+from harness.pipeline.grade import default_threads
 from harness.results import ModelResult
-from harness.train import TrainingJob
+from harness.training.train import TrainingJob
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from harness import __version__
-from harness.data import DATA_ENV, DataUnavailable
+from harness.pipeline.data import DATA_ENV, DataUnavailable
 from harness.sandbox import SandboxUnavailable
 
 
@@ -66,7 +66,7 @@ def parse_factory_map(values: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _execute_options(args):
-    from harness.execute import ExecuteOptions
+    from harness.ingest.execution import ExecuteOptions
 
     changes = {k: v for k, v in (("cell_timeout_s", args.cell_timeout), ("deadline_s", args.execute_timeout))
                if v is not None}
@@ -160,10 +160,10 @@ def _grade(args) -> int:
     factory_map = parse_factory_map(args.factory_map)  # option errors before the heavy imports
     expectations = None
     if args.ci:
-        from harness.ci import load_expectations
+        from harness.report.ci import load_expectations
 
         expectations = load_expectations(args.expect)  # a bad file stops the run before any training
-    from harness.grade import GradeOptions, default_workers, grade
+    from harness.pipeline.grade import GradeOptions, default_workers, grade
     from harness.sandbox import profile_limits
 
     limits = profile_limits(args.profile, args.protocol).replace(
@@ -185,7 +185,7 @@ def _grade(args) -> int:
     print(f"graded {len(summary.results)} submission(s) in {summary.seconds:.0f} s; "
           f"{len(failed)} not fully graded. Dashboard: {args.out / 'index.html'}")
     if args.ci:
-        from harness.ci import print_summary, write_ci
+        from harness.report.ci import print_summary, write_ci
 
         code, document = write_ci(summary, args.out, min_score=args.min_score, expectations=expectations)
         print_summary(document, lambda message: print(message, flush=True))
@@ -194,7 +194,7 @@ def _grade(args) -> int:
 
 
 def _check(args) -> int:
-    from harness.check import CheckOptions, check
+    from harness.pipeline.check import CheckOptions, check
 
     mapping = parse_factory_map(args.factory_map)
     options = CheckOptions(path=args.path, out=args.out, cache=args.cache, data=args.data, protocol=args.protocol,
@@ -209,7 +209,7 @@ def _check(args) -> int:
 
 
 def _rescore(args) -> int:
-    from harness.rescore import rescore
+    from harness.pipeline.rescore import rescore
 
     started = time.monotonic()
     results = rescore(args.out, rubric_path=args.rubric, language=args.lang, overrides=args.overrides,
@@ -220,12 +220,12 @@ def _rescore(args) -> int:
 
 
 def _report(args) -> int:
-    from harness.rescore import rerender
+    from harness.pipeline.rescore import rerender
 
     results = rerender(args.out, language=args.lang, roster=args.roster, log=lambda line: print(line, file=sys.stderr))
     print(f"re-rendered {len(results)} report(s) and {args.out / 'index.html'}")
     if args.screenshots:
-        from harness.screenshots import check_pages
+        from harness.report.screenshots import check_pages
 
         pages = [args.out / "index.html"] + [args.out / r.student / "report.html" for r in results]
         problems = 0

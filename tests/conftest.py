@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.config import bundled
-from harness.grade import BatchSummary, GradeOptions, grade
+from harness.resources import bundled
+from harness.pipeline.grade import BatchSummary, GradeOptions, grade
 from harness.results import SubmissionResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def shared_suite_cache(tmp_path_factory):
     """Robustness sets built once per test session (as in real use, where they are shared per user),
     in a folder of the session's: the tests never write to the user's ~/.cache. In os.environ, so that
     the `harness` commands the tests start share it too."""
-    from harness.analysis import SUITE_CACHE_ENV
+    from harness.analysis.analyse import SUITE_CACHE_ENV
 
     folder = tmp_path_factory.mktemp("suite-cache")
     with pytest.MonkeyPatch.context() as patch:

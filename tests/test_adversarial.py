@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import bundled
-from harness.grade import REFERENCE_DIR, GradeOptions, grade
+from harness.resources import bundled
+from harness.pipeline.grade import REFERENCE_DIR, GradeOptions, grade
 from harness.results import SubmissionResult
 from harness.sandbox import bubblewrap_available
 from conftest import ASSIGNMENT_TESTS, small_suite

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import analysis, evaluate, train
+from harness.analysis import analyse as analysis
+from harness.training import evaluate
+from harness.training import train
 from harness.cli import main
-from harness.grade import REFERENCE_DIR
-from harness.i18n import Translator
-from harness.perturbations import build_suite, load_suite
+from harness.pipeline.grade import REFERENCE_DIR
+from harness.util.i18n import Translator
+from harness.analysis.perturbations import build_suite, load_suite
 from harness.results import ModelResult, SeedRun
 from conftest import ASSIGNMENT_TESTS, TINY_TEST_IMAGES, run_grade, small_suite
 
@@ -426,7 +428,7 @@ def test_report_has_the_analysis_figures_and_rerenders_in_english(seeded, tmp_pa
 
 
 def test_figures_draw_from_stored_results_alone(small_suite):
-    from harness import figures
+    from harness.report import figures
 
     built, labels = small_suite
     reference = model("create_baseline_model", "reference", 0.9)

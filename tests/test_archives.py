@@ -12,9 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from harness import ingest as ingest_module
+from harness.ingest import read as ingest_module
 from harness.cli import main, parse_factory_map
-from harness.ingest import assign_ids, discover, ingest_path, student_id
+from harness.ingest.read import assign_ids, discover, ingest_path, student_id
 from conftest import SAMPLES
 
 FACTORY = "def create_baseline_model():\n    return 1\n"

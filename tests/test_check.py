@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from harness.check import CheckOptions, check
+from harness.pipeline.check import CheckOptions, check
 from harness.cli import main
 from conftest import SAMPLES, TINY
 

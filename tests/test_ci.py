@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.ci import EXIT_FAILED, EXIT_PASSED, Expectation, load_expectations, write_ci
+from harness.report.ci import EXIT_FAILED, EXIT_PASSED, Expectation, load_expectations, write_ci
 from harness.cli import main
-from harness.grade import BatchSummary
+from harness.pipeline.grade import BatchSummary
 from harness.results import CriterionScore, ModelResult, RunInfo, Score, SubmissionResult
 from conftest import REPO, SAMPLES
 

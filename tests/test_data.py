@@ -6,8 +6,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from harness.config import load_protocol
-from harness.data import (
+from harness.config.protocol import load_protocol
+from harness.pipeline.data import (
     DATA_ENV,
     DataUnavailable,
     RawMnist,
@@ -17,7 +17,7 @@ from harness.data import (
     preprocess_images,
     training_split,
 )
-from harness.data import held_out_test_set as take_test_set
+from harness.pipeline.data import held_out_test_set as take_test_set
 
 
 def fake_mnist(n_train: int = 50, n_test: int = 20, seed: int = 0) -> dict[str, np.ndarray]:
@@ -190,8 +190,9 @@ def test_an_installed_copy_finds_its_course_files(tmp_path):
     for folder in ("reference", "rubric", "templates"):
         shutil.copytree(repo / folder, site / "harness" / folder)
     probe = (f"import sys; sys.path.insert(0, {str(site)!r})\n"
-             "from harness.config import bundled, load_protocol\n"
-             "from harness.perturbations import default_suite_path\n"
+             "from harness.resources import bundled\n"
+             "from harness.config.protocol import load_protocol\n"
+             "from harness.analysis.perturbations import default_suite_path\n"
              "load_protocol()\n"
              "print(bundled('reference', 'protocol.toml'), default_suite_path(), bundled('rubric', 'default.toml'),"
              " bundled('templates', 'report.html.j2'), sep='\\n')\n")

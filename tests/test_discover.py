@@ -7,10 +7,10 @@ import shutil
 import nbformat
 import pytest
 
-from harness.data import load_mnist
-from harness.discover import DiscoverOptions, apply_discovery, discover_models
-from harness.execute import notebook_data_file
-from harness.ingest import ingest_path, needs_discovery
+from harness.pipeline.data import load_mnist
+from harness.ingest.discovery import DiscoverOptions, apply_discovery, discover_models
+from harness.ingest.execution import notebook_data_file
+from harness.ingest.read import ingest_path, needs_discovery
 from conftest import SAMPLES, run_grade
 
 pytestmark = pytest.mark.slow

@@ -6,8 +6,8 @@ import shutil
 import nbformat
 import pytest
 
-from harness.execute import ExecuteOptions, execute_notebook, neutralise, notebook_data_file, printed_accuracies
-from harness.data import load_mnist
+from harness.ingest.execution import ExecuteOptions, execute_notebook, neutralise, notebook_data_file, printed_accuracies
+from harness.pipeline.data import load_mnist
 from conftest import SAMPLES, run_grade
 
 SMALL = ExecuteOptions(train_images=300, test_images=100, max_epochs=1, cell_timeout_s=120, deadline_s=300)

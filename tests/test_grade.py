@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.config import bundled, load_protocol
-from harness.data import DATA_ENV, load_mnist, training_split
-from harness.grade import REFERENCE_DIR
+from harness.resources import bundled
+from harness.config.protocol import load_protocol
+from harness.pipeline.data import DATA_ENV, load_mnist, training_split
+from harness.pipeline.grade import REFERENCE_DIR
 from harness.results import SubmissionResult
-from harness.train import TrainingJob, train_submission
+from harness.training.train import TrainingJob, train_submission
 from conftest import (
     BUDGET,
     BUDGET_MODEL_S,
@@ -428,7 +429,7 @@ def test_cli_unknown_profile_exits_2(tmp_path, capsys, mnist_npz):
 
 def test_an_evaluation_worker_started_early_ends_when_nothing_is_sent(tmp_path, protocol_path):
     """Started while models train; when none comes out of training it is told so, and exits."""
-    from harness.evaluate import EvaluationWorker
+    from harness.training.evaluate import EvaluationWorker
 
     protocol = load_protocol(protocol_path)
     test_data = tmp_path / "test.npz"

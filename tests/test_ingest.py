@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from harness.ingest import assign_ids, discover, ingest_path, student_id, submission_sha256
+from harness.ingest.read import assign_ids, discover, ingest_path, student_id, submission_sha256
 from conftest import SAMPLES, copy_samples
 
 

@@ -7,7 +7,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from harness import metrics as M
+from harness.analysis import metrics as M
 
 
 def softmax_rows(labels, confidence, n_classes=10):

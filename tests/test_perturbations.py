@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from harness import perturbations as P
-from harness.perturbations import DETERMINISTIC, PERTURBATIONS
+from harness.analysis import perturbations as P
+from harness.analysis.perturbations import DETERMINISTIC, PERTURBATIONS
 
 MNIST_C = {
     "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate", "brightness",

@@ -43,7 +43,7 @@ def test_every_page_parses_and_refers_to_nothing_external(rendered):
 
 
 def test_pages_render_in_chromium_without_errors_and_every_image_loads(rendered):
-    from harness.screenshots import check_pages
+    from harness.report.screenshots import check_pages
 
     student = rendered / "baseline_only" / "report.html"
     checks = check_pages([rendered / "index.html", student], rendered / "screenshots")
@@ -58,7 +58,7 @@ def test_pages_render_in_chromium_without_errors_and_every_image_loads(rendered)
 def test_the_dashboard_table_sorts_when_a_heading_is_clicked(rendered):
     from playwright.sync_api import sync_playwright
 
-    from harness.screenshots import CHROMIUM_FLAGS, chromium_path
+    from harness.report.screenshots import CHROMIUM_FLAGS, chromium_path
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)

@@ -19,11 +19,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from harness import rubric_code, rubric_text
-from harness.i18n import Translator
-from harness.ingest import ingest_path
-from harness.overrides import load_overrides
-from harness.rescore import rescore
+from harness.scoring.readers import code as rubric_code
+from harness.scoring.readers import text as rubric_text
+from harness.util.i18n import Translator
+from harness.ingest.read import ingest_path
+from harness.scoring.overrides import load_overrides
+from harness.pipeline.rescore import rescore
 from harness.results import (
     CriterionScore,
     LayerSpec,
@@ -34,8 +35,8 @@ from harness.results import (
     SubmissionResult,
     TrainingSettings,
 )
-from harness.rubric_models import differences, features
-from harness.score import Evidence, _round, load_rubric, score
+from harness.scoring.readers.models import differences, features
+from harness.scoring.engine import Evidence, _round, load_rubric, score
 
 from conftest import ASSIGNMENT_TESTS, REPO, run_grade, small_suite
 
@@ -458,8 +459,7 @@ def test_older_results_with_text_evidence_still_load():
 def test_every_rubric_message_exists_in_both_languages():
     keys = {k for k in FR.messages if k.startswith("rb_")}
     assert keys == {k for k in EN.messages if k.startswith("rb_")} and len(keys) > 60
-    source = "".join((REPO / "harness" / name).read_text(encoding="utf-8")
-                     for name in ("score.py", "rubric_models.py"))
+    source = "".join(path.read_text(encoding="utf-8") for path in (REPO / "harness" / "scoring").rglob("*.py"))
     used = set(re.findall(r'"(rb_[a-z_]+)"', source))
     assert used <= keys, used - keys
 

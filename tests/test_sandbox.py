@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import runner, sandbox
+from harness.sandbox import runner
+from harness.sandbox import bubblewrap as sandbox
 from harness.cli import build_parser
-from harness.config import bundled
+from harness.resources import bundled
 from harness.results import ModelResult
-from harness.runner import JobOutcome, _parse_events, run_command
-from harness.sandbox import (
+from harness.sandbox.runner import JobOutcome, _parse_events, run_command
+from harness.sandbox.bubblewrap import (
     Limits,
     SandboxUnavailable,
     _python_mounts,
@@ -33,7 +34,7 @@ from harness.sandbox import (
     profile_limits,
     wrap,
 )
-from harness.train import _describe_death, _model_from_event
+from harness.training.train import _describe_death, _model_from_event
 
 REPO = Path(__file__).resolve().parent.parent
 needs_bwrap = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap cannot create namespaces here")
@@ -377,8 +378,8 @@ def test_without_bubblewrap_the_result_says_so(tmp_path, mnist_arrays, monkeypat
     `portable-runner` is the runner Windows gets (no process groups, setrlimit or wait4), forced here."""
     if portable:
         monkeypatch.setattr(runner, "POSIX_PROCESS_CONTROL", False)
-    from harness.config import load_protocol
-    from harness.train import TrainingJob, train_submission
+    from harness.config.protocol import load_protocol
+    from harness.training.train import TrainingJob, train_submission
 
     protocol = load_protocol()
     profile = protocol.profile("smoke").model_copy(update={"train_images": 200})
@@ -435,7 +436,7 @@ def test_a_deadline_passed_at_the_memory_cap_is_out_of_memory():
 
 def test_workers_see_the_gpus_the_grader_sees(monkeypatch):
     """CUDA_VISIBLE_DEVICES is passed on only when set: an empty value would hide every GPU."""
-    from harness.sandbox import worker_env
+    from harness.sandbox.bubblewrap import worker_env
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert "CUDA_VISIBLE_DEVICES" not in worker_env(2)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.grade import GradeOptions, grade
-from harness.progress import Progress
+from harness.pipeline.grade import GradeOptions, grade
+from harness.util.progress import Progress
 
 MODEL = """
 import keras

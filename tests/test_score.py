@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import bundled
-from harness.i18n import Translator
-from harness.rescore import rescore
+from harness.resources import bundled
+from harness.util.i18n import Translator
+from harness.pipeline.rescore import rescore
 from harness.results import SubmissionResult
-from harness.score import failed_score, load_rubric
+from harness.scoring import failed_score, load_rubric
 from conftest import FOLDER_STUDENT, copy_of
 
 CRITERIA = ["code_quality", "modifications", "improvement", "analysis", "documentation"]

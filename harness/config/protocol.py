@@ -1,0 +1,71 @@
+"""Protocol and profiles, read from ``reference/protocol.toml``.
+
+>>> protocol = load_protocol()
+>>> protocol.profile("smoke").train_images
+2000
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.resources import bundled
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingProtocol(_Strict):
+    optimizer: str = "adam"
+    loss: str = "categorical_crossentropy"
+    batch_size: int = 128
+    epochs: int = 5
+    validation_split: float = 0.2
+    seed: int = 0
+
+
+class Profile(_Strict):
+    name: str
+    description: str = ""
+    train_images: int
+    test_images: int
+    epochs: int | None = None
+    max_epochs: int
+    model_budget_s: float
+    submission_budget_s: float
+    import_timeout_s: float
+    build_timeout_s: float
+
+    def effective_epochs(self, declared: int | None, default: int) -> int:
+        """Epochs a model trains for: the student's choice (or the protocol's), capped."""
+        wanted = self.epochs if self.epochs is not None else (declared or default)
+        return max(1, min(int(wanted), self.max_epochs))
+
+
+class Protocol(_Strict):
+    training: TrainingProtocol
+    profiles: dict[str, Profile]
+    source_sha256: str = ""
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise ValueError(f"unknown profile {name!r}; known profiles: {known}") from None
+
+
+def load_protocol(path: Path | None = None) -> Protocol:
+    import hashlib
+
+    path = Path(path) if path else bundled("reference", "protocol.toml")
+    raw = path.read_bytes()
+    data = tomllib.loads(raw.decode("utf-8"))
+    profiles = {name: Profile(name=name, **spec) for name, spec in data.get("profiles", {}).items()}
+    return Protocol(
+        training=TrainingProtocol(**data.get("training", {})),
+        profiles=profiles,
+        source_sha256=hashlib.sha256(raw).hexdigest(),
+    )

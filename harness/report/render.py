@@ -1,0 +1,190 @@
+"""Report stage: per-student ``report.html``, the class ``index.html``, ``grades.csv`` and ``class.json``.
+
+Everything is rendered from stored results (``result.json``), so ``harness report OUT``
+re-renders a class without retraining. Pages are self-contained: CSS inline, figures as
+base64 PNG data URIs, no script or font from the network.
+
+>>> render_all(Path("out"), results, reference, Translator("en"))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from harness.report import figure_cache
+from harness.report import figures
+from harness.analysis.analyse import GALLERY_FILE, SUITE_DIR, read_gallery, read_suite_examples, verdict
+from harness.resources import bundled
+from harness.report.figures import (  # noqa: F401  (re-exported: the figure functions used to live here)
+    comparison_bars,
+    figure_to_data_uri,
+    learning_curves,
+    model_label,
+    score_histogram,
+)
+from harness.util.i18n import Translator
+from harness.report.exports import read_roster, write_lms_exports  # noqa: E402
+from harness.results import ModelResult, SubmissionResult, write_json_atomic
+
+# pyplot keeps global state: one report draws at a time (grading threads draw while others train)
+_DRAWING = threading.RLock()
+_SHARED: dict[str, dict] = {}   # figures every report of a run shows, by digest of their inputs
+
+
+def _environment(t: Translator) -> Environment:
+    env = Environment(loader=FileSystemLoader(str(bundled("templates"))),
+                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(t=t, model_label=lambda m: model_label(m, t),
+                       css=bundled("templates", "style.css").read_text(encoding="utf-8"))
+    env.filters["say"] = lambda flag: t.render(flag.message) if flag.message else flag.reason
+    env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f} %"
+    env.filters["secs"] = lambda v: "—" if v is None else f"{v:.1f} s"
+    env.filters["pts"] = lambda v: "—" if v is None else f"{v:g}"
+    env.filters["pts_gain"] = lambda v: "—" if v is None else f"{100 * v:+.2f}"
+    env.filters["pvalue"] = lambda v: "—" if v is None else ("< 0.0001" if v < 1e-4 else f"{v:.2g}" if v < 0.01 else f"{v:.3f}")
+    return env
+
+
+def suite_figures(out: Path, t: Translator) -> dict:
+    """The perturbation examples (the assignment's two tests, the whole suite): the same in every
+    report of a run, so drawn once per process and language, from ``OUT/_suite/examples.npz``."""
+    path = out / SUITE_DIR / "examples.npz"
+    key = figure_cache.digest([path, t.language])
+    with _DRAWING:
+        if key not in _SHARED:
+            examples = read_suite_examples(out / SUITE_DIR)
+            _SHARED[key] = {"assignment_examples": figures.assignment_examples(examples, t),
+                            "suite_examples": figures.suite_examples(examples, t)}
+        return _SHARED[key]
+
+
+def analysis_figures(out: Path, result: SubmissionResult, models: list[ModelResult], t: Translator) -> dict:
+    """The error-analysis and robustness figures of one report (data URIs; None where nothing to draw).
+
+    Images come from the output folder, never from the data set: the galleries' test images from
+    ``OUT/<student>/gallery.npz``, the perturbation examples from ``OUT/_suite/examples.npz``.
+    """
+    analysed = [m for m in result.models if m.error_analysis is not None]
+    if not analysed:  # nothing of the student's was evaluated: no analysis section
+        return {"per_digit": None, "confusion": {}, "reliability": {}, "gallery": {}, "assignment_examples": None,
+                "suite_examples": None, "robustness": None, "severity": None}
+    images = read_gallery(out / result.student / GALLERY_FILE)
+    return {
+        "per_digit": figures.per_digit_error_bars(models, t),
+        "confusion": {m.name: figures.confusion_heatmap(m, t) for m in analysed},
+        "reliability": {m.name: figures.reliability_diagram(m, t) for m in analysed},
+        "gallery": {m.name: figures.misclassified_gallery(m, images, t) for m in analysed},
+        **suite_figures(out, t),
+        "robustness": figures.robustness_bars(models, t),
+        "severity": figures.severity_curves(models, t),
+    }
+
+
+def _draw(out: Path, result: SubmissionResult, models: list[ModelResult], t: Translator) -> dict:
+    with _DRAWING:
+        return {"curves": {m.name: learning_curves(m, t) for m in result.models},
+                "comparison": comparison_bars(models, t),
+                "analysis": analysis_figures(out, result, models, t)}
+
+
+def render_student(out: Path, result: SubmissionResult, t: Translator, env: Environment | None = None) -> Path:
+    """``OUT/<student>/report.html``. Safe from several threads at once (drawing is serialised); grading
+    renders each report as its submission finishes, so ``render_all`` only re-reads the kept figures."""
+    env = env or _environment(t)
+    models = ([result.reference.model] if result.reference else []) + result.models
+    # The figures depend on the models, not on the score: kept between renders (harness/figure_cache.py).
+    drawn = figure_cache.cached(
+        out / result.student / figure_cache.FILE,
+        [models, t.language, out / result.student / GALLERY_FILE, out / SUITE_DIR / "examples.npz"],
+        lambda: _draw(out, result, models, t))
+    html = env.get_template("report.html.j2").render(
+        r=result, models=models, curves=drawn["curves"], comparison=drawn["comparison"],
+        analysis=drawn["analysis"], lang=t.language,
+        verdict_text=(verdict(result.models, result.reference.model if result.reference else None, t).verdict_text
+                      if result.analysis else None))
+    path = out / result.student / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def _criterion_ids(results: list[SubmissionResult]) -> list[str]:
+    for result in results:
+        if result.score:
+            return [c.id for c in result.score.criteria]
+    return []
+
+
+def write_grades_csv(out: Path, results: list[SubmissionResult]) -> Path:
+    """grades.csv: student, status, total, one column per rubric criterion id (final points, the
+    instructor's overrides included), then total_auto and <criterion>_auto (the rubric's automatic
+    points) and instructor_comments."""
+    ids = _criterion_ids(results)
+    path = out / "grades.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "status", "total", *ids, "total_auto", *[f"{i}_auto" for i in ids],
+                         "instructor_comments"])
+        for result in results:
+            criteria = {c.id: c for c in result.score.criteria} if result.score else {}
+            auto = {i: (c.auto_points if c.auto_points is not None else c.points) for i, c in criteria.items()}
+            total_auto = (result.score.total_auto if result.score and result.score.total_auto is not None
+                          else sum(auto.values()))
+            comments = " | ".join(f"{i}: {c.instructor_comment}" for i, c in criteria.items() if c.instructor_comment)
+            writer.writerow([result.student, result.status, result.score.total if result.score else 0,
+                             *[criteria[i].points if i in criteria else 0 for i in ids],
+                             total_auto, *[auto.get(i, 0) for i in ids], comments])
+    return path
+
+
+def class_summary(results: list[SubmissionResult], reference: ModelResult | None) -> dict:
+    return {
+        "reference_test_accuracy": reference.test_accuracy if reference else None,
+        "students": [{
+            "student": r.student, "status": r.status, "reason": r.reason,
+            "total": r.score.total if r.score else None,
+            "criteria": {c.id: c.points for c in r.score.criteria} if r.score else {},
+            "best_test_accuracy": (r.best_improved().test_accuracy if r.best_improved() else None),
+            "verdict": r.analysis.verdict if r.analysis else None,
+            "integrity_flags": [{"model": m.name, "rule": f.rule, "reason": f.reason} for m in r.models for f in m.integrity],
+            "report": f"{r.student}/report.html",
+        } for r in results],
+    }
+
+
+def render_dashboard(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator,
+                     env: Environment | None = None) -> Path:
+    """The class dashboard, ``OUT/index.html``, from the stored results."""
+    env = env or _environment(t)
+    ids = _criterion_ids(results)
+    averages = {}
+    scored = [r for r in results if r.score]
+    for index, cid in enumerate(ids):
+        values = [r.score.criteria[index].points for r in scored if len(r.score.criteria) > index]
+        averages[cid] = sum(values) / len(values) if values else 0.0
+    leaderboard = sorted(((r, m) for r in results for m in r.models if m.test_accuracy is not None),
+                         key=lambda pair: -pair[1].test_accuracy)
+    html = env.get_template("index.html.j2").render(
+        results=results, reference=reference, criteria=scored[0].score.criteria if scored else [],
+        averages=averages, histogram=score_histogram(results, t), leaderboard=leaderboard[:50],
+        needs_look=[r for r in results if r.status != "ok"], run=results[0].run if results else None,
+        flagged=[(r, m, f) for r in results for m in r.models for f in m.integrity],
+        lang=t.language)
+    path = out / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def render_all(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator,
+               roster: Path | None = None) -> None:
+    """Every student's report, the dashboard, grades.csv, the Moodle and Canvas exports, class.json."""
+    env = _environment(t)
+    for result in results:
+        render_student(out, result, t, env)
+    render_dashboard(out, results, reference, t, env)
+    write_grades_csv(out, results)
+    write_lms_exports(out, results, roster=read_roster(roster))
+    write_json_atomic(out / "class.json", class_summary(results, reference))

@@ -1,0 +1,268 @@
+"""Reading the student's code for the rubric: lint findings, comments, dead code, duplicated factories.
+
+The code is every code cell of the notebook (or the module), as the student wrote it, with shell
+and magic lines blanked: what a linter can read. Each finding keeps its cell and line.
+Linting is delegated to ruff (or pyflakes when ruff is not installed); the few other checks are
+small AST walks: functions never used, statements after ``return``/``raise``, commented-out code,
+and how similar the factories' bodies are (difflib on their tokens).
+
+>>> student_code([CodeCell(cell=3, source="x = 1\\n!pip install keras")]).locate(2)
+(3, 2)
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import io
+import json
+import shutil
+import subprocess
+import tokenize
+from dataclasses import dataclass
+
+from harness.util.pysource import parse as parse_python
+from harness.ingest.read import _blank_shell_and_magic_lines
+from harness.results import CodeCell, IngestResult
+
+STATEMENT_NODES = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.Return, ast.Delete,
+                   ast.Raise, ast.For, ast.While, ast.If, ast.With, ast.FunctionDef, ast.ClassDef)
+
+
+@dataclass
+class StudentCode:
+    """The student's code as one text, and where each of its lines comes from."""
+
+    source: str
+    origin: list[tuple[int | None, int]]   # line of `source` (from 1) -> (cell, line in the cell)
+
+    def locate(self, line: int) -> tuple[int | None, int]:
+        return self.origin[line - 1] if 0 < line <= len(self.origin) else (None, line)
+
+    @property
+    def code_lines(self) -> int:
+        return sum(1 for line in self.source.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+def student_code(cells: list[CodeCell]) -> StudentCode:
+    parts, origin = [], []
+    for cell in cells:
+        text = _blank_shell_and_magic_lines(cell.source, cell.cell, [])
+        lines = text.splitlines()
+        parts.extend(lines)
+        origin.extend((cell.cell, number) for number in range(1, len(lines) + 1))
+        parts.append("")
+        origin.append((cell.cell, len(lines) + 1))
+    return StudentCode("\n".join(parts) + "\n", origin)
+
+
+# --------------------------------------------------------------------------- lint
+
+@dataclass(frozen=True)
+class Finding:
+    line: int
+    code: str
+    message: str
+
+
+def _ruff_binary() -> str | None:
+    try:
+        from ruff.__main__ import find_ruff_bin
+
+        return str(find_ruff_bin())
+    except Exception:  # not installed, or the package without its binary
+        return shutil.which("ruff")
+
+
+def lint(source: str, linter: str = "ruff", select: list[str] | None = None,
+         ignore: list[str] | None = None) -> tuple[str, list[Finding]]:
+    """(tool used, findings). ruff with `select`/`ignore` rule codes; pyflakes when asked or when
+    ruff is not available (then `ignore` applies to pyflakes messages' names, not codes)."""
+    binary = _ruff_binary() if linter == "ruff" else None
+    if binary:
+        command = [binary, "check", "--output-format", "json", "--no-cache", "--isolated", "--quiet",
+                   "--target-version", "py310", "--select", ",".join(select or ["F"])]
+        if ignore:
+            command += ["--ignore", ",".join(ignore)]
+        try:
+            run = subprocess.run([*command, "-"], input=source, capture_output=True, text=True, timeout=60)
+            items = json.loads(run.stdout or "[]")
+            return "ruff", [Finding(item["location"]["row"], item["code"] or "E999", item["message"]) for item in items]
+        except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
+            pass  # fall back to pyflakes below
+    from pyflakes import api
+    from pyflakes.reporter import Reporter
+
+    collected: list[Finding] = []
+
+    class _Collect(Reporter):
+        def __init__(self) -> None:
+            super().__init__(io.StringIO(), io.StringIO())
+
+        def flake(self, message) -> None:
+            name = type(message).__name__
+            if name not in (ignore or []):
+                collected.append(Finding(message.lineno, name, message.message % message.message_args))
+
+        def syntaxError(self, filename, msg, lineno, offset, text) -> None:  # noqa: N802 (pyflakes' API)
+            collected.append(Finding(lineno or 1, "SyntaxError", msg))
+
+    api.check(source, "submission", _Collect())
+    return "pyflakes", collected
+
+
+# --------------------------------------------------------------------------- comments
+
+def comment_stats(source: str) -> tuple[int, int, int]:
+    """(comment lines, documented functions, functions) of the student's code."""
+    comments = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT and token.string.strip("# \t"):
+                comments += 1
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        comments = sum(1 for line in source.splitlines() if line.strip().startswith("#"))
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return comments, 0, 0
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return comments, sum(1 for f in functions if ast.get_docstring(f)), len(functions)
+
+
+# --------------------------------------------------------------------------- dead code
+
+@dataclass(frozen=True)
+class DeadCode:
+    kind: str       # "unused_function", "unreachable", "commented_code"
+    line: int       # in the student's code
+    name: str       # the function's name, the first line of the code
+
+
+def dead_code(source: str, keep: set[str]) -> list[DeadCode]:
+    """Functions defined but never used (other than `keep`: the factories), statements that can
+    never run (after return, raise, break, continue), and blocks of commented-out code."""
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return []
+    found: list[DeadCode] = []
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    used |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    used |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in used | keep \
+                and not node.name.startswith("__"):
+            found.append(DeadCode("unused_function", node.lineno, node.name))
+    lines = source.splitlines()
+    for node in ast.walk(tree):
+        for body in (getattr(node, name, None) for name in ("body", "orelse", "finalbody")):
+            if not isinstance(body, list):
+                continue
+            for index, statement in enumerate(body[:-1]):
+                if isinstance(statement, (ast.Return, ast.Raise, ast.Break, ast.Continue)):
+                    after = body[index + 1]
+                    found.append(DeadCode("unreachable", after.lineno, lines[after.lineno - 1].strip()[:80]))
+                    break
+    found.extend(commented_code(lines))
+    return sorted(found, key=lambda d: d.line)
+
+
+def commented_code(lines: list[str]) -> list[DeadCode]:
+    """Runs of whole-line comments that parse as Python statements (an assignment, a call, an
+    import, a return…), one finding per run. Prose ("# Normalisation et reshaping") does not parse."""
+    found, run_start, run_code = [], None, []
+
+    def close() -> None:
+        if run_start is not None and run_code:
+            found.append(DeadCode("commented_code", run_start, run_code[0][:80]))
+
+    for number, raw in enumerate(lines, start=1):
+        stripped = raw.strip()
+        if not stripped.startswith("#"):
+            close()
+            run_start, run_code = None, []
+            continue
+        text = stripped.lstrip("#").strip()
+        if _is_code(text):
+            if run_start is None or not run_code:
+                run_start = number
+            run_code.append(text)
+        elif run_code:
+            close()
+            run_start, run_code = None, []
+    close()
+    return found
+
+
+def _is_code(text: str) -> bool:
+    if not text or text.startswith(("!", "%")):
+        return False
+    try:
+        tree = parse_python(text)
+    except SyntaxError:
+        try:
+            tree = parse_python(text + "\n    pass")   # "for x in y:" / "def f():" alone
+        except SyntaxError:
+            return False
+    if len(tree.body) != 1:
+        return False
+    node = tree.body[0]
+    if isinstance(node, ast.Expr):
+        return isinstance(node.value, ast.Call)
+    return isinstance(node, STATEMENT_NODES)
+
+
+# --------------------------------------------------------------------------- duplicated factories
+
+def _tokens(segment: str) -> list[str]:
+    out = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(segment).readline):
+            if token.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING):
+                out.append(token.string)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        out = segment.split()
+    return out
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    first: str
+    second: str
+    similarity: float
+    lines: int
+
+
+def duplicated_factories(ingest: IngestResult, similarity: float, min_lines: int) -> tuple[list[Duplicate], int]:
+    """Pairs of factories whose bodies (docstring left out) are at least `similarity` alike
+    (difflib ratio of their token streams) and at least `min_lines` long; and how many factories
+    there are. Each factory is paired with its most similar predecessor only."""
+    try:
+        tree = parse_python(ingest.module_source)
+    except SyntaxError:
+        return [], 0
+    names = [f.name for f in ingest.factories]
+    bodies: dict[str, tuple[list[str], int]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in names:
+            body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+            if not body:
+                continue
+            segment = "\n".join(ast.get_source_segment(ingest.module_source, statement) or "" for statement in body)
+            lines = sum(1 for line in segment.splitlines() if line.strip() and not line.strip().startswith("#"))
+            bodies[node.name] = (_tokens(segment), lines)
+    pairs = []
+    ordered = [n for n in names if n in bodies]
+    for index, name in enumerate(ordered):
+        tokens, lines = bodies[name]
+        best = None
+        for earlier in ordered[:index]:
+            other, other_lines = bodies[earlier]
+            if min(lines, other_lines) < min_lines:
+                continue
+            ratio = difflib.SequenceMatcher(None, other, tokens, autojunk=False).ratio()
+            if ratio >= similarity and (best is None or ratio > best.similarity):
+                best = Duplicate(earlier, name, ratio, lines)
+        if best:
+            pairs.append(best)
+    return pairs, len(ordered)

@@ -1,0 +1,313 @@
+"""Comparing built models for the rubric: which of the assignment's five categories a model changes.
+
+Everything is read from what the harness measured on the *built* model (``ModelResult.spec``:
+layers and their salient settings, optimizer, learning rate) and from its declared training
+settings (``TRAINING_CONFIG``), never from names or comments. A little is read statically from
+the kept code (a learning-rate schedule object passed to the optimizer, an ``ImageDataGenerator``'s
+ranges), because the built model does not keep it.
+
+>>> features(ModelResult(name="m", role="improved")).convs
+()
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.util.pysource import parse as parse_python
+from harness.util.i18n import Translator
+from harness.results import IngestResult, ModelResult
+
+CATEGORIES = ("architecture", "regularization", "hyperparameters", "augmentation", "training")
+
+CONV_LAYERS = {"Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose"}
+POOL_LAYERS = {"MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten"}
+DROPOUT_LAYERS = {"Dropout", "SpatialDropout2D", "GaussianDropout", "AlphaDropout", "GaussianNoise"}
+NORM_LAYERS = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization"}
+ACTIVATION_LAYERS = {"ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax"}
+AUGMENTATION_LAYER = re.compile(r"^Random\w+$")
+SCHEDULE = re.compile(r"\b(ExponentialDecay|CosineDecay\w*|PiecewiseConstantDecay|PolynomialDecay|InverseTimeDecay"
+                      r"|LearningRateSchedule)\b")
+GENERATOR_RANGES = ("rotation_range", "zoom_range", "width_shift_range", "height_shift_range", "shear_range",
+                    "horizontal_flip", "vertical_flip", "brightness_range")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(v, (int, float)) for v in value) and value[0] == -value[1] != 0:
+            return f"±{_fmt(float(value[1]))}"           # a Random* layer's symmetric factor
+        return "×".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _kernel(config: dict) -> str:
+    kernel = config.get("kernel_size")
+    if isinstance(kernel, int):
+        kernel = (kernel, kernel)
+    return _fmt(kernel) if kernel else "?"
+
+
+def _regularizer(config: dict) -> str | None:
+    reg = config.get("kernel_regularizer")
+    if not reg:
+        return None
+    if isinstance(reg, dict):
+        values = {k: v for k, v in (reg.get("config") or {}).items() if isinstance(v, (int, float)) and v}
+        return f"{reg.get('class_name', '?')}({', '.join(_fmt(v) for v in values.values())})"
+    return str(reg)
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a model is, in the terms of the five categories."""
+
+    convs: tuple[str, ...] = ()            # "32 3×3" per convolution layer
+    kernels: tuple[str, ...] = ()
+    filters: tuple[str, ...] = ()
+    dense: tuple[str, ...] = ()            # hidden dense widths (the output layer left out)
+    pooling: tuple[str, ...] = ()
+    padding: frozenset[str] = frozenset()
+    activations: frozenset[str] = frozenset()
+    dropout: tuple[str, ...] = ()          # "Dropout(0.25)" in order
+    norms: tuple[str, ...] = ()            # normalisation layer names in order
+    norm_after: frozenset[str] = frozenset()  # "Conv2D", "Dense": each such layer is followed by a normalisation
+    regularizers: tuple[str, ...] = ()     # "L2(0.0001)" per regularised layer
+    augmentation_layers: tuple[str, ...] = ()
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    callbacks: tuple[str, ...] = ()
+    schedule: str | None = None            # a LearningRateSchedule object passed to the optimizer
+    augmentation: str | None = None        # declared in TRAINING_CONFIG
+    known: bool = True                     # False: the model was never built (no spec)
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static: dict | None = None) -> Features:
+    """The model's features; `epochs` and `batch_size` are the protocol's defaults for undeclared ones."""
+    static = static or {}
+    declared = model.settings.declared if model.settings else {}
+    callbacks = tuple(sorted(model.settings.callbacks)) if model.settings else ()
+    augmentation = model.settings.augmentation if model.settings else None
+    if augmentation and static.get("generator"):
+        augmentation = f"{augmentation}({static['generator']})"
+    common = dict(batch_size=int(declared.get("batch_size") or batch_size),
+                  epochs=int(declared.get("epochs") or epochs),
+                  callbacks=callbacks, augmentation=augmentation, schedule=static.get("schedule"))
+    if model.spec is None:
+        return Features(known=False, **common)
+    layers = model.spec.layers
+    convs, kernels, filters, dense, pooling, dropout, norms, regs, augment = [], [], [], [], [], [], [], [], []
+    padding, activations, norm_after = set(), set(), set()
+    followed = {"Conv": [0, 0], "Dense": [0, 0]}     # kind -> [layers, followed by a normalisation]
+    dense_layers = [i for i, layer in enumerate(layers) if layer.class_name == "Dense"]
+    for index, layer in enumerate(layers):
+        name, config = layer.class_name, layer.config
+        activation = config.get("activation")
+        if name in CONV_LAYERS:
+            kernel = _kernel(config)
+            convs.append(f"{config.get('filters', '')} {kernel}".strip())
+            kernels.append(kernel)
+            filters.append(str(config.get("filters", "?")))
+            padding.add(str(config.get("padding", "valid")))
+        elif name == "Dense" and index != (dense_layers[-1] if dense_layers else -1):
+            dense.append(str(config.get("units", "?")))
+        elif name in POOL_LAYERS:
+            pooling.append(name)
+        elif name in DROPOUT_LAYERS:
+            rate = config.get("rate")
+            dropout.append(f"{name}({_fmt(rate)})" if rate is not None else name)
+        elif name in NORM_LAYERS:
+            norms.append(name)
+        elif AUGMENTATION_LAYER.match(name):
+            factors = [config[k] for k in ("factor", "height_factor", "width_factor") if k in config]
+            augment.append(f"{name}({', '.join(_fmt(f) for f in factors)})" if factors else name)
+        elif name in ACTIVATION_LAYERS:
+            activations.add(name.lower())
+        if name == "Activation" and activation:
+            activations.add(str(activation))
+        elif name in CONV_LAYERS or (name == "Dense" and index != dense_layers[-1]):
+            if activation and activation != "linear":
+                activations.add(str(activation))
+            kind = "Conv" if name in CONV_LAYERS else "Dense"
+            followed[kind][0] += 1
+            nxt = [later.class_name for later in layers[index + 1:index + 3]]
+            if any(n in NORM_LAYERS for n in nxt[:2]) and not (nxt and (nxt[0] in CONV_LAYERS or nxt[0] == "Dense")):
+                followed[kind][1] += 1
+        reg = _regularizer(config)
+        if reg:
+            regs.append(reg)
+    for kind, (total, with_norm) in followed.items():
+        if total and with_norm == total and norms:
+            norm_after.add("Conv2D" if kind == "Conv" else "Dense")
+    return Features(
+        convs=tuple(convs), kernels=tuple(kernels), filters=tuple(filters), dense=tuple(dense), pooling=tuple(pooling),
+        padding=frozenset(padding), activations=frozenset(activations), dropout=tuple(dropout), norms=tuple(norms),
+        norm_after=frozenset(norm_after), regularizers=tuple(regs), augmentation_layers=tuple(augment),
+        optimizer=model.spec.optimizer, learning_rate=model.spec.learning_rate, **common)
+
+
+def _seq(values) -> str:
+    return ", ".join(values) if values else "—"
+
+
+def _counted(values: tuple[str, ...]) -> str:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in counts.items()) or "—"
+
+
+def differences(new: Features, old: Features, t: Translator) -> dict[str, list[str]]:
+    """Category -> the exact differences from `old` to `new`, in the report's language."""
+    found: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+    if new.known and old.known:
+        arch = found["architecture"]
+        if len(new.convs) != len(old.convs):
+            arch.append(t("rb_diff_convs", before=len(old.convs), after=len(new.convs)))
+        if new.filters != old.filters:
+            arch.append(t("rb_diff_filters", before=_seq(old.filters), after=_seq(new.filters)))
+        if sorted(set(new.kernels)) != sorted(set(old.kernels)):
+            arch.append(t("rb_diff_kernels", before=_seq(sorted(set(old.kernels))),
+                          after=_seq(sorted(set(new.kernels)))))
+        if new.dense != old.dense:
+            arch.append(t("rb_diff_dense", before=_seq(old.dense), after=_seq(new.dense)))
+        if new.pooling != old.pooling:
+            arch.append(t("rb_diff_pooling", before=_counted(old.pooling), after=_counted(new.pooling)))
+        if new.padding != old.padding and new.convs and old.convs:
+            arch.append(t("rb_diff_padding", before=_seq(sorted(old.padding)), after=_seq(sorted(new.padding))))
+        if new.activations != old.activations:
+            arch.append(t("rb_diff_activations", before=_seq(sorted(old.activations)),
+                          after=_seq(sorted(new.activations))))
+        reg = found["regularization"]
+        _layer_changes(reg, [d.split("(")[0] for d in new.dropout], [d.split("(")[0] for d in old.dropout], t,
+                       new.dropout, old.dropout)
+        _layer_changes(reg, list(new.norms), list(old.norms), t, (), (), after=new.norm_after - old.norm_after)
+        if new.regularizers != old.regularizers:
+            if new.regularizers:
+                reg.append(t("rb_diff_regularizer", what=_counted(tuple(sorted(set(new.regularizers)))),
+                             count=len(new.regularizers), before=len(old.regularizers)))
+            else:
+                reg.append(t("rb_diff_regularizer_removed", count=len(old.regularizers)))
+        if new.augmentation_layers != old.augmentation_layers:
+            found["augmentation"].append(t("rb_diff_augmentation_layers", before=_seq(old.augmentation_layers),
+                                           after=_seq(new.augmentation_layers)))
+        hyper = found["hyperparameters"]
+        if (new.optimizer or "").lower() != (old.optimizer or "").lower() and new.optimizer and old.optimizer:
+            hyper.append(t("diff_optimizer", before=old.optimizer, after=new.optimizer))
+        lr_new, lr_old = new.learning_rate, old.learning_rate
+        if lr_new and lr_old and abs(lr_new - lr_old) > 1e-6 * max(lr_new, lr_old) and not new.schedule:
+            hyper.append(t("diff_learning_rate", before=f"{lr_old:g}", after=f"{lr_new:g}"))
+    if new.batch_size != old.batch_size:
+        found["hyperparameters"].append(t("diff_batch_size", before=old.batch_size, after=new.batch_size))
+    if new.augmentation != old.augmentation:
+        found["augmentation"].append(t("rb_diff_augmentation", before=old.augmentation or "—",
+                                       after=new.augmentation or "—"))
+    train = found["training"]
+    if new.epochs != old.epochs:
+        train.append(t("diff_epochs", before=old.epochs, after=new.epochs))
+    if new.callbacks != old.callbacks:
+        added = [c for c in new.callbacks if c not in old.callbacks]
+        removed = [c for c in old.callbacks if c not in new.callbacks]
+        if added:
+            train.append(t("rb_diff_callbacks_added", callbacks=", ".join(added)))
+        if removed:
+            train.append(t("rb_diff_callbacks_removed", callbacks=", ".join(removed)))
+    if new.schedule != old.schedule:
+        train.append(t("rb_diff_schedule", before=old.schedule or "—", after=new.schedule or "—"))
+    return {c: v for c, v in found.items() if v}
+
+
+def _layer_changes(out: list[str], new_names: list[str], old_names: list[str], t: Translator,
+                   new_detail: tuple, old_detail: tuple, after: frozenset = frozenset()) -> None:
+    for name in sorted(set(new_names) | set(old_names)):
+        n_new, n_old = new_names.count(name), old_names.count(name)
+        if n_new > n_old:
+            detail = ""
+            rates = [d[len(name) + 1:-1] for d in new_detail if d.startswith(name + "(")]
+            if rates:
+                detail = f" ({', '.join(rates)})"
+            if after:
+                detail += t("rb_diff_after_each", layers=", ".join(sorted(after)))
+            out.append(t("rb_diff_adds", layer=name, count=n_new - n_old, detail=detail))
+        elif n_new < n_old:
+            out.append(t("rb_diff_removes", layer=name, count=n_old - n_new))
+        else:
+            before = [d for d in old_detail if d.startswith(name + "(")]
+            now = [d for d in new_detail if d.startswith(name + "(")]
+            if before != now:
+                out.append(t("rb_diff_rates", layer=name, before=_seq(before), after=_seq(now)))
+
+
+# --------------------------------------------------------------------------- static details from the code
+
+def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    return {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def reachable_source(tree: ast.Module, source: str, roots: list[ast.AST], depth: int = 3) -> list[ast.AST]:
+    """`roots` and the student's functions they call or name, `depth` levels deep."""
+    functions = _functions(tree)
+    seen: list[ast.AST] = []
+    frontier = list(roots)
+    for _ in range(depth + 1):
+        next_frontier = []
+        for node in frontier:
+            if node in seen:
+                continue
+            seen.append(node)
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and sub.id in functions and functions[sub.id] not in seen:
+                    next_frontier.append(functions[sub.id])
+        frontier = next_frontier
+    return seen
+
+
+def training_config_entries(tree: ast.Module) -> dict[str, ast.AST]:
+    """TRAINING_CONFIG's value node per factory name (the last assignment wins, as when run)."""
+    entries: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            named = any(isinstance(t, ast.Name) and t.id == "TRAINING_CONFIG" for t in targets)
+            if named and isinstance(node.value, ast.Dict):
+                entries = {}
+                for key, value in zip(node.value.keys, node.value.values, strict=True):
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                        entries[key.value] = value
+    return entries
+
+
+def static_details(ingest: IngestResult) -> dict[str, dict]:
+    """Per factory: {"schedule": "ExponentialDecay", "generator": "rotation_range=10, …",
+    "nodes": [AST nodes of its code], "config_nodes": [of its TRAINING_CONFIG entry]}."""
+    try:
+        tree = parse_python(ingest.module_source)
+    except SyntaxError:
+        return {}
+    source = ingest.module_source
+    functions = _functions(tree)
+    entries = training_config_entries(tree)
+    details: dict[str, dict] = {}
+    for factory in ingest.factories:
+        root = functions.get(factory.name)
+        nodes = reachable_source(tree, source, [root]) if root else []
+        config_nodes = reachable_source(tree, source, [entries[factory.name]]) if factory.name in entries else []
+        text = "\n".join(ast.get_source_segment(source, n) or "" for n in nodes)
+        schedule = SCHEDULE.search(text)
+        generator = None
+        for node in config_nodes:
+            for call in ast.walk(node):
+                name = getattr(call.func, "id", getattr(call.func, "attr", "")) if isinstance(call, ast.Call) else ""
+                if name == "ImageDataGenerator":
+                    ranges = [f"{k.arg}={ast.get_source_segment(source, k.value)}" for k in call.keywords
+                              if k.arg in GENERATOR_RANGES]
+                    generator = ", ".join(ranges) or None
+        details[factory.name] = {"schedule": schedule.group(1) if schedule else None, "generator": generator,
+                                 "nodes": nodes, "config_nodes": config_nodes}
+    return details

@@ -1,0 +1,486 @@
+"""Reading the student's prose for the rubric: sections, passages near a factory, claims, printed numbers.
+
+The prose is the notebook's markdown cells, or a ``.py`` module's docstrings and comments. Every
+line keeps where it came from (cell and line), so each finding can say where it is. Matching is
+done on *plain* text: lower case, accents removed (``Résultats`` → ``resultats``), so the
+rubric's patterns are written without accents.
+
+>>> plain("Améliorations proposées")
+'ameliorations proposees'
+>>> heading_level("## 3. Résultats", "")
+(2, '3. Résultats')
+"""
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+import unicodedata
+from dataclasses import dataclass, field
+
+from harness.util.pysource import parse as parse_python
+from harness.results import Factory, IngestResult
+
+UNKNOWN_LEVEL = 7     # bold, numbered or underlined-less headings: below every '#' level
+
+
+def plain(text: str) -> str:
+    """Lower case without accents: what every pattern of the rubric is matched against."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+FENCE = re.compile(r"```.*?```", re.DOTALL)
+URL = re.compile(r"https?://\S+")
+
+
+def count_words(text: str) -> int:
+    """Words of prose: runs of two or more letters, code blocks and URLs left out."""
+    return len(re.findall(r"[^\W\d_]{2,}", URL.sub(" ", FENCE.sub(" ", text))))
+
+
+# --------------------------------------------------------------------------- prose with locations
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    cell: int | None     # notebook cell (from 1); None in a module
+    line: int            # line in the cell, or in the module
+
+
+def prose_lines(ingest: IngestResult) -> list[Line]:
+    """The student's prose, line by line, in document order.
+
+    A notebook's prose is its markdown; a module's is its docstrings (module, classes, functions)
+    and its comments, each at its own line of the file.
+    """
+    if ingest.markdown:
+        return [Line(text, m.cell, number) for m in ingest.markdown
+                for number, text in enumerate(m.text.splitlines(), start=1)]
+    if not ingest.code_cells or ingest.code_cells[0].cell is not None:
+        return []                       # a notebook without markdown has no prose
+    source = ingest.code_cells[0].source
+    numbered: dict[int, str] = {}
+    for first, doc in _docstrings(source):
+        for offset, text in enumerate(doc.splitlines()):
+            numbered[first + offset] = text
+    for number, text in comment_lines(source):
+        numbered.setdefault(number, text)
+    out: list[Line] = []
+    previous = None
+    for number in sorted(numbered):
+        if previous is not None and number > previous + 1:
+            out.append(Line("", None, previous + 1))  # code in between ends a paragraph
+        out.append(Line(numbered[number], None, number))
+        previous = number
+    return out
+
+
+def _docstrings(source: str) -> list[tuple[int, str]]:
+    """(line of the docstring's first non-blank line, cleaned docstring) of the module, classes, functions."""
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            doc = ast.get_docstring(node, clean=True)
+            if doc:
+                raw = node.body[0].value.value
+                blank = len(raw) - len(raw.lstrip("\n \t"))
+                found.append((node.body[0].lineno + raw[:blank].count("\n"), doc))
+    return found
+
+
+def comment_lines(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every ``#`` comment (whole-line or trailing), the ``#`` removed."""
+    found = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                found.append((token.start[0], token.string.lstrip("#").strip()))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        for number, text in enumerate(source.splitlines(), start=1):
+            if text.strip().startswith("#"):
+                found.append((number, text.strip().lstrip("#").strip()))
+    return found
+
+
+# --------------------------------------------------------------------------- headings and sections
+
+def heading_level(line: str, next_line: str) -> tuple[int, str] | None:
+    """(level, title) when `line` is a heading: ``#`` levels, a bold line, an underlined line, '3. Title'."""
+    stripped = line.strip()
+    match = re.match(r"^(#{1,6})\s+(.*?)\s*#*$", stripped)
+    if match and match.group(2):
+        return len(match.group(1)), match.group(2)
+    if re.fullmatch(r"\*\*[^*]{2,80}\*\*:?|__[^_]{2,80}__:?", stripped):
+        return UNKNOWN_LEVEL, stripped.strip("*_: ")
+    if stripped and len(stripped.split()) <= 8 and not stripped.startswith(("-", "*", "|")):
+        underline = next_line.strip()
+        if re.fullmatch(r"={3,}", underline):
+            return 1, stripped
+        if re.fullmatch(r"[-~]{3,}", underline):
+            return 2, stripped
+    if re.fullmatch(r"(?:\d{1,2}|[IVX]{1,4})[.)]\s+[^\W\d_].{0,70}", stripped) and len(stripped.split()) <= 8 \
+            and not stripped.endswith((".", ",", ";")):
+        return UNKNOWN_LEVEL, stripped
+    return None
+
+
+@dataclass
+class Heading:
+    index: int          # position in the prose lines
+    level: int
+    title: str
+    cell: int | None
+    line: int
+
+
+@dataclass
+class Section:
+    """A deliverable section found in the prose."""
+
+    name: str
+    title: str | None        # the heading; None when found by its content
+    cell: int | None
+    line: int
+    words: int
+    text: str
+    how: str = "heading"     # 'heading' or 'content'
+    score: tuple = field(default=(), repr=False)
+
+
+def headings(lines: list[Line]) -> list[Heading]:
+    found = []
+    for index, line in enumerate(lines):
+        following = lines[index + 1].text if index + 1 < len(lines) else ""
+        if index + 1 < len(lines) and lines[index + 1].cell != line.cell:
+            following = ""
+        result = heading_level(line.text, following)
+        if result:
+            found.append(Heading(index, result[0], result[1], line.cell, line.line))
+    return found
+
+
+def _body(lines: list[Line], start: int, end: int, skip: set[int]) -> str:
+    return "\n".join(lines[i].text for i in range(start, end) if i not in skip)
+
+
+def _strip_numbering(title: str) -> str:
+    return re.sub(r"^[\s\d.)IVX:–—-]*(?:(?:partie|part|etape|step|section)\s*\d*\s*[:.–—-]?\s*)?", "",
+                  plain(title)).strip()
+
+
+def _first_match(patterns: list[str], text: str) -> int | None:
+    positions = [m.start() for p in patterns for m in [re.search(p, text)] if m]
+    return min(positions) if positions else None
+
+
+def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section]:
+    """Each deliverable section of `spec` ({name: {"headings": [...], "content": [...],
+    "min_content_hits": n}}) found in the prose, by heading first, by content otherwise.
+
+    A heading's section runs to the next heading of the same or a higher level (sub-headings
+    included), except a heading that holds three or more headings of other sections (a document
+    title, a "Partie 2"): only its own introduction counts, and it is passed over when it has none. When
+    several headings match a section, the one whose matching word comes first in the title wins
+    ("Améliorations proposées" beats "Modèle amélioré 1"), then the higher level, then the longer
+    text; a container heading comes after every other.
+    """
+    found_headings = headings(lines)
+    heading_lines = {h.index for h in found_headings}
+    matches: dict[int, dict[str, int]] = {}
+    for h in found_headings:
+        title = _strip_numbering(h.title)
+        for name, s in spec.items():
+            position = _first_match(s.get("headings", []), title)
+            if position is not None:
+                matches.setdefault(h.index, {})[name] = position
+    candidates: dict[str, list[Section]] = {}
+    for number, h in enumerate(found_headings):
+        if h.index not in matches:
+            continue
+        end = next((o.index for o in found_headings[number + 1:] if o.level <= h.level), len(lines))
+        others = [o for o in found_headings[number + 1:]
+                  if o.index < end and set(matches.get(o.index, {})) - set(matches[h.index])]
+        container = len(others) >= 3
+        if container:  # a title or a part: only its own introduction is its text
+            end = found_headings[number + 1].index if number + 1 < len(found_headings) else len(lines)
+        text = _body(lines, h.index + 1, end, heading_lines)
+        words = count_words(text)
+        if container and words == 0:
+            continue
+        for name, position in matches[h.index].items():
+            section = Section(name, h.title, h.cell, h.line, words, text, score=(container, position, h.level, -words))
+            candidates.setdefault(name, []).append(section)
+    found = {name: min(options, key=lambda s: s.score) for name, options in candidates.items()}
+    # By content: a missing section's words may sit under an unusual heading, or under none.
+    used = {(s.cell, s.line) for s in found.values()}
+    segments = _segments(lines, found_headings)
+    for name, s in spec.items():
+        if name in found or not s.get("content"):
+            continue
+        best = None
+        for cell, line, title, text in segments:
+            if (cell, line) in used:
+                continue
+            body = plain(text if title is None else f"{title}\n{text}")
+            hits = sum(1 for pattern in s["content"] if re.search(pattern, body))
+            if hits >= s.get("min_content_hits", 2) and (best is None or hits > best[0]):
+                best = (hits, cell, line, title, text)
+        if best:
+            hits, cell, line, title, text = best
+            found[name] = Section(name, title, cell, line, count_words(text), text, how="content")
+            used.add((cell, line))
+    return found
+
+
+def _segments(lines: list[Line], found_headings: list[Heading]) -> list[tuple[int | None, int, str | None, str]]:
+    """Flat pieces of prose: each heading with the text up to the next heading; text before any
+    heading split by cell."""
+    out = []
+    starts = {h.index: h for h in found_headings}
+    current: list[str] = []
+    meta: tuple[int | None, int, str | None] | None = None
+    for index, line in enumerate(lines):
+        if index in starts or (meta is not None and meta[2] is None and line.cell != meta[0]):
+            if meta is not None:
+                out.append((*meta, "\n".join(current)))
+            h = starts.get(index)
+            meta, current = ((h.cell, h.line, h.title) if h else (line.cell, line.line, None)), []
+            continue
+        if meta is None:
+            meta = (line.cell, line.line, None)
+        current.append(line.text)
+    if meta is not None:
+        out.append((*meta, "\n".join(current)))
+    return out
+
+
+# --------------------------------------------------------------------------- passages
+
+@dataclass(frozen=True)
+class Passage:
+    """A paragraph, a list item or a table row: the unit a justification must fit in."""
+
+    text: str
+    cell: int | None
+    line: int
+
+
+def passages(lines: list[Line]) -> list[Passage]:
+    out: list[Passage] = []
+    current: list[Line] = []
+
+    def flush() -> None:
+        if current and any(item.text.strip() for item in current):
+            out.append(Passage(" ".join(item.text.strip() for item in current), current[0].cell, current[0].line))
+        current.clear()
+
+    previous_cell = object()
+    for index, line in enumerate(lines):
+        stripped = line.text.strip()
+        following = lines[index + 1].text if index + 1 < len(lines) else ""
+        heading = heading_level(line.text, following) is not None
+        starts_item = bool(re.match(r"^([-*+]\s|\d{1,2}[.)]\s|\|)", stripped))
+        if not stripped or line.cell != previous_cell or starts_item or heading:
+            flush()
+        if stripped and not re.fullmatch(r"[-=~]{3,}", stripped):   # underlines are not text
+            current.append(line)
+        if heading or stripped.startswith("|"):
+            flush()
+        previous_cell = line.cell
+    flush()
+    return out
+
+
+def sentences(passage: Passage) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?;])\s+", passage.text) if s.strip()]
+
+
+# --------------------------------------------------------------------------- model references
+
+MODEL_REF = re.compile(
+    r"create_improved_model_(?P<name>\w+)"
+    r"|\b(?:modeles?|models?|reseaux?|networks?|versions?|cnn|essais?|experiences?|experiments?|variantes?"
+    r"|tentatives?|trials?)\s+(?:ameliores?\s+|improved\s+)?"
+    r"(?:n[o°]\s*|#\s*)?(?P<n1>\d{1,2})\b"
+    r"|\b(?:ameliores?|improved|ameliorations?|improvements?|modifications?)\s+(?:n[o°]\s*|#\s*)?(?P<n2>\d{1,2})\b"
+    r"|\bm(?P<n3>\d{1,2})\b"
+)
+REFERENCE_REF = re.compile(r"\b(?:modele de (?:reference|base)|reference|baseline|modele initial|initial model)\b")
+
+
+def factory_numbers(factories: list[Factory]) -> dict[str, str]:
+    """'3' -> 'create_improved_model_3' (numeric suffix, else position among the improved models)."""
+    improved = [f for f in factories if f.role == "improved"]
+    numbers = {}
+    for position, factory in enumerate(improved, start=1):
+        suffix = factory.name.rsplit("_", 1)[-1]
+        numbers[suffix if suffix.isdigit() else str(position)] = factory.name
+    return numbers
+
+
+def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]:
+    """(start, end, factory name) of each mention of an improved model in plain `text`."""
+    found = []
+    for match in MODEL_REF.finditer(text):
+        name = match.group("name")
+        if name is not None:
+            factory = f"create_improved_model_{name}"
+            if factory in numbers.values():
+                found.append((match.start(), match.end(), factory))
+            continue
+        number = match.group("n1") or match.group("n2") or match.group("n3")
+        number = str(int(number)) if number else None
+        if number in numbers:
+            found.append((match.start(), match.end(), numbers[number]))
+    return found
+
+
+# --------------------------------------------------------------------------- claims: "the best model is…"
+
+BEST_MARKERS = re.compile(
+    r"\b(?:(?:le|la|notre|mon|ce|du|au|the|our|my)\s+meilleure?s?\b|meilleure?\s+modele|meilleure?\s+precision"
+    r"|meilleurs?\s+resultats?|the\s+best|best\s+(?:model|accuracy|result|performance)|(?:is|was|performs?)\s+best"
+    r"|le\s+plus\s+(?:performant|precis|efficace|robuste)|la\s+plus\s+(?:haute|elevee)|most\s+accurate|highest"
+    r"|deploy\w*|deploie\w*|deployer|recommand\w*|recommend\w*|je\s+retiens|retenu|we\s+keep|i\s+keep"
+    r"|l'emporte|outperforms?|surpasse)"
+)
+COMPARATIVE_BEFORE = re.compile(r"(?:\bque|\bqu'|\bthan|\bcontre|\bvs\.?|\bversus|\bface\s+au|\bcompare\s+au)\s+"
+                                r"(?:(?:le|la|l'|du|celui\s+du|the|that\s+of)\s+)?$")
+CLAIM_WINDOW = 80
+
+
+@dataclass(frozen=True)
+class Claim:
+    model: str
+    cell: int | None
+    line: int
+    sentence: str
+    section: str | None
+
+
+def best_model_claims(lines: list[Line], sections: dict[str, Section], factories: list[Factory]) -> list[Claim]:
+    """Sentences that name the student's best (or recommended) model, with the model they name.
+
+    In a sentence with a superlative or a recommendation ("meilleur modèle", "le plus précis",
+    "best model", "je recommande", "deploy"), the model mention nearest to it (within 80
+    characters, after it on a tie) is the claim; a mention right after "que"/"than"/"contre" is a
+    comparison, not a claim.
+    """
+    numbers = factory_numbers(factories)
+    if not numbers:
+        return []
+    section_of = _section_ranges(lines, sections)
+    claims = []
+    for passage in passages(lines):
+        for sentence in sentences(passage):
+            text = plain(sentence)
+            refs = [r for r in model_refs(text, numbers) if not COMPARATIVE_BEFORE.search(text[:r[0]])]
+            if not refs:
+                continue
+            for marker in BEST_MARKERS.finditer(text):
+                distances = [(r[0] - marker.end(), 0, r) for r in refs if 0 <= r[0] - marker.end() <= CLAIM_WINDOW]
+                distances += [(marker.start() - r[1], 1, r) for r in refs if 0 <= marker.start() - r[1] <= CLAIM_WINDOW]
+                chosen = min(distances)[2] if distances else None
+                if chosen:
+                    claims.append(Claim(chosen[2], passage.cell, passage.line, sentence.strip(),
+                                        section_of(passage.cell, passage.line)))
+                    break
+    return claims
+
+
+def _section_ranges(lines: list[Line], sections: dict[str, Section]):
+    order = {(line.cell, line.line): index for index, line in enumerate(lines)}
+    starts = sorted((order.get((s.cell, s.line), -1), name) for name, s in sections.items() if s.how == "heading")
+
+    def section_of(cell: int | None, line: int) -> str | None:
+        position = order.get((cell, line), -1)
+        current = None
+        for start, name in starts:
+            if start <= position:
+                current = name
+        return current
+    return section_of
+
+
+def claimed_best(claims: list[Claim], prefer: tuple[str, ...] = ("conclusion", "results")) -> Claim | None:
+    """The claim that counts: the most frequent in the conclusion, else in the results, else anywhere."""
+    for pool in [[c for c in claims if c.section == name] for name in prefer] + [claims]:
+        if pool:
+            counts: dict[str, int] = {}
+            for claim in pool:
+                counts[claim.model] = counts.get(claim.model, 0) + 1
+            top = max(counts.values())
+            return next(c for c in reversed(pool) if counts[c.model] == top)
+    return None
+
+
+# --------------------------------------------------------------------------- numbers the student printed
+
+ACCURACY_WORDS = re.compile(r"precision|accuracy|\bacc\b|exactitude|justesse|taux de reussite|score")
+PERCENT = re.compile(r"(?<![\d.,])(\d{1,3}(?:[.,]\d+)?)\s*%")
+FRACTION = re.compile(r"(?<![\d.,])(0[.,]\d{2,})(?![\d.,])")
+TABLE_NUMBER = re.compile(r"(?<![\d.,])(\d{2,3}[.,]\d{1,3})(?![\d.,])")
+SKIP_LINE = re.compile(r"\bstep\b|epoch|val_|loss|/step|━|\bparam", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Reported:
+    model: str            # factory name, or "reference"
+    accuracy: float       # in [0, 1]
+    cell: int | None
+    text: str
+
+
+def reported_accuracies(ingest: IngestResult) -> list[Reported]:
+    """Test accuracies the student's own run printed (saved notebook outputs), by model.
+
+    A line counts when it names a model ("Modèle amélioré 2", "M3", "model 1", "référence") and
+    gives a percentage, a fraction after an accuracy word, or — in an output whose header
+    mentions accuracy — a number between 10 and 100 (a printed table). Training logs (epochs,
+    steps, losses) are skipped.
+    """
+    numbers = factory_numbers(ingest.factories)
+    found = []
+    for code in ingest.code_cells:
+        for output in code.outputs:
+            table = bool(ACCURACY_WORDS.search(plain(output)))
+            for raw in output.splitlines():
+                if SKIP_LINE.search(raw):
+                    continue
+                text = plain(raw)
+                refs = model_refs(text, numbers)
+                model, end = (refs[0][2], refs[0][1]) if refs else (None, 0)
+                if model is None:
+                    match = REFERENCE_REF.search(text)
+                    if not match:
+                        continue
+                    model, end = "reference", match.end()
+                rest = text[end:]
+                value = None
+                if (m := PERCENT.search(rest)) is not None:
+                    value = float(m.group(1).replace(",", ".")) / 100
+                elif ACCURACY_WORDS.search(text) and (m := FRACTION.search(rest)) is not None:
+                    value = float(m.group(1).replace(",", "."))
+                elif table and (m := TABLE_NUMBER.search(rest)) is not None:
+                    number = float(m.group(1).replace(",", "."))
+                    value = number / 100 if 10 <= number <= 100 else None
+                if value is not None and 0 < value <= 1:
+                    found.append(Reported(model, value, code.cell, raw.strip()[:120]))
+    return found
+
+
+# --------------------------------------------------------------------------- vocabulary matching
+
+def matches_any(patterns: list[str], text: str) -> str | None:
+    """The first pattern's matched text in plain `text`, or None."""
+    for pattern in patterns:
+        match = re.search(pattern, text)
+        if match:
+            return match.group(0)
+    return None
