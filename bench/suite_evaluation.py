@@ -27,7 +27,7 @@ from harness.analysis.analyse import load_predictions, prepare_suite
 from harness.config.protocol import load_protocol
 from harness.pipeline.data import load_mnist, held_out_test_set
 from harness.training.evaluate import evaluate_models
-from harness.pipeline.grade import default_threads
+from harness.pipeline import default_threads
 from harness.results import ModelResult
 from harness.training.train import TrainingJob
 

@@ -1,22 +1,27 @@
-"""The ``harness`` command: ``grade``, ``check``, ``score``, ``report``, ``schema``.
+"""The ``harness`` command line: argparse only, one small function per subcommand.
+
+Each subcommand's work is in :mod:`harness.commands` (``grade``, ``check``, ``score``, ``report``,
+``schema``), imported only once its options parsed: the pipeline imports TensorFlow, which takes
+seconds, and ``harness --help`` or a bad option should answer at once.
 
 Exit codes: 0 every submission graded; 1 at least one submission failed or was unreadable;
 2 the run itself could not start (bad option, data unavailable). ``grade --ci``: 0 every
-submission as expected (and above ``--min-score``), 1 otherwise (harness/ci.py). ``check``: 0 the
+submission as expected (and above ``--min-score``), 1 otherwise (harness/report/ci.py). ``check``: 0 the
 submission will be gradable, 1 it will not (the reasons are printed).
 """
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
-import time
 from pathlib import Path
 
 from harness import __version__
-from harness.pipeline.data import DATA_ENV, DataUnavailable
-from harness.sandbox import SandboxUnavailable
+from harness.config.environment import DATA_ENV
+from harness.errors import CannotStart, DataUnavailable
+
+EXIT_CANNOT_START = 2
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -44,40 +49,7 @@ def _notebooks(parser: argparse.ArgumentParser) -> None:
                             "intercepted to find the models it builds at top level; never: it is invalid")
 
 
-def parse_factory_map(values: list[str]) -> dict[str, dict[str, str]]:
-    """--factory-map values: {student id or "*": {harness name: the student's function}}."""
-    import tomllib
-
-    mapping: dict[str, dict[str, str]] = {}
-    for value in values:
-        if "=" in value and not value.endswith(".toml"):
-            target, _, own = value.partition("=")
-            mapping.setdefault("*", {})[target.strip()] = own.strip()
-            continue
-        path = Path(value)
-        if not path.is_file():
-            raise ValueError(f"--factory-map {value!r}: expected NAME=FUNCTION or an existing .toml file")
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        for section, pairs in data.items():
-            if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
-                raise ValueError(f"{path}: [{section}] must hold NAME = \"FUNCTION\" pairs")
-            mapping.setdefault("*" if section == "all" else section, {}).update(pairs)
-    return mapping
-
-
-def _execute_options(args):
-    from harness.ingest.execution import ExecuteOptions
-
-    changes = {k: v for k, v in (("cell_timeout_s", args.cell_timeout), ("deadline_s", args.execute_timeout))
-               if v is not None}
-    return ExecuteOptions(**changes)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="Grade MNIST course submissions by retraining every model.")
-    parser.add_argument("--version", action="version", version=f"harness {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _grade_parser(commands) -> None:
     grade = commands.add_parser("grade", help="grade submissions: ingest, retrain, evaluate, score, report")
     grade.add_argument("paths", nargs="+", type=Path, help="notebooks, modules, student folders or class folders")
     grade.add_argument("--out", type=Path, default=Path("grading"), help="output folder (default ./grading)")
@@ -119,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--ci: expected status per student ([students] broken = \"invalid\"); others are expected ok")
     _common(grade)
 
+    _roster(grade)
+
+
+def _check_parser(commands) -> None:
     check = commands.add_parser(
         "check", help="for students: check a notebook or module before submitting (about a minute)",
         description="Build, compile and briefly train every model (1,000 images, one epoch), detect the "
@@ -138,129 +114,56 @@ def build_parser() -> argparse.ArgumentParser:
     _notebooks(check)
     _common(check)
 
+
+
+def _score_parser(commands) -> None:
     score = commands.add_parser("score", help="re-score stored results (after a rubric change); trains nothing")
     score.add_argument("out", type=Path)
     _common(score)
+    _roster(score)
 
+
+def _report_parser(commands) -> None:
     report = commands.add_parser("report", help="re-render every report and the dashboard from stored results")
     report.add_argument("out", type=Path)
     report.add_argument("--lang", choices=["fr", "en"], default="fr")
     report.add_argument("--screenshots", action="store_true",
                         help="also open the dashboard and each report in headless Chromium: screenshots in "
                              "OUT/screenshots/, console errors and broken images reported")
-    for command in (grade, score, report):
-        command.add_argument("--roster", type=Path,
-                             help="CSV mapping student ids to LMS identities for the Moodle and Canvas exports")
+    _roster(report)
 
+
+def _schema_parser(commands) -> None:
     commands.add_parser("schema", help="print the JSON Schema of result.json")
+
+
+def _roster(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--roster", type=Path,
+                        help="CSV mapping student ids to LMS identities for the Moodle and Canvas exports")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: one subparser per command."""
+    parser = argparse.ArgumentParser(prog="harness", description="Grade MNIST course submissions by retraining every model.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_grade_parser, _check_parser, _score_parser, _report_parser, _schema_parser):
+        add(commands)
     return parser
 
 
-def _grade(args) -> int:
-    factory_map = parse_factory_map(args.factory_map)  # option errors before the heavy imports
-    expectations = None
-    if args.ci:
-        from harness.report.ci import load_expectations
-
-        expectations = load_expectations(args.expect)  # a bad file stops the run before any training
-    from harness.pipeline.grade import GradeOptions, default_workers, grade
-    from harness.sandbox import profile_limits
-
-    limits = profile_limits(args.profile, args.protocol).replace(
-        memory_mb=args.memory_mb, resident_mb=args.resident_mb, cpu_seconds_per_thread=args.cpu_seconds,
-        processes=args.max_processes, open_files=args.max_open_files, output_mb=args.max_output_mb)
-    options = GradeOptions(paths=args.paths, out=args.out, profile=args.profile, data=args.data, seed=args.seed,
-                           language=args.lang, rubric=args.rubric, overrides=args.overrides,
-                           protocol=args.protocol,
-                           workers=args.workers or default_workers(), cache=args.cache, use_cache=not args.no_cache,
-                           backend=args.backend, address=args.address, gpus_per_task=args.gpus_per_task,
-                           use_bubblewrap=False if args.no_sandbox else (True if args.require_sandbox else None),
-                           limits=limits,
-                           seeds=args.seeds, suite=args.suite,
-                           log=lambda message: print(message, flush=True),
-                           execute=args.execute, execute_options=_execute_options(args),
-                           discover_models=args.discover, factory_map=factory_map, roster=args.roster)
-    summary = grade(options)
-    failed = [r for r in summary.results if r.status != "ok"]
-    print(f"graded {len(summary.results)} submission(s) in {summary.seconds:.0f} s; "
-          f"{len(failed)} not fully graded. Dashboard: {args.out / 'index.html'}")
-    if args.ci:
-        from harness.report.ci import print_summary, write_ci
-
-        code, document = write_ci(summary, args.out, min_score=args.min_score, expectations=expectations)
-        print_summary(document, lambda message: print(message, flush=True))
-        return code
-    return summary.exit_code
-
-
-def _check(args) -> int:
-    from harness.pipeline.check import CheckOptions, check
-
-    mapping = parse_factory_map(args.factory_map)
-    options = CheckOptions(path=args.path, out=args.out, cache=args.cache, data=args.data, protocol=args.protocol,
-                           rubric=args.rubric,
-                           language=args.lang, profile=args.profile, execute=args.execute,
-                           execute_options=_execute_options(args), factory_map=mapping.get("*", {}),
-                           discover_models=args.discover,
-                           use_bubblewrap=False if args.no_sandbox else None, ascii=args.ascii,
-                           log=lambda message: print(message, flush=True))
-    reports = check(options)
-    return max((r.exit_code for r in reports), default=1)
-
-
-def _rescore(args) -> int:
-    from harness.pipeline.rescore import rescore
-
-    started = time.monotonic()
-    results = rescore(args.out, rubric_path=args.rubric, language=args.lang, overrides=args.overrides,
-                      log=lambda message: print(message, flush=True), roster=args.roster)
-    print(f"re-scored {len(results)} submission(s) from {args.out} in {time.monotonic() - started:.1f} s "
-          "(nothing retrained)")
-    return 0 if all(r.status == "ok" for r in results) else 1
-
-
-def _report(args) -> int:
-    from harness.pipeline.rescore import rerender
-
-    results = rerender(args.out, language=args.lang, roster=args.roster, log=lambda line: print(line, file=sys.stderr))
-    print(f"re-rendered {len(results)} report(s) and {args.out / 'index.html'}")
-    if args.screenshots:
-        from harness.report.screenshots import check_pages
-
-        pages = [args.out / "index.html"] + [args.out / r.student / "report.html" for r in results]
-        problems = 0
-        for check in check_pages(pages, args.out / "screenshots"):
-            issues = check.console_errors + check.broken_images + check.external_requests
-            problems += len(issues)
-            print(f"{check.screenshot}: {check.images} image(s)" + (f"; problems: {issues}" if issues else ""))
-        return 1 if problems else 0
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Parse, then run the command; a run that cannot start exits 2 with one line saying why."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "grade":
-            return _grade(args)
-        if args.command == "check":
-            return _check(args)
-        if args.command == "score":
-            return _rescore(args)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "schema":
-            from harness.results import json_schema
-
-            print(json.dumps(json_schema(), indent=1, ensure_ascii=False))
-            return 0
+        command = importlib.import_module(f"harness.commands.{args.command}")  # after parsing: see the docstring
+        return command.run(args)
     except DataUnavailable as error:
         print(f"harness: MNIST is not available: {error}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, SandboxUnavailable) as error:
+    except (ValueError, FileNotFoundError, CannotStart) as error:
         print(f"harness: {error}", file=sys.stderr)
-        return 2
-    return 2
+    return EXIT_CANNOT_START
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ Each is a pydantic model; ``harness schema`` prints their JSON Schema. On disk, 
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness.util.atomic import write_json_atomic
 
 SCHEMA_VERSION = 1
 
@@ -47,24 +46,11 @@ class _Result(BaseModel):
         return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # --------------------------------------------------------------------------- ingest
 
 class CodeCell(_Result):
+    """A code cell as ingest read it (or the whole .py module, cell None), with the notebook's saved text outputs."""
+
     cell: int | None = Field(description="notebook cell index; None for a .py module")
     source: str
     outputs: list[str] = Field([], description="the notebook's saved text outputs of this cell (streams, "
@@ -72,11 +58,15 @@ class CodeCell(_Result):
 
 
 class MarkdownCell(_Result):
+    """A markdown cell of the notebook, kept by ingest for the rubric (the student's explanations)."""
+
     cell: int
     text: str
 
 
 class DroppedStatement(_Result):
+    """A line left out of the code the worker runs (shell, magic, Colab, training...), where it was and why."""
+
     cell: int | None
     line: int
     kind: str = Field(description="shell, magic, colab, training, evaluation, plotting, data, main, "
@@ -86,6 +76,8 @@ class DroppedStatement(_Result):
 
 
 class Factory(_Result):
+    """A model factory found at ingest: its name, its role, and where it is defined (for a discovered model: built)."""
+
     name: str
     role: Literal["baseline", "improved"]
     cell: int | None
@@ -94,11 +86,15 @@ class Factory(_Result):
 
 
 class IgnoredItem(_Result):
+    """Something ingest set aside (a function, a file, an archive entry), with the reason."""
+
     name: str
     reason: str
 
 
 class IngestResult(_Result):
+    """What ingest read from one submission (ingest.json): its code, the factories found, what it dropped or ignored."""
+
     schema_version: int = SCHEMA_VERSION
     student: str
     source: str
@@ -128,10 +124,12 @@ class IngestResult(_Result):
 
 
 # --------------------------------------------------------------------------- execute + discover
-# harness/execute.py runs a whole notebook with nbclient; harness/discover.py runs its code cells
+# harness/ingest/execution.py runs a whole notebook with nbclient; harness/ingest/discovery.py runs its code cells
 # with Keras's training intercepted. Both in a sandboxed worker.
 
 class CellRun(_Result):
+    """One notebook cell in an execute or discover run: status, time, error, printed text."""
+
     cell: int = Field(description="notebook cell index, from 1 (markdown cells counted)")
     status: Literal["ok", "error", "timeout", "not_run"]
     seconds: float | None = None
@@ -141,6 +139,8 @@ class CellRun(_Result):
 
 
 class PrintedAccuracy(_Result):
+    """An accuracy a student's cell printed during `--execute`, read from the cell's output."""
+
     cell: int
     text: str = Field(description="the printed line")
     value: float = Field(description="as a fraction in [0, 1]")
@@ -166,6 +166,8 @@ class ExecutionRecord(_Result):
 
 
 class DiscoveredModel(_Result):
+    """A model built at top level and fitted by the notebook, found by discovery and graded under a factory name."""
+
     factory: str = Field(description="the factory name the harness gave it")
     role: Literal["baseline", "improved"]
     variable: str | None = Field(None, description="the notebook variable holding the model when it was fitted")
@@ -178,6 +180,8 @@ class DiscoveredModel(_Result):
 
 
 class DiscoveryRecord(_Result):
+    """Top-level model discovery: the notebook's code cells run with Keras training intercepted; the models found."""
+
     status: Literal["ok", "no_models", "error", "timeout"]
     reason: str | None = None
     models: list[DiscoveredModel] = []
@@ -190,6 +194,8 @@ class DiscoveryRecord(_Result):
 # --------------------------------------------------------------------------- train + evaluate
 
 class LayerSpec(_Result):
+    """One layer of a built model: its Keras class and salient settings."""
+
     class_name: str
     config: dict[str, Any] = Field(default_factory=dict, description="the layer's salient settings")
 
@@ -215,17 +221,21 @@ class TrainingSettings(_Result):
     ignored_keys: list[str] = []
 
 
-# --------------------------------------------------------------------------- analysis (harness/analysis.py)
+# --------------------------------------------------------------------------- analysis (harness/analysis/)
 # Computed by the grading process from the stored predictions (never by student code). Small on
 # purpose: no per-image arrays except the galleries' test indices.
 
 class ConfusedPair(_Result):
+    """One (true digit, predicted digit) pair of the confusion matrix and how many test images fell in it."""
+
     true: int
     predicted: int
     count: int
 
 
 class GalleryItem(_Result):
+    """A misclassified test image shown in a report gallery: its index, true and predicted digits, confidence."""
+
     index: int = Field(description="position in the test set (the images are in OUT/<student>/gallery.npz)")
     true: int
     predicted: int
@@ -233,6 +243,8 @@ class GalleryItem(_Result):
 
 
 class ReliabilityBin(_Result):
+    """One confidence bin of the reliability diagram."""
+
     low: float
     high: float
     count: int
@@ -241,6 +253,8 @@ class ReliabilityBin(_Result):
 
 
 class Calibration(_Result):
+    """How far the model's confidences are from its accuracy on the clean test set: ECE and the reliability diagram."""
+
     ece: float = Field(description="expected calibration error, in [0, 1]")
     n_bins: int
     binning: str = Field(description="how confidences were binned")
@@ -262,6 +276,8 @@ class OverfittingSignal(_Result):
 
 
 class ErrorAnalysis(_Result):
+    """A model's errors on the clean test set: confusions, per-digit errors, galleries, calibration, overfitting."""
+
     n: int = Field(description="test images")
     errors: int
     confusion: list[list[int]] = Field(description="counts, confusion[true][predicted]")
@@ -277,6 +293,8 @@ class ErrorAnalysis(_Result):
 
 
 class RobustnessEntry(_Result):
+    """A model's accuracy on one perturbed set of the robustness suite."""
+
     name: str
     group: Literal["assignment", "mnist_c", "sweep"]
     perturbation: str
@@ -290,6 +308,8 @@ class RobustnessEntry(_Result):
 
 
 class SeverityCurve(_Result):
+    """A model's accuracy along one perturbation family's severity sweep."""
+
     family: str
     severities: list[float] = Field(description="0 (clean, same images) then the sweep's severities")
     accuracies: list[float]
@@ -297,6 +317,8 @@ class SeverityCurve(_Result):
 
 
 class Robustness(_Result):
+    """A model's results on the robustness suite: accuracy per perturbed set, MNIST-C summary, severity curves."""
+
     suite_checksum: str = Field(description="sha256 over every perturbed set's checksum: same value, same images")
     suite_sha256: str = Field(description="sha256 of the suite file")
     clean_accuracy: float
@@ -313,6 +335,8 @@ class Robustness(_Result):
 
 
 class McNemarTest(_Result):
+    """Exact McNemar test of a model against the reference on the same test images."""
+
     against: str = Field(description="the model compared with (the reference)")
     n: int
     b: int = Field(description="images the reference gets right and the model wrong")
@@ -324,6 +348,8 @@ class McNemarTest(_Result):
 
 
 class SeedRun(_Result):
+    """One training run of a model with one seed (--seeds K)."""
+
     seed: int
     status: str
     test_accuracy: float | None = None
@@ -332,6 +358,8 @@ class SeedRun(_Result):
 
 
 class GainInterval(_Result):
+    """A model's gain over the reference across seeds (--seeds K >= 2): per-seed gains, mean and confidence interval."""
+
     seeds: list[int]
     gains: list[float] = Field(description="per seed: model test accuracy minus the reference's on the same seed")
     mean: float
@@ -342,6 +370,8 @@ class GainInterval(_Result):
 
 
 class Significance(_Result):
+    """Is a model's gain over the reference real: McNemar on the test images and, with several seeds, the interval."""
+
     mcnemar: McNemarTest | None = None
     seeds: GainInterval | None = Field(None, description="with --seeds K >= 2")
 
@@ -351,16 +381,20 @@ class Message(_Result):
     language says it in that language (``Translator.render``); a list value is a list of messages,
     joined with commas."""
     key: str
-    values: dict[str, "str | int | float | list[Message]"] = Field(default_factory=dict)
+    values: dict[str, str | int | float | list[Message]] = Field(default_factory=dict)
 
 
 class IntegrityFlag(_Result):
+    """A signal for the instructor that a model's test accuracy looks implausible, and why."""
+
     rule: Literal["test_above_validation", "capacity"]
     reason: str = Field(description="in the language graded in")
     message: Message | None = Field(None, description="the reason as a translation key and values")
 
 
 class ModelResult(_Result):
+    """One model of a submission (baseline, improved, or the reference): how it was built, trained and evaluated."""
+
     name: str
     role: Literal["baseline", "improved", "reference"]
     status: ModelStatus = "pending"
@@ -391,6 +425,8 @@ class ModelResult(_Result):
 
 
 class WorkerInfo(_Result):
+    """The worker that ran the student's models: how it was isolated, its threads, device and restarts."""
+
     sandbox: str = Field(description="how student code was isolated")
     threads: int
     device: str = "cpu"
@@ -398,6 +434,8 @@ class WorkerInfo(_Result):
 
 
 class TrainingRecord(_Result):
+    """What training and evaluation produced for one submission (training.json): its models and the worker."""
+
     schema_version: int = SCHEMA_VERSION
     student: str
     submission_sha256: str
@@ -433,6 +471,8 @@ class ComponentScore(_Result):
 
 
 class CriterionScore(_Result):
+    """Points for one rubric criterion: the reason, the evidence and components, and any instructor override."""
+
     id: str
     title: str
     points: float = Field(description="final points: the instructor's when set, else the automatic ones")
@@ -452,6 +492,8 @@ class CriterionScore(_Result):
 
 
 class Score(_Result):
+    """The rubric's score of a submission: the total and each criterion, instructor overrides applied."""
+
     total: float = Field(description="final total, instructor overrides included")
     max_total: float
     criteria: list[CriterionScore]
@@ -461,6 +503,8 @@ class Score(_Result):
 
 
 class RunInfo(_Result):
+    """How the grading run was made (versions, profile, seed, data, budgets, command, suite): what reproduces it."""
+
     harness_version: str
     profile: str
     seed: int
@@ -479,6 +523,8 @@ class RunInfo(_Result):
 
 
 class ReferenceSummary(_Result):
+    """The reference model's result and the cache key it was trained for."""
+
     model: ModelResult
     trained_for: str = Field(description="cache key: protocol, profile, seed, data, harness version")
 
@@ -498,6 +544,8 @@ class AnalysisSummary(_Result):
 
 
 class SubmissionResult(_Result):
+    """Everything about one submission (result.json): what ingest found, the models, the analysis and the score."""
+
     schema_version: int = SCHEMA_VERSION
     student: str
     status: SubmissionStatus
@@ -520,6 +568,7 @@ class SubmissionResult(_Result):
     candidates: list[IgnoredItem] = Field([], description="functions returning a Keras model under other names")
 
     def best_improved(self) -> ModelResult | None:
+        """The improved model with the highest test accuracy, or None when none was evaluated."""
         trained = [m for m in self.models if m.role == "improved" and m.test_accuracy is not None]
         return max(trained, key=lambda m: m.test_accuracy, default=None)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import textwrap
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.pipeline import BatchSummary, GradeOptions, grade
 from harness.resources import bundled
-from harness.pipeline.grade import BatchSummary, GradeOptions, grade
 from harness.results import SubmissionResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,32 +40,7 @@ TINY_TEST_IMAGES = 300
 BUILD_TIMEOUT_S = 10         # a real build takes well under a second; the hanging factory is stopped after this
 BUDGET_MODEL_S = 0.5
 
-# Profiles appended to the bundled protocol file: its [training] table (and so the seed,
-# batch size and validation split) stays the one the course uses.
-EXTRA_PROFILES = f"""
-
-[profiles.{TINY}]
-description = "tests: {TINY_TRAIN_IMAGES} training images, {TINY_TEST_IMAGES} test images, 1 epoch"
-train_images = {TINY_TRAIN_IMAGES}
-test_images = {TINY_TEST_IMAGES}
-epochs = 1
-max_epochs = 1
-model_budget_s = 120
-submission_budget_s = 600
-import_timeout_s = 90
-build_timeout_s = {BUILD_TIMEOUT_S}
-
-[profiles.{BUDGET}]
-description = "tests: enough images that a {BUDGET_MODEL_S} s model budget stops training"
-train_images = 2000
-test_images = {TINY_TEST_IMAGES}
-epochs = 3
-max_epochs = 3
-model_budget_s = {BUDGET_MODEL_S}
-submission_budget_s = 600
-import_timeout_s = 90
-build_timeout_s = 60
-"""
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 # --------------------------------------------------------------------------- data and protocol
@@ -109,7 +83,8 @@ def mnist_arrays(mnist_npz) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def protocol_path(tmp_path_factory) -> Path:
     """The bundled protocol with two small test profiles added (``tiny`` and ``budget``)."""
-    text = bundled("reference", "protocol.toml").read_text(encoding="utf-8") + EXTRA_PROFILES
+    text = (bundled("reference", "protocol.toml").read_text(encoding="utf-8") + "\n\n"
+            + (FIXTURES / "protocol_test_profiles.toml").read_text(encoding="utf-8"))
     path = tmp_path_factory.mktemp("protocol") / "protocol-tests.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -125,7 +100,7 @@ def shared_suite_cache(tmp_path_factory):
     """Robustness sets built once per test session (as in real use, where they are shared per user),
     in a folder of the session's: the tests never write to the user's ~/.cache. In os.environ, so that
     the `harness` commands the tests start share it too."""
-    from harness.analysis.analyse import SUITE_CACHE_ENV
+    from harness.config.environment import SUITE_CACHE_ENV
 
     folder = tmp_path_factory.mktemp("suite-cache")
     with pytest.MonkeyPatch.context() as patch:
@@ -211,46 +186,13 @@ CLASS_SAMPLES = ["baseline_only.ipynb", "module_student.py", "broken.ipynb", "RE
 # A student folder with an accented name, a notes file and a Colab export's lines, with small
 # models (the sample "Zoé Martin" is the same shape but three times slower to train and render).
 FOLDER_STUDENT = "Élodie Brûlé"
-FOLDER_NOTEBOOK = [
-    ("md", "# Introduction\nReconnaître les chiffres manuscrits des formulaires de l'entreprise."),
-    ("code", "!pip install -q tensorflow\nfrom google.colab import drive\ndrive.mount('/content/drive')"),
-    ("code", "%matplotlib inline\nimport keras\nfrom keras import layers\n\nHIDDEN = 32"),
-    ("md", "## Modèle de référence\nUn petit réseau dense, pour aller vite."),
-    ("code", "def create_baseline_model():\n"
-             "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Flatten(),\n"
-             "                              layers.Dense(HIDDEN, activation='relu'), layers.Dense(10, activation='softmax')])\n"
-             "    model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n"
-             "    return model\n"),
-    ("md", "## Améliorations\nModèle 1 : Dropout, pour limiter le surapprentissage."),
-    ("code", "def create_improved_model_1():\n"
-             "    \"\"\"Plus de neurones et du Dropout.\"\"\"\n"
-             "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Flatten(),\n"
-             "                              layers.Dense(2 * HIDDEN, activation='relu'), layers.Dropout(0.2),\n"
-             "                              layers.Dense(10, activation='softmax')])\n"
-             "    model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n"
-             "    return model\n"),
-    ("code", "%%time\nmodel = create_improved_model_1()\nhistory = model.fit(X_train, y_train_cat, epochs=5)"),
-]
-
-
-def write_folder_student(folder: Path) -> Path:
-    import nbformat
-
-    notebook = nbformat.v4.new_notebook()
-    for kind, source in FOLDER_NOTEBOOK:
-        notebook.cells.append(nbformat.v4.new_code_cell(source) if kind == "code"
-                              else nbformat.v4.new_markdown_cell(source))
-    folder.mkdir(parents=True)
-    nbformat.write(notebook, folder / "mini_projet.ipynb")
-    (folder / "notes.txt").write_text("brouillon, ne pas noter\n", encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="session")
 def class_dir(tmp_path_factory) -> Path:
     """Real samples (notebook, module, broken notebook, README) and the crafted student folder."""
     promo = copy_samples(tmp_path_factory.mktemp("class") / "promo", CLASS_SAMPLES)
-    write_folder_student(promo / FOLDER_STUDENT)
+    shutil.copytree(FIXTURES / "folder_student" / FOLDER_STUDENT, promo / FOLDER_STUDENT)
     return promo
 
 
@@ -267,73 +209,10 @@ def copy_of(graded_run: Graded, dest: Path) -> Path:
     return dest
 
 
-# Crafted submissions whose factories fail in every way the worker must survive. A tiny model
-# (Flatten + Dense) keeps the training that does happen short.
-TINY_MODEL = '''
-import keras
-from keras import layers
-
-
-def _tiny(inputs=(28, 28, 1), outputs=10):
-    """A small valid model; the arguments make it invalid."""
-    model = keras.Sequential([keras.Input(shape=inputs), layers.Flatten(),
-                              layers.Dense(outputs, activation="softmax")])
-    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    return model
-'''
-
-MISBEHAVING = TINY_MODEL + '''
-
-def create_baseline_model():
-    return _tiny()
-
-
-def create_improved_model_1():
-    raise ValueError("boom from the student")
-
-
-def create_improved_model_2():
-    return "not a model"
-
-
-def create_improved_model_3():
-    return _tiny(outputs=5)
-
-
-def create_improved_model_4():
-    return _tiny(inputs=(32, 32, 3))
-
-
-def create_improved_model_5():
-    while True:
-        pass
-
-
-def create_improved_model_6():
-    return _tiny()
-'''
-
-CRASHING = TINY_MODEL + '''
-import os
-
-
-def create_improved_model_1():
-    os._exit(3)
-
-
-def create_improved_model_2():
-    import ctypes
-    return ctypes.string_at(0)
-'''
-
-
 @pytest.fixture(scope="session")
 def failing(tmp_path_factory, mnist_npz, protocol_path, stage_cache, suite_path, graded) -> Graded:
     """Two crafted submissions with failing factories, graded together (after ``graded``, whose
     reference model they take from the shared cache)."""
-    folder = tmp_path_factory.mktemp("failing") / "class"
-    folder.mkdir()
-    (folder / "misbehaving.py").write_text(textwrap.dedent(MISBEHAVING), encoding="utf-8")
-    (folder / "crashing.py").write_text(textwrap.dedent(CRASHING), encoding="utf-8")
+    folder = shutil.copytree(FIXTURES / "failing", tmp_path_factory.mktemp("failing") / "class")
     out = tmp_path_factory.mktemp("failing") / "out"
     return run_grade([folder], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path)

@@ -27,20 +27,19 @@ The predictions file, one per model (``models/<name>.predictions.npz``, written 
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-import tempfile
-import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from harness.analysis import metrics
-from harness.resources import bundled
 from harness.analysis.perturbations import BuiltSuite, build_suite, examples, load_suite
+from harness.config.analysis import AnalysisConfig, IntegritySettings
+from harness.config.environment import SUITE_CACHE_ENV
 from harness.results import (
     AnalysisSummary,
     Calibration,
@@ -49,8 +48,8 @@ from harness.results import (
     GainInterval,
     GalleryItem,
     IntegrityFlag,
-    Message,
     McNemarTest,
+    Message,
     ModelResult,
     OverfittingSignal,
     ReliabilityBin,
@@ -60,83 +59,11 @@ from harness.results import (
     SeverityCurve,
     Significance,
 )
+from harness.util.atomic import savez_atomic, write_json_atomic
 
 CLASSES = 10
-SUITE_CACHE_ENV = "HARNESS_SUITE_CACHE"
 SUITE_DIR = "_suite"          # OUT/_suite: the suite's manifest and example images, for reports
 GALLERY_FILE = "gallery.npz"  # OUT/<student>/gallery.npz: the galleries' test images
-
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class IntegritySettings:
-    min_tolerance: float = 0.005
-    z: float = 3.0
-    ceiling: float = 0.998
-    max_params_ratio: float = 0.1
-    max_epochs_ratio: float = 0.5
-    min_gain: float = 0.01
-    capacity_z: float = 3.0
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """``reference/analysis.toml``: bins, gallery sizes, significance level, integrity thresholds."""
-
-    calibration_bins: int = 15
-    confused_pairs: int = 5
-    first_errors: int = 10
-    confident_errors: int = 10
-    alpha: float = 0.05
-    confidence: float = 0.95
-    integrity: IntegritySettings = field(default_factory=IntegritySettings)
-    sha256: str = ""
-
-
-def load_config(path: str | os.PathLike | None = None) -> AnalysisConfig:
-    """Read the analysis settings (default: the bundled ``reference/analysis.toml``).
-
-    >>> load_config().alpha
-    0.05
-    """
-    path = Path(path) if path is not None else bundled("reference", "analysis.toml")
-    raw = path.read_bytes()
-    data = tomllib.loads(raw.decode("utf-8"))
-    errors, sig = data.get("error_analysis", {}), data.get("significance", {})
-    above = data.get("integrity", {}).get("test_above_validation", {})
-    capacity = data.get("integrity", {}).get("capacity", {})
-    integrity = IntegritySettings(
-        min_tolerance=float(above.get("min_tolerance", 0.005)), z=float(above.get("z", 3.0)),
-        ceiling=float(above.get("ceiling", 0.998)),
-        max_params_ratio=float(capacity.get("max_params_ratio", 0.1)),
-        max_epochs_ratio=float(capacity.get("max_epochs_ratio", 0.5)),
-        min_gain=float(capacity.get("min_gain", 0.01)), capacity_z=float(capacity.get("z", 3.0)))
-    return AnalysisConfig(
-        calibration_bins=int(errors.get("calibration_bins", 15)), confused_pairs=int(errors.get("confused_pairs", 5)),
-        first_errors=int(errors.get("first_errors", 10)), confident_errors=int(errors.get("confident_errors", 10)),
-        alpha=float(sig.get("alpha", 0.05)), confidence=float(sig.get("confidence", 0.95)),
-        integrity=integrity, sha256=hashlib.sha256(raw).hexdigest())
-
-
-def derive_seeds(seed: int, k: int) -> list[int]:
-    """``k`` training seeds: ``seed`` itself, then seeds derived from it by hashing (reproducible,
-    not chosen by anyone): ``int(sha256(f"{seed}/{i}")[:8], 16) % 2**31`` for i = 1..k-1.
-
-    >>> derive_seeds(7, 3) == derive_seeds(7, 3) and len(set(derive_seeds(7, 3))) == 3
-    True
-    """
-    if k < 1:
-        raise ValueError("--seeds must be at least 1")
-    seeds = [int(seed)]
-    i = 1
-    while len(seeds) < k:
-        candidate = int(hashlib.sha256(f"{seed}/{i}".encode()).hexdigest()[:8], 16) % 2**31
-        if candidate not in seeds:
-            seeds.append(candidate)
-        i += 1
-    return seeds
 
 
 # --------------------------------------------------------------------------- the suite
@@ -187,14 +114,12 @@ def write_suite_artifacts(built: BuiltSuite, x_test: np.ndarray, folder: Path, n
     """``OUT/_suite/examples.npz`` (the first ``n`` test images, clean and under every entry) and
     ``OUT/_suite/suite.json`` (entries, parameters, seeds, checksums): the report draws its
     perturbation figures from these, without the cache."""
-    from harness.results import write_json_atomic
-
     folder.mkdir(parents=True, exist_ok=True)
     shown = examples(built, n)
     names = list(shown)
     k = min(len(idx) for idx, _ in shown.values()) if shown else 0
     path = folder / "examples.npz"
-    _savez_atomic(path, names=np.array(names), clean=_to_uint8(x_test[:k]),
+    savez_atomic(path, compressed=True, names=np.array(names), clean=_to_uint8(x_test[:k]),
                   images=np.stack([_to_uint8(shown[name][1][:k]) for name in names]) if names
                   else np.zeros((0, 0, 28, 28), np.uint8))
     write_json_atomic(folder / "suite.json", {
@@ -206,19 +131,6 @@ def write_suite_artifacts(built: BuiltSuite, x_test: np.ndarray, folder: Path, n
                      "severity": e.entry.severity, "n": int(len(e.indices)), "sha256": e.checksum,
                      "description": e.entry.description} for e in built]})
     return path
-
-
-def _savez_atomic(path: Path, **arrays) -> None:
-    """np.savez_compressed to a unique temporary file, then rename: concurrent writers (Ray workers
-    opening the same session) never leave a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_suite_examples(folder: Path) -> dict[str, Any] | None:
@@ -236,6 +148,8 @@ def read_suite_examples(folder: Path) -> dict[str, Any] | None:
 
 @dataclass
 class Predictions:
+    """A predictions file read back: clean-test probabilities; per suite entry, predicted labels and confidences."""
+
     probabilities: np.ndarray
     suite: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (predicted, confidence)
     suite_checksum: str | None = None
@@ -589,6 +503,7 @@ def analyze_models(models: Sequence[ModelResult], models_dir: Path, labels: np.n
 
 
 def gallery_indices(models: Sequence[ModelResult]) -> list[int]:
+    """Sorted test indices of every image in the models' galleries (first and most confident errors)."""
     found: set[int] = set()
     for model in models:
         if model.error_analysis is not None:
@@ -606,7 +521,7 @@ def write_gallery(path: Path, models: Sequence[ModelResult], x_test: np.ndarray)
     if images.dtype != np.uint8:
         images = _to_uint8(images)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _savez_atomic(path, indices=np.asarray(indices, dtype=np.int64), images=images.reshape(-1, 28, 28))
+    savez_atomic(path, compressed=True, indices=np.asarray(indices, dtype=np.int64), images=images.reshape(-1, 28, 28))
     return path
 
 
@@ -619,5 +534,6 @@ def read_gallery(path: Path) -> dict[int, np.ndarray]:
 
 
 def seed_run(model: ModelResult, seed: int) -> SeedRun:
+    """The run of ``model`` with ``seed`` as a :class:`SeedRun`: its status, accuracies and training time."""
     return SeedRun(seed=seed, status=model.status, test_accuracy=model.test_accuracy,
                    val_accuracy=model.val_accuracy, train_seconds=model.train_seconds)

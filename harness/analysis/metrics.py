@@ -12,8 +12,9 @@ one-hot ``y_test_cat`` or ``model.predict`` output work as they are).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -174,6 +175,8 @@ def misclassified_indices(y_true, y_pred) -> np.ndarray:
 
 
 class ConfidentError(NamedTuple):
+    """A misclassified test image: its index, true and predicted digits, and the confidence of the prediction."""
+
     index: int  # position in the test set
     true: int
     predicted: int
@@ -413,7 +416,7 @@ def gain_confidence_interval(gains: Sequence[float], confidence: float = 0.95) -
     if g.size == 1:
         return GainInterval(mean, None, 1, confidence, None, None)
     std = float(g.std(ddof=1))
-    from scipy import stats
+    from scipy import stats  # ~1 s to import: only when a confidence interval is asked for
 
     half = float(stats.t.ppf((1 + confidence) / 2, df=g.size - 1)) * std / math.sqrt(g.size)
     return GainInterval(mean, std, int(g.size), confidence, mean - half, mean + half)
@@ -499,6 +502,8 @@ def mean_corruption_error(
 
 
 class IntegritySignal(NamedTuple):
+    """Whether a test accuracy is flagged as implausible, and why ("" when not flagged)."""
+
     flagged: bool
     reason: str
 

@@ -41,14 +41,17 @@ import json
 import logging
 import os
 import re
-import tempfile
 import tomllib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+from harness.resources import bundled
+from harness.util.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,9 @@ IMPLEMENTATION_VERSION = "1"
 GROUPS = ("assignment", "mnist_c", "sweep")
 
 
-def _register(name: str) -> Callable[[Perturbation], Perturbation]:
+def register_perturbation(name: str) -> Callable[[Perturbation], Perturbation]:
+    """Register the decorated function as the perturbation `name` (``perturbation = "<name>"`` in a suite file)."""
+
     def decorate(func: Perturbation) -> Perturbation:
         if name in PERTURBATIONS:
             raise ValueError(f"perturbation {name!r} registered twice")
@@ -218,7 +223,7 @@ def _plasma_fractal(rng: np.random.Generator, n: int, size: int = 32, decay: flo
 # --------------------------------------------------------------------------- assignment (step 6)
 
 
-@_register("gaussian_noise")
+@register_perturbation("gaussian_noise")
 def gaussian_noise(images: np.ndarray, rng: np.random.Generator, sigma: float = 0.1) -> np.ndarray:
     """Additive Gaussian noise N(0, sigma^2) per pixel, then clipped to [0, 1] (the assignment's test).
 
@@ -241,7 +246,7 @@ def rotation_angles(rng: np.random.Generator, n: int, max_angle: float = 15.0) -
     return rng.uniform(-max_angle, max_angle, size=n)
 
 
-@_register("random_rotation")
+@register_perturbation("random_rotation")
 def random_rotation(images: np.ndarray, rng: np.random.Generator, max_angle: float = 15.0) -> np.ndarray:
     """Rotate each image by its own angle drawn uniformly in [-max_angle, max_angle] degrees.
 
@@ -264,7 +269,7 @@ def random_rotation(images: np.ndarray, rng: np.random.Generator, max_angle: flo
 # --------------------------------------------------------------------------- MNIST-C: noise
 
 
-@_register("shot_noise")
+@register_perturbation("shot_noise")
 def shot_noise(images: np.ndarray, rng: np.random.Generator, photons: float = 5.0) -> np.ndarray:
     """Poisson (shot) noise: ``Poisson(x * photons) / photons``; fewer photons, more noise.
 
@@ -283,7 +288,7 @@ def shot_noise(images: np.ndarray, rng: np.random.Generator, photons: float = 5.
     return _finish(out / photons)
 
 
-@_register("impulse_noise")
+@register_perturbation("impulse_noise")
 def impulse_noise(images: np.ndarray, rng: np.random.Generator, amount: float = 0.17, salt_vs_pepper: float = 0.5) -> np.ndarray:
     """Salt-and-pepper noise: a fraction ``amount`` of pixels is replaced, by 1 (salt, with probability
     ``salt_vs_pepper``) or 0 (pepper).
@@ -304,7 +309,7 @@ def impulse_noise(images: np.ndarray, rng: np.random.Generator, amount: float = 
 # --------------------------------------------------------------------------- MNIST-C: blur
 
 
-@_register("glass_blur")
+@register_perturbation("glass_blur")
 def glass_blur(
     images: np.ndarray, rng: np.random.Generator, sigma: float = 0.7, max_delta: int = 1, iterations: int = 2
 ) -> np.ndarray:
@@ -332,7 +337,7 @@ def glass_blur(
     return _finish(_gaussian_blur(x, sigma))
 
 
-@_register("motion_blur")
+@register_perturbation("motion_blur")
 def motion_blur(
     images: np.ndarray, rng: np.random.Generator, radius: int = 10, sigma: float = 3.0, max_angle: float = 45.0
 ) -> np.ndarray:
@@ -377,7 +382,7 @@ def motion_blur(
 # --------------------------------------------------------------------------- MNIST-C: affine
 
 
-@_register("shear")
+@register_perturbation("shear")
 def shear(images: np.ndarray, rng: np.random.Generator, shear: float = 0.4) -> np.ndarray:
     """Shear about the image centre by ``shear`` radians, with a random sign per image.
 
@@ -394,7 +399,7 @@ def shear(images: np.ndarray, rng: np.random.Generator, shear: float = 0.4) -> n
     return _finish(_warp_affine(x, a))
 
 
-@_register("scale")
+@register_perturbation("scale")
 def scale(images: np.ndarray, rng: np.random.Generator, factor: float = 0.6) -> np.ndarray:
     """Scale the digit about the image centre by ``factor`` (0.6: shrink to 60 %), bilinear, zero fill.
 
@@ -405,7 +410,7 @@ def scale(images: np.ndarray, rng: np.random.Generator, factor: float = 0.6) -> 
     return _finish(_warp_affine(x, a))
 
 
-@_register("rotate")
+@register_perturbation("rotate")
 def rotate(images: np.ndarray, rng: np.random.Generator, angle: float = 0.4) -> np.ndarray:
     """MNIST-C's rotation: by ``angle`` radians about the centre, with a random sign per image
     (bilinear, zero fill). Not the assignment's test, which is :func:`random_rotation`.
@@ -417,7 +422,7 @@ def rotate(images: np.ndarray, rng: np.random.Generator, angle: float = 0.4) -> 
     return _finish(_warp_affine(x, m))
 
 
-@_register("translate")
+@register_perturbation("translate")
 def translate(images: np.ndarray, rng: np.random.Generator, pixels: int = 3) -> np.ndarray:
     """Translate by ``pixels`` along both axes, each with a random sign (a diagonal move), zero fill.
 
@@ -431,7 +436,7 @@ def translate(images: np.ndarray, rng: np.random.Generator, pixels: int = 3) -> 
     return _finish(_shift_exact(x, signs[:, 0] * pixels, signs[:, 1] * pixels))
 
 
-@_register("brightness")
+@register_perturbation("brightness")
 def brightness(images: np.ndarray, rng: np.random.Generator, amount: float = 0.4) -> np.ndarray:
     """Brightness: add ``amount`` to the HSV value channel and clip.
 
@@ -444,7 +449,7 @@ def brightness(images: np.ndarray, rng: np.random.Generator, amount: float = 0.4
 # --------------------------------------------------------------------------- MNIST-C: occlusion
 
 
-@_register("stripe")
+@register_perturbation("stripe")
 def stripe(images: np.ndarray, rng: np.random.Generator, width: int = 3, margin: int = 6) -> np.ndarray:
     """Invert a vertical stripe ``width`` pixels wide (x -> 1 - x) whose left column is drawn uniformly
     per image between ``margin`` and ``W - margin - width``: a bright bar in which the stroke shows dark.
@@ -458,7 +463,7 @@ def stripe(images: np.ndarray, rng: np.random.Generator, width: int = 3, margin:
     return _finish(np.where(inside, 1.0 - x, x))
 
 
-@_register("fog")
+@register_perturbation("fog")
 def fog(images: np.ndarray, rng: np.random.Generator, strength: float = 1.5, decay: float = 2.0) -> np.ndarray:
     """Fog: add ``strength`` times a plasma fractal (diamond-square, 32x32 cropped), then rescale by
     ``max / (max + strength)`` where ``max`` is the image's largest value (ImageNet-C's fog)."""
@@ -470,7 +475,7 @@ def fog(images: np.ndarray, rng: np.random.Generator, strength: float = 1.5, dec
     return _finish((x + strength * plasma) * peak / (peak + strength))
 
 
-@_register("spatter")
+@register_perturbation("spatter")
 def spatter(
     images: np.ndarray,
     rng: np.random.Generator,
@@ -497,7 +502,7 @@ def _random_line_through_centre(rng: np.random.Generator, n: int, h: int, w: int
     return centre, np.stack([np.sin(theta), np.cos(theta)], axis=1)
 
 
-@_register("dotted_line")
+@register_perturbation("dotted_line")
 def dotted_line(images: np.ndarray, rng: np.random.Generator, dot_spacing: int = 3, jitter: float = 7.0, value: float = 1.0) -> np.ndarray:
     """Draw a dotted straight line across the whole image: through a point within ``jitter`` pixels of
     the centre, at a uniform random angle, one white dot every ``dot_spacing`` pixels."""
@@ -510,7 +515,7 @@ def dotted_line(images: np.ndarray, rng: np.random.Generator, dot_spacing: int =
     return _finish(x)
 
 
-@_register("zigzag")
+@register_perturbation("zigzag")
 def zigzag(
     images: np.ndarray,
     rng: np.random.Generator,
@@ -574,7 +579,7 @@ def canny(x: np.ndarray, sigma: float = 1.0, low: float = 0.1, high: float = 0.2
     return keep[labels]
 
 
-@_register("canny_edges")
+@register_perturbation("canny_edges")
 def canny_edges(images: np.ndarray, rng: np.random.Generator, sigma: float = 1.0, low: float = 0.1, high: float = 0.2) -> np.ndarray:
     """Replace each image by its Canny edge map (1 on edges, 0 elsewhere): the digit's outline.
     Deterministic; see :func:`canny`."""
@@ -584,7 +589,7 @@ def canny_edges(images: np.ndarray, rng: np.random.Generator, sigma: float = 1.0
 # --------------------------------------------------------------------------- sweeps
 
 
-@_register("fixed_rotation")
+@register_perturbation("fixed_rotation")
 def fixed_rotation(images: np.ndarray, rng: np.random.Generator, angle: float = 15.0) -> np.ndarray:
     """Rotate every image by exactly ``angle`` degrees, clockwise or anticlockwise at random (per image),
     with the assignment's interpolation (``scipy.ndimage.rotate``, cubic spline, ``reshape=False``)."""
@@ -599,7 +604,7 @@ def fixed_rotation(images: np.ndarray, rng: np.random.Generator, angle: float = 
     return _finish(out)
 
 
-@_register("shift")
+@register_perturbation("shift")
 def shift(images: np.ndarray, rng: np.random.Generator, pixels: int = 2) -> np.ndarray:
     """Shift each image by exactly ``pixels`` pixels up, down, left or right (chosen at random per
     image), zero fill; an exact integer move, no interpolation."""
@@ -610,7 +615,7 @@ def shift(images: np.ndarray, rng: np.random.Generator, pixels: int = 2) -> np.n
     return _finish(_shift_exact(x, chosen[:, 0], chosen[:, 1]))
 
 
-@_register("gaussian_blur")
+@register_perturbation("gaussian_blur")
 def gaussian_blur(images: np.ndarray, rng: np.random.Generator, sigma: float = 1.0) -> np.ndarray:
     """Gaussian blur of standard deviation ``sigma`` pixels (zero border). Deterministic."""
     return _finish(_gaussian_blur(_prepare(images), sigma))
@@ -638,6 +643,7 @@ class SuiteEntry:
         return PERTURBATIONS[self.perturbation](images, np.random.default_rng(self.seed), **dict(self.params))
 
     def n_images(self, n_test: int) -> int:
+        """Test images this entry perturbs: its subset of the first ones, or all ``n_test``."""
         return n_test if self.subset is None else min(self.subset, n_test)
 
 
@@ -664,9 +670,11 @@ class Suite:
 
     @property
     def names(self) -> list[str]:
+        """The entries' names, in suite order."""
         return [e.name for e in self.entries]
 
     def group(self, group: str) -> list[SuiteEntry]:
+        """The entries of one group (assignment, mnist_c or sweep), in suite order."""
         return [e for e in self.entries if e.group == group]
 
     def sweeps(self) -> dict[str, list[SuiteEntry]]:
@@ -687,8 +695,6 @@ class SuiteError(ValueError):
 
 def default_suite_path() -> Path:
     """``reference/robustness_suite.toml`` as shipped with the harness."""
-    from harness.resources import bundled
-
     return bundled("reference", "robustness_suite.toml")
 
 
@@ -788,19 +794,6 @@ def _from_uint8(stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.float32) / np.float32(255.0)
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__")) + ".npy"
 
@@ -816,6 +809,7 @@ class BuiltEntry:
 
     @property
     def name(self) -> str:
+        """The suite entry's name."""
         return self.entry.name
 
     def load(self, verify: bool = True) -> np.ndarray:
@@ -837,6 +831,8 @@ class BuiltEntry:
 
 @dataclass(frozen=True)
 class BuiltSuite:
+    """The suite's perturbed sets built for one test set (or loaded from the cache), by entry name."""
+
     suite: Suite
     key: str  # cache key: sha256 of (implementation version, x_test bytes, suite file bytes)
     checksum: str  # sha256 over every entry's name and checksum, in suite order
@@ -855,10 +851,12 @@ class BuiltSuite:
 
     @property
     def n_images(self) -> int:
+        """Perturbed images over all the built sets."""
         return sum(len(e.indices) for e in self)
 
     @property
     def from_cache(self) -> bool:
+        """True when every set was loaded from the cache (none rebuilt by this call)."""
         return not self.rebuilt
 
 
@@ -933,7 +931,7 @@ def build_suite(x_test: np.ndarray, suite: Suite, cache_dir: str | os.PathLike) 
                 log.warning("robustness cache: %s unreadable (%s); rebuilding", path, exc)
         if checksum is None:
             stored = _to_uint8(entry.apply(x[:n]))
-            _atomic_write(path, lambda handle, a=stored: np.save(handle, a, allow_pickle=False))
+            atomic_write(path, lambda handle, a=stored: np.save(handle, a, allow_pickle=False))
             checksum = _array_sha256(stored)
             if info is not None and info.get("sha256") not in (None, checksum) and info.get("n") == n:
                 log.warning("robustness cache: rebuilt %s differs from the recorded set (non-determinism?)", entry.name)
@@ -946,7 +944,7 @@ def build_suite(x_test: np.ndarray, suite: Suite, cache_dir: str | os.PathLike) 
             "suite_sha256": suite.sha256,
             "entries": {name: {"file": b.path.name, "n": len(b.indices), "sha256": b.checksum} for name, b in built.items()},
         }
-        _atomic_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode("utf-8")))
+        atomic_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode("utf-8")))
     checksum = _suite_checksum([(name, b.checksum) for name, b in built.items()])
     return BuiltSuite(suite, key, checksum, directory, built, tuple(rebuilt))
 

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 
@@ -13,11 +14,14 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.resources import bundled
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TrainingProtocol(_Strict):
+    """The protocol's ``[training]`` defaults: optimizer, loss, batch size, epochs, validation split, seed."""
+
     optimizer: str = "adam"
     loss: str = "categorical_crossentropy"
     batch_size: int = 128
@@ -27,6 +31,8 @@ class TrainingProtocol(_Strict):
 
 
 class Profile(_Strict):
+    """A grading profile (smoke, full...): how many images, how many epochs, and the time budgets."""
+
     name: str
     description: str = ""
     train_images: int
@@ -45,11 +51,19 @@ class Profile(_Strict):
 
 
 class Protocol(_Strict):
+    """``reference/protocol.toml`` as read: the training defaults, the profiles by name, the file's sha256."""
+
     training: TrainingProtocol
     profiles: dict[str, Profile]
+    limits: dict[str, dict[str, object]] = {}  # [limits.*] as written: harness.sandbox.Limits checks the values
     source_sha256: str = ""
 
+    def limits_table(self, profile: str) -> dict[str, object]:
+        """The worker limits of `profile`: its ``[limits.<profile>]`` over ``[limits.default]``."""
+        return {**self.limits.get("default", {}), **self.limits.get(profile, {})}
+
     def profile(self, name: str) -> Profile:
+        """The profile called ``name``; ValueError naming the known ones when there is none."""
         try:
             return self.profiles[name]
         except KeyError:
@@ -58,8 +72,7 @@ class Protocol(_Strict):
 
 
 def load_protocol(path: Path | None = None) -> Protocol:
-    import hashlib
-
+    """Read the protocol (default: the bundled ``reference/protocol.toml``), with its sha256."""
     path = Path(path) if path else bundled("reference", "protocol.toml")
     raw = path.read_bytes()
     data = tomllib.loads(raw.decode("utf-8"))
@@ -67,5 +80,6 @@ def load_protocol(path: Path | None = None) -> Protocol:
     return Protocol(
         training=TrainingProtocol(**data.get("training", {})),
         profiles=profiles,
+        limits=data.get("limits", {}),
         source_sha256=hashlib.sha256(raw).hexdigest(),
     )

@@ -5,7 +5,7 @@ the instructor whether the notebook runs from a fresh kernel (part of "Qualité 
 cells fail and why, and what accuracies the student's own cells printed.
 
 The notebook's kernel runs inside the same sandboxed worker as the small driver that starts it
-(``python -m harness.ingest.execution JOB.json``): no network, a read-only system, a private scratch
+(``python -m harness.workers.execute JOB.json``): no network, a read-only system, a private scratch
 folder. Two things are changed before it runs, and the record says so:
 
 * a first cell is injected that makes ``keras.datasets.mnist.load_data()`` (under any of its
@@ -25,75 +25,29 @@ next cells still run; the cells the deadline does not let start are recorded as 
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import nbformat
 
 from harness.results import CellRun, DroppedStatement, ExecutionRecord, PrintedAccuracy
+from harness.sandbox import Limits, run_command, wrap
+from harness.util.atomic import savez_atomic
+from harness.workers.notebook import DATA_CELL_TIMEOUT_S, KERNEL_STARTUP_S, loader_source
 
 CELL_TIMEOUT_S = 120.0
 DEADLINE_S = 600.0
 EXECUTE_TRAIN_IMAGES = 2000
 EXECUTE_TEST_IMAGES = 1000
 EXECUTE_MAX_EPOCHS = 2
-KERNEL_STARTUP_S = 120.0
-DATA_CELL_TIMEOUT_S = 120.0   # the injected first cell imports Keras: not the student's time
-MAX_CELL_OUTPUT = 4000
 COLAB_LINE = re.compile(r"^(\s*)(from\s+google\.colab\b|import\s+google\.colab\b|drive\.mount\(|"
                         r"files\.(upload|download)\(|auth\.authenticate_user\()")
 SHELL_LINE = re.compile(r"^(\s*)(?:!|\w+\s*=\s*!)")
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-# --------------------------------------------------------------------------- shared with discover.py
-
-class Events:
-    """Append-only JSON-lines progress file (the worker side); one os.write per line."""
-
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def emit(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, "time": time.time(), **fields}, default=str) + "\n"
-        os.write(self.fd, line.encode("utf-8"))
-
-
-def loader_source(data: Path, max_epochs: int | None = None) -> str:
-    """The injected first cell: MNIST from the mounted file under every import path of Keras's
-    loader (``keras.datasets.mnist``, ``tensorflow.keras.datasets.mnist``); optionally
-    ``Model.fit``'s epochs capped."""
-    cap = "" if not max_epochs else f'''
-import inspect as _harness_inspect
-_harness_fit = _harness_keras.Model.fit
-_harness_fit_signature = _harness_inspect.signature(_harness_fit)
-def _harness_capped_fit(self, *args, **kwargs):
-    bound = _harness_fit_signature.bind(self, *args, **kwargs)
-    bound.apply_defaults()
-    bound.arguments["epochs"] = min(int(bound.arguments.get("epochs") or 1), {int(max_epochs)})
-    return _harness_fit(*bound.args, **bound.kwargs)
-_harness_keras.Model.fit = _harness_capped_fit
-'''
-    return f'''# Injected by the grading harness: MNIST cannot be downloaded here, so Keras's loader reads
-# the copy the harness mounted{" and Model.fit's epochs are capped at " + str(max_epochs) if max_epochs else ""}.
-import sys as _harness_sys
-import numpy as _harness_np
-def _harness_load_data(path="mnist.npz"):
-    with _harness_np.load({str(data)!r}) as d:
-        return (d["x_train"], d["y_train"]), (d["x_test"], d["y_test"])
-import keras as _harness_keras
-import keras.datasets.mnist
-try:
-    import tensorflow.keras.datasets.mnist
-except Exception:
-    pass
-for _harness_name, _harness_module in list(_harness_sys.modules.items()):
-    if _harness_name.endswith("datasets.mnist") and hasattr(_harness_module, "load_data"):
-        _harness_module.load_data = _harness_load_data
-{cap}'''
+WORKER = "harness.workers.execute"
 
 
 def neutralise(source: str, cell: int, shell: bool = True) -> tuple[str, list[DroppedStatement]]:
@@ -114,24 +68,12 @@ def neutralise(source: str, cell: int, shell: bool = True) -> tuple[str, list[Dr
 
 def notebook_data_file(raw, folder: Path, train_images: int, test_images: int) -> Path:
     """A MNIST subset (the first images, Keras's layout) for notebooks run by the harness."""
-    import numpy as np
-
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"notebook-mnist-{train_images}-{test_images}-{raw.content_sha256[:12]}.npz"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, x_train=raw.x_train[:train_images], y_train=raw.y_train[:train_images],
-                 x_test=raw.x_test[:test_images], y_test=raw.y_test[:test_images])
-        os.replace(tmp, path)
+    if not path.exists():  # several grading threads may write it at once: each its own temporary file
+        savez_atomic(path, x_train=raw.x_train[:train_images], y_train=raw.y_train[:train_images],
+                     x_test=raw.x_test[:test_images], y_test=raw.y_test[:test_images])
     return path
-
-
-def clean_output(text: str, limit: int = MAX_CELL_OUTPUT) -> str:
-    text = ANSI.sub("", text)
-    text = "\n".join(([p for p in line.split("\r") if p.strip()] or [""])[-1] for line in text.split("\n"))
-    if len(text) > limit:
-        text = text[: limit // 2] + "\n[…]\n" + text[-limit // 2:]
-    return text
 
 
 ACCURACY_WORD = re.compile(r"(?i)(accura|pr[ée]cision|exactitude|justesse|\bacc\b|score)")
@@ -159,10 +101,12 @@ def printed_accuracies(cell: int, text: str) -> list[PrintedAccuracy]:
     return found
 
 
-# --------------------------------------------------------------------------- the grading process's side
+# --------------------------------------------------------------------------- running the notebook
 
 @dataclass(frozen=True)
 class ExecuteOptions:
+    """``--execute``'s settings: time limits, the MNIST subset the notebook gets, fit's epoch cap."""
+
     cell_timeout_s: float = CELL_TIMEOUT_S
     deadline_s: float = DEADLINE_S
     train_images: int = EXECUTE_TRAIN_IMAGES
@@ -174,8 +118,6 @@ class ExecuteOptions:
 
 def prepare_notebook(path: Path, data: Path, max_epochs: int | None):
     """The notebook as it will run: the loader cell first, Colab and shell lines neutralised."""
-    import nbformat
-
     notebook = nbformat.reads(Path(path).read_bytes().decode("utf-8-sig"), as_version=4)
     neutralised: list[DroppedStatement] = []
     for index, cell in enumerate(notebook.cells, start=1):
@@ -195,12 +137,6 @@ def prepare_notebook(path: Path, data: Path, max_epochs: int | None):
 def execute_notebook(notebook_path: Path, data: Path, scratch: Path, options: ExecuteOptions,
                      limits=None) -> ExecutionRecord:
     """Run `notebook_path` top to bottom in a sandboxed worker; never raises for the notebook's faults."""
-    import nbformat
-    import shutil
-
-    from harness.sandbox import run_command
-    from harness.sandbox import Limits, wrap
-
     limits = limits or Limits()
     started = time.monotonic()
     base = dict(cell_timeout_s=options.cell_timeout_s, deadline_s=options.deadline_s,
@@ -220,7 +156,7 @@ def execute_notebook(notebook_path: Path, data: Path, scratch: Path, options: Ex
            "deadline_s": options.deadline_s, "scratch": str(scratch)}
     job_path = scratch / "job.json"
     job_path.write_text(json.dumps(job), encoding="utf-8")
-    argv, env, isolation = wrap([sys.executable, "-m", "harness.ingest.execution", str(job_path)], scratch=scratch,
+    argv, env, isolation = wrap([sys.executable, "-m", WORKER, str(job_path)], scratch=scratch,
                                 readable=[data], threads=options.threads, use_bubblewrap=options.use_bubblewrap,
                                 limits=limits)
     hard_limit = options.deadline_s + max(options.cell_timeout_s, DATA_CELL_TIMEOUT_S) + KERNEL_STARTUP_S + 30
@@ -233,6 +169,7 @@ def execute_notebook(notebook_path: Path, data: Path, scratch: Path, options: Ex
 
 
 def _death(outcome) -> str | None:
+    """Why the worker ended without ``done`` (its exit and last log lines), or None if it finished."""
     if any(e["event"] == "done" for e in outcome.events):
         return None
     tail = (outcome.log_tail or "").strip().splitlines()[-3:]
@@ -241,6 +178,7 @@ def _death(outcome) -> str | None:
 
 
 def _data_note(options: ExecuteOptions) -> str:
+    """The record's note on what the harness changed for the run (data, epochs)."""
     note = (f"A first cell injected by the harness makes keras.datasets.mnist.load_data() return the first "
             f"{options.train_images:,} training and {options.test_images:,} test images from a local copy "
             "(nothing can be downloaded in the sandbox)")
@@ -290,99 +228,3 @@ def record_from_events(notebook, events: list[dict], neutralised: list[DroppedSt
     return ExecutionRecord(status=status, reason=reason, cells=cells, failed_cells=failed,
                            first_failure=failed[0] if failed else None, accuracies=accuracies,
                            neutralised=neutralised, seconds=round(seconds, 2), sandbox=isolation, **base)
-
-
-# --------------------------------------------------------------------------- the worker's side
-
-def _text_of(outputs) -> tuple[str, tuple[str, str] | None]:
-    texts, error = [], None
-    for output in outputs:
-        kind = output.get("output_type")
-        if kind == "stream":
-            texts.append(output.get("text", ""))
-        elif kind in ("execute_result",):
-            texts.append(output.get("data", {}).get("text/plain", ""))
-        elif kind == "error":
-            error = (output.get("ename", "Error"), ANSI.sub("", str(output.get("evalue", "")))[:500])
-    return clean_output("".join(t if isinstance(t, str) else "".join(t) for t in texts)), error
-
-
-def run_notebook(job: dict, events: Events) -> None:
-    """In the sandbox: start a kernel (inside this same sandbox) and run the cells one by one."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    scratch = Path(job["scratch"])
-    for variable, folder in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
-                             ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython"), ("MPLCONFIGDIR", "mpl")):
-        path = scratch / ".jupyter" / folder
-        path.mkdir(parents=True, exist_ok=True)
-        os.environ[variable] = str(path)
-    notebook = nbformat.read(job["notebook"], as_version=4)
-    cell_timeout, deadline = float(job["cell_timeout_s"]), float(job["deadline_s"])
-    client = NotebookClient(notebook, timeout=int(cell_timeout), kernel_name="python3", allow_errors=True,
-                            interrupt_on_timeout=True, startup_timeout=int(KERNEL_STARTUP_S),
-                            resources={"metadata": {"path": str(scratch)}})
-    started = None  # the deadline counts the student's cells, from the first one (after the data cell)
-    try:
-        with client.setup_kernel():
-            events.emit("kernel_started")
-            for index, cell in enumerate(notebook.cells):
-                if cell.cell_type != "code" or not cell.source.strip():
-                    continue
-                if index > 0 and started is None:
-                    started = time.monotonic()
-                if started is None:  # the harness's data cell (it imports Keras): its own limit
-                    client.timeout = int(max(cell_timeout, DATA_CELL_TIMEOUT_S))
-                else:
-                    remaining = deadline - (time.monotonic() - started)
-                    if remaining <= 1:
-                        events.emit("deadline", cell=index)
-                        return
-                    client.timeout = int(max(1, min(cell_timeout, remaining)))
-                events.emit("cell", cell=index)
-                one = time.monotonic()
-                status, error = "ok", None
-                try:
-                    client.execute_cell(cell, index)
-                except CellTimeoutError as exc:
-                    status, error = "timeout", ("CellTimeoutError", str(exc)[:300])
-                except DeadKernelError as exc:
-                    events.emit("cell_done", cell=index, status="error", seconds=time.monotonic() - one,
-                                error_name="DeadKernelError",
-                                error_message=f"the kernel died (memory limit, crash or os._exit): {str(exc)[:200]}")
-                    return
-                took = time.monotonic() - one
-                output, cell_error = _text_of(cell.get("outputs", []))
-                if cell_error is not None and status == "ok":
-                    status, error = "error", cell_error
-                    if cell_error[0] == "KeyboardInterrupt" and took >= client.timeout - 1:
-                        status = "timeout"
-                        error = ("CellTimeoutError", f"the cell ran past its limit of {client.timeout} s and was interrupted")
-                events.emit("cell_done", cell=index, status=status, seconds=round(took, 3), output=output,
-                            error_name=error[0] if error else None, error_message=error[1] if error else None)
-    except Exception as error:  # the kernel did not start
-        events.emit("start_failed", reason=f"{type(error).__name__}: {str(error)[:500]}")
-
-
-def serve(argv: list[str], run) -> int:
-    """A sandboxed entry point: read the job file, run `run(job, events)`, report start, failure, end."""
-    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    events = Events(job["events"])
-    events.emit("started", pid=os.getpid())
-    try:
-        run(job, events)
-    except BaseException as error:
-        events.emit("worker_failed", reason=f"{type(error).__name__}: {error}")
-        return 1
-    events.emit("done")
-    return 0
-
-
-def main(argv: list[str]) -> int:
-    return serve(argv, run_notebook)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

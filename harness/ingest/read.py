@@ -1,12 +1,12 @@
-"""Ingest: find submissions and extract their code statically, without running any of it.
+"""Ingest: read a submission and extract its code statically, without running any of it.
 
-A path may be one notebook (``.ipynb``), one module (``.py``), a student's folder, or a class
-folder holding any of these. From the code the harness keeps imports, function and class
+Submissions are found by :mod:`harness.ingest.paths` (a notebook, a module, or a student's
+folder, whose graded file it chooses). From the code the harness keeps imports, function and class
 definitions and constant assignments; it drops shell escapes, magics, Colab-only lines and
 every top-level statement that trains, evaluates, plots or prints, so the student's own
 training never runs. Every dropped statement is recorded with its reason.
 
->>> result = ingest_file(Path("submissions/baseline_only.ipynb"))     # doctest: +SKIP
+>>> result = ingest_path(Path("submissions/baseline_only.ipynb"))     # doctest: +SKIP
 >>> [f.name for f in result.factories]                                 # doctest: +SKIP
 ['create_baseline_model']
 """
@@ -15,18 +15,15 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
-import unicodedata
-import zipfile
 from pathlib import Path
 from typing import Literal
 
 import nbformat
 
-from harness.util.pysource import parse as parse_python
+# assign_ids, discover and main_file_path are re-exported: callers that import them from here
+# (the pipeline) keep working; they live in harness.ingest.paths.
+from harness.ingest.paths import choose_main_file, student_id
 from harness.results import (
     CodeCell,
     DroppedStatement,
@@ -35,8 +32,8 @@ from harness.results import (
     IngestResult,
     MarkdownCell,
 )
+from harness.util.pysource import parse as parse_python
 
-SUBMISSION_SUFFIXES = (".ipynb", ".py")
 BASELINE_FACTORY = "create_baseline_model"
 IMPROVED_FACTORY = re.compile(r"^create_improved_model(?:_\w+)?$")
 LOOKS_LIKE_FACTORY = re.compile(r"^(create|build|make|get)_\w*model\w*$", re.IGNORECASE)
@@ -58,311 +55,6 @@ COLAB_MODULES = ("google.colab",)
 # Cell magics whose body is ordinary Python; any other cell magic hides a foreign language.
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
 SHELL_OR_MAGIC = re.compile(r"^(\s*)(?:!(?!=)|%|\w+\s*=\s*(?:!(?!=)|%))")
-
-
-# --------------------------------------------------------------------------- discovery
-
-# Moodle's "download all submissions": one folder per student and submission plugin,
-# "Jean Dupont_12345_assignsubmission_file_" (or files named "Jean Dupont_12345_assignsubmission_file_x.ipynb").
-MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<rest>.*)$")
-ARCHIVE_SUFFIXES = (".zip",)
-ARCHIVE_MAX_MEMBERS = 5000
-ARCHIVE_MAX_FILE_BYTES = 200 * 2**20
-ARCHIVE_MAX_TOTAL_BYTES = 1024 * 2**20
-ARCHIVE_MAX_DEPTH = 2            # a zip inside a zip (a student's upload inside Moodle's download)
-SKIPPED_NAMES = {"__MACOSX": "macOS archive metadata", ".DS_Store": "macOS folder metadata",
-                 ".ipynb_checkpoints": "Jupyter autosave checkpoints", "__pycache__": "Python bytecode cache",
-                 "Thumbs.db": "Windows thumbnail cache", "desktop.ini": "Windows folder settings"}
-
-
-def moodle_name(name: str) -> str | None:
-    """The student's name in a Moodle download's folder or file name, else None."""
-    match = MOODLE_NAME.match(unicodedata.normalize("NFC", name).strip())
-    return match.group("name").strip() if match else None
-
-
-def student_id(path: Path) -> str:
-    """A student's id: the file's stem or the folder's name, NFC-normalised, accents kept.
-
-    A Moodle download's name keeps only the student's name:
-    ``Jean Dupont_12345_assignsubmission_file_`` → ``Jean Dupont``.
-    """
-    name = path.stem if path.is_file() else path.name
-    name = unicodedata.normalize("NFC", name).strip()
-    return moodle_name(name) or name
-
-
-def _candidates(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix in SUBMISSION_SUFFIXES and not p.name.startswith("."))
-
-
-def _has_submissions_below(folder: Path) -> bool:
-    return any(p.is_dir() and not p.name.startswith(".") and p.name not in SKIPPED_NAMES and
-               (_candidates(p) or _has_submissions_below(p)) for p in folder.iterdir())
-
-
-def _is_student_folder(folder: Path) -> bool:
-    """One student's folder: at most one notebook (a .py alone if no notebook), no subfolders of work.
-
-    A Moodle folder (``Jean Dupont_12345_assignsubmission_file_``) is always one student's,
-    whatever it holds: its first notebook is graded and the other files are listed as ignored.
-    """
-    files = _candidates(folder)
-    if moodle_name(folder.name) and (files or _has_submissions_below(folder)):
-        return True
-    notebooks = [p for p in files if p.suffix == ".ipynb"]
-    modules = [p for p in files if p.suffix == ".py"]
-    if _has_submissions_below(folder):
-        return False
-    return len(notebooks) == 1 or (not notebooks and len(modules) == 1)
-
-
-def _zip_member_name(info: zipfile.ZipInfo) -> str:
-    """The member's name as its author wrote it: zips without the UTF-8 flag (Windows, old macOS)
-    store names as bytes that zipfile reads as cp437; UTF-8 bytes are recovered when they decode."""
-    name = info.filename
-    if not info.flag_bits & 0x800:
-        try:
-            name = name.encode("cp437").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            pass
-    return unicodedata.normalize("NFC", name)
-
-
-def _safe_member_parts(name: str) -> list[str] | None:
-    """The member's path parts, or None when it would land outside the extraction folder."""
-    name = name.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return None
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    if any(part == ".." for part in parts):
-        return None
-    return parts
-
-
-def extract_archive(archive: Path, dest_root: Path, ignored: list[IgnoredItem], depth: int = 0) -> Path | None:
-    """Extract a zip safely into ``dest_root/<sha256[:12]>/<archive stem>/``; None if it cannot be read.
-
-    No member is written outside that folder (absolute names and ``..`` are refused), links are
-    not extracted, and the member count and sizes are capped (a zip bomb stops the extraction).
-    A single top-level folder is flattened, so the student id is the archive's name. Every
-    member not extracted is added to `ignored` with the reason.
-    """
-    label = str(archive)
-    try:
-        digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:12]
-        handle = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as error:
-        ignored.append(IgnoredItem(name=label, reason=f"not a readable zip archive ({error})"))
-        return None
-    stem = unicodedata.normalize("NFC", archive.stem).strip() or "archive"
-    target = Path(dest_root) / digest / stem
-    done_marker = target.parent / ".extracted"
-    with handle:
-        members = handle.infolist()
-        if len(members) > ARCHIVE_MAX_MEMBERS:
-            ignored.append(IgnoredItem(name=label, reason=f"archive has {len(members)} entries "
-                                                          f"(more than {ARCHIVE_MAX_MEMBERS}): not extracted"))
-            return None
-        entries: list[tuple[zipfile.ZipInfo, list[str]]] = []
-        for info in members:
-            name = _zip_member_name(info)
-            parts = _safe_member_parts(name)
-            where = f"{label}:{name}"
-            if parts is None:
-                ignored.append(IgnoredItem(name=where, reason="unsafe path in the archive (absolute or '..'): not extracted"))
-                continue
-            if not parts:
-                continue
-            skipped = next((SKIPPED_NAMES[p] for p in parts if p in SKIPPED_NAMES), None)
-            if skipped:
-                if not info.is_dir():
-                    ignored.append(IgnoredItem(name=where, reason=f"{skipped}: not extracted"))
-                continue
-            mode = (info.external_attr >> 16) & 0o170000
-            if mode == 0o120000:
-                ignored.append(IgnoredItem(name=where, reason="symbolic link in the archive: not extracted"))
-                continue
-            if info.flag_bits & 0x1:
-                ignored.append(IgnoredItem(name=where, reason="encrypted member: not extracted"))
-                continue
-            if info.is_dir():
-                continue
-            entries.append((info, parts))
-        # one wrapping folder (not a Moodle student folder) is flattened
-        tops = {parts[0] for _, parts in entries}
-        if len(tops) == 1 and all(len(parts) > 1 for _, parts in entries) and not moodle_name(next(iter(tops))):
-            entries = [(info, parts[1:]) for info, parts in entries]
-        if done_marker.exists() and target.is_dir():
-            return target
-        if target.parent.exists():
-            shutil.rmtree(target.parent)
-        target.mkdir(parents=True)
-        total = 0
-        for info, parts in entries:
-            where = f"{label}:{'/'.join(parts)}"
-            if info.file_size > ARCHIVE_MAX_FILE_BYTES:
-                ignored.append(IgnoredItem(name=where, reason=f"file of {info.file_size / 2**20:.0f} MiB "
-                                                              f"(limit {ARCHIVE_MAX_FILE_BYTES // 2**20} MiB): not extracted"))
-                continue
-            out_path = target.joinpath(*parts)
-            if not out_path.resolve().is_relative_to(target.resolve()):
-                ignored.append(IgnoredItem(name=where, reason="unsafe path in the archive: not extracted"))
-                continue
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            written = 0
-            try:
-                with handle.open(info) as source, open(out_path, "wb") as sink:
-                    while chunk := source.read(1 << 20):
-                        written += len(chunk)
-                        total += len(chunk)
-                        if written > ARCHIVE_MAX_FILE_BYTES or total > ARCHIVE_MAX_TOTAL_BYTES:
-                            raise ValueError("size limit")
-                        sink.write(chunk)
-            except ValueError:
-                out_path.unlink(missing_ok=True)
-                ignored.append(IgnoredItem(name=where, reason="larger than declared or over the archive's "
-                                                              f"size limit ({ARCHIVE_MAX_TOTAL_BYTES // 2**20} MiB "
-                                                              "in all): extraction stopped"))
-                break
-            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as error:
-                out_path.unlink(missing_ok=True)
-                ignored.append(IgnoredItem(name=where, reason=f"could not be extracted ({error})"))
-    # zips inside the archive (a student's upload inside Moodle's download), extracted in place
-    if depth + 1 < ARCHIVE_MAX_DEPTH:
-        for inner in sorted(target.rglob("*.zip")):
-            parent = inner.parent
-            extracted = extract_archive(inner, dest_root, ignored, depth + 1)
-            if extracted is not None:
-                place = parent / extracted.name if not (parent / extracted.name).exists() else parent / f"{extracted.name}-zip"
-                shutil.copytree(extracted, place)
-                inner.unlink()
-    else:
-        for inner in sorted(target.rglob("*.zip")):
-            ignored.append(IgnoredItem(name=f"{label}:{inner.relative_to(target)}",
-                                       reason=f"archive nested more than {ARCHIVE_MAX_DEPTH} deep: not extracted"))
-    done_marker.write_text(label, encoding="utf-8")
-    return target
-
-
-def default_archive_dir() -> Path:
-    """Where archives are extracted when the caller names no folder (a per-user temporary folder)."""
-    return Path(tempfile.gettempdir()) / f"harness-archives-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
-
-
-def discover(paths: list[Path], extract_to: Path | None = None) -> tuple[list[Path], list[IgnoredItem]]:
-    """Submission paths (files or student folders) under `paths`, and what was ignored and why.
-
-    A folder given on the command line is a student's folder when it holds exactly one
-    notebook (or, without notebooks, one module); otherwise it is a class folder whose files
-    and subfolders are walked. A ``.zip`` (a student's archive, or Moodle's "download all
-    submissions") is extracted safely into `extract_to` (default: a temporary folder) and
-    treated as the folder it contains; Moodle folders (``Jean Dupont_12345_assignsubmission_file_``)
-    are one student each, whose id is the student's name.
-    """
-    found: list[Path] = []
-    ignored: list[IgnoredItem] = []
-    archives = Path(extract_to) if extract_to is not None else default_archive_dir()
-
-    def take_folder(folder: Path) -> None:
-        if _is_student_folder(folder):
-            found.append(folder)
-        elif _candidates(folder) or _has_submissions_below(folder) or \
-                any(p.suffix.lower() in ARCHIVE_SUFFIXES for p in folder.rglob("*") if p.is_file()):
-            walk(folder)
-        else:
-            ignored.append(IgnoredItem(name=str(folder), reason="folder without a notebook or .py module"))
-
-    def take_archive(archive: Path) -> None:
-        extracted = extract_archive(archive, archives, ignored)
-        if extracted is None:
-            return
-        if any(extracted.rglob("*.zip")) or not (_candidates(extracted) or _has_submissions_below(extracted)):
-            if not any(p.suffix in SUBMISSION_SUFFIXES for p in extracted.rglob("*")):
-                ignored.append(IgnoredItem(name=str(archive), reason="archive without a notebook or .py module"))
-                return
-        take_folder(extracted)
-
-    def folder_with_archive(folder: Path) -> bool:
-        """A student's folder that holds a zip and no notebook or module (a Moodle folder, or any folder
-        with exactly one zip): grade the zip's content under the folder's name."""
-        if _candidates(folder) or _has_submissions_below(folder):
-            return False
-        zips = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in ARCHIVE_SUFFIXES)
-        if not zips or (len(zips) > 1 and not moodle_name(folder.name)):
-            return False  # several zips in a plain folder: each is a submission (walked)
-        extracted = extract_archive(zips[0], archives, ignored)
-        if extracted is None:
-            return True
-        named = extracted.parent / folder.name  # keep the folder's name, so the id is the student's
-        if not named.exists():
-            shutil.copytree(extracted, named)
-        for other in zips[1:]:
-            ignored.append(IgnoredItem(name=str(other), reason="only one archive per student is graded"))
-        if _candidates(named) or _has_submissions_below(named):
-            found.append(named)
-        else:
-            ignored.append(IgnoredItem(name=str(zips[0]), reason="archive without a notebook or .py module"))
-        return True
-
-    def walk(folder: Path) -> None:
-        for entry in sorted(folder.iterdir()):
-            if entry.name in SKIPPED_NAMES:
-                ignored.append(IgnoredItem(name=str(entry), reason=SKIPPED_NAMES[entry.name]))
-                continue
-            if entry.name.startswith(".") or entry.name == "__pycache__":
-                continue
-            if entry.is_dir():
-                if folder_with_archive(entry):
-                    continue
-                take_folder(entry)
-            elif entry.suffix in SUBMISSION_SUFFIXES:
-                found.append(entry)
-            elif entry.suffix.lower() in ARCHIVE_SUFFIXES:
-                take_archive(entry)
-            else:
-                ignored.append(IgnoredItem(name=str(entry), reason=f"not a submission ({entry.suffix or 'no extension'})"))
-
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            ignored.append(IgnoredItem(name=str(path), reason="does not exist"))
-        elif path.is_file() and path.suffix.lower() in ARCHIVE_SUFFIXES:
-            take_archive(path)
-        elif path.is_file():
-            found.append(path)
-        elif moodle_name(path.name) and folder_with_archive(path):
-            continue
-        elif _is_student_folder(path):
-            found.append(path)
-        else:
-            walk(path)
-    return found, ignored
-
-
-def assign_ids(paths: list[Path]) -> dict[str, Path]:
-    """Student ids for submission paths, one per path.
-
-    A name shared by several submissions gets its parent folders as prefix (`2024-groupe1-mini_projet`),
-    as many as it takes to be unique, then a number.
-    """
-    by_id: dict[str, list[Path]] = {}
-    for path in paths:
-        by_id.setdefault(student_id(path), []).append(path)
-    ids = {name: group[0] for name, group in by_id.items() if len(group) == 1}
-    for name, group in by_id.items():
-        if len(group) == 1:
-            continue
-        for path in group:
-            unique, parent = name, path.parent
-            while unique == name or unique in ids:
-                if parent == parent.parent or not student_id(parent):
-                    unique = next(f"{name} ({n})" for n in range(2, len(paths) + 2) if f"{name} ({n})" not in ids)
-                    break
-                unique, parent = f"{student_id(parent)}-{unique}", parent.parent
-            ids[unique] = path
-    return ids
 
 
 # --------------------------------------------------------------------------- reading
@@ -434,7 +126,7 @@ class IngestError(Exception):
 
 # --------------------------------------------------------------------------- extraction
 
-def _blank_shell_and_magic_lines(source: str, cell: int | None, dropped: list[DroppedStatement]) -> str:
+def blank_shell_and_magic_lines(source: str, cell: int | None, dropped: list[DroppedStatement]) -> str:
     """Replace `!cmd`, `%magic` and `x = !cmd` lines with `pass` (same indent, same line numbers)."""
     try:
         parse_python(source)
@@ -463,7 +155,7 @@ def _blank_shell_and_magic_lines(source: str, cell: int | None, dropped: list[Dr
 
 def python_source(cells: list[CodeCell]) -> str:
     """All code cells as one Python text, shell and magic lines blanked: what a linter should read."""
-    return "\n\n".join(_blank_shell_and_magic_lines(c.source, c.cell, []) for c in cells) + "\n"
+    return "\n\n".join(blank_shell_and_magic_lines(c.source, c.cell, []) for c in cells) + "\n"
 
 
 def _called_names(node: ast.AST) -> set[str]:
@@ -521,7 +213,7 @@ class _Extractor:
         self.functions: dict[str, tuple[ast.FunctionDef, int | None]] = {}
 
     def add_cell(self, source: str, cell: int | None) -> None:
-        source = _blank_shell_and_magic_lines(source, cell, self.dropped)
+        source = blank_shell_and_magic_lines(source, cell, self.dropped)
         if not source.strip():
             return
         try:
@@ -685,19 +377,6 @@ def extract(cells: list[CodeCell]) -> tuple[str, _Extractor]:
     return extractor.source(), extractor
 
 
-def _choose_file(folder: Path, ignored: list[IgnoredItem]) -> Path:
-    files = _candidates(folder) or sorted(  # a Moodle folder may hold its notebook one level down
-        p for p in folder.rglob("*") if p.is_file() and p.suffix in SUBMISSION_SUFFIXES
-        and not any(part in SKIPPED_NAMES or part.startswith(".") for part in p.relative_to(folder).parts))
-    notebooks = [p for p in files if p.suffix == ".ipynb"]
-    chosen = notebooks[0] if notebooks else files[0]
-    for entry in sorted(folder.rglob("*")):
-        if entry.is_file() and entry != chosen and "__pycache__" not in entry.parts:
-            ignored.append(IgnoredItem(name=str(entry.relative_to(folder)),
-                                       reason="only the notebook (or the single module) of a folder is graded"))
-    return chosen
-
-
 # --------------------------------------------------------------------------- other names
 
 MODEL_CONSTRUCTORS = {"Sequential", "Model", "Functional"}
@@ -784,6 +463,7 @@ def candidate_factories(module_source: str, factory_names: set[str]) -> list[Ign
 
 
 def is_factory_name(name: str) -> bool:
+    """A name the harness calls as a factory: create_baseline_model or create_improved_model_<n>."""
     return name == BASELINE_FACTORY or bool(IMPROVED_FACTORY.match(name))
 
 
@@ -827,6 +507,30 @@ def notebook_format(path: Path) -> str | None:
         return None
 
 
+def _with_factory_map(module_source: str, extractor: _Extractor, factories: list[Factory],
+                      ignored_functions: list[IgnoredItem], factory_map: dict[str, str]
+                      ) -> tuple[str, list[Factory], list[IgnoredItem], dict[str, str]]:
+    """--factory-map applied: the module with its aliases, the factories (placed at the student's own
+    functions), what stays ignored, and the mapping that was applied."""
+    mapped_source, applied, refused = _apply_factory_map(module_source, factory_map, {f.name for f in factories})
+    ignored_functions = ignored_functions + refused
+    if not applied:
+        return module_source, factories, ignored_functions, applied
+    mapped, _ = _factories(extractor, mapped_source)
+    where = {n.name: n for n in parse_python(mapped_source).body if isinstance(n, ast.FunctionDef)}
+    line_map = extractor.line_map
+    fixed = []
+    for factory in mapped:
+        own = applied.get(factory.name)
+        if own:
+            node = where[own]
+            cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
+            factory = factory.model_copy(update={"cell": cell, "line": line,
+                                                 "has_docstring": ast.get_docstring(node) is not None})
+        fixed.append(factory)
+    return mapped_source, fixed, [i for i in ignored_functions if i.name not in applied.values()], applied
+
+
 def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, str] | None = None) -> IngestResult:
     """Ingest one submission (a file or a student's folder); never raises for bad content.
 
@@ -839,7 +543,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     kind: Literal["notebook", "module", "folder"]
     if path.is_dir():
         kind = "folder"
-        main_file = _choose_file(path, ignored_files)
+        main_file = choose_main_file(path, ignored_files)
     else:
         main_file = path
         kind = "notebook" if path.suffix == ".ipynb" else "module"
@@ -862,24 +566,8 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         result = result.model_copy(update={"notebook_format": notebook_format(main_file)})
     applied: dict[str, str] = {}
     if factory_map:
-        mapped_source, applied, refused = _apply_factory_map(module_source, factory_map, {f.name for f in factories})
-        ignored_functions = ignored_functions + refused
-        if applied:
-            module_source = mapped_source
-            mapped, _ = _factories(extractor, module_source)
-            where = {n.name: n for n in parse_python(module_source).body if isinstance(n, ast.FunctionDef)}
-            line_map = extractor.line_map
-            fixed = []
-            for factory in mapped:
-                own = applied.get(factory.name)
-                if own:
-                    node = where[own]
-                    cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
-                    factory = factory.model_copy(update={"cell": cell, "line": line,
-                                                         "has_docstring": ast.get_docstring(node) is not None})
-                fixed.append(factory)
-            factories = fixed
-            ignored_functions = [i for i in ignored_functions if i.name not in applied.values()]
+        module_source, factories, ignored_functions, applied = _with_factory_map(
+            module_source, extractor, factories, ignored_functions, factory_map)
     candidates = []
     if not any(f.role == "improved" for f in factories):
         candidates = candidate_factories(module_source, {f.name for f in factories} | set(applied.values()))
@@ -903,12 +591,6 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
 
 
 def needs_discovery(ingest: IngestResult) -> bool:
-    """A readable notebook without factories: its models may be built at top level (harness/discover.py)."""
+    """A readable notebook without factories: its models may be built at top level (harness/ingest/discovery.py)."""
     return (ingest.status == "invalid" and not ingest.factories and bool(ingest.code_cells)
             and ingest.main_file.endswith(".ipynb"))
-
-
-def main_file_path(path: Path) -> Path:
-    """The file that is graded: the submission itself, or the notebook (or module) chosen in its folder."""
-    path = Path(path)
-    return _choose_file(path, []) if path.is_dir() else path

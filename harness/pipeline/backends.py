@@ -1,7 +1,9 @@
 """Where submissions are graded: local worker threads, or tasks on a Ray cluster.
 
-Both run the same `grade_one` (which starts the same sandboxed workers); a backend only
-decides where and how many at once.
+Both run the same :func:`harness.pipeline.submission.grade_and_draw` (which starts the same
+sandboxed workers); a backend only decides where and how many at once. Backends are a plug-in
+point: a class decorated with ``@backend("name")`` whose ``run(session, tasks, reference,
+reference_key)`` yields ``(student, result)`` as each submission finishes (docs/extending.md).
 
 >>> backend = make_backend("local", workers=2)                 # doctest: +SKIP
 >>> for student, result in backend.run(session, tasks): ...   # doctest: +SKIP
@@ -11,43 +13,64 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Protocol
 
+from harness.pipeline.session import GradeOptions, Session, open_session
+from harness.pipeline.submission import grade_and_draw
 from harness.results import ModelResult, SubmissionResult
+from harness.sandbox import Limits
+from harness.util.progress import Progress
 
 Task = tuple[str, Path]  # (student id, submission path)
 
 
+class Backend(Protocol):
+    """What the batch needs of a backend."""
+
+    name: str
+
+    def run(self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
+            ) -> Iterator[tuple[str, SubmissionResult]]:
+        """Grade `tasks`, yielding each (student, result) as it finishes."""
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {}
+
+
+def backend(name: str) -> Callable[[type], type]:
+    """Register a backend class under `name` (``--backend name``)."""
+    def register(cls: type) -> type:
+        BACKENDS[name] = cls
+        return cls
+    return register
+
+
+@backend("local")
 class LocalBackend:
     """N submissions at once on this machine, each in its own sandboxed worker process."""
 
     name = "local"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, address: str | None = None, gpus_per_task: float | None = None) -> None:
         self.workers = max(1, workers)
 
-    def run(self, session, tasks: list[Task], reference: ModelResult, reference_key: str
+    def run(self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
             ) -> Iterator[tuple[str, SubmissionResult]]:
-        from harness.pipeline.grade import grade_one
-
+        """Grade `tasks` in a pool of `workers` threads, each driving its own sandboxed processes."""
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = {pool.submit(grade_one, session, student, path, reference, reference_key): student
+            futures = {pool.submit(grade_and_draw, session, student, path, reference, reference_key): student
                        for student, path in tasks}
             for future in as_completed(futures):
                 yield futures[future], future.result()
 
 
 @functools.lru_cache(maxsize=4)
-def _session_in_ray_worker(options_json: str):
+def _session_in_ray_worker(options_json: str) -> Session:
     """A Ray worker process opens the grading session once and reuses it for its next tasks."""
-    import json
-
-    from harness.pipeline.grade import GradeOptions, open_session
-    from harness.util.progress import Progress
-    from harness.sandbox import Limits
-
     raw = json.loads(options_json)
     options = GradeOptions(**{**raw, "paths": [Path(p) for p in raw["paths"]], "out": Path(raw["out"]),
                               "limits": Limits(**raw["limits"]),
@@ -57,28 +80,26 @@ def _session_in_ray_worker(options_json: str):
 
 
 def _grade_in_ray(options_json: str, student: str, path: str, reference: dict, reference_key: str) -> dict:
-    from harness.pipeline.grade import grade_one
-
     session = _session_in_ray_worker(options_json)
-    result = grade_one(session, student, Path(path), ModelResult.model_validate(reference), reference_key)
+    result = grade_and_draw(session, student, Path(path), ModelResult.model_validate(reference), reference_key)
     return result.model_dump(mode="json")
 
 
+@backend("ray")
 class RayBackend:
     """Each submission as a Ray task. OUT, the cache and the data must be on a filesystem every node sees."""
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, gpus_per_task: float | None = None) -> None:
+    def __init__(self, workers: int = 1, address: str | None = None, gpus_per_task: float | None = None) -> None:
         if importlib.util.find_spec("ray") is None:
             raise ValueError("the Ray backend needs Ray: pip install 'harness[ray]' (or pip install 'ray[default]')")
         self.address, self.gpus_per_task = address, gpus_per_task
 
-    def run(self, session, tasks: list[Task], reference: ModelResult, reference_key: str
+    def run(self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
             ) -> Iterator[tuple[str, SubmissionResult]]:
-        import json
-
-        import ray
+        """Submit every task to the cluster; yield results as Ray returns them."""
+        import ray  # an optional extra, and a slow import: only when this backend is chosen
 
         if not ray.is_initialized():
             ray.init(address=self.address, ignore_reinit_error=True, include_dashboard=False,
@@ -98,9 +119,8 @@ class RayBackend:
                 yield pending.pop(ref), SubmissionResult.model_validate(ray.get(ref))
 
 
-def make_backend(name: str, workers: int, address: str | None = None, gpus_per_task: float | None = None):
-    if name == "local":
-        return LocalBackend(workers)
-    if name == "ray":
-        return RayBackend(address, gpus_per_task)
-    raise ValueError(f"unknown backend {name!r}: choose local or ray")
+def make_backend(name: str, workers: int, address: str | None = None, gpus_per_task: float | None = None) -> Backend:
+    """The backend registered as `name`, set up for `workers` concurrent submissions."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}: choose {' or '.join(sorted(BACKENDS))}")
+    return BACKENDS[name](workers, address=address, gpus_per_task=gpus_per_task)

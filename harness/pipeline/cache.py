@@ -25,11 +25,14 @@ CACHEABLE_STATUSES = {"ok", "invalid", "error", "timeout", "crashed", "out_of_me
 
 
 class StageCache:
+    """Trained and evaluated models stored under ``ROOT/models/``, keyed by everything they depend on."""
+
     def __init__(self, root: Path, enabled: bool = True) -> None:
         self.root, self.enabled = Path(root), enabled
 
     @staticmethod
     def key(module_source: str, factory: str, run_key: str) -> str:
+        """A model's training key: sha256 of its module source, factory name and the run's key (32 hex digits)."""
         digest = hashlib.sha256()
         for part in (module_source, factory, run_key):
             digest.update(part.encode("utf-8"))

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_ENV = "HARNESS_MNIST_NPZ"
+from harness.config.environment import DATA_ENV
+from harness.errors import DataUnavailable
+
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 HOW_TO_PROVIDE = (
     "Give the harness a local copy of MNIST: `--data /path/to/mnist.npz` or "
@@ -30,12 +32,10 @@ HOW_TO_PROVIDE = (
 )
 
 
-class DataUnavailable(RuntimeError):
-    """MNIST could not be had; the message says why and how to provide it."""
-
-
 @dataclass(frozen=True)
 class RawMnist:
+    """MNIST as loaded, before preprocessing: the four arrays, their source, the file's and the arrays' sha256."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
@@ -66,6 +66,7 @@ def one_hot(y: np.ndarray, classes: int = 10) -> np.ndarray:
 
 
 def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -127,7 +128,7 @@ def load_mnist(path: str | os.PathLike | None = None) -> RawMnist:
         source = str(local)
     else:
         try:
-            import keras
+            import keras  # seconds to import, and only needed without a local .npz
 
             (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
         except Exception as error:  # network errors come in many types

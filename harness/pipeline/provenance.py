@@ -25,6 +25,8 @@ OVERRIDES_STEM = "overrides"          # overrides.toml or overrides.csv, as the 
 
 @dataclass(frozen=True)
 class Kept:
+    """The protocol, rubric and overrides files kept in ``OUT/`` (None: not kept)."""
+
     protocol: Path | None
     rubric: Path | None
     overrides: Path | None
@@ -36,6 +38,7 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def keep_protocol(out: Path, protocol: Path | None) -> None:
+    """Copy the protocol the class is graded under (default: the bundled one) into ``OUT/``."""
     _copy(Path(protocol) if protocol else bundled("reference", "protocol.toml"), out / PROTOCOL_FILE)
 
 
@@ -51,6 +54,7 @@ def keep_scoring(out: Path, rubric: Path | None, overrides: Path | None) -> None
 
 
 def kept(out: Path) -> Kept:
+    """The protocol, rubric and overrides files kept in ``out`` (None for each one that is missing)."""
     def found(path: Path) -> Path | None:
         return path if path.is_file() else None
 

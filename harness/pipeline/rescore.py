@@ -1,7 +1,7 @@
 """``harness score`` and ``harness report``: rerun the last stages from stored results only.
 
 No model is trained or evaluated: scoring reads ``ingest.json`` and ``result.json``, with the
-protocol, rubric and overrides the class was graded under (``harness/graded_under.py``).
+protocol, rubric and overrides the class was graded under (``harness/pipeline/provenance.py``).
 
 >>> rescore(Path("out"), rubric_path=Path("rubric/strict.toml"))  # doctest: +SKIP
 """
@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.pipeline import provenance as graded_under
 from harness.config.protocol import load_protocol
-from harness.pipeline.grade import REFERENCE_DIR, score_submission
-from harness.util.i18n import Translator
+from harness.pipeline import provenance
+from harness.pipeline.session import REFERENCE_DIR
+from harness.pipeline.submission import score_submission
 from harness.report.render import render_all
 from harness.results import IngestResult, ReferenceSummary, SubmissionResult
 from harness.scoring import load_rubric
+from harness.util.i18n import Translator
 
 
 def stored_results(out: Path) -> list[tuple[Path, SubmissionResult]]:
+    """Each stored ``OUT/<student>/result.json``, read, with its path; FileNotFoundError when there is none."""
     found = []
     for path in sorted(out.glob("*/result.json")):
         if path.parent.name.startswith((".", "_")):
@@ -38,7 +40,7 @@ def _scorer(out: Path, rubric_path: Path | None, overrides: Path | None, languag
     """The rubric, and a function scoring one stored result (its folder's ingest.json) in `language`
     under the protocol the class was graded under."""
     rubric, translator = load_rubric(rubric_path, overrides), Translator(language)
-    protocol = load_protocol(graded_under.kept(out).protocol)
+    protocol = load_protocol(provenance.kept(out).protocol)
 
     def score(path: Path, result: SubmissionResult) -> SubmissionResult:
         return score_submission(rubric, translator, result, IngestResult.read(path.parent / "ingest.json"), protocol)
@@ -50,7 +52,7 @@ def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", ov
     """Score every stored result again with `rubric_path` (default: the rubric the class was last
     scored with) and the instructor's `overrides`, then re-render the reports: reads ingest.json and
     result.json only, trains and evaluates nothing. The rubric and overrides are kept in OUT."""
-    rubric_path = rubric_path or graded_under.kept(out).rubric
+    rubric_path = rubric_path or provenance.kept(out).rubric
     rubric, score = _scorer(out, rubric_path, overrides, language)
     stored = stored_results(out)
     unknown = rubric.overrides.unknown_students([result.student for _, result in stored])
@@ -61,7 +63,7 @@ def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", ov
         result = score(path, result)
         result.write(path)
         results.append(result)
-    graded_under.keep_scoring(out, rubric_path, overrides)
+    provenance.keep_scoring(out, rubric_path, overrides)
     render_all(out, results, _reference(out), Translator(language), roster=roster)
     return results
 
@@ -75,7 +77,7 @@ def in_language(out: Path, stored: list[tuple[Path, SubmissionResult]], language
     """The stored results with every scoring reason in `language`: scored again, in memory, with the
     rubric and overrides kept in OUT. A result whose points would change (kept files missing or
     edited, another harness version) is shown as stored."""
-    kept = graded_under.kept(out)
+    kept = provenance.kept(out)
     if kept.rubric is None:
         return [result for _, result in stored]
     _, score = _scorer(out, kept.rubric, kept.overrides, language)

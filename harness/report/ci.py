@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import get_args
 
 from harness import __version__
-from harness.results import ModelStatus, SubmissionResult, write_json_atomic
+from harness.results import ModelStatus, SubmissionResult
+from harness.util.atomic import write_json_atomic
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -49,6 +50,8 @@ MODEL_STATUSES = get_args(ModelStatus)
 
 @dataclass(frozen=True)
 class Expectation:
+    """A submission's expected outcome in CI: its status, its own minimum total, and the status of named models."""
+
     status: str = "ok"
     min_score: float | None = None
     models: dict[str, str] = field(default_factory=dict)   # factory -> expected model status
@@ -102,7 +105,7 @@ def judge(result: SubmissionResult, expected: Expectation, min_score: float | No
 
 def ci_summary(summary, out: Path, min_score: float | None = None,
                expectations: dict[str, Expectation] | None = None) -> dict:
-    """The summary.json document for a grading run (`summary`: harness.pipeline.grade.BatchSummary)."""
+    """The summary.json document for a grading run (`summary`: harness.pipeline.BatchSummary)."""
     expectations = expectations or {}
     entries = []
     for result in summary.results:
@@ -203,6 +206,7 @@ def junit_xml(document: dict) -> ET.ElementTree:
 
 
 def markdown_table(document: dict) -> str:
+    """The CI summary as a Markdown table, one row per submission (and per missing one), for the GitHub job summary."""
     verdict = "passed" if document["passed"] else "FAILED"
     lines = [f"### harness grade: {verdict} ({document['counts']['passed']}/{document['counts']['submissions']} "
              f"submissions as expected, profile {document['profile']})", "",
@@ -235,6 +239,7 @@ def write_ci(summary, out: Path, min_score: float | None = None, expectations: d
 
 
 def print_summary(document: dict, log=print) -> None:
+    """Log one PASS/FAIL line per submission and per missing one, then the overall verdict."""
     for entry in document["submissions"]:
         mark = "PASS" if entry["passed"] else "FAIL"
         total = f"{entry['total']:g}/{entry['max_total']:g}" if entry["total"] is not None else "—"

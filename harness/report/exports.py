@@ -50,6 +50,7 @@ def _feedback(result: SubmissionResult) -> str:
 
 def write_lms_exports(out: Path, results: list[SubmissionResult], assignment: str = "MNIST mini-project",
                       roster: dict[str, dict[str, str]] | None = None) -> tuple[Path, Path]:
+    """Write ``OUT/moodle_grades.csv`` and ``OUT/canvas_grades.csv`` (totals, roster columns); return their paths."""
     roster = roster or {}
     maximum = next((r.score.max_total for r in results if r.score), 20.0)
     moodle, canvas = out / "moodle_grades.csv", out / "canvas_grades.csv"

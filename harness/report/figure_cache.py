@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.results import write_json_atomic
+from harness.util.atomic import write_json_atomic
 
 FILE = "figures.json"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from harness.util.i18n import Translator  # noqa: E402
 from harness.results import ModelResult, SubmissionResult  # noqa: E402
+from harness.util.i18n import Translator  # noqa: E402
 
 REFERENCE_COLOR = "#888888"
 MODEL_COLORS = ["#3568a8", "#d9822b", "#2e8b57", "#b03a48", "#7b5ea7", "#1f9bb4", "#c7a500", "#5c5c8a"]
@@ -27,6 +27,7 @@ DPI = 90
 
 
 def figure_to_data_uri(figure) -> str:
+    """The figure as a PNG data URI; the figure is closed."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
@@ -34,6 +35,7 @@ def figure_to_data_uri(figure) -> str:
 
 
 def model_label(model: ModelResult, t: Translator) -> str:
+    """A model's name in the figures, in the report's language: the reference, the baseline, or improved model n."""
     if model.role == "reference":
         return t("label_reference")
     if model.role == "baseline":
@@ -101,6 +103,7 @@ def comparison_bars(models: list[ModelResult], t: Translator) -> str | None:
 
 
 def score_histogram(results: list[SubmissionResult], t: Translator) -> str | None:
+    """The class's distribution of totals (half-point bins), or None when no submission has a score."""
     totals = [r.score.total for r in results if r.score]
     if not totals:
         return None

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from harness.report import figure_cache
-from harness.report import figures
 from harness.analysis.analyse import GALLERY_FILE, SUITE_DIR, read_gallery, read_suite_examples, verdict
-from harness.resources import bundled
+from harness.report import figure_cache, figures
+from harness.report.exports import read_roster, write_lms_exports  # noqa: E402
 from harness.report.figures import (  # noqa: F401  (re-exported: the figure functions used to live here)
     comparison_bars,
     figure_to_data_uri,
@@ -25,9 +24,10 @@ from harness.report.figures import (  # noqa: F401  (re-exported: the figure fun
     model_label,
     score_histogram,
 )
+from harness.resources import bundled
+from harness.results import ModelResult, SubmissionResult
+from harness.util.atomic import write_json_atomic
 from harness.util.i18n import Translator
-from harness.report.exports import read_roster, write_lms_exports  # noqa: E402
-from harness.results import ModelResult, SubmissionResult, write_json_atomic
 
 # pyplot keeps global state: one report draws at a time (grading threads draw while others train)
 _DRAWING = threading.RLock()
@@ -95,7 +95,7 @@ def render_student(out: Path, result: SubmissionResult, t: Translator, env: Envi
     renders each report as its submission finishes, so ``render_all`` only re-reads the kept figures."""
     env = env or _environment(t)
     models = ([result.reference.model] if result.reference else []) + result.models
-    # The figures depend on the models, not on the score: kept between renders (harness/figure_cache.py).
+    # The figures depend on the models, not on the score: kept between renders (harness/report/figure_cache.py).
     drawn = figure_cache.cached(
         out / result.student / figure_cache.FILE,
         [models, t.language, out / result.student / GALLERY_FILE, out / SUITE_DIR / "examples.npz"],
@@ -141,6 +141,7 @@ def write_grades_csv(out: Path, results: list[SubmissionResult]) -> Path:
 
 
 def class_summary(results: list[SubmissionResult], reference: ModelResult | None) -> dict:
+    """The ``class.json`` document: the reference's test accuracy; per student, status, points, verdict, flags."""
     return {
         "reference_test_accuracy": reference.test_accuracy if reference else None,
         "students": [{

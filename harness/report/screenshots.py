@@ -21,6 +21,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 @dataclass
 class PageCheck:
+    """One rendered page opened in Chromium: its screenshot, console errors, broken images, external requests."""
+
     page: Path
     screenshot: Path
     console_errors: list[str] = field(default_factory=list)
@@ -30,6 +32,7 @@ class PageCheck:
 
 
 def chromium_path() -> str:
+    """The Chromium binary: ``$HARNESS_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on the PATH."""
     found = os.environ.get("HARNESS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
         raise FileNotFoundError("Chromium not found: install it (apt-get install chromium) or set HARNESS_CHROMIUM")
@@ -38,7 +41,7 @@ def chromium_path() -> str:
 
 def check_pages(pages: list[Path], screenshots: Path, width: int = 1280) -> list[PageCheck]:
     """Load each page offline, record console errors, broken images and any network request, screenshot it."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # a test extra: only `report --screenshots` needs it
 
     screenshots.mkdir(parents=True, exist_ok=True)
     checks = []

@@ -6,7 +6,8 @@ replaces ``events.jsonl`` or ``worker.log`` by a symlink (to another student's r
 changes its own view. Everything the worker writes is bounded (``Limits.output_mb``); the
 processes it starts are counted (cgroup, or the process tree) and killed with it.
 
->>> outcome = run_job(job, scratch, readable=[train_npz], threads=2, watch=my_watch, limits=limits)  # doctest: +SKIP
+>>> outcome = run_job(job, scratch, worker="harness.workers.train", readable=[train_npz],
+...                   threads=2, watch=my_watch, limits=limits)                            # doctest: +SKIP
 >>> outcome.events[-1]["event"]                                                                     # doctest: +SKIP
 'done'
 """
@@ -22,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness.sandbox.bubblewrap import Limits, WorkerCgroup, die_with_parent, tree_tasks, user_task_count, wrap
+from harness.sandbox.bubblewrap import wrap
+from harness.sandbox.cgroups import WorkerCgroup
+from harness.sandbox.limits import Limits
+from harness.sandbox.processes import die_with_parent, tree_tasks, user_task_count
 
 POLL_SECONDS = 0.2
 RESOURCE_CHECK_SECONDS = 1.0
@@ -43,6 +47,8 @@ OnEvent = Callable[[dict], None]
 
 @dataclass
 class JobOutcome:
+    """What a worker run left: its progress events, how it ended, which limit stopped it, its log's tail."""
+
     events: list[dict] = field(default_factory=list)
     returncode: int | None = None
     stopped_because: str | None = None      # a deadline of `watch`: the worker was killed
@@ -270,9 +276,10 @@ def _check_resources(pid: int, scratch: Path, limits: Limits, cgroup: WorkerCgro
     return None
 
 
-def run_job(job: dict, scratch: Path, *, readable: list[Path], threads: int, watch: Watch,
+def run_job(job: dict, scratch: Path, *, worker: str, readable: list[Path], threads: int, watch: Watch,
             limits: Limits, use_bubblewrap: bool | None = None, on_event: OnEvent | None = None) -> JobOutcome:
-    """Run ``python -m harness.workers.worker`` on `job` in `scratch`; return what it reported."""
+    """Run ``python -m <worker>`` (``harness.workers.train``, ``harness.workers.evaluate``) on `job` in
+    `scratch`; return what it reported. The job gets its events file, threads and limits added."""
     scratch.mkdir(parents=True, exist_ok=True)
     events_path = scratch / "events.jsonl"
     job = {**job, "events": str(events_path), "threads": threads,
@@ -283,7 +290,7 @@ def run_job(job: dict, scratch: Path, *, readable: list[Path], threads: int, wat
     job_path = scratch / "job.json"
     job_path.unlink(missing_ok=True)
     job_path.write_text(json.dumps(job), encoding="utf-8")
-    argv, env, isolation = wrap([sys.executable, "-m", "harness.workers.worker", str(job_path)], scratch=scratch,
+    argv, env, isolation = wrap([sys.executable, "-m", worker, str(job_path)], scratch=scratch,
                                 readable=readable, threads=threads, use_bubblewrap=use_bubblewrap, limits=limits)
     return run_command(argv, env, scratch, limits=limits, threads=threads, watch=watch, events_path=events_path,
                        isolation=isolation, bubblewrap=Path(argv[0]).name == "bwrap", on_event=on_event)

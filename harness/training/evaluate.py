@@ -5,7 +5,7 @@ read the submission's models folder, the test images and the robustness suite's 
 (built beforehand by the grading process, read-only) and nothing else; it is started while the
 models train (:class:`EvaluationWorker`), so that its TensorFlow start costs no wall time. It
 writes one ``<name>.predictions.npz`` per model: the clean test set's probabilities and the
-predicted digit on every perturbed image (format in ``harness/analysis.py``). A model that cannot
+predicted digit on every perturbed image (format in ``harness.analysis.analyse``). A model that cannot
 be loaded that way (custom layers, ``Lambda``) is loaded again in a worker that imports the
 student's module, and is marked ``evaluated_with_student_code``. Accuracy is computed here, from the stored
 predictions, never taken from the student's metrics.
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.analysis.analyse import suite_job
 from harness.analysis.perturbations import BuiltSuite
 from harness.results import ModelResult
 from harness.sandbox import run_job
@@ -32,6 +33,7 @@ EVALUATION_TIMEOUT_S = 600.0
 EVALUATION_TIMEOUT_PER_MODEL_S = 120.0  # the robustness suite: ~100,000 images per model
 GO_FILE = "go.json"                     # the models to predict, written when they are trained
 WAIT_SLACK_S = 600.0                    # beyond the training's own budget, for a worker started early
+WORKER = "harness.workers.evaluate"
 
 
 class EvaluationWorker:
@@ -49,8 +51,6 @@ class EvaluationWorker:
 
     def __init__(self, job: TrainingJob, scratch: Path, models_dir: Path, test_data: Path,
                  suite: BuiltSuite | None = None, module_path: Path | None = None) -> None:
-        from harness.analysis.analyse import suite_job
-
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(parents=True)
@@ -69,8 +69,8 @@ class EvaluationWorker:
                       "go_file": str(scratch / GO_FILE), "wait_s": self.wait_limit}
 
         def run() -> None:
-            self.outcome = run_job(worker_job, scratch, readable=readable, threads=job.threads, watch=self._watch,
-                                   limits=job.limits, use_bubblewrap=job.use_bubblewrap)
+            self.outcome = run_job(worker_job, scratch, worker=WORKER, readable=readable, threads=job.threads,
+                                   watch=self._watch, limits=job.limits, use_bubblewrap=job.use_bubblewrap)
 
         self.thread = threading.Thread(target=run, name=f"evaluate:{scratch}", daemon=True)
         self.thread.start()

@@ -1,7 +1,7 @@
 """Train stage: retrain a submission's models in sandboxed workers, under the protocol and its limits.
 
 The grading process never imports student code: it writes the extracted module to a scratch
-folder, starts a worker (``harness.workers.worker``) there and reads its progress events. A worker
+folder, starts a worker (``harness.workers.train``) there and reads its progress events. A worker
 that passes a deadline is killed, the model it was on gets a specific status, and a fresh
 worker goes on with the remaining models.
 
@@ -32,6 +32,7 @@ PROCESS_MARKERS = ("Resource temporarily unavailable", "can't start new thread",
 WORKER_FIELDS = {"status", "reason", "traceback", "params", "spec", "settings", "epochs_run", "train_seconds",
                  "stopped_by_budget", "history", "model_file"}
 WORKER_STATUSES = {"ok", "invalid", "error", "out_of_memory", "killed", "timeout", "crashed"}
+WORKER = "harness.workers.train"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class TrainingJob:
     epochs_override: int | None = None
 
     def grace_s(self) -> float:
+        """How long past its budget a model's training may go before the worker is stopped."""
         return max(30.0, 0.25 * self.profile.model_budget_s)
 
 
@@ -178,6 +180,33 @@ def _storm_already_blamed(outcome: JobOutcome, results: dict[str, ModelResult]) 
                for n in done if n in results)
 
 
+def _read_events(outcome: JobOutcome, results: dict[str, ModelResult], pending: list[str], models_dir: Path
+                 ) -> tuple[list[str], str | None]:
+    """Record in `results` what one worker run reported; the models still pending, and the one it was
+    training when it stopped (None when it stopped between models)."""
+    pending = list(pending)
+    current = None
+    for event in outcome.events:
+        kind = event["event"]
+        if kind == "import_failed":
+            for name in pending:
+                results[name] = results[name].model_copy(update={
+                    "status": event.get("status") if event.get("status") in WORKER_STATUSES - {"ok"} else "error",
+                    "reason": f"importing the submission failed: {event.get('reason')}",
+                    "traceback": event.get("traceback") if isinstance(event.get("traceback"), str) else None})
+            return [], None
+        name = event.get("name")
+        if kind in ("model", "model_done") and (not isinstance(name, str) or name not in pending):
+            continue  # a model already done, or not one of this run's: not from the harness's worker code
+        if kind == "model":
+            current = name
+        elif kind == "model_done":
+            results[name] = _model_from_event(results[name], event.get("result"), models_dir)
+            pending.remove(name)
+            current = None
+    return pending, current
+
+
 def train_submission(module_source: str, factories: list[tuple[str, str]], job: TrainingJob,
                      scratch: Path, models_out: Path,
                      on_event: Callable[[dict], None] | None = None) -> tuple[list[ModelResult], WorkerInfo]:
@@ -199,31 +228,12 @@ def train_submission(module_source: str, factories: list[tuple[str, str]], job: 
              "profile": job.profile.model_dump(), "training": job.protocol.training.model_dump(),
              "data": str(job.train_data), "out_dir": str(scratch / "models"),
              "epochs_override": job.epochs_override},
-            scratch, readable=[job.train_data], threads=job.threads, watch=_Deadlines(job, spent),
+            scratch, worker=WORKER, readable=[job.train_data], threads=job.threads, watch=_Deadlines(job, spent),
             limits=job.limits, use_bubblewrap=job.use_bubblewrap, on_event=on_event)
         spent += time.monotonic() - started
         isolation = outcome.isolation
         device = next((str(e.get("device"))[:200] for e in outcome.events if e["event"] == "device"), device)
-        current = None
-        for event in outcome.events:
-            kind = event["event"]
-            if kind == "import_failed":
-                for name in pending:
-                    results[name] = results[name].model_copy(update={
-                        "status": event.get("status") if event.get("status") in WORKER_STATUSES - {"ok"} else "error",
-                        "reason": f"importing the submission failed: {event.get('reason')}",
-                        "traceback": event.get("traceback") if isinstance(event.get("traceback"), str) else None})
-                pending = []
-                break
-            name = event.get("name")
-            if kind in ("model", "model_done") and (not isinstance(name, str) or name not in pending):
-                continue  # a model already done, or not one of this run's: not from the harness's worker code
-            if kind == "model":
-                current = name
-            elif kind == "model_done":
-                results[name] = _model_from_event(results[name], event.get("result"), scratch / "models")
-                pending.remove(name)
-                current = None
+        pending, current = _read_events(outcome, results, pending, scratch / "models")
         if not pending:
             break
         status, reason = _describe_death(outcome)

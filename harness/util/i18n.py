@@ -16,7 +16,7 @@ from harness.resources import bundled
 LANGUAGES = ("fr", "en")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _catalog(language: str) -> dict[str, str]:
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; choose one of {', '.join(LANGUAGES)}")
@@ -24,11 +24,14 @@ def _catalog(language: str) -> dict[str, str]:
 
 
 class Translator:
+    """The messages of one language, looked up by key (English, then the key itself, when a message is missing)."""
+
     def __init__(self, language: str = "fr") -> None:
         self.language = language
         self.messages = _catalog(language)
 
     def __call__(self, key: str, /, **values) -> str:
+        """The message ``key`` in this language, formatted with ``values``."""
         template = self.messages.get(key) or _catalog("en").get(key) or key
         return template.format(**values) if values else template
 

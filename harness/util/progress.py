@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 
 class Progress:
+    """A grading run's progress, shared by the grading threads: submissions done, what each one is running, ETA."""
+
     def __init__(self, log: Callable[[str], None], stream: TextIO | None = None, live: bool = False) -> None:
         self.log, self.stream, self.live = log, stream, live
         self.lock = threading.Lock()
@@ -22,14 +25,17 @@ class Progress:
         self.current: dict[str, str] = {}
 
     @classmethod
-    def for_stream(cls, stream: TextIO, log: Callable[[str], None]) -> "Progress":
+    def for_stream(cls, stream: TextIO, log: Callable[[str], None]) -> Progress:
+        """A progress redrawn in place when ``stream`` is a terminal, else logged as plain lines."""
         return cls(log, stream, live=hasattr(stream, "isatty") and stream.isatty())
 
     def start(self, total: int) -> None:
+        """Start counting: ``total`` submissions, none done, the clock reset."""
         with self.lock:
             self.total, self.done, self.started = total, 0, time.monotonic()
 
     def eta(self) -> str:
+        """Time left, estimated from the submissions done so far ("—" before the first and after the last)."""
         if not self.done or self.done >= self.total:
             return "—"
         seconds = (time.monotonic() - self.started) / self.done * (self.total - self.done)
@@ -53,6 +59,7 @@ class Progress:
             self._redraw()
 
     def submission_done(self, student: str, text: str) -> None:
+        """Count a submission as done and log its line."""
         with self.lock:
             self.done += 1
             self.current.pop(student, None)
@@ -80,11 +87,13 @@ class Progress:
         return on_event
 
     def finish(self) -> None:
+        """Clear the status line (on a terminal)."""
         if self.live and self.stream is not None:
             self.stream.write("\r\033[K")
             self.stream.flush()
 
 
 def silent() -> Progress:
+    """A progress that prints nothing."""
     return Progress(lambda _: None)
 

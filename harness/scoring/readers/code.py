@@ -20,9 +20,9 @@ import subprocess
 import tokenize
 from dataclasses import dataclass
 
-from harness.util.pysource import parse as parse_python
-from harness.ingest.read import _blank_shell_and_magic_lines
+from harness.ingest.read import blank_shell_and_magic_lines
 from harness.results import CodeCell, IngestResult
+from harness.util.pysource import parse as parse_python
 
 STATEMENT_NODES = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.Return, ast.Delete,
                    ast.Raise, ast.For, ast.While, ast.If, ast.With, ast.FunctionDef, ast.ClassDef)
@@ -46,7 +46,7 @@ class StudentCode:
 def student_code(cells: list[CodeCell]) -> StudentCode:
     parts, origin = [], []
     for cell in cells:
-        text = _blank_shell_and_magic_lines(cell.source, cell.cell, [])
+        text = blank_shell_and_magic_lines(cell.source, cell.cell, [])
         lines = text.splitlines()
         parts.extend(lines)
         origin.extend((cell.cell, number) for number in range(1, len(lines) + 1))
@@ -66,6 +66,7 @@ class Finding:
 
 def _ruff_binary() -> str | None:
     try:
+        # imported here: ruff is optional (lint falls back to pyflakes, then to a ruff on PATH)
         from ruff.__main__ import find_ruff_bin
 
         return str(find_ruff_bin())
@@ -89,8 +90,9 @@ def lint(source: str, linter: str = "ruff", select: list[str] | None = None,
             return "ruff", [Finding(item["location"]["row"], item["code"] or "E999", item["message"]) for item in items]
         except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
             pass  # fall back to pyflakes below
+    # imported here: pyflakes is the fallback linter, needed only when ruff is missing or fails
     from pyflakes import api
-    from pyflakes.reporter import Reporter
+    from pyflakes.reporter import Reporter  # (the same fallback)
 
     collected: list[Finding] = []
 

@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.util.pysource import parse as parse_python
-from harness.util.i18n import Translator
 from harness.results import IngestResult, ModelResult
+from harness.util.i18n import Translator
+from harness.util.pysource import parse as parse_python
 
 CATEGORIES = ("architecture", "regularization", "hyperparameters", "augmentation", "training")
 

@@ -19,8 +19,8 @@ import tokenize
 import unicodedata
 from dataclasses import dataclass, field
 
-from harness.util.pysource import parse as parse_python
 from harness.results import Factory, IngestResult
+from harness.util.pysource import parse as parse_python
 
 UNKNOWN_LEVEL = 7     # bold, numbered or underlined-less headings: below every '#' level
 

@@ -1,0 +1,119 @@
+"""``harness grade``'s pipeline over a class: find the submissions, open the session, train the
+reference, grade what changed through a backend, render the dashboard and the gradebook.
+
+>>> summary = grade(GradeOptions(paths=[Path("submissions")], out=Path("out"), profile="smoke"))  # doctest: +SKIP
+>>> summary.exit_code                                                                            # doctest: +SKIP
+1
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.ingest import assign_ids, discover, submission_sha256
+from harness.pipeline.backends import make_backend
+from harness.pipeline.reference import complete_reference, reference_model
+from harness.pipeline.session import REFERENCE_DIR, WORK_DIR, GradeOptions, Session, default_threads, open_session
+from harness.pipeline.submission import factory_map_for
+from harness.report.render import render_all
+from harness.results import IgnoredItem, ModelResult, ReferenceSummary, SubmissionResult
+
+
+@dataclass
+class BatchSummary:
+    """What ``harness grade`` did over a class: each result, the reference, the time, what was not graded."""
+
+    results: list[SubmissionResult]
+    reference: ModelResult | None
+    seconds: float
+    ignored: list[IgnoredItem] = field(default_factory=list)  # files and folders not graded, with why
+    kept: list[str] = field(default_factory=list)  # unchanged submissions whose stored result was kept as is
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every submission's status is ok, else 1."""
+        return 0 if all(r.status == "ok" for r in self.results) else 1
+
+
+def _summary_line(student: str, result: SubmissionResult) -> str:
+    total = f"{result.score.total:g}/{result.score.max_total:g}" if result.score else "—"
+    cached = [m for m in result.models if "evaluate" in m.from_cache]
+    origin = " (every model from the cache)" if result.models and len(cached) == len(result.models) else ""
+    failure = f" — {result.reason}" if result.reason and result.status != "ok" else ""
+    return f"{student}: {result.status}, {total}{origin}{failure}"
+
+
+def _reusable(folder: Path, path: Path, session: Session, reference_key: str) -> SubmissionResult | None:
+    """The stored result of an unchanged submission graded under the same run settings, else None.
+
+    Results are written atomically, so a result.json is complete or absent; temporary files of a
+    write that a killed grader left behind are removed."""
+    for leftover in folder.glob(".result.json.*"):
+        leftover.unlink(missing_ok=True)
+    stored = folder / "result.json"
+    if not session.options.use_cache or not stored.exists():
+        return None
+    try:
+        result = SubmissionResult.read(stored)
+    except Exception:
+        return None
+    run = session.run
+    same_run = (result.reference is not None and result.reference.trained_for == reference_key
+                and result.run.harness_version == run.harness_version and result.run.profile == run.profile
+                and result.run.seed == run.seed and result.run.data_content_sha256 == run.data_content_sha256
+                and result.run.protocol_sha256 == run.protocol_sha256 and result.run.language == run.language
+                and result.run.suite_checksum == run.suite_checksum and result.run.seeds == run.seeds
+                and result.score is not None and result.score.rubric == session.rubric.source
+                and session.options.execute == (result.execution is not None)
+                and not factory_map_for(session.options, result.student))
+    return result if same_run and result.submission_sha256 == submission_sha256(path) else None
+
+
+def _import_scipy_stats() -> None:
+    import scipy.stats  # noqa: F401  (metrics.py imports it when a significance test first runs: ~1 s)
+
+
+def _resume(session: Session, submissions: dict[str, Path], reference_key: str
+            ) -> tuple[dict[str, SubmissionResult], list[tuple[str, Path]]]:
+    """The stored results of unchanged submissions, and the submissions left to grade."""
+    kept: dict[str, SubmissionResult] = {}
+    todo = []
+    for student, path in submissions.items():
+        previous = _reusable(session.options.out / student, path, session, reference_key)
+        if previous is None:
+            todo.append((student, path))
+        else:
+            kept[student] = previous
+            session.progress.submission_done(student, f"{student}: unchanged since the last run, every stage "
+                                                      f"from the cache ({previous.status})")
+    return kept, todo
+
+
+def grade(options: GradeOptions) -> BatchSummary:
+    """Grade every submission under `options.paths`; results are written as each one finishes."""
+    started = time.monotonic()
+    out = Path(options.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    paths, ignored = discover(options.paths, extract_to=out / WORK_DIR / "archives")
+    for item in ignored:
+        options.log(f"ignored {item.name}: {item.reason}")
+    submissions = assign_ids(paths)
+    session = open_session(options)
+    reference = complete_reference(session, reference_model(session))
+    reference_key = ReferenceSummary.read(out / REFERENCE_DIR / "reference.json").trained_for
+    options.log(f"{len(submissions)} submission(s), profile {session.profile.name}, seed {session.seed}, "
+                f"{options.workers} worker(s) × {default_threads(options.workers)} thread(s)")
+    session.progress.start(len(submissions))
+    results, todo = _resume(session, submissions, reference_key)
+    backend = make_backend(options.backend, options.workers, options.address, options.gpus_per_task)
+    threading.Thread(target=_import_scipy_stats, daemon=True).start()  # while the first workers start TensorFlow
+    for student, result in backend.run(session, todo, reference, reference_key):
+        results[student] = result
+        session.progress.submission_done(student, _summary_line(student, result))
+    session.progress.finish()
+    ordered = [results[s] for s in submissions]
+    render_all(out, ordered, reference, session.translator, roster=options.roster)
+    kept = [s for s in submissions if s not in dict(todo)]
+    return BatchSummary(ordered, reference, time.monotonic() - started, ignored=ignored, kept=kept)

@@ -1,0 +1,68 @@
+"""Counting and tying the worker's processes: where no pids cgroup caps them, the runner counts them.
+
+Linux's ``/proc`` is read; elsewhere the counts are 0 (not checked) and ``die_with_parent`` does
+nothing.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+
+def user_task_count() -> int:
+    """Processes + threads of this real uid (what RLIMIT_NPROC counts); 0 where there is no /proc."""
+    if not os.path.isdir("/proc"):
+        return 0
+    uid, count = os.getuid(), 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid:
+                count += len(os.listdir(f"/proc/{entry.name}/task"))
+        except OSError:
+            continue
+    return count
+
+
+def tree_tasks(root_pid: int) -> int:
+    """Processes + threads of `root_pid` and all its descendants (polled when no pids cgroup); 0 where
+    there is no /proc (macOS, Windows): the process count is then not checked."""
+    if not os.path.isdir("/proc"):
+        return 0
+    children: dict[int, list[int]] = {}
+    threads: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        threads[pid] = int(fields[17])
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += threads.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this (child) process when the thread that started it dies."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

@@ -1,0 +1,249 @@
+"""What the rules look at and what they hand back: the evidence, a verdict, its notes, shared helpers.
+
+``Evidence`` gathers one submission's stored results (ingest, trained models, reference) with the
+rubric and the run's profile, and derives lazily what several rules read (the prose, its sections,
+the student's code, the built models' static details). A rule returns a ``Verdict``: its reason,
+its parts (components) and the evidence items it wrote through ``Notes``. The helpers below are
+the ones more than one rule uses, or that a new rule would (the passages about a model).
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from harness.results import ComponentScore, EvidenceItem, IngestResult, ModelResult
+from harness.scoring.readers import code as rubric_code
+from harness.scoring.readers import models as rubric_models
+from harness.scoring.readers import text as rubric_text
+from harness.scoring.readers.text import Passage, plain
+from harness.util.i18n import Translator
+
+if TYPE_CHECKING:
+    # Only an annotation: rubric.py imports the rule registry, whose rules import this module.
+    from harness.scoring.rubric import Rubric
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a rule may look at: the ingest, the trained models, the reference, the run's profile."""
+
+    ingest: IngestResult
+    models: list[ModelResult]
+    reference: ModelResult | None
+    rubric: Rubric
+    protocol_epochs: int
+    protocol_batch_size: int
+    profile: str = "full"
+    student: str = ""
+
+    @functools.cached_property
+    def prose(self) -> list[rubric_text.Line]:
+        """The student's prose, line by line (a notebook's markdown, a module's docstrings)."""
+        return rubric_text.prose_lines(self.ingest)
+
+    @functools.cached_property
+    def sections(self) -> dict[str, rubric_text.Section]:
+        """The deliverable's sections found in the prose, by the rubric's section name."""
+        spec = {name: s.model_dump() for name, s in self.rubric.sections.items()}
+        return rubric_text.find_sections(self.prose, spec)
+
+    @functools.cached_property
+    def code(self) -> rubric_code.StudentCode:
+        """The student's code cells joined into one source, with a map back to cells and lines."""
+        return rubric_code.student_code(self.ingest.code_cells)
+
+    @functools.cached_property
+    def statics(self) -> dict[str, dict]:
+        """What the code says of each factory without running it, by factory name."""
+        return rubric_models.static_details(self.ingest)
+
+    @functools.cached_property
+    def passages(self) -> list[Passage]:
+        """The prose cut into passages (paragraphs, list items, table rows), each with its cell and line."""
+        return rubric_text.passages(self.prose)
+
+    @property
+    def is_module(self) -> bool:
+        """A .py submission: one code cell without a cell number."""
+        return bool(self.ingest.code_cells) and self.ingest.code_cells[0].cell is None
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the harness trained like the student did (all images, declared epochs)."""
+        return self.profile in self.rubric.comparable_profiles
+
+    def factory(self, name: str):
+        """The factory called ``name``, or None."""
+        return next((f for f in self.ingest.factories if f.name == name), None)
+
+    def accuracy(self, name: str) -> float | None:
+        """The measured test accuracy of a model by name; ``"reference"`` is the student's own
+        baseline when it trained, the course's reference otherwise."""
+        if name == "reference":
+            own = next((m for m in self.models if m.role == "baseline"), None)
+            model = own if own is not None and own.test_accuracy is not None else self.reference
+        else:
+            model = next((m for m in self.models if m.name == name), None)
+        return model.test_accuracy if model is not None else None
+
+
+@dataclass
+class Verdict:
+    """What a rule found: the criterion's reason, its parts and the evidence items, in order."""
+
+    reason: str
+    components: list[ComponentScore]
+    evidence: list[EvidenceItem] = field(default_factory=list)
+
+
+class Notes:
+    """Evidence items in the report's language, each with where it is."""
+
+    def __init__(self, t: Translator, ev: Evidence) -> None:
+        self.t, self.ev, self.items = t, ev, []
+
+    def where(self, cell: int | None, line: int | None) -> str | None:
+        """"cell 4, line 2" (the line only past a cell's first), "line 12" in a module, or None."""
+        if cell is not None:
+            return self.t("cell", n=cell) + (f", {self.t('line')} {line}" if line and line > 1 else "")
+        if line is not None and self.ev.is_module:
+            return f"{self.t('line')} {line}"
+        return None
+
+    def add(self, text: str, cell: int | None = None, line: int | None = None, kind: str = "info") -> None:
+        """Append one evidence item; ``kind`` is found, missing, info or flag."""
+        self.items.append(EvidenceItem(text=text, where=self.where(cell, line), cell=cell, line=line, kind=kind))
+
+
+# --------------------------------------------------------------------------- small helpers
+
+def component(t: Translator, cid: str, points: float, max_points: float, detail: str = "") -> ComponentScore:
+    """One part of a criterion, its points clamped to [0, max_points] and rounded to 3 decimals."""
+    return ComponentScore(id=cid, label=t(f"rb_part_{cid}"), points=round(max(0.0, min(max_points, points)), 3),
+                          max_points=max_points, detail=detail)
+
+
+def pct(value: float | None) -> str:
+    """An accuracy as a percentage with two decimals ("98.42"), or "—" when unknown."""
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def excerpt(text: str, limit: int = 140) -> str:
+    """The student's text on one line, without markdown emphasis, cut to ``limit`` characters."""
+    text = re.sub(r"\s+", " ", re.sub(r"\*\*|__|`|^#+\s*|^[-*]\s+", "", text)).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def factory_at(ev: Evidence, name: str) -> tuple[int | None, int | None]:
+    """(cell, line) of the factory called ``name``, (None, None) when there is none."""
+    factory = ev.factory(name)
+    return (factory.cell, factory.line) if factory else (None, None)
+
+
+def section_share(ev: Evidence, notes: Notes, t: Translator, name: str, min_words: int,
+                  heading_share: float = 0.0) -> float:
+    """How much of a section is there (0 to 1): ``heading_share`` for finding it, the rest for
+    its words up to ``min_words``. Notes what was found (or not) and where."""
+    section = ev.sections.get(name)
+    label = t("section_" + name)
+    if section is None:
+        notes.add(t("ev_section_missing", section=label), kind="missing")
+        return 0.0
+    title = section.title or t("rb_no_heading")
+    how = t("rb_found_by_content") if section.how == "content" else ""
+    if section.words >= min_words:
+        notes.add(t("rb_ev_section", section=label, heading=title, words=section.words) + how,
+                  section.cell, section.line, "found")
+    else:
+        notes.add(t("rb_ev_section_short", section=label, heading=title, words=section.words, min=min_words) + how,
+                  section.cell, section.line, "missing")
+    return heading_share + (1 - heading_share) * min(1.0, section.words / max(1, min_words))
+
+
+# --------------------------------------------------------------------------- the student's text about a model
+
+def _node_passages(ev: Evidence, nodes: list[ast.AST]) -> list[Passage]:
+    """Docstrings and comments of code nodes (a factory and the helpers it uses), with their cells."""
+    cells = {c.cell: c.source for c in ev.ingest.code_cells}
+    line_map = ev.ingest.line_map
+    out: list[Passage] = []
+    for node in nodes:
+        if not hasattr(node, "lineno") or node.lineno - 1 >= len(line_map):
+            continue
+        cell, first = line_map[node.lineno - 1]
+        _, last = line_map[min(len(line_map), node.end_lineno) - 1]
+        source = cells.get(cell, "")
+        lines = source.splitlines()
+        above = first - 1
+        while above >= 1 and lines[above - 1].strip().startswith("#"):
+            above -= 1                      # the comment block right above a definition
+        comments = [(n, text) for n, text in rubric_text.comment_lines(source) if above < n <= last and text]
+        if comments:
+            out.append(Passage(" ".join(text for _, text in comments), cell, comments[0][0]))
+        doc = ast.get_docstring(node) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+        if doc:
+            out.append(Passage(doc.replace("\n", " "), cell, first + 1))
+    return out
+
+
+def _markdown_near(ev: Evidence, cell: int | None, context: int) -> list[Passage]:
+    """Markdown passages just before a code cell (back to the previous factory's cell, at most
+    `context` cells) and the markdown cells right after it (up to the next code cell)."""
+    if cell is None or not ev.ingest.markdown:
+        return []
+    factory_cells = sorted({f.cell for f in ev.ingest.factories if f.cell is not None})
+    previous = max((c for c in factory_cells if c < cell), default=0)
+    markdown = {m.cell for m in ev.ingest.markdown}
+    code_cells = {c.cell for c in ev.ingest.code_cells}
+    before = sorted(c for c in markdown if previous < c < cell)[-context:]
+    after, next_cell = [], cell + 1
+    while next_cell in markdown and len(after) < context:
+        after.append(next_cell)
+        next_cell += 1
+        if next_cell in code_cells:
+            break
+    wanted = set(before) | set(after)
+    return [passage for passage in ev.passages if passage.cell in wanted]
+
+
+def nearby_passages(ev: Evidence, name: str, context: int, settings: bool = False) -> list[Passage]:
+    """The student's text about one model: the markdown around its factory's cell, the factory's
+    (and its helpers') docstrings and comments, and every passage whose first model mention is
+    this model. With `settings`, also the text around its TRAINING_CONFIG entry."""
+    factory = ev.factory(name)
+    static = ev.statics.get(name, {})
+    found: list[Passage] = []
+    if factory is not None:
+        found += _markdown_near(ev, factory.cell, context)
+    found += _node_passages(ev, static.get("nodes", []))
+    if settings:
+        config_nodes = static.get("config_nodes", [])
+        found += _node_passages(ev, config_nodes)
+        if config_nodes and config_nodes[0].lineno - 1 < len(ev.ingest.line_map):
+            found += _markdown_near(ev, ev.ingest.line_map[config_nodes[0].lineno - 1][0], context)
+    numbers = rubric_text.factory_numbers(ev.ingest.factories)
+    for passage in ev.passages:
+        refs = rubric_text.model_refs(plain(passage.text), numbers)
+        if refs and refs[0][2] == name:     # about this model (not one that merely starts from it)
+            found.append(passage)
+    unique: dict[tuple, Passage] = {}
+    for passage in found:
+        unique.setdefault((passage.cell, passage.line, passage.text), passage)
+    return list(unique.values())
+
+
+def justification(passages: list[Passage], vocabulary: list[str], reasons: list[str]) -> Passage | None:
+    """The passage that gives a reason and names the category most (its vocabulary's distinct
+    words), first in document order on ties; None when no passage does both."""
+    best, best_hits = None, 0
+    for passage in passages:
+        text = plain(passage.text)
+        if not rubric_text.matches_any(reasons, text):
+            continue
+        hits = sum(1 for pattern in vocabulary if re.search(pattern, text))
+        if hits > best_hits:
+            best, best_hits = passage, hits
+    return best

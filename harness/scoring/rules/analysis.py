@@ -1,0 +1,125 @@
+"""Rule ``analysis``: the critical sections written, the best-model claim checked, printed numbers compared.
+
+The student's commentary in each analysis section earns its points by its words; the model the
+text calls best is checked against the harness's measured best; accuracies the student's run
+printed are compared with the harness's (shown, scored only when ``reported_numbers_points`` > 0).
+Claims and numbers are held against the student only on a comparable profile. Parameters
+documented in ``rubric/default.toml``.
+"""
+from __future__ import annotations
+
+from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, pct, section_share
+from harness.scoring.readers import text as rubric_text
+from harness.scoring.rules.registry import RuleParams, rule
+from harness.util.i18n import Translator
+
+
+class AnalysisParams(RuleParams):
+    """The ``analysis`` criterion's parameters (see ``rubric/default.toml``)."""
+
+    sections_points: dict[str, float] = {"errors": 1, "robustness": 1, "conclusion": 0.5}
+    min_words: int = 30
+    claims_points: float = 0.5
+    claim_tolerance_pp: float = 0.3
+    no_claim_share: float = 0.5
+    reported_difference_pp: float = 1.0
+    reported_numbers_points: float = 0.0
+
+
+@rule("analysis", params=AnalysisParams)
+def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
+    """Score the analysis: each section by its words, the best-model claim, the printed numbers."""
+    notes = Notes(t, ev)
+    components = []
+    for name, weight in p.sections_points.items():
+        share = section_share(ev, notes, t, name, p.min_words)
+        words = ev.sections[name].words if name in ev.sections else 0
+        components.append(component(t, f"section_{name}", weight * share, weight, f"{words}"))
+
+    share, agree, disagreement, claim = _claims(ev, notes, t, p)
+    components.append(component(t, "claims", p.claims_points * share, p.claims_points))
+
+    compared, flagged = _reported_numbers(ev, notes, t, p)
+    if p.reported_numbers_points > 0:
+        share = 1 - flagged / compared if compared else 1.0
+        components.append(component(t, "reported", p.reported_numbers_points * share, p.reported_numbers_points,
+                                    f"{flagged}/{compared}"))
+    written = [t("section_" + n) for n in p.sections_points if n in ev.sections and ev.sections[n].words >= p.min_words]
+    reason = t("rb_reason_analysis", found=len(written), total=len(p.sections_points), names=", ".join(written) or "—",
+               claim=(t("rb_claim_agrees") if agree else t("rb_claim_disagrees") if disagreement else
+                      t("rb_claim_not_comparable", profile=ev.profile) if agree is False else
+                      t("rb_claim_unchecked") if claim is not None else t("rb_claim_none")))
+    return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
+
+
+def _claims(ev: Evidence, notes: Notes, t: Translator,
+            p: AnalysisParams) -> tuple[float, bool | None, bool | None, rubric_text.Claim | None]:
+    """The model the text calls best against the harness's best improved model. Returns (the
+    part's share, whether they agree (None: not checked), whether the disagreement counts (on a
+    comparable profile), the claim)."""
+    trained = {m.name: m.test_accuracy for m in ev.models if m.role == "improved" and m.test_accuracy is not None}
+    measured = max(trained, key=trained.get) if trained else None
+    claims = rubric_text.best_model_claims(ev.prose, ev.sections, ev.ingest.factories)
+    claim = rubric_text.claimed_best(claims)
+    for other in claims:
+        if other is not claim:
+            notes.add(t("rb_ev_claim_other", model=other.model, sentence=excerpt(other.sentence)),
+                      other.cell, other.line)
+    agree = disagreement = None
+    if not any(f.role == "improved" for f in ev.ingest.factories):
+        share = 0.0
+        notes.add(t("rb_ev_no_improved_claim"), kind="missing")
+    elif claim is None:
+        conclusion = ev.sections.get("conclusion")
+        share = p.no_claim_share if conclusion is not None and conclusion.words > 0 else 0.0
+        notes.add(t("rb_ev_no_claim"), kind="missing")
+    elif measured is None or trained.get(claim.model) is None:
+        share = p.no_claim_share
+        notes.add(t("rb_ev_claim_unmeasured", model=claim.model, sentence=excerpt(claim.sentence)),
+                  claim.cell, claim.line)
+    else:
+        gap = 100 * (trained[measured] - trained[claim.model])
+        agree = claim.model == measured or gap <= p.claim_tolerance_pp
+        text = t("rb_ev_claim", model=claim.model, sentence=excerpt(claim.sentence), measured=measured,
+                 acc=pct(trained[measured]), claimed_acc=pct(trained[claim.model]), profile=ev.profile)
+        if claim.model == measured:
+            share = 1.0
+            notes.add(t("rb_ev_claim_same", model=claim.model, sentence=excerpt(claim.sentence),
+                        acc=pct(trained[measured]), profile=ev.profile), claim.cell, claim.line, "found")
+        elif agree:
+            share = 1.0
+            notes.add(text + t("rb_ev_claim_agrees"), claim.cell, claim.line, "found")
+        elif ev.comparable:
+            share, disagreement = 0.0, True
+            notes.add(text + t("rb_ev_claim_disagrees", gap=f"{gap:.2f}"), claim.cell, claim.line, "flag")
+        else:
+            share = 1.0
+            notes.add(text + t("rb_ev_claim_not_comparable", gap=f"{gap:.2f}"), claim.cell, claim.line)
+    return share, agree, disagreement, claim
+
+
+def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> tuple[int, int]:
+    """Accuracies the student printed, against the harness's: flagged when they differ by more
+    than `reported_difference_pp` on a comparable profile. Returns (compared, flagged)."""
+    last: dict[str, rubric_text.Reported] = {}
+    for reported in rubric_text.reported_accuracies(ev.ingest):
+        last[reported.model] = reported
+    compared = flagged = 0
+    for name, reported in last.items():
+        measured = ev.accuracy(name)
+        if measured is None:
+            continue
+        compared += 1
+        label = t("rb_reference_label") if name == "reference" else name
+        diff = 100 * (reported.accuracy - measured)
+        text = t("rb_ev_reported", model=label, reported=pct(reported.accuracy), measured=pct(measured),
+                 diff=f"{diff:+.2f}", line=excerpt(reported.text, 80), profile=ev.profile)
+        if not ev.comparable:
+            notes.add(text + t("rb_ev_reported_not_comparable"), reported.cell)
+        elif abs(diff) > p.reported_difference_pp:
+            flagged += 1
+            notes.add(text + t("rb_ev_reported_differs", limit=f"{p.reported_difference_pp:g}"), reported.cell,
+                      kind="flag")
+        else:
+            notes.add(text, reported.cell, kind="found")
+    return compared, flagged

@@ -1,0 +1,85 @@
+"""Rule ``improvement``: the best improved model's measured gain over the reference, beyond noise.
+
+The gain (in percentage points of test accuracy, the harness's own retraining) reaches a
+threshold that gives its points; when the evaluation stored a significance test, a gain that is
+not significant is capped and a significantly worse model scores at most its own cap.
+Parameters documented in ``rubric/default.toml``.
+"""
+from __future__ import annotations
+
+from harness.results import ModelResult
+from harness.scoring.evidence import Evidence, Notes, Verdict, component, factory_at, pct
+from harness.scoring.rules.registry import RuleParams, rule
+from harness.util.i18n import Translator
+
+
+class Threshold(RuleParams):
+    """One step of the ``thresholds`` table: a gain of at least ``min_gain_pp`` earns ``points``."""
+
+    min_gain_pp: float
+    points: float
+
+
+class ImprovementParams(RuleParams):
+    """The ``improvement`` criterion's parameters (see ``rubric/default.toml``)."""
+
+    thresholds: list[Threshold]
+    use_significance: bool = True
+    max_points_if_not_significant: float = 2
+    points_if_significantly_worse: float = 0
+
+
+def _significance(model: ModelResult) -> tuple[str | None, str]:
+    """('beats' | 'not_significant' | 'worse' | None, the evidence in numbers)."""
+    sig = model.significance
+    if sig is None or sig.mcnemar is None:
+        return None, ""
+    test, seeds = sig.mcnemar, sig.seeds
+    detail = f"McNemar p = {test.p_value:.3g} (b = {test.b}, c = {test.c}, n = {test.n})"
+    if seeds is not None and seeds.low is not None and seeds.high is not None:
+        detail += f"; {len(seeds.seeds)} seeds: [{100 * seeds.low:+.2f}, {100 * seeds.high:+.2f}] pp"
+    if test.gain > 0 and test.significant and (seeds is None or seeds.low is None or seeds.low > 0):
+        return "beats", detail
+    if test.gain < 0 and test.significant and (seeds is None or seeds.high is None or seeds.high < 0):
+        return "worse", detail
+    return "not_significant", detail
+
+
+@rule("improvement", params=ImprovementParams)
+def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdict:
+    """Score the improvement: the threshold the best model's gain reaches, capped when not significant."""
+    notes = Notes(t, ev)
+    top = max((s.points for s in p.thresholds), default=0.0)
+    trained = [m for m in ev.models if m.role == "improved" and m.test_accuracy is not None]
+    reference = ev.reference
+    if not trained or reference is None or reference.test_accuracy is None:
+        return Verdict(t("reason_no_improved_trained"), [component(t, "gain", 0, top)], notes.items)
+    best = max(trained, key=lambda m: m.test_accuracy)
+    gain = 100 * (best.test_accuracy - reference.test_accuracy)
+    steps = sorted(p.thresholds, key=lambda s: -s.min_gain_pp)
+    points = next((s.points for s in steps if gain >= s.min_gain_pp), 0.0)
+    threshold = next((s for s in steps if gain >= s.min_gain_pp), None)
+    notes.add(t("ev_reference", acc=pct(reference.test_accuracy)))
+    for model in trained:
+        verdict, detail = _significance(model)
+        text = t("rb_ev_model_gain", model=model.name, acc=pct(model.test_accuracy),
+                 gain=f"{100 * (model.test_accuracy - reference.test_accuracy):+.2f}")
+        notes.add(text + (f" — {detail}" if detail else ""), *factory_at(ev, model.name),
+                  "found" if model is best else "info")
+    verdict, detail = _significance(best)
+    note = ""
+    if p.use_significance and verdict == "not_significant" and points > p.max_points_if_not_significant:
+        points, note = p.max_points_if_not_significant, t("rb_ev_capped", points=f"{p.max_points_if_not_significant:g}")
+    elif p.use_significance and verdict == "worse":
+        points, note = min(points, p.points_if_significantly_worse), t("rb_ev_worse")
+    if verdict is None:
+        notes.add(t("rb_ev_no_significance"))
+    elif note:
+        notes.add(note, kind="flag")
+    notes.add(t("rb_ev_threshold", gain=f"{gain:+.2f}", threshold=f"{threshold.min_gain_pp:+g}" if threshold else "—",
+                points=f"{points:g}", profile=ev.profile))
+    status = t(f"rb_verdict_{verdict}") if verdict else t("rb_verdict_unknown")
+    reason = t("rb_reason_improvement", model=best.name, acc=pct(best.test_accuracy),
+               ref=pct(reference.test_accuracy),
+               gain=f"{gain:+.2f}", verdict=status, profile=ev.profile)
+    return Verdict(reason, [component(t, "gain", points, top, f"{gain:+.2f} pp")], notes.items)

@@ -1,0 +1,270 @@
+"""The training worker: the only process that runs the student's factories.
+``python -m harness.workers.train JOB.json``.
+
+It imports the student's extracted module, builds each factory under a fixed seed, trains it
+under the protocol on the training split it was given (never the test set) and saves it as a
+``.keras`` file. It reports progress as JSON lines in the job's ``events`` file; the grader
+(``harness.training.train``) reads them, enforces the time limits and writes the results.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+
+import keras  # noqa: E402  (after the log level is set)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from harness.workers.keras_setup import (  # noqa: E402
+    CLASSES,
+    INPUT_SHAPE,
+    ModelRejected,
+    configure_tensorflow,
+    failure,
+    import_student_module,
+    set_limits,
+)
+from harness.workers.protocol import Events, serve  # noqa: E402
+
+KNOWN_SETTINGS = {"epochs", "batch_size", "callbacks", "augmentation"}
+HARNESS_OWNED_SETTINGS = {"validation_split", "validation_data", "x", "y", "shuffle", "verbose"}
+SALIENT_LAYER_KEYS = (
+    "filters", "kernel_size", "strides", "padding", "units", "activation", "rate", "pool_size",
+    "kernel_regularizer", "factor", "height_factor", "width_factor", "momentum", "axis",
+)
+
+
+def describe_model(model) -> dict:
+    """Layers (nested models flattened), optimizer, learning rate and loss of a built model."""
+    layers = []
+
+    def visit(layer) -> None:
+        inner = getattr(layer, "layers", None)
+        if inner and layer is not model:
+            layers.append({"class_name": type(layer).__name__, "config": {"nested": True}})
+        for sub in inner or []:
+            visit(sub)
+        if not inner:
+            config = {}
+            try:
+                full = layer.get_config()
+            except Exception:
+                full = {}
+            for key in SALIENT_LAYER_KEYS:
+                if key in full and full[key] is not None:
+                    value = full[key]
+                    if isinstance(value, dict) and "class_name" in value:
+                        value = {"class_name": value["class_name"], "config": value.get("config", {})}
+                    config[key] = value
+            layers.append({"class_name": type(layer).__name__, "config": config})
+
+    for layer in model.layers:
+        visit(layer)
+    optimizer = getattr(model, "optimizer", None)
+    learning_rate = None
+    if optimizer is not None:
+        try:
+            learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        except Exception:
+            learning_rate = None
+    loss = getattr(model, "loss", None)
+    return {
+        "layers": layers,
+        "optimizer": type(optimizer).__name__ if optimizer is not None else None,
+        "learning_rate": learning_rate,
+        "loss": loss if isinstance(loss, str) or loss is None else getattr(loss, "name", type(loss).__name__),
+    }
+
+
+def check_and_compile(model, training: dict) -> str:
+    """Reject what the protocol cannot train; make sure the model reports accuracy. Returns who compiled it."""
+    if not isinstance(model, keras.Model):
+        raise ModelRejected(f"the factory returned {type(model).__name__}, not a Keras model "
+                            "(did it forget `return model`?)")
+    try:
+        output = model(np.zeros((2, *INPUT_SHAPE), dtype="float32"), training=False)
+    except Exception as error:
+        raise ModelRejected(f"the model does not accept images of shape {INPUT_SHAPE} "
+                            f"({type(error).__name__}: {str(error).splitlines()[0][:300]})") from error
+    shape = tuple(getattr(output, "shape", ()))
+    if shape != (2, CLASSES):
+        raise ModelRejected(f"the model's output has shape {('batch', *shape[1:])}; the harness expects "
+                            f"(batch, {CLASSES}): one probability per digit")
+    compiled_by = "student"
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
+        compiled_by = "harness"
+        optimizer, loss = training["optimizer"], training["loss"]
+    else:
+        optimizer, loss = model.optimizer, model.loss
+    # Recompiled with the student's own optimizer and loss so that every history has `accuracy`.
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    return compiled_by
+
+
+def resolve_settings(module, name: str) -> tuple[dict, list[str]]:
+    """The student's TRAINING_CONFIG entry for `name`, validated. Returns (settings, ignored keys)."""
+    table = getattr(module, "TRAINING_CONFIG", None) or {}
+    if not isinstance(table, dict):
+        raise ModelRejected("TRAINING_CONFIG must be a dict keyed by factory name")
+    entry = table.get(name, table.get(name.removeprefix("create_"), {}))
+    if callable(entry):
+        entry = entry()
+    if not isinstance(entry, dict):
+        raise ModelRejected(f"TRAINING_CONFIG[{name!r}] must be a dict or a function returning one")
+    settings, ignored = {}, []
+    for key, value in entry.items():
+        if key not in KNOWN_SETTINGS:
+            ignored.append(key if key not in HARNESS_OWNED_SETTINGS else f"{key} (set by the harness)")
+            continue
+        settings[key] = value
+    for key in ("epochs", "batch_size"):
+        if key in settings and (not isinstance(settings[key], int) or isinstance(settings[key], bool)
+                                or not 1 <= settings[key] <= 100_000):
+            raise ModelRejected(f"TRAINING_CONFIG[{name!r}][{key!r}] must be a positive integer")
+    callbacks = settings.get("callbacks", [])
+    if callable(callbacks):
+        callbacks = callbacks()
+    if not isinstance(callbacks, (list, tuple)) or not all(isinstance(c, keras.callbacks.Callback) for c in callbacks):
+        raise ModelRejected(f"TRAINING_CONFIG[{name!r}]['callbacks'] must be a list of Keras callbacks")
+    settings["callbacks"] = list(callbacks)
+    augmentation = settings.get("augmentation")
+    if augmentation is not None and not (callable(augmentation) or hasattr(augmentation, "flow")):
+        raise ModelRejected(f"TRAINING_CONFIG[{name!r}]['augmentation'] must be Keras preprocessing layers "
+                            "or an ImageDataGenerator")
+    return settings, ignored
+
+
+class WallClockBudget(keras.callbacks.Callback):
+    """Stop cleanly after the batch during which the model's wall-clock budget runs out."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.exhausted, self.start = seconds, False, 0.0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.start > self.seconds:
+            self.exhausted = True
+            self.model.stop_training = True
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Report each finished epoch to the parent (progress display, and proof of life)."""
+
+    def __init__(self, events: Events, name: str) -> None:
+        super().__init__()
+        self.events, self.name = events, name
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.emit("epoch", name=self.name, epoch=epoch + 1,
+                         logs={k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"})
+
+
+def training_inputs(split: dict, settings: dict, batch_size: int, seed: int):
+    """fit()'s data argument: arrays, a tf.data pipeline with augmentation layers, or a generator."""
+    augmentation = settings.get("augmentation")
+    x, y = split["x_train"], split["y_train"]
+    if augmentation is None:
+        return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, None
+    if hasattr(augmentation, "flow"):
+        return {"x": augmentation.flow(x, y, batch_size=batch_size, shuffle=True, seed=seed)}, \
+            f"{type(augmentation).__name__}"
+    dataset = (tf.data.Dataset.from_tensor_slices((x, y))
+               .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size)
+               .map(lambda images, labels: (augmentation(images, training=True), labels))
+               .prefetch(1))
+    layers = getattr(augmentation, "layers", [augmentation])
+    return {"x": dataset}, " + ".join(type(layer).__name__ for layer in layers)
+
+
+def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict:
+    """Build, check, train and save the factory `name`; its result for the grader (raises on failure).
+
+    The seed is set again before ``fit`` so that training starts from the same state whatever
+    the factory consumed of the random streams.
+    """
+    profile, training, seed = job["profile"], job["training"], job["seed"]
+    result: dict[str, Any] = {"name": name}
+    events.emit("model", name=name, phase="build")
+    keras.utils.set_random_seed(seed)
+    factory = getattr(module, name)
+    model = factory()
+    compiled_by = check_and_compile(model, training)
+    spec = describe_model(model)
+    spec["compiled_by"] = compiled_by
+    result.update(spec=spec, params=int(model.count_params()))
+    settings, ignored = resolve_settings(module, name)
+    declared = {k: (v if isinstance(v, (int, float, str)) else type(v).__name__) for k, v in settings.items()}
+    declared["callbacks"] = [type(c).__name__ for c in settings["callbacks"]]
+    epochs = job["epochs_override"] or _effective_epochs(profile, settings.get("epochs"), training["epochs"])
+    batch_size = int(settings.get("batch_size", training["batch_size"]))
+    data, augmentation_name = training_inputs(split, settings, batch_size, seed)
+    budget = WallClockBudget(profile["model_budget_s"])
+    callbacks = [*settings["callbacks"], budget, EpochReporter(events, name)]
+    result["settings"] = {
+        "declared": declared if any(k in settings for k in KNOWN_SETTINGS - {"callbacks"}) or settings["callbacks"] else {},
+        "epochs": epochs, "batch_size": batch_size,
+        "callbacks": [type(c).__name__ for c in settings["callbacks"]],
+        "augmentation": augmentation_name, "ignored_keys": ignored,
+    }
+    events.emit("model", name=name, phase="train", epochs=epochs)
+    keras.utils.set_random_seed(seed)
+    started = time.perf_counter()
+    history = model.fit(**data, epochs=epochs, validation_data=(split["x_val"], split["y_val"]),
+                        callbacks=callbacks, verbose=0)
+    result["train_seconds"] = time.perf_counter() - started
+    result["history"] = {k: [float(v) for v in values] for k, values in history.history.items()
+                         if k != "learning_rate"}
+    result["epochs_run"] = len(result["history"].get("loss", []))
+    result["stopped_by_budget"] = budget.exhausted
+    events.emit("model", name=name, phase="save")
+    model_file = Path(job["out_dir"]) / f"{name}.keras"
+    model.save(model_file)
+    result["model_file"] = model_file.name
+    result["status"] = "ok"
+    return result
+
+
+def _effective_epochs(profile: dict, declared: int | None, default: int) -> int:
+    """The profile's epochs, else the student's, else the protocol's; capped by the profile."""
+    wanted = profile.get("epochs") or declared or default
+    return max(1, min(int(wanted), int(profile["max_epochs"])))
+
+
+def run_training(job: dict, events: Events) -> None:
+    """The training job: import the student's module once, then train each factory in turn; a
+    factory's failure is reported as its result and the next one still runs."""
+    events.emit("device", device=configure_tensorflow(job["threads"], job["seed"]))
+    with np.load(job["data"]) as npz:
+        split = {key: npz[key] for key in ("x_train", "y_train", "x_val", "y_val")}
+    events.emit("import")
+    try:
+        module = import_student_module(job["module_path"])
+    except BaseException as error:  # SystemExit and KeyboardInterrupt from student code count too
+        events.emit("import_failed", **failure(error))
+        return
+    events.emit("imported")
+    for name in job["factories"]:
+        try:
+            result = train_one(module, name, job, split, events)
+        except BaseException as error:
+            result = {"name": name, **failure(error)}
+        events.emit("model_done", name=name, result=result)
+        keras.backend.clear_session()
+
+
+def main(argv: list[str]) -> int:
+    """Run the training job ``argv[0]``; the process's exit status."""
+    return serve(argv, run_training, failure=failure, configure=set_limits)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,110 @@
+"""Notebooks that build their models at top level: found by running the notebook with Keras training
+intercepted, then retrained by the harness like any factory."""
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+from conftest import SAMPLES, run_grade
+
+from harness.ingest.discovery import DiscoverOptions, apply_discovery, discover_models
+from harness.ingest.execution import notebook_data_file
+from harness.ingest.read import ingest_path, needs_discovery
+from harness.pipeline.data import load_mnist
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def graded_top_level(tmp_path_factory, mnist_npz, protocol_path, stage_cache):
+    folder = tmp_path_factory.mktemp("top-level")
+    shutil.copy2(SAMPLES / "top_level_models.ipynb", folder / "top_level_models.ipynb")
+    return run_grade([folder / "top_level_models.ipynb"], folder / "out", protocol=protocol_path, data=mnist_npz,
+                     cache=stage_cache, workers=1, robustness=False)
+
+
+def test_a_notebook_with_only_top_level_models_is_graded(graded_top_level):
+    result = graded_top_level.result("top_level_models")
+    assert result.status == "ok", result.reason
+    assert [(m.name, m.role, m.status) for m in result.models] == [
+        ("create_baseline_model", "baseline", "ok"), ("create_improved_model_1", "improved", "ok"),
+        ("create_improved_model_2", "improved", "ok")]
+    assert all(m.test_accuracy is not None and m.epochs_run == 1 for m in result.models)   # retrained, evaluated
+    found = {m.factory: m for m in result.discovered_models}
+    assert [(m.variable, m.built_cell, m.fitted_cell) for m in found.values()] == [
+        ("model", 5, 6), ("model_reg", 8, 8), ("model_aug", 10, 10)]
+    # the fit settings became the protocol's training settings
+    reg, aug = result.models[1], result.models[2]
+    assert reg.settings.declared["batch_size"] == 64 and reg.settings.declared["epochs"] == 10
+    assert reg.settings.callbacks == ["EarlyStopping"]
+    assert reg.spec.learning_rate == pytest.approx(5e-4) and reg.spec.compiled_by == "student"
+    assert aug.settings.augmentation == "ImageDataGenerator"
+    assert "validation_split" in found["create_baseline_model"].fit["ignored"]
+    ingest = graded_top_level.out / "top_level_models" / "ingest.json"
+    assert '"factory_source": "discovered"' in ingest.read_text(encoding="utf-8")
+    html = (graded_top_level.out / "top_level_models" / "report.html").read_text(encoding="utf-8")
+    assert "model_reg" in html and "ImageDataGenerator" in html
+
+
+EDGE_CASES = [
+    ("code", "import math\nimport keras\nfrom keras import layers\n"
+             "(x, y), (xt, yt) = keras.datasets.mnist.load_data()\nprint(len(x))"),
+    ("code", "def small():\n    return keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),\n"
+             "                              layers.Dense(10, activation='softmax')])"),
+    # fitted twice (continued training), sparse labels, a checkpoint and a schedule
+    ("code", "base_model = small()\nbase_model.compile(optimizer=keras.optimizers.SGD(0.05), "
+             "loss='sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+             "base_model.fit(x, y, epochs=3, batch_size=32, callbacks=[\n"
+             "    keras.callbacks.ModelCheckpoint('best.keras'),\n"
+             "    keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * math.exp(-0.1))])\n"
+             "base_model.fit(x, y, epochs=1)"),
+    # compiled, never fitted
+    ("code", "spare = small()\nspare.compile(optimizer='adam', loss='categorical_crossentropy')"),
+    # a subclassed model: it cannot be rebuilt from its configuration
+    ("code", "class Net(keras.Model):\n    def __init__(self):\n        super().__init__()\n"
+             "        self.flat = layers.Flatten()\n        self.out = layers.Dense(10, activation='softmax')\n"
+             "    def call(self, inputs):\n        return self.out(self.flat(inputs))\n"
+             "net = Net()\nnet.compile(optimizer='adam', loss='categorical_crossentropy')\n"
+             "net.fit(x[:10], keras.utils.to_categorical(y[:10], 10), epochs=2)"),
+    ("code", "raise RuntimeError('a cell that fails')"),
+    ("code", "scores = base_model.evaluate(xt, yt)\nprint('accuracy', scores[1])\n"
+             "predictions = base_model.predict(xt)\nprint(predictions.shape)"),
+]
+
+
+def test_discovery_records_what_it_cannot_reproduce(tmp_path, mnist_npz):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for _, source in EDGE_CASES]
+    path = tmp_path / "edge.ipynb"
+    nbformat.write(notebook, path)
+    ingest = ingest_path(path)
+    assert needs_discovery(ingest)
+    data = notebook_data_file(load_mnist(mnist_npz), tmp_path / "data", 200, 50)
+    record, source = discover_models(ingest, path, data, tmp_path / "scratch", DiscoverOptions())
+    assert record.status == "ok", record.reason
+    cells = {c.cell: c for c in record.cells}
+    assert cells[1].output.strip() == "200"                            # the mounted MNIST subset
+    assert cells[6].status == "error" and cells[6].error_name == "RuntimeError"
+    assert cells[7].status == "ok" and "(50, 10)" in cells[7].output  # evaluate/predict answered at once
+    base, net = record.models
+    assert (base.factory, base.role, base.built_cell, base.fitted_cell) == ("create_baseline_model", "baseline", 3, 3)
+    assert base.fit["epochs"] == 3 and base.fit["callbacks"] == ["ModelCheckpoint", "LearningRateScheduler"]
+    notes = " ".join(base.notes)
+    assert "fitted again in cell 3" in notes and "ModelCheckpoint" in notes and "sparse" in notes
+    assert net.factory == "create_improved_model_1" and any(n.startswith("not graded") for n in net.notes)
+    assert record.not_fitted == ["spare (compiled in cell 4)"]
+    updated = apply_discovery(ingest, record, source)
+    assert updated.status == "ok" and [f.name for f in updated.factories] == ["create_baseline_model"]
+    assert "LearningRateScheduler" in source and "SGD" in source and "categorical_crossentropy" in source
+    compile(source, "synthesised.py", "exec")
+
+
+def test_discovery_can_be_turned_off(tmp_path, mnist_npz, protocol_path, stage_cache):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("import keras\nmodel = keras.Sequential([keras.Input((28, 28, 1))])")]
+    nbformat.write(notebook, tmp_path / "nothing.ipynb")
+    graded = run_grade([tmp_path / "nothing.ipynb"], tmp_path / "out", protocol=protocol_path, data=mnist_npz,
+                       cache=stage_cache, workers=1, discover_models="never", robustness=False)
+    result = graded.result("nothing")
+    assert result.status == "invalid" and "No factory found" in result.reason and not result.discovered_models

@@ -1,0 +1,140 @@
+"""Class scale: the stage cache, parallel workers, the Ray backend, progress lines.
+
+Real TensorFlow workers on the ``tiny`` profile (conftest.py); a class of three small modules.
+"""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.pipeline import GradeOptions, grade
+from harness.util.progress import Progress
+
+MODEL = """
+import keras
+from keras import layers
+
+
+def create_baseline_model():
+    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Flatten(),
+                              layers.Dense({units}, activation="relu"), layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def create_improved_model_1():
+    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Conv2D(8, 3, activation="relu"),
+                              layers.MaxPooling2D(), layers.Flatten(), layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam({lr}), loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+"""
+
+
+def write_class(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, units, lr in (("ana", 32, 1e-3), ("bruno", 16, 2e-3), ("chloé", 24, 5e-4)):
+        (folder / f"{name}.py").write_text(textwrap.dedent(MODEL.format(units=units, lr=lr)), encoding="utf-8")
+    return folder
+
+
+def options(paths, out: Path, protocol: Path, data: Path, cache: Path | None = None, **extra) -> GradeOptions:
+    lines: list[str] = []
+    return GradeOptions(paths=list(paths), out=out, profile="tiny", data=data, protocol=protocol,
+                        cache=cache, log=lines.append, progress=Progress(lines.append), **extra)
+
+
+def scores(out: Path) -> dict[str, tuple]:
+    found = {}
+    for path in sorted(out.glob("*/result.json")):
+        if path.parent.name.startswith("_"):
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        found[result["student"]] = (result["score"]["total"],
+                                    tuple((m["name"], m["test_accuracy"]) for m in result["models"]))
+    return found
+
+
+@pytest.fixture(scope="module")
+def cold_class(tmp_path_factory, protocol_path, mnist_npz):
+    root = tmp_path_factory.mktemp("scale")
+    classroom = write_class(root / "class")
+    out = root / "out"
+    summary = grade(options([classroom], out, protocol_path, mnist_npz, workers=1))
+    return classroom, out, summary
+
+
+def test_a_rerun_on_an_unchanged_class_trains_nothing(cold_class, protocol_path, mnist_npz):
+    classroom, out, first = cold_class
+    assert all(m.from_cache == [] for r in first.results for m in r.models)
+    stored = {p: p.read_bytes() for p in out.glob("*/result.json")}
+    again = grade(options([classroom], out, protocol_path, mnist_npz, workers=1))
+    assert sorted(again.kept) == ["ana", "bruno", "chloé"]
+    assert {p: p.read_bytes() for p in out.glob("*/result.json")} == stored
+    assert again.seconds < first.seconds / 2
+
+
+def test_a_new_output_folder_sharing_the_cache_takes_every_stage_from_it(cold_class, tmp_path, protocol_path,
+                                                                          mnist_npz):
+    classroom, out, first = cold_class
+    again = grade(options([classroom], tmp_path / "out", protocol_path, mnist_npz, workers=1, cache=out / ".cache"))
+    assert again.kept == []
+    for result in again.results:
+        assert result.models and all(m.from_cache == ["train", "evaluate"] for m in result.models), result.student
+        assert result.worker.sandbox.startswith("none needed")
+    assert scores(tmp_path / "out") == scores(out)
+
+
+def test_a_changed_submission_retrains_only_itself(cold_class, tmp_path, protocol_path, mnist_npz):
+    classroom, out, _ = cold_class
+    changed = tmp_path / "class"
+    changed.mkdir()
+    for file in classroom.iterdir():
+        (changed / file.name).write_text(file.read_text(encoding="utf-8"), encoding="utf-8")
+    source = (changed / "bruno.py").read_text(encoding="utf-8")
+    (changed / "bruno.py").write_text(source.replace("Dense(16,", "Dense(20,"), encoding="utf-8")
+    summary = grade(options([changed], tmp_path / "out", protocol_path, mnist_npz, workers=1, cache=out / ".cache"))
+    by_student = {r.student: r for r in summary.results}
+    baseline, improved = by_student["bruno"].models
+    assert baseline.from_cache == [] and improved.from_cache == []  # the module changed: both keys change
+    for student in ("ana", "chloé"):
+        assert all(m.from_cache == ["train", "evaluate"] for m in by_student[student].models)
+
+
+def test_no_cache_retrains_everything(cold_class, tmp_path, protocol_path, mnist_npz):
+    classroom, out, _ = cold_class
+    summary = grade(options([classroom / "ana.py"], tmp_path / "out", protocol_path, mnist_npz,
+                            cache=out / ".cache", use_cache=False))
+    assert all(m.from_cache == [] for m in summary.results[0].models)
+
+
+def test_two_workers_give_the_same_scores_as_one(cold_class, tmp_path, protocol_path, mnist_npz):
+    classroom, out, _ = cold_class
+    grade(options([classroom], tmp_path / "two", protocol_path, mnist_npz, workers=2, use_cache=False))
+    assert scores(tmp_path / "two") == scores(out)
+
+
+def test_the_ray_backend_gives_the_same_scores(cold_class, tmp_path, protocol_path, mnist_npz):
+    import ray  # in the test extra, so CI always runs this
+    classroom, out, _ = cold_class
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        summary = grade(options([classroom], tmp_path / "ray", protocol_path, mnist_npz, workers=2,
+                                backend="ray", use_cache=False))
+    finally:
+        ray.shutdown()
+    assert [r.status for r in summary.results] == ["ok"] * 3
+    assert scores(tmp_path / "ray") == scores(out)
+
+
+def test_progress_prints_plain_lines_when_not_on_a_terminal():
+    lines: list[str] = []
+    progress = Progress(lines.append)
+    progress.start(2)
+    on_event = progress.worker_event("ana")
+    on_event({"event": "model", "name": "create_baseline_model", "phase": "train", "epochs": 3})
+    on_event({"event": "epoch", "name": "create_baseline_model", "epoch": 1})
+    progress.submission_done("ana", "ana: ok")
+    assert lines == ["  ana: training create_baseline_model (3 epochs)", "[1/2] ana: ok"]
