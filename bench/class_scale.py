@@ -24,6 +24,7 @@ their own test suites). Sections:
   counted from the layers, backward pass taken as twice the forward) vs the machine's float32 peak
   measured by a 4096×4096 TensorFlow matrix multiply.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,10 @@ def run(command: list[str], **kwargs) -> float:
 
 
 def harness_grade(paths: list[Path], out: Path, profile: str, data: Path, *extra: str) -> float:
-    return run(["harness", "grade", *map(str, paths), "--out", str(out), "--profile", profile, "--data", str(data),
-                *extra], stdout=subprocess.DEVNULL)
+    return run(
+        ["harness", "grade", *map(str, paths), "--out", str(out), "--profile", profile, "--data", str(data), *extra],
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def grades(out: Path) -> list[dict]:
@@ -74,8 +77,23 @@ def rerun_unchanged(members: list[Path], out: Path, profile: str, data: Path) ->
     result.json kept byte for byte."""
     before = stored_results(out)
     started = time.perf_counter()
-    done = subprocess.run(["harness", "grade", *map(str, members), "--out", str(out), "--profile", profile,
-                           "--data", str(data), "--workers", "1"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            "harness",
+            "grade",
+            *map(str, members),
+            "--out",
+            str(out),
+            "--profile",
+            profile,
+            "--data",
+            str(data),
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - started
     unchanged = done.stdout.count("unchanged since the last run, every stage from the cache")
     return seconds, unchanged == len(before) and stored_results(out) == before
@@ -94,8 +112,9 @@ _keras.datasets.mnist.load_data = _load_data
 """
 
 
-def execute_notebooks(notebooks: list[Path], data: Path, train_images: int, test_images: int,
-                      timeout: int) -> tuple[float, list[dict]]:
+def execute_notebooks(
+    notebooks: list[Path], data: Path, train_images: int, test_images: int, timeout: int
+) -> tuple[float, list[dict]]:
     import nbformat
     from nbclient import NotebookClient
 
@@ -107,17 +126,24 @@ def execute_notebooks(notebooks: list[Path], data: Path, train_images: int, test
             if cell.cell_type == "code":
                 cell.source = "\n".join(
                     "pass" if line.strip().startswith(("!", "from google.colab", "drive.mount")) else line
-                    for line in cell.source.splitlines())
+                    for line in cell.source.splitlines()
+                )
         one = time.perf_counter()
-        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            allow_errors=True,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         error = None
         try:
             client.execute()
         except Exception as exc:  # a notebook that fails still costs what it ran
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
-        outcomes.append({"notebook": str(path.relative_to(SUBMISSIONS)), "seconds": time.perf_counter() - one,
-                         "error": error})
+        outcomes.append(
+            {"notebook": str(path.relative_to(SUBMISSIONS)), "seconds": time.perf_counter() - one, "error": error}
+        )
     return time.perf_counter() - started, outcomes
 
 
@@ -162,27 +188,60 @@ def markdown(report: dict) -> str:
         ("scaling", "grades identical, 1 vs 2 workers", "yes" if s["identical_grades_local"] else "**no**"),
     ]
     if "ray_workers_1_s" in s:
-        rows += [("scaling", "Ray backend, 1 worker / 2 workers", f"{s['ray_workers_1_s']:.0f} s / {s['ray_workers_2_s']:.0f} s"),
-                 ("scaling", "Ray speed-up 2 ÷ 1", f"**{s['ray_speedup_2_over_1']:.2f}×**"),
-                 ("scaling", "grades identical, Ray vs local", "yes" if s["identical_grades_ray"] else "**no**")]
-    rows += [("regrade", "unchanged class graded again", f"{r['unchanged_rerun_s']:.1f} s = **{100 * r['unchanged_rerun_fraction']:.1f} %** of the first run"),
-             ("regrade", "every model from the cache", "yes" if r["everything_from_cache"] else "**no**"),
-             ("regrade", "`harness score` after a rubric change", f"{r['rescore_after_rubric_change_s']:.1f} s = **{100 * r['rescore_fraction']:.1f} %**")]
+        rows += [
+            (
+                "scaling",
+                "Ray backend, 1 worker / 2 workers",
+                f"{s['ray_workers_1_s']:.0f} s / {s['ray_workers_2_s']:.0f} s",
+            ),
+            ("scaling", "Ray speed-up 2 ÷ 1", f"**{s['ray_speedup_2_over_1']:.2f}×**"),
+            ("scaling", "grades identical, Ray vs local", "yes" if s["identical_grades_ray"] else "**no**"),
+        ]
+    rows += [
+        (
+            "regrade",
+            "unchanged class graded again",
+            f"{r['unchanged_rerun_s']:.1f} s = **{100 * r['unchanged_rerun_fraction']:.1f} %** of the first run",
+        ),
+        ("regrade", "every model from the cache", "yes" if r["everything_from_cache"] else "**no**"),
+        (
+            "regrade",
+            "`harness score` after a rubric change",
+            f"{r['rescore_after_rubric_change_s']:.1f} s = **{100 * r['rescore_fraction']:.1f} %**",
+        ),
+    ]
     if "throughput" in report:
         t = report["throughput"]
-        rows += [("throughput", f"{len(t['notebooks'])} notebooks: harness (`--workers 2`) / nbclient one after another",
-                  f"{t['harness_s']:.0f} s / {t['nbclient_sequential_s']:.0f} s"),
-                 ("throughput", "ratio nbclient ÷ harness", f"**{t['ratio_nbclient_over_harness']:.2f}**")]
+        rows += [
+            (
+                "throughput",
+                f"{len(t['notebooks'])} notebooks: harness (`--workers 2`) / nbclient one after another",
+                f"{t['harness_s']:.0f} s / {t['nbclient_sequential_s']:.0f} s",
+            ),
+            ("throughput", "ratio nbclient ÷ harness", f"**{t['ratio_nbclient_over_harness']:.2f}**"),
+        ]
     e = report["efficiency"]
-    rows += [("efficiency", f"reference CNN training ({e['profile']} profile, {e['images']:,} image-epochs in {e['train_seconds']:.1f} s)",
-              f"{e['training_flops_per_s'] / 1e9:.1f} GFLOP/s"),
-             ("efficiency", "float32 matmul peak (4096²)", f"{e['matmul_peak_flops_per_s'] / 1e9:.1f} GFLOP/s"),
-             ("efficiency", "ratio", f"**{e['ratio']:.2f}**")]
-    head = (f"Profile `{report['profile']}`, {report['cpu_count']} cores, demo class of {len(report['demo_class'])} "
-            f"submissions; load average {report['load_average_start']:.1f} at the start, "
-            f"{report['load_average_end']:.1f} at the end.\n\n")
-    return head + "\n".join(["| section | measure | value |", "| --- | --- | --- |"] +
-                            [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
+    rows += [
+        (
+            "efficiency",
+            f"reference CNN training ({e['profile']} profile, {e['images']:,} image-epochs in {e['train_seconds']:.1f} s)",
+            f"{e['training_flops_per_s'] / 1e9:.1f} GFLOP/s",
+        ),
+        ("efficiency", "float32 matmul peak (4096²)", f"{e['matmul_peak_flops_per_s'] / 1e9:.1f} GFLOP/s"),
+        ("efficiency", "ratio", f"**{e['ratio']:.2f}**"),
+    ]
+    head = (
+        f"Profile `{report['profile']}`, {report['cpu_count']} cores, demo class of {len(report['demo_class'])} "
+        f"submissions; load average {report['load_average_start']:.1f} at the start, "
+        f"{report['load_average_end']:.1f} at the end.\n\n"
+    )
+    return (
+        head
+        + "\n".join(
+            ["| section | measure | value |", "| --- | --- | --- |"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+        )
+        + "\n"
+    )
 
 
 def main() -> int:
@@ -202,16 +261,25 @@ def main() -> int:
     profile = load_protocol().profile(args.profile)
     args.out.mkdir(parents=True, exist_ok=True)
     members = demo_class()
-    notebooks = [p for member in members for p in ([member] if member.is_file() else sorted(member.rglob("*.ipynb")))
-                 if p.suffix == ".ipynb"]
-    report: dict = {"profile": args.profile, "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()[0],
-                    "demo_class": [p.name for p in members]}
+    notebooks = [
+        p
+        for member in members
+        for p in ([member] if member.is_file() else sorted(member.rglob("*.ipynb")))
+        if p.suffix == ".ipynb"
+    ]
+    report: dict = {
+        "profile": args.profile,
+        "cpu_count": os.cpu_count(),
+        "load_average_start": os.getloadavg()[0],
+        "demo_class": [p.name for p in members],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         scaling: dict = {}
         for workers in (1, 2):
-            scaling[f"local_workers_{workers}_s"] = harness_grade(members, tmp / f"w{workers}", args.profile, args.data,
-                                                                  "--workers", str(workers), "--no-cache")
+            scaling[f"local_workers_{workers}_s"] = harness_grade(
+                members, tmp / f"w{workers}", args.profile, args.data, "--workers", str(workers), "--no-cache"
+            )
         scaling["local_speedup_2_over_1"] = scaling["local_workers_1_s"] / scaling["local_workers_2_s"]
         scaling["identical_grades_local"] = grades(tmp / "w1") == grades(tmp / "w2")
 
@@ -221,38 +289,70 @@ def main() -> int:
         text = (ROOT / "rubric" / "default.toml").read_text(encoding="utf-8")
         rubric.write_text(text.replace("min_gain_pp = 0.5,", "min_gain_pp = 0.6,"), encoding="utf-8")
         rescore = run(["harness", "score", str(tmp / "w1"), "--rubric", str(rubric)], stdout=subprocess.DEVNULL)
-        report["regrade"] = {"first_run_s": first, "unchanged_rerun_s": again, "rescore_after_rubric_change_s": rescore,
-                             "unchanged_rerun_fraction": again / first, "rescore_fraction": rescore / first,
-                             "everything_from_cache": nothing_trained}
+        report["regrade"] = {
+            "first_run_s": first,
+            "unchanged_rerun_s": again,
+            "rescore_after_rubric_change_s": rescore,
+            "unchanged_rerun_fraction": again / first,
+            "rescore_fraction": rescore / first,
+            "everything_from_cache": nothing_trained,
+        }
 
         if not args.skip_ray:
             for workers in (1, 2):
-                scaling[f"ray_workers_{workers}_s"] = harness_grade(members, tmp / f"ray{workers}", args.profile,
-                                                                    args.data, "--backend", "ray", "--workers",
-                                                                    str(workers), "--no-cache")
+                scaling[f"ray_workers_{workers}_s"] = harness_grade(
+                    members,
+                    tmp / f"ray{workers}",
+                    args.profile,
+                    args.data,
+                    "--backend",
+                    "ray",
+                    "--workers",
+                    str(workers),
+                    "--no-cache",
+                )
             scaling["ray_speedup_2_over_1"] = scaling["ray_workers_1_s"] / scaling["ray_workers_2_s"]
-            scaling["identical_grades_ray"] = (grades(tmp / "ray1") == grades(tmp / "w1")
-                                               and grades(tmp / "ray2") == grades(tmp / "w2"))
+            scaling["identical_grades_ray"] = grades(tmp / "ray1") == grades(tmp / "w1") and grades(
+                tmp / "ray2"
+            ) == grades(tmp / "w2")
         report["scaling"] = scaling
 
         if not args.skip_nbclient:
-            harness_seconds = harness_grade(notebooks, tmp / "notebooks", args.profile, args.data,
-                                            "--workers", "2", "--no-cache")
-            nb_seconds, outcomes = execute_notebooks(notebooks, args.data, profile.train_images,
-                                                     profile.test_images, timeout=3600)
-            report["throughput"] = {"harness_s": harness_seconds, "nbclient_sequential_s": nb_seconds,
-                                    "ratio_nbclient_over_harness": nb_seconds / harness_seconds, "notebooks": outcomes}
+            harness_seconds = harness_grade(
+                notebooks, tmp / "notebooks", args.profile, args.data, "--workers", "2", "--no-cache"
+            )
+            nb_seconds, outcomes = execute_notebooks(
+                notebooks, args.data, profile.train_images, profile.test_images, timeout=3600
+            )
+            report["throughput"] = {
+                "harness_s": harness_seconds,
+                "nbclient_sequential_s": nb_seconds,
+                "ratio_nbclient_over_harness": nb_seconds / harness_seconds,
+                "notebooks": outcomes,
+            }
 
         efficiency_profile = load_protocol().profile(args.efficiency_profile)
-        harness_grade([SUBMISSIONS / "baseline_only.ipynb"], tmp / "efficiency", args.efficiency_profile, args.data,
-                      "--workers", "1", "--no-cache")
+        harness_grade(
+            [SUBMISSIONS / "baseline_only.ipynb"],
+            tmp / "efficiency",
+            args.efficiency_profile,
+            args.data,
+            "--workers",
+            "1",
+            "--no-cache",
+        )
         reference = json.loads((tmp / "efficiency" / "_reference" / "reference.json").read_text())["model"]
         images = int(efficiency_profile.train_images * 0.8) * reference["epochs_run"]
         achieved = baseline_training_flops_per_image() * images / reference["train_seconds"]
         peak = matmul_peak_flops()
-        report["efficiency"] = {"profile": args.efficiency_profile, "images": images,
-                                "train_seconds": reference["train_seconds"], "training_flops_per_s": achieved,
-                                "matmul_peak_flops_per_s": peak, "ratio": achieved / peak}
+        report["efficiency"] = {
+            "profile": args.efficiency_profile,
+            "images": images,
+            "train_seconds": reference["train_seconds"],
+            "training_flops_per_s": achieved,
+            "matmul_peak_flops_per_s": peak,
+            "ratio": achieved / peak,
+        }
         shutil.rmtree(tmp, ignore_errors=True)
     report["load_average_end"] = os.getloadavg()[0]
     (args.out / "class_scale.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

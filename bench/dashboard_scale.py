@@ -16,6 +16,7 @@ each a copy of its folder with the name changed in ``result.json``) into a fresh
 
 Writes ``bench/results/dashboard_scale.{md,json}`` (``--results`` to change).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.util.i18n import Translator
-from harness.report.render import _environment, render_dashboard
 from harness.pipeline.rescore import _reference, rerender, stored_results
+from harness.report.render import _environment, render_dashboard
+from harness.util.i18n import Translator
 
 SHARED = ("_reference", "_suite")
 
@@ -67,8 +68,13 @@ def browser_timings(page_path: Path) -> dict:
                 const th = document.querySelectorAll('#students th.sortable')[2];
                 const t0 = performance.now(); th.click(); th.click(); return (performance.now() - t0) / 2; }""")
             first = page.evaluate("document.querySelector('#students tbody tr td').textContent.trim()")
-            return {"load_seconds": round(load, 3), "rows": rows, "sort_ms": round(sort, 1),
-                    "first_row_after_sort": first, "page_errors": errors}
+            return {
+                "load_seconds": round(load, 3),
+                "rows": rows,
+                "sort_ms": round(sort, 1),
+                "first_row_after_sort": first,
+                "page_errors": errors,
+            }
         finally:
             browser.close()
 
@@ -98,15 +104,18 @@ def main() -> None:
             page = render_dashboard(work, results, reference, translator, env)
             render.append(time.perf_counter() - started)
         figures = {
-            "students": len(results), "source": str(args.out), "source_students": len(stored_results(args.out)),
+            "students": len(results),
+            "source": str(args.out),
+            "source_students": len(stored_results(args.out)),
             "read_results_seconds": round(read_seconds, 3),
             "render_dashboard_seconds": [round(s, 3) for s in render],
             "index_html_bytes": page.stat().st_size,
-            "cores": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1),
+            "cores": os.cpu_count(),
+            "load_average": round(os.getloadavg()[0], 1),
             "python": platform.python_version(),
         }
         if args.reports:
-            rerender(work, args.language)   # first pass: figures.json digests are checked (and kept)
+            rerender(work, args.language)  # first pass: figures.json digests are checked (and kept)
             started = time.perf_counter()
             rerender(work, args.language)
             figures["harness_report_seconds"] = round(time.perf_counter() - started, 1)
@@ -117,21 +126,30 @@ def main() -> None:
 
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# Class dashboard with {figures['students']} students",
-             "", f"`python bench/dashboard_scale.py OUT --students {args.students}"
-             f"{' --reports' if args.reports else ''}{' --browser' if args.browser else ''}` "
-             f"({figures['source_students']} graded students replicated; {figures['cores']} cores, "
-             f"load average {figures['load_average']})", "",
-             "| measure | value |", "|---|---|",
-             f"| `index.html` size | {figures['index_html_bytes'] / 1024:.0f} KiB |",
-             f"| reading the stored results | {figures['read_results_seconds']:.2f} s |",
-             f"| rendering the dashboard (median of {len(render)}) | {statistics.median(render):.2f} s |"]
+    lines = [
+        f"# Class dashboard with {figures['students']} students",
+        "",
+        f"`python bench/dashboard_scale.py OUT --students {args.students}"
+        f"{' --reports' if args.reports else ''}{' --browser' if args.browser else ''}` "
+        f"({figures['source_students']} graded students replicated; {figures['cores']} cores, "
+        f"load average {figures['load_average']})",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| `index.html` size | {figures['index_html_bytes'] / 1024:.0f} KiB |",
+        f"| reading the stored results | {figures['read_results_seconds']:.2f} s |",
+        f"| rendering the dashboard (median of {len(render)}) | {statistics.median(render):.2f} s |",
+    ]
     if "harness_report_seconds" in figures:
-        lines.append(f"| `harness report` (every report + dashboard + exports) | {figures['harness_report_seconds']:.0f} s |")
+        lines.append(
+            f"| `harness report` (every report + dashboard + exports) | {figures['harness_report_seconds']:.0f} s |"
+        )
     if "chromium" in figures:
         c = figures["chromium"]
-        lines += [f"| Chromium: open offline (load event) | {c['load_seconds']:.2f} s, {c['rows']} rows |",
-                  f"| Chromium: sort by total (one click) | {c['sort_ms']:.0f} ms |"]
+        lines += [
+            f"| Chromium: open offline (load event) | {c['load_seconds']:.2f} s, {c['rows']} rows |",
+            f"| Chromium: sort by total (one click) | {c['sort_ms']:.0f} ms |",
+        ]
     args.results.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

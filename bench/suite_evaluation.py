@@ -12,6 +12,7 @@
    independent of other jobs on the machine; on idle cores the wall time is about CPU / threads plus
    the single-threaded start); checks that every repeat gives the same predictions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,10 @@ import numpy as np
 
 from harness.analysis.analyse import load_predictions, prepare_suite
 from harness.config.protocol import load_protocol
-from harness.pipeline.data import load_mnist, held_out_test_set
-from harness.training.evaluate import evaluate_models
 from harness.pipeline import default_threads
+from harness.pipeline.data import held_out_test_set, load_mnist
 from harness.results import ModelResult
+from harness.training.evaluate import evaluate_models
 from harness.training.train import TrainingJob
 
 
@@ -54,15 +55,23 @@ def main() -> None:
         suite = prepare_suite(x_test, work / "cache")
         loaded_s = time.perf_counter() - started
         assert suite.from_cache
-        print(f"suite: {len(suite)} sets, {suite.n_images:,} images, checksum {suite.checksum[:12]}; "
-              f"built in {built_s:.1f} s, loaded and verified from the cache in {loaded_s:.2f} s")
+        print(
+            f"suite: {len(suite)} sets, {suite.n_images:,} images, checksum {suite.checksum[:12]}; "
+            f"built in {built_s:.1f} s, loaded and verified from the cache in {loaded_s:.2f} s"
+        )
         test_data = work / "test.npz"
         np.savez(test_data, x_test=x_test)
         models_dir = work / "models"
         models_dir.mkdir()
         shutil.copy2(args.model, models_dir / "model.keras")
-        job = TrainingJob(protocol=protocol, profile=profile, seed=protocol.training.seed, train_data=test_data,
-                          work_dir=work, threads=args.threads)
+        job = TrainingJob(
+            protocol=protocol,
+            profile=profile,
+            seed=protocol.training.seed,
+            train_data=test_data,
+            work_dir=work,
+            threads=args.threads,
+        )
         first = None
         for repeat in range(args.repeat):
             model = ModelResult(name="model", role="reference", status="ok", model_file="model.keras")
@@ -74,12 +83,14 @@ def main() -> None:
             same = first is None or all(np.array_equal(predictions.suite[k][0], first.suite[k][0]) for k in first.suite)
             first = first or predictions
             cpu = predictions.cpu_seconds
-            print(f"run {repeat + 1}: evaluation worker {wall:.1f} s wall, {cpu.get('worker', 0):.1f} s CPU "
-                  f"(predicting: clean {predictions.clean_seconds:.1f} s wall / {cpu.get('clean', 0):.1f} s CPU "
-                  f"for {len(labels):,} images, suite {predictions.suite_seconds:.1f} s wall / "
-                  f"{cpu.get('suite', 0):.1f} s CPU for {suite.n_images:,} images); "
-                  f"test accuracy {100 * model.test_accuracy:.2f} %; same predictions as run 1: {same}; "
-                  f"load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"run {repeat + 1}: evaluation worker {wall:.1f} s wall, {cpu.get('worker', 0):.1f} s CPU "
+                f"(predicting: clean {predictions.clean_seconds:.1f} s wall / {cpu.get('clean', 0):.1f} s CPU "
+                f"for {len(labels):,} images, suite {predictions.suite_seconds:.1f} s wall / "
+                f"{cpu.get('suite', 0):.1f} s CPU for {suite.n_images:,} images); "
+                f"test accuracy {100 * model.test_accuracy:.2f} %; same predictions as run 1: {same}; "
+                f"load average {os.getloadavg()[0]:.1f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -9,6 +9,7 @@ Exit codes: 0 every submission graded; 1 at least one submission failed or was u
 submission as expected (and above ``--min-score``), 1 otherwise (harness/report/ci.py). ``check``: 0 the
 submission will be gradable, 1 it will not (the reasons are printed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,28 +26,55 @@ EXIT_CANNOT_START = 2
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lang", choices=["fr", "en"], default="fr", help="language of reports and reasons (default fr)")
+    parser.add_argument(
+        "--lang", choices=["fr", "en"], default="fr", help="language of reports and reasons (default fr)"
+    )
     parser.add_argument("--rubric", type=Path, help="rubric TOML file (default: the bundled rubric/default.toml)")
-    parser.add_argument("--overrides", type=Path,
-                        help="instructor overrides (.toml or .csv): set or adjust any criterion of any student")
+    parser.add_argument(
+        "--overrides",
+        type=Path,
+        help="instructor overrides (.toml or .csv): set or adjust any criterion of any student",
+    )
 
 
 def _notebooks(parser: argparse.ArgumentParser) -> None:
     """Options about notebooks: --execute, --factory-map, top-level model discovery."""
     group = parser.add_argument_group("notebooks")
-    group.add_argument("--execute", action="store_true",
-                       help="also run each notebook top to bottom in the sandbox (nbclient) and record failing cells "
-                            "and printed accuracies; grading does not depend on it")
-    group.add_argument("--cell-timeout", type=float, default=None, metavar="S",
-                       help="--execute: time limit per cell, seconds (default 120)")
-    group.add_argument("--execute-timeout", type=float, default=None, metavar="S",
-                       help="--execute: time limit for the whole notebook, seconds (default 600)")
-    group.add_argument("--factory-map", action="append", default=[], metavar="NAME=FUNCTION|FILE.toml",
-                       help="grade a function named otherwise, e.g. create_improved_model_1=build_cnn (repeatable), "
-                            "or a TOML file with [all] and [\"<student id>\"] tables of such pairs")
-    group.add_argument("--discover", choices=["auto", "never"], default="auto",
-                       help="auto (default): a notebook without factory functions is run with Keras training "
-                            "intercepted to find the models it builds at top level; never: it is invalid")
+    group.add_argument(
+        "--execute",
+        action="store_true",
+        help="also run each notebook top to bottom in the sandbox (nbclient) and record failing cells "
+        "and printed accuracies; grading does not depend on it",
+    )
+    group.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="--execute: time limit per cell, seconds (default 120)",
+    )
+    group.add_argument(
+        "--execute-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="--execute: time limit for the whole notebook, seconds (default 600)",
+    )
+    group.add_argument(
+        "--factory-map",
+        action="append",
+        default=[],
+        metavar="NAME=FUNCTION|FILE.toml",
+        help="grade a function named otherwise, e.g. create_improved_model_1=build_cnn (repeatable), "
+        'or a TOML file with [all] and ["<student id>"] tables of such pairs',
+    )
+    group.add_argument(
+        "--discover",
+        choices=["auto", "never"],
+        default="auto",
+        help="auto (default): a notebook without factory functions is run with Keras training "
+        "intercepted to find the models it builds at top level; never: it is invalid",
+    )
 
 
 def _grade_parser(commands) -> None:
@@ -56,15 +84,28 @@ def _grade_parser(commands) -> None:
     grade.add_argument("--profile", default="quick", help="full, quick or smoke (reference/protocol.toml)")
     grade.add_argument("--data", type=Path, help=f"local MNIST .npz (default: ${DATA_ENV}, else Keras's loader)")
     grade.add_argument("--seed", type=int, help="training seed (default: the protocol's)")
-    grade.add_argument("--seeds", type=int, default=1, metavar="K",
-                       help="train every model and the reference on K seeds derived from --seed, and report the "
-                            "gain's mean ± std and 95%% confidence interval (default 1)")
+    grade.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train every model and the reference on K seeds derived from --seed, and report the "
+        "gain's mean ± std and 95%% confidence interval (default 1)",
+    )
     grade.add_argument("--suite", type=Path, help="robustness suite TOML (default: reference/robustness_suite.toml)")
-    grade.add_argument("--workers", type=int, default=None,
-                       help="submissions graded at once (default: from the machine's cores and memory)")
+    grade.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="submissions graded at once (default: from the machine's cores and memory)",
+    )
     grade.add_argument("--cache", type=Path, help="stage cache folder, shareable between runs (default OUT/.cache)")
-    grade.add_argument("--backend", choices=["local", "ray"], default="local",
-                       help="local worker processes (default) or Ray tasks (pip install 'harness[ray]')")
+    grade.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local worker processes (default) or Ray tasks (pip install 'harness[ray]')",
+    )
     grade.add_argument("--address", help="address of an existing Ray cluster (default: start a local Ray)")
     grade.add_argument("--gpus-per-task", type=float, help="GPU fraction per Ray task (default 0.25 when GPUs exist)")
     grade.add_argument("--no-cache", action="store_true", help="rerun every stage, ignoring cached results")
@@ -72,23 +113,35 @@ def _grade_parser(commands) -> None:
     limits = grade.add_argument_group("worker limits (defaults: the profile's [limits.*] in the protocol file)")
     limits.add_argument("--memory-mb", type=int, default=None, help="address space of each worker process, MiB")
     limits.add_argument("--resident-mb", type=int, default=None, help="resident memory of a whole worker, MiB (cgroup)")
-    limits.add_argument("--cpu-seconds", type=int, default=None, metavar="S",
-                        help="CPU time per worker thread, seconds")
+    limits.add_argument(
+        "--cpu-seconds", type=int, default=None, metavar="S", help="CPU time per worker thread, seconds"
+    )
     limits.add_argument("--max-processes", type=int, default=None, help="processes + threads of a worker")
     limits.add_argument("--max-open-files", type=int, default=None, help="open files of a worker process")
     limits.add_argument("--max-output-mb", type=int, default=None, help="what a worker may write, MiB")
     sandbox = grade.add_mutually_exclusive_group()
     sandbox.add_argument("--no-sandbox", action="store_true", help="run workers without bubblewrap even if present")
-    sandbox.add_argument("--require-sandbox", action="store_true",
-                         help="refuse to grade (exit 2) unless bubblewrap works here")
+    sandbox.add_argument(
+        "--require-sandbox", action="store_true", help="refuse to grade (exit 2) unless bubblewrap works here"
+    )
     _notebooks(grade)
     ci = grade.add_argument_group("continuous integration")
-    ci.add_argument("--ci", action="store_true",
-                    help="write OUT/ci/summary.json and OUT/ci/junit.xml (one test case per submission and model); "
-                         "exit 0 when every submission is as expected, 1 otherwise")
-    ci.add_argument("--min-score", type=float, default=None, help="--ci: a submission expected ok must score at least this")
-    ci.add_argument("--expect", type=Path, default=None, metavar="FILE.toml",
-                    help="--ci: expected status per student ([students] broken = \"invalid\"); others are expected ok")
+    ci.add_argument(
+        "--ci",
+        action="store_true",
+        help="write OUT/ci/summary.json and OUT/ci/junit.xml (one test case per submission and model); "
+        "exit 0 when every submission is as expected, 1 otherwise",
+    )
+    ci.add_argument(
+        "--min-score", type=float, default=None, help="--ci: a submission expected ok must score at least this"
+    )
+    ci.add_argument(
+        "--expect",
+        type=Path,
+        default=None,
+        metavar="FILE.toml",
+        help='--ci: expected status per student ([students] broken = "invalid"); others are expected ok',
+    )
     _common(grade)
 
     _roster(grade)
@@ -96,16 +149,24 @@ def _grade_parser(commands) -> None:
 
 def _check_parser(commands) -> None:
     check = commands.add_parser(
-        "check", help="for students: check a notebook or module before submitting (about a minute)",
+        "check",
+        help="for students: check a notebook or module before submitting (about a minute)",
         description="Build, compile and briefly train every model (1,000 images, one epoch), detect the "
-                    "modification categories and the report's sections, print a checklist with a predicted "
-                    "range per rubric criterion, and write an HTML preview of the feedback report. Exit 0 when "
-                    "the submission will be gradable, 1 otherwise.")
+        "modification categories and the report's sections, print a checklist with a predicted "
+        "range per rubric criterion, and write an HTML preview of the feedback report. Exit 0 when "
+        "the submission will be gradable, 1 otherwise.",
+    )
     check.add_argument("path", type=Path, help="the notebook (.ipynb), module (.py), folder or .zip to check")
-    check.add_argument("--out", type=Path, default=None,
-                       help="where to write the preview and the check's files (default: a folder in the system's "
-                            "temporary directory, reused between checks)")
-    check.add_argument("--cache", type=Path, help="stage cache folder (default OUT/.cache): unchanged models are not retrained")
+    check.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the preview and the check's files (default: a folder in the system's "
+        "temporary directory, reused between checks)",
+    )
+    check.add_argument(
+        "--cache", type=Path, help="stage cache folder (default OUT/.cache): unchanged models are not retrained"
+    )
     check.add_argument("--data", type=Path, help=f"local MNIST .npz (default: ${DATA_ENV}, else Keras's loader)")
     check.add_argument("--profile", default="check", help="protocol profile of the check (default check)")
     check.add_argument("--protocol", type=Path, help="protocol TOML file (default: reference/protocol.toml)")
@@ -113,7 +174,6 @@ def _check_parser(commands) -> None:
     check.add_argument("--ascii", action="store_true", help="plain ASCII marks instead of ✓ ✗ (old Windows consoles)")
     _notebooks(check)
     _common(check)
-
 
 
 def _score_parser(commands) -> None:
@@ -127,9 +187,12 @@ def _report_parser(commands) -> None:
     report = commands.add_parser("report", help="re-render every report and the dashboard from stored results")
     report.add_argument("out", type=Path)
     report.add_argument("--lang", choices=["fr", "en"], default="fr")
-    report.add_argument("--screenshots", action="store_true",
-                        help="also open the dashboard and each report in headless Chromium: screenshots in "
-                             "OUT/screenshots/, console errors and broken images reported")
+    report.add_argument(
+        "--screenshots",
+        action="store_true",
+        help="also open the dashboard and each report in headless Chromium: screenshots in "
+        "OUT/screenshots/, console errors and broken images reported",
+    )
     _roster(report)
 
 
@@ -138,13 +201,16 @@ def _schema_parser(commands) -> None:
 
 
 def _roster(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--roster", type=Path,
-                        help="CSV mapping student ids to LMS identities for the Moodle and Canvas exports")
+    parser.add_argument(
+        "--roster", type=Path, help="CSV mapping student ids to LMS identities for the Moodle and Canvas exports"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: one subparser per command."""
-    parser = argparse.ArgumentParser(prog="harness", description="Grade MNIST course submissions by retraining every model.")
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Grade MNIST course submissions by retraining every model."
+    )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_grade_parser, _check_parser, _score_parser, _report_parser, _schema_parser):

@@ -7,6 +7,7 @@ carries them.
 >>> bundled("reference", "protocol.toml").name
 'protocol.toml'
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +22,7 @@ def bundled(folder: str, name: str = "") -> Path:
     Installed, these folders are the subpackages ``harness.<folder>``; in a source checkout
     that was not installed they are the repository's top-level folders.
     """
-    base = _PACKAGE / folder   # no __init__.py: importlib.resources cannot see it
+    base = _PACKAGE / folder  # no __init__.py: importlib.resources cannot see it
     if not base.is_dir():
         base = _REPO_ROOT / folder
     return base / name if name else base

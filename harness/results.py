@@ -9,6 +9,7 @@ Each is a pydantic model; ``harness schema`` prints their JSON Schema. On disk, 
 >>> ModelResult(name="create_improved_model_1", role="improved").status
 'pending'
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,15 +22,15 @@ from harness.util.atomic import write_json_atomic
 SCHEMA_VERSION = 1
 
 ModelStatus = Literal[
-    "pending",        # not trained yet
-    "ok",             # trained and evaluated
-    "invalid",        # the factory returned something the protocol cannot train (not a model, wrong shape)
-    "error",          # the student's code raised an exception
-    "timeout",        # a wall-clock limit was passed and the worker was stopped
-    "crashed",        # the worker died (segfault, abort)
+    "pending",  # not trained yet
+    "ok",  # trained and evaluated
+    "invalid",  # the factory returned something the protocol cannot train (not a model, wrong shape)
+    "error",  # the student's code raised an exception
+    "timeout",  # a wall-clock limit was passed and the worker was stopped
+    "crashed",  # the worker died (segfault, abort)
     "out_of_memory",  # the worker hit its memory limit
-    "killed",         # the worker was killed from outside
-    "skipped",        # not run because the submission's total budget was spent
+    "killed",  # the worker was killed from outside
+    "skipped",  # not run because the submission's total budget was spent
 ]
 SubmissionStatus = Literal["ok", "partial", "failed", "invalid"]
 
@@ -48,13 +49,17 @@ class _Result(BaseModel):
 
 # --------------------------------------------------------------------------- ingest
 
+
 class CodeCell(_Result):
     """A code cell as ingest read it (or the whole .py module, cell None), with the notebook's saved text outputs."""
 
     cell: int | None = Field(description="notebook cell index; None for a .py module")
     source: str
-    outputs: list[str] = Field([], description="the notebook's saved text outputs of this cell (streams, "
-                                               "text/plain results, errors), ANSI codes removed, long ones cut")
+    outputs: list[str] = Field(
+        [],
+        description="the notebook's saved text outputs of this cell (streams, "
+        "text/plain results, errors), ANSI codes removed, long ones cut",
+    )
 
 
 class MarkdownCell(_Result):
@@ -69,8 +74,9 @@ class DroppedStatement(_Result):
 
     cell: int | None
     line: int
-    kind: str = Field(description="shell, magic, colab, training, evaluation, plotting, data, main, "
-                                  "depends_on_dropped or statement")
+    kind: str = Field(
+        description="shell, magic, colab, training, evaluation, plotting, data, main, depends_on_dropped or statement"
+    )
     code: str
     reason: str
 
@@ -110,22 +116,29 @@ class IngestResult(_Result):
     has_training_config: bool = False
     module_source: str = Field("", description="the code the worker imports: kept statements only")
     line_map: list[tuple[int | None, int]] = Field(
-        [], description="for each line of module_source: (cell, line in that cell)")
+        [], description="for each line of module_source: (cell, line in that cell)"
+    )
     code_cells: list[CodeCell] = []
     markdown: list[MarkdownCell] = []
     notebook_format: str | None = Field(None, description="nbformat version of the notebook as handed in, e.g. '4.5'")
     factory_source: Literal["functions", "mapped", "discovered"] = Field(
-        "functions", description="functions: the convention's names; mapped: --factory-map; "
-                                 "discovered: models built at top level, found by running the notebook")
-    factory_map: dict[str, str] = Field({}, description="harness factory name -> the student's function (--factory-map)")
+        "functions",
+        description="functions: the convention's names; mapped: --factory-map; "
+        "discovered: models built at top level, found by running the notebook",
+    )
+    factory_map: dict[str, str] = Field(
+        {}, description="harness factory name -> the student's function (--factory-map)"
+    )
     candidates: list[IgnoredItem] = Field(
-        [], description="functions that return a Keras model under another name (map them with --factory-map)")
+        [], description="functions that return a Keras model under another name (map them with --factory-map)"
+    )
     discovery: DiscoveryRecord | None = Field(None, description="top-level model discovery (no factories)")
 
 
 # --------------------------------------------------------------------------- execute + discover
 # harness/ingest/execution.py runs a whole notebook with nbclient; harness/ingest/discovery.py runs its code cells
 # with Keras's training intercepted. Both in a sandboxed worker.
+
 
 class CellRun(_Result):
     """One notebook cell in an execute or discover run: status, time, error, printed text."""
@@ -151,13 +164,16 @@ class ExecutionRecord(_Result):
 
     status: Literal["ok", "failed", "timeout", "error"] = Field(
         description="ok: every code cell ran; failed: at least one raised; timeout: the notebook's deadline "
-                    "was reached; error: the notebook could not be started")
+        "was reached; error: the notebook could not be started"
+    )
     reason: str | None = None
     cells: list[CellRun] = []
     failed_cells: list[int] = []
     first_failure: int | None = None
     accuracies: list[PrintedAccuracy] = Field([], description="accuracies the student's cells printed")
-    neutralised: list[DroppedStatement] = Field([], description="lines replaced by `pass` before running (Colab, shell)")
+    neutralised: list[DroppedStatement] = Field(
+        [], description="lines replaced by `pass` before running (Colab, shell)"
+    )
     data_note: str = Field("", description="how the notebook got MNIST (a first cell injected by the harness)")
     cell_timeout_s: float = 0
     deadline_s: float = 0
@@ -193,6 +209,7 @@ class DiscoveryRecord(_Result):
 
 # --------------------------------------------------------------------------- train + evaluate
 
+
 class LayerSpec(_Result):
     """One layer of a built model: its Keras class and salient settings."""
 
@@ -224,6 +241,7 @@ class TrainingSettings(_Result):
 # --------------------------------------------------------------------------- analysis (harness/analysis/)
 # Computed by the grading process from the stored predictions (never by student code). Small on
 # purpose: no per-image arrays except the galleries' test indices.
+
 
 class ConfusedPair(_Result):
     """One (true digit, predicted digit) pair of the confusion matrix and how many test images fell in it."""
@@ -260,7 +278,8 @@ class Calibration(_Result):
     binning: str = Field(description="how confidences were binned")
     bins: list[ReliabilityBin] = Field([], description="the reliability diagram's data")
     outputs: Literal["probabilities", "logits"] = Field(
-        "probabilities", description="'logits': the model's outputs were not probabilities; softmax was applied")
+        "probabilities", description="'logits': the model's outputs were not probabilities; softmax was applied"
+    )
 
 
 class OverfittingSignal(_Result):
@@ -282,11 +301,16 @@ class ErrorAnalysis(_Result):
     errors: int
     confusion: list[list[int]] = Field(description="counts, confusion[true][predicted]")
     confusion_normalized: list[list[float | None]] = Field(
-        description="row-normalised: fraction of the true digit's images predicted as each digit")
-    per_digit_error: list[float | None] = Field(description="error rate per true digit 0..9 (the assignment's bar chart)")
+        description="row-normalised: fraction of the true digit's images predicted as each digit"
+    )
+    per_digit_error: list[float | None] = Field(
+        description="error rate per true digit 0..9 (the assignment's bar chart)"
+    )
     per_digit_count: list[int]
     most_confused: list[ConfusedPair] = []
-    first_errors: list[GalleryItem] = Field([], description="the first misclassified test images (the assignment's [:10])")
+    first_errors: list[GalleryItem] = Field(
+        [], description="the first misclassified test images (the assignment's [:10])"
+    )
     confident_errors: list[GalleryItem] = Field([], description="the errors the model was most sure about")
     calibration: Calibration | None = None
     overfitting: OverfittingSignal | None = None
@@ -304,7 +328,8 @@ class RobustnessEntry(_Result):
     accuracy: float
     mean_confidence: float | None = None
     relative_error: float | None = Field(
-        None, description="corruption error relative to the reference, E_model / E_reference (MNIST-C entries)")
+        None, description="corruption error relative to the reference, E_model / E_reference (MNIST-C entries)"
+    )
 
 
 class SeverityCurve(_Result):
@@ -327,7 +352,8 @@ class Robustness(_Result):
     mnist_c_accuracy: float | None = Field(None, description="mean accuracy over the MNIST-C corruptions")
     mean_corruption_error: float | None = Field(None, description="unnormalised mCE: mean error over MNIST-C")
     relative_mce: float | None = Field(
-        None, description="mean over MNIST-C of E_model / E_reference (1: as robust as the reference, < 1: more)")
+        None, description="mean over MNIST-C of E_model / E_reference (1: as robust as the reference, < 1: more)"
+    )
     entries: list[RobustnessEntry] = []
     curves: list[SeverityCurve] = []
     images: int = Field(0, description="perturbed images predicted")
@@ -380,6 +406,7 @@ class Message(_Result):
     """A sentence kept as its translation key and values, so that a report re-rendered in another
     language says it in that language (``Translator.render``); a list value is a list of messages,
     joined with commas."""
+
     key: str
     values: dict[str, str | int | float | list[Message]] = Field(default_factory=dict)
 
@@ -411,10 +438,12 @@ class ModelResult(_Result):
     test_accuracy: float | None = Field(None, description="computed by the harness from the model's predictions")
     test_errors: int | None = None
     evaluated_with_student_code: bool = Field(
-        False, description="the saved model could only be loaded with the student's own definitions")
+        False, description="the saved model could only be loaded with the student's own definitions"
+    )
     model_file: str | None = None
     predictions_file: str | None = Field(
-        None, description="<name>.predictions.npz: clean-test probabilities and the suite's predicted labels")
+        None, description="<name>.predictions.npz: clean-test probabilities and the suite's predicted labels"
+    )
     from_cache: list[str] = Field([], description="stages taken from the cache: train, evaluate")
     evaluation_key: str | None = Field(None, description="what the stored evaluation was computed against")
     error_analysis: ErrorAnalysis | None = None
@@ -449,6 +478,7 @@ class TrainingRecord(_Result):
 
 # --------------------------------------------------------------------------- score + final
 
+
 class EvidenceItem(_Result):
     """One thing a rule detected (or missed), where it is, in the report's language."""
 
@@ -457,7 +487,8 @@ class EvidenceItem(_Result):
     cell: int | None = Field(None, description="notebook cell (numbered from 1)")
     line: int | None = Field(None, description="line in that cell, or in the .py module")
     kind: Literal["info", "found", "missing", "flag"] = Field(
-        "info", description="flag: something shown to the student and the instructor (a disagreement, a problem)")
+        "info", description="flag: something shown to the student and the instructor (a disagreement, a problem)"
+    )
 
 
 class ComponentScore(_Result):
@@ -564,7 +595,8 @@ class SubmissionResult(_Result):
     analysis: AnalysisSummary | None = None
     execution: ExecutionRecord | None = Field(None, description="--execute: the notebook run top to bottom")
     discovered_models: list[DiscoveredModel] = Field(
-        [], description="models built at top level and found by running the notebook (which cell built each)")
+        [], description="models built at top level and found by running the notebook (which cell built each)"
+    )
     candidates: list[IgnoredItem] = Field([], description="functions returning a Keras model under other names")
 
     def best_improved(self) -> ModelResult | None:

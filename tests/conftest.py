@@ -12,6 +12,7 @@ its outputs are read by many tests:
 Both runs share one stage cache and a small robustness suite, so the reference model is trained
 once per session and evaluation stays short.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,13 +38,14 @@ TINY = "tiny"
 BUDGET = "budget"
 TINY_TRAIN_IMAGES = 600
 TINY_TEST_IMAGES = 300
-BUILD_TIMEOUT_S = 10         # a real build takes well under a second; the hanging factory is stopped after this
+BUILD_TIMEOUT_S = 10  # a real build takes well under a second; the hanging factory is stopped after this
 BUDGET_MODEL_S = 0.5
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 # --------------------------------------------------------------------------- data and protocol
+
 
 def _keras_cache() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "mnist.npz"
@@ -83,8 +85,11 @@ def mnist_arrays(mnist_npz) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def protocol_path(tmp_path_factory) -> Path:
     """The bundled protocol with two small test profiles added (``tiny`` and ``budget``)."""
-    text = (bundled("reference", "protocol.toml").read_text(encoding="utf-8") + "\n\n"
-            + (FIXTURES / "protocol_test_profiles.toml").read_text(encoding="utf-8"))
+    text = (
+        bundled("reference", "protocol.toml").read_text(encoding="utf-8")
+        + "\n\n"
+        + (FIXTURES / "protocol_test_profiles.toml").read_text(encoding="utf-8")
+    )
     path = tmp_path_factory.mktemp("protocol") / "protocol-tests.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -112,13 +117,16 @@ def shared_suite_cache(tmp_path_factory):
 # perturbations, parameters and seeds), on few images: the bundled suite has 37 sets.
 def small_suite(names: list[str], subset: int | str) -> str:
     """TOML of the bundled suite's entries named `names`, on the first `subset` test images."""
+
     def value(v) -> str:
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
         return json.dumps(v)
 
-    entries = {e["name"]: e for e in tomllib.loads(bundled("reference", "robustness_suite.toml")
-                                                   .read_text(encoding="utf-8"))["entries"]}
+    entries = {
+        e["name"]: e
+        for e in tomllib.loads(bundled("reference", "robustness_suite.toml").read_text(encoding="utf-8"))["entries"]
+    }
     lines = [f"subset = {value(subset)}"]
     for name in names:
         lines += ["", "[[entries]]", *(f"{key} = {value(v)}" for key, v in entries[name].items())]
@@ -127,8 +135,9 @@ def small_suite(names: list[str], subset: int | str) -> str:
 
 ASSIGNMENT_TESTS = ["assignment/noise", "assignment/rotation"]
 # the assignment's two tests, one MNIST-C corruption and a two-level sweep
-SMALL_SUITE = small_suite([*ASSIGNMENT_TESTS, "mnist_c/shot_noise", "sweep/gaussian_noise/0.1",
-                           "sweep/gaussian_noise/0.3"], subset=100)
+SMALL_SUITE = small_suite(
+    [*ASSIGNMENT_TESTS, "mnist_c/shot_noise", "sweep/gaussian_noise/0.1", "sweep/gaussian_noise/0.3"], subset=100
+)
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +148,7 @@ def suite_path(tmp_path_factory) -> Path:
 
 
 # --------------------------------------------------------------------------- grading runs
+
 
 @dataclass
 class Graded:
@@ -157,15 +167,35 @@ class Graded:
         return {r.student: r for r in self.summary.results}
 
 
-def run_grade(paths: list[Path], out: Path, *, protocol: Path, data: Path, cache: Path | None,
-              profile: str = TINY, workers: int = 2, use_cache: bool = True, suite: Path | None = None,
-              **extra) -> Graded:
+def run_grade(
+    paths: list[Path],
+    out: Path,
+    *,
+    protocol: Path,
+    data: Path,
+    cache: Path | None,
+    profile: str = TINY,
+    workers: int = 2,
+    use_cache: bool = True,
+    suite: Path | None = None,
+    **extra,
+) -> Graded:
     """grade() with the log captured; `suite` None means the bundled robustness suite."""
     log: list[str] = []
     started = time.monotonic()
-    options = GradeOptions(paths=list(paths), out=out, profile=profile, data=data, protocol=protocol,
-                           workers=workers, cache=cache, use_cache=use_cache, suite=suite, log=log.append,
-                           **extra)
+    options = GradeOptions(
+        paths=list(paths),
+        out=out,
+        profile=profile,
+        data=data,
+        protocol=protocol,
+        workers=workers,
+        cache=cache,
+        use_cache=use_cache,
+        suite=suite,
+        log=log.append,
+        **extra,
+    )
     summary = grade(options)
     return Graded(summary=summary, out=out, paths=list(paths), log=log, seconds=time.monotonic() - started)
 

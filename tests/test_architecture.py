@@ -4,6 +4,7 @@ commands → pipeline → stage packages → sandbox, config, results, util; ``w
 inside the sandbox) imports only ``workers``; no import cycle between modules or packages; an
 import inside a function body says why in a comment.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,13 +16,22 @@ PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 
 # The layer of each top-level part of the package: a module may import its own package and lower layers.
 LAYERS = {
-    "cli": 6, "__main__": 7,
+    "cli": 6,
+    "__main__": 7,
     "commands": 5,
     "pipeline": 4,
-    "ingest": 3, "training": 3, "analysis": 3, "scoring": 3, "report": 3,
-    "sandbox": 2, "config": 2, "results": 2,
+    "ingest": 3,
+    "training": 3,
+    "analysis": 3,
+    "scoring": 3,
+    "report": 3,
+    "sandbox": 2,
+    "config": 2,
+    "results": 2,
     "util": 1,
-    "errors": 0, "resources": 0, "__init__": 0,
+    "errors": 0,
+    "resources": 0,
+    "__init__": 0,
     "workers": 0,
 }
 # Stage packages may use each other only along these edges (what each one reads of the others).
@@ -99,7 +109,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()

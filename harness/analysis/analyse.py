@@ -25,6 +25,7 @@ The predictions file, one per model (``models/<name>.predictions.npz``, written 
 >>> derive_seeds(20260901, 3)[0]
 20260901
 """
+
 from __future__ import annotations
 
 import math
@@ -62,7 +63,7 @@ from harness.results import (
 from harness.util.atomic import savez_atomic, write_json_atomic
 
 CLASSES = 10
-SUITE_DIR = "_suite"          # OUT/_suite: the suite's manifest and example images, for reports
+SUITE_DIR = "_suite"  # OUT/_suite: the suite's manifest and example images, for reports
 GALLERY_FILE = "gallery.npz"  # OUT/<student>/gallery.npz: the galleries' test images
 
 
@@ -101,9 +102,13 @@ def prepare_suite(x_test: np.ndarray, cache_dir: Path, suite_path: str | os.Path
 
 def suite_job(built: BuiltSuite) -> dict:
     """What the evaluation worker needs to read the sets (it verifies each file's sha256)."""
-    return {"dir": str(built.directory), "checksum": built.checksum,
-            "entries": [{"name": e.name, "file": e.path.name, "sha256": e.checksum, "n": int(len(e.indices))}
-                        for e in built]}
+    return {
+        "dir": str(built.directory),
+        "checksum": built.checksum,
+        "entries": [
+            {"name": e.name, "file": e.path.name, "sha256": e.checksum, "n": int(len(e.indices))} for e in built
+        ],
+    }
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:
@@ -119,17 +124,41 @@ def write_suite_artifacts(built: BuiltSuite, x_test: np.ndarray, folder: Path, n
     names = list(shown)
     k = min(len(idx) for idx, _ in shown.values()) if shown else 0
     path = folder / "examples.npz"
-    savez_atomic(path, compressed=True, names=np.array(names), clean=_to_uint8(x_test[:k]),
-                  images=np.stack([_to_uint8(shown[name][1][:k]) for name in names]) if names
-                  else np.zeros((0, 0, 28, 28), np.uint8))
-    write_json_atomic(folder / "suite.json", {
-        "key": built.key, "checksum": built.checksum, "suite_sha256": built.suite.sha256,
-        "directory": str(built.directory),
-        "suite_file": str(built.suite.path), "subset": built.suite.subset,
-        "entries": [{"name": e.name, "group": e.entry.group, "perturbation": e.entry.perturbation,
-                     "params": dict(e.entry.params), "seed": e.entry.seed, "family": e.entry.family,
-                     "severity": e.entry.severity, "n": int(len(e.indices)), "sha256": e.checksum,
-                     "description": e.entry.description} for e in built]})
+    savez_atomic(
+        path,
+        compressed=True,
+        names=np.array(names),
+        clean=_to_uint8(x_test[:k]),
+        images=np.stack([_to_uint8(shown[name][1][:k]) for name in names])
+        if names
+        else np.zeros((0, 0, 28, 28), np.uint8),
+    )
+    write_json_atomic(
+        folder / "suite.json",
+        {
+            "key": built.key,
+            "checksum": built.checksum,
+            "suite_sha256": built.suite.sha256,
+            "directory": str(built.directory),
+            "suite_file": str(built.suite.path),
+            "subset": built.suite.subset,
+            "entries": [
+                {
+                    "name": e.name,
+                    "group": e.entry.group,
+                    "perturbation": e.entry.perturbation,
+                    "params": dict(e.entry.params),
+                    "seed": e.entry.seed,
+                    "family": e.entry.family,
+                    "severity": e.entry.severity,
+                    "n": int(len(e.indices)),
+                    "sha256": e.checksum,
+                    "description": e.entry.description,
+                }
+                for e in built
+            ],
+        },
+    )
     return path
 
 
@@ -201,12 +230,20 @@ def _finite(value: float) -> float | None:
 
 
 def _gallery(items) -> list[GalleryItem]:
-    return [GalleryItem(index=int(i.index), true=int(i.true), predicted=int(i.predicted),
-                        confidence=round(float(i.confidence), 4)) for i in items]
+    return [
+        GalleryItem(
+            index=int(i.index), true=int(i.true), predicted=int(i.predicted), confidence=round(float(i.confidence), 4)
+        )
+        for i in items
+    ]
 
 
-def error_analysis(labels: np.ndarray, outputs: np.ndarray, history: Mapping[str, Sequence[float]] | None = None,
-                   config: AnalysisConfig | None = None) -> ErrorAnalysis:
+def error_analysis(
+    labels: np.ndarray,
+    outputs: np.ndarray,
+    history: Mapping[str, Sequence[float]] | None = None,
+    config: AnalysisConfig | None = None,
+) -> ErrorAnalysis:
     """Confusion matrix, per-digit error rates, most confused pairs, galleries, calibration, train/val gap.
 
     >>> labels = np.array([0, 1, 2, 3] * 5)
@@ -227,23 +264,36 @@ def error_analysis(labels: np.ndarray, outputs: np.ndarray, history: Mapping[str
     first = [metrics.ConfidentError(int(i), int(labels[i]), int(predicted[i]), float(confidence[i])) for i in wrong]
     reliability = metrics.reliability_diagram_data(labels, probabilities, config.calibration_bins)
     ece = metrics.expected_calibration_error(labels, probabilities, config.calibration_bins)
-    bins = [ReliabilityBin(low=round(float(reliability.bin_edges[m]), 6), high=round(float(reliability.bin_edges[m + 1]), 6),
-                           count=int(reliability.count[m]), confidence=_round(reliability.confidence[m]),
-                           accuracy=_round(reliability.accuracy[m])) for m in range(config.calibration_bins)]
+    bins = [
+        ReliabilityBin(
+            low=round(float(reliability.bin_edges[m]), 6),
+            high=round(float(reliability.bin_edges[m + 1]), 6),
+            count=int(reliability.count[m]),
+            confidence=_round(reliability.confidence[m]),
+            accuracy=_round(reliability.accuracy[m]),
+        )
+        for m in range(config.calibration_bins)
+    ]
     overfitting = None
     if history:
         gap = metrics.overfitting_gap(history)
         overfitting = OverfittingSignal(**{k: _finite(v) if isinstance(v, float) else v for k, v in vars(gap).items()})
     return ErrorAnalysis(
-        n=int(len(labels)), errors=int((predicted != labels).sum()), confusion=cm.tolist(),
+        n=int(len(labels)),
+        errors=int((predicted != labels).sum()),
+        confusion=cm.tolist(),
         confusion_normalized=[[_round(v) for v in row] for row in normalized],
-        per_digit_error=[_round(v) for v in per_digit], per_digit_count=cm.sum(axis=1).astype(int).tolist(),
-        most_confused=[ConfusedPair(true=t, predicted=p, count=c)
-                       for t, p, c in metrics.most_confused_pairs(cm, config.confused_pairs)],
+        per_digit_error=[_round(v) for v in per_digit],
+        per_digit_count=cm.sum(axis=1).astype(int).tolist(),
+        most_confused=[
+            ConfusedPair(true=t, predicted=p, count=c)
+            for t, p, c in metrics.most_confused_pairs(cm, config.confused_pairs)
+        ],
         first_errors=_gallery(first),
         confident_errors=_gallery(metrics.most_confident_errors(labels, probabilities, config.confident_errors)),
         calibration=Calibration(ece=round(ece.ece, 6), n_bins=ece.n_bins, binning=ece.binning, bins=bins, outputs=kind),
-        overfitting=overfitting)
+        overfitting=overfitting,
+    )
 
 
 def _round(value, digits: int = 6) -> float | None:
@@ -254,8 +304,9 @@ def _round(value, digits: int = 6) -> float | None:
 # --------------------------------------------------------------------------- robustness
 
 
-def robustness(labels: np.ndarray, predictions: Predictions, built: BuiltSuite,
-               reference: Robustness | None = None) -> Robustness | None:
+def robustness(
+    labels: np.ndarray, predictions: Predictions, built: BuiltSuite, reference: Robustness | None = None
+) -> Robustness | None:
     """Accuracy on every perturbed set, MNIST-C summary (mCE, and CE relative to ``reference``), the
     severity curves (severity 0: clean accuracy on the same first images). None when the predictions
     file has no suite predictions or they were made on another suite (checksum)."""
@@ -273,10 +324,18 @@ def robustness(labels: np.ndarray, predictions: Predictions, built: BuiltSuite,
         predicted, confidence = predictions.suite[item.name]
         truth = labels[item.indices]
         accuracy = metrics.accuracy(truth, predicted)
-        entries.append(RobustnessEntry(
-            name=item.name, group=entry.group, perturbation=entry.perturbation, family=entry.family,
-            severity=entry.severity, n=int(len(truth)), accuracy=round(accuracy, 6),
-            mean_confidence=_round(confidence.mean()) if len(confidence) else None))
+        entries.append(
+            RobustnessEntry(
+                name=item.name,
+                group=entry.group,
+                perturbation=entry.perturbation,
+                family=entry.family,
+                severity=entry.severity,
+                n=int(len(truth)),
+                accuracy=round(accuracy, 6),
+                mean_confidence=_round(confidence.mean()) if len(confidence) else None,
+            )
+        )
         if entry.group == "mnist_c":
             mnist_c_errors[item.name] = 1.0 - accuracy
             if item.name in reference_accuracy:
@@ -286,8 +345,12 @@ def robustness(labels: np.ndarray, predictions: Predictions, built: BuiltSuite,
         complete = usable_reference is not None and set(reference_errors) == set(mnist_c_errors)
         summary = metrics.mean_corruption_error(mnist_c_errors, reference_errors if complete else None)
         if summary.relative:
-            entries = [e.model_copy(update={"relative_error": _round(summary.relative[e.name])})
-                       if e.name in summary.relative else e for e in entries]
+            entries = [
+                e.model_copy(update={"relative_error": _round(summary.relative[e.name])})
+                if e.name in summary.relative
+                else e
+                for e in entries
+            ]
     by_name = {e.name: e for e in entries}
 
     def assignment(perturbation: str) -> float | None:
@@ -298,25 +361,40 @@ def robustness(labels: np.ndarray, predictions: Predictions, built: BuiltSuite,
     for family, members in built.suite.sweeps().items():
         n = min(members[0].n_images(len(labels)), len(labels))
         clean = metrics.accuracy(labels[:n], clean_predicted[:n])
-        curves.append(SeverityCurve(
-            family=family, severities=[0.0] + [float(m.severity) for m in members],
-            accuracies=[round(clean, 6)] + [by_name[m.name].accuracy for m in members], n=int(n)))
+        curves.append(
+            SeverityCurve(
+                family=family,
+                severities=[0.0] + [float(m.severity) for m in members],
+                accuracies=[round(clean, 6)] + [by_name[m.name].accuracy for m in members],
+                n=int(n),
+            )
+        )
     return Robustness(
-        suite_checksum=built.checksum, suite_sha256=built.suite.sha256,
+        suite_checksum=built.checksum,
+        suite_sha256=built.suite.sha256,
         clean_accuracy=round(metrics.accuracy(labels, clean_predicted), 6),
-        noise_accuracy=assignment("gaussian_noise"), rotation_accuracy=assignment("random_rotation"),
+        noise_accuracy=assignment("gaussian_noise"),
+        rotation_accuracy=assignment("random_rotation"),
         mnist_c_accuracy=_round(1.0 - summary.mean_error) if summary else None,
         mean_corruption_error=_round(summary.mean_error) if summary else None,
         relative_mce=_round(summary.relative_mce) if summary and summary.relative_mce is not None else None,
-        entries=entries, curves=curves, images=int(sum(len(p) for p, _ in predictions.suite.values())),
-        predict_seconds=None if predictions.suite_seconds is None else round(predictions.suite_seconds, 3))
+        entries=entries,
+        curves=curves,
+        images=int(sum(len(p) for p, _ in predictions.suite.values())),
+        predict_seconds=None if predictions.suite_seconds is None else round(predictions.suite_seconds, 3),
+    )
 
 
 # --------------------------------------------------------------------------- significance
 
 
-def mcnemar(labels: np.ndarray, reference_outputs: np.ndarray, model_outputs: np.ndarray, alpha: float,
-            against: str = "reference") -> McNemarTest:
+def mcnemar(
+    labels: np.ndarray,
+    reference_outputs: np.ndarray,
+    model_outputs: np.ndarray,
+    alpha: float,
+    against: str = "reference",
+) -> McNemarTest:
     """Exact McNemar test of the model against the reference on the same test images.
 
     >>> y = np.zeros(10, int)
@@ -325,11 +403,21 @@ def mcnemar(labels: np.ndarray, reference_outputs: np.ndarray, model_outputs: np
     (1, 9, 0.021484375, True)
     """
     result = metrics.mcnemar_exact(labels, np.asarray(reference_outputs), np.asarray(model_outputs))
-    return McNemarTest(against=against, n=result.n, b=result.b, c=result.c, p_value=result.p_value,
-                       gain=round(result.gain, 6), alpha=alpha, significant=result.p_value < alpha)
+    return McNemarTest(
+        against=against,
+        n=result.n,
+        b=result.b,
+        c=result.c,
+        p_value=result.p_value,
+        gain=round(result.gain, 6),
+        alpha=alpha,
+        significant=result.p_value < alpha,
+    )
 
 
-def seed_gains(model_runs: Sequence[SeedRun], reference_runs: Sequence[SeedRun], confidence: float) -> GainInterval | None:
+def seed_gains(
+    model_runs: Sequence[SeedRun], reference_runs: Sequence[SeedRun], confidence: float
+) -> GainInterval | None:
     """Mean, standard deviation and Student-t interval of the per-seed gains (seeds run by both, ok).
 
     >>> runs = lambda accs: [SeedRun(seed=i, status="ok", test_accuracy=a) for i, a in enumerate(accs)]
@@ -338,15 +426,23 @@ def seed_gains(model_runs: Sequence[SeedRun], reference_runs: Sequence[SeedRun],
     (0.02, -0.0048, 0.0448)
     """
     reference = {r.seed: r.test_accuracy for r in reference_runs if r.status == "ok" and r.test_accuracy is not None}
-    pairs = [(r.seed, r.test_accuracy - reference[r.seed]) for r in model_runs
-             if r.status == "ok" and r.test_accuracy is not None and r.seed in reference]
+    pairs = [
+        (r.seed, r.test_accuracy - reference[r.seed])
+        for r in model_runs
+        if r.status == "ok" and r.test_accuracy is not None and r.seed in reference
+    ]
     if len(pairs) < 2:
         return None
     interval = metrics.gain_confidence_interval([g for _, g in pairs], confidence)
-    return GainInterval(seeds=[s for s, _ in pairs], gains=[round(g, 6) for _, g in pairs], mean=round(interval.mean, 6),
-                        std=_round(interval.std) if interval.std is not None else None,
-                        low=_round(interval.low) if interval.low is not None else None,
-                        high=_round(interval.high) if interval.high is not None else None, confidence=confidence)
+    return GainInterval(
+        seeds=[s for s, _ in pairs],
+        gains=[round(g, 6) for _, g in pairs],
+        mean=round(interval.mean, 6),
+        std=_round(interval.std) if interval.std is not None else None,
+        low=_round(interval.low) if interval.low is not None else None,
+        high=_round(interval.high) if interval.high is not None else None,
+        confidence=confidence,
+    )
 
 
 # --------------------------------------------------------------------------- integrity
@@ -359,8 +455,9 @@ def _best_validation(model: ModelResult) -> float | None:
     return max(values) if values else model.val_accuracy
 
 
-def integrity_flags(model: ModelResult, reference: ModelResult | None, n_val: int, n_test: int,
-                    settings: IntegritySettings, t) -> list[IntegrityFlag]:
+def integrity_flags(
+    model: ModelResult, reference: ModelResult | None, n_val: int, n_test: int, settings: IntegritySettings, t
+) -> list[IntegrityFlag]:
     """Signals for the instructor (never a penalty): see ``reference/analysis.toml``.
 
     * ``test_above_validation``: test accuracy above the best validation accuracy by more than
@@ -382,30 +479,59 @@ def integrity_flags(model: ModelResult, reference: ModelResult | None, n_val: in
         signal = metrics.implausible_test_accuracy(test, validation, tolerance, settings.ceiling)
         if signal.flagged:
             if test - validation > tolerance:
-                message = Message(key="flag_test_above_validation", values={
-                    "test": f"{100 * test:.2f}", "val": f"{100 * validation:.2f}",
-                    "excess": f"{100 * (test - validation):.2f}", "tolerance": f"{100 * tolerance:.2f}"})
+                message = Message(
+                    key="flag_test_above_validation",
+                    values={
+                        "test": f"{100 * test:.2f}",
+                        "val": f"{100 * validation:.2f}",
+                        "excess": f"{100 * (test - validation):.2f}",
+                        "tolerance": f"{100 * tolerance:.2f}",
+                    },
+                )
             else:
-                message = Message(key="flag_ceiling", values={"test": f"{100 * test:.2f}",
-                                                              "ceiling": f"{100 * settings.ceiling:.1f}"})
+                message = Message(
+                    key="flag_ceiling", values={"test": f"{100 * test:.2f}", "ceiling": f"{100 * settings.ceiling:.1f}"}
+                )
             flags.append(IntegrityFlag(rule="test_above_validation", reason=t.render(message), message=message))
     if reference is not None and reference.test_accuracy is not None and model.role != "reference":
         p = reference.test_accuracy
         margin = max(settings.min_gain, settings.capacity_z * math.sqrt(2 * p * (1 - p) / max(1, n_test)))
         small = bool(model.params and reference.params and model.params <= settings.max_params_ratio * reference.params)
-        short = bool(model.epochs_run and reference.epochs_run and model.epochs_run < reference.epochs_run
-                     and model.epochs_run <= settings.max_epochs_ratio * reference.epochs_run)
+        short = bool(
+            model.epochs_run
+            and reference.epochs_run
+            and model.epochs_run < reference.epochs_run
+            and model.epochs_run <= settings.max_epochs_ratio * reference.epochs_run
+        )
         if (small or short) and test - p > margin:
             why = []
             if small:
-                why.append(Message(key="flag_capacity_params", values={
-                    "params": f"{model.params:,}".replace(",", " "), "reference": f"{reference.params:,}".replace(",", " ")}))
+                why.append(
+                    Message(
+                        key="flag_capacity_params",
+                        values={
+                            "params": f"{model.params:,}".replace(",", " "),
+                            "reference": f"{reference.params:,}".replace(",", " "),
+                        },
+                    )
+                )
             if short:
-                why.append(Message(key="flag_capacity_epochs", values={"epochs": model.epochs_run,
-                                                                       "reference": reference.epochs_run}))
-            message = Message(key="flag_capacity", values={
-                "why": why, "test": f"{100 * test:.2f}", "ref": f"{100 * p:.2f}",
-                "gain": f"{100 * (test - p):.2f}", "margin": f"{100 * margin:.2f}"})
+                why.append(
+                    Message(
+                        key="flag_capacity_epochs",
+                        values={"epochs": model.epochs_run, "reference": reference.epochs_run},
+                    )
+                )
+            message = Message(
+                key="flag_capacity",
+                values={
+                    "why": why,
+                    "test": f"{100 * test:.2f}",
+                    "ref": f"{100 * p:.2f}",
+                    "gain": f"{100 * (test - p):.2f}",
+                    "margin": f"{100 * margin:.2f}",
+                },
+            )
             flags.append(IntegrityFlag(rule="capacity", reason=t.render(message), message=message))
     return flags
 
@@ -430,8 +556,12 @@ def verdict(models: Sequence[ModelResult], reference: ModelResult | None, t) -> 
     best = max(trained, key=lambda m: m.test_accuracy, default=None)
     test = best.significance.mcnemar if best and best.significance else None
     if best is None or reference is None or reference.test_accuracy is None or test is None:
-        return AnalysisSummary(verdict="no_model", verdict_text=t("verdict_no_model"), flagged=flagged,
-                               best_model=best.name if best else None)
+        return AnalysisSummary(
+            verdict="no_model",
+            verdict_text=t("verdict_no_model"),
+            flagged=flagged,
+            best_model=best.name if best else None,
+        )
     seeds = best.significance.seeds
     if test.gain > 0 and test.significant and (seeds is None or seeds.low is None or seeds.low > 0):
         code = "beats"
@@ -441,64 +571,112 @@ def verdict(models: Sequence[ModelResult], reference: ModelResult | None, t) -> 
         code = "not_significant"
     seeds_text = ""
     if seeds is not None and seeds.low is not None:
-        seeds_text = t("verdict_seeds", k=len(seeds.seeds), mean=f"{100 * seeds.mean:+.2f}",
-                       std=f"{100 * (seeds.std or 0):.2f}", confidence=f"{100 * seeds.confidence:.0f}",
-                       low=f"{100 * seeds.low:+.2f}", high=f"{100 * seeds.high:+.2f}")
-    text = t(f"verdict_{code}", model=best.name, acc=f"{100 * best.test_accuracy:.2f}",
-             ref=f"{100 * reference.test_accuracy:.2f}", gain=f"{100 * test.gain:+.2f}", n=test.n, p=_p(test.p_value),
-             b=test.b, c=test.c, seeds=seeds_text)
-    return AnalysisSummary(best_model=best.name, verdict=code, verdict_text=text, gain=test.gain, p_value=test.p_value,
-                           ci_low=seeds.low if seeds else None, ci_high=seeds.high if seeds else None, flagged=flagged)
+        seeds_text = t(
+            "verdict_seeds",
+            k=len(seeds.seeds),
+            mean=f"{100 * seeds.mean:+.2f}",
+            std=f"{100 * (seeds.std or 0):.2f}",
+            confidence=f"{100 * seeds.confidence:.0f}",
+            low=f"{100 * seeds.low:+.2f}",
+            high=f"{100 * seeds.high:+.2f}",
+        )
+    text = t(
+        f"verdict_{code}",
+        model=best.name,
+        acc=f"{100 * best.test_accuracy:.2f}",
+        ref=f"{100 * reference.test_accuracy:.2f}",
+        gain=f"{100 * test.gain:+.2f}",
+        n=test.n,
+        p=_p(test.p_value),
+        b=test.b,
+        c=test.c,
+        seeds=seeds_text,
+    )
+    return AnalysisSummary(
+        best_model=best.name,
+        verdict=code,
+        verdict_text=text,
+        gain=test.gain,
+        p_value=test.p_value,
+        ci_low=seeds.low if seeds else None,
+        ci_high=seeds.high if seeds else None,
+        flagged=flagged,
+    )
 
 
 # --------------------------------------------------------------------------- one submission, from files
 
 
-def analyze_model(model: ModelResult, models_dir: Path, labels: np.ndarray, built: BuiltSuite | None,
-                  config: AnalysisConfig, reference: ModelResult | None = None,
-                  reference_outputs: np.ndarray | None = None, n_val: int = 0, t=None) -> ModelResult:
+def analyze_model(
+    model: ModelResult,
+    models_dir: Path,
+    labels: np.ndarray,
+    built: BuiltSuite | None,
+    config: AnalysisConfig,
+    reference: ModelResult | None = None,
+    reference_outputs: np.ndarray | None = None,
+    n_val: int = 0,
+    t=None,
+) -> ModelResult:
     """``model`` with its error analysis, robustness, significance and integrity flags filled in
     (unchanged when it has no predictions)."""
     if model.status != "ok" or not model.predictions_file or not (models_dir / model.predictions_file).exists():
         return model
     predictions = load_predictions(models_dir / model.predictions_file)
-    update: dict[str, Any] = {"error_analysis": error_analysis(labels, predictions.probabilities, model.history, config)}
+    update: dict[str, Any] = {
+        "error_analysis": error_analysis(labels, predictions.probabilities, model.history, config)
+    }
     if built is not None:
-        update["robustness"] = robustness(labels, predictions, built,
-                                          reference.robustness if reference is not None else None)
+        update["robustness"] = robustness(
+            labels, predictions, built, reference.robustness if reference is not None else None
+        )
     if reference is not None and reference_outputs is not None and model.role != "reference":
         update["significance"] = Significance(
             mcnemar=mcnemar(labels, reference_outputs, predictions.probabilities, config.alpha),
-            seeds=seed_gains(model.seed_runs, reference.seed_runs, config.confidence))
+            seeds=seed_gains(model.seed_runs, reference.seed_runs, config.confidence),
+        )
     analysed = model.model_copy(update=update)
     if t is not None and model.role != "reference":
-        analysed = analysed.model_copy(update={"integrity": integrity_flags(
-            analysed, reference, n_val, len(labels), config.integrity, t)})
+        analysed = analysed.model_copy(
+            update={"integrity": integrity_flags(analysed, reference, n_val, len(labels), config.integrity, t)}
+        )
     return analysed
 
 
-def analyze_reference(reference: ModelResult, models_dir: Path, labels: np.ndarray, built: BuiltSuite | None,
-                      config: AnalysisConfig) -> ModelResult:
+def analyze_reference(
+    reference: ModelResult, models_dir: Path, labels: np.ndarray, built: BuiltSuite | None, config: AnalysisConfig
+) -> ModelResult:
     """The reference's own analysis; its corruption errors are the denominators of everyone's CE (its
     own relative CE is 1 by definition)."""
     analysed = analyze_model(reference, models_dir, labels, built, config)
     if built is not None and analysed.robustness is not None:
         predictions = load_predictions(models_dir / reference.predictions_file)
-        analysed = analysed.model_copy(update={"robustness": robustness(labels, predictions, built, analysed.robustness)})
+        analysed = analysed.model_copy(
+            update={"robustness": robustness(labels, predictions, built, analysed.robustness)}
+        )
     return analysed
 
 
-def analyze_models(models: Sequence[ModelResult], models_dir: Path, labels: np.ndarray, built: BuiltSuite | None,
-                   config: AnalysisConfig, reference: ModelResult | None, reference_dir: Path | None,
-                   n_val: int, t) -> tuple[list[ModelResult], AnalysisSummary]:
+def analyze_models(
+    models: Sequence[ModelResult],
+    models_dir: Path,
+    labels: np.ndarray,
+    built: BuiltSuite | None,
+    config: AnalysisConfig,
+    reference: ModelResult | None,
+    reference_dir: Path | None,
+    n_val: int,
+    t,
+) -> tuple[list[ModelResult], AnalysisSummary]:
     """Every model of a submission analysed against the reference, and the submission's verdict."""
     reference_outputs = None
     if reference is not None and reference_dir is not None and reference.predictions_file:
         path = reference_dir / reference.predictions_file
         if path.exists():
             reference_outputs = load_predictions(path).probabilities
-    analysed = [analyze_model(m, models_dir, labels, built, config, reference, reference_outputs, n_val, t)
-                for m in models]
+    analysed = [
+        analyze_model(m, models_dir, labels, built, config, reference, reference_outputs, n_val, t) for m in models
+    ]
     return analysed, verdict(analysed, reference, t)
 
 
@@ -535,5 +713,10 @@ def read_gallery(path: Path) -> dict[int, np.ndarray]:
 
 def seed_run(model: ModelResult, seed: int) -> SeedRun:
     """The run of ``model`` with ``seed`` as a :class:`SeedRun`: its status, accuracies and training time."""
-    return SeedRun(seed=seed, status=model.status, test_accuracy=model.test_accuracy,
-                   val_accuracy=model.val_accuracy, train_seconds=model.train_seconds)
+    return SeedRun(
+        seed=seed,
+        status=model.status,
+        test_accuracy=model.test_accuracy,
+        val_accuracy=model.val_accuracy,
+        train_seconds=model.train_seconds,
+    )

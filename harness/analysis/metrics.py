@@ -9,6 +9,7 @@ one-hot ``y_test_cat`` or ``model.predict`` output work as they are).
 >>> accuracy(y_true, y_pred)
 0.75
 """
+
 from __future__ import annotations
 
 import math
@@ -159,7 +160,12 @@ def most_confused_pairs(cm: np.ndarray, k: int = 5) -> list[tuple[int, int, int]
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError("expected a square confusion matrix")
-    pairs = [(int(i), int(j), int(cm[i, j])) for i in range(cm.shape[0]) for j in range(cm.shape[1]) if i != j and cm[i, j] > 0]
+    pairs = [
+        (int(i), int(j), int(cm[i, j]))
+        for i in range(cm.shape[0])
+        for j in range(cm.shape[1])
+        if i != j and cm[i, j] > 0
+    ]
     pairs.sort(key=lambda item: (-item[2], item[0], item[1]))
     return pairs[:k]
 
@@ -508,7 +514,9 @@ class IntegritySignal(NamedTuple):
     reason: str
 
 
-def implausible_test_accuracy(test_acc: float, val_acc: float, tolerance: float, ceiling: float = 0.998) -> IntegritySignal:
+def implausible_test_accuracy(
+    test_acc: float, val_acc: float, tolerance: float, ceiling: float = 0.998
+) -> IntegritySignal:
     """Flag a test accuracy that is implausible given the validation accuracy.
 
     Flagged when the test accuracy exceeds the validation accuracy by more than ``tolerance``
@@ -535,5 +543,7 @@ def implausible_test_accuracy(test_acc: float, val_acc: float, tolerance: float,
             f"{100 * excess:.2f} points (tolerance {100 * tolerance:.2f})",
         )
     if test_acc > ceiling:
-        return IntegritySignal(True, f"test accuracy {test_acc:.2%} is above the plausible ceiling {ceiling:.2%} for MNIST")
+        return IntegritySignal(
+            True, f"test accuracy {test_acc:.2%} is above the plausible ceiling {ceiling:.2%} for MNIST"
+        )
     return IntegritySignal(False, "")

@@ -33,6 +33,7 @@ The suite itself is data (``reference/robustness_suite.toml``, read by :func:`lo
 >>> PERTURBATIONS["brightness"](x, rng, amount=0.4).max()
 np.float32(0.4)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -121,7 +122,10 @@ def _warp_affine(x: np.ndarray, matrices: np.ndarray, offsets: np.ndarray | None
         offsets = np.zeros((n, 2))
     if n > _WARP_CHUNK:  # small blocks keep the temporaries in cache: several times faster on 10k images
         return np.concatenate(
-            [_warp_affine(x[i : i + _WARP_CHUNK], matrices[i : i + _WARP_CHUNK], offsets[i : i + _WARP_CHUNK]) for i in range(0, n, _WARP_CHUNK)]
+            [
+                _warp_affine(x[i : i + _WARP_CHUNK], matrices[i : i + _WARP_CHUNK], offsets[i : i + _WARP_CHUNK])
+                for i in range(0, n, _WARP_CHUNK)
+            ]
         )
     centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
     rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
@@ -289,7 +293,9 @@ def shot_noise(images: np.ndarray, rng: np.random.Generator, photons: float = 5.
 
 
 @register_perturbation("impulse_noise")
-def impulse_noise(images: np.ndarray, rng: np.random.Generator, amount: float = 0.17, salt_vs_pepper: float = 0.5) -> np.ndarray:
+def impulse_noise(
+    images: np.ndarray, rng: np.random.Generator, amount: float = 0.17, salt_vs_pepper: float = 0.5
+) -> np.ndarray:
     """Salt-and-pepper noise: a fraction ``amount`` of pixels is replaced, by 1 (salt, with probability
     ``salt_vs_pepper``) or 0 (pepper).
 
@@ -495,7 +501,9 @@ def spatter(
     return _finish(x + intensity * np.clip(1.5 * drops, 0.0, 1.0))
 
 
-def _random_line_through_centre(rng: np.random.Generator, n: int, h: int, w: int, jitter: float) -> tuple[np.ndarray, np.ndarray]:
+def _random_line_through_centre(
+    rng: np.random.Generator, n: int, h: int, w: int, jitter: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A random point near the centre (uniform within +-jitter) and a random direction, per image."""
     centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0]) + rng.uniform(-jitter, jitter, size=(n, 2))
     theta = rng.uniform(0.0, np.pi, size=n)
@@ -503,7 +511,9 @@ def _random_line_through_centre(rng: np.random.Generator, n: int, h: int, w: int
 
 
 @register_perturbation("dotted_line")
-def dotted_line(images: np.ndarray, rng: np.random.Generator, dot_spacing: int = 3, jitter: float = 7.0, value: float = 1.0) -> np.ndarray:
+def dotted_line(
+    images: np.ndarray, rng: np.random.Generator, dot_spacing: int = 3, jitter: float = 7.0, value: float = 1.0
+) -> np.ndarray:
     """Draw a dotted straight line across the whole image: through a point within ``jitter`` pixels of
     the centre, at a uniform random angle, one white dot every ``dot_spacing`` pixels."""
     x = _prepare(images)
@@ -535,7 +545,9 @@ def zigzag(
     k = np.arange(segments + 1)
     along = (k - segments / 2.0) * run
     across = amplitude * np.where(k % 2 == 0, 1.0, -1.0) * _random_signs(rng, n)[:, None]  # (N, V)
-    vertices = centre[:, None, :] + along[None, :, None] * direction[:, None, :] + across[..., None] * normal[:, None, :]
+    vertices = (
+        centre[:, None, :] + along[None, :, None] * direction[:, None, :] + across[..., None] * normal[:, None, :]
+    )
     _draw_polylines(x, vertices, value=value)
     return _finish(x)
 
@@ -555,8 +567,12 @@ def canny(x: np.ndarray, sigma: float = 1.0, low: float = 0.1, high: float = 0.2
     smooth = ndimage.gaussian_filter(x, sigma=(0, sigma, sigma), mode="constant")
     # Sobel per image: ndimage.sobel would also smooth across the batch axis, mixing images.
     derivative, smoothing = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
-    g_row = ndimage.correlate1d(ndimage.correlate1d(smooth, derivative, axis=1, mode="constant"), smoothing, axis=2, mode="constant")
-    g_col = ndimage.correlate1d(ndimage.correlate1d(smooth, derivative, axis=2, mode="constant"), smoothing, axis=1, mode="constant")
+    g_row = ndimage.correlate1d(
+        ndimage.correlate1d(smooth, derivative, axis=1, mode="constant"), smoothing, axis=2, mode="constant"
+    )
+    g_col = ndimage.correlate1d(
+        ndimage.correlate1d(smooth, derivative, axis=2, mode="constant"), smoothing, axis=1, mode="constant"
+    )
     magnitude = np.hypot(g_row, g_col)
     angle = np.rad2deg(np.arctan2(g_row, g_col)) % 180.0
     sector = (np.floor((angle + 22.5) / 45.0).astype(np.intp)) % 4  # 0: 0deg, 1: 45deg, 2: 90deg, 3: 135deg
@@ -580,7 +596,9 @@ def canny(x: np.ndarray, sigma: float = 1.0, low: float = 0.1, high: float = 0.2
 
 
 @register_perturbation("canny_edges")
-def canny_edges(images: np.ndarray, rng: np.random.Generator, sigma: float = 1.0, low: float = 0.1, high: float = 0.2) -> np.ndarray:
+def canny_edges(
+    images: np.ndarray, rng: np.random.Generator, sigma: float = 1.0, low: float = 0.1, high: float = 0.2
+) -> np.ndarray:
     """Replace each image by its Canny edge map (1 on edges, 0 elsewhere): the digit's outline.
     Deterministic; see :func:`canny`."""
     return _finish(canny(_prepare(images), sigma, low, high).astype(np.float64))
@@ -705,7 +723,7 @@ def _parse_subset(value: Any, where: str) -> int | None:
     if value == "all":
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SuiteError(f"{where}: subset must be a positive integer or \"all\", got {value!r}")
+        raise SuiteError(f'{where}: subset must be a positive integer or "all", got {value!r}')
     return value
 
 
@@ -923,7 +941,11 @@ def build_suite(x_test: np.ndarray, suite: Suite, cache_dir: str | os.PathLike) 
         if info is not None and info.get("file") == path.name and info.get("n") == n:
             try:
                 stored = np.load(path, allow_pickle=False)
-                if stored.dtype == np.uint8 and stored.shape == (n, *x.shape[1:]) and _array_sha256(stored) == info.get("sha256"):
+                if (
+                    stored.dtype == np.uint8
+                    and stored.shape == (n, *x.shape[1:])
+                    and _array_sha256(stored) == info.get("sha256")
+                ):
                     checksum = info["sha256"]
                 else:
                     log.warning("robustness cache: %s does not match its checksum; rebuilding", path)
@@ -942,7 +964,9 @@ def build_suite(x_test: np.ndarray, suite: Suite, cache_dir: str | os.PathLike) 
             "key": key,
             "implementation_version": IMPLEMENTATION_VERSION,
             "suite_sha256": suite.sha256,
-            "entries": {name: {"file": b.path.name, "n": len(b.indices), "sha256": b.checksum} for name, b in built.items()},
+            "entries": {
+                name: {"file": b.path.name, "n": len(b.indices), "sha256": b.checksum} for name, b in built.items()
+            },
         }
         atomic_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode("utf-8")))
     checksum = _suite_checksum([(name, b.checksum) for name, b in built.items()])

@@ -1,4 +1,5 @@
 """``harness grade PATH...``: grade a class (or one submission) into OUT."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,20 +16,46 @@ def run(args: argparse.Namespace) -> int:
     factory_map = parse_factory_map(args.factory_map)
     expectations = load_expectations(args.expect) if args.ci else None  # a bad file stops the run before training
     limits = profile_limits(load_protocol(args.protocol), args.profile).replace(
-        memory_mb=args.memory_mb, resident_mb=args.resident_mb, cpu_seconds_per_thread=args.cpu_seconds,
-        processes=args.max_processes, open_files=args.max_open_files, output_mb=args.max_output_mb)
-    options = GradeOptions(paths=args.paths, out=args.out, profile=args.profile, data=args.data, seed=args.seed,
-                           language=args.lang, rubric=args.rubric, overrides=args.overrides, protocol=args.protocol,
-                           workers=args.workers or default_workers(), cache=args.cache, use_cache=not args.no_cache,
-                           backend=args.backend, address=args.address, gpus_per_task=args.gpus_per_task,
-                           use_bubblewrap=False if args.no_sandbox else (True if args.require_sandbox else None),
-                           limits=limits, seeds=args.seeds, suite=args.suite, log=log,
-                           execute=args.execute, execute_options=execute_options(args),
-                           discover_models=args.discover, factory_map=factory_map, roster=args.roster)
+        memory_mb=args.memory_mb,
+        resident_mb=args.resident_mb,
+        cpu_seconds_per_thread=args.cpu_seconds,
+        processes=args.max_processes,
+        open_files=args.max_open_files,
+        output_mb=args.max_output_mb,
+    )
+    options = GradeOptions(
+        paths=args.paths,
+        out=args.out,
+        profile=args.profile,
+        data=args.data,
+        seed=args.seed,
+        language=args.lang,
+        rubric=args.rubric,
+        overrides=args.overrides,
+        protocol=args.protocol,
+        workers=args.workers or default_workers(),
+        cache=args.cache,
+        use_cache=not args.no_cache,
+        backend=args.backend,
+        address=args.address,
+        gpus_per_task=args.gpus_per_task,
+        use_bubblewrap=False if args.no_sandbox else (True if args.require_sandbox else None),
+        limits=limits,
+        seeds=args.seeds,
+        suite=args.suite,
+        log=log,
+        execute=args.execute,
+        execute_options=execute_options(args),
+        discover_models=args.discover,
+        factory_map=factory_map,
+        roster=args.roster,
+    )
     summary = grade(options)
     failed = [r for r in summary.results if r.status != "ok"]
-    print(f"graded {len(summary.results)} submission(s) in {summary.seconds:.0f} s; "
-          f"{len(failed)} not fully graded. Dashboard: {args.out / 'index.html'}")
+    print(
+        f"graded {len(summary.results)} submission(s) in {summary.seconds:.0f} s; "
+        f"{len(failed)} not fully graded. Dashboard: {args.out / 'index.html'}"
+    )
     if not args.ci:
         return summary.exit_code
     code, document = write_ci(summary, args.out, min_score=args.min_score, expectations=expectations)

@@ -1,4 +1,5 @@
 """Options shared by ``grade`` and ``check``, turned from strings into the pipeline's values."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,16 @@ def parse_factory_map(values: list[str]) -> dict[str, dict[str, str]]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         for section, pairs in data.items():
             if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
-                raise ValueError(f"{path}: [{section}] must hold NAME = \"FUNCTION\" pairs")
+                raise ValueError(f'{path}: [{section}] must hold NAME = "FUNCTION" pairs')
             mapping.setdefault("*" if section == "all" else section, {}).update(pairs)
     return mapping
 
 
 def execute_options(args: argparse.Namespace) -> ExecuteOptions:
     """--execute's limits (--cell-timeout, --execute-timeout) over its defaults."""
-    changes = {k: v for k, v in (("cell_timeout_s", args.cell_timeout), ("deadline_s", args.execute_timeout))
-               if v is not None}
+    changes = {
+        k: v for k, v in (("cell_timeout_s", args.cell_timeout), ("deadline_s", args.execute_timeout)) if v is not None
+    }
     return ExecuteOptions(**changes)
 
 

@@ -1,4 +1,5 @@
 """``harness report OUT``: re-render every report and the dashboard (in another language, say)."""
+
 from __future__ import annotations
 
 import argparse

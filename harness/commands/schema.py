@@ -1,4 +1,5 @@
 """``harness schema``: the JSON Schema of ``result.json``."""
+
 from __future__ import annotations
 
 import argparse

@@ -7,6 +7,7 @@ setting's default lives in the pydantic model alone; a key the file does not kno
 >>> load_analysis_config().alpha
 0.05
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,7 @@
 >>> protocol.profile("smoke").train_images
 2000
 """
+
 from __future__ import annotations
 
 import hashlib

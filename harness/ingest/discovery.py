@@ -22,6 +22,7 @@ not be reproduced. MNIST comes from the mounted subset through the same injected
 >>> [(m.factory, m.built_cell) for m in record.models]            # doctest: +SKIP
 [('create_baseline_model', 4), ('create_improved_model_1', 7)]
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,14 @@ class DiscoverOptions:
     use_bubblewrap: bool | None = None
 
 
-def discover_models(ingest: IngestResult, notebook: Path, data: Path, scratch: Path,
-                    options: DiscoverOptions = DiscoverOptions(), limits=None) -> tuple[DiscoveryRecord, str]:
+def discover_models(
+    ingest: IngestResult,
+    notebook: Path,
+    data: Path,
+    scratch: Path,
+    options: DiscoverOptions = DiscoverOptions(),
+    limits=None,
+) -> tuple[DiscoveryRecord, str]:
     """Run the notebook's code cells with training intercepted; the record and the synthesised module."""
     limits = limits or Limits()
     started = time.monotonic()
@@ -70,57 +77,108 @@ def discover_models(ingest: IngestResult, notebook: Path, data: Path, scratch: P
     reference = scratch / "reference_baseline.py"
     reference.write_text(bundled("reference", "baseline.py").read_text(encoding="utf-8"), encoding="utf-8")
     events_path = scratch / "events.jsonl"
-    job = {"cells": cells, "data": str(data), "events": str(events_path), "cell_timeout_s": options.cell_timeout_s,
-           "reference": str(reference), "threads": options.threads}
+    job = {
+        "cells": cells,
+        "data": str(data),
+        "events": str(events_path),
+        "cell_timeout_s": options.cell_timeout_s,
+        "reference": str(reference),
+        "threads": options.threads,
+    }
     job_path = scratch / "job.json"
     job_path.write_text(json.dumps(job), encoding="utf-8")
-    argv, env, isolation = wrap([sys.executable, "-m", WORKER, str(job_path)], scratch=scratch,
-                                readable=[data], threads=options.threads, use_bubblewrap=options.use_bubblewrap,
-                                limits=limits)
-    outcome = run_command(argv, env, scratch, limits=limits, threads=options.threads,
-                          watch=lambda events, elapsed: (f"running the notebook took more than {options.deadline_s:.0f} s"
-                                                         if elapsed > options.deadline_s else None),
-                          events_path=events_path, isolation=isolation, bubblewrap=Path(argv[0]).name == "bwrap")
-    record = record_from_events(outcome.events, ingest, isolation, time.monotonic() - started,
-                                outcome.stopped_because, outcome)
+    argv, env, isolation = wrap(
+        [sys.executable, "-m", WORKER, str(job_path)],
+        scratch=scratch,
+        readable=[data],
+        threads=options.threads,
+        use_bubblewrap=options.use_bubblewrap,
+        limits=limits,
+    )
+    outcome = run_command(
+        argv,
+        env,
+        scratch,
+        limits=limits,
+        threads=options.threads,
+        watch=lambda events, elapsed: (
+            f"running the notebook took more than {options.deadline_s:.0f} s" if elapsed > options.deadline_s else None
+        ),
+        events_path=events_path,
+        isolation=isolation,
+        bubblewrap=Path(argv[0]).name == "bwrap",
+    )
+    record = record_from_events(
+        outcome.events, ingest, isolation, time.monotonic() - started, outcome.stopped_because, outcome
+    )
     recorded = next((e["models"] for e in outcome.events if e["event"] == "models"), [])
     source = synthesise(recorded, record, ingest) if record.models else ""
     return record, source
 
 
-def record_from_events(events: list[dict], ingest: IngestResult, isolation: str, seconds: float,
-                       stopped: str | None, outcome=None) -> DiscoveryRecord:
+def record_from_events(
+    events: list[dict], ingest: IngestResult, isolation: str, seconds: float, stopped: str | None, outcome=None
+) -> DiscoveryRecord:
     """The discovery record from the worker's events: each cell's run (cells never reported are
     ``not_run``), the models it found, and whether any can be graded."""
-    cells = [CellRun(cell=e["cell"], status=e["status"], seconds=e.get("seconds"), error_name=e.get("error_name"),
-                     error_message=e.get("error_message"), output=e.get("output", ""))
-             for e in events if e["event"] == "cell_done"]
+    cells = [
+        CellRun(
+            cell=e["cell"],
+            status=e["status"],
+            seconds=e.get("seconds"),
+            error_name=e.get("error_name"),
+            error_message=e.get("error_message"),
+            output=e.get("output", ""),
+        )
+        for e in events
+        if e["event"] == "cell_done"
+    ]
     done = {c.cell for c in cells}
     for code in ingest.code_cells:
         if code.cell not in done and code.source.strip():
-            cells.append(CellRun(cell=code.cell or 0, status="not_run",
-                                 error_message="not reached: " + (stopped or "the worker stopped")))
+            cells.append(
+                CellRun(
+                    cell=code.cell or 0,
+                    status="not_run",
+                    error_message="not reached: " + (stopped or "the worker stopped"),
+                )
+            )
     recorded = next((e["models"] for e in events if e["event"] == "models"), None)
     base = dict(cells=cells, seconds=round(seconds, 2), sandbox=isolation)
     if recorded is None:
         tail = (getattr(outcome, "log_tail", "") or "").strip().splitlines()[-3:]
         status = "timeout" if stopped else "error"
-        return DiscoveryRecord(status=status, reason=stopped or ("the discovery worker ended early"
-                                                                 + (": " + " | ".join(tail)[:400] if tail else "")),
-                               **base)
+        return DiscoveryRecord(
+            status=status,
+            reason=stopped or ("the discovery worker ended early" + (": " + " | ".join(tail)[:400] if tail else "")),
+            **base,
+        )
     models, not_fitted = [], next((e.get("not_fitted", []) for e in events if e["event"] == "models"), [])
     for entry in recorded:
-        models.append(DiscoveredModel(
-            factory=entry["factory"], role=entry["role"], variable=entry.get("variable"),
-            built_cell=entry.get("built_cell"), compiled_cell=entry.get("compiled_cell"),
-            fitted_cell=entry.get("fitted_cell"), params=entry.get("params"), fit=entry.get("fit_summary", {}),
-            notes=entry.get("notes", [])))
+        models.append(
+            DiscoveredModel(
+                factory=entry["factory"],
+                role=entry["role"],
+                variable=entry.get("variable"),
+                built_cell=entry.get("built_cell"),
+                compiled_cell=entry.get("compiled_cell"),
+                fitted_cell=entry.get("fitted_cell"),
+                params=entry.get("params"),
+                fit=entry.get("fit_summary", {}),
+                notes=entry.get("notes", []),
+            )
+        )
     usable = [m for m in models if not any(n.startswith("not graded") for n in m.notes)]
     if not usable:
         failed = [c for c in cells if c.status != "ok"]
-        why = (f"; cell {failed[0].cell} failed: {failed[0].error_name}: {failed[0].error_message}" if failed else "")
-        return DiscoveryRecord(status="no_models", models=models, not_fitted=not_fitted,
-                               reason="running the notebook built no model that was compiled and fitted" + why, **base)
+        why = f"; cell {failed[0].cell} failed: {failed[0].error_name}: {failed[0].error_message}" if failed else ""
+        return DiscoveryRecord(
+            status="no_models",
+            models=models,
+            not_fitted=not_fitted,
+            reason="running the notebook built no model that was compiled and fitted" + why,
+            **base,
+        )
     return DiscoveryRecord(status="ok", models=models, not_fitted=not_fitted, **base)
 
 
@@ -164,14 +222,23 @@ def synthesise(recorded: list[dict], record: DiscoveryRecord, ingest: IngestResu
     configs = {}
     for entry in entries:
         model = next(m for m in record.models if m.factory == entry["factory"])
-        where = ", ".join(part for part in (
-            f"built in cell {model.built_cell}" if model.built_cell else "",
-            f"compiled in cell {model.compiled_cell}" if model.compiled_cell else "",
-            f"fitted in cell {model.fitted_cell}" if model.fitted_cell else "") if part)
+        where = ", ".join(
+            part
+            for part in (
+                f"built in cell {model.built_cell}" if model.built_cell else "",
+                f"compiled in cell {model.compiled_cell}" if model.compiled_cell else "",
+                f"fitted in cell {model.fitted_cell}" if model.fitted_cell else "",
+            )
+            if part
+        )
         variable = f" (variable `{model.variable}`)" if model.variable else ""
-        lines += ["", f"def {entry['factory']}():",
-                  f"    \"\"\"The notebook's model{variable}: {where}.\"\"\"",
-                  f"    return _harness_build({entry['factory']!r})", ""]
+        lines += [
+            "",
+            f"def {entry['factory']}():",
+            f'    """The notebook\'s model{variable}: {where}."""',
+            f"    return _harness_build({entry['factory']!r})",
+            "",
+        ]
         config = _config_source(entry)
         if config:
             name = f"_harness_config_{entry['factory']}"
@@ -206,11 +273,23 @@ def apply_discovery(ingest: IngestResult, record: DiscoveryRecord, source: str) 
     """The ingest result with the discovered models as its factories (or still invalid, with why)."""
     usable = [m for m in record.models if not any(n.startswith("not graded") for n in m.notes)]
     if record.status != "ok" or not usable:
-        reason = (ingest.reason or "").rstrip(".") + ". Running the notebook to find models built at top level: " + \
-            (record.reason or record.status) + "."
+        reason = (
+            (ingest.reason or "").rstrip(".")
+            + ". Running the notebook to find models built at top level: "
+            + (record.reason or record.status)
+            + "."
+        )
         return ingest.model_copy(update={"discovery": record, "reason": reason})
     factories = [Factory(name=m.factory, role=m.role, cell=m.built_cell, line=1, has_docstring=False) for m in usable]
-    return ingest.model_copy(update={
-        "status": "ok", "reason": None, "factories": factories, "module_source": source, "line_map": [],
-        "factory_source": "discovered", "discovery": record,
-        "has_training_config": any(m.fit for m in usable)})
+    return ingest.model_copy(
+        update={
+            "status": "ok",
+            "reason": None,
+            "factories": factories,
+            "module_source": source,
+            "line_map": [],
+            "factory_source": "discovered",
+            "discovery": record,
+            "has_training_config": any(m.fit for m in usable),
+        }
+    )

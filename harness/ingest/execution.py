@@ -22,6 +22,7 @@ next cells still run; the cells the deadline does not let start are recorded as 
 >>> record.failed_cells                                                            # doctest: +SKIP
 [12]
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,10 @@ DEADLINE_S = 600.0
 EXECUTE_TRAIN_IMAGES = 2000
 EXECUTE_TEST_IMAGES = 1000
 EXECUTE_MAX_EPOCHS = 2
-COLAB_LINE = re.compile(r"^(\s*)(from\s+google\.colab\b|import\s+google\.colab\b|drive\.mount\(|"
-                        r"files\.(upload|download)\(|auth\.authenticate_user\()")
+COLAB_LINE = re.compile(
+    r"^(\s*)(from\s+google\.colab\b|import\s+google\.colab\b|drive\.mount\(|"
+    r"files\.(upload|download)\(|auth\.authenticate_user\()"
+)
 SHELL_LINE = re.compile(r"^(\s*)(?:!|\w+\s*=\s*!)")
 WORKER = "harness.workers.execute"
 
@@ -58,10 +61,17 @@ def neutralise(source: str, cell: int, shell: bool = True) -> tuple[str, list[Dr
         escape = SHELL_LINE.match(line) if shell else None
         match = colab or escape
         if match:
-            dropped.append(DroppedStatement(
-                cell=cell, line=number, kind="colab" if colab else "shell", code=line.strip()[:120],
-                reason="Colab-only line: cannot run outside Colab" if colab
-                else "shell command: no network or system access in the sandbox"))
+            dropped.append(
+                DroppedStatement(
+                    cell=cell,
+                    line=number,
+                    kind="colab" if colab else "shell",
+                    code=line.strip()[:120],
+                    reason="Colab-only line: cannot run outside Colab"
+                    if colab
+                    else "shell command: no network or system access in the sandbox",
+                )
+            )
             lines[number - 1] = match.group(1) + "pass"
     return "\n".join(lines), dropped
 
@@ -71,8 +81,13 @@ def notebook_data_file(raw, folder: Path, train_images: int, test_images: int) -
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"notebook-mnist-{train_images}-{test_images}-{raw.content_sha256[:12]}.npz"
     if not path.exists():  # several grading threads may write it at once: each its own temporary file
-        savez_atomic(path, x_train=raw.x_train[:train_images], y_train=raw.y_train[:train_images],
-                     x_test=raw.x_test[:test_images], y_test=raw.y_test[:test_images])
+        savez_atomic(
+            path,
+            x_train=raw.x_train[:train_images],
+            y_train=raw.y_train[:train_images],
+            x_test=raw.x_test[:test_images],
+            y_test=raw.y_test[:test_images],
+        )
     return path
 
 
@@ -89,7 +104,7 @@ def printed_accuracies(cell: int, text: str) -> list[PrintedAccuracy]:
     for line in text.splitlines():
         if not ACCURACY_WORD.search(line) or KERAS_PROGRESS.search(line):
             continue
-        after = line[ACCURACY_WORD.search(line).end():]
+        after = line[ACCURACY_WORD.search(line).end() :]
         percent, fraction = PERCENT.search(after), FRACTION.search(after)
         value = None
         if percent and (not fraction or percent.start() <= fraction.start()):
@@ -102,6 +117,7 @@ def printed_accuracies(cell: int, text: str) -> list[PrintedAccuracy]:
 
 
 # --------------------------------------------------------------------------- running the notebook
+
 
 @dataclass(frozen=True)
 class ExecuteOptions:
@@ -134,38 +150,68 @@ def prepare_notebook(path: Path, data: Path, max_epochs: int | None):
     return notebook, neutralised
 
 
-def execute_notebook(notebook_path: Path, data: Path, scratch: Path, options: ExecuteOptions,
-                     limits=None) -> ExecutionRecord:
+def execute_notebook(
+    notebook_path: Path, data: Path, scratch: Path, options: ExecuteOptions, limits=None
+) -> ExecutionRecord:
     """Run `notebook_path` top to bottom in a sandboxed worker; never raises for the notebook's faults."""
     limits = limits or Limits()
     started = time.monotonic()
-    base = dict(cell_timeout_s=options.cell_timeout_s, deadline_s=options.deadline_s,
-                data_note=_data_note(options))
+    base = dict(cell_timeout_s=options.cell_timeout_s, deadline_s=options.deadline_s, data_note=_data_note(options))
     try:
         notebook, neutralised = prepare_notebook(notebook_path, data, options.max_epochs)
     except Exception as error:  # an unreadable notebook
-        return ExecutionRecord(status="error", reason=f"the notebook could not be read ({type(error).__name__}: {error})",
-                               seconds=time.monotonic() - started, **base)
+        return ExecutionRecord(
+            status="error",
+            reason=f"the notebook could not be read ({type(error).__name__}: {error})",
+            seconds=time.monotonic() - started,
+            **base,
+        )
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
     prepared = scratch / "notebook.ipynb"
     nbformat.write(notebook, prepared)
     events_path = scratch / "events.jsonl"
-    job = {"notebook": str(prepared), "events": str(events_path), "cell_timeout_s": options.cell_timeout_s,
-           "deadline_s": options.deadline_s, "scratch": str(scratch)}
+    job = {
+        "notebook": str(prepared),
+        "events": str(events_path),
+        "cell_timeout_s": options.cell_timeout_s,
+        "deadline_s": options.deadline_s,
+        "scratch": str(scratch),
+    }
     job_path = scratch / "job.json"
     job_path.write_text(json.dumps(job), encoding="utf-8")
-    argv, env, isolation = wrap([sys.executable, "-m", WORKER, str(job_path)], scratch=scratch,
-                                readable=[data], threads=options.threads, use_bubblewrap=options.use_bubblewrap,
-                                limits=limits)
+    argv, env, isolation = wrap(
+        [sys.executable, "-m", WORKER, str(job_path)],
+        scratch=scratch,
+        readable=[data],
+        threads=options.threads,
+        use_bubblewrap=options.use_bubblewrap,
+        limits=limits,
+    )
     hard_limit = options.deadline_s + max(options.cell_timeout_s, DATA_CELL_TIMEOUT_S) + KERNEL_STARTUP_S + 30
-    outcome = run_command(argv, env, scratch, limits=limits, threads=options.threads,
-                          watch=lambda events, elapsed: (f"the notebook ran past its deadline of "
-                                                         f"{options.deadline_s:.0f} s" if elapsed > hard_limit else None),
-                          events_path=events_path, isolation=isolation, bubblewrap=Path(argv[0]).name == "bwrap")
-    return record_from_events(notebook, outcome.events, neutralised, base, isolation,
-                              time.monotonic() - started, outcome.stopped_because or _death(outcome))
+    outcome = run_command(
+        argv,
+        env,
+        scratch,
+        limits=limits,
+        threads=options.threads,
+        watch=lambda events, elapsed: (
+            f"the notebook ran past its deadline of {options.deadline_s:.0f} s" if elapsed > hard_limit else None
+        ),
+        events_path=events_path,
+        isolation=isolation,
+        bubblewrap=Path(argv[0]).name == "bwrap",
+    )
+    return record_from_events(
+        notebook,
+        outcome.events,
+        neutralised,
+        base,
+        isolation,
+        time.monotonic() - started,
+        outcome.stopped_because or _death(outcome),
+    )
 
 
 def _death(outcome) -> str | None:
@@ -173,22 +219,32 @@ def _death(outcome) -> str | None:
     if any(e["event"] == "done" for e in outcome.events):
         return None
     tail = (outcome.log_tail or "").strip().splitlines()[-3:]
-    return (f"the execution worker ended early (exit {outcome.returncode})"
-            + (": " + " | ".join(tail)[:400] if tail else ""))
+    return f"the execution worker ended early (exit {outcome.returncode})" + (
+        ": " + " | ".join(tail)[:400] if tail else ""
+    )
 
 
 def _data_note(options: ExecuteOptions) -> str:
     """The record's note on what the harness changed for the run (data, epochs)."""
-    note = (f"A first cell injected by the harness makes keras.datasets.mnist.load_data() return the first "
-            f"{options.train_images:,} training and {options.test_images:,} test images from a local copy "
-            "(nothing can be downloaded in the sandbox)")
+    note = (
+        f"A first cell injected by the harness makes keras.datasets.mnist.load_data() return the first "
+        f"{options.train_images:,} training and {options.test_images:,} test images from a local copy "
+        "(nothing can be downloaded in the sandbox)"
+    )
     if options.max_epochs:
         note += f"; Model.fit's epochs are capped at {options.max_epochs}"
     return note + ". Printed accuracies come from this short run, not from the grading."
 
 
-def record_from_events(notebook, events: list[dict], neutralised: list[DroppedStatement], base: dict,
-                       isolation: str, seconds: float, failure: str | None) -> ExecutionRecord:
+def record_from_events(
+    notebook,
+    events: list[dict],
+    neutralised: list[DroppedStatement],
+    base: dict,
+    isolation: str,
+    seconds: float,
+    failure: str | None,
+) -> ExecutionRecord:
     """The execution record from the worker's events; cells it never reported are `not_run`."""
     reported = {e["cell"]: e for e in events if e["event"] == "cell_done"}
     cells: list[CellRun] = []
@@ -198,12 +254,22 @@ def record_from_events(notebook, events: list[dict], neutralised: list[DroppedSt
             continue
         event = reported.get(index)
         if event is None:
-            cells.append(CellRun(cell=index, status="not_run",
-                                 error_message="not reached: " + (failure or "the notebook stopped before this cell")))
+            cells.append(
+                CellRun(
+                    cell=index,
+                    status="not_run",
+                    error_message="not reached: " + (failure or "the notebook stopped before this cell"),
+                )
+            )
             continue
-        run = CellRun(cell=index, status=event["status"], seconds=event.get("seconds"),
-                      error_name=event.get("error_name"), error_message=event.get("error_message"),
-                      output=event.get("output", ""))
+        run = CellRun(
+            cell=index,
+            status=event["status"],
+            seconds=event.get("seconds"),
+            error_name=event.get("error_name"),
+            error_message=event.get("error_message"),
+            output=event.get("output", ""),
+        )
         cells.append(run)
         accuracies += printed_accuracies(index, run.output)
     loader = reported.get(0)
@@ -213,7 +279,10 @@ def record_from_events(notebook, events: list[dict], neutralised: list[DroppedSt
     if start_error is not None:
         status, reason = "error", f"the kernel could not be started: {start_error.get('reason')}"
     elif loader is not None and loader["status"] != "ok":
-        status, reason = "error", f"the harness's data cell failed: {loader.get('error_name')}: {loader.get('error_message')}"
+        status, reason = (
+            "error",
+            f"the harness's data cell failed: {loader.get('error_name')}: {loader.get('error_message')}",
+        )
     elif any(e["event"] == "deadline" for e in events) or (not_run and failure and "deadline" in failure):
         status, reason = "timeout", f"the notebook's deadline of {base['deadline_s']:.0f} s was reached"
     elif not_run and failure:
@@ -221,10 +290,21 @@ def record_from_events(notebook, events: list[dict], neutralised: list[DroppedSt
     elif failed:
         first = next(c for c in cells if c.cell == failed[0])
         status = "failed"
-        reason = (f"{len(failed)} cell(s) failed; the first is cell {first.cell}: "
-                  f"{first.error_name or first.status}: {(first.error_message or '')[:200]}")
+        reason = (
+            f"{len(failed)} cell(s) failed; the first is cell {first.cell}: "
+            f"{first.error_name or first.status}: {(first.error_message or '')[:200]}"
+        )
     else:
         status, reason = "ok", None
-    return ExecutionRecord(status=status, reason=reason, cells=cells, failed_cells=failed,
-                           first_failure=failed[0] if failed else None, accuracies=accuracies,
-                           neutralised=neutralised, seconds=round(seconds, 2), sandbox=isolation, **base)
+    return ExecutionRecord(
+        status=status,
+        reason=reason,
+        cells=cells,
+        failed_cells=failed,
+        first_failure=failed[0] if failed else None,
+        accuracies=accuracies,
+        neutralised=neutralised,
+        seconds=round(seconds, 2),
+        sandbox=isolation,
+        **base,
+    )

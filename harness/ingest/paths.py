@@ -7,6 +7,7 @@ submissions"), extracted safely first. Nothing here reads the code (``harness.in
 >>> paths, ignored = discover([Path("submissions")])     # doctest: +SKIP
 >>> ids = assign_ids(paths)                               # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,10 +30,15 @@ ARCHIVE_SUFFIXES = (".zip",)
 ARCHIVE_MAX_MEMBERS = 5000
 ARCHIVE_MAX_FILE_BYTES = 200 * 2**20
 ARCHIVE_MAX_TOTAL_BYTES = 1024 * 2**20
-ARCHIVE_MAX_DEPTH = 2            # a zip inside a zip (a student's upload inside Moodle's download)
-SKIPPED_NAMES = {"__MACOSX": "macOS archive metadata", ".DS_Store": "macOS folder metadata",
-                 ".ipynb_checkpoints": "Jupyter autosave checkpoints", "__pycache__": "Python bytecode cache",
-                 "Thumbs.db": "Windows thumbnail cache", "desktop.ini": "Windows folder settings"}
+ARCHIVE_MAX_DEPTH = 2  # a zip inside a zip (a student's upload inside Moodle's download)
+SKIPPED_NAMES = {
+    "__MACOSX": "macOS archive metadata",
+    ".DS_Store": "macOS folder metadata",
+    ".ipynb_checkpoints": "Jupyter autosave checkpoints",
+    "__pycache__": "Python bytecode cache",
+    "Thumbs.db": "Windows thumbnail cache",
+    "desktop.ini": "Windows folder settings",
+}
 
 
 def moodle_name(name: str) -> str | None:
@@ -53,13 +59,19 @@ def student_id(path: Path) -> str:
 
 
 def _candidates(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix in SUBMISSION_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix in SUBMISSION_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def _has_submissions_below(folder: Path) -> bool:
-    return any(p.is_dir() and not p.name.startswith(".") and p.name not in SKIPPED_NAMES and
-               (_candidates(p) or _has_submissions_below(p)) for p in folder.iterdir())
+    return any(
+        p.is_dir()
+        and not p.name.startswith(".")
+        and p.name not in SKIPPED_NAMES
+        and (_candidates(p) or _has_submissions_below(p))
+        for p in folder.iterdir()
+    )
 
 
 def _is_student_folder(folder: Path) -> bool:
@@ -135,14 +147,19 @@ def extract_archive(archive: Path, dest_root: Path, ignored: list[IgnoredItem], 
     return target
 
 
-def _archive_entries(handle: zipfile.ZipFile, label: str,
-                     ignored: list[IgnoredItem]) -> list[tuple[zipfile.ZipInfo, list[str]]] | None:
+def _archive_entries(
+    handle: zipfile.ZipFile, label: str, ignored: list[IgnoredItem]
+) -> list[tuple[zipfile.ZipInfo, list[str]]] | None:
     """The members to extract, each with its path parts (one wrapping folder flattened); those
     refused go to `ignored`. None when the archive has too many members to extract at all."""
     members = handle.infolist()
     if len(members) > ARCHIVE_MAX_MEMBERS:
-        ignored.append(IgnoredItem(name=label, reason=f"archive has {len(members)} entries "
-                                                      f"(more than {ARCHIVE_MAX_MEMBERS}): not extracted"))
+        ignored.append(
+            IgnoredItem(
+                name=label,
+                reason=f"archive has {len(members)} entries (more than {ARCHIVE_MAX_MEMBERS}): not extracted",
+            )
+        )
         return None
     entries: list[tuple[zipfile.ZipInfo, list[str]]] = []
     for info in members:
@@ -150,7 +167,9 @@ def _archive_entries(handle: zipfile.ZipFile, label: str,
         parts = _safe_member_parts(name)
         where = f"{label}:{name}"
         if parts is None:
-            ignored.append(IgnoredItem(name=where, reason="unsafe path in the archive (absolute or '..'): not extracted"))
+            ignored.append(
+                IgnoredItem(name=where, reason="unsafe path in the archive (absolute or '..'): not extracted")
+            )
             continue
         if not parts:
             continue
@@ -176,16 +195,26 @@ def _archive_entries(handle: zipfile.ZipFile, label: str,
     return entries
 
 
-def _write_entries(handle: zipfile.ZipFile, entries: list[tuple[zipfile.ZipInfo, list[str]]], target: Path,
-                   label: str, ignored: list[IgnoredItem]) -> None:
+def _write_entries(
+    handle: zipfile.ZipFile,
+    entries: list[tuple[zipfile.ZipInfo, list[str]]],
+    target: Path,
+    label: str,
+    ignored: list[IgnoredItem],
+) -> None:
     """Write `entries` under `target`, counting the bytes actually decompressed (a member may be larger
     than it declares): past a file's or the archive's size limit, extraction stops there."""
     total = 0
     for info, parts in entries:
         where = f"{label}:{'/'.join(parts)}"
         if info.file_size > ARCHIVE_MAX_FILE_BYTES:
-            ignored.append(IgnoredItem(name=where, reason=f"file of {info.file_size / 2**20:.0f} MiB "
-                                                          f"(limit {ARCHIVE_MAX_FILE_BYTES // 2**20} MiB): not extracted"))
+            ignored.append(
+                IgnoredItem(
+                    name=where,
+                    reason=f"file of {info.file_size / 2**20:.0f} MiB "
+                    f"(limit {ARCHIVE_MAX_FILE_BYTES // 2**20} MiB): not extracted",
+                )
+            )
             continue
         out_path = target.joinpath(*parts)
         if not out_path.resolve().is_relative_to(target.resolve()):
@@ -203,9 +232,14 @@ def _write_entries(handle: zipfile.ZipFile, entries: list[tuple[zipfile.ZipInfo,
                     sink.write(chunk)
         except ValueError:
             out_path.unlink(missing_ok=True)
-            ignored.append(IgnoredItem(name=where, reason="larger than declared or over the archive's "
-                                                          f"size limit ({ARCHIVE_MAX_TOTAL_BYTES // 2**20} MiB "
-                                                          "in all): extraction stopped"))
+            ignored.append(
+                IgnoredItem(
+                    name=where,
+                    reason="larger than declared or over the archive's "
+                    f"size limit ({ARCHIVE_MAX_TOTAL_BYTES // 2**20} MiB "
+                    "in all): extraction stopped",
+                )
+            )
             return
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as error:
             out_path.unlink(missing_ok=True)
@@ -220,13 +254,21 @@ def _extract_inner_archives(target: Path, dest_root: Path, ignored: list[Ignored
             parent = inner.parent
             extracted = extract_archive(inner, dest_root, ignored, depth + 1)
             if extracted is not None:
-                place = parent / extracted.name if not (parent / extracted.name).exists() else parent / f"{extracted.name}-zip"
+                place = (
+                    parent / extracted.name
+                    if not (parent / extracted.name).exists()
+                    else parent / f"{extracted.name}-zip"
+                )
                 shutil.copytree(extracted, place)
                 inner.unlink()
     else:
         for inner in sorted(target.rglob("*.zip")):
-            ignored.append(IgnoredItem(name=f"{label}:{inner.relative_to(target)}",
-                                       reason=f"archive nested more than {ARCHIVE_MAX_DEPTH} deep: not extracted"))
+            ignored.append(
+                IgnoredItem(
+                    name=f"{label}:{inner.relative_to(target)}",
+                    reason=f"archive nested more than {ARCHIVE_MAX_DEPTH} deep: not extracted",
+                )
+            )
 
 
 def default_archive_dir() -> Path:
@@ -254,7 +296,7 @@ class _Finder:
     """The walk behind `discover`: submissions found and entries ignored, in the order they are met."""
 
     def __init__(self, archives: Path) -> None:
-        self.archives = archives            # where archives are extracted
+        self.archives = archives  # where archives are extracted
         self.found: list[Path] = []
         self.ignored: list[IgnoredItem] = []
 
@@ -277,8 +319,11 @@ class _Finder:
         """A folder met in a walk (or an extracted archive): one student's, walked, or ignored."""
         if _is_student_folder(folder):
             self.found.append(folder)
-        elif _candidates(folder) or _has_submissions_below(folder) or \
-                any(p.suffix.lower() in ARCHIVE_SUFFIXES for p in folder.rglob("*") if p.is_file()):
+        elif (
+            _candidates(folder)
+            or _has_submissions_below(folder)
+            or any(p.suffix.lower() in ARCHIVE_SUFFIXES for p in folder.rglob("*") if p.is_file())
+        ):
             self.walk(folder)
         else:
             self.ignored.append(IgnoredItem(name=str(folder), reason="folder without a notebook or .py module"))
@@ -333,8 +378,9 @@ class _Finder:
             elif entry.suffix.lower() in ARCHIVE_SUFFIXES:
                 self.take_archive(entry)
             else:
-                self.ignored.append(IgnoredItem(name=str(entry),
-                                                reason=f"not a submission ({entry.suffix or 'no extension'})"))
+                self.ignored.append(
+                    IgnoredItem(name=str(entry), reason=f"not a submission ({entry.suffix or 'no extension'})")
+                )
 
 
 def assign_ids(paths: list[Path]) -> dict[str, Path]:
@@ -361,21 +407,29 @@ def assign_ids(paths: list[Path]) -> dict[str, Path]:
     return ids
 
 
-
 # --------------------------------------------------------------------------- the graded file
+
 
 def choose_main_file(folder: Path, ignored: list[IgnoredItem]) -> Path:
     """The file of a student's folder that is graded: its first notebook, else its module; every other
     file is added to `ignored`."""
     files = _candidates(folder) or sorted(  # a Moodle folder may hold its notebook one level down
-        p for p in folder.rglob("*") if p.is_file() and p.suffix in SUBMISSION_SUFFIXES
-        and not any(part in SKIPPED_NAMES or part.startswith(".") for part in p.relative_to(folder).parts))
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix in SUBMISSION_SUFFIXES
+        and not any(part in SKIPPED_NAMES or part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     notebooks = [p for p in files if p.suffix == ".ipynb"]
     chosen = notebooks[0] if notebooks else files[0]
     for entry in sorted(folder.rglob("*")):
         if entry.is_file() and entry != chosen and "__pycache__" not in entry.parts:
-            ignored.append(IgnoredItem(name=str(entry.relative_to(folder)),
-                                       reason="only the notebook (or the single module) of a folder is graded"))
+            ignored.append(
+                IgnoredItem(
+                    name=str(entry.relative_to(folder)),
+                    reason="only the notebook (or the single module) of a folder is graded",
+                )
+            )
     return chosen
 
 

@@ -10,6 +10,7 @@ training never runs. Every dropped statement is recorded with its reason.
 >>> [f.name for f in result.factories]                                 # doctest: +SKIP
 ['create_baseline_model']
 """
+
 from __future__ import annotations
 
 import ast
@@ -42,15 +43,50 @@ TRAINING_CONFIG = "TRAINING_CONFIG"
 # Method and function names whose call at top level means training, evaluating, plotting,
 # loading data or printing: the student's own run, which the harness never repeats.
 RUN_CALLS = {
-    "fit", "fit_generator", "evaluate", "evaluate_generator", "predict", "predict_classes",
-    "train_on_batch", "test_on_batch", "load_data", "load_model", "load_weights", "save",
-    "save_weights", "summary", "show", "savefig", "plot", "imshow", "figure", "subplot",
-    "subplots", "print", "display", "mount", "flow", "flow_from_directory",
+    "fit",
+    "fit_generator",
+    "evaluate",
+    "evaluate_generator",
+    "predict",
+    "predict_classes",
+    "train_on_batch",
+    "test_on_batch",
+    "load_data",
+    "load_model",
+    "load_weights",
+    "save",
+    "save_weights",
+    "summary",
+    "show",
+    "savefig",
+    "plot",
+    "imshow",
+    "figure",
+    "subplot",
+    "subplots",
+    "print",
+    "display",
+    "mount",
+    "flow",
+    "flow_from_directory",
 }
 # Methods that change the object they are called on: a dropped `results.append(model.evaluate(...))`
 # leaves `results` without what later statements expect in it.
-MUTATING_METHODS = {"append", "extend", "insert", "update", "setdefault", "pop", "popitem", "remove",
-                    "clear", "add", "discard", "sort", "reverse"}
+MUTATING_METHODS = {
+    "append",
+    "extend",
+    "insert",
+    "update",
+    "setdefault",
+    "pop",
+    "popitem",
+    "remove",
+    "clear",
+    "add",
+    "discard",
+    "sort",
+    "reverse",
+}
 COLAB_MODULES = ("google.colab",)
 # Cell magics whose body is ordinary Python; any other cell magic hides a foreign language.
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
@@ -58,6 +94,7 @@ SHELL_OR_MAGIC = re.compile(r"^(\s*)(?:!(?!=)|%|\w+\s*=\s*(?:!(?!=)|%))")
 
 
 # --------------------------------------------------------------------------- reading
+
 
 def submission_files(path: Path) -> list[Path]:
     """Every file that makes up a submission (one file, or a folder's files)."""
@@ -110,8 +147,9 @@ def _text_outputs(cell) -> list[str]:
         else:
             continue
         text = ANSI_ESCAPE.sub("", "".join(text) if isinstance(text, list) else str(text))
-        text = "\n".join(([part for part in line.split("\r") if part.strip()] or [""])[-1]
-                         for line in text.split("\n"))  # progress bars rewritten with \r: their last state
+        text = "\n".join(
+            ([part for part in line.split("\r") if part.strip()] or [""])[-1] for line in text.split("\n")
+        )  # progress bars rewritten with \r: their last state
         if len(text) > MAX_OUTPUT_CHARS:
             half = MAX_OUTPUT_CHARS // 2
             text = text[:half] + "\n[…]\n" + text[-half:]
@@ -126,6 +164,7 @@ class IngestError(Exception):
 
 # --------------------------------------------------------------------------- extraction
 
+
 def blank_shell_and_magic_lines(source: str, cell: int | None, dropped: list[DroppedStatement]) -> str:
     """Replace `!cmd`, `%magic` and `x = !cmd` lines with `pass` (same indent, same line numbers)."""
     try:
@@ -137,18 +176,35 @@ def blank_shell_and_magic_lines(source: str, cell: int | None, dropped: list[Dro
     if lines and lines[0].lstrip().startswith("%%"):
         magic = lines[0].strip()[2:].split()[0] if lines[0].strip()[2:] else ""
         if magic not in PYTHON_CELL_MAGICS:
-            dropped.append(DroppedStatement(cell=cell, line=1, kind="magic", code=lines[0].strip(),
-                                            reason=f"cell magic %%{magic}: not Python"))
+            dropped.append(
+                DroppedStatement(
+                    cell=cell, line=1, kind="magic", code=lines[0].strip(), reason=f"cell magic %%{magic}: not Python"
+                )
+            )
             return ""
-        dropped.append(DroppedStatement(cell=cell, line=1, kind="magic", code=lines[0].strip(),
-                                        reason="cell magic line removed, the cell's Python is kept"))
+        dropped.append(
+            DroppedStatement(
+                cell=cell,
+                line=1,
+                kind="magic",
+                code=lines[0].strip(),
+                reason="cell magic line removed, the cell's Python is kept",
+            )
+        )
         lines[0] = ""
     for number, line in enumerate(lines, start=1):
         match = SHELL_OR_MAGIC.match(line)
         if match:
             kind = "shell" if line.lstrip().startswith("!") or "!" in line.split("=", 1)[-1][:3] else "magic"
-            dropped.append(DroppedStatement(cell=cell, line=number, kind=kind, code=line.strip()[:120],
-                                            reason="shell escape" if kind == "shell" else "IPython magic"))
+            dropped.append(
+                DroppedStatement(
+                    cell=cell,
+                    line=number,
+                    kind=kind,
+                    code=line.strip()[:120],
+                    reason="shell escape" if kind == "shell" else "IPython magic",
+                )
+            )
             lines[number - 1] = match.group(1) + "pass"
     return "\n".join(lines)
 
@@ -187,8 +243,12 @@ def _target_names(targets: list[ast.expr]) -> set[str]:
 
 
 def _is_main_guard(node: ast.stmt) -> bool:
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
 
 
 def _is_import_only(nodes: list[ast.stmt]) -> bool:
@@ -222,8 +282,9 @@ class _Extractor:
             where = f"cell {cell}, line {error.lineno}" if cell is not None else f"line {error.lineno}"
             text = (error.text or "").strip()
             raise IngestError(
-                f"Syntax error in {where}: {error.msg}" + (f" — `{text}`" if text else "") +
-                ". The harness cannot read code that does not parse; fix it and run the cell again."
+                f"Syntax error in {where}: {error.msg}"
+                + (f" — `{text}`" if text else "")
+                + ". The harness cannot read code that does not parse; fix it and run the cell again."
             ) from error
         lines = source.splitlines()
         for node in tree.body:
@@ -234,16 +295,24 @@ class _Extractor:
             if hasattr(node, "decorator_list") and node.decorator_list:
                 first = min(d.lineno for d in node.decorator_list)
             # By columns, not whole lines: `import os; drive.mount(...)` keeps only its first statement.
-            segment = "\n".join(lines[first - 1:node.lineno - 1] + [ast.get_source_segment(source, node, padded=True)])
+            segment = "\n".join(
+                lines[first - 1 : node.lineno - 1] + [ast.get_source_segment(source, node, padded=True)]
+            )
             if verdict is None:
                 self.kept.append(segment)
                 self.line_map.extend((cell, n) for n in range(first, node.end_lineno + 1))
                 self.line_map.append((cell, node.end_lineno))  # the blank line joining statements
             else:
                 kind, reason = verdict
-                self.dropped.append(DroppedStatement(
-                    cell=cell, line=first, kind=kind, code=segment.splitlines()[0][:120] if segment else "",
-                    reason=reason))
+                self.dropped.append(
+                    DroppedStatement(
+                        cell=cell,
+                        line=first,
+                        kind=kind,
+                        code=segment.splitlines()[0][:120] if segment else "",
+                        reason=reason,
+                    )
+                )
 
     def _classify(self, node: ast.stmt) -> tuple[str, str] | None:
         """None to keep the statement, else (kind, reason) to drop it."""
@@ -266,7 +335,7 @@ class _Extractor:
         if isinstance(node, ast.Try) and _is_import_only(node.body):
             return None
         if _is_main_guard(node):
-            return "main", "`if __name__ == \"__main__\"` block: the student's own run"
+            return "main", '`if __name__ == "__main__"` block: the student\'s own run'
         self._taint(node)
         calls = _called_names(node)
         if isinstance(node, ast.Expr):
@@ -325,7 +394,9 @@ class _Extractor:
                 self.tainted.add(sub.id)
             elif isinstance(sub, (ast.Subscript, ast.Attribute)) and isinstance(sub.ctx, (ast.Store, ast.Del)):
                 self.tainted |= _base_name(sub.value)
-            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in MUTATING_METHODS:
+            elif (
+                isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in MUTATING_METHODS
+            ):
                 self.tainted |= _base_name(sub.func.value)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             self.tainted |= {(a.asname or a.name).split(".")[0] for a in node.names}
@@ -347,9 +418,13 @@ def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory]
         is_factory = name == BASELINE_FACTORY or IMPROVED_FACTORY.match(name)
         if not is_factory:
             if LOOKS_LIKE_FACTORY.match(name):
-                ignored.append(IgnoredItem(
-                    name=name, reason="not a factory name the harness calls: use create_baseline_model "
-                                      "or create_improved_model_<n>"))
+                ignored.append(
+                    IgnoredItem(
+                        name=name,
+                        reason="not a factory name the harness calls: use create_baseline_model "
+                        "or create_improved_model_<n>",
+                    )
+                )
             continue
         args = node.args
         required = len(args.posonlyargs) + len(args.args) - len(args.defaults)
@@ -358,9 +433,15 @@ def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory]
             ignored.append(IgnoredItem(name=name, reason="takes arguments; a factory must take none"))
             continue
         cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
-        factories.append(Factory(
-            name=name, role="baseline" if name == BASELINE_FACTORY else "improved",
-            cell=cell, line=line, has_docstring=ast.get_docstring(node) is not None))
+        factories.append(
+            Factory(
+                name=name,
+                role="baseline" if name == BASELINE_FACTORY else "improved",
+                cell=cell,
+                line=line,
+                has_docstring=ast.get_docstring(node) is not None,
+            )
+        )
     factories.sort(key=lambda f: (f.role != "baseline", _natural_key(f.name)))
     return factories, ignored
 
@@ -405,8 +486,10 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
     constructors = set(MODEL_CONSTRUCTORS)
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and any(
-                (isinstance(b, ast.Name) and b.id in MODEL_CONSTRUCTORS) or
-                (isinstance(b, ast.Attribute) and b.attr in MODEL_CONSTRUCTORS) for b in node.bases):
+            (isinstance(b, ast.Name) and b.id in MODEL_CONSTRUCTORS)
+            or (isinstance(b, ast.Attribute) and b.attr in MODEL_CONSTRUCTORS)
+            for b in node.bases
+        ):
             constructors.add(node.name)
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     found: dict[str, str] = {}
@@ -453,11 +536,15 @@ def candidate_factories(module_source: str, factory_names: set[str]) -> list[Ign
         if name in factory_names:
             continue
         if _required_args(functions[name]):
-            reason = (f"returns a Keras model ({made}) but takes arguments: wrap it in a zero-argument "
-                      "create_improved_model_<n>() to have it graded")
+            reason = (
+                f"returns a Keras model ({made}) but takes arguments: wrap it in a zero-argument "
+                "create_improved_model_<n>() to have it graded"
+            )
         else:
-            reason = (f"returns a Keras model ({made}): name it create_improved_model_<n>, or grade it as is "
-                      f"with --factory-map create_improved_model_1={name}")
+            reason = (
+                f"returns a Keras model ({made}): name it create_improved_model_<n>, or grade it as is "
+                f"with --factory-map create_improved_model_1={name}"
+            )
         candidates.append(IgnoredItem(name=name, reason=reason))
     return candidates
 
@@ -467,8 +554,9 @@ def is_factory_name(name: str) -> bool:
     return name == BASELINE_FACTORY or bool(IMPROVED_FACTORY.match(name))
 
 
-def _apply_factory_map(module_source: str, factory_map: dict[str, str], existing: set[str]
-                       ) -> tuple[str, dict[str, str], list[IgnoredItem]]:
+def _apply_factory_map(
+    module_source: str, factory_map: dict[str, str], existing: set[str]
+) -> tuple[str, dict[str, str], list[IgnoredItem]]:
     """The module with one zero-argument alias per mapping (``create_improved_model_1`` calling the
     student's ``build_cnn``), TRAINING_CONFIG entries keyed by the student's names copied to the
     harness's names; returns (source, mappings applied, mappings refused with why)."""
@@ -477,11 +565,20 @@ def _apply_factory_map(module_source: str, factory_map: dict[str, str], existing
     applied, refused, aliases = {}, [], []
     for target, own in factory_map.items():
         if not is_factory_name(target):
-            refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {target} is not a factory name "
-                                       "(create_baseline_model or create_improved_model_<n>)"))
+            refused.append(
+                IgnoredItem(
+                    name=f"{target}={own}",
+                    reason=f"--factory-map: {target} is not a factory name "
+                    "(create_baseline_model or create_improved_model_<n>)",
+                )
+            )
         elif own not in functions:
-            refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {own}() is not defined "
-                                       "at the top level of the submission"))
+            refused.append(
+                IgnoredItem(
+                    name=f"{target}={own}",
+                    reason=f"--factory-map: {own}() is not defined at the top level of the submission",
+                )
+            )
         elif target in existing:
             refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {target}() is already defined"))
         elif _required_args(functions[own]):
@@ -491,10 +588,12 @@ def _apply_factory_map(module_source: str, factory_map: dict[str, str], existing
             aliases.append(f"def {target}():  # --factory-map {target}={own}\n    return {own}()\n")
     if not applied:
         return module_source, applied, refused
-    remap = ("\nif isinstance(globals().get(\"TRAINING_CONFIG\"), dict):  # --factory-map: settings under the "
-             "student's names\n    for _harness_name, _own_name in " + repr(applied) + ".items():\n"
-             "        if _own_name in TRAINING_CONFIG and _harness_name not in TRAINING_CONFIG:\n"
-             "            TRAINING_CONFIG[_harness_name] = TRAINING_CONFIG[_own_name]\n")
+    remap = (
+        '\nif isinstance(globals().get("TRAINING_CONFIG"), dict):  # --factory-map: settings under the '
+        "student's names\n    for _harness_name, _own_name in " + repr(applied) + ".items():\n"
+        "        if _own_name in TRAINING_CONFIG and _harness_name not in TRAINING_CONFIG:\n"
+        "            TRAINING_CONFIG[_harness_name] = TRAINING_CONFIG[_own_name]\n"
+    )
     return module_source + "\n\n" + "\n\n".join(aliases) + remap, applied, refused
 
 
@@ -507,9 +606,13 @@ def notebook_format(path: Path) -> str | None:
         return None
 
 
-def _with_factory_map(module_source: str, extractor: _Extractor, factories: list[Factory],
-                      ignored_functions: list[IgnoredItem], factory_map: dict[str, str]
-                      ) -> tuple[str, list[Factory], list[IgnoredItem], dict[str, str]]:
+def _with_factory_map(
+    module_source: str,
+    extractor: _Extractor,
+    factories: list[Factory],
+    ignored_functions: list[IgnoredItem],
+    factory_map: dict[str, str],
+) -> tuple[str, list[Factory], list[IgnoredItem], dict[str, str]]:
     """--factory-map applied: the module with its aliases, the factories (placed at the student's own
     functions), what stays ignored, and the mapping that was applied."""
     mapped_source, applied, refused = _apply_factory_map(module_source, factory_map, {f.name for f in factories})
@@ -525,8 +628,9 @@ def _with_factory_map(module_source: str, extractor: _Extractor, factories: list
         if own:
             node = where[own]
             cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
-            factory = factory.model_copy(update={"cell": cell, "line": line,
-                                                 "has_docstring": ast.get_docstring(node) is not None})
+            factory = factory.model_copy(
+                update={"cell": cell, "line": line, "has_docstring": ast.get_docstring(node) is not None}
+            )
         fixed.append(factory)
     return mapped_source, fixed, [i for i in ignored_functions if i.name not in applied.values()], applied
 
@@ -547,8 +651,14 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     else:
         main_file = path
         kind = "notebook" if path.suffix == ".ipynb" else "module"
-    result = IngestResult(student=student, source=str(path), kind=kind, main_file=main_file.name,
-                          sha256=submission_sha256(path), ignored_files=ignored_files)
+    result = IngestResult(
+        student=student,
+        source=str(path),
+        kind=kind,
+        main_file=main_file.name,
+        sha256=submission_sha256(path),
+        ignored_files=ignored_files,
+    )
     try:
         if main_file.suffix == ".ipynb":
             code_cells, markdown = _read_notebook(main_file)
@@ -567,30 +677,57 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     applied: dict[str, str] = {}
     if factory_map:
         module_source, factories, ignored_functions, applied = _with_factory_map(
-            module_source, extractor, factories, ignored_functions, factory_map)
+            module_source, extractor, factories, ignored_functions, factory_map
+        )
     candidates = []
     if not any(f.role == "improved" for f in factories):
         candidates = candidate_factories(module_source, {f.name for f in factories} | set(applied.values()))
-    has_config = any(TRAINING_CONFIG in _target_names(n.targets if isinstance(n, ast.Assign) else [n.target])
-                     for n in parse_python(module_source).body if isinstance(n, (ast.Assign, ast.AnnAssign)))
+    has_config = any(
+        TRAINING_CONFIG in _target_names(n.targets if isinstance(n, ast.Assign) else [n.target])
+        for n in parse_python(module_source).body
+        if isinstance(n, (ast.Assign, ast.AnnAssign))
+    )
     update = dict(
-        code_cells=code_cells, markdown=markdown, module_source=module_source,
-        line_map=extractor.line_map, dropped=extractor.dropped, factories=factories,
-        ignored_functions=ignored_functions, has_training_config=has_config,
-        candidates=candidates, factory_map=applied, factory_source="mapped" if applied else "functions",
+        code_cells=code_cells,
+        markdown=markdown,
+        module_source=module_source,
+        line_map=extractor.line_map,
+        dropped=extractor.dropped,
+        factories=factories,
+        ignored_functions=ignored_functions,
+        has_training_config=has_config,
+        candidates=candidates,
+        factory_map=applied,
+        factory_source="mapped" if applied else "functions",
     )
     if not factories:
-        update.update(status="invalid", reason=(
-            "No factory found: define create_baseline_model() and/or create_improved_model_1(), "
-            "create_improved_model_2(), … each returning a Keras model"
-            + (f" (found {', '.join(i.name for i in ignored_functions)}, which the harness does not call)"
-               if ignored_functions else "")
-            + (f". Functions that return a Keras model: {', '.join(c.name + '()' for c in candidates)} — "
-               "grade them with --factory-map create_improved_model_1=NAME" if candidates else "") + "."))
+        update.update(
+            status="invalid",
+            reason=(
+                "No factory found: define create_baseline_model() and/or create_improved_model_1(), "
+                "create_improved_model_2(), … each returning a Keras model"
+                + (
+                    f" (found {', '.join(i.name for i in ignored_functions)}, which the harness does not call)"
+                    if ignored_functions
+                    else ""
+                )
+                + (
+                    f". Functions that return a Keras model: {', '.join(c.name + '()' for c in candidates)} — "
+                    "grade them with --factory-map create_improved_model_1=NAME"
+                    if candidates
+                    else ""
+                )
+                + "."
+            ),
+        )
     return result.model_copy(update=update)
 
 
 def needs_discovery(ingest: IngestResult) -> bool:
     """A readable notebook without factories: its models may be built at top level (harness/ingest/discovery.py)."""
-    return (ingest.status == "invalid" and not ingest.factories and bool(ingest.code_cells)
-            and ingest.main_file.endswith(".ipynb"))
+    return (
+        ingest.status == "invalid"
+        and not ingest.factories
+        and bool(ingest.code_cells)
+        and ingest.main_file.endswith(".ipynb")
+    )

@@ -6,10 +6,21 @@ Commands call only this package's public API::
     check(CheckOptions(...))      harness check   (check.py → submission.py)
     rescore(OUT) / rerender(OUT)  harness score / harness report (rescore.py)
 """
+
 from harness.pipeline.batch import BatchSummary, grade
 from harness.pipeline.check import CheckOptions, check
 from harness.pipeline.rescore import rerender, rescore
 from harness.pipeline.session import REFERENCE_DIR, GradeOptions, default_threads, default_workers
 
-__all__ = ["REFERENCE_DIR", "BatchSummary", "CheckOptions", "GradeOptions", "check", "default_threads",
-           "default_workers", "grade", "rerender", "rescore"]
+__all__ = [
+    "REFERENCE_DIR",
+    "BatchSummary",
+    "CheckOptions",
+    "GradeOptions",
+    "check",
+    "default_threads",
+    "default_workers",
+    "grade",
+    "rerender",
+    "rescore",
+]

@@ -8,6 +8,7 @@ reference_key)`` yields ``(student, result)`` as each submission finishes (docs/
 >>> backend = make_backend("local", workers=2)                 # doctest: +SKIP
 >>> for student, result in backend.run(session, tasks): ...   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,9 @@ class Backend(Protocol):
 
     name: str
 
-    def run(self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
-            ) -> Iterator[tuple[str, SubmissionResult]]:
+    def run(
+        self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
+    ) -> Iterator[tuple[str, SubmissionResult]]:
         """Grade `tasks`, yielding each (student, result) as it finishes."""
 
 
@@ -43,9 +45,11 @@ BACKENDS: dict[str, Callable[..., Backend]] = {}
 
 def backend(name: str) -> Callable[[type], type]:
     """Register a backend class under `name` (``--backend name``)."""
+
     def register(cls: type) -> type:
         BACKENDS[name] = cls
         return cls
+
     return register
 
 
@@ -58,12 +62,15 @@ class LocalBackend:
     def __init__(self, workers: int, address: str | None = None, gpus_per_task: float | None = None) -> None:
         self.workers = max(1, workers)
 
-    def run(self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
-            ) -> Iterator[tuple[str, SubmissionResult]]:
+    def run(
+        self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
+    ) -> Iterator[tuple[str, SubmissionResult]]:
         """Grade `tasks` in a pool of `workers` threads, each driving its own sandboxed processes."""
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = {pool.submit(grade_and_draw, session, student, path, reference, reference_key): student
-                       for student, path in tasks}
+            futures = {
+                pool.submit(grade_and_draw, session, student, path, reference, reference_key): student
+                for student, path in tasks
+            }
             for future in as_completed(futures):
                 yield futures[future], future.result()
 
@@ -72,10 +79,17 @@ class LocalBackend:
 def _session_in_ray_worker(options_json: str) -> Session:
     """A Ray worker process opens the grading session once and reuses it for its next tasks."""
     raw = json.loads(options_json)
-    options = GradeOptions(**{**raw, "paths": [Path(p) for p in raw["paths"]], "out": Path(raw["out"]),
-                              "limits": Limits(**raw["limits"]),
-                              **{k: Path(raw[k]) if raw[k] else None for k in ("data", "rubric", "protocol", "cache")}},
-                           log=lambda _: None, progress=Progress(lambda _: None))
+    options = GradeOptions(
+        **{
+            **raw,
+            "paths": [Path(p) for p in raw["paths"]],
+            "out": Path(raw["out"]),
+            "limits": Limits(**raw["limits"]),
+            **{k: Path(raw[k]) if raw[k] else None for k in ("data", "rubric", "protocol", "cache")},
+        },
+        log=lambda _: None,
+        progress=Progress(lambda _: None),
+    )
     return open_session(options)
 
 
@@ -96,14 +110,20 @@ class RayBackend:
             raise ValueError("the Ray backend needs Ray: pip install 'harness[ray]' (or pip install 'ray[default]')")
         self.address, self.gpus_per_task = address, gpus_per_task
 
-    def run(self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
-            ) -> Iterator[tuple[str, SubmissionResult]]:
+    def run(
+        self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
+    ) -> Iterator[tuple[str, SubmissionResult]]:
         """Submit every task to the cluster; yield results as Ray returns them."""
         import ray  # an optional extra, and a slow import: only when this backend is chosen
 
         if not ray.is_initialized():
-            ray.init(address=self.address, ignore_reinit_error=True, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            ray.init(
+                address=self.address,
+                ignore_reinit_error=True,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         gpus = self.gpus_per_task
         if gpus is None:
             gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 else 0
@@ -111,8 +131,10 @@ class RayBackend:
         options = dataclasses.asdict(dataclasses.replace(session.options, log=None, progress=None))
         options_json = json.dumps({k: v for k, v in options.items() if k not in ("log", "progress")}, default=str)
         remote = ray.remote(_grade_in_ray).options(num_cpus=threads, num_gpus=gpus, max_retries=1)
-        pending = {remote.remote(options_json, student, str(path), reference.model_dump(mode="json"), reference_key):
-                   student for student, path in tasks}
+        pending = {
+            remote.remote(options_json, student, str(path), reference.model_dump(mode="json"), reference_key): student
+            for student, path in tasks
+        }
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

@@ -5,6 +5,7 @@ reference, grade what changed through a backend, render the dashboard and the gr
 >>> summary.exit_code                                                                            # doctest: +SKIP
 1
 """
+
 from __future__ import annotations
 
 import threading
@@ -60,14 +61,22 @@ def _reusable(folder: Path, path: Path, session: Session, reference_key: str) ->
     except Exception:
         return None
     run = session.run
-    same_run = (result.reference is not None and result.reference.trained_for == reference_key
-                and result.run.harness_version == run.harness_version and result.run.profile == run.profile
-                and result.run.seed == run.seed and result.run.data_content_sha256 == run.data_content_sha256
-                and result.run.protocol_sha256 == run.protocol_sha256 and result.run.language == run.language
-                and result.run.suite_checksum == run.suite_checksum and result.run.seeds == run.seeds
-                and result.score is not None and result.score.rubric == session.rubric.source
-                and session.options.execute == (result.execution is not None)
-                and not factory_map_for(session.options, result.student))
+    same_run = (
+        result.reference is not None
+        and result.reference.trained_for == reference_key
+        and result.run.harness_version == run.harness_version
+        and result.run.profile == run.profile
+        and result.run.seed == run.seed
+        and result.run.data_content_sha256 == run.data_content_sha256
+        and result.run.protocol_sha256 == run.protocol_sha256
+        and result.run.language == run.language
+        and result.run.suite_checksum == run.suite_checksum
+        and result.run.seeds == run.seeds
+        and result.score is not None
+        and result.score.rubric == session.rubric.source
+        and session.options.execute == (result.execution is not None)
+        and not factory_map_for(session.options, result.student)
+    )
     return result if same_run and result.submission_sha256 == submission_sha256(path) else None
 
 
@@ -75,8 +84,9 @@ def _import_scipy_stats() -> None:
     import scipy.stats  # noqa: F401  (metrics.py imports it when a significance test first runs: ~1 s)
 
 
-def _resume(session: Session, submissions: dict[str, Path], reference_key: str
-            ) -> tuple[dict[str, SubmissionResult], list[tuple[str, Path]]]:
+def _resume(
+    session: Session, submissions: dict[str, Path], reference_key: str
+) -> tuple[dict[str, SubmissionResult], list[tuple[str, Path]]]:
     """The stored results of unchanged submissions, and the submissions left to grade."""
     kept: dict[str, SubmissionResult] = {}
     todo = []
@@ -86,8 +96,9 @@ def _resume(session: Session, submissions: dict[str, Path], reference_key: str
             todo.append((student, path))
         else:
             kept[student] = previous
-            session.progress.submission_done(student, f"{student}: unchanged since the last run, every stage "
-                                                      f"from the cache ({previous.status})")
+            session.progress.submission_done(
+                student, f"{student}: unchanged since the last run, every stage from the cache ({previous.status})"
+            )
     return kept, todo
 
 
@@ -103,8 +114,10 @@ def grade(options: GradeOptions) -> BatchSummary:
     session = open_session(options)
     reference = complete_reference(session, reference_model(session))
     reference_key = ReferenceSummary.read(out / REFERENCE_DIR / "reference.json").trained_for
-    options.log(f"{len(submissions)} submission(s), profile {session.profile.name}, seed {session.seed}, "
-                f"{options.workers} worker(s) × {default_threads(options.workers)} thread(s)")
+    options.log(
+        f"{len(submissions)} submission(s), profile {session.profile.name}, seed {session.seed}, "
+        f"{options.workers} worker(s) × {default_threads(options.workers)} thread(s)"
+    )
     session.progress.start(len(submissions))
     results, todo = _resume(session, submissions, reference_key)
     backend = make_backend(options.backend, options.workers, options.address, options.gpus_per_task)

@@ -9,6 +9,7 @@ the reference is trained once per protocol, seed and data and shared by every st
 >>> cache = StageCache(Path("out/.cache"))                       # doctest: +SKIP
 >>> key = cache.key("def create_baseline_model(): ...", "create_baseline_model", "run-key")  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,11 @@ class StageCache:
             model = ModelResult.read(folder / "model.json")
         except (OSError, ValueError):
             return None
-        evaluated = model.status != "ok" or model.evaluation_key == evaluation_key and (
-            model.predictions_file is None or (folder / model.predictions_file).exists())
+        evaluated = (
+            model.status != "ok"
+            or model.evaluation_key == evaluation_key
+            and (model.predictions_file is None or (folder / model.predictions_file).exists())
+        )
         if model.model_file and not (folder / model.model_file).exists():
             return None
         models_dir.mkdir(parents=True, exist_ok=True)
@@ -61,9 +65,15 @@ class StageCache:
                 shutil.copy2(folder / name, models_dir / name)
         if evaluated:
             return model.model_copy(update={"from_cache": ["train", "evaluate"]})
-        return model.model_copy(update={
-            "from_cache": ["train"], "test_accuracy": None, "test_errors": None, "predictions_file": None,
-            "evaluation_key": None})
+        return model.model_copy(
+            update={
+                "from_cache": ["train"],
+                "test_accuracy": None,
+                "test_errors": None,
+                "predictions_file": None,
+                "evaluation_key": None,
+            }
+        )
 
     def store(self, key: str, model: ModelResult, models_dir: Path) -> None:
         """Store atomically: a folder is built aside and renamed into place."""

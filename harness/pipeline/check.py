@@ -24,6 +24,7 @@ says so. It is the student's own code on the student's own machine.
 >>> report.exit_code                                                               # doctest: +SKIP
 0
 """
+
 from __future__ import annotations
 
 import getpass
@@ -47,8 +48,13 @@ TARGET_PROFILE = "full"
 # Assumed gains of every improved model over the reference in the real grading (percentage points),
 # with whether the difference would be significant: the range of each criterion is the range of
 # its points over these.
-SCENARIOS = (("worse", -0.5, "worse"), ("equal", 0.0, None), ("small", 0.3, "not_significant"),
-             ("clear", 0.8, "beats"), ("large", 2.0, "beats"))
+SCENARIOS = (
+    ("worse", -0.5, "worse"),
+    ("equal", 0.0, None),
+    ("small", 0.3, "not_significant"),
+    ("clear", 0.8, "beats"),
+    ("large", 2.0, "beats"),
+)
 
 
 @dataclass
@@ -57,7 +63,7 @@ class CheckOptions:
 
     path: Path
     out: Path | None = None
-    cache: Path | None = None        # stage cache (default OUT/.cache): an unchanged model is not retrained
+    cache: Path | None = None  # stage cache (default OUT/.cache): an unchanged model is not retrained
     data: Path | None = None
     protocol: Path | None = None
     rubric: Path | None = None
@@ -92,13 +98,24 @@ def check(options: CheckOptions) -> list[CheckReport]:
     if not paths:
         raise FileNotFoundError(f"no notebook (.ipynb) or module (.py) to check in {options.path}")
     grade_options = GradeOptions(
-        paths=[options.path], out=out, cache=options.cache, profile=options.profile, data=options.data,
+        paths=[options.path],
+        out=out,
+        cache=options.cache,
+        profile=options.profile,
+        data=options.data,
         protocol=options.protocol,
-        rubric=options.rubric, language=options.language, use_bubblewrap=options.use_bubblewrap,
+        rubric=options.rubric,
+        language=options.language,
+        use_bubblewrap=options.use_bubblewrap,
         workers=1,  # every core to each worker; the reference (when not cached) trains alongside
-        robustness=False, log=lambda message: None, progress=Progress(lambda message: None),
+        robustness=False,
+        log=lambda message: None,
+        progress=Progress(lambda message: None),
         factory_map={"*": dict(options.factory_map)} if options.factory_map else {},
-        execute=options.execute, execute_options=options.execute_options, discover_models=options.discover_models)
+        execute=options.execute,
+        execute_options=options.execute_options,
+        discover_models=options.discover_models,
+    )
     session = open_session(grade_options)
     reports = []
     for student, path in assign_ids(paths).items():
@@ -124,14 +141,30 @@ def check_one(session: Session, student: str, path: Path, options: CheckOptions,
         result = grade_submission(session, student, path, reference.result, overlap=True)
     ingest = IngestResult.read(out / student / "ingest.json")
     estimates, low, high = estimate(session, result, ingest)
-    preview = write_preview(out, result, session.translator, session.profile.train_images, estimates, low, high,
-                            log=session.options.log)
+    preview = write_preview(
+        out, result, session.translator, session.profile.train_images, estimates, low, high, log=session.options.log
+    )
     reasons = gradable_problems(result, ingest)
-    report = CheckReport(student=student, exit_code=1 if reasons else 0, reasons=reasons, result=result,
-                         estimates=estimates, total_low=low, total_high=high, preview=preview,
-                         seconds=time.monotonic() - started, assumed_gains=(SCENARIOS[0][1], SCENARIOS[-1][1]))
-    report.lines = checklist(report, ingest, session.translator, session.profile, session.protocol,
-                             ascii_only=options.ascii or not can_print("✓✗"))
+    report = CheckReport(
+        student=student,
+        exit_code=1 if reasons else 0,
+        reasons=reasons,
+        result=result,
+        estimates=estimates,
+        total_low=low,
+        total_high=high,
+        preview=preview,
+        seconds=time.monotonic() - started,
+        assumed_gains=(SCENARIOS[0][1], SCENARIOS[-1][1]),
+    )
+    report.lines = checklist(
+        report,
+        ingest,
+        session.translator,
+        session.profile,
+        session.protocol,
+        ascii_only=options.ascii or not can_print("✓✗"),
+    )
     return report
 
 
@@ -147,8 +180,9 @@ def gradable_problems(result: SubmissionResult, ingest: IngestResult) -> list[st
     return problems
 
 
-def _scenario_models(models: list[ModelResult], reference: ModelResult, gain_pp: float, verdict: str | None
-                     ) -> list[ModelResult]:
+def _scenario_models(
+    models: list[ModelResult], reference: ModelResult, gain_pp: float, verdict: str | None
+) -> list[ModelResult]:
     """The models as if grading measured `gain_pp` for every improved one (their check-run order kept)."""
     improved = [m for m in models if m.role == "improved" and m.status == "ok"]
     order = sorted(improved, key=lambda m: m.test_accuracy or 0.0)
@@ -166,21 +200,33 @@ def _scenario_models(models: list[ModelResult], reference: ModelResult, gain_pp:
         if verdict is not None and model.role == "improved":
             n = 10000
             b, c = (40, 40) if verdict == "not_significant" else ((20, 80) if verdict == "beats" else (80, 20))
-            significance = Significance(mcnemar=McNemarTest(
-                against="reference", n=n, b=b, c=c, p_value=0.5 if verdict == "not_significant" else 1e-6,
-                gain=accuracy - base, alpha=0.05, significant=verdict != "not_significant"))
+            significance = Significance(
+                mcnemar=McNemarTest(
+                    against="reference",
+                    n=n,
+                    b=b,
+                    c=c,
+                    p_value=0.5 if verdict == "not_significant" else 1e-6,
+                    gain=accuracy - base,
+                    alpha=0.05,
+                    significant=verdict != "not_significant",
+                )
+            )
         changed.append(model.model_copy(update={"test_accuracy": accuracy, "significance": significance}))
     return changed
 
 
-def estimate(session: Session, result: SubmissionResult, ingest: IngestResult) -> tuple[list[CriterionEstimate], float, float]:
+def estimate(
+    session: Session, result: SubmissionResult, ingest: IngestResult
+) -> tuple[list[CriterionEstimate], float, float]:
     """Per criterion: the check run's points and the range over the accuracy scenarios (target profile)."""
     if result.score is None:
         return [], 0.0, 0.0
     check_points = {c.id: c for c in result.score.criteria}
     if result.status == "invalid" or result.reference is None:
-        estimates = [CriterionEstimate(c.id, c.title, c.max_points, c.points, c.points, c.points)
-                     for c in result.score.criteria]
+        estimates = [
+            CriterionEstimate(c.id, c.title, c.max_points, c.points, c.points, c.points) for c in result.score.criteria
+        ]
         total = result.score.total
         return estimates, total, total
     reference = result.reference.model
@@ -188,13 +234,22 @@ def estimate(session: Session, result: SubmissionResult, ingest: IngestResult) -
     totals: list[float] = []
     per: dict[str, list[float]] = {c.id: [] for c in result.score.criteria}
     for _, gain, verdict in SCENARIOS:
-        variant = result.model_copy(update={"models": _scenario_models(result.models, reference, gain, verdict),
-                                            "run": run})
+        variant = result.model_copy(
+            update={"models": _scenario_models(result.models, reference, gain, verdict), "run": run}
+        )
         scored = score_submission(session.rubric, session.translator, variant, ingest, session.protocol).score
         totals.append(scored.total)
         for criterion in scored.criteria:
             per[criterion.id].append(criterion.points)
-    estimates = [CriterionEstimate(cid, check_points[cid].title, check_points[cid].max_points,
-                                   check_points[cid].points, min(values), max(values))
-                 for cid, values in per.items()]
+    estimates = [
+        CriterionEstimate(
+            cid,
+            check_points[cid].title,
+            check_points[cid].max_points,
+            check_points[cid].points,
+            min(values),
+            max(values),
+        )
+        for cid, values in per.items()
+    ]
     return estimates, min(totals), max(totals)

@@ -9,6 +9,7 @@ local ``.npz`` is given with ``--data PATH`` or the environment variable ``HARNE
 >>> split.x_train.shape, split.x_val.shape                            # doctest: +SKIP
 ((1600, 28, 28, 1), (400, 28, 28, 1))
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -95,11 +96,9 @@ def _validate(arrays: dict[str, np.ndarray], source: str) -> None:
     for part in ("train", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         if x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise DataUnavailable(
-                f"{source}: x_{part} has shape {x.shape}, expected (N, 28, 28). {HOW_TO_PROVIDE}")
+            raise DataUnavailable(f"{source}: x_{part} has shape {x.shape}, expected (N, 28, 28). {HOW_TO_PROVIDE}")
         if y.shape != (x.shape[0],):
-            raise DataUnavailable(
-                f"{source}: y_{part} has shape {y.shape}, expected ({x.shape[0]},). {HOW_TO_PROVIDE}")
+            raise DataUnavailable(f"{source}: y_{part} has shape {y.shape}, expected ({x.shape[0]},). {HOW_TO_PROVIDE}")
         if y.size and (y.min() < 0 or y.max() > 9):
             raise DataUnavailable(f"{source}: y_{part} has labels outside 0..9. {HOW_TO_PROVIDE}")
         if x.size and (x.min() < 0 or x.max() > 255):
@@ -133,8 +132,8 @@ def load_mnist(path: str | os.PathLike | None = None) -> RawMnist:
             (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
         except Exception as error:  # network errors come in many types
             raise DataUnavailable(
-                f"keras.datasets.mnist.load_data() failed ({type(error).__name__}: {error}). "
-                f"{HOW_TO_PROVIDE}") from error
+                f"keras.datasets.mnist.load_data() failed ({type(error).__name__}: {error}). {HOW_TO_PROVIDE}"
+            ) from error
         arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
         local = _keras_cache_path()
         source = f"keras.datasets.mnist ({local})"

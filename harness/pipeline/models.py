@@ -3,6 +3,7 @@
 Used alike for the reference and for every student: the same sandboxed training worker, the
 same evaluation worker (started early, while the models train), the same cache.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -16,8 +17,14 @@ from harness.training.evaluate import EvaluationWorker, evaluate_models
 from harness.training.train import train_submission
 
 
-def train_and_evaluate(session: Session, module_source: str, factories: list[tuple[str, str]],
-                        scratch_name: str, models_dir: Path, student: str = "") -> tuple[list[ModelResult], WorkerInfo]:
+def train_and_evaluate(
+    session: Session,
+    module_source: str,
+    factories: list[tuple[str, str]],
+    scratch_name: str,
+    models_dir: Path,
+    student: str = "",
+) -> tuple[list[ModelResult], WorkerInfo]:
     """Models of one submission, each from the cache where its key matches, else trained and evaluated."""
     job = session.training_job(scratch_name)
     keys = {name: session.cache.key(module_source, name, session.run_key) for name, _ in factories}
@@ -27,11 +34,16 @@ def train_and_evaluate(session: Session, module_source: str, factories: list[tup
     early = None
     if to_train:
         # the evaluation worker starts TensorFlow and reads the suite while the models train
-        early = EvaluationWorker(job, job.work_dir / "evaluate" / "safe", models_dir, session.test_data,
-                                 session.suite)
+        early = EvaluationWorker(job, job.work_dir / "evaluate" / "safe", models_dir, session.test_data, session.suite)
         try:
-            trained, worker = train_submission(module_source, to_train, job, job.work_dir / "train", models_dir,
-                                               on_event=session.progress.worker_event(student))
+            trained, worker = train_submission(
+                module_source,
+                to_train,
+                job,
+                job.work_dir / "train",
+                models_dir,
+                on_event=session.progress.worker_event(student),
+            )
         except BaseException:
             early.cancel()
             raise
@@ -41,8 +53,17 @@ def train_and_evaluate(session: Session, module_source: str, factories: list[tup
         module_path = job.work_dir / "train" / "submission.py"
         module_path.parent.mkdir(parents=True, exist_ok=True)
         module_path.write_text(module_source, encoding="utf-8")
-        evaluated = evaluate_models(to_evaluate, job, job.work_dir / "evaluate", models_dir, session.test_data,
-                                    session.labels, module_path=module_path, suite=session.suite, early=early)
+        evaluated = evaluate_models(
+            to_evaluate,
+            job,
+            job.work_dir / "evaluate",
+            models_dir,
+            session.test_data,
+            session.labels,
+            module_path=module_path,
+            suite=session.suite,
+            early=early,
+        )
         models.update({m.name: m.model_copy(update={"evaluation_key": session.evaluation_key}) for m in evaluated})
     elif early is not None:
         early.cancel()
@@ -53,15 +74,27 @@ def train_and_evaluate(session: Session, module_source: str, factories: list[tup
     return [models[name] for name, _ in factories], worker
 
 
-def seed_runs(session: Session, module_source: str, factories: list[tuple[str, str]], scratch_name: str,
-               folder: Path, student: str) -> dict[str, list[SeedRun]]:
+def seed_runs(
+    session: Session,
+    module_source: str,
+    factories: list[tuple[str, str]],
+    scratch_name: str,
+    folder: Path,
+    student: str,
+) -> dict[str, list[SeedRun]]:
     """--seeds K: every model trained again on the K-1 other seeds (clean test set only; the stage
     cache keeps each run), in `folder`/seeds/<seed>/models."""
     runs: dict[str, list[SeedRun]] = {name: [] for name, _ in factories}
     for seed in session.seeds[1:]:
         seeded = replace(session, seed=seed, suite=None)
-        models, _ = train_and_evaluate(seeded, module_source, factories, f"{scratch_name}-seed-{seed}",
-                                        folder / "seeds" / str(seed) / "models", student=student)
+        models, _ = train_and_evaluate(
+            seeded,
+            module_source,
+            factories,
+            f"{scratch_name}-seed-{seed}",
+            folder / "seeds" / str(seed) / "models",
+            student=student,
+        )
         for model in models:
             runs[model.name].append(analysis.seed_run(model, seed))
     return runs

@@ -9,6 +9,7 @@ while every point stays what it was.
 >>> kept(out).rubric                                                 # doctest: +SKIP
 PosixPath('OUT/rubric.toml')
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +21,7 @@ from harness.resources import bundled
 
 PROTOCOL_FILE = "protocol.toml"
 RUBRIC_FILE = "rubric.toml"
-OVERRIDES_STEM = "overrides"          # overrides.toml or overrides.csv, as the instructor wrote it
+OVERRIDES_STEM = "overrides"  # overrides.toml or overrides.csv, as the instructor wrote it
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Kept:
 
 
 def _copy(source: Path, target: Path) -> None:
-    with contextlib.suppress(shutil.SameFileError):   # e.g. `harness score OUT --rubric OUT/rubric.toml`
+    with contextlib.suppress(shutil.SameFileError):  # e.g. `harness score OUT --rubric OUT/rubric.toml`
         shutil.copyfile(source, target)
 
 
@@ -55,6 +56,7 @@ def keep_scoring(out: Path, rubric: Path | None, overrides: Path | None) -> None
 
 def kept(out: Path) -> Kept:
     """The protocol, rubric and overrides files kept in ``out`` (None for each one that is missing)."""
+
     def found(path: Path) -> Path | None:
         return path if path.is_file() else None
 

@@ -1,4 +1,5 @@
 """The company's baseline CNN: trained once per protocol, profile, seed and data, reused by everyone."""
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,9 @@ def reference_model(session: Session) -> ModelResult:
             return summary.model
     session.options.log("reference model…")
     started = time.monotonic()
-    models, _ = train_and_evaluate(session, source, [("create_baseline_model", "reference")], "_reference",
-                                    folder / "models", student="reference")
+    models, _ = train_and_evaluate(
+        session, source, [("create_baseline_model", "reference")], "_reference", folder / "models", student="reference"
+    )
     model = models[0]
     if model.status != "ok":
         raise RuntimeError(f"the reference model failed to train: {model.reason}\n{model.traceback or ''}")
@@ -42,8 +44,13 @@ def complete_reference(session: Session, model: ModelResult) -> ModelResult:
         source = bundled("reference", "baseline.py").read_text(encoding="utf-8")
         extra = seed_runs(session, source, [("create_baseline_model", "reference")], "_reference", folder, "reference")
         runs = [analysis.seed_run(model, session.seed), *extra["create_baseline_model"]]
-    model = analysis.analyze_reference(model.model_copy(update={"seed_runs": runs}), folder / "models",
-                                       session.labels, session.suite, session.analysis_config)
+    model = analysis.analyze_reference(
+        model.model_copy(update={"seed_runs": runs}),
+        folder / "models",
+        session.labels,
+        session.suite,
+        session.analysis_config,
+    )
     analysis.write_gallery(folder / analysis.GALLERY_FILE, [model], session.raw.x_test[: len(session.labels)])
     stored = folder / "reference.json"
     ReferenceSummary(model=model, trained_for=ReferenceSummary.read(stored).trained_for).write(stored)
@@ -52,5 +59,6 @@ def complete_reference(session: Session, model: ModelResult) -> ModelResult:
         session.options.log(
             f"reference robustness: clean {100 * rob.clean_accuracy:.2f} %, noise σ=0.1 {100 * (rob.noise_accuracy or 0):.2f} %, "
             f"rotation ±15° {100 * (rob.rotation_accuracy or 0):.2f} %, MNIST-C mean {100 * (rob.mnist_c_accuracy or 0):.2f} %"
-            + (f" (suite predicted in {rob.predict_seconds:.1f} s)" if rob.predict_seconds else ""))
+            + (f" (suite predicted in {rob.predict_seconds:.1f} s)" if rob.predict_seconds else "")
+        )
     return model

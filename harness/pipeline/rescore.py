@@ -5,6 +5,7 @@ protocol, rubric and overrides the class was graded under (``harness/pipeline/pr
 
 >>> rescore(Path("out"), rubric_path=Path("rubric/strict.toml"))  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,11 +45,18 @@ def _scorer(out: Path, rubric_path: Path | None, overrides: Path | None, languag
 
     def score(path: Path, result: SubmissionResult) -> SubmissionResult:
         return score_submission(rubric, translator, result, IngestResult.read(path.parent / "ingest.json"), protocol)
+
     return rubric, score
 
 
-def rescore(out: Path, rubric_path: Path | None = None, language: str = "fr", overrides: Path | None = None,
-            log=None, roster: Path | None = None) -> list[SubmissionResult]:
+def rescore(
+    out: Path,
+    rubric_path: Path | None = None,
+    language: str = "fr",
+    overrides: Path | None = None,
+    log=None,
+    roster: Path | None = None,
+) -> list[SubmissionResult]:
     """Score every stored result again with `rubric_path` (default: the rubric the class was last
     scored with) and the instructor's `overrides`, then re-render the reports: reads ingest.json and
     result.json only, trains and evaluates nothing. The rubric and overrides are kept in OUT."""
@@ -72,8 +80,9 @@ def _points(result: SubmissionResult) -> list[float] | None:
     return [c.points for c in result.score.criteria] if result.score else None
 
 
-def in_language(out: Path, stored: list[tuple[Path, SubmissionResult]], language: str,
-                log=None) -> list[SubmissionResult]:
+def in_language(
+    out: Path, stored: list[tuple[Path, SubmissionResult]], language: str, log=None
+) -> list[SubmissionResult]:
     """The stored results with every scoring reason in `language`: scored again, in memory, with the
     rubric and overrides kept in OUT. A result whose points would change (kept files missing or
     edited, another harness version) is shown as stored."""
@@ -89,8 +98,10 @@ def in_language(out: Path, stored: list[tuple[Path, SubmissionResult]], language
         again = score(path, result)
         if _points(again) != _points(result) or again.score.total != result.score.total:
             if log is not None:
-                log(f"warning: {result.student}: scoring again in {language} would change its points: "
-                    "its reasons are shown as stored")
+                log(
+                    f"warning: {result.student}: scoring again in {language} would change its points: "
+                    "its reasons are shown as stored"
+                )
             results.append(result)
             continue
         results.append(again.model_copy(update={"run": again.run.model_copy(update={"language": language})}))

@@ -4,6 +4,7 @@
 test set as separate files (a training worker is only ever given the first), builds the
 robustness suite and records what every result's reproducibility block says.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,7 +57,7 @@ class GradeOptions:
     protocol: Path | None = None
     workers: int = 1
     use_bubblewrap: bool | None = None
-    limits: Limits | None = None   # None: the profile's [limits.<profile>] in the protocol file
+    limits: Limits | None = None  # None: the profile's [limits.<profile>] in the protocol file
     epochs_override: int | None = None
     cache: Path | None = None
     use_cache: bool = True
@@ -65,14 +66,14 @@ class GradeOptions:
     roster: Path | None = None
     address: str | None = None
     gpus_per_task: float | None = None
-    seeds: int = 1                 # --seeds K: each model and the reference trained on K seeds
-    suite: Path | None = None      # robustness suite file (default reference/robustness_suite.toml)
+    seeds: int = 1  # --seeds K: each model and the reference trained on K seeds
+    suite: Path | None = None  # robustness suite file (default reference/robustness_suite.toml)
     log: Callable[[str], None] = print
-    execute: bool = False          # --execute: run each notebook top to bottom (harness/ingest/execution.py)
+    execute: bool = False  # --execute: run each notebook top to bottom (harness/ingest/execution.py)
     execute_options: object = None  # harness.ingest.execution.ExecuteOptions (None: its defaults)
     discover_models: str = "auto"  # auto: notebooks without factories are run to find top-level models; never
     factory_map: dict[str, dict[str, str]] = field(default_factory=dict)  # student id or "*" -> {harness: own}
-    robustness: bool = True        # False (harness check): no robustness suite is built or predicted
+    robustness: bool = True  # False (harness check): no robustness suite is built or predicted
 
 
 def library_versions() -> dict[str, str]:
@@ -117,18 +118,24 @@ class Session:
     run: RunInfo
     cache: StageCache
     progress: Progress
-    suite: BuiltSuite | None = None          # built once per run, before any worker starts
+    suite: BuiltSuite | None = None  # built once per run, before any worker starts
     seeds: tuple[int, ...] = ()
     analysis_config: AnalysisConfig = field(default_factory=AnalysisConfig)
     n_val: int = 0
 
     def training_job(self, scratch_name: str) -> TrainingJob:
         """The training worker's job for this run, with its scratch folder ``OUT/.work/<scratch_name>``."""
-        return TrainingJob(protocol=self.protocol, profile=self.profile, seed=self.seed,
-                           train_data=self.train_data, work_dir=self.options.out / WORK_DIR / scratch_name,
-                           threads=self.threads, limits=self.options.limits,
-                           use_bubblewrap=self.options.use_bubblewrap,
-                           epochs_override=self.options.epochs_override)
+        return TrainingJob(
+            protocol=self.protocol,
+            profile=self.profile,
+            seed=self.seed,
+            train_data=self.train_data,
+            work_dir=self.options.out / WORK_DIR / scratch_name,
+            threads=self.threads,
+            limits=self.options.limits,
+            use_bubblewrap=self.options.use_bubblewrap,
+            epochs_override=self.options.epochs_override,
+        )
 
     @property
     def threads(self) -> int:
@@ -146,12 +153,21 @@ class Session:
     def run_key(self) -> str:
         """What a stored result must match to be reused: same protocol, profile, seed, data, harness and
         threads per worker (98.96 % on one thread, 98.97 % on two for the full-profile reference)."""
-        parts = [self.protocol.source_sha256, self.profile.name, str(self.seed), self.raw.content_sha256,
-                 __version__, str(self.options.epochs_override), f"threads={self.threads}"]
+        parts = [
+            self.protocol.source_sha256,
+            self.profile.name,
+            str(self.seed),
+            self.raw.content_sha256,
+            __version__,
+            str(self.options.epochs_override),
+            f"threads={self.threads}",
+        ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
-def _write_data(session_dir: Path, raw: RawMnist, protocol: Protocol, profile: Profile) -> tuple[Path, Path, np.ndarray]:
+def _write_data(
+    session_dir: Path, raw: RawMnist, protocol: Protocol, profile: Profile
+) -> tuple[Path, Path, np.ndarray]:
     """Training split and test set as separate files: a training worker is only given the first."""
     session_dir.mkdir(parents=True, exist_ok=True)
     split = training_split(raw, profile.train_images, protocol.training.validation_split)
@@ -175,9 +191,12 @@ def open_session(options: GradeOptions) -> Session:
     protocol = load_protocol(options.protocol)
     profile = protocol.profile(options.profile)
     # absolute: the sandbox mounts the data files and scratch folders by path (a relative --out broke it)
-    options = replace(options, out=Path(options.out).resolve(),
-                      cache=Path(options.cache).resolve() if options.cache else None,
-                      limits=options.limits or profile_limits(protocol, profile.name))
+    options = replace(
+        options,
+        out=Path(options.out).resolve(),
+        cache=Path(options.cache).resolve() if options.cache else None,
+        limits=options.limits or profile_limits(protocol, profile.name),
+    )
     seed = options.seed if options.seed is not None else protocol.training.seed
     raw = load_mnist(options.data)
     rubric = load_rubric(options.rubric, options.overrides)
@@ -192,28 +211,59 @@ def open_session(options: GradeOptions) -> Session:
         raise SandboxUnavailable("bubblewrap was required but `bwrap` is missing or cannot create namespaces here")
     sandbox = bubblewrap_available() if options.use_bubblewrap is None else options.use_bubblewrap
     run = RunInfo(
-        harness_version=__version__, profile=profile.name, seed=seed, protocol_sha256=protocol.source_sha256,
-        data_source=raw.source, data_sha256=raw.file_sha256, data_content_sha256=raw.content_sha256,
-        versions=library_versions(), language=options.language,
-        budgets={"model_budget_s": profile.model_budget_s, "submission_budget_s": profile.submission_budget_s,
-                 "import_timeout_s": profile.import_timeout_s, "build_timeout_s": profile.build_timeout_s,
-                 "max_epochs": profile.max_epochs, "memory_mb": options.limits.memory_mb,
-                 **options.limits.as_budgets()},
+        harness_version=__version__,
+        profile=profile.name,
+        seed=seed,
+        protocol_sha256=protocol.source_sha256,
+        data_source=raw.source,
+        data_sha256=raw.file_sha256,
+        data_content_sha256=raw.content_sha256,
+        versions=library_versions(),
+        language=options.language,
+        budgets={
+            "model_budget_s": profile.model_budget_s,
+            "submission_budget_s": profile.submission_budget_s,
+            "import_timeout_s": profile.import_timeout_s,
+            "build_timeout_s": profile.build_timeout_s,
+            "max_epochs": profile.max_epochs,
+            "memory_mb": options.limits.memory_mb,
+            **options.limits.as_budgets(),
+        },
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         command=shlex.join(["harness", *sys.argv[1:]]) if sys.argv and "harness" in sys.argv[0] else "harness grade",
-        suite_sha256=suite.suite.sha256 if suite else None, suite_checksum=suite.checksum if suite else None,
+        suite_sha256=suite.suite.sha256 if suite else None,
+        suite_checksum=suite.checksum if suite else None,
         seeds=seeds,
     )
     if not sandbox:
-        options.log("WARNING: " + ("bubblewrap is not available" if options.use_bubblewrap is None else
-                                   "--no-sandbox") + ": student code runs in plain worker processes with "
-                    "resource limits only: NO filesystem or network isolation (README, Security); "
-                    "every result says so in worker.sandbox")
+        options.log(
+            "WARNING: "
+            + ("bubblewrap is not available" if options.use_bubblewrap is None else "--no-sandbox")
+            + ": student code runs in plain worker processes with "
+            "resource limits only: NO filesystem or network isolation (README, Security); "
+            "every result says so in worker.sandbox"
+        )
     cache = StageCache(options.cache or options.out / CACHE_DIR, enabled=options.use_cache)
     n_val = int(round(min(profile.train_images, len(raw.x_train)) * protocol.training.validation_split))
-    return Session(options, protocol, profile, seed, raw, rubric, translator, train_path, test_path, labels, run,
-                   cache, options.progress or Progress.for_stream(sys.stdout, options.log), suite=suite,
-                   seeds=tuple(seeds), analysis_config=load_analysis_config(), n_val=n_val)
+    return Session(
+        options,
+        protocol,
+        profile,
+        seed,
+        raw,
+        rubric,
+        translator,
+        train_path,
+        test_path,
+        labels,
+        run,
+        cache,
+        options.progress or Progress.for_stream(sys.stdout, options.log),
+        suite=suite,
+        seeds=tuple(seeds),
+        analysis_config=load_analysis_config(),
+        n_val=n_val,
+    )
 
 
 def _prepare_suite(options: GradeOptions, raw: RawMnist, profile: Profile) -> BuiltSuite:
@@ -224,6 +274,8 @@ def _prepare_suite(options: GradeOptions, raw: RawMnist, profile: Profile) -> Bu
     suite = analysis.prepare_suite(x_test, analysis.suite_cache_dir(options.out), options.suite)
     analysis.write_suite_artifacts(suite, x_test, options.out / analysis.SUITE_DIR)
     origin = "from the cache" if suite.from_cache else f"built in {time.monotonic() - started:.1f} s"
-    options.log(f"robustness suite: {len(suite)} perturbed sets, {suite.n_images:,} images ({origin}), "
-                f"checksum {suite.checksum[:12]}")
+    options.log(
+        f"robustness suite: {len(suite)} perturbed sets, {suite.n_images:,} images ({origin}), "
+        f"checksum {suite.checksum[:12]}"
+    )
     return suite

@@ -3,6 +3,7 @@
 ``grade_submission`` is the one function that grades a submission; ``harness grade`` (through a
 backend, with the report drawn as soon as the result is stored) and ``harness check`` both call it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,17 +42,33 @@ from harness.scoring import Rubric, score_result
 from harness.util.i18n import Translator
 
 
-def _analyse(session: Session, module_source: str, factories: list[tuple[str, str]], scratch_name: str,
-             folder: Path, models: list[ModelResult], reference: ModelResult,
-             student: str) -> tuple[list[ModelResult], AnalysisSummary]:
+def _analyse(
+    session: Session,
+    module_source: str,
+    factories: list[tuple[str, str]],
+    scratch_name: str,
+    folder: Path,
+    models: list[ModelResult],
+    reference: ModelResult,
+    student: str,
+) -> tuple[list[ModelResult], AnalysisSummary]:
     """Seed runs, error analysis, robustness, significance against the reference, integrity flags."""
     if len(session.seeds) > 1:
         extra = seed_runs(session, module_source, factories, scratch_name, folder, student)
-        models = [m.model_copy(update={"seed_runs": [analysis.seed_run(m, session.seed), *extra[m.name]]})
-                  for m in models]
+        models = [
+            m.model_copy(update={"seed_runs": [analysis.seed_run(m, session.seed), *extra[m.name]]}) for m in models
+        ]
     models, summary = analysis.analyze_models(
-        models, folder / "models", session.labels, session.suite, session.analysis_config, reference,
-        session.options.out / REFERENCE_DIR / "models", session.n_val, session.translator)
+        models,
+        folder / "models",
+        session.labels,
+        session.suite,
+        session.analysis_config,
+        reference,
+        session.options.out / REFERENCE_DIR / "models",
+        session.n_val,
+        session.translator,
+    )
     gallery = analysis.write_gallery(folder / analysis.GALLERY_FILE, models, session.raw.x_test[: len(session.labels)])
     return models, summary.model_copy(update={"gallery_file": gallery.name if gallery else None})
 
@@ -64,12 +81,14 @@ def _status(ingest: IngestResult, models: list[ModelResult]) -> tuple[str, str |
     return ("failed" if len(failed) == len(models) else "partial"), summary
 
 
-def score_submission(session_rubric: Rubric, translator: Translator, result: SubmissionResult,
-                     ingest: IngestResult, protocol: Protocol) -> SubmissionResult:
+def score_submission(
+    session_rubric: Rubric, translator: Translator, result: SubmissionResult, ingest: IngestResult, protocol: Protocol
+) -> SubmissionResult:
     """(Re-)score a stored result (the rubric carries the instructor's overrides); used by grading
     and by `harness score`."""
-    scored = score_result(session_rubric, translator, result, ingest, protocol.training.epochs,
-                          protocol.training.batch_size)
+    scored = score_result(
+        session_rubric, translator, result, ingest, protocol.training.epochs, protocol.training.batch_size
+    )
     return with_execution_evidence(scored, translator)
 
 
@@ -83,12 +102,23 @@ def with_execution_evidence(result: SubmissionResult, translator: Translator) ->
     for criterion in result.score.criteria:
         if criterion.id == "code_quality":
             ran = sum(1 for c in execution.cells if c.status == "ok")
-            text = translator("ex_evidence", ran=ran, total=len(execution.cells), status=execution.status) + \
-                (f" — {execution.reason}" if execution.reason else "") + translator("ex_evidence_not_scored")
+            text = (
+                translator("ex_evidence", ran=ran, total=len(execution.cells), status=execution.status)
+                + (f" — {execution.reason}" if execution.reason else "")
+                + translator("ex_evidence_not_scored")
+            )
             kind = "found" if execution.status == "ok" else "flag"
             first = execution.first_failure
-            criterion = criterion.model_copy(update={"evidence": [*criterion.evidence, EvidenceItem(
-                text=text, kind=kind, cell=first, where=translator("cell", n=first) if first else None)]})
+            criterion = criterion.model_copy(
+                update={
+                    "evidence": [
+                        *criterion.evidence,
+                        EvidenceItem(
+                            text=text, kind=kind, cell=first, where=translator("cell", n=first) if first else None
+                        ),
+                    ]
+                }
+            )
         criteria.append(criterion)
     return result.model_copy(update={"score": result.score.model_copy(update={"criteria": criteria})})
 
@@ -106,9 +136,14 @@ def discover_top_level(session: Session, ingest: IngestResult, path: Path, scrat
     """A notebook without factories: run it with training intercepted to find its top-level models."""
     data = _notebook_data(session, DISCOVERY_TRAIN_IMAGES, DISCOVERY_TEST_IMAGES)
     job = session.training_job(scratch.name)
-    record, source = discover_models(ingest, main_file_path(path), data, scratch,
-                                     DiscoverOptions(threads=job.threads, use_bubblewrap=job.use_bubblewrap),
-                                     limits=job.limits)
+    record, source = discover_models(
+        ingest,
+        main_file_path(path),
+        data,
+        scratch,
+        DiscoverOptions(threads=job.threads, use_bubblewrap=job.use_bubblewrap),
+        limits=job.limits,
+    )
     return apply_discovery(ingest, record, source)
 
 
@@ -136,20 +171,35 @@ def read_submission(session: Session, student: str, path: Path, work: Path) -> I
     return ingest
 
 
-def _trained(session: Session, student: str, ingest: IngestResult, scratch: str, folder: Path
-             ) -> tuple[list[ModelResult], WorkerInfo]:
+def _trained(
+    session: Session, student: str, ingest: IngestResult, scratch: str, folder: Path
+) -> tuple[list[ModelResult], WorkerInfo]:
     """Every factory trained and evaluated; ``training.json`` written."""
     started = time.monotonic()
-    models, worker = train_and_evaluate(session, ingest.module_source, [(f.name, f.role) for f in ingest.factories],
-                                        scratch, folder / "models", student=student)
-    TrainingRecord(student=student, submission_sha256=ingest.sha256, seed=session.seed,
-                   profile=session.profile.name, data_sha256=session.raw.content_sha256, models=models,
-                   worker=worker, wall_seconds=time.monotonic() - started).write(folder / "training.json")
+    models, worker = train_and_evaluate(
+        session,
+        ingest.module_source,
+        [(f.name, f.role) for f in ingest.factories],
+        scratch,
+        folder / "models",
+        student=student,
+    )
+    TrainingRecord(
+        student=student,
+        submission_sha256=ingest.sha256,
+        seed=session.seed,
+        profile=session.profile.name,
+        data_sha256=session.raw.content_sha256,
+        models=models,
+        worker=worker,
+        wall_seconds=time.monotonic() - started,
+    ).write(folder / "training.json")
     return models, worker
 
 
-def grade_submission(session: Session, student: str, path: Path, reference: Callable[[], ReferenceSummary],
-                     *, overlap: bool = False) -> SubmissionResult:
+def grade_submission(
+    session: Session, student: str, path: Path, reference: Callable[[], ReferenceSummary], *, overlap: bool = False
+) -> SubmissionResult:
     """Grade one submission; its ``result.json`` is written before it returns.
 
     `reference` gives the reference model and the key it was trained for; it is called only once the
@@ -163,34 +213,51 @@ def grade_submission(session: Session, student: str, path: Path, reference: Call
     work = session.options.out / WORK_DIR / scratch
     ingest = read_submission(session, student, path, work)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        execution = pool.submit(execute_submission, session, path, work / "execute") \
-            if session.options.execute else None
+        execution = (
+            pool.submit(execute_submission, session, path, work / "execute") if session.options.execute else None
+        )
         if execution is not None and not overlap:
             execution.result()  # a class run: one sandboxed process per submission at a time
         trained = _trained(session, student, ingest, scratch, folder) if ingest.status == "ok" else None
         summary = reference()
-        base = dict(student=student, submission_sha256=ingest.sha256, source=str(path),
-                    factories_found=[f.name for f in ingest.factories], factories_ignored=ingest.ignored_functions,
-                    dropped=ingest.dropped, ignored_files=ingest.ignored_files, run=session.run,
-                    reference=summary, execution=execution.result() if execution else None,
-                    candidates=ingest.candidates,
-                    discovered_models=ingest.discovery.models if ingest.discovery else [])
+        base = dict(
+            student=student,
+            submission_sha256=ingest.sha256,
+            source=str(path),
+            factories_found=[f.name for f in ingest.factories],
+            factories_ignored=ingest.ignored_functions,
+            dropped=ingest.dropped,
+            ignored_files=ingest.ignored_files,
+            run=session.run,
+            reference=summary,
+            execution=execution.result() if execution else None,
+            candidates=ingest.candidates,
+            discovered_models=ingest.discovery.models if ingest.discovery else [],
+        )
     if trained is None:
         result = SubmissionResult(status="invalid", reason=ingest.reason, **base)
     else:
         models, worker = trained
         status, reason = _status(ingest, models)
-        models, analysed = _analyse(session, ingest.module_source, [(f.name, f.role) for f in ingest.factories],
-                                    scratch, folder, models, summary.model, student)
-        result = SubmissionResult(status=status, reason=reason, models=models, worker=worker, analysis=analysed,
-                                  **base)
+        models, analysed = _analyse(
+            session,
+            ingest.module_source,
+            [(f.name, f.role) for f in ingest.factories],
+            scratch,
+            folder,
+            models,
+            summary.model,
+            student,
+        )
+        result = SubmissionResult(status=status, reason=reason, models=models, worker=worker, analysis=analysed, **base)
     result = score_submission(session.rubric, session.translator, result, ingest, session.protocol)
     result.write(folder / "result.json")
     return result
 
 
-def grade_and_draw(session: Session, student: str, path: Path, reference: ModelResult,
-                   reference_key: str) -> SubmissionResult:
+def grade_and_draw(
+    session: Session, student: str, path: Path, reference: ModelResult, reference_key: str
+) -> SubmissionResult:
     """``harness grade``'s task for one submission (on any backend): graded, then its report drawn."""
     summary = ReferenceSummary(model=reference, trained_for=reference_key)
     result = grade_submission(session, student, path, lambda: summary)

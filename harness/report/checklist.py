@@ -4,6 +4,7 @@ One function per part of the checklist (reading, factories, models, modification
 documentation, --execute, estimates, verdict), each returning its lines in the run's language
 (``chk_*`` in templates/i18n).
 """
+
 from __future__ import annotations
 
 import sys
@@ -94,8 +95,13 @@ def _reading(c: _Context) -> list[str]:
     add = lines.append
     dropped = len(ingest.dropped)
     if ingest.main_file.endswith(".ipynb"):
-        what = t("chk_notebook", name=ingest.main_file, version=ingest.notebook_format or "?",
-                 code=len(ingest.code_cells), markdown=len(ingest.markdown))
+        what = t(
+            "chk_notebook",
+            name=ingest.main_file,
+            version=ingest.notebook_format or "?",
+            code=len(ingest.code_cells),
+            markdown=len(ingest.markdown),
+        )
     else:
         what = t("chk_module", name=ingest.main_file)
     if ingest.status == "invalid" and not ingest.code_cells:
@@ -116,15 +122,28 @@ def _factories(c: _Context) -> list[str]:
         add(f"{ok} " + t("chk_discovered", n=len(ingest.factories)))
         for model in ingest.discovery.models:
             fitted = t("chk_fitted_in", n=model.fitted_cell) if model.fitted_cell else ""
-            fit = ", ".join(f"{k}={v if not isinstance(v, list) else '+'.join(map(str, v))}" for k, v in model.fit.items())
-            add("    " + t("chk_discovered_model", factory=model.factory, variable=model.variable or "?",
-                            built=model.built_cell, fitted=fitted, fit=": " + fit if fit else ""))
+            fit = ", ".join(
+                f"{k}={v if not isinstance(v, list) else '+'.join(map(str, v))}" for k, v in model.fit.items()
+            )
+            add(
+                "    "
+                + t(
+                    "chk_discovered_model",
+                    factory=model.factory,
+                    variable=model.variable or "?",
+                    built=model.built_cell,
+                    fitted=fitted,
+                    fit=": " + fit if fit else "",
+                )
+            )
             for note in model.notes:
                 add(f"      {warn} {note}")
         for cell in ingest.discovery.cells:
             if cell.status != "ok":
-                add(f"  {warn} " + t("chk_discovery_cell_failed", cell=cell.cell,
-                                     error=f"{cell.error_name}: {cell.error_message}"))
+                add(
+                    f"  {warn} "
+                    + t("chk_discovery_cell_failed", cell=cell.cell, error=f"{cell.error_name}: {cell.error_message}")
+                )
     elif ingest.factories:
         names = ", ".join(f"{f.name} ({t('cell', n=f.cell)})" if f.cell else f.name for f in ingest.factories)
         mapped = t("chk_mapped", mapping=ingest.factory_map) if ingest.factory_map else ""
@@ -158,20 +177,41 @@ def _models(c: _Context) -> list[str]:
         compiled = ""
         if spec is not None:
             who = t("chk_by_you") if spec.compiled_by == "student" else t("chk_by_harness")
-            compiled = t("chk_compiled", who=who, optimizer=spec.optimizer or "?",
-                         lr=f", lr {spec.learning_rate:g}" if spec.learning_rate else "", loss=spec.loss or "?")
-        accuracy = t("chk_test_accuracy", acc=f"{100 * model.test_accuracy:.1f}", n=c.profile.test_images) \
-            if model.test_accuracy is not None else ""
+            compiled = t(
+                "chk_compiled",
+                who=who,
+                optimizer=spec.optimizer or "?",
+                lr=f", lr {spec.learning_rate:g}" if spec.learning_rate else "",
+                loss=spec.loss or "?",
+            )
+        accuracy = (
+            t("chk_test_accuracy", acc=f"{100 * model.test_accuracy:.1f}", n=c.profile.test_images)
+            if model.test_accuracy is not None
+            else ""
+        )
         add(f"{ok} " + t("chk_model_ok", name=model.name, params=f"{(model.params or 0):,}", compiled=compiled))
-        add("    " + t("chk_trained", epochs=model.epochs_run, images=f"{train_images:,}",
-                       seconds=f"{(model.train_seconds or 0):.1f}", accuracy=accuracy))
+        add(
+            "    "
+            + t(
+                "chk_trained",
+                epochs=model.epochs_run,
+                images=f"{train_images:,}",
+                seconds=f"{(model.train_seconds or 0):.1f}",
+                accuracy=accuracy,
+            )
+        )
         settings = model.settings
         if settings is not None:
-            shown = {k: v for k, v in (settings.declared or {}).items() if v not in ([], None, "")
-                     and not (k == "augmentation" and settings.augmentation)}
-            text = ", ".join(f"{k}={v}" for k, v in shown.items()) if shown else \
-                t("chk_settings_default", epochs=c.protocol.training.epochs,
-                  batch=c.protocol.training.batch_size)
+            shown = {
+                k: v
+                for k, v in (settings.declared or {}).items()
+                if v not in ([], None, "") and not (k == "augmentation" and settings.augmentation)
+            }
+            text = (
+                ", ".join(f"{k}={v}" for k, v in shown.items())
+                if shown
+                else t("chk_settings_default", epochs=c.protocol.training.epochs, batch=c.protocol.training.batch_size)
+            )
             if settings.augmentation:
                 text += t("chk_augmentation", what=settings.augmentation)
             add("    " + t("chk_settings", settings=text))
@@ -227,13 +267,28 @@ def _execution(c: _Context) -> list[str]:
     if execution is not None:
         add("")
         ran = sum(1 for c in execution.cells if c.status == "ok")
-        add(f"{ok if execution.status == 'ok' else bad} " + t(
-            "chk_execute", ran=ran, total=len(execution.cells), status=execution.status,
-            reason=f" — {execution.reason}" if execution.reason else "", seconds=f"{execution.seconds:.0f}"))
+        add(
+            f"{ok if execution.status == 'ok' else bad} "
+            + t(
+                "chk_execute",
+                ran=ran,
+                total=len(execution.cells),
+                status=execution.status,
+                reason=f" — {execution.reason}" if execution.reason else "",
+                seconds=f"{execution.seconds:.0f}",
+            )
+        )
         for cell in execution.cells:
             if cell.status != "ok":
-                add(f"    {warn} " + t("chk_execute_cell", cell=cell.cell, status=cell.status,
-                                      error=f"{cell.error_name or ''}: {(cell.error_message or '')[:160]}"))
+                add(
+                    f"    {warn} "
+                    + t(
+                        "chk_execute_cell",
+                        cell=cell.cell,
+                        status=cell.status,
+                        error=f"{cell.error_name or ''}: {(cell.error_message or '')[:160]}",
+                    )
+                )
         for accuracy in execution.accuracies[:8]:
             add("    " + t("chk_printed", cell=accuracy.cell, text=accuracy.text))
         add(f"    {execution.data_note}")
@@ -252,8 +307,10 @@ def _estimates(c: _Context) -> list[str]:
         why = t("chk_fixed") if e.fixed else t("chk_varies")
         add(f"  {e.title:<{width}}  {fmt_range(e.low, e.high):>9} / {e.max_points:g}   ({why})")
     if result.score is not None:
-        add(f"  {t('chk_total'):<{width}}  {fmt_range(report.total_low, report.total_high):>9} / "
-            f"{result.score.max_total:g}")
+        add(
+            f"  {t('chk_total'):<{width}}  {fmt_range(report.total_low, report.total_high):>9} / "
+            f"{result.score.max_total:g}"
+        )
     return lines
 
 
@@ -278,13 +335,18 @@ def _verdict(c: _Context) -> list[str]:
     return lines
 
 
-def checklist(report: CheckReport, ingest: IngestResult, t: Translator, profile: Profile, protocol: Protocol,
-              ascii_only: bool = False) -> list[str]:
+def checklist(
+    report: CheckReport,
+    ingest: IngestResult,
+    t: Translator,
+    profile: Profile,
+    protocol: Protocol,
+    ascii_only: bool = False,
+) -> list[str]:
     """The checklist's lines, in the run's language (``chk_*`` in templates/i18n)."""
     marks = ("[ok]", "[!!]", "[ ?]") if ascii_only else ("✓", "✗", "!")
     context = _Context(report, ingest, t, profile, protocol, *marks)
     lines = [t("chk_title", student=report.student, source=report.result.source), ""]
-    for part in (_reading, _factories, _models, _modifications_and_documentation, _execution, _estimates,
-                 _verdict):
+    for part in (_reading, _factories, _models, _modifications_and_documentation, _execution, _estimates, _verdict):
         lines += part(context)
     return lines

@@ -16,6 +16,7 @@ Without a roster the identity columns are left empty and the name is the student
 
 >>> write_lms_exports(Path("out"), results, assignment="Mini-projet MNIST")  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,10 +36,15 @@ def read_roster(path: Path | None) -> dict[str, dict[str, str]]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or "student" not in reader.fieldnames:
-            raise ValueError(f"{path}: a roster needs a 'student' column (and any of "
-                             f"{', '.join(sorted(ROSTER_COLUMNS - {'student'}))})")
-        return {row["student"].strip(): {k: (v or "").strip() for k, v in row.items() if k in ROSTER_COLUMNS}
-                for row in reader if row.get("student")}
+            raise ValueError(
+                f"{path}: a roster needs a 'student' column (and any of "
+                f"{', '.join(sorted(ROSTER_COLUMNS - {'student'}))})"
+            )
+        return {
+            row["student"].strip(): {k: (v or "").strip() for k, v in row.items() if k in ROSTER_COLUMNS}
+            for row in reader
+            if row.get("student")
+        }
 
 
 def _feedback(result: SubmissionResult) -> str:
@@ -48,8 +54,12 @@ def _feedback(result: SubmissionResult) -> str:
     return "; ".join(parts) + f" — report: {result.student}/report.html"
 
 
-def write_lms_exports(out: Path, results: list[SubmissionResult], assignment: str = "MNIST mini-project",
-                      roster: dict[str, dict[str, str]] | None = None) -> tuple[Path, Path]:
+def write_lms_exports(
+    out: Path,
+    results: list[SubmissionResult],
+    assignment: str = "MNIST mini-project",
+    roster: dict[str, dict[str, str]] | None = None,
+) -> tuple[Path, Path]:
     """Write ``OUT/moodle_grades.csv`` and ``OUT/canvas_grades.csv`` (totals, roster columns); return their paths."""
     roster = roster or {}
     maximum = next((r.score.max_total for r in results if r.score), 20.0)
@@ -59,15 +69,30 @@ def write_lms_exports(out: Path, results: list[SubmissionResult], assignment: st
         writer.writerow([*MOODLE_HEADER, f"{assignment} (/{maximum:g})", "Feedback"])
         for result in results:
             who = roster.get(result.student, {})
-            writer.writerow([result.student, who.get("email", ""), who.get("id_number", ""), who.get("username", ""),
-                             f"{result.score.total:g}" if result.score else "0", _feedback(result)])
+            writer.writerow(
+                [
+                    result.student,
+                    who.get("email", ""),
+                    who.get("id_number", ""),
+                    who.get("username", ""),
+                    f"{result.score.total:g}" if result.score else "0",
+                    _feedback(result),
+                ]
+            )
     with open(canvas, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow([*CANVAS_HEADER, assignment])
         writer.writerow(["Points Possible", "", "", "", "", f"{maximum:g}"])
         for result in results:
             who = roster.get(result.student, {})
-            writer.writerow([result.student, who.get("canvas_id", ""), who.get("sis_user_id", ""),
-                             who.get("sis_login_id", ""), who.get("section", ""),
-                             f"{result.score.total:g}" if result.score else "0"])
+            writer.writerow(
+                [
+                    result.student,
+                    who.get("canvas_id", ""),
+                    who.get("sis_user_id", ""),
+                    who.get("sis_login_id", ""),
+                    who.get("section", ""),
+                    f"{result.score.total:g}" if result.score else "0",
+                ]
+            )
     return moodle, canvas

@@ -10,6 +10,7 @@ re-graded model, another language or a new harness version redraws everything.
 >>> digest(["a", 1]) == digest(["a", 1]) != digest(["a", 2])
 True
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,7 @@ FILE = "figures.json"
 def _default(value: Any):
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
-    if isinstance(value, Path):   # by content: a copied or moved output folder keeps its figures
+    if isinstance(value, Path):  # by content: a copied or moved output folder keeps its figures
         return [value.name, hashlib.sha256(value.read_bytes()).hexdigest() if value.is_file() else None]
     return str(value)
 

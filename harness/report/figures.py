@@ -6,6 +6,7 @@ there is nothing to draw. Nothing here trains, predicts or reads the data set.
 
 >>> uri = comparison_bars(models, Translator("en"))   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import base64
@@ -136,9 +137,16 @@ def confusion_heatmap(model: ModelResult, t: Translator) -> str | None:
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
             if counts[i, j]:
-                axis.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6.5,
-                          color="#1b5e20" if i == j else ("white" if shown[i, j] > 0.6 * top else "black"),
-                          fontweight="bold" if i == j else "normal")
+                axis.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="#1b5e20" if i == j else ("white" if shown[i, j] > 0.6 * top else "black"),
+                    fontweight="bold" if i == j else "normal",
+                )
     axis.set_xticks(range(10))
     axis.set_yticks(range(10))
     axis.set_xlabel(t("fig_predicted"))
@@ -159,8 +167,13 @@ def per_digit_error_bars(models: Sequence[ModelResult], t: Translator) -> str | 
     width = 0.8 / len(analysed)
     for k, (model, color) in enumerate(zip(analysed, _colors(analysed))):
         rates = [100 * (v or 0.0) for v in model.error_analysis.per_digit_error]
-        axis.bar(np.arange(10) + (k - (len(analysed) - 1) / 2) * width, rates, width, color=color,
-                 label=model_label(model, t))
+        axis.bar(
+            np.arange(10) + (k - (len(analysed) - 1) / 2) * width,
+            rates,
+            width,
+            color=color,
+            label=model_label(model, t),
+        )
     axis.set_xticks(range(10))
     axis.set_xlabel(t("fig_digit"))
     axis.set_ylabel(t("fig_error_rate"))
@@ -192,10 +205,18 @@ def misclassified_gallery(model: ModelResult, images: dict[int, np.ndarray], t: 
                 continue
             item = items[c]
             axis.imshow(images[item.index], cmap="gray", vmin=0, vmax=255)
-            axis.set_title(t("fig_true_predicted", true=item.true, predicted=item.predicted,
-                             confidence=f"{100 * item.confidence:.0f}"), fontsize=7)
-        axes[r][0].text(-0.15, 0.5, title, transform=axes[r][0].transAxes, rotation=90, ha="right", va="center",
-                        fontsize=8)
+            axis.set_title(
+                t(
+                    "fig_true_predicted",
+                    true=item.true,
+                    predicted=item.predicted,
+                    confidence=f"{100 * item.confidence:.0f}",
+                ),
+                fontsize=7,
+            )
+        axes[r][0].text(
+            -0.15, 0.5, title, transform=axes[r][0].transAxes, rotation=90, ha="right", va="center", fontsize=8
+        )
     figure.suptitle(f"{t('fig_gallery')} — {model_label(model, t)}", fontsize=9)
     figure.tight_layout()
     return figure_to_data_uri(figure)
@@ -215,8 +236,13 @@ def reliability_diagram(model: ModelResult, t: Translator) -> str | None:
         axis.bar(b.low, b.accuracy, width=b.high - b.low, align="edge", color="#3568a8", edgecolor="white", alpha=0.85)
         axis.plot([b.low, b.high], [b.confidence, b.confidence], color="#b3261e", linewidth=1)
         if b.count / total >= 0.01:
-            axis.text((b.low + b.high) / 2, min(1.0, b.accuracy) + 0.01, f"{100 * b.count / total:.0f}%",
-                      ha="center", fontsize=6)
+            axis.text(
+                (b.low + b.high) / 2,
+                min(1.0, b.accuracy) + 0.01,
+                f"{100 * b.count / total:.0f}%",
+                ha="center",
+                fontsize=6,
+            )
     axis.plot([0, 1], [0, 1], linestyle="--", color="#555555", linewidth=1)
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1.08)
@@ -235,13 +261,17 @@ def _short_name(name: str) -> str:
     return name.split("/", 1)[-1]
 
 
-def assignment_examples(examples: dict | None, t: Translator, entries: Sequence[str] = ("assignment/noise",
-                                                                                        "assignment/rotation")) -> str | None:
+def assignment_examples(
+    examples: dict | None, t: Translator, entries: Sequence[str] = ("assignment/noise", "assignment/rotation")
+) -> str | None:
     """The assignment's step-6 figure: original, noisy and rotated test images (the harness's sets)."""
     if not examples or any(e not in examples["entries"] for e in entries):
         return None
-    rows = [(t("fig_original"), examples["clean"]), (t("fig_noisy"), examples["entries"][entries[0]]),
-            (t("fig_rotated"), examples["entries"][entries[1]])]
+    rows = [
+        (t("fig_original"), examples["clean"]),
+        (t("fig_noisy"), examples["entries"][entries[0]]),
+        (t("fig_rotated"), examples["entries"][entries[1]]),
+    ]
     columns = len(examples["clean"])
     figure, axes = plt.subplots(3, columns, figsize=(1.5 * columns, 4.6), squeeze=False)
     for r, (title, images) in enumerate(rows):
@@ -269,8 +299,9 @@ def suite_examples(examples: dict | None, t: Translator, group_prefix: str = "mn
             axes[r][c].imshow(image, cmap="gray", vmin=0, vmax=255)
             axes[r][c].axis("off")
             if r == 0:
-                axes[r][c].set_title(t("fig_clean") if c == 0 else _short_name(names[c - 1]).replace("_", " "),
-                                     fontsize=6.5)
+                axes[r][c].set_title(
+                    t("fig_clean") if c == 0 else _short_name(names[c - 1]).replace("_", " "), fontsize=6.5
+                )
     figure.tight_layout()
     return figure_to_data_uri(figure)
 
@@ -283,15 +314,26 @@ def robustness_bars(models: Sequence[ModelResult], t: Translator) -> str | None:
         return None
     first = measured[0].robustness
     names = [e.name for e in first.entries if e.group in ("assignment", "mnist_c")]
-    labels = [t("fig_clean")] + [t("fig_noise_01") if n == "assignment/noise" else t("fig_rotation_15")
-                                 if n == "assignment/rotation" else _short_name(n).replace("_", " ") for n in names]
+    labels = [t("fig_clean")] + [
+        t("fig_noise_01")
+        if n == "assignment/noise"
+        else t("fig_rotation_15")
+        if n == "assignment/rotation"
+        else _short_name(n).replace("_", " ")
+        for n in names
+    ]
     height = 0.8 / len(measured)
     figure, axis = plt.subplots(figsize=(8.5, 0.32 * len(labels) * max(1.0, len(measured) / 2.5) + 1.2))
     for k, (model, color) in enumerate(zip(measured, _colors(measured))):
         by_name = {e.name: e.accuracy for e in model.robustness.entries}
         values = [model.robustness.clean_accuracy] + [by_name.get(n, np.nan) for n in names]
-        axis.barh(np.arange(len(labels)) + (k - (len(measured) - 1) / 2) * height, [100 * v for v in values], height,
-                  color=color, label=model_label(model, t))
+        axis.barh(
+            np.arange(len(labels)) + (k - (len(measured) - 1) / 2) * height,
+            [100 * v for v in values],
+            height,
+            color=color,
+            label=model_label(model, t),
+        )
     axis.set_yticks(range(len(labels)))
     axis.set_yticklabels(labels, fontsize=8)
     axis.invert_yaxis()
@@ -299,8 +341,12 @@ def robustness_bars(models: Sequence[ModelResult], t: Translator) -> str | None:
     axis.set_xlabel(t("fig_accuracy_pct"))
     axis.set_title(t("fig_robustness"))
     axis.grid(axis="x", alpha=0.3)
-    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.045 * 18 / len(labels) - 0.02),
-                ncol=min(3, len(measured)))
+    axis.legend(
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.045 * 18 / len(labels) - 0.02),
+        ncol=min(3, len(measured)),
+    )
     figure.tight_layout()
     return figure_to_data_uri(figure)
 
@@ -319,11 +365,19 @@ def severity_curves(models: Sequence[ModelResult], t: Translator) -> str | None:
             curve = curves.get(family)
             if curve is None:
                 continue
-            axis.plot(curve.severities, [100 * a for a in curve.accuracies], marker="o", markersize=3, color=color,
-                      linestyle="--" if model.role == "reference" else "-", label=model_label(model, t))
+            axis.plot(
+                curve.severities,
+                [100 * a for a in curve.accuracies],
+                marker="o",
+                markersize=3,
+                color=color,
+                linestyle="--" if model.role == "reference" else "-",
+                label=model_label(model, t),
+            )
     for axis, family in zip(axes[0], families):
-        axis.set_title(t(f"fig_family_{family}") if t(f"fig_family_{family}") != f"fig_family_{family}" else family,
-                       fontsize=9)
+        axis.set_title(
+            t(f"fig_family_{family}") if t(f"fig_family_{family}") != f"fig_family_{family}" else family, fontsize=9
+        )
         axis.set_ylim(0, 100)
         axis.set_xlabel(t("fig_severity"))
         axis.grid(alpha=0.3)

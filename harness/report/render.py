@@ -6,6 +6,7 @@ base64 PNG data URIs, no script or font from the network.
 
 >>> render_all(Path("out"), results, reference, Translator("en"))  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,20 +32,27 @@ from harness.util.i18n import Translator
 
 # pyplot keeps global state: one report draws at a time (grading threads draw while others train)
 _DRAWING = threading.RLock()
-_SHARED: dict[str, dict] = {}   # figures every report of a run shows, by digest of their inputs
+_SHARED: dict[str, dict] = {}  # figures every report of a run shows, by digest of their inputs
 
 
 def _environment(t: Translator) -> Environment:
-    env = Environment(loader=FileSystemLoader(str(bundled("templates"))),
-                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(t=t, model_label=lambda m: model_label(m, t),
-                       css=bundled("templates", "style.css").read_text(encoding="utf-8"))
+    env = Environment(
+        loader=FileSystemLoader(str(bundled("templates"))),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        t=t, model_label=lambda m: model_label(m, t), css=bundled("templates", "style.css").read_text(encoding="utf-8")
+    )
     env.filters["say"] = lambda flag: t.render(flag.message) if flag.message else flag.reason
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f} %"
     env.filters["secs"] = lambda v: "—" if v is None else f"{v:.1f} s"
     env.filters["pts"] = lambda v: "—" if v is None else f"{v:g}"
     env.filters["pts_gain"] = lambda v: "—" if v is None else f"{100 * v:+.2f}"
-    env.filters["pvalue"] = lambda v: "—" if v is None else ("< 0.0001" if v < 1e-4 else f"{v:.2g}" if v < 0.01 else f"{v:.3f}")
+    env.filters["pvalue"] = lambda v: (
+        "—" if v is None else ("< 0.0001" if v < 1e-4 else f"{v:.2g}" if v < 0.01 else f"{v:.3f}")
+    )
     return env
 
 
@@ -56,8 +64,10 @@ def suite_figures(out: Path, t: Translator) -> dict:
     with _DRAWING:
         if key not in _SHARED:
             examples = read_suite_examples(out / SUITE_DIR)
-            _SHARED[key] = {"assignment_examples": figures.assignment_examples(examples, t),
-                            "suite_examples": figures.suite_examples(examples, t)}
+            _SHARED[key] = {
+                "assignment_examples": figures.assignment_examples(examples, t),
+                "suite_examples": figures.suite_examples(examples, t),
+            }
         return _SHARED[key]
 
 
@@ -69,8 +79,16 @@ def analysis_figures(out: Path, result: SubmissionResult, models: list[ModelResu
     """
     analysed = [m for m in result.models if m.error_analysis is not None]
     if not analysed:  # nothing of the student's was evaluated: no analysis section
-        return {"per_digit": None, "confusion": {}, "reliability": {}, "gallery": {}, "assignment_examples": None,
-                "suite_examples": None, "robustness": None, "severity": None}
+        return {
+            "per_digit": None,
+            "confusion": {},
+            "reliability": {},
+            "gallery": {},
+            "assignment_examples": None,
+            "suite_examples": None,
+            "robustness": None,
+            "severity": None,
+        }
     images = read_gallery(out / result.student / GALLERY_FILE)
     return {
         "per_digit": figures.per_digit_error_bars(models, t),
@@ -85,9 +103,11 @@ def analysis_figures(out: Path, result: SubmissionResult, models: list[ModelResu
 
 def _draw(out: Path, result: SubmissionResult, models: list[ModelResult], t: Translator) -> dict:
     with _DRAWING:
-        return {"curves": {m.name: learning_curves(m, t) for m in result.models},
-                "comparison": comparison_bars(models, t),
-                "analysis": analysis_figures(out, result, models, t)}
+        return {
+            "curves": {m.name: learning_curves(m, t) for m in result.models},
+            "comparison": comparison_bars(models, t),
+            "analysis": analysis_figures(out, result, models, t),
+        }
 
 
 def render_student(out: Path, result: SubmissionResult, t: Translator, env: Environment | None = None) -> Path:
@@ -99,12 +119,21 @@ def render_student(out: Path, result: SubmissionResult, t: Translator, env: Envi
     drawn = figure_cache.cached(
         out / result.student / figure_cache.FILE,
         [models, t.language, out / result.student / GALLERY_FILE, out / SUITE_DIR / "examples.npz"],
-        lambda: _draw(out, result, models, t))
+        lambda: _draw(out, result, models, t),
+    )
     html = env.get_template("report.html.j2").render(
-        r=result, models=models, curves=drawn["curves"], comparison=drawn["comparison"],
-        analysis=drawn["analysis"], lang=t.language,
-        verdict_text=(verdict(result.models, result.reference.model if result.reference else None, t).verdict_text
-                      if result.analysis else None))
+        r=result,
+        models=models,
+        curves=drawn["curves"],
+        comparison=drawn["comparison"],
+        analysis=drawn["analysis"],
+        lang=t.language,
+        verdict_text=(
+            verdict(result.models, result.reference.model if result.reference else None, t).verdict_text
+            if result.analysis
+            else None
+        ),
+    )
     path = out / result.student / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
@@ -126,17 +155,27 @@ def write_grades_csv(out: Path, results: list[SubmissionResult]) -> Path:
     path = out / "grades.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "status", "total", *ids, "total_auto", *[f"{i}_auto" for i in ids],
-                         "instructor_comments"])
+        writer.writerow(
+            ["student", "status", "total", *ids, "total_auto", *[f"{i}_auto" for i in ids], "instructor_comments"]
+        )
         for result in results:
             criteria = {c.id: c for c in result.score.criteria} if result.score else {}
             auto = {i: (c.auto_points if c.auto_points is not None else c.points) for i, c in criteria.items()}
-            total_auto = (result.score.total_auto if result.score and result.score.total_auto is not None
-                          else sum(auto.values()))
+            total_auto = (
+                result.score.total_auto if result.score and result.score.total_auto is not None else sum(auto.values())
+            )
             comments = " | ".join(f"{i}: {c.instructor_comment}" for i, c in criteria.items() if c.instructor_comment)
-            writer.writerow([result.student, result.status, result.score.total if result.score else 0,
-                             *[criteria[i].points if i in criteria else 0 for i in ids],
-                             total_auto, *[auto.get(i, 0) for i in ids], comments])
+            writer.writerow(
+                [
+                    result.student,
+                    result.status,
+                    result.score.total if result.score else 0,
+                    *[criteria[i].points if i in criteria else 0 for i in ids],
+                    total_auto,
+                    *[auto.get(i, 0) for i in ids],
+                    comments,
+                ]
+            )
     return path
 
 
@@ -144,20 +183,32 @@ def class_summary(results: list[SubmissionResult], reference: ModelResult | None
     """The ``class.json`` document: the reference's test accuracy; per student, status, points, verdict, flags."""
     return {
         "reference_test_accuracy": reference.test_accuracy if reference else None,
-        "students": [{
-            "student": r.student, "status": r.status, "reason": r.reason,
-            "total": r.score.total if r.score else None,
-            "criteria": {c.id: c.points for c in r.score.criteria} if r.score else {},
-            "best_test_accuracy": (r.best_improved().test_accuracy if r.best_improved() else None),
-            "verdict": r.analysis.verdict if r.analysis else None,
-            "integrity_flags": [{"model": m.name, "rule": f.rule, "reason": f.reason} for m in r.models for f in m.integrity],
-            "report": f"{r.student}/report.html",
-        } for r in results],
+        "students": [
+            {
+                "student": r.student,
+                "status": r.status,
+                "reason": r.reason,
+                "total": r.score.total if r.score else None,
+                "criteria": {c.id: c.points for c in r.score.criteria} if r.score else {},
+                "best_test_accuracy": (r.best_improved().test_accuracy if r.best_improved() else None),
+                "verdict": r.analysis.verdict if r.analysis else None,
+                "integrity_flags": [
+                    {"model": m.name, "rule": f.rule, "reason": f.reason} for m in r.models for f in m.integrity
+                ],
+                "report": f"{r.student}/report.html",
+            }
+            for r in results
+        ],
     }
 
 
-def render_dashboard(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator,
-                     env: Environment | None = None) -> Path:
+def render_dashboard(
+    out: Path,
+    results: list[SubmissionResult],
+    reference: ModelResult | None,
+    t: Translator,
+    env: Environment | None = None,
+) -> Path:
     """The class dashboard, ``OUT/index.html``, from the stored results."""
     env = env or _environment(t)
     ids = _criterion_ids(results)
@@ -166,21 +217,30 @@ def render_dashboard(out: Path, results: list[SubmissionResult], reference: Mode
     for index, cid in enumerate(ids):
         values = [r.score.criteria[index].points for r in scored if len(r.score.criteria) > index]
         averages[cid] = sum(values) / len(values) if values else 0.0
-    leaderboard = sorted(((r, m) for r in results for m in r.models if m.test_accuracy is not None),
-                         key=lambda pair: -pair[1].test_accuracy)
+    leaderboard = sorted(
+        ((r, m) for r in results for m in r.models if m.test_accuracy is not None),
+        key=lambda pair: -pair[1].test_accuracy,
+    )
     html = env.get_template("index.html.j2").render(
-        results=results, reference=reference, criteria=scored[0].score.criteria if scored else [],
-        averages=averages, histogram=score_histogram(results, t), leaderboard=leaderboard[:50],
-        needs_look=[r for r in results if r.status != "ok"], run=results[0].run if results else None,
+        results=results,
+        reference=reference,
+        criteria=scored[0].score.criteria if scored else [],
+        averages=averages,
+        histogram=score_histogram(results, t),
+        leaderboard=leaderboard[:50],
+        needs_look=[r for r in results if r.status != "ok"],
+        run=results[0].run if results else None,
         flagged=[(r, m, f) for r in results for m in r.models for f in m.integrity],
-        lang=t.language)
+        lang=t.language,
+    )
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
     return path
 
 
-def render_all(out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator,
-               roster: Path | None = None) -> None:
+def render_all(
+    out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator, roster: Path | None = None
+) -> None:
     """Every student's report, the dashboard, grades.csv, the Moodle and Canvas exports, class.json."""
     env = _environment(t)
     for result in results:

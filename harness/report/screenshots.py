@@ -8,6 +8,7 @@ system browser: nothing is downloaded.
 >>> checks[0].console_errors, checks[0].broken_images                       # doctest: +SKIP
 ([], [])
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @dataclass
@@ -49,18 +57,29 @@ def check_pages(pages: list[Path], screenshots: Path, width: int = 1280) -> list
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         try:
             for page_path in pages:
-                check = PageCheck(page=page_path, screenshot=screenshots / f"{page_path.parent.name}-{page_path.stem}.png")
+                check = PageCheck(
+                    page=page_path, screenshot=screenshots / f"{page_path.parent.name}-{page_path.stem}.png"
+                )
                 page = browser.new_page(viewport={"width": width, "height": 900})
-                page.on("console", lambda message, c=check: c.console_errors.append(message.text)
-                        if message.type == "error" else None)
+                page.on(
+                    "console",
+                    lambda message, c=check: c.console_errors.append(message.text) if message.type == "error" else None,
+                )
                 page.on("pageerror", lambda error, c=check: c.console_errors.append(str(error)))
-                page.on("request", lambda request, c=check: c.external_requests.append(request.url)
-                        if not request.url.startswith(("file:", "data:", "about:")) else None)
+                page.on(
+                    "request",
+                    lambda request, c=check: (
+                        c.external_requests.append(request.url)
+                        if not request.url.startswith(("file:", "data:", "about:"))
+                        else None
+                    ),
+                )
                 page.goto(page_path.resolve().as_uri(), wait_until="load")
                 check.images = page.evaluate("document.images.length")
                 check.broken_images = page.evaluate(
                     "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
-                    ".map(i => i.alt || i.src.slice(0, 60))")
+                    ".map(i => i.alt || i.src.slice(0, 60))"
+                )
                 page.screenshot(path=str(check.screenshot), full_page=True)
                 page.close()
                 checks.append(check)

@@ -5,9 +5,9 @@ sandbox lives in :mod:`harness.workers`. Modules: ``limits`` (what a worker may 
 ``bubblewrap`` (what it may see), ``cgroups`` and ``processes`` (how its processes are capped
 and counted), ``runner`` (starting, watching and stopping it).
 """
+
 from harness.sandbox.bubblewrap import SandboxUnavailable, bubblewrap_available, wrap
 from harness.sandbox.limits import Limits
 from harness.sandbox.runner import JobOutcome, run_command, run_job
 
-__all__ = ["JobOutcome", "Limits", "SandboxUnavailable", "bubblewrap_available", "run_command",
-           "run_job", "wrap"]
+__all__ = ["JobOutcome", "Limits", "SandboxUnavailable", "bubblewrap_available", "run_command", "run_job", "wrap"]

@@ -15,6 +15,7 @@ Resource limits (:class:`~harness.sandbox.limits.Limits`) apply with or without 
 >>> argv, env, how = wrap(["python3", "-c", "print(1)"], scratch=Path("/tmp/x"), readable=[],
 ...                       limits=limits)  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,8 +33,21 @@ HARNESS_MOUNT = "/opt/harness-src"
 SANDBOX_UID = 65534  # nobody, inside the sandbox's own user namespace
 
 # What of /etc a Python + TensorFlow worker needs; the rest (shadow, ssh keys, …) stays unseen.
-ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
-             "localtime", "timezone", "hosts", "host.conf", "os-release", "alternatives", "fonts")
+ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "localtime",
+    "timezone",
+    "hosts",
+    "host.conf",
+    "os-release",
+    "alternatives",
+    "fonts",
+)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 
 
@@ -43,8 +57,22 @@ def bubblewrap_available() -> bool:
     bwrap = shutil.which("bwrap")
     if not bwrap or sys.platform != "linux":
         return False
-    probe = [bwrap, "--ro-bind", "/", "/", "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID),
-             "--gid", str(SANDBOX_UID), "--disable-userns", "--die-with-parent", "--new-session", "true"]
+    probe = [
+        bwrap,
+        "--ro-bind",
+        "/",
+        "/",
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "true",
+    ]
     try:
         return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
@@ -112,10 +140,15 @@ def worker_env(threads: int) -> dict[str, str]:
         "MPLBACKEND": "Agg",
         "KERAS_BACKEND": "tensorflow",
         # passed on only when set: an empty value would hide every GPU from the worker
-        **({"CUDA_VISIBLE_DEVICES": os.environ["CUDA_VISIBLE_DEVICES"]} if "CUDA_VISIBLE_DEVICES" in os.environ else {}),
+        **(
+            {"CUDA_VISIBLE_DEVICES": os.environ["CUDA_VISIBLE_DEVICES"]} if "CUDA_VISIBLE_DEVICES" in os.environ else {}
+        ),
         # Windows: Python and TensorFlow's DLLs need these (there is no sandbox there anyway)
-        **({name: os.environ[name] for name in ("SYSTEMROOT", "PATH", "PATHEXT", "COMSPEC")
-            if name in os.environ} if os.name == "nt" else {}),
+        **(
+            {name: os.environ[name] for name in ("SYSTEMROOT", "PATH", "PATHEXT", "COMSPEC") if name in os.environ}
+            if os.name == "nt"
+            else {}
+        ),
     }
 
 
@@ -131,12 +164,21 @@ def _check_not_exposed(mounts: list[Path], scratch: Path) -> None:
     for mount in mounts:
         mount = mount.resolve()
         if mount.is_dir() and (mount == scratch.parent or mount in scratch.parents):
-            raise SandboxUnavailable(f"refusing to sandbox: {mount} would be mounted and contains the "
-                                     f"output folder ({scratch}); install the harness's Python elsewhere")
+            raise SandboxUnavailable(
+                f"refusing to sandbox: {mount} would be mounted and contains the "
+                f"output folder ({scratch}); install the harness's Python elsewhere"
+            )
 
 
-def wrap(argv: list[str], *, scratch: Path, readable: list[Path], threads: int = 1,
-         use_bubblewrap: bool | None = None, limits: Limits | None = None) -> tuple[list[str], dict[str, str], str]:
+def wrap(
+    argv: list[str],
+    *,
+    scratch: Path,
+    readable: list[Path],
+    threads: int = 1,
+    use_bubblewrap: bool | None = None,
+    limits: Limits | None = None,
+) -> tuple[list[str], dict[str, str], str]:
     """The command, environment and a description of the isolation for running `argv`.
 
     `scratch` is the worker's only writable folder; `readable` are extra files it may read
@@ -155,16 +197,45 @@ def wrap(argv: list[str], *, scratch: Path, readable: list[Path], threads: int =
         env["HOME"] = str(scratch)
         env["TMPDIR"] = str(scratch)
         env["PYTHONPATH"] = str(package.parent)
-        return argv, env, ("plain process, NO SANDBOX (bubblewrap not available): no filesystem or network "
-                           "isolation, student code can read and write what the grading user can and open "
-                           "network connections")
+        return (
+            argv,
+            env,
+            (
+                "plain process, NO SANDBOX (bubblewrap not available): no filesystem or network "
+                "isolation, student code can read and write what the grading user can and open "
+                "network connections"
+            ),
+        )
     python = _python_mounts()
     _check_not_exposed(python, scratch)
     tmp_bytes = str(limits.tmp_mb * 2**20)
-    bwrap = [shutil.which("bwrap"), "--die-with-parent", "--unshare-all", "--unshare-user",
-             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns", "--new-session",
-             "--hostname", "sandbox", "--clearenv", "--proc", "/proc", "--dev", "/dev",
-             "--size", tmp_bytes, "--tmpfs", "/dev/shm", "--size", tmp_bytes, "--tmpfs", "/tmp"]
+    bwrap = [
+        shutil.which("bwrap"),
+        "--die-with-parent",
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--disable-userns",
+        "--new-session",
+        "--hostname",
+        "sandbox",
+        "--clearenv",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        tmp_bytes,
+        "--tmpfs",
+        "/dev/shm",
+        "--size",
+        tmp_bytes,
+        "--tmpfs",
+        "/tmp",
+    ]
     for system in SYSTEM_DIRS:
         if Path(system).exists():
             bwrap += ["--ro-bind", system, system]
@@ -181,10 +252,25 @@ def wrap(argv: list[str], *, scratch: Path, readable: list[Path], threads: int =
         bwrap += ["--ro-bind", str(path), str(path)]
     for node in gpu_device_nodes():
         bwrap += ["--dev-bind", node, node]
-    bwrap += ["--bind", str(scratch), str(scratch), "--remount-ro", "/dev", "--remount-ro", "/",
-              "--chdir", str(scratch)]
+    bwrap += [
+        "--bind",
+        str(scratch),
+        str(scratch),
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        str(scratch),
+    ]
     env.update(HOME=str(scratch), TMPDIR="/tmp", PYTHONPATH=HARNESS_MOUNT)
     for key, value in env.items():
         bwrap += ["--setenv", key, value]
-    return bwrap + argv, env, ("bubblewrap: no network, read-only system, private scratch folder and /tmp, "
-                               "no view of the output folder, the test set or other submissions")
+    return (
+        bwrap + argv,
+        env,
+        (
+            "bubblewrap: no network, read-only system, private scratch folder and /tmp, "
+            "no view of the output folder, the test set or other submissions"
+        ),
+    )

@@ -4,6 +4,7 @@ The pids cgroup caps processes + threads of the whole worker (``RLIMIT_NPROC`` c
 process of the user, and root ignores it); the memory cgroup caps its resident memory, children
 included. Both cgroup v1 (one hierarchy per controller) and v2 (one folder) are handled.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,22 +49,26 @@ class WorkerCgroup:
         self.pids, self.memory = pids, memory
 
     @classmethod
-    def create(cls, limits: Limits) -> "WorkerCgroup | None":
+    def create(cls, limits: Limits) -> WorkerCgroup | None:
         """Both cgroups set to `limits`, or those of them this process may create; None if neither."""
         if sys.platform != "linux":
             return None
         cls._counter += 1
         name = f"harness-{os.getpid()}-{cls._counter}-{time.monotonic_ns() % 10**9}"
         pids_max = {"pids.max": str(limits.processes)}
-        memory_max = {"memory.limit_in_bytes": str(limits.resident_mb * 2**20),  # v1
-                      "memory.max": str(limits.resident_mb * 2**20), "memory.swap.max": "0"}  # v2
+        memory_max = {
+            "memory.limit_in_bytes": str(limits.resident_mb * 2**20),  # v1
+            "memory.max": str(limits.resident_mb * 2**20),
+            "memory.swap.max": "0",
+        }  # v2
         pids_parent, memory_parent = _own_cgroup("pids"), _own_cgroup("memory")
         if pids_parent is not None and pids_parent == memory_parent:  # cgroup v2: one folder, both
             folder = _make_cgroup(pids_parent, name, {**pids_max, **memory_max})
             if folder is None:
                 return None
-            return cls(folder if (folder / "pids.max").exists() else None,
-                       folder if (folder / "memory.max").exists() else None)
+            return cls(
+                folder if (folder / "pids.max").exists() else None, folder if (folder / "memory.max").exists() else None
+            )
         pids = _make_cgroup(pids_parent, name, pids_max)
         memory = _make_cgroup(memory_parent, name, memory_max)
         if pids is None and memory is None:
@@ -93,8 +98,10 @@ class WorkerCgroup:
         """The memory cgroup's OOM killer fired."""
         if self.memory is None:
             return False
-        return (_event_count(self.memory / "memory.oom_control", "oom_kill") > 0
-                or _event_count(self.memory / "memory.events", "oom_kill") > 0)
+        return (
+            _event_count(self.memory / "memory.oom_control", "oom_kill") > 0
+            or _event_count(self.memory / "memory.events", "oom_kill") > 0
+        )
 
     def memory_limit_hit(self) -> bool:
         """The worker's resident memory reached its cap at least once (the kernel then reclaims,

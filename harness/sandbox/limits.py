@@ -9,6 +9,7 @@ the resident memory of the whole worker with a cgroup of its own where one can b
 >>> limits.cpu_seconds(threads=2)
 1200
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,7 +53,7 @@ class Limits:
     tmp_mb: int = 128
 
     @classmethod
-    def from_table(cls, table: dict) -> "Limits":
+    def from_table(cls, table: dict) -> Limits:
         """Limits from a protocol file's table; unknown names and non-positive values are refused."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(table) - known
@@ -65,7 +66,7 @@ class Limits:
             values[key] = value
         return cls(**values)
 
-    def replace(self, **changes) -> "Limits":
+    def replace(self, **changes) -> Limits:
         """A copy with some limits changed; None values are ignored (handy for CLI options)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -101,14 +102,24 @@ class Limits:
     def describe(self, threads: int, cgroup: CgroupView | None, enforced: bool = True) -> str:
         """What is actually capped for a worker, and how, in words (a result's ``sandbox`` field)."""
         if not enforced:
-            return (f"limits: only the deadlines and the output limit of {self.output_mb} MiB (this system has no "
-                    "setrlimit or process groups: memory, CPU time, processes and open files are not capped)")
-        resident = (f"resident memory {self.resident_mb} MiB (cgroup)" if cgroup and cgroup.memory
-                    else "no resident-memory cap (no cgroup)")
-        tasks = ("(cgroup)" if cgroup and cgroup.pids else "(counted every 0.2 s, no cgroup)" if os.path.isdir("/proc")
-                 else "(not counted: no /proc)")
-        return (f"limits: address space {self.memory_mb} MiB per process, {resident}, "
-                f"CPU time {self.cpu_seconds(threads)} s, {self.processes} processes and threads {tasks}, "
-                f"{self.open_files} open files, output {self.output_mb} MiB")
-
-
+            return (
+                f"limits: only the deadlines and the output limit of {self.output_mb} MiB (this system has no "
+                "setrlimit or process groups: memory, CPU time, processes and open files are not capped)"
+            )
+        resident = (
+            f"resident memory {self.resident_mb} MiB (cgroup)"
+            if cgroup and cgroup.memory
+            else "no resident-memory cap (no cgroup)"
+        )
+        tasks = (
+            "(cgroup)"
+            if cgroup and cgroup.pids
+            else "(counted every 0.2 s, no cgroup)"
+            if os.path.isdir("/proc")
+            else "(not counted: no /proc)"
+        )
+        return (
+            f"limits: address space {self.memory_mb} MiB per process, {resident}, "
+            f"CPU time {self.cpu_seconds(threads)} s, {self.processes} processes and threads {tasks}, "
+            f"{self.open_files} open files, output {self.output_mb} MiB"
+        )

@@ -3,6 +3,7 @@
 Linux's ``/proc`` is read; elsewhere the counts are 0 (not checked) and ``die_with_parent`` does
 nothing.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -42,7 +43,7 @@ def tree_tasks(root_pid: int) -> int:
                 stat = handle.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         pid = int(entry.name)
         children.setdefault(int(fields[1]), []).append(pid)
         threads[pid] = int(fields[17])

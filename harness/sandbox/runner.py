@@ -11,6 +11,7 @@ processes it starts are counted (cgroup, or the process tree) and killed with it
 >>> outcome.events[-1]["event"]                                                                     # doctest: +SKIP
 'done'
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from harness.sandbox.bubblewrap import wrap
 from harness.sandbox.cgroups import WorkerCgroup
@@ -36,7 +37,7 @@ MAX_SCRATCH_ENTRIES = 20_000
 # Process groups, setrlimit in the child and wait4 (POSIX). Elsewhere (Windows) a worker runs as a
 # plain child process, stopped at its deadlines with no kernel limits (README, "Without bubblewrap").
 POSIX_PROCESS_CONTROL = all(hasattr(os, name) for name in ("killpg", "wait4", "setsid"))
-_WAITID = hasattr(os, "waitid")   # not on macOS: there the worker is reaped as soon as it exits
+_WAITID = hasattr(os, "waitid")  # not on macOS: there the worker is reaped as soon as it exits
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 # watch(events_so_far, seconds_since_start) -> None to go on, or a reason to stop the worker
@@ -51,11 +52,11 @@ class JobOutcome:
 
     events: list[dict] = field(default_factory=list)
     returncode: int | None = None
-    stopped_because: str | None = None      # a deadline of `watch`: the worker was killed
-    breach: tuple[str, str] | None = None   # (status, reason): killed by the runner for passing a limit
-    oom_killed: bool = False                # the memory cgroup's OOM killer fired
-    memory_limit_hit: bool = False          # the worker's resident memory reached its cap
-    cpu_seconds: float | None = None        # user + system time of the worker and its reaped children
+    stopped_because: str | None = None  # a deadline of `watch`: the worker was killed
+    breach: tuple[str, str] | None = None  # (status, reason): killed by the runner for passing a limit
+    oom_killed: bool = False  # the memory cgroup's OOM killer fired
+    memory_limit_hit: bool = False  # the worker's resident memory reached its cap
+    cpu_seconds: float | None = None  # user + system time of the worker and its reaped children
     log_tail: str = ""
     isolation: str = ""
     bubblewrap: bool = False
@@ -101,7 +102,7 @@ class _Reader:
 def _pread(fd: int, size: int, offset: int) -> bytes:
     if hasattr(os, "pread"):
         return os.pread(fd, size, offset)
-    os.lseek(fd, offset, os.SEEK_SET)   # Windows: the descriptor is only ours, seeking is safe
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows: the descriptor is only ours, seeking is safe
     return os.read(fd, size)
 
 
@@ -112,8 +113,12 @@ def _parse_events(chunk: bytes) -> list[dict]:
             event = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             continue  # a line student code wrote into our file is ignored, not trusted
-        if (isinstance(event, dict) and isinstance(event.get("event"), str)
-                and isinstance(event.get("time", 0.0), (int, float)) and not isinstance(event.get("time"), bool)):
+        if (
+            isinstance(event, dict)
+            and isinstance(event.get("event"), str)
+            and isinstance(event.get("time", 0.0), (int, float))
+            and not isinstance(event.get("time"), bool)
+        ):
             # deadlines run on the grader's clock: a worker could stamp its events in the future
             event["worker_time"], event["time"] = event.get("time"), time.time()
             events.append(event)
@@ -166,9 +171,19 @@ def _nproc_cap(limits: Limits, cgroup: WorkerCgroup | None) -> int | None:
     return user_task_count() + limits.processes
 
 
-def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: Limits, threads: int,
-                watch: Watch, events_path: Path | None = None, isolation: str = "",
-                bubblewrap: bool = False, on_event: OnEvent | None = None) -> JobOutcome:
+def run_command(
+    argv: list[str],
+    env: dict[str, str],
+    scratch: Path,
+    *,
+    limits: Limits,
+    threads: int,
+    watch: Watch,
+    events_path: Path | None = None,
+    isolation: str = "",
+    bubblewrap: bool = False,
+    on_event: OnEvent | None = None,
+) -> JobOutcome:
     """Run an already wrapped command under `limits`, watching it; the building block of `run_job`."""
     log_path = scratch / "worker.log"
     log_path.unlink(missing_ok=True)
@@ -178,8 +193,12 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
         events_path.unlink(missing_ok=True)
         events_fd = os.open(events_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
     cgroup = WorkerCgroup.create(limits) if POSIX_PROCESS_CONTROL else None
-    outcome = JobOutcome(isolation=f"{isolation}; {limits.describe(threads, cgroup, POSIX_PROCESS_CONTROL)}",
-                         bubblewrap=bubblewrap, limits=limits, threads=threads)
+    outcome = JobOutcome(
+        isolation=f"{isolation}; {limits.describe(threads, cgroup, POSIX_PROCESS_CONTROL)}",
+        bubblewrap=bubblewrap,
+        limits=limits,
+        threads=threads,
+    )
     events_reader = _Reader(events_fd) if events_fd is not None else None
     if POSIX_PROCESS_CONTROL:
         nproc = _nproc_cap(limits, cgroup)
@@ -189,14 +208,18 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
     started = time.monotonic()
     last_check = -RESOURCE_CHECK_SECONDS
     try:
-        process = subprocess.Popen(argv, env=env, cwd=scratch, stdin=subprocess.DEVNULL, stdout=log_fd,
-                                   stderr=subprocess.STDOUT, **isolate)
+        process = subprocess.Popen(
+            argv, env=env, cwd=scratch, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT, **isolate
+        )
         try:
             while True:
                 # exited? (not reaped yet: while the worker is a zombie its process group id cannot be
                 # reused, so killing the group below never hits an unrelated process)
-                exited = (os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-                          if POSIX_PROCESS_CONTROL and _WAITID else process.poll())
+                exited = (
+                    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                    if POSIX_PROCESS_CONTROL and _WAITID
+                    else process.poll()
+                )
                 if events_reader is not None:
                     _receive(outcome, _parse_events(events_reader.read_new()), on_event)
                 if exited is not None:
@@ -214,7 +237,7 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
         finally:
             _kill_group(process)  # the worker, if still running, and anything left in its session
             if cgroup is not None:
-                cgroup.kill_all()     # and anything that left the session (setsid, double fork)
+                cgroup.kill_all()  # and anything that left the session (setsid, double fork)
             if POSIX_PROCESS_CONTROL and process.returncode is None:
                 _, status, usage = os.wait4(process.pid, 0)
                 process.returncode = outcome.returncode = os.waitstatus_to_exitcode(status)
@@ -228,8 +251,9 @@ def run_command(argv: list[str], env: dict[str, str], scratch: Path, *, limits: 
                 outcome.breach = ("killed", _process_reason(limits))
         if events_reader is not None:
             _receive(outcome, _parse_events(events_reader.read_new()), on_event)
-        outcome.log_tail = _pread(log_fd, LOG_TAIL_BYTES, max(0, os.fstat(log_fd).st_size - LOG_TAIL_BYTES)
-                                  ).decode("utf-8", "replace")
+        outcome.log_tail = _pread(log_fd, LOG_TAIL_BYTES, max(0, os.fstat(log_fd).st_size - LOG_TAIL_BYTES)).decode(
+            "utf-8", "replace"
+        )
     finally:
         if cgroup is not None:
             cgroup.remove()  # kills whatever escaped the session (setsid, double fork), then rmdir
@@ -250,12 +274,12 @@ def _receive(outcome: JobOutcome, events: list[dict], on_event: OnEvent | None) 
 
 
 def _process_reason(limits: Limits) -> str:
-    return (f"the worker tried to run more than {limits.processes} processes and threads "
-            "(process limit): it was stopped")
+    return f"the worker tried to run more than {limits.processes} processes and threads (process limit): it was stopped"
 
 
-def _check_resources(pid: int, scratch: Path, limits: Limits, cgroup: WorkerCgroup | None,
-                     full: bool) -> tuple[str, str] | None:
+def _check_resources(
+    pid: int, scratch: Path, limits: Limits, cgroup: WorkerCgroup | None, full: bool
+) -> tuple[str, str] | None:
     """A (status, reason) breach of a limit the kernel does not stop by itself, or None."""
     if cgroup is not None and cgroup.process_limit_hit():
         return "killed", _process_reason(limits)
@@ -264,33 +288,72 @@ def _check_resources(pid: int, scratch: Path, limits: Limits, cgroup: WorkerCgro
         if tasks > limits.processes:
             return "killed", _process_reason(limits)
     if cgroup is not None and cgroup.oom_killed():
-        return "out_of_memory", (f"the worker used more than its resident-memory limit of {limits.resident_mb} MiB "
-                                 "and was stopped by the kernel's out-of-memory killer")
+        return "out_of_memory", (
+            f"the worker used more than its resident-memory limit of {limits.resident_mb} MiB "
+            "and was stopped by the kernel's out-of-memory killer"
+        )
     if full:
         size, entries = _folder_size(scratch)
         if size > limits.output_mb * 2**20:
-            return "killed", (f"the worker wrote more than its output limit of {limits.output_mb} MiB "
-                              "(log, saved files): it was stopped")
+            return "killed", (
+                f"the worker wrote more than its output limit of {limits.output_mb} MiB "
+                "(log, saved files): it was stopped"
+            )
         if entries > MAX_SCRATCH_ENTRIES:
             return "killed", f"the worker created more than {MAX_SCRATCH_ENTRIES} files: it was stopped"
     return None
 
 
-def run_job(job: dict, scratch: Path, *, worker: str, readable: list[Path], threads: int, watch: Watch,
-            limits: Limits, use_bubblewrap: bool | None = None, on_event: OnEvent | None = None) -> JobOutcome:
+def run_job(
+    job: dict,
+    scratch: Path,
+    *,
+    worker: str,
+    readable: list[Path],
+    threads: int,
+    watch: Watch,
+    limits: Limits,
+    use_bubblewrap: bool | None = None,
+    on_event: OnEvent | None = None,
+) -> JobOutcome:
     """Run ``python -m <worker>`` (``harness.workers.train``, ``harness.workers.evaluate``) on `job` in
     `scratch`; return what it reported. The job gets its events file, threads and limits added."""
     scratch.mkdir(parents=True, exist_ok=True)
     events_path = scratch / "events.jsonl"
-    job = {**job, "events": str(events_path), "threads": threads,
-           "limits": {"memory_mb": limits.memory_mb, "resident_mb": limits.resident_mb,
-                      "processes": limits.processes, "open_files": limits.open_files,
-                      "output_mb": limits.output_mb, "tmp_mb": limits.tmp_mb,
-                      "cpu_seconds": limits.cpu_seconds(threads)}}
+    job = {
+        **job,
+        "events": str(events_path),
+        "threads": threads,
+        "limits": {
+            "memory_mb": limits.memory_mb,
+            "resident_mb": limits.resident_mb,
+            "processes": limits.processes,
+            "open_files": limits.open_files,
+            "output_mb": limits.output_mb,
+            "tmp_mb": limits.tmp_mb,
+            "cpu_seconds": limits.cpu_seconds(threads),
+        },
+    }
     job_path = scratch / "job.json"
     job_path.unlink(missing_ok=True)
     job_path.write_text(json.dumps(job), encoding="utf-8")
-    argv, env, isolation = wrap([sys.executable, "-m", worker, str(job_path)], scratch=scratch,
-                                readable=readable, threads=threads, use_bubblewrap=use_bubblewrap, limits=limits)
-    return run_command(argv, env, scratch, limits=limits, threads=threads, watch=watch, events_path=events_path,
-                       isolation=isolation, bubblewrap=Path(argv[0]).name == "bwrap", on_event=on_event)
+    argv, env, isolation = wrap(
+        [sys.executable, "-m", worker, str(job_path)],
+        scratch=scratch,
+        readable=readable,
+        threads=threads,
+        use_bubblewrap=use_bubblewrap,
+        limits=limits,
+    )
+    return run_command(
+        argv,
+        env,
+        scratch,
+        limits=limits,
+        threads=threads,
+        watch=watch,
+        events_path=events_path,
+        isolation=isolation,
+        bubblewrap=Path(argv[0]).name == "bwrap",
+        on_event=on_event,
+    )

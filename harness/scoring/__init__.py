@@ -1,4 +1,5 @@
 """The rubric, scored from evidence: each criterion by its rule, every point with its reason."""
+
 from harness.scoring.engine import failed_score, score_result
 from harness.scoring.rubric import Rubric, load_rubric
 

@@ -11,6 +11,7 @@ instructor points are both kept.
 The rules, their parameters and the heuristics are documented in ``rubric/default.toml`` and in
 ``docs/rubric.md``.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,11 +34,27 @@ def _apply_override(criterion: CriterionScore, rubric: Rubric, student: str, t: 
     if override is None:
         return criterion
     final = override.apply(criterion.auto_points or 0.0, criterion.max_points)
-    evidence = [*criterion.evidence, EvidenceItem(
-        text=t("rb_ev_override", change=override.describe(), auto=f"{criterion.auto_points:g}", final=f"{final:g}",
-               comment=override.comment or "—"), kind="flag")]
-    return criterion.model_copy(update={"points": final, "instructor_points": final,
-                                        "instructor_comment": override.comment or None, "evidence": evidence})
+    evidence = [
+        *criterion.evidence,
+        EvidenceItem(
+            text=t(
+                "rb_ev_override",
+                change=override.describe(),
+                auto=f"{criterion.auto_points:g}",
+                final=f"{final:g}",
+                comment=override.comment or "—",
+            ),
+            kind="flag",
+        ),
+    ]
+    return criterion.model_copy(
+        update={
+            "points": final,
+            "instructor_points": final,
+            "instructor_comment": override.comment or None,
+            "evidence": evidence,
+        }
+    )
 
 
 def score(evidence: Evidence, t: Translator) -> Score:
@@ -51,38 +68,75 @@ def score(evidence: Evidence, t: Translator) -> Score:
         out_of = sum(c.max_points for c in verdict.components)
         points = raw * criterion.max_points / out_of if out_of > 0 else 0.0
         points = _round(max(0.0, min(criterion.max_points, points)), rubric.rounding)
-        result = CriterionScore(id=criterion.id, title=criterion.title.get(t.language, criterion.id), points=points,
-                                max_points=criterion.max_points, reason=verdict.reason, evidence=verdict.evidence,
-                                components=verdict.components, auto_points=points)
+        result = CriterionScore(
+            id=criterion.id,
+            title=criterion.title.get(t.language, criterion.id),
+            points=points,
+            max_points=criterion.max_points,
+            reason=verdict.reason,
+            evidence=verdict.evidence,
+            components=verdict.components,
+            auto_points=points,
+        )
         criteria.append(_apply_override(result, rubric, evidence.student or evidence.ingest.student, t))
     return _total(criteria, rubric)
 
 
 def _total(criteria: list[CriterionScore], rubric: Rubric) -> Score:
     """The grade: the criteria, their total (final and automatic) and where rubric and overrides came from."""
-    return Score(total=round(sum(c.points for c in criteria), 3), max_total=rubric.max_total, criteria=criteria,
-                 rubric=rubric.source, total_auto=round(sum(c.auto_points or 0.0 for c in criteria), 3),
-                 overrides=rubric.overrides.source or None)
+    return Score(
+        total=round(sum(c.points for c in criteria), 3),
+        max_total=rubric.max_total,
+        criteria=criteria,
+        rubric=rubric.source,
+        total_auto=round(sum(c.auto_points or 0.0 for c in criteria), 3),
+        overrides=rubric.overrides.source or None,
+    )
 
 
 def failed_score(rubric: Rubric, reason: str, t: Translator, student: str = "") -> Score:
     """A submission the harness could not read: zero on every criterion, with the reason (the
     instructor's overrides still apply: they may grade it by hand)."""
-    criteria = [_apply_override(CriterionScore(id=c.id, title=c.title.get(t.language, c.id), points=0.0,
-                                               max_points=c.max_points, reason=reason, auto_points=0.0),
-                                rubric, student, t)
-                for c in rubric.criteria]
+    criteria = [
+        _apply_override(
+            CriterionScore(
+                id=c.id,
+                title=c.title.get(t.language, c.id),
+                points=0.0,
+                max_points=c.max_points,
+                reason=reason,
+                auto_points=0.0,
+            ),
+            rubric,
+            student,
+            t,
+        )
+        for c in rubric.criteria
+    ]
     return _total(criteria, rubric)
 
 
-def score_result(rubric: Rubric, t: Translator, result: SubmissionResult, ingest: IngestResult,
-                 protocol_epochs: int, protocol_batch_size: int) -> SubmissionResult:
+def score_result(
+    rubric: Rubric,
+    t: Translator,
+    result: SubmissionResult,
+    ingest: IngestResult,
+    protocol_epochs: int,
+    protocol_batch_size: int,
+) -> SubmissionResult:
     """(Re-)score one stored result: what `harness grade` and `harness score` both call."""
     if ingest.status != "ok":
-        return result.model_copy(update={"score": failed_score(rubric, result.reason or ingest.reason or "", t,
-                                                               result.student)})
-    evidence = Evidence(ingest=ingest, models=result.models,
-                        reference=result.reference.model if result.reference else None, rubric=rubric,
-                        protocol_epochs=protocol_epochs, protocol_batch_size=protocol_batch_size,
-                        profile=result.run.profile, student=result.student)
+        return result.model_copy(
+            update={"score": failed_score(rubric, result.reason or ingest.reason or "", t, result.student)}
+        )
+    evidence = Evidence(
+        ingest=ingest,
+        models=result.models,
+        reference=result.reference.model if result.reference else None,
+        rubric=rubric,
+        protocol_epochs=protocol_epochs,
+        protocol_batch_size=protocol_batch_size,
+        profile=result.run.profile,
+        student=result.student,
+    )
     return result.model_copy(update={"score": score(evidence, t)})

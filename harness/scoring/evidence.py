@@ -6,6 +6,7 @@ the student's code, the built models' static details). A rule returns a ``Verdic
 its parts (components) and the evidence items it wrote through ``Notes``. The helpers below are
 the ones more than one rule uses, or that a new rule would (the passages about a model).
 """
+
 from __future__ import annotations
 
 import ast
@@ -106,7 +107,7 @@ class Notes:
         self.t, self.ev, self.items = t, ev, []
 
     def where(self, cell: int | None, line: int | None) -> str | None:
-        """"cell 4, line 2" (the line only past a cell's first), "line 12" in a module, or None."""
+        """ "cell 4, line 2" (the line only past a cell's first), "line 12" in a module, or None."""
         if cell is not None:
             return self.t("cell", n=cell) + (f", {self.t('line')} {line}" if line and line > 1 else "")
         if line is not None and self.ev.is_module:
@@ -120,10 +121,16 @@ class Notes:
 
 # --------------------------------------------------------------------------- small helpers
 
+
 def component(t: Translator, cid: str, points: float, max_points: float, detail: str = "") -> ComponentScore:
     """One part of a criterion, its points clamped to [0, max_points] and rounded to 3 decimals."""
-    return ComponentScore(id=cid, label=t(f"rb_part_{cid}"), points=round(max(0.0, min(max_points, points)), 3),
-                          max_points=max_points, detail=detail)
+    return ComponentScore(
+        id=cid,
+        label=t(f"rb_part_{cid}"),
+        points=round(max(0.0, min(max_points, points)), 3),
+        max_points=max_points,
+        detail=detail,
+    )
 
 
 def pct(value: float | None) -> str:
@@ -143,8 +150,9 @@ def factory_at(ev: Evidence, name: str) -> tuple[int | None, int | None]:
     return (factory.cell, factory.line) if factory else (None, None)
 
 
-def section_share(ev: Evidence, notes: Notes, t: Translator, name: str, min_words: int,
-                  heading_share: float = 0.0) -> float:
+def section_share(
+    ev: Evidence, notes: Notes, t: Translator, name: str, min_words: int, heading_share: float = 0.0
+) -> float:
     """How much of a section is there (0 to 1): ``heading_share`` for finding it, the rest for
     its words up to ``min_words``. Notes what was found (or not) and where."""
     section = ev.sections.get(name)
@@ -155,15 +163,24 @@ def section_share(ev: Evidence, notes: Notes, t: Translator, name: str, min_word
     title = section.title or t("rb_no_heading")
     how = t("rb_found_by_content") if section.how == "content" else ""
     if section.words >= min_words:
-        notes.add(t("rb_ev_section", section=label, heading=title, words=section.words) + how,
-                  section.cell, section.line, "found")
+        notes.add(
+            t("rb_ev_section", section=label, heading=title, words=section.words) + how,
+            section.cell,
+            section.line,
+            "found",
+        )
     else:
-        notes.add(t("rb_ev_section_short", section=label, heading=title, words=section.words, min=min_words) + how,
-                  section.cell, section.line, "missing")
+        notes.add(
+            t("rb_ev_section_short", section=label, heading=title, words=section.words, min=min_words) + how,
+            section.cell,
+            section.line,
+            "missing",
+        )
     return heading_share + (1 - heading_share) * min(1.0, section.words / max(1, min_words))
 
 
 # --------------------------------------------------------------------------- the student's text about a model
+
 
 def _node_passages(ev: Evidence, nodes: list[ast.AST]) -> list[Passage]:
     """Docstrings and comments of code nodes (a factory and the helpers it uses), with their cells."""
@@ -179,7 +196,7 @@ def _node_passages(ev: Evidence, nodes: list[ast.AST]) -> list[Passage]:
         lines = source.splitlines()
         above = first - 1
         while above >= 1 and lines[above - 1].strip().startswith("#"):
-            above -= 1                      # the comment block right above a definition
+            above -= 1  # the comment block right above a definition
         comments = [(n, text) for n, text in rubric_text.comment_lines(source) if above < n <= last and text]
         if comments:
             out.append(Passage(" ".join(text for _, text in comments), cell, comments[0][0]))
@@ -227,7 +244,7 @@ def nearby_passages(ev: Evidence, name: str, context: int, settings: bool = Fals
     numbers = rubric_text.factory_numbers(ev.ingest.factories)
     for passage in ev.passages:
         refs = rubric_text.model_refs(plain(passage.text), numbers)
-        if refs and refs[0][2] == name:     # about this model (not one that merely starts from it)
+        if refs and refs[0][2] == name:  # about this model (not one that merely starts from it)
             found.append(passage)
     unique: dict[tuple, Passage] = {}
     for passage in found:

@@ -26,6 +26,7 @@ range). Applying overrides never retrains anything: ``harness score OUT --overri
 >>> Override(student="a", criterion="analysis", points=2).describe()
 '= 2'
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class Override(BaseModel):
+    """One instructor decision: a criterion of a student set to `points`, or moved by `delta`."""
+
     model_config = ConfigDict(extra="forbid")
     student: str
     criterion: str
@@ -48,20 +51,26 @@ class Override(BaseModel):
     @model_validator(mode="after")
     def _one_of(self):
         if (self.points is None) == (self.delta is None):
-            raise ValueError(f"override for {self.student!r} / {self.criterion!r}: give exactly one of "
-                             "`points` (set) or `delta` (adjust)")
+            raise ValueError(
+                f"override for {self.student!r} / {self.criterion!r}: give exactly one of "
+                "`points` (set) or `delta` (adjust)"
+            )
         self.student = unicodedata.normalize("NFC", self.student).strip()
         return self
 
     def apply(self, automatic: float, max_points: float) -> float:
+        """The criterion's points after this override, kept within 0 and `max_points`."""
         value = self.points if self.points is not None else automatic + (self.delta or 0.0)
         return max(0.0, min(max_points, value))
 
     def describe(self) -> str:
+        """The override as shown in reports: ``= 3`` or ``+0.5``."""
         return f"= {self.points:g}" if self.points is not None else f"{self.delta:+g}"
 
 
 class Overrides(BaseModel):
+    """Every override of an instructor's file, with the file's name and sha256 (`source`)."""
+
     model_config = ConfigDict(extra="forbid")
     items: list[Override] = []
     source: str = ""
@@ -72,6 +81,7 @@ class Overrides(BaseModel):
         return {o.criterion: o for o in self.items if o.student == student}
 
     def unknown_students(self, students: list[str]) -> list[str]:
+        """Students named by an override but not in the class (a typo, or a student not graded)."""
         known = {unicodedata.normalize("NFC", s).strip() for s in students}
         return sorted({o.student for o in self.items if o.student not in known})
 
@@ -98,17 +108,24 @@ def load_overrides(path: Path | None, criteria: dict[str, float] | None = None) 
         reader = csv.DictReader(text.splitlines())
         missing = {"student", "criterion"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: the header must name student, criterion, points and/or delta, comment "
-                             f"(missing {', '.join(sorted(missing))})")
+            raise ValueError(
+                f"{path}: the header must name student, criterion, points and/or delta, comment "
+                f"(missing {', '.join(sorted(missing))})"
+            )
         for number, row in enumerate(reader, start=2):
             if not any((v or "").strip() for v in row.values()):
                 continue
             where = f"{path}:{number}"
             try:
-                items.append(Override(student=row["student"], criterion=(row["criterion"] or "").strip(),
-                                      points=_number(row.get("points", ""), where),
-                                      delta=_number(row.get("delta", ""), where),
-                                      comment=(row.get("comment") or "").strip()))
+                items.append(
+                    Override(
+                        student=row["student"],
+                        criterion=(row["criterion"] or "").strip(),
+                        points=_number(row.get("points", ""), where),
+                        delta=_number(row.get("delta", ""), where),
+                        comment=(row.get("comment") or "").strip(),
+                    )
+                )
             except ValueError as error:
                 raise ValueError(f"{where}: {error}") from error
     else:
@@ -123,10 +140,14 @@ def load_overrides(path: Path | None, criteria: dict[str, float] | None = None) 
     if criteria is not None:
         for item in items:
             if item.criterion not in criteria:
-                raise ValueError(f"{path}: override for {item.student!r} names unknown criterion {item.criterion!r}; "
-                                 f"the rubric's criteria are {', '.join(criteria)}")
+                raise ValueError(
+                    f"{path}: override for {item.student!r} names unknown criterion {item.criterion!r}; "
+                    f"the rubric's criteria are {', '.join(criteria)}"
+                )
             if item.points is not None and not 0 <= item.points <= criteria[item.criterion]:
-                raise ValueError(f"{path}: override for {item.student!r} sets {item.criterion} to {item.points:g}, "
-                                 f"outside 0–{criteria[item.criterion]:g}")
+                raise ValueError(
+                    f"{path}: override for {item.student!r} sets {item.criterion} to {item.points:g}, "
+                    f"outside 0–{criteria[item.criterion]:g}"
+                )
     digest = hashlib.sha256(raw).hexdigest()[:16]
     return Overrides(items=items, source=f"{path.name} sha256:{digest}")

@@ -9,6 +9,7 @@ heuristics are documented in ``rubric/default.toml`` and in ``docs/rubric.md``.
 >>> [c.id for c in rubric.criteria]
 ['code_quality', 'modifications', 'improvement', 'analysis', 'documentation']
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,13 +86,15 @@ def load_rubric(path: Path | None = None, overrides: Path | None = None) -> Rubr
         raise ValueError(f"{path}: not valid TOML: {error}") from error
     for criterion in rubric.criteria:
         if criterion.rule not in RULES:
-            raise ValueError(f"{path}: criterion {criterion.id!r} names unknown rule {criterion.rule!r}; "
-                             f"known: {', '.join(RULES)}")
+            raise ValueError(
+                f"{path}: criterion {criterion.id!r} names unknown rule {criterion.rule!r}; known: {', '.join(RULES)}"
+            )
         try:
             rubric.params(criterion)
         except ValidationError as error:
-            raise ValueError(f"{path}: criterion {criterion.id!r} (rule {criterion.rule}): "
-                             f"{_plain_errors(error)}") from error
+            raise ValueError(
+                f"{path}: criterion {criterion.id!r} (rule {criterion.rule}): {_plain_errors(error)}"
+            ) from error
     ids = [c.id for c in rubric.criteria]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: criterion ids must be unique ({', '.join(ids)})")
@@ -107,6 +110,7 @@ def _plain_errors(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"])
-        parts.append(f"unknown parameter {name!r}" if item["type"] == "extra_forbidden"
-                     else f"parameter {name!r}: {item['msg']}")
+        parts.append(
+            f"unknown parameter {name!r}" if item["type"] == "extra_forbidden" else f"parameter {name!r}: {item['msg']}"
+        )
     return "; ".join(parts)

@@ -12,6 +12,7 @@ predictions, never taken from the student's metrics.
 
 >>> models = evaluate_models(models, job, scratch, models_dir, x_test_labels)  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,8 @@ from harness.training.train import TrainingJob
 
 EVALUATION_TIMEOUT_S = 600.0
 EVALUATION_TIMEOUT_PER_MODEL_S = 120.0  # the robustness suite: ~100,000 images per model
-GO_FILE = "go.json"                     # the models to predict, written when they are trained
-WAIT_SLACK_S = 600.0                    # beyond the training's own budget, for a worker started early
+GO_FILE = "go.json"  # the models to predict, written when they are trained
+WAIT_SLACK_S = 600.0  # beyond the training's own budget, for a worker started early
 WORKER = "harness.workers.evaluate"
 
 
@@ -49,8 +50,15 @@ class EvaluationWorker:
     >>> failures = worker.predict(trained_models)                               # doctest: +SKIP
     """
 
-    def __init__(self, job: TrainingJob, scratch: Path, models_dir: Path, test_data: Path,
-                 suite: BuiltSuite | None = None, module_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        job: TrainingJob,
+        scratch: Path,
+        models_dir: Path,
+        test_data: Path,
+        suite: BuiltSuite | None = None,
+        module_path: Path | None = None,
+    ) -> None:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(parents=True)
@@ -63,22 +71,40 @@ class EvaluationWorker:
         readable = [test_data, models_dir] + ([module_path] if module_path is not None else [])
         if suite is not None:
             readable.append(suite.directory)  # read-only; the training worker never gets it
-        worker_job = {"mode": "evaluate", "seed": job.seed, "data": str(test_data), "out_dir": str(scratch),
-                      "module_path": str(module_path) if module_path else None, "models_dir": str(models_dir),
-                      "suite": suite_job(suite) if suite is not None else None,
-                      "go_file": str(scratch / GO_FILE), "wait_s": self.wait_limit}
+        worker_job = {
+            "mode": "evaluate",
+            "seed": job.seed,
+            "data": str(test_data),
+            "out_dir": str(scratch),
+            "module_path": str(module_path) if module_path else None,
+            "models_dir": str(models_dir),
+            "suite": suite_job(suite) if suite is not None else None,
+            "go_file": str(scratch / GO_FILE),
+            "wait_s": self.wait_limit,
+        }
 
         def run() -> None:
-            self.outcome = run_job(worker_job, scratch, worker=WORKER, readable=readable, threads=job.threads,
-                                   watch=self._watch, limits=job.limits, use_bubblewrap=job.use_bubblewrap)
+            self.outcome = run_job(
+                worker_job,
+                scratch,
+                worker=WORKER,
+                readable=readable,
+                threads=job.threads,
+                watch=self._watch,
+                limits=job.limits,
+                use_bubblewrap=job.use_bubblewrap,
+            )
 
         self.thread = threading.Thread(target=run, name=f"evaluate:{scratch}", daemon=True)
         self.thread.start()
 
     def _watch(self, events: list[dict], elapsed: float) -> str | None:
         if self.sent_at is None:
-            return (f"the evaluation worker waited more than {self.wait_limit:.0f} s for its models"
-                    if elapsed > self.wait_limit else None)
+            return (
+                f"the evaluation worker waited more than {self.wait_limit:.0f} s for its models"
+                if elapsed > self.wait_limit
+                else None
+            )
         if time.monotonic() - self.sent_at > self.limit:
             return f"evaluation took more than {self.limit:.0f} s"
         return None
@@ -90,7 +116,7 @@ class EvaluationWorker:
         pending = self.scratch / f".{GO_FILE}.tmp"
         pending.write_text(json.dumps(go), encoding="utf-8")
         self.sent_at = time.monotonic()
-        os.replace(pending, self.scratch / GO_FILE)   # whole or absent, as the worker polls for it
+        os.replace(pending, self.scratch / GO_FILE)  # whole or absent, as the worker polls for it
         self.thread.join()
         outcome = self.outcome
         events = outcome.events if outcome is not None else []
@@ -101,10 +127,14 @@ class EvaluationWorker:
                 shutil.move(str(produced), self.models_dir / produced.name)
             elif model.name not in failures:
                 failures[model.name] = {
-                    "reason": (outcome.stopped_because or f"the evaluation worker ended early "
-                               f"({outcome.signal_name or outcome.returncode})") if outcome is not None
+                    "reason": (
+                        outcome.stopped_because
+                        or f"the evaluation worker ended early ({outcome.signal_name or outcome.returncode})"
+                    )
+                    if outcome is not None
                     else "the evaluation worker could not be started",
-                    "traceback": outcome.log_tail[-3000:] if outcome is not None else None}
+                    "traceback": outcome.log_tail[-3000:] if outcome is not None else None,
+                }
         return failures
 
     def cancel(self) -> None:
@@ -120,9 +150,17 @@ def accuracy_and_errors(probabilities: np.ndarray, labels: np.ndarray) -> tuple[
     return 1.0 - errors / len(labels), errors
 
 
-def evaluate_models(models: list[ModelResult], job: TrainingJob, scratch: Path, models_dir: Path,
-                    test_data: Path, labels: np.ndarray, module_path: Path | None = None,
-                    suite: BuiltSuite | None = None, early: EvaluationWorker | None = None) -> list[ModelResult]:
+def evaluate_models(
+    models: list[ModelResult],
+    job: TrainingJob,
+    scratch: Path,
+    models_dir: Path,
+    test_data: Path,
+    labels: np.ndarray,
+    module_path: Path | None = None,
+    suite: BuiltSuite | None = None,
+    early: EvaluationWorker | None = None,
+) -> list[ModelResult]:
     """Models with `test_accuracy`, `test_errors` and `predictions_file` filled in; with `suite`,
     the predictions file also holds the predictions on every perturbed set. `early`: a worker
     started beforehand (with ``scratch / "safe"``, the same models folder, test data and suite)."""
@@ -135,8 +173,9 @@ def evaluate_models(models: list[ModelResult], job: TrainingJob, scratch: Path, 
         early.cancel()
     needs_student_code = [m for m in trained if m.name in failures]
     if needs_student_code and module_path is not None:
-        second = EvaluationWorker(job, scratch / "with-student-code", models_dir, test_data, suite,
-                                  module_path).predict(needs_student_code)
+        second = EvaluationWorker(
+            job, scratch / "with-student-code", models_dir, test_data, suite, module_path
+        ).predict(needs_student_code)
         rescued = {m.name for m in needs_student_code if m.name not in second}
         failures = {**{k: v for k, v in failures.items() if k not in rescued}, **second}
     else:
@@ -145,16 +184,25 @@ def evaluate_models(models: list[ModelResult], job: TrainingJob, scratch: Path, 
     for model in models:
         if model in trained and model.name in failures:
             failure = failures[model.name]
-            model = model.model_copy(update={
-                "status": "error", "traceback": failure.get("traceback"),
-                "reason": f"the trained model could not be evaluated: {failure.get('reason')}"})
+            model = model.model_copy(
+                update={
+                    "status": "error",
+                    "traceback": failure.get("traceback"),
+                    "reason": f"the trained model could not be evaluated: {failure.get('reason')}",
+                }
+            )
         elif model in trained:
             predictions_file = f"{model.name}.predictions.npz"
             with np.load(models_dir / predictions_file, allow_pickle=False) as npz:
                 accuracy, errors = accuracy_and_errors(npz["probabilities"], labels)
-            model = model.model_copy(update={
-                "test_accuracy": accuracy, "test_errors": errors, "predictions_file": predictions_file,
-                "evaluated_with_student_code": model.name in rescued,
-                "val_accuracy": (model.history.get("val_accuracy") or [None])[-1]})
+            model = model.model_copy(
+                update={
+                    "test_accuracy": accuracy,
+                    "test_errors": errors,
+                    "predictions_file": predictions_file,
+                    "evaluated_with_student_code": model.name in rescued,
+                    "val_accuracy": (model.history.get("val_accuracy") or [None])[-1],
+                }
+            )
         updated.append(model)
     return updated

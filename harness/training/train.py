@@ -7,6 +7,7 @@ worker goes on with the remaining models.
 
 >>> models, worker = train_submission(ingest, job, models_out=Path("OUT/alice/models"))  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import os
@@ -21,16 +22,33 @@ from harness.config.protocol import Profile, Protocol
 from harness.results import ModelResult, WorkerInfo
 from harness.sandbox import JobOutcome, Limits, run_job
 
-STARTUP_ALLOWANCE_S = 120.0   # interpreter + TensorFlow import, before student code runs
+STARTUP_ALLOWANCE_S = 120.0  # interpreter + TensorFlow import, before student code runs
 SAVE_ALLOWANCE_S = 120.0
 CRASH_SIGNALS = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT", "SIGFPE", "SIGSYS"}
 # what a worker that ran out of memory leaves in its log (Python, C++, TensorFlow, the C library)
-MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "ResourceExhaustedError", "OOM when allocating",
-                  "Cannot allocate memory", "failed to allocate memory")
+MEMORY_MARKERS = (
+    "MemoryError",
+    "std::bad_alloc",
+    "ResourceExhaustedError",
+    "OOM when allocating",
+    "Cannot allocate memory",
+    "failed to allocate memory",
+)
 PROCESS_MARKERS = ("Resource temporarily unavailable", "can't start new thread", "pthread_create failed")
 # fields of a model's result a training worker may report; everything else is the harness's
-WORKER_FIELDS = {"status", "reason", "traceback", "params", "spec", "settings", "epochs_run", "train_seconds",
-                 "stopped_by_budget", "history", "model_file"}
+WORKER_FIELDS = {
+    "status",
+    "reason",
+    "traceback",
+    "params",
+    "spec",
+    "settings",
+    "epochs_run",
+    "train_seconds",
+    "stopped_by_budget",
+    "history",
+    "model_file",
+}
 WORKER_STATUSES = {"ok", "invalid", "error", "out_of_memory", "killed", "timeout", "crashed"}
 WORKER = "harness.workers.train"
 
@@ -83,8 +101,10 @@ class _Deadlines:
         if kind in ("model", "epoch") and phase not in ("build", "save"):
             started = _train_started(events, last.get("name"))
             if started is not None and now - started > profile.model_budget_s + self.job.grace_s():
-                return (f"training {last.get('name')} went past its budget of {profile.model_budget_s:.0f} s "
-                        "and did not stop")
+                return (
+                    f"training {last.get('name')} went past its budget of {profile.model_budget_s:.0f} s "
+                    "and did not stop"
+                )
         return None
 
 
@@ -108,39 +128,60 @@ def _describe_death(outcome: JobOutcome) -> tuple[str, str]:
     if outcome.breach:
         return outcome.breach
     if outcome.oom_killed:
-        return "out_of_memory", (f"the worker used more than its resident-memory limit of {limits.resident_mb} MiB "
-                                 "and was stopped by the kernel's out-of-memory killer")
+        return "out_of_memory", (
+            f"the worker used more than its resident-memory limit of {limits.resident_mb} MiB "
+            "and was stopped by the kernel's out-of-memory killer"
+        )
     if outcome.stopped_because and outcome.memory_limit_hit and "total budget" not in outcome.stopped_because:
-        return "out_of_memory", (f"the worker reached its resident-memory limit of {limits.resident_mb} MiB and "
-                                 f"stalled there until a deadline passed: {outcome.stopped_because}")
+        return "out_of_memory", (
+            f"the worker reached its resident-memory limit of {limits.resident_mb} MiB and "
+            f"stalled there until a deadline passed: {outcome.stopped_because}"
+        )
     if outcome.stopped_because:
         if "total budget" in outcome.stopped_because:
             return "skipped", outcome.stopped_because
         return "timeout", outcome.stopped_because
     name = outcome.signal_name
     cpu_limit = limits.cpu_seconds(outcome.threads)
-    if name == "SIGXCPU" or (name == "SIGKILL" and outcome.cpu_seconds is not None
-                             and outcome.cpu_seconds >= cpu_limit - 1):
+    if name == "SIGXCPU" or (
+        name == "SIGKILL" and outcome.cpu_seconds is not None and outcome.cpu_seconds >= cpu_limit - 1
+    ):
         return "timeout", f"the worker used up its CPU-time limit of {cpu_limit} s ({name})"
     if any(marker in outcome.log_tail for marker in MEMORY_MARKERS):
-        return "out_of_memory", (f"the worker ran out of memory (limit: {limits.memory_mb} MiB of address space "
-                                 "per process)" + (f", then died with {name}" if name else ""))
+        return "out_of_memory", (
+            f"the worker ran out of memory (limit: {limits.memory_mb} MiB of address space "
+            "per process)" + (f", then died with {name}" if name else "")
+        )
     if any(marker in outcome.log_tail for marker in PROCESS_MARKERS):
-        return "killed", (f"the worker could not start a process or thread: its limit of {limits.processes} "
-                          "processes and threads was reached")
+        return "killed", (
+            f"the worker could not start a process or thread: its limit of {limits.processes} "
+            "processes and threads was reached"
+        )
     if name == "SIGXFSZ":
         return "killed", f"the worker wrote a file larger than its output limit of {limits.output_mb} MiB"
     if name in CRASH_SIGNALS:
-        what = {"SIGSEGV": "segmentation fault", "SIGBUS": "bus error", "SIGILL": "illegal instruction",
-                "SIGABRT": "abort", "SIGFPE": "arithmetic error", "SIGSYS": "bad system call"}[name]
-        return "crashed", (f"the worker crashed ({name}, {what}): the Python interpreter itself failed, "
-                           "e.g. through ctypes or a native extension")
+        what = {
+            "SIGSEGV": "segmentation fault",
+            "SIGBUS": "bus error",
+            "SIGILL": "illegal instruction",
+            "SIGABRT": "abort",
+            "SIGFPE": "arithmetic error",
+            "SIGSYS": "bad system call",
+        }[name]
+        return "crashed", (
+            f"the worker crashed ({name}, {what}): the Python interpreter itself failed, "
+            "e.g. through ctypes or a native extension"
+        )
     if name == "SIGKILL":
-        return "killed", ("the worker was killed by SIGKILL from outside the harness "
-                          "(perhaps the system's out-of-memory killer)")
+        return "killed", (
+            "the worker was killed by SIGKILL from outside the harness (perhaps the system's out-of-memory killer)"
+        )
     if name:
         return "killed", f"the worker was stopped by {name}"
-    return "crashed", f"the worker exited unexpectedly with code {outcome.returncode} (sys.exit or os._exit in student code?)"
+    return (
+        "crashed",
+        f"the worker exited unexpectedly with code {outcome.returncode} (sys.exit or os._exit in student code?)",
+    )
 
 
 def _model_from_event(base: ModelResult, result, models_dir: Path) -> ModelResult:
@@ -164,10 +205,15 @@ def _model_from_event(base: ModelResult, result, models_dir: Path) -> ModelResul
             data["model_file"] = None
         return ModelResult.model_validate({**base.model_dump(), **data})
     except (ValueError, TypeError, OSError) as error:  # pydantic's ValidationError is a ValueError
-        return base.model_copy(update={
-            "status": "invalid", "model_file": None, "traceback": None,
-            "reason": f"the worker's report on this model is malformed and was rejected ({type(error).__name__}: "
-                      f"{str(error).splitlines()[0][:200] if str(error) else ''})"})
+        return base.model_copy(
+            update={
+                "status": "invalid",
+                "model_file": None,
+                "traceback": None,
+                "reason": f"the worker's report on this model is malformed and was rejected ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200] if str(error) else ''})",
+            }
+        )
 
 
 def _storm_already_blamed(outcome: JobOutcome, results: dict[str, ModelResult]) -> bool:
@@ -176,12 +222,16 @@ def _storm_already_blamed(outcome: JobOutcome, results: dict[str, ModelResult]) 
     if not outcome.breach or "processes and threads" not in outcome.breach[1]:
         return False
     done = {e.get("name") for e in outcome.events if e["event"] == "model_done"}
-    return any(results[n].status == "killed" and "processes and threads" in (results[n].reason or "")
-               for n in done if n in results)
+    return any(
+        results[n].status == "killed" and "processes and threads" in (results[n].reason or "")
+        for n in done
+        if n in results
+    )
 
 
-def _read_events(outcome: JobOutcome, results: dict[str, ModelResult], pending: list[str], models_dir: Path
-                 ) -> tuple[list[str], str | None]:
+def _read_events(
+    outcome: JobOutcome, results: dict[str, ModelResult], pending: list[str], models_dir: Path
+) -> tuple[list[str], str | None]:
     """Record in `results` what one worker run reported; the models still pending, and the one it was
     training when it stopped (None when it stopped between models)."""
     pending = list(pending)
@@ -190,10 +240,13 @@ def _read_events(outcome: JobOutcome, results: dict[str, ModelResult], pending: 
         kind = event["event"]
         if kind == "import_failed":
             for name in pending:
-                results[name] = results[name].model_copy(update={
-                    "status": event.get("status") if event.get("status") in WORKER_STATUSES - {"ok"} else "error",
-                    "reason": f"importing the submission failed: {event.get('reason')}",
-                    "traceback": event.get("traceback") if isinstance(event.get("traceback"), str) else None})
+                results[name] = results[name].model_copy(
+                    update={
+                        "status": event.get("status") if event.get("status") in WORKER_STATUSES - {"ok"} else "error",
+                        "reason": f"importing the submission failed: {event.get('reason')}",
+                        "traceback": event.get("traceback") if isinstance(event.get("traceback"), str) else None,
+                    }
+                )
             return [], None
         name = event.get("name")
         if kind in ("model", "model_done") and (not isinstance(name, str) or name not in pending):
@@ -207,9 +260,14 @@ def _read_events(outcome: JobOutcome, results: dict[str, ModelResult], pending: 
     return pending, current
 
 
-def train_submission(module_source: str, factories: list[tuple[str, str]], job: TrainingJob,
-                     scratch: Path, models_out: Path,
-                     on_event: Callable[[dict], None] | None = None) -> tuple[list[ModelResult], WorkerInfo]:
+def train_submission(
+    module_source: str,
+    factories: list[tuple[str, str]],
+    job: TrainingJob,
+    scratch: Path,
+    models_out: Path,
+    on_event: Callable[[dict], None] | None = None,
+) -> tuple[list[ModelResult], WorkerInfo]:
     """Train `factories` [(name, role)] defined in `module_source`; saved models go to `models_out`."""
     if scratch.exists():
         shutil.rmtree(scratch)
@@ -224,12 +282,26 @@ def train_submission(module_source: str, factories: list[tuple[str, str]], job: 
         restarts += 1
         started = time.monotonic()
         outcome = run_job(
-            {"mode": "train", "module_path": str(module_path), "factories": pending, "seed": job.seed,
-             "profile": job.profile.model_dump(), "training": job.protocol.training.model_dump(),
-             "data": str(job.train_data), "out_dir": str(scratch / "models"),
-             "epochs_override": job.epochs_override},
-            scratch, worker=WORKER, readable=[job.train_data], threads=job.threads, watch=_Deadlines(job, spent),
-            limits=job.limits, use_bubblewrap=job.use_bubblewrap, on_event=on_event)
+            {
+                "mode": "train",
+                "module_path": str(module_path),
+                "factories": pending,
+                "seed": job.seed,
+                "profile": job.profile.model_dump(),
+                "training": job.protocol.training.model_dump(),
+                "data": str(job.train_data),
+                "out_dir": str(scratch / "models"),
+                "epochs_override": job.epochs_override,
+            },
+            scratch,
+            worker=WORKER,
+            readable=[job.train_data],
+            threads=job.threads,
+            watch=_Deadlines(job, spent),
+            limits=job.limits,
+            use_bubblewrap=job.use_bubblewrap,
+            on_event=on_event,
+        )
         spent += time.monotonic() - started
         isolation = outcome.isolation
         device = next((str(e.get("device"))[:200] for e in outcome.events if e["event"] == "device"), device)
@@ -240,24 +312,34 @@ def train_submission(module_source: str, factories: list[tuple[str, str]], job: 
         if current is None and not any(e["event"] == "imported" for e in outcome.events):
             # the worker died before or while importing the student's module: nothing can be trained
             for name in pending:
-                results[name] = results[name].model_copy(update={
-                    "status": status, "reason": f"while importing the submission: {reason}",
-                    "traceback": outcome.log_tail[-3000:] or None})
+                results[name] = results[name].model_copy(
+                    update={
+                        "status": status,
+                        "reason": f"while importing the submission: {reason}",
+                        "traceback": outcome.log_tail[-3000:] or None,
+                    }
+                )
             break
         if current is not None and _storm_already_blamed(outcome, results):
             current = None  # the process limit was hit by a model already reported; retry this one afresh
         if current is not None:
-            results[current] = results[current].model_copy(update={
-                "status": status, "reason": reason, "traceback": outcome.log_tail[-3000:] or None})
+            results[current] = results[current].model_copy(
+                update={"status": status, "reason": reason, "traceback": outcome.log_tail[-3000:] or None}
+            )
             pending.remove(current)
         if status == "skipped" or spent >= job.profile.submission_budget_s:
             for name in pending:
-                results[name] = results[name].model_copy(update={
-                    "status": "skipped", "reason": "the submission's total budget was used up before this model"})
+                results[name] = results[name].model_copy(
+                    update={
+                        "status": "skipped",
+                        "reason": "the submission's total budget was used up before this model",
+                    }
+                )
             break
     models_out.mkdir(parents=True, exist_ok=True)
-    for name, model in results.items():  # each checked by _model_from_event: <name>.keras, a regular file
+    for model in results.values():  # each checked by _model_from_event: <name>.keras, a regular file
         if model.model_file:
             shutil.move(str(scratch / "models" / model.model_file), models_out / model.model_file)
-    return list(results.values()), WorkerInfo(sandbox=isolation, threads=job.threads, device=device,
-                                              restarts=max(0, restarts))
+    return list(results.values()), WorkerInfo(
+        sandbox=isolation, threads=job.threads, device=device, restarts=max(0, restarts)
+    )

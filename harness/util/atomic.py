@@ -10,6 +10,7 @@ then ``os.replace`` moves it into place (atomic on POSIX and Windows within one 
 >>> _ = write_json_atomic(target, {"x": 1}); target.read_text()
 '{\\n "x": 1\\n}'
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ Strings live in ``templates/i18n/<lang>.toml``; templates and rules call the sam
 >>> t("cell", n=3)
 'cell 3'
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,6 +43,8 @@ class Translator:
         >>> Translator("en").render(Message(key="cell", values={"n": 3}))
         'cell 3'
         """
-        values = {name: ", ".join(self.render(part) for part in value) if isinstance(value, list) else value
-                  for name, value in message.values.items()}
+        values = {
+            name: ", ".join(self.render(part) for part in value) if isinstance(value, list) else value
+            for name, value in message.values.items()
+        }
         return self(message.key, **values)

@@ -6,6 +6,7 @@ printed at each model and submission boundary.
 >>> progress = Progress.for_stream(sys.stdout, print)   # doctest: +SKIP
 >>> progress.start(total=30)                             # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import threading
@@ -96,4 +97,3 @@ class Progress:
 def silent() -> Progress:
     """A progress that prints nothing."""
     return Progress(lambda _: None)
-

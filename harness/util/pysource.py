@@ -8,6 +8,7 @@ another, so every ``ast.parse`` of the grading process goes through one lock.
 >>> type(parse("x = 1")).__name__
 'Module'
 """
+
 from __future__ import annotations
 
 import ast

@@ -14,6 +14,7 @@ cells run in order, in one namespace, after the injected MNIST loader cell:
 The worker reports each cell (``cell_done``) and, at the end, the fitted models (``models``); the
 grader (``harness.ingest.discovery``) turns them into factories of a synthesised module.
 """
+
 from __future__ import annotations
 
 import ast
@@ -55,9 +56,9 @@ class _Recorder:
         self.keras, self.np, self.events = keras, np, events
         self.cell: int | None = None
         self.namespace: dict = {}
-        self.seen: dict[int, dict] = {}      # id(model) -> what is known about it
-        self.order: list[int] = []           # fitted models, in order of their first fit
-        self.objects: dict[int, Any] = {}    # keep the models alive (ids stay unique)
+        self.seen: dict[int, dict] = {}  # id(model) -> what is known about it
+        self.order: list[int] = []  # fitted models, in order of their first fit
+        self.objects: dict[int, Any] = {}  # keep the models alive (ids stay unique)
 
     def info(self, model) -> dict:
         """What is known about `model`; a model seen for the first time was built by this cell."""
@@ -98,7 +99,7 @@ class _Recorder:
 
         Model.compile = self._recording_compile(original_compile)
         Model.fit = fit
-        Model.fit_generator = fit                      # Keras 2 notebooks
+        Model.fit_generator = fit  # Keras 2 notebooks
         Model.evaluate = evaluate
         Model.evaluate_generator = evaluate
         Model.predict = predict
@@ -119,6 +120,7 @@ class _Recorder:
             info["compiled_cell"] = recorder.cell
             info["compile"] = recorder.compile_settings(self)
             return result
+
         return compile
 
     def _recording_fit(self, fit_signature: inspect.Signature):
@@ -133,14 +135,17 @@ class _Recorder:
             except TypeError:
                 arguments = dict(kwargs)
             if "fitted_cell" in info:
-                info["notes"].append(f"fitted again in cell {recorder.cell} (continued training): "
-                                     "the harness trains it once, with the first fit's settings")
+                info["notes"].append(
+                    f"fitted again in cell {recorder.cell} (continued training): "
+                    "the harness trains it once, with the first fit's settings"
+                )
             else:
                 info["fitted_cell"] = recorder.cell
                 info["variable"] = recorder.variable(self)
                 info["fit"] = recorder.fit_settings(arguments, info["notes"])
                 recorder.order.append(id(self))
             return _empty_history(keras, self, arguments.get("epochs") or 1)
+
         return fit
 
     def _uniform_predict(self):
@@ -155,6 +160,7 @@ class _Recorder:
             except Exception:
                 pass
             return np.full((n, classes), 1.0 / classes, dtype="float32")
+
         return predict
 
     def length(self, x) -> int:
@@ -193,12 +199,19 @@ class _Recorder:
                 settings["loss"] = json.loads(json.dumps(keras.losses.serialize(loss), default=float))
             except Exception:
                 settings["loss"] = getattr(loss, "name", None) or type(loss).__name__
-        name = settings.get("loss") if isinstance(settings.get("loss"), str) else \
-            (settings.get("loss") or {}).get("class_name", "") if isinstance(settings.get("loss"), dict) else ""
+        name = (
+            settings.get("loss")
+            if isinstance(settings.get("loss"), str)
+            else (settings.get("loss") or {}).get("class_name", "")
+            if isinstance(settings.get("loss"), dict)
+            else ""
+        )
         if "sparse" in str(name).lower():
             settings["loss"] = "categorical_crossentropy"
-            settings["loss_note"] = ("the notebook used sparse categorical cross-entropy (integer labels); the "
-                                     "harness's labels are one-hot, so it uses categorical cross-entropy")
+            settings["loss_note"] = (
+                "the notebook used sparse categorical cross-entropy (integer labels); the "
+                "harness's labels are one-hot, so it uses categorical cross-entropy"
+            )
         return settings
 
     def fit_settings(self, arguments: dict, notes: list[str]) -> dict:
@@ -209,20 +222,33 @@ class _Recorder:
             if isinstance(value, int) and not isinstance(value, bool):
                 fit[key] = value
         x = arguments.get("x")
-        if x is not None and hasattr(x, "image_data_generator"):   # ImageDataGenerator.flow(...)
+        if x is not None and hasattr(x, "image_data_generator"):  # ImageDataGenerator.flow(...)
             fit["generator"] = self.generator_settings(x.image_data_generator, notes)
             if isinstance(getattr(x, "batch_size", None), int) and "batch_size" not in fit:
                 fit["batch_size"] = int(x.batch_size)
         elif x is not None and type(x).__module__.startswith("tensorflow") and "Dataset" in type(x).__name__:
-            notes.append("trained on a tf.data pipeline: any augmentation inside it is not reproduced "
-                         "(the harness's own batches are used)")
+            notes.append(
+                "trained on a tf.data pipeline: any augmentation inside it is not reproduced "
+                "(the harness's own batches are used)"
+            )
         elif x is not None and hasattr(x, "__next__"):
             notes.append("trained on a Python generator: not reproduced (the harness's own batches are used)")
-        for key in ("validation_split", "validation_data", "class_weight", "sample_weight", "steps_per_epoch",
-                    "initial_epoch", "shuffle"):
+        for key in (
+            "validation_split",
+            "validation_data",
+            "class_weight",
+            "sample_weight",
+            "steps_per_epoch",
+            "initial_epoch",
+            "shuffle",
+        ):
             value = arguments.get(key)
-            if value is not None and not (key == "validation_split" and value == 0.0) and \
-                    not (key == "shuffle" and value is True) and not (key == "initial_epoch" and value == 0):
+            if (
+                value is not None
+                and not (key == "validation_split" and value == 0.0)
+                and not (key == "shuffle" and value is True)
+                and not (key == "initial_epoch" and value == 0)
+            ):
                 fit.setdefault("ignored", []).append(key)
         callbacks = []
         for callback in arguments.get("callbacks") or []:
@@ -237,15 +263,19 @@ class _Recorder:
             if name in ("self", "dtype", "data_format", "preprocessing_function", "kwargs"):
                 continue
             value = getattr(generator, name, None)
-            if isinstance(value, (int, float, str, bool)) or (isinstance(value, (list, tuple))
-                                                              and all(isinstance(v, (int, float)) for v in value)):
+            if isinstance(value, (int, float, str, bool)) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value)
+            ):
                 config[name] = list(value) if isinstance(value, tuple) else value
         if getattr(generator, "preprocessing_function", None) is not None:
             notes.append("ImageDataGenerator's preprocessing_function is not reproduced")
         class_name, module = type(generator).__name__, type(generator).__module__
         source = f"__import__('importlib').import_module({module!r}).{class_name}(**{config!r})"
-        return {"class_name": class_name, "config": config,
-                "source": source if class_name == "ImageDataGenerator" else None}
+        return {
+            "class_name": class_name,
+            "config": config,
+            "source": source if class_name == "ImageDataGenerator" else None,
+        }
 
     def callback_settings(self, callback, notes: list[str]) -> dict:
         """A callback's settings and the source that builds it again, when it can be reproduced."""
@@ -271,8 +301,10 @@ class _Recorder:
         if name == "LearningRateScheduler":
             source, function = self.schedule_source(getattr(callback, "schedule", None))
             if source is None:
-                notes.append("LearningRateScheduler not reproduced: its schedule function's source could not be "
-                             "recovered or needs names from the notebook")
+                notes.append(
+                    "LearningRateScheduler not reproduced: its schedule function's source could not be "
+                    "recovered or needs names from the notebook"
+                )
                 return entry
             entry["schedule_source"] = source
             entry["source"] = f"_harness_keras.callbacks.LearningRateScheduler({function})"
@@ -334,44 +366,59 @@ class _Recorder:
             entry = self._entry(key)
             spec_key = json.dumps([entry["model_json"], entry["compile"], entry["fit"]], sort_keys=True, default=str)
             if entry["model_json"] and spec_key in seen_specs:
-                seen_specs[spec_key]["notes"].append(f"the same model was built again in cell {entry['built_cell']} "
-                                                     "and fitted the same way: graded once")
+                seen_specs[spec_key]["notes"].append(
+                    f"the same model was built again in cell {entry['built_cell']} and fitted the same way: graded once"
+                )
                 continue
             seen_specs[spec_key] = entry
-            entry["schedule_sources"] = [c["schedule_source"] for c in entry["fit"].get("callbacks", [])
-                                         if c.get("schedule_source")]
+            entry["schedule_sources"] = [
+                c["schedule_source"] for c in entry["fit"].get("callbacks", []) if c.get("schedule_source")
+            ]
             models.append(entry)
         extra = len(self.order) - MAX_MODELS
         if extra > 0 and models:
             models[-1]["notes"].append(f"{extra} more fitted model(s) not graded (at most {MAX_MODELS})")
         self._name(models, reference_signature)
-        not_fitted = [f"{info.get('variable') or self.variable(self.objects[key]) or 'a model'} "
-                      f"(compiled in cell {info['compiled_cell']})"
-                      for key, info in self.seen.items() if "compiled_cell" in info and "fitted_cell" not in info]
+        not_fitted = [
+            f"{info.get('variable') or self.variable(self.objects[key]) or 'a model'} "
+            f"(compiled in cell {info['compiled_cell']})"
+            for key, info in self.seen.items()
+            if "compiled_cell" in info and "fitted_cell" not in info
+        ]
         return models, not_fitted
 
     def _entry(self, key: int) -> dict:
         """What is reported of one fitted model: cells, settings, architecture (checked to rebuild), notes."""
         info, model = self.seen[key], self.objects[key]
         notes = list(info["notes"])
-        entry = {"variable": info.get("variable"), "built_cell": info.get("built_cell"),
-                 "compiled_cell": info.get("compiled_cell"), "fitted_cell": info.get("fitted_cell"),
-                 "compile": info.get("compile", {}), "fit": info.get("fit", {}), "notes": notes}
+        entry = {
+            "variable": info.get("variable"),
+            "built_cell": info.get("built_cell"),
+            "compiled_cell": info.get("compiled_cell"),
+            "fitted_cell": info.get("fitted_cell"),
+            "compile": info.get("compile", {}),
+            "fit": info.get("fit", {}),
+            "notes": notes,
+        }
         if entry["compile"].get("loss_note"):
             notes.append(entry["compile"]["loss_note"])
         if entry["compile"].get("optimizer_error"):
-            notes.append(f"optimizer not serialisable ({entry['compile']['optimizer_error']}): the protocol's "
-                         "Adam is used")
+            notes.append(
+                f"optimizer not serialisable ({entry['compile']['optimizer_error']}): the protocol's Adam is used"
+            )
         try:
             entry["model_json"] = model.to_json()
-            rebuilt = self.keras.models.model_from_json(entry["model_json"], custom_objects={
-                k: v for k, v in self.namespace.items() if isinstance(v, type)})
+            rebuilt = self.keras.models.model_from_json(
+                entry["model_json"], custom_objects={k: v for k, v in self.namespace.items() if isinstance(v, type)}
+            )
             del rebuilt
         except Exception as error:
             entry["model_json"] = ""
-            notes.append(f"not graded: the model cannot be rebuilt from its configuration "
-                         f"({type(error).__name__}: {str(error)[:200]}) — a subclassed model needs get_config, "
-                         "or write a factory function")
+            notes.append(
+                f"not graded: the model cannot be rebuilt from its configuration "
+                f"({type(error).__name__}: {str(error)[:200]}) — a subclassed model needs get_config, "
+                "or write a factory function"
+            )
         try:
             entry["params"] = int(model.count_params()) if model.built else None
         except Exception:
@@ -383,8 +430,9 @@ class _Recorder:
     def _name(models: list[dict], reference_signature: list[str]) -> None:
         """Factory names and roles: the baseline is a model whose variable says "baseline"/"ref", else
         the first one if it is the reference CNN; the others are improved models, in order."""
-        baseline = next((m for m in models if m["variable"] and BASELINE_NAME.search(m["variable"])
-                         and m["model_json"]), None)
+        baseline = next(
+            (m for m in models if m["variable"] and BASELINE_NAME.search(m["variable"]) and m["model_json"]), None
+        )
         if baseline is None and models and models[0]["signature"] == reference_signature:
             baseline = models[0]
         number = 0
@@ -395,11 +443,17 @@ class _Recorder:
                 number += 1
                 entry["factory"], entry["role"] = f"create_improved_model_{number}", "improved"
             fit = entry["fit"]
-            entry["fit_summary"] = {k: v for k, v in {
-                "epochs": fit.get("epochs"), "batch_size": fit.get("batch_size"),
-                "callbacks": [c["class_name"] for c in fit.get("callbacks", [])],
-                "generator": (fit.get("generator") or {}).get("class_name"),
-                "ignored": fit.get("ignored")}.items() if v}
+            entry["fit_summary"] = {
+                k: v
+                for k, v in {
+                    "epochs": fit.get("epochs"),
+                    "batch_size": fit.get("batch_size"),
+                    "callbacks": [c["class_name"] for c in fit.get("callbacks", [])],
+                    "generator": (fit.get("generator") or {}).get("class_name"),
+                    "ignored": fit.get("ignored"),
+                }.items()
+                if v
+            }
 
 
 def _evaluate_nothing(self, *args, return_dict=False, **kwargs):
@@ -441,6 +495,7 @@ def _lambda_definition(function, name: str) -> str | None:
 
 # --------------------------------------------------------------------------- running the cells
 
+
 class CellTimeout(BaseException):
     """A cell ran past its limit (a BaseException: the cell's own ``except Exception`` cannot swallow it)."""
 
@@ -461,8 +516,9 @@ def _reference_signature(job: dict, recorder: _Recorder) -> list[str]:
     return signature
 
 
-def _run_cell(number: int, source: str, namespace: dict, cell_timeout: float, has_alarm: bool) -> tuple[
-        str, tuple[str, str] | None, str]:
+def _run_cell(
+    number: int, source: str, namespace: dict, cell_timeout: float, has_alarm: bool
+) -> tuple[str, tuple[str, str] | None, str]:
     """Run one cell in the notebook's namespace, its output captured: (status, error, output)."""
     filename = f"<cell {number}>"
     # the cell's source where inspect.getsource finds it (a LearningRateScheduler's schedule)
@@ -509,9 +565,15 @@ def run_cells(job: dict, events: Events) -> None:
         started = time.monotonic()
         status, error, output = _run_cell(number, source, namespace, cell_timeout, has_alarm)
         recorder.scan()
-        events.emit("cell_done", cell=number, status=status, seconds=round(time.monotonic() - started, 3),
-                    output=clean_output(output, 2000),
-                    error_name=error[0] if error else None, error_message=error[1] if error else None)
+        events.emit(
+            "cell_done",
+            cell=number,
+            status=status,
+            seconds=round(time.monotonic() - started, 3),
+            output=clean_output(output, 2000),
+            error_name=error[0] if error else None,
+            error_message=error[1] if error else None,
+        )
     models, not_fitted = recorder.finish(reference_signature)
     events.emit("models", models=models, not_fitted=not_fitted)
 

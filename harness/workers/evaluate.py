@@ -7,6 +7,7 @@ started while the models train and waits for the list of models to predict (``go
 that TensorFlow's start overlaps training. The grader (``harness.training.evaluate``) computes
 the metrics from what it writes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,11 @@ def _predictor(model):
     """A compiled forward pass in inference mode (several times faster than ``model.predict`` on
     CPU for the suite's many small sets); ``model.predict`` if the model cannot be traced."""
     try:
-        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
-                              input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)])
+        forward = tf.function(
+            lambda x: model(x, training=False),
+            reduce_retracing=True,
+            input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)],
+        )
         forward(tf.zeros([1, *INPUT_SHAPE]))
     except Exception:
         return lambda x: np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0))
@@ -48,8 +52,8 @@ def _predictor(model):
     def predict(x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, CLASSES), "float32")
-        return np.concatenate([np.asarray(forward(x[i:i + PREDICT_BATCH]))
-                               for i in range(0, len(x), PREDICT_BATCH)])
+        return np.concatenate([np.asarray(forward(x[i : i + PREDICT_BATCH])) for i in range(0, len(x), PREDICT_BATCH)])
+
     return predict
 
 
@@ -88,15 +92,19 @@ def _wait_for_models(job: dict, events: Events) -> list[dict]:
     return models
 
 
-def prediction_arrays(predict, x_test: np.ndarray, suite: list[tuple[str, np.ndarray]],
-                      suite_job: dict | None) -> dict[str, np.ndarray]:
+def prediction_arrays(
+    predict, x_test: np.ndarray, suite: list[tuple[str, np.ndarray]], suite_job: dict | None
+) -> dict[str, np.ndarray]:
     """One model's predictions file, but for the worker's CPU time: the clean test set's
     probabilities, then (with a suite) the predicted digit and its confidence on every perturbed
     image, each part timed."""
     started, cpu = time.perf_counter(), time.process_time()
     probabilities = predict(x_test).astype("float32")
-    arrays = {"probabilities": probabilities, "clean_seconds": np.float64(time.perf_counter() - started),
-              "clean_cpu_seconds": np.float64(time.process_time() - cpu)}
+    arrays = {
+        "probabilities": probabilities,
+        "clean_seconds": np.float64(time.perf_counter() - started),
+        "clean_cpu_seconds": np.float64(time.process_time() - cpu),
+    }
     if suite:
         started, cpu = time.perf_counter(), time.process_time()
         predicted, confidence, offsets = [], [], [0]
@@ -105,11 +113,15 @@ def prediction_arrays(predict, x_test: np.ndarray, suite: list[tuple[str, np.nda
             predicted.append(outputs.argmax(axis=1).astype("uint8"))
             confidence.append(_confidence(outputs).astype("float16"))
             offsets.append(offsets[-1] + len(images))
-        arrays.update(suite_names=np.array([n for n, _ in suite]), suite_offsets=np.array(offsets, "int64"),
-                      suite_predicted=np.concatenate(predicted), suite_confidence=np.concatenate(confidence),
-                      suite_checksum=np.array(suite_job["checksum"]),
-                      suite_seconds=np.float64(time.perf_counter() - started),
-                      suite_cpu_seconds=np.float64(time.process_time() - cpu))
+        arrays.update(
+            suite_names=np.array([n for n, _ in suite]),
+            suite_offsets=np.array(offsets, "int64"),
+            suite_predicted=np.concatenate(predicted),
+            suite_confidence=np.concatenate(confidence),
+            suite_checksum=np.array(suite_job["checksum"]),
+            suite_seconds=np.float64(time.perf_counter() - started),
+            suite_cpu_seconds=np.float64(time.process_time() - cpu),
+        )
     return arrays
 
 
@@ -128,13 +140,18 @@ def run_evaluation(job: dict, events: Events) -> None:
     for item in _wait_for_models(job, events):
         name = item["name"]
         try:
-            model = keras.saving.load_model(item["model_file"], safe_mode=custom_objects is None,
-                                            custom_objects=custom_objects, compile=False)
+            model = keras.saving.load_model(
+                item["model_file"], safe_mode=custom_objects is None, custom_objects=custom_objects, compile=False
+            )
             arrays = prediction_arrays(_predictor(model), x_test, suite, job.get("suite"))
             arrays["worker_cpu_seconds"] = np.float64(time.process_time())  # since the worker started
             np.savez(Path(job["out_dir"]) / f"{name}.predictions.npz", **arrays)
-            events.emit("evaluated", name=name, clean_seconds=float(arrays["clean_seconds"]),
-                        suite_seconds=float(arrays.get("suite_seconds", 0.0)))
+            events.emit(
+                "evaluated",
+                name=name,
+                clean_seconds=float(arrays["clean_seconds"]),
+                suite_seconds=float(arrays.get("suite_seconds", 0.0)),
+            )
         except BaseException as error:
             events.emit("evaluate_failed", name=name, **failure(error))
 

@@ -9,6 +9,7 @@ Each code cell has a time limit (``cell_timeout_s``) and the student's cells tog
 (``deadline_s``, counted from the first of them); a cell past its limit is interrupted and the
 next cells still run; at the deadline the worker reports ``deadline`` and stops.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,13 @@ from harness.workers.notebook import ANSI, DATA_CELL_TIMEOUT_S, KERNEL_STARTUP_S
 from harness.workers.protocol import Events, serve
 
 # Jupyter's and matplotlib's own folders, inside the scratch folder: the worker's only writable place
-JUPYTER_FOLDERS = (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"), ("JUPYTER_CONFIG_DIR", "config"),
-                   ("IPYTHONDIR", "ipython"), ("MPLCONFIGDIR", "mpl"))
+JUPYTER_FOLDERS = (
+    ("JUPYTER_RUNTIME_DIR", "runtime"),
+    ("JUPYTER_DATA_DIR", "data"),
+    ("JUPYTER_CONFIG_DIR", "config"),
+    ("IPYTHONDIR", "ipython"),
+    ("MPLCONFIGDIR", "mpl"),
+)
 
 
 def _text_of(outputs) -> tuple[str, tuple[str, str] | None]:
@@ -52,9 +58,14 @@ def _run_cell(client: NotebookClient, cell, index: int, events: Events) -> bool:
     except CellTimeoutError as exc:
         status, error = "timeout", ("CellTimeoutError", str(exc)[:300])
     except DeadKernelError as exc:
-        events.emit("cell_done", cell=index, status="error", seconds=time.monotonic() - one,
-                    error_name="DeadKernelError",
-                    error_message=f"the kernel died (memory limit, crash or os._exit): {str(exc)[:200]}")
+        events.emit(
+            "cell_done",
+            cell=index,
+            status="error",
+            seconds=time.monotonic() - one,
+            error_name="DeadKernelError",
+            error_message=f"the kernel died (memory limit, crash or os._exit): {str(exc)[:200]}",
+        )
         return False
     took = time.monotonic() - one
     output, cell_error = _text_of(cell.get("outputs", []))
@@ -63,8 +74,15 @@ def _run_cell(client: NotebookClient, cell, index: int, events: Events) -> bool:
         if cell_error[0] == "KeyboardInterrupt" and took >= client.timeout - 1:
             status = "timeout"
             error = ("CellTimeoutError", f"the cell ran past its limit of {client.timeout} s and was interrupted")
-    events.emit("cell_done", cell=index, status=status, seconds=round(took, 3), output=output,
-                error_name=error[0] if error else None, error_message=error[1] if error else None)
+    events.emit(
+        "cell_done",
+        cell=index,
+        status=status,
+        seconds=round(took, 3),
+        output=output,
+        error_name=error[0] if error else None,
+        error_message=error[1] if error else None,
+    )
     return True
 
 
@@ -77,9 +95,15 @@ def run_notebook(job: dict, events: Events) -> None:
         os.environ[variable] = str(path)
     notebook = nbformat.read(job["notebook"], as_version=4)
     cell_timeout, deadline = float(job["cell_timeout_s"]), float(job["deadline_s"])
-    client = NotebookClient(notebook, timeout=int(cell_timeout), kernel_name="python3", allow_errors=True,
-                            interrupt_on_timeout=True, startup_timeout=int(KERNEL_STARTUP_S),
-                            resources={"metadata": {"path": str(scratch)}})
+    client = NotebookClient(
+        notebook,
+        timeout=int(cell_timeout),
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        startup_timeout=int(KERNEL_STARTUP_S),
+        resources={"metadata": {"path": str(scratch)}},
+    )
     started = None  # the deadline counts the student's cells, from the first one (after the data cell)
     try:
         with client.setup_kernel():

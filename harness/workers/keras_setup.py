@@ -3,6 +3,7 @@
 Imported only by :mod:`harness.workers.train` and :mod:`harness.workers.evaluate`, which set
 TensorFlow's log level before they (and so this module) import it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -55,18 +56,23 @@ def limit_breach(error: BaseException) -> tuple[str, str] | None:
     """(status, reason) when `error` is a resource limit refusing something, else None."""
     code = getattr(error, "errno", None)
     if isinstance(error, MemoryError) or isinstance(error, tf.errors.ResourceExhaustedError):
-        return "out_of_memory", (f"out of memory ({type(error).__name__}): the worker's limit is "
-                                 f"{LIMITS.get('memory_mb', '?')} MiB of address space per process")
+        return "out_of_memory", (
+            f"out of memory ({type(error).__name__}): the worker's limit is "
+            f"{LIMITS.get('memory_mb', '?')} MiB of address space per process"
+        )
     if code == errno.EAGAIN or (isinstance(error, RuntimeError) and "can't start new thread" in str(error)):
-        return "killed", (f"could not start a process or thread: the worker's limit of {LIMITS.get('processes', '?')} "
-                          f"processes and threads was reached ({type(error).__name__})")
+        return "killed", (
+            f"could not start a process or thread: the worker's limit of {LIMITS.get('processes', '?')} "
+            f"processes and threads was reached ({type(error).__name__})"
+        )
     if code in (errno.EMFILE, errno.ENFILE):
         return "killed", f"too many open files: the worker's limit is {LIMITS.get('open_files', '?')}"
     if code == errno.EFBIG:
         return "killed", f"a file grew past the worker's output limit of {LIMITS.get('output_mb', '?')} MiB"
     if code == errno.ENOSPC:
-        return "killed", (f"no space left: the worker's private /tmp holds {LIMITS.get('tmp_mb', '?')} MiB "
-                          "(or the disk is full)")
+        return "killed", (
+            f"no space left: the worker's private /tmp holds {LIMITS.get('tmp_mb', '?')} MiB (or the disk is full)"
+        )
     return None
 
 

@@ -5,13 +5,14 @@ epochs optionally capped), how a cell's output is cleaned for a record, and the 
 execution worker allows for what is not the student's code. Standard library only: the grader
 imports this module too.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 KERNEL_STARTUP_S = 120.0
-DATA_CELL_TIMEOUT_S = 120.0   # the injected first cell imports Keras: not the student's time
+DATA_CELL_TIMEOUT_S = 120.0  # the injected first cell imports Keras: not the student's time
 MAX_CELL_OUTPUT = 4000
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -20,7 +21,10 @@ def loader_source(data: Path, max_epochs: int | None = None) -> str:
     """The injected first cell: MNIST from the mounted file under every import path of Keras's
     loader (``keras.datasets.mnist``, ``tensorflow.keras.datasets.mnist``); optionally
     ``Model.fit``'s epochs capped."""
-    cap = "" if not max_epochs else f'''
+    cap = (
+        ""
+        if not max_epochs
+        else f"""
 import inspect as _harness_inspect
 _harness_fit = _harness_keras.Model.fit
 _harness_fit_signature = _harness_inspect.signature(_harness_fit)
@@ -30,8 +34,9 @@ def _harness_capped_fit(self, *args, **kwargs):
     bound.arguments["epochs"] = min(int(bound.arguments.get("epochs") or 1), {int(max_epochs)})
     return _harness_fit(*bound.args, **bound.kwargs)
 _harness_keras.Model.fit = _harness_capped_fit
-'''
-    return f'''# Injected by the grading harness: MNIST cannot be downloaded here, so Keras's loader reads
+"""
+    )
+    return f"""# Injected by the grading harness: MNIST cannot be downloaded here, so Keras's loader reads
 # the copy the harness mounted{" and Model.fit's epochs are capped at " + str(max_epochs) if max_epochs else ""}.
 import sys as _harness_sys
 import numpy as _harness_np
@@ -47,7 +52,7 @@ except Exception:
 for _harness_name, _harness_module in list(_harness_sys.modules.items()):
     if _harness_name.endswith("datasets.mnist") and hasattr(_harness_module, "load_data"):
         _harness_module.load_data = _harness_load_data
-{cap}'''
+{cap}"""
 
 
 def clean_output(text: str, limit: int = MAX_CELL_OUTPUT) -> str:
@@ -56,5 +61,5 @@ def clean_output(text: str, limit: int = MAX_CELL_OUTPUT) -> str:
     text = ANSI.sub("", text)
     text = "\n".join(([p for p in line.split("\r") if p.strip()] or [""])[-1] for line in text.split("\n"))
     if len(text) > limit:
-        text = text[: limit // 2] + "\n[…]\n" + text[-limit // 2:]
+        text = text[: limit // 2] + "\n[…]\n" + text[-limit // 2 :]
     return text

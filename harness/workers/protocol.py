@@ -10,6 +10,7 @@ Every worker reports ``started`` first and ``done`` last; a worker whose job rai
 
 >>> sys.exit(serve(sys.argv[1:], run_my_job))    # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ def error_reason(error: BaseException) -> dict:
     return {"reason": f"{type(error).__name__}: {error}"}
 
 
-def serve(argv: list[str], run: Run, *, failure: Failure = error_reason,
-          configure: Callable[[dict], None] | None = None) -> int:
+def serve(
+    argv: list[str], run: Run, *, failure: Failure = error_reason, configure: Callable[[dict], None] | None = None
+) -> int:
     """A worker's entry point: read the job file ``argv[0]``, run `run(job, events)`, report start,
     failure and end; returns the process's exit status.
 

@@ -6,6 +6,7 @@ under the protocol on the training split it was given (never the test set) and s
 ``.keras`` file. It reports progress as JSON lines in the job's ``events`` file; the grader
 (``harness.training.train``) reads them, enforces the time limits and writes the results.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,20 @@ from harness.workers.protocol import Events, serve  # noqa: E402
 KNOWN_SETTINGS = {"epochs", "batch_size", "callbacks", "augmentation"}
 HARNESS_OWNED_SETTINGS = {"validation_split", "validation_data", "x", "y", "shuffle", "verbose"}
 SALIENT_LAYER_KEYS = (
-    "filters", "kernel_size", "strides", "padding", "units", "activation", "rate", "pool_size",
-    "kernel_regularizer", "factor", "height_factor", "width_factor", "momentum", "axis",
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "units",
+    "activation",
+    "rate",
+    "pool_size",
+    "kernel_regularizer",
+    "factor",
+    "height_factor",
+    "width_factor",
+    "momentum",
+    "axis",
 )
 
 
@@ -84,17 +97,22 @@ def describe_model(model) -> dict:
 def check_and_compile(model, training: dict) -> str:
     """Reject what the protocol cannot train; make sure the model reports accuracy. Returns who compiled it."""
     if not isinstance(model, keras.Model):
-        raise ModelRejected(f"the factory returned {type(model).__name__}, not a Keras model "
-                            "(did it forget `return model`?)")
+        raise ModelRejected(
+            f"the factory returned {type(model).__name__}, not a Keras model (did it forget `return model`?)"
+        )
     try:
         output = model(np.zeros((2, *INPUT_SHAPE), dtype="float32"), training=False)
     except Exception as error:
-        raise ModelRejected(f"the model does not accept images of shape {INPUT_SHAPE} "
-                            f"({type(error).__name__}: {str(error).splitlines()[0][:300]})") from error
+        raise ModelRejected(
+            f"the model does not accept images of shape {INPUT_SHAPE} "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:300]})"
+        ) from error
     shape = tuple(getattr(output, "shape", ()))
     if shape != (2, CLASSES):
-        raise ModelRejected(f"the model's output has shape {('batch', *shape[1:])}; the harness expects "
-                            f"(batch, {CLASSES}): one probability per digit")
+        raise ModelRejected(
+            f"the model's output has shape {('batch', *shape[1:])}; the harness expects "
+            f"(batch, {CLASSES}): one probability per digit"
+        )
     compiled_by = "student"
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
         compiled_by = "harness"
@@ -123,8 +141,9 @@ def resolve_settings(module, name: str) -> tuple[dict, list[str]]:
             continue
         settings[key] = value
     for key in ("epochs", "batch_size"):
-        if key in settings and (not isinstance(settings[key], int) or isinstance(settings[key], bool)
-                                or not 1 <= settings[key] <= 100_000):
+        if key in settings and (
+            not isinstance(settings[key], int) or isinstance(settings[key], bool) or not 1 <= settings[key] <= 100_000
+        ):
             raise ModelRejected(f"TRAINING_CONFIG[{name!r}][{key!r}] must be a positive integer")
     callbacks = settings.get("callbacks", [])
     if callable(callbacks):
@@ -134,8 +153,9 @@ def resolve_settings(module, name: str) -> tuple[dict, list[str]]:
     settings["callbacks"] = list(callbacks)
     augmentation = settings.get("augmentation")
     if augmentation is not None and not (callable(augmentation) or hasattr(augmentation, "flow")):
-        raise ModelRejected(f"TRAINING_CONFIG[{name!r}]['augmentation'] must be Keras preprocessing layers "
-                            "or an ImageDataGenerator")
+        raise ModelRejected(
+            f"TRAINING_CONFIG[{name!r}]['augmentation'] must be Keras preprocessing layers or an ImageDataGenerator"
+        )
     return settings, ignored
 
 
@@ -147,9 +167,11 @@ class WallClockBudget(keras.callbacks.Callback):
         self.seconds, self.exhausted, self.start = seconds, False, 0.0
 
     def on_train_begin(self, logs=None):
+        """Start the budget's clock."""
         self.start = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
+        """Stop training once the budget is spent (checked after every batch)."""
         if time.monotonic() - self.start > self.seconds:
             self.exhausted = True
             self.model.stop_training = True
@@ -163,8 +185,13 @@ class EpochReporter(keras.callbacks.Callback):
         self.events, self.name = events, name
 
     def on_epoch_end(self, epoch, logs=None):
-        self.events.emit("epoch", name=self.name, epoch=epoch + 1,
-                         logs={k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"})
+        """Report the epoch's metrics to the grader."""
+        self.events.emit(
+            "epoch",
+            name=self.name,
+            epoch=epoch + 1,
+            logs={k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"},
+        )
 
 
 def training_inputs(split: dict, settings: dict, batch_size: int, seed: int):
@@ -174,13 +201,16 @@ def training_inputs(split: dict, settings: dict, batch_size: int, seed: int):
     if augmentation is None:
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, None
     if hasattr(augmentation, "flow"):
-        return {"x": augmentation.flow(x, y, batch_size=batch_size, shuffle=True, seed=seed)}, \
-            f"{type(augmentation).__name__}"
-    dataset = (tf.data.Dataset.from_tensor_slices((x, y))
-               .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-               .batch(batch_size)
-               .map(lambda images, labels: (augmentation(images, training=True), labels))
-               .prefetch(1))
+        return {
+            "x": augmentation.flow(x, y, batch_size=batch_size, shuffle=True, seed=seed)
+        }, f"{type(augmentation).__name__}"
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(lambda images, labels: (augmentation(images, training=True), labels))
+        .prefetch(1)
+    )
     layers = getattr(augmentation, "layers", [augmentation])
     return {"x": dataset}, " + ".join(type(layer).__name__ for layer in layers)
 
@@ -210,19 +240,23 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
     budget = WallClockBudget(profile["model_budget_s"])
     callbacks = [*settings["callbacks"], budget, EpochReporter(events, name)]
     result["settings"] = {
-        "declared": declared if any(k in settings for k in KNOWN_SETTINGS - {"callbacks"}) or settings["callbacks"] else {},
-        "epochs": epochs, "batch_size": batch_size,
+        "declared": declared
+        if any(k in settings for k in KNOWN_SETTINGS - {"callbacks"}) or settings["callbacks"]
+        else {},
+        "epochs": epochs,
+        "batch_size": batch_size,
         "callbacks": [type(c).__name__ for c in settings["callbacks"]],
-        "augmentation": augmentation_name, "ignored_keys": ignored,
+        "augmentation": augmentation_name,
+        "ignored_keys": ignored,
     }
     events.emit("model", name=name, phase="train", epochs=epochs)
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
-    history = model.fit(**data, epochs=epochs, validation_data=(split["x_val"], split["y_val"]),
-                        callbacks=callbacks, verbose=0)
+    history = model.fit(
+        **data, epochs=epochs, validation_data=(split["x_val"], split["y_val"]), callbacks=callbacks, verbose=0
+    )
     result["train_seconds"] = time.perf_counter() - started
-    result["history"] = {k: [float(v) for v in values] for k, values in history.history.items()
-                         if k != "learning_rate"}
+    result["history"] = {k: [float(v) for v in values] for k, values in history.history.items() if k != "learning_rate"}
     result["epochs_run"] = len(result["history"].get("loss", []))
     result["stopped_by_budget"] = budget.exhausted
     events.emit("model", name=name, phase="save")

@@ -4,6 +4,7 @@ significance against the reference (McNemar, --seeds), integrity signals, and th
 Pure functions are checked on hand-made cases; the pipeline with real TensorFlow workers on the
 ``tiny`` profile (conftest.py) and a small robustness suite, two small models per submission.
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,17 @@ EN, FR = Translator("en"), Translator("fr")
 
 
 # The pipeline tests' suite: the assignment's two tests, three MNIST-C corruptions, one severity sweep.
-SMALL_SUITE = small_suite([*ASSIGNMENT_TESTS, "mnist_c/shot_noise", "mnist_c/fog", "mnist_c/translate",
-                           "sweep/rotation/20", "sweep/rotation/45"], subset=120)
+SMALL_SUITE = small_suite(
+    [
+        *ASSIGNMENT_TESTS,
+        "mnist_c/shot_noise",
+        "mnist_c/fog",
+        "mnist_c/translate",
+        "sweep/rotation/20",
+        "sweep/rotation/45",
+    ],
+    subset=120,
+)
 
 SUBMISSION = """
 import keras
@@ -55,6 +65,7 @@ def create_improved_model_1():
 
 # --------------------------------------------------------------------------- pure functions
 
+
 def one_hot(labels, confidence=0.9):
     labels = np.asarray(labels)
     p = np.full((len(labels), 10), (1 - confidence) / 9)
@@ -69,16 +80,19 @@ def test_error_analysis_hand_case():
     outputs = one_hot(predicted, 0.5)
     outputs[np.arange(10), predicted] = confidence
     outputs /= outputs.sum(axis=1, keepdims=True)
-    a = analysis.error_analysis(labels, outputs, {"accuracy": [0.8, 0.95], "val_accuracy": [0.8, 0.9],
-                                                  "loss": [0.5, 0.2], "val_loss": [0.5, 0.3]})
+    a = analysis.error_analysis(
+        labels,
+        outputs,
+        {"accuracy": [0.8, 0.95], "val_accuracy": [0.8, 0.9], "loss": [0.5, 0.2], "val_loss": [0.5, 0.3]},
+    )
     assert a.n == 10 and a.errors == 4
     assert a.confusion[7][1] == 2 and a.confusion[0][1] == 1 and a.confusion[2][7] == 1
     assert a.confusion_normalized[7] == pytest.approx([0, 2 / 3, 0, 0, 0, 0, 0, 1 / 3, 0, 0], abs=1e-6)
     assert a.per_digit_error[0] == 0.5 and a.per_digit_error[7] == pytest.approx(2 / 3, abs=1e-6)
     assert a.per_digit_error[3] is None and a.per_digit_count[7] == 3
     assert (a.most_confused[0].true, a.most_confused[0].predicted, a.most_confused[0].count) == (7, 1, 2)
-    assert [i.index for i in a.first_errors] == [1, 5, 6, 7]          # test order, like the assignment
-    assert [i.index for i in a.confident_errors][:2] == [5, 7]        # most sure first
+    assert [i.index for i in a.first_errors] == [1, 5, 6, 7]  # test order, like the assignment
+    assert [i.index for i in a.confident_errors][:2] == [5, 7]  # most sure first
     assert a.first_errors[0].true == 0 and a.first_errors[0].predicted == 1
     assert a.calibration.n_bins == 15 and "equal-width" in a.calibration.binning
     assert sum(b.count for b in a.calibration.bins) == 10
@@ -86,7 +100,7 @@ def test_error_analysis_hand_case():
 
 
 def test_logit_outputs_are_softmaxed_for_calibration():
-    logits = np.log(one_hot([1, 2, 3])) * 3 + 5        # rows do not sum to 1
+    logits = np.log(one_hot([1, 2, 3])) * 3 + 5  # rows do not sum to 1
     a = analysis.error_analysis(np.array([1, 2, 4]), logits)
     assert a.calibration.outputs == "logits" and a.errors == 1 and 0 <= a.calibration.ece <= 1
 
@@ -113,14 +127,31 @@ def fake_predictions(built, labels, wrong_every: dict[str, int]) -> analysis.Pre
 
 def test_robustness_summary_and_corruption_error_relative_to_the_reference(small_suite):
     built, labels = small_suite
-    reference = analysis.robustness(labels, fake_predictions(built, labels, {
-        "assignment/noise": 10, "mnist_c/shot_noise": 4, "mnist_c/fog": 2, "mnist_c/translate": 5,
-        "sweep/rotation/20": 6, "sweep/rotation/45": 3}), built)
+    reference = analysis.robustness(
+        labels,
+        fake_predictions(
+            built,
+            labels,
+            {
+                "assignment/noise": 10,
+                "mnist_c/shot_noise": 4,
+                "mnist_c/fog": 2,
+                "mnist_c/translate": 5,
+                "sweep/rotation/20": 6,
+                "sweep/rotation/45": 3,
+            },
+        ),
+        built,
+    )
     assert reference.clean_accuracy == 1.0 and reference.noise_accuracy == 0.9 and reference.rotation_accuracy == 1.0
     assert reference.mnist_c_accuracy == pytest.approx(1 - (0.25 + 0.5 + 0.2) / 3, abs=1e-6)
-    assert reference.relative_mce is None                      # no reference given
-    model = analysis.robustness(labels, fake_predictions(built, labels, {
-        "mnist_c/shot_noise": 8, "mnist_c/fog": 2, "mnist_c/translate": 10}), built, reference)
+    assert reference.relative_mce is None  # no reference given
+    model = analysis.robustness(
+        labels,
+        fake_predictions(built, labels, {"mnist_c/shot_noise": 8, "mnist_c/fog": 2, "mnist_c/translate": 10}),
+        built,
+        reference,
+    )
     relative = {e.name: e.relative_error for e in model.entries if e.group == "mnist_c"}
     assert relative == pytest.approx({"mnist_c/shot_noise": 0.5, "mnist_c/fog": 1.0, "mnist_c/translate": 0.5})
     assert model.relative_mce == pytest.approx(2 / 3, abs=1e-6)
@@ -135,8 +166,8 @@ def test_robustness_summary_and_corruption_error_relative_to_the_reference(small
 
 def test_mcnemar_against_the_reference_hand_case():
     labels = np.zeros(20, int)
-    reference = one_hot([0] * 12 + [1] * 8)               # reference right on images 0..11
-    model = one_hot([0] * 10 + [1] * 2 + [0] * 7 + [1])   # model right on 0..9 and 12..18
+    reference = one_hot([0] * 12 + [1] * 8)  # reference right on images 0..11
+    model = one_hot([0] * 10 + [1] * 2 + [0] * 7 + [1])  # model right on 0..9 and 12..18
     test = analysis.mcnemar(labels, reference, model, alpha=0.05)
     # only the reference right: images 10, 11 -> b = 2; only the model right: 12..18 -> c = 7
     # p = 2 * P(Binomial(9, 1/2) <= 2) = 2 * (1 + 9 + 36) / 512
@@ -150,7 +181,7 @@ def test_seed_gains_pair_runs_by_seed():
     ci = analysis.seed_gains(runs([(1, 0.95), (2, 0.96), (3, 0.94)]), runs([(2, 0.95), (1, 0.94), (3, 0.93)]), 0.95)
     assert ci.seeds == [1, 2, 3] and ci.gains == pytest.approx([0.01, 0.01, 0.01])
     assert ci.std == pytest.approx(0, abs=1e-9) and ci.low == pytest.approx(0.01)
-    assert analysis.seed_gains(runs([(1, 0.9)]), runs([(1, 0.8)]), 0.95) is None      # one seed: no interval
+    assert analysis.seed_gains(runs([(1, 0.9)]), runs([(1, 0.8)]), 0.95) is None  # one seed: no interval
 
 
 def test_derive_seeds_is_deterministic_and_starts_with_the_seed():
@@ -163,8 +194,17 @@ def test_derive_seeds_is_deterministic_and_starts_with_the_seed():
 
 
 def model(name="create_improved_model_1", role="improved", test=0.95, val=0.95, params=100_000, epochs=5, **extra):
-    return ModelResult(name=name, role=role, status="ok", test_accuracy=test, val_accuracy=val, params=params,
-                       epochs_run=epochs, history={"val_accuracy": [val]} if val is not None else {}, **extra)
+    return ModelResult(
+        name=name,
+        role=role,
+        status="ok",
+        test_accuracy=test,
+        val_accuracy=val,
+        params=params,
+        epochs_run=epochs,
+        history={"val_accuracy": [val]} if val is not None else {},
+        **extra,
+    )
 
 
 def test_integrity_test_above_validation():
@@ -189,16 +229,19 @@ def test_integrity_capacity_rule():
     assert [f.rule for f in short] == ["capacity"] and "1 epoch" in short[0].reason
     # a big model trained as long, or a small one that gains little: nothing to look at
     assert analysis.integrity_flags(model(test=0.97, val=0.97), reference, 12_000, 10_000, settings, EN) == []
-    assert analysis.integrity_flags(model(test=0.905, val=0.905, params=8_000), reference, 12_000, 10_000, settings,
-                                    EN) == []
+    assert (
+        analysis.integrity_flags(model(test=0.905, val=0.905, params=8_000), reference, 12_000, 10_000, settings, EN)
+        == []
+    )
 
 
 def test_integrity_reasons_follow_the_report_language():
     """A flag raised while grading in French reads in English when the report is re-rendered in English."""
     settings = load_analysis_config().integrity
     reference = model("create_baseline_model", "reference", 0.90, 0.90, 225_034, 5)
-    (flag,) = analysis.integrity_flags(model(test=0.97, val=0.97, params=8_000, epochs=1), reference, 12_000, 10_000,
-                                       settings, FR)
+    (flag,) = analysis.integrity_flags(
+        model(test=0.97, val=0.97, params=8_000, epochs=1), reference, 12_000, 10_000, settings, FR
+    )
     assert "paramètres" in flag.reason and "époque" in flag.reason
     stored = type(flag).model_validate_json(flag.model_dump_json())
     english = EN.render(stored.message)
@@ -213,10 +256,23 @@ def test_verdict_codes_and_language():
         from harness.results import GainInterval, McNemarTest, Significance
 
         k = round(gain * 10_000)
-        test = McNemarTest(against="reference", n=10_000, b=40 + max(0, -k), c=40 + max(0, k), p_value=p, gain=gain,
-                           alpha=0.05, significant=p < 0.05)
-        interval = None if seeds is None else GainInterval(seeds=[1, 2, 3], gains=[gain] * 3, mean=gain, std=0.001,
-                                                           low=seeds[0], high=seeds[1], confidence=0.95)
+        test = McNemarTest(
+            against="reference",
+            n=10_000,
+            b=40 + max(0, -k),
+            c=40 + max(0, k),
+            p_value=p,
+            gain=gain,
+            alpha=0.05,
+            significant=p < 0.05,
+        )
+        interval = (
+            None
+            if seeds is None
+            else GainInterval(
+                seeds=[1, 2, 3], gains=[gain] * 3, mean=gain, std=0.001, low=seeds[0], high=seeds[1], confidence=0.95
+            )
+        )
         return model(test=0.98 + gain, significance=Significance(mcnemar=test, seeds=interval))
 
     assert analysis.verdict([with_test(0.004, 0.001)], reference, EN).verdict == "beats"
@@ -232,6 +288,7 @@ def test_verdict_codes_and_language():
 
 # --------------------------------------------------------------------------- the pipeline, real workers
 
+
 class JobSpy:
     """Records which files each worker job was allowed to read."""
 
@@ -243,6 +300,7 @@ class JobSpy:
             def spy(job, scratch, *, readable, _original=original, **kwargs):
                 self.jobs.append((job["mode"], [Path(p) for p in readable], job))
                 return _original(job, scratch, readable=readable, **kwargs)
+
             monkeypatch.setattr(module, "run_job", spy)
 
 
@@ -274,8 +332,16 @@ def seeded(tmp_path_factory, submission, mnist_npz, protocol_path, suite_file, m
     module_monkeypatch.setenv(analysis.SUITE_CACHE_ENV, str(tmp_path_factory.mktemp("suite-a")))  # its own suite
     spy = JobSpy(module_monkeypatch)
     out = tmp_path_factory.mktemp("seeded") / "out"
-    graded = run_grade([submission], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, workers=1,
-                       seeds=2, suite=suite_file)
+    graded = run_grade(
+        [submission],
+        out,
+        protocol=protocol_path,
+        data=mnist_npz,
+        cache=stage_cache,
+        workers=1,
+        seeds=2,
+        suite=suite_file,
+    )
     graded.spy = spy
     return graded
 
@@ -287,8 +353,16 @@ def rerun(seeded, submission, tmp_path_factory, mnist_npz, protocol_path, suite_
     out = tmp_path_factory.mktemp("rerun") / "out"
     shutil.copytree(seeded.out / REFERENCE_DIR, out / REFERENCE_DIR)
     module_monkeypatch.setenv(analysis.SUITE_CACHE_ENV, str(tmp_path_factory.mktemp("suite-b")))
-    return run_grade([submission], out, protocol=protocol_path, data=mnist_npz, cache=None,
-                     use_cache=False, workers=1, suite=suite_file)
+    return run_grade(
+        [submission],
+        out,
+        protocol=protocol_path,
+        data=mnist_npz,
+        cache=None,
+        use_cache=False,
+        workers=1,
+        suite=suite_file,
+    )
 
 
 @pytest.mark.slow
@@ -311,7 +385,7 @@ def test_every_trained_model_has_the_analysis_fields(seeded):
     assert reference.robustness.relative_mce == pytest.approx(1.0) and reference.error_analysis is not None
     assert result.analysis.best_model == "create_improved_model_1"
     assert result.analysis.verdict in ("beats", "not_significant", "worse")
-    assert "référence" in result.analysis.verdict_text                   # French by default
+    assert "référence" in result.analysis.verdict_text  # French by default
     assert (seeded.out / "ana" / "gallery.npz").exists() and result.analysis.gallery_file == "gallery.npz"
     assert (seeded.out / "ana" / "result.json").stat().st_size < 150_000
 
@@ -327,7 +401,7 @@ def test_every_model_sees_the_same_perturbed_images(seeded, rerun):
     manifest = json.loads((seeded.out / "_suite" / "suite.json").read_text(encoding="utf-8"))
     assert run_checksum == manifest["checksum"] and len(run_checksum) == 64
     assert result.reference.model.robustness.suite_checksum == run_checksum
-    for m in result.models:        # the student's two models, and the reference: the same sets
+    for m in result.models:  # the student's two models, and the reference: the same sets
         assert m.robustness.suite_checksum == run_checksum
         with np.load(seeded.out / "ana" / "models" / m.predictions_file) as npz:
             assert str(npz["suite_checksum"]) == run_checksum
@@ -343,8 +417,11 @@ def test_training_workers_never_see_the_suite_and_evaluation_reads_it(seeded):
     suite_dir = Path(json.loads((seeded.out / "_suite" / "suite.json").read_text(encoding="utf-8"))["directory"])
     train_jobs = [readable for mode, readable, _ in seeded.spy.jobs if mode == "train"]
     eval_jobs = [readable for mode, readable, _ in seeded.spy.jobs if mode == "evaluate"]
-    student_eval = [job for mode, _, job in seeded.spy.jobs if mode == "evaluate"
-                    and job["models_dir"] == str(seeded.out / "ana" / "models")]
+    student_eval = [
+        job
+        for mode, _, job in seeded.spy.jobs
+        if mode == "evaluate" and job["models_dir"] == str(seeded.out / "ana" / "models")
+    ]
     assert train_jobs and eval_jobs
     for readable in train_jobs:
         assert not any(suite_dir in p.parents or p == suite_dir for p in readable) and len(readable) == 1
@@ -353,7 +430,7 @@ def test_training_workers_never_see_the_suite_and_evaluation_reads_it(seeded):
     assert len(student_eval) == 1 and student_eval[0]["suite"]["dir"] == str(suite_dir)
     assert all(len(e["sha256"]) == 64 for e in student_eval[0]["suite"]["entries"])
     assert any(suite_dir in readable for readable in eval_jobs)
-    assert any(suite_dir not in readable for readable in eval_jobs)         # the second seed's: clean set only
+    assert any(suite_dir not in readable for readable in eval_jobs)  # the second seed's: clean set only
 
 
 @pytest.mark.slow
@@ -393,8 +470,10 @@ def test_two_seeds_give_a_confidence_interval(seeded):
 def test_rerun_gives_identical_robustness_figures(seeded, rerun):
     first, second = seeded.result("ana"), rerun.result("ana")
     for a, b in zip(first.models, second.models):
-        assert not b.from_cache                                      # really retrained
-        assert b.robustness.model_dump(exclude={"predict_seconds"}) == a.robustness.model_dump(exclude={"predict_seconds"})
+        assert not b.from_cache  # really retrained
+        assert b.robustness.model_dump(exclude={"predict_seconds"}) == a.robustness.model_dump(
+            exclude={"predict_seconds"}
+        )
         assert b.error_analysis == a.error_analysis
         assert b.significance.mcnemar == a.significance.mcnemar
 
@@ -402,10 +481,16 @@ def test_rerun_gives_identical_robustness_figures(seeded, rerun):
 @pytest.mark.slow
 def test_report_has_the_analysis_figures_and_rerenders_in_english(seeded, tmp_path):
     html = (seeded.out / "ana" / "report.html").read_text(encoding="utf-8")
-    alts = ["Taux d&#39;erreur par chiffre", "matrice de confusion create_improved_model_1",
-            "Diagramme de fiabilité create_improved_model_1", "Erreurs de classification create_improved_model_1",
-            "Exemples : originales, bruitées, rotées", "Exemples des corruptions MNIST-C",
-            "Précision sur les données altérées", "Précision selon la sévérité"]
+    alts = [
+        "Taux d&#39;erreur par chiffre",
+        "matrice de confusion create_improved_model_1",
+        "Diagramme de fiabilité create_improved_model_1",
+        "Erreurs de classification create_improved_model_1",
+        "Exemples : originales, bruitées, rotées",
+        "Exemples des corruptions MNIST-C",
+        "Précision sur les données altérées",
+        "Précision selon la sévérité",
+    ]
     for alt in alts:
         marker = f'<img alt="{alt}" src="data:image/png;base64,'
         assert marker in html, alt
@@ -414,7 +499,7 @@ def test_report_has_the_analysis_figures_and_rerenders_in_english(seeded, tmp_pa
     assert "L&#39;amélioration est-elle réelle ?" in html and "McNemar" in html
     copy = tmp_path / "out"
     shutil.copytree(seeded.out, copy)
-    shutil.rmtree(copy / ".work")                       # the report needs neither the suite cache nor the data
+    shutil.rmtree(copy / ".work")  # the report needs neither the suite cache nor the data
     assert main(["report", str(copy), "--lang", "en"]) == 0
     english = (copy / "ana" / "report.html").read_text(encoding="utf-8")
     assert "Is the improvement real?" in english and "Misclassified images create_improved_model_1" in english
@@ -434,20 +519,32 @@ def test_figures_draw_from_stored_results_alone(small_suite):
     reference = model("create_baseline_model", "reference", 0.9)
     predictions = fake_predictions(built, labels, {"mnist_c/fog": 3, "sweep/rotation/45": 2})
     outputs = one_hot(np.where(np.arange(len(labels)) % 7 == 0, (labels + 1) % 10, labels))
-    analysed = reference.model_copy(update={"error_analysis": analysis.error_analysis(labels, outputs),
-                                            "robustness": analysis.robustness(labels, predictions, built)})
+    analysed = reference.model_copy(
+        update={
+            "error_analysis": analysis.error_analysis(labels, outputs),
+            "robustness": analysis.robustness(labels, predictions, built),
+        }
+    )
     student = analysed.model_copy(update={"name": "create_improved_model_1", "role": "improved"})
     images = {i: np.zeros((28, 28), np.uint8) for i in analysis.gallery_indices([student])}
-    examples = {"clean": np.zeros((5, 28, 28), np.uint8),
-                "entries": {e.name: np.zeros((5, 28, 28), np.uint8) for e in built}}
-    drawn = [figures.confusion_heatmap(student, FR), figures.reliability_diagram(student, FR),
-             figures.per_digit_error_bars([analysed, student], FR), figures.misclassified_gallery(student, images, FR),
-             figures.assignment_examples(examples, FR), figures.suite_examples(examples, FR),
-             figures.robustness_bars([analysed, student], EN), figures.severity_curves([analysed, student], EN)]
+    examples = {
+        "clean": np.zeros((5, 28, 28), np.uint8),
+        "entries": {e.name: np.zeros((5, 28, 28), np.uint8) for e in built},
+    }
+    drawn = [
+        figures.confusion_heatmap(student, FR),
+        figures.reliability_diagram(student, FR),
+        figures.per_digit_error_bars([analysed, student], FR),
+        figures.misclassified_gallery(student, images, FR),
+        figures.assignment_examples(examples, FR),
+        figures.suite_examples(examples, FR),
+        figures.robustness_bars([analysed, student], EN),
+        figures.severity_curves([analysed, student], EN),
+    ]
     for uri in drawn:
         assert uri and uri.startswith("data:image/png;base64,")
         assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
-    assert figures.misclassified_gallery(student, {}, FR) is None       # no images stored: no gallery
+    assert figures.misclassified_gallery(student, {}, FR) is None  # no images stored: no gallery
     assert figures.robustness_bars([reference], FR) is None
 
 
@@ -460,6 +557,6 @@ def test_the_suite_cache_is_shared_per_user_unless_told_otherwise(tmp_path, monk
     assert analysis.suite_cache_dir(tmp_path / "out") == tmp_path / "mine"
     monkeypatch.delenv(analysis.SUITE_CACHE_ENV)
     blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")                     # the cache home cannot be created: the output folder's own
+    blocker.write_text("")  # the cache home cannot be created: the output folder's own
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert analysis.suite_cache_dir(tmp_path / "out") == tmp_path / "out" / ".work" / "suite"

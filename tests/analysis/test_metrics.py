@@ -1,4 +1,5 @@
 """Metrics: error analysis, calibration, significance and robustness summaries, on hand-computed cases."""
+
 from __future__ import annotations
 
 import math
@@ -81,7 +82,15 @@ def test_misclassified_indices_in_test_order():
 
 def test_most_confident_errors():
     y_true = [0, 1, 2, 3, 4]
-    probs = np.vstack([softmax_rows([0], 0.99), softmax_rows([5], 0.6), softmax_rows([7], 0.95), softmax_rows([3], 0.5), softmax_rows([1], 0.95)])
+    probs = np.vstack(
+        [
+            softmax_rows([0], 0.99),
+            softmax_rows([5], 0.6),
+            softmax_rows([7], 0.95),
+            softmax_rows([3], 0.5),
+            softmax_rows([1], 0.95),
+        ]
+    )
     errors = M.most_confident_errors(y_true, probs, k=2)
     assert [(e.index, e.true, e.predicted) for e in errors] == [(2, 2, 7), (4, 4, 1)]  # tie at 0.95: by index
     assert errors[0].confidence == pytest.approx(0.95)
@@ -141,7 +150,12 @@ def test_ece_is_zero_when_perfectly_calibrated():
 
 
 def test_overfitting_gap_from_a_keras_history():
-    history = {"loss": [0.5, 0.1, 0.02], "accuracy": [0.9, 0.97, 0.995], "val_loss": [0.2, 0.08, 0.06], "val_accuracy": [0.95, 0.98, 0.985]}
+    history = {
+        "loss": [0.5, 0.1, 0.02],
+        "accuracy": [0.9, 0.97, 0.995],
+        "val_loss": [0.2, 0.08, 0.06],
+        "val_accuracy": [0.95, 0.98, 0.985],
+    }
     gap = M.overfitting_gap(history)
     assert gap.accuracy_gap == pytest.approx(0.01)
     assert gap.loss_gap == pytest.approx(0.02 - 0.06)
@@ -238,7 +252,9 @@ def test_implausible_test_accuracy():
     flagged, reason = M.implausible_test_accuracy(0.995, 0.97, tolerance=0.01)
     assert flagged and "exceeds validation" in reason
     assert M.implausible_test_accuracy(0.975, 0.97, tolerance=0.01) == (False, "")
-    assert M.implausible_test_accuracy(0.90, 0.99, tolerance=0.01).flagged is False  # worse on test: not an integrity issue
+    assert (
+        M.implausible_test_accuracy(0.90, 0.99, tolerance=0.01).flagged is False
+    )  # worse on test: not an integrity issue
     ceiling = M.implausible_test_accuracy(1.0, 0.9995, tolerance=0.01)
     assert ceiling.flagged and "ceiling" in ceiling.reason
     with pytest.raises(ValueError):

@@ -1,4 +1,5 @@
 """The robustness suite: each perturbation's defining property, the suite file, building and caching."""
+
 from __future__ import annotations
 
 import inspect
@@ -149,7 +150,9 @@ def test_rotation_angles_are_uniform_in_plus_minus_15():
 def test_random_rotation_is_the_assignments_scipy_rotate():
     x = digit_like(6)
     angles = P.rotation_angles(rng(11), len(x), 15.0)
-    expected = np.stack([ndimage.rotate(x[i, :, :, 0].astype(np.float64), a, reshape=False) for i, a in enumerate(angles)])
+    expected = np.stack(
+        [ndimage.rotate(x[i, :, :, 0].astype(np.float64), a, reshape=False) for i, a in enumerate(angles)]
+    )
     expected = np.clip(expected, 0, 1).astype(np.float32)[..., None]
     np.testing.assert_array_equal(PERTURBATIONS["random_rotation"](x, rng(11)), expected)
 
@@ -188,7 +191,9 @@ def test_impulse_noise_sets_a_fraction_of_pixels_to_exactly_0_or_1():
 def test_glass_blur_scrambles_locally_but_keeps_the_ink():
     x = digit_like()
     y = PERTURBATIONS["glass_blur"](x, rng(0))
-    blurred_twice = ndimage.gaussian_filter(ndimage.gaussian_filter(x[..., 0].astype(np.float64), (0, 0.7, 0.7)), (0, 0.7, 0.7))
+    blurred_twice = ndimage.gaussian_filter(
+        ndimage.gaussian_filter(x[..., 0].astype(np.float64), (0, 0.7, 0.7)), (0, 0.7, 0.7)
+    )
     assert not np.allclose(y[..., 0], blurred_twice, atol=1e-3)  # the shuffle did something
     np.testing.assert_allclose(y.sum(axis=(1, 2, 3)), x.sum(axis=(1, 2, 3)), rtol=0.05)  # swaps move, never create ink
     assert np.all(np.abs(centre_of_mass(y[0]) - centre_of_mass(x[0])) < 1.5)
@@ -312,7 +317,9 @@ def test_canny_edges_is_binary_and_outlines_a_square():
     y = PERTURBATIONS["canny_edges"](x, rng(0))[0, ..., 0]
     assert set(np.unique(y)) == {0.0, 1.0}
     rows, cols = np.nonzero(y)
-    distance_to_border = np.minimum(np.minimum(np.abs(rows - 7.5), np.abs(rows - 19.5)), np.minimum(np.abs(cols - 7.5), np.abs(cols - 19.5)))
+    distance_to_border = np.minimum(
+        np.minimum(np.abs(rows - 7.5), np.abs(rows - 19.5)), np.minimum(np.abs(cols - 7.5), np.abs(cols - 19.5))
+    )
     assert distance_to_border.max() <= 1.5
     assert y[11:17, 11:17].sum() == 0  # no edge inside
     assert len(rows) >= 36  # the whole outline, roughly 4 x 12 pixels
@@ -371,7 +378,11 @@ def test_default_suite_loads_and_is_consistent(suite):
 def test_suite_has_the_assignments_two_tests_on_the_full_test_set(suite):
     noise, rotation = suite["assignment/noise"], suite["assignment/rotation"]
     assert (noise.perturbation, dict(noise.params), noise.subset) == ("gaussian_noise", {"sigma": 0.1}, None)
-    assert (rotation.perturbation, dict(rotation.params), rotation.subset) == ("random_rotation", {"max_angle": 15.0}, None)
+    assert (rotation.perturbation, dict(rotation.params), rotation.subset) == (
+        "random_rotation",
+        {"max_angle": 15.0},
+        None,
+    )
 
 
 def test_suite_has_the_15_mnist_c_corruptions(suite):
@@ -402,9 +413,15 @@ def write_suite(tmp_path, body: str):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ('subset = 10\n[[entries]]\nname = "a"\ngroup = "mnist_c"\nperturbation = "nope"\nseed = 1\n', "unknown perturbation"),
+        (
+            'subset = 10\n[[entries]]\nname = "a"\ngroup = "mnist_c"\nperturbation = "nope"\nseed = 1\n',
+            "unknown perturbation",
+        ),
         ('[[entries]]\nname = "a"\ngroup = "mnist_c"\nperturbation = "fog"\nseed = 1\n' * 2, "unique"),
-        ('[[entries]]\nname = "a"\ngroup = "mnist_c"\nperturbation = "fog"\nseed = 1\nparams = { wind = 3 }\n', "bad params"),
+        (
+            '[[entries]]\nname = "a"\ngroup = "mnist_c"\nperturbation = "fog"\nseed = 1\nparams = { wind = 3 }\n',
+            "bad params",
+        ),
         ('[[entries]]\nname = "a"\ngroup = "sweep"\nperturbation = "shift"\nseed = 1\n', "severity"),
         ('[[entries]]\nname = "a"\ngroup = "other"\nperturbation = "shift"\nseed = 1\n', "group"),
         ('[[entries]]\nname = "a"\ngroup = "mnist_c"\nperturbation = "shift"\n', "seed"),

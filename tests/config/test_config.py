@@ -1,4 +1,5 @@
 """The configuration layer: each course file parsed once, checked, defaults in one place."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,10 +23,13 @@ def test_the_analysis_file_is_read_by_its_tables(tmp_path):
     assert (config.alpha, config.integrity.capacity_z, config.integrity.z) == (0.01, 4.5, 3.0)
 
 
-@pytest.mark.parametrize("text, error", [
-    ("[significance]\nalfa = 0.01\n", "unknown setting \\[significance\\] alfa"),
-    ("[error_analysis]\ncalibration_bins = 'many'\n", "calibration_bins"),
-])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("[significance]\nalfa = 0.01\n", "unknown setting \\[significance\\] alfa"),
+        ("[error_analysis]\ncalibration_bins = 'many'\n", "calibration_bins"),
+    ],
+)
 def test_a_mistake_in_the_analysis_file_is_named(tmp_path, text, error):
     path = tmp_path / "analysis.toml"
     path.write_text(text, encoding="utf-8")

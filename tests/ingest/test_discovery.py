@@ -1,5 +1,6 @@
 """Notebooks that build their models at top level: found by running the notebook with Keras training
 intercepted, then retrained by the harness like any factory."""
+
 from __future__ import annotations
 
 import shutil
@@ -20,20 +21,32 @@ pytestmark = pytest.mark.slow
 def graded_top_level(tmp_path_factory, mnist_npz, protocol_path, stage_cache):
     folder = tmp_path_factory.mktemp("top-level")
     shutil.copy2(SAMPLES / "top_level_models.ipynb", folder / "top_level_models.ipynb")
-    return run_grade([folder / "top_level_models.ipynb"], folder / "out", protocol=protocol_path, data=mnist_npz,
-                     cache=stage_cache, workers=1, robustness=False)
+    return run_grade(
+        [folder / "top_level_models.ipynb"],
+        folder / "out",
+        protocol=protocol_path,
+        data=mnist_npz,
+        cache=stage_cache,
+        workers=1,
+        robustness=False,
+    )
 
 
 def test_a_notebook_with_only_top_level_models_is_graded(graded_top_level):
     result = graded_top_level.result("top_level_models")
     assert result.status == "ok", result.reason
     assert [(m.name, m.role, m.status) for m in result.models] == [
-        ("create_baseline_model", "baseline", "ok"), ("create_improved_model_1", "improved", "ok"),
-        ("create_improved_model_2", "improved", "ok")]
-    assert all(m.test_accuracy is not None and m.epochs_run == 1 for m in result.models)   # retrained, evaluated
+        ("create_baseline_model", "baseline", "ok"),
+        ("create_improved_model_1", "improved", "ok"),
+        ("create_improved_model_2", "improved", "ok"),
+    ]
+    assert all(m.test_accuracy is not None and m.epochs_run == 1 for m in result.models)  # retrained, evaluated
     found = {m.factory: m for m in result.discovered_models}
     assert [(m.variable, m.built_cell, m.fitted_cell) for m in found.values()] == [
-        ("model", 5, 6), ("model_reg", 8, 8), ("model_aug", 10, 10)]
+        ("model", 5, 6),
+        ("model_reg", 8, 8),
+        ("model_aug", 10, 10),
+    ]
     # the fit settings became the protocol's training settings
     reg, aug = result.models[1], result.models[2]
     assert reg.settings.declared["batch_size"] == 64 and reg.settings.declared["epochs"] == 10
@@ -48,28 +61,43 @@ def test_a_notebook_with_only_top_level_models_is_graded(graded_top_level):
 
 
 EDGE_CASES = [
-    ("code", "import math\nimport keras\nfrom keras import layers\n"
-             "(x, y), (xt, yt) = keras.datasets.mnist.load_data()\nprint(len(x))"),
-    ("code", "def small():\n    return keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),\n"
-             "                              layers.Dense(10, activation='softmax')])"),
+    (
+        "code",
+        "import math\nimport keras\nfrom keras import layers\n"
+        "(x, y), (xt, yt) = keras.datasets.mnist.load_data()\nprint(len(x))",
+    ),
+    (
+        "code",
+        "def small():\n    return keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),\n"
+        "                              layers.Dense(10, activation='softmax')])",
+    ),
     # fitted twice (continued training), sparse labels, a checkpoint and a schedule
-    ("code", "base_model = small()\nbase_model.compile(optimizer=keras.optimizers.SGD(0.05), "
-             "loss='sparse_categorical_crossentropy', metrics=['accuracy'])\n"
-             "base_model.fit(x, y, epochs=3, batch_size=32, callbacks=[\n"
-             "    keras.callbacks.ModelCheckpoint('best.keras'),\n"
-             "    keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * math.exp(-0.1))])\n"
-             "base_model.fit(x, y, epochs=1)"),
+    (
+        "code",
+        "base_model = small()\nbase_model.compile(optimizer=keras.optimizers.SGD(0.05), "
+        "loss='sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+        "base_model.fit(x, y, epochs=3, batch_size=32, callbacks=[\n"
+        "    keras.callbacks.ModelCheckpoint('best.keras'),\n"
+        "    keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * math.exp(-0.1))])\n"
+        "base_model.fit(x, y, epochs=1)",
+    ),
     # compiled, never fitted
     ("code", "spare = small()\nspare.compile(optimizer='adam', loss='categorical_crossentropy')"),
     # a subclassed model: it cannot be rebuilt from its configuration
-    ("code", "class Net(keras.Model):\n    def __init__(self):\n        super().__init__()\n"
-             "        self.flat = layers.Flatten()\n        self.out = layers.Dense(10, activation='softmax')\n"
-             "    def call(self, inputs):\n        return self.out(self.flat(inputs))\n"
-             "net = Net()\nnet.compile(optimizer='adam', loss='categorical_crossentropy')\n"
-             "net.fit(x[:10], keras.utils.to_categorical(y[:10], 10), epochs=2)"),
+    (
+        "code",
+        "class Net(keras.Model):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.flat = layers.Flatten()\n        self.out = layers.Dense(10, activation='softmax')\n"
+        "    def call(self, inputs):\n        return self.out(self.flat(inputs))\n"
+        "net = Net()\nnet.compile(optimizer='adam', loss='categorical_crossentropy')\n"
+        "net.fit(x[:10], keras.utils.to_categorical(y[:10], 10), epochs=2)",
+    ),
     ("code", "raise RuntimeError('a cell that fails')"),
-    ("code", "scores = base_model.evaluate(xt, yt)\nprint('accuracy', scores[1])\n"
-             "predictions = base_model.predict(xt)\nprint(predictions.shape)"),
+    (
+        "code",
+        "scores = base_model.evaluate(xt, yt)\nprint('accuracy', scores[1])\n"
+        "predictions = base_model.predict(xt)\nprint(predictions.shape)",
+    ),
 ]
 
 
@@ -84,7 +112,7 @@ def test_discovery_records_what_it_cannot_reproduce(tmp_path, mnist_npz):
     record, source = discover_models(ingest, path, data, tmp_path / "scratch", DiscoverOptions())
     assert record.status == "ok", record.reason
     cells = {c.cell: c for c in record.cells}
-    assert cells[1].output.strip() == "200"                            # the mounted MNIST subset
+    assert cells[1].output.strip() == "200"  # the mounted MNIST subset
     assert cells[6].status == "error" and cells[6].error_name == "RuntimeError"
     assert cells[7].status == "ok" and "(50, 10)" in cells[7].output  # evaluate/predict answered at once
     base, net = record.models
@@ -104,7 +132,15 @@ def test_discovery_can_be_turned_off(tmp_path, mnist_npz, protocol_path, stage_c
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell("import keras\nmodel = keras.Sequential([keras.Input((28, 28, 1))])")]
     nbformat.write(notebook, tmp_path / "nothing.ipynb")
-    graded = run_grade([tmp_path / "nothing.ipynb"], tmp_path / "out", protocol=protocol_path, data=mnist_npz,
-                       cache=stage_cache, workers=1, discover_models="never", robustness=False)
+    graded = run_grade(
+        [tmp_path / "nothing.ipynb"],
+        tmp_path / "out",
+        protocol=protocol_path,
+        data=mnist_npz,
+        cache=stage_cache,
+        workers=1,
+        discover_models="never",
+        robustness=False,
+    )
     result = graded.result("nothing")
     assert result.status == "invalid" and "No factory found" in result.reason and not result.discovered_models

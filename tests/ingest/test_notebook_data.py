@@ -1,4 +1,5 @@
 """The MNIST subset written for notebooks run by the harness (discovery, --execute)."""
+
 from __future__ import annotations
 
 import threading
@@ -12,9 +13,13 @@ from harness.ingest.execution import notebook_data_file
 def test_grading_threads_writing_the_subset_at_once_all_get_it(tmp_path, monkeypatch):
     """The bug this guards: every thread wrote `<name>.tmp.npz`, so the second rename found nothing
     (`[Errno 2] No such file or directory: '….tmp.npz' -> '….npz'`) and the whole batch stopped."""
-    raw = SimpleNamespace(content_sha256="0" * 64, x_train=np.zeros((50, 28, 28), np.uint8),
-                          y_train=np.zeros(50, np.uint8), x_test=np.zeros((20, 28, 28), np.uint8),
-                          y_test=np.zeros(20, np.uint8))
+    raw = SimpleNamespace(
+        content_sha256="0" * 64,
+        x_train=np.zeros((50, 28, 28), np.uint8),
+        y_train=np.zeros(50, np.uint8),
+        x_test=np.zeros((20, 28, 28), np.uint8),
+        y_test=np.zeros(20, np.uint8),
+    )
     barrier = threading.Barrier(4)
     real_savez = np.savez
 

@@ -2,6 +2,7 @@
 
 No training here: discovery of submissions, safe extraction and the static reading only.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,23 @@ def notebook_bytes(cells: list[tuple[str, str]], version: int = 4) -> bytes:
     if version == 3:
         from nbformat import v3
 
-        worksheet_cells = [v3.new_code_cell(input=source) if kind == "code" else
-                           (v3.new_heading_cell(source.lstrip("# "), level=2) if source.startswith("#")
-                            else v3.new_text_cell("markdown", source=source)) for kind, source in cells]
+        worksheet_cells = [
+            v3.new_code_cell(input=source)
+            if kind == "code"
+            else (
+                v3.new_heading_cell(source.lstrip("# "), level=2)
+                if source.startswith("#")
+                else v3.new_text_cell("markdown", source=source)
+            )
+            for kind, source in cells
+        ]
         notebook = v3.new_notebook(worksheets=[v3.new_worksheet(cells=worksheet_cells)])
         return nbformat.writes(notebook, version=3).encode()
     notebook = nbformat.v4.new_notebook()
     for kind, source in cells:
-        notebook.cells.append(nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source))
+        notebook.cells.append(
+            nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+        )
     return nbformat.writes(notebook).encode()
 
 
@@ -50,6 +60,7 @@ def make_zip(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | N
 
 # --------------------------------------------------------------------------- Moodle and zips
 
+
 def test_moodle_names_give_the_student_s_name():
     assert student_id(Path("Jean Dupont_12345_assignsubmission_file_")) == "Jean Dupont"
     assert student_id(Path("Zoé Martin_987_assignsubmission_onlinetext_")) == "Zoé Martin"
@@ -61,21 +72,25 @@ def test_a_moodle_download_zip_is_graded_per_student_with_every_skipped_file_rep
     notebook = notebook_bytes([("code", FACTORY)])
     inner = tmp_path / "inner.zip"
     make_zip(inner, {"projet/mini_projet.ipynb": notebook, "projet/__MACOSX/._mini_projet.ipynb": b"x"})
-    archive = make_zip(tmp_path / "download" / "MNIST-mini-projet-42.zip", {
-        "Jean Dupont_12345_assignsubmission_file_/mini_projet.ipynb": notebook,
-        "Jean Dupont_12345_assignsubmission_file_/rapport.pdf": b"%PDF",
-        "Jean Dupont_12345_assignsubmission_file_/.ipynb_checkpoints/mini_projet-checkpoint.ipynb": notebook,
-        "Zoé Martin_67890_assignsubmission_file_/projet.zip": inner.read_bytes(),
-        "Paul Durand_111_assignsubmission_onlinetext_/onlinetext.html": b"<p>see attached</p>",
-        "__MACOSX/Jean Dupont_12345_assignsubmission_file_/._mini_projet.ipynb": b"x",
-        "../escape.ipynb": notebook,
-        "/etc/absolute.ipynb": notebook,
-    }, symlinks={"Jean Dupont_12345_assignsubmission_file_/link.ipynb": "/etc/passwd"})
+    archive = make_zip(
+        tmp_path / "download" / "MNIST-mini-projet-42.zip",
+        {
+            "Jean Dupont_12345_assignsubmission_file_/mini_projet.ipynb": notebook,
+            "Jean Dupont_12345_assignsubmission_file_/rapport.pdf": b"%PDF",
+            "Jean Dupont_12345_assignsubmission_file_/.ipynb_checkpoints/mini_projet-checkpoint.ipynb": notebook,
+            "Zoé Martin_67890_assignsubmission_file_/projet.zip": inner.read_bytes(),
+            "Paul Durand_111_assignsubmission_onlinetext_/onlinetext.html": b"<p>see attached</p>",
+            "__MACOSX/Jean Dupont_12345_assignsubmission_file_/._mini_projet.ipynb": b"x",
+            "../escape.ipynb": notebook,
+            "/etc/absolute.ipynb": notebook,
+        },
+        symlinks={"Jean Dupont_12345_assignsubmission_file_/link.ipynb": "/etc/passwd"},
+    )
     out = tmp_path / "extracted"
     paths, ignored = discover([archive], extract_to=out)
     ids = assign_ids(paths)
     assert set(ids) == {"Jean Dupont", "Zoé Martin"}
-    for path in ids.values():                      # everything written stays inside the extraction folder
+    for path in ids.values():  # everything written stays inside the extraction folder
         assert path.resolve().is_relative_to(out.resolve())
     assert not (tmp_path / "escape.ipynb").exists() and not list(tmp_path.parent.glob("escape*"))
     reasons = {item.name.split(":")[-1]: item.reason for item in ignored}
@@ -87,7 +102,7 @@ def test_a_moodle_download_zip_is_graded_per_student_with_every_skipped_file_rep
     jean = ingest_path(ids["Jean Dupont"], "Jean Dupont")
     assert jean.status == "ok" and jean.main_file == "mini_projet.ipynb"
     assert {Path(i.name).name for i in jean.ignored_files} == {"rapport.pdf"}
-    zoe = ingest_path(ids["Zoé Martin"], "Zoé Martin")      # a student's zip inside Moodle's zip
+    zoe = ingest_path(ids["Zoé Martin"], "Zoé Martin")  # a student's zip inside Moodle's zip
     assert zoe.status == "ok", zoe.reason
     # extracting again reuses the folder: same paths, same content hash (unchanged submissions are kept)
     again, _ = discover([archive], extract_to=out)
@@ -95,9 +110,13 @@ def test_a_moodle_download_zip_is_graded_per_student_with_every_skipped_file_rep
 
 
 def test_a_student_zip_is_one_submission_named_after_the_zip(tmp_path):
-    make_zip(tmp_path / "Élodie Brûlé.zip", {
-        "mini-projet/mini_projet.ipynb": notebook_bytes([("code", FACTORY)]),
-        "mini-projet/data/notes.txt": b"brouillon"})
+    make_zip(
+        tmp_path / "Élodie Brûlé.zip",
+        {
+            "mini-projet/mini_projet.ipynb": notebook_bytes([("code", FACTORY)]),
+            "mini-projet/data/notes.txt": b"brouillon",
+        },
+    )
     paths, ignored = discover([tmp_path], extract_to=tmp_path / "x")
     assert list(assign_ids(paths)) == ["Élodie Brûlé"]
     result = ingest_path(paths[0], "Élodie Brûlé")
@@ -115,8 +134,9 @@ def test_a_folder_holding_one_zip_is_that_student_s_and_a_folder_of_zips_is_a_cl
 
 def test_archives_over_the_size_limit_stop_and_say_why(tmp_path, monkeypatch):
     monkeypatch.setattr(paths_module, "ARCHIVE_MAX_TOTAL_BYTES", 10_000)
-    archive = make_zip(tmp_path / "bomb.zip", {"a/one.ipynb": notebook_bytes([("code", FACTORY)]),
-                                               "a/zeros.bin": b"\0" * 200_000})
+    archive = make_zip(
+        tmp_path / "bomb.zip", {"a/one.ipynb": notebook_bytes([("code", FACTORY)]), "a/zeros.bin": b"\0" * 200_000}
+    )
     _, ignored = discover([archive], extract_to=tmp_path / "x")
     assert any("size limit" in item.reason for item in ignored)
     monkeypatch.setattr(paths_module, "ARCHIVE_MAX_MEMBERS", 1)
@@ -129,6 +149,7 @@ def test_archives_over_the_size_limit_stop_and_say_why(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- notebook formats
 
+
 def test_nbformat_3_notebooks_are_read(tmp_path):
     path = tmp_path / "ancien.ipynb"
     path.write_bytes(notebook_bytes([("md", "# Introduction"), ("md", "Un texte."), ("code", FACTORY)], version=3))
@@ -137,12 +158,12 @@ def test_nbformat_3_notebooks_are_read(tmp_path):
     assert result.status == "ok", result.reason
     assert result.notebook_format == "3.0"
     assert [f.name for f in result.factories] == ["create_baseline_model"]
-    assert result.factories[0].cell == 3                   # heading cells count as cells, from 1
+    assert result.factories[0].cell == 3  # heading cells count as cells, from 1
     assert result.markdown[0].text.startswith("#") and "Introduction" in result.markdown[0].text
 
 
 def test_colab_export_with_outputs_and_without(tmp_path):
-    zoe = ingest_path(SAMPLES / "Zoé Martin")              # Colab export: metadata, outputs, !pip, drive.mount
+    zoe = ingest_path(SAMPLES / "Zoé Martin")  # Colab export: metadata, outputs, !pip, drive.mount
     assert zoe.status == "ok" and zoe.notebook_format.startswith("4")
     notebook = nbformat.read(SAMPLES / "Zoé Martin" / "mini_projet.ipynb", as_version=4)
     for cell in notebook.cells:
@@ -152,7 +173,9 @@ def test_colab_export_with_outputs_and_without(tmp_path):
     stripped.parent.mkdir()
     nbformat.write(notebook, stripped)
     bare = ingest_path(stripped.parent)
-    assert bare.module_source == zoe.module_source and [f.name for f in bare.factories] == [f.name for f in zoe.factories]
+    assert bare.module_source == zoe.module_source and [f.name for f in bare.factories] == [
+        f.name for f in zoe.factories
+    ]
 
 
 # --------------------------------------------------------------------------- factories under other names
@@ -197,18 +220,27 @@ def test_candidates_are_reported_when_the_expected_names_are_missing(tmp_path):
 def test_factory_map_grades_functions_named_otherwise(tmp_path):
     path = tmp_path / "autres_noms.py"
     path.write_text(OTHER_NAMES, encoding="utf-8")
-    result = ingest_path(path, factory_map={"create_baseline_model": "build_cnn",
-                                            "create_improved_model_1": "deeper_cnn",
-                                            "create_improved_model_2": "needs_args",
-                                            "create_improved_model_3": "missing_function"})
+    result = ingest_path(
+        path,
+        factory_map={
+            "create_baseline_model": "build_cnn",
+            "create_improved_model_1": "deeper_cnn",
+            "create_improved_model_2": "needs_args",
+            "create_improved_model_3": "missing_function",
+        },
+    )
     assert result.status == "ok" and result.factory_source == "mapped"
     assert [(f.name, f.line, f.has_docstring) for f in result.factories] == [
-        ("create_baseline_model", 6, True), ("create_improved_model_1", 12, False)]  # the functions' own lines
+        ("create_baseline_model", 6, True),
+        ("create_improved_model_1", 12, False),
+    ]  # the functions' own lines
     refused = {i.name: i.reason for i in result.ignored_functions}
     assert "takes arguments" in refused["create_improved_model_2=needs_args"]
     assert "not defined" in refused["create_improved_model_3=missing_function"]
     namespace: dict = {}
-    source = result.module_source.replace("from keras import layers", "layers = None").replace("import keras", "keras = None")
+    source = result.module_source.replace("from keras import layers", "layers = None").replace(
+        "import keras", "keras = None"
+    )
     exec(compile(source, "m", "exec"), namespace)  # no Keras import: only the module's top level runs
     # the student's TRAINING_CONFIG entry follows the mapping
     assert namespace["TRAINING_CONFIG"]["create_baseline_model"] == {"epochs": 2}
@@ -216,11 +248,14 @@ def test_factory_map_grades_functions_named_otherwise(tmp_path):
 
 def test_factory_map_option_forms(tmp_path):
     table = tmp_path / "noms.toml"
-    table.write_text('[all]\ncreate_improved_model_1 = "build_cnn"\n\n["Jean Dupont"]\n'
-                     'create_baseline_model = "modele_base"\n', encoding="utf-8")
+    table.write_text(
+        '[all]\ncreate_improved_model_1 = "build_cnn"\n\n["Jean Dupont"]\ncreate_baseline_model = "modele_base"\n',
+        encoding="utf-8",
+    )
     assert parse_factory_map(["create_improved_model_2=deeper", str(table)]) == {
         "*": {"create_improved_model_2": "deeper", "create_improved_model_1": "build_cnn"},
-        "Jean Dupont": {"create_baseline_model": "modele_base"}}
+        "Jean Dupont": {"create_baseline_model": "modele_base"},
+    }
     with pytest.raises(ValueError):
         parse_factory_map([str(tmp_path / "nope.toml")])
     assert main(["grade", str(tmp_path), "--factory-map", "nonsense", "--out", str(tmp_path / "o")]) == 2

@@ -1,4 +1,5 @@
 """Ingest: discovering submissions, student ids, and the static extraction of what the worker runs."""
+
 from __future__ import annotations
 
 import ast
@@ -16,8 +17,9 @@ def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
     """A valid nbformat-4 notebook; cells are ("code" | "md", source)."""
     notebook = nbformat.v4.new_notebook()
     for kind, source in cells:
-        notebook.cells.append(nbformat.v4.new_code_cell(source) if kind == "code"
-                              else nbformat.v4.new_markdown_cell(source))
+        notebook.cells.append(
+            nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+        )
     nbformat.validate(notebook)
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
@@ -29,6 +31,7 @@ def dropped_by_code(result) -> dict[str, object]:
 
 
 # --------------------------------------------------------------------------- the four forms
+
 
 def test_single_notebook():
     result = ingest_path(SAMPLES / "baseline_only.ipynb")
@@ -54,8 +57,12 @@ def test_single_module():
     assert result.status == "ok", result.reason
     assert (result.student, result.kind, result.main_file) == ("module_student", "module", "module_student.py")
     names = [f.name for f in result.factories]
-    assert names == ["create_baseline_model", "create_improved_model_1", "create_improved_model_2",
-                     "create_improved_model_3"]
+    assert names == [
+        "create_baseline_model",
+        "create_improved_model_1",
+        "create_improved_model_2",
+        "create_improved_model_3",
+    ]
     assert all(f.has_docstring for f in result.factories)
     lines = path.read_text(encoding="utf-8").splitlines()
     for factory in result.factories:
@@ -77,8 +84,11 @@ def test_student_folder_with_accented_name():
     assert result.student == "Zoé Martin"
     assert (result.kind, result.main_file) == ("folder", "mini_projet.ipynb")
     assert [(i.name, "only the notebook" in i.reason) for i in result.ignored_files] == [("notes.txt", True)]
-    assert [f.name for f in result.factories] == ["create_baseline_model", "create_improved_model_1",
-                                                  "create_improved_model_2"]
+    assert [f.name for f in result.factories] == [
+        "create_baseline_model",
+        "create_improved_model_1",
+        "create_improved_model_2",
+    ]
     kinds = {d.kind for d in result.dropped}
     assert {"shell", "colab", "magic", "data"} <= kinds
     assert "google.colab" not in result.module_source and "drive.mount" not in result.module_source
@@ -174,19 +184,34 @@ CRAFTED = [
     ("code", "!pip install -q tensorflow\nimport math\n%matplotlib inline\nimport numpy as np\nfiles = !ls"),
     ("code", "%%bash\necho hello\nls -la"),
     ("code", "from google.colab import drive\ndrive.mount('/content/drive')"),
-    ("code", "(X_train, y_train), (X_test, y_test) = mnist.load_data()\n"
-             "X_train = X_train.reshape(-1, 28, 28, 1) / 255.0\nLR = 1e-3\nN_CLASSES = 10"),
-    ("code", "def helper_config():\n    \"\"\"Training settings.\"\"\"\n    return {'epochs': 2, 'batch_size': 32}\n\n\n"
-             "def create_baseline_model():\n    return 'baseline'\n"),
-    ("code", "# improved models\ndef create_improved_model_10():\n    return 10\n\n\n"
-             "def create_improved_model_2():\n    \"\"\"Documented.\"\"\"\n    return LR\n"),
+    (
+        "code",
+        "(X_train, y_train), (X_test, y_test) = mnist.load_data()\n"
+        "X_train = X_train.reshape(-1, 28, 28, 1) / 255.0\nLR = 1e-3\nN_CLASSES = 10",
+    ),
+    (
+        "code",
+        'def helper_config():\n    """Training settings."""\n    return {\'epochs\': 2, \'batch_size\': 32}\n\n\n'
+        "def create_baseline_model():\n    return 'baseline'\n",
+    ),
+    (
+        "code",
+        "# improved models\ndef create_improved_model_10():\n    return 10\n\n\n"
+        'def create_improved_model_2():\n    """Documented."""\n    return LR\n',
+    ),
     ("code", "%%time\nmodel = create_baseline_model()\nhistory = model.fit(X_train, y_train, epochs=5)\nTIMED = 3"),
-    ("code", "model.fit(X_train, y_train)\nmodel.evaluate(X_test, y_test)\nplt.show()\nprint('done')\n"
-             "score = model.evaluate(X_test, y_test)"),
+    (
+        "code",
+        "model.fit(X_train, y_train)\nmodel.evaluate(X_test, y_test)\nplt.show()\nprint('done')\n"
+        "score = model.evaluate(X_test, y_test)",
+    ),
     ("code", "TRAINING_CONFIG = {'create_improved_model_2': helper_config()}"),
-    ("code", "def build_model():\n    return None\n\n\ndef create_improved_model_3(units):\n    return units\n\n\n"
-             "def create_improved_model_4(*, units):\n    return units\n\n\n"
-             "def create_improved_model_5(units=3):\n    return units\n"),
+    (
+        "code",
+        "def build_model():\n    return None\n\n\ndef create_improved_model_3(units):\n    return units\n\n\n"
+        "def create_improved_model_4(*, units):\n    return units\n\n\n"
+        "def create_improved_model_5(units=3):\n    return units\n",
+    ),
 ]
 
 
@@ -202,20 +227,23 @@ def test_crafted_notebook_is_read(crafted):
     compile(crafted.module_source, "submission.py", "exec")
 
 
-@pytest.mark.parametrize("code, kind, cell", [
-    ("!pip install -q tensorflow", "shell", 2),
-    ("files = !ls", "shell", 2),
-    ("%matplotlib inline", "magic", 2),
-    ("%%bash", "magic", 3),
-    ("from google.colab import drive", "colab", 4),
-    ("(X_train, y_train), (X_test, y_test) = mnist.load_data()", "data", 5),
-    ("X_train = X_train.reshape(-1, 28, 28, 1) / 255.0", "depends_on_dropped", 5),
-    ("%%time", "magic", 8),
-    ("history = model.fit(X_train, y_train, epochs=5)", "depends_on_dropped", 8),
-    ("model.fit(X_train, y_train)", "training", 9),
-    ("model.evaluate(X_test, y_test)", "evaluation", 9),
-    ("plt.show()", "plotting", 9),
-])
+@pytest.mark.parametrize(
+    "code, kind, cell",
+    [
+        ("!pip install -q tensorflow", "shell", 2),
+        ("files = !ls", "shell", 2),
+        ("%matplotlib inline", "magic", 2),
+        ("%%bash", "magic", 3),
+        ("from google.colab import drive", "colab", 4),
+        ("(X_train, y_train), (X_test, y_test) = mnist.load_data()", "data", 5),
+        ("X_train = X_train.reshape(-1, 28, 28, 1) / 255.0", "depends_on_dropped", 5),
+        ("%%time", "magic", 8),
+        ("history = model.fit(X_train, y_train, epochs=5)", "depends_on_dropped", 8),
+        ("model.fit(X_train, y_train)", "training", 9),
+        ("model.evaluate(X_test, y_test)", "evaluation", 9),
+        ("plt.show()", "plotting", 9),
+    ],
+)
 def test_dropped_statements_have_a_kind_and_a_place(crafted, code, kind, cell):
     dropped = dropped_by_code(crafted)
     assert code in dropped, sorted(dropped)
@@ -223,10 +251,15 @@ def test_dropped_statements_have_a_kind_and_a_place(crafted, code, kind, cell):
     assert dropped[code].reason
 
 
-@pytest.mark.parametrize("code", [
-    "drive.mount('/content/drive')", "print('done')", "model = create_baseline_model()",
-    "score = model.evaluate(X_test, y_test)",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "drive.mount('/content/drive')",
+        "print('done')",
+        "model = create_baseline_model()",
+        "score = model.evaluate(X_test, y_test)",
+    ],
+)
 def test_top_level_calls_are_dropped(crafted, code):
     assert code in dropped_by_code(crafted)
     assert code not in crafted.module_source
@@ -234,8 +267,19 @@ def test_top_level_calls_are_dropped(crafted, code):
 
 def test_shell_magic_and_bash_cells_never_reach_the_module(crafted):
     source = crafted.module_source
-    for text in ("pip install", "%matplotlib", "!ls", "echo hello", "%%", "google.colab", "load_data", ".fit(",
-                 ".evaluate(", "plt.show", "print("):
+    for text in (
+        "pip install",
+        "%matplotlib",
+        "!ls",
+        "echo hello",
+        "%%",
+        "google.colab",
+        "load_data",
+        ".fit(",
+        ".evaluate(",
+        "plt.show",
+        "print(",
+    ):
         assert text not in source, text
     assert dropped_by_code(crafted)["%%bash"].reason.startswith("cell magic %%bash")
 
@@ -269,8 +313,11 @@ def test_kept_statements(crafted):
 
 def test_factories_in_natural_order_baseline_first(crafted):
     assert [(f.name, f.role) for f in crafted.factories] == [
-        ("create_baseline_model", "baseline"), ("create_improved_model_2", "improved"),
-        ("create_improved_model_5", "improved"), ("create_improved_model_10", "improved")]
+        ("create_baseline_model", "baseline"),
+        ("create_improved_model_2", "improved"),
+        ("create_improved_model_5", "improved"),
+        ("create_improved_model_10", "improved"),
+    ]
     assert {f.name: f.has_docstring for f in crafted.factories}["create_improved_model_2"]
 
 
@@ -278,8 +325,8 @@ def test_factories_with_required_arguments_and_lookalikes_are_ignored_with_a_rea
     ignored = {i.name: i.reason for i in crafted.ignored_functions}
     assert set(ignored) == {"build_model", "create_improved_model_3", "create_improved_model_4"}
     assert "arguments" in ignored["create_improved_model_3"]
-    assert "arguments" in ignored["create_improved_model_4"]      # keyword-only without default
-    assert "create_baseline_model" in ignored["build_model"]      # says what to call it instead
+    assert "arguments" in ignored["create_improved_model_4"]  # keyword-only without default
+    assert "create_baseline_model" in ignored["build_model"]  # says what to call it instead
     assert "helper_config" not in ignored
 
 
@@ -294,8 +341,11 @@ def test_line_map_points_factories_back_to_their_cell(crafted):
         (module_line,) = [n for n, text in enumerate(module_lines, 1) if text.startswith(f"def {factory.name}(")]
         assert tuple(crafted.line_map[module_line - 1]) == (factory.cell, factory.line)
     assert [(f.name, f.cell, f.line) for f in crafted.factories] == [
-        ("create_baseline_model", 6, 6), ("create_improved_model_2", 7, 6),
-        ("create_improved_model_5", 11, 13), ("create_improved_model_10", 7, 2)]
+        ("create_baseline_model", 6, 6),
+        ("create_improved_model_2", 7, 6),
+        ("create_improved_model_5", 11, 13),
+        ("create_improved_model_10", 7, 2),
+    ]
 
 
 def test_module_main_guard_is_dropped(tmp_path):
@@ -303,7 +353,8 @@ def test_module_main_guard_is_dropped(tmp_path):
     path.write_text(
         '"""Report."""\nimport math\n\nLR = 1e-3\n\n\ndef create_baseline_model():\n    return LR\n\n\n'
         'if __name__ == "__main__":\n    create_baseline_model().fit()\n    raise SystemExit(1)\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     result = ingest_path(path)
     assert result.status == "ok" and result.kind == "module" and result.student == "étudiant"
     (main,) = [d for d in result.dropped if d.kind == "main"]
@@ -317,12 +368,16 @@ def test_module_main_guard_is_dropped(tmp_path):
 
 # --------------------------------------------------------------------------- unreadable submissions
 
+
 def test_syntax_error_names_the_cell_and_line(tmp_path):
-    path = write_notebook(tmp_path / "oops.ipynb", [
-        ("md", "# Titre"),
-        ("code", "import math"),
-        ("code", "def create_baseline_model():\n    return (1,\n\nx = 1"),
-    ])
+    path = write_notebook(
+        tmp_path / "oops.ipynb",
+        [
+            ("md", "# Titre"),
+            ("code", "import math"),
+            ("code", "def create_baseline_model():\n    return (1,\n\nx = 1"),
+        ],
+    )
     result = ingest_path(path)
     assert result.status == "invalid"
     assert "Syntax error in cell 3, line 2" in result.reason
@@ -367,8 +422,10 @@ def test_module_that_is_not_utf8(tmp_path):
 
 
 def test_no_factory_is_invalid_and_lists_lookalikes(tmp_path):
-    path = write_notebook(tmp_path / "nofactory.ipynb", [
-        ("code", "import math\n\ndef build_model():\n    return 1\n\ndef create_cnn_model():\n    return 2\n")])
+    path = write_notebook(
+        tmp_path / "nofactory.ipynb",
+        [("code", "import math\n\ndef build_model():\n    return 1\n\ndef create_cnn_model():\n    return 2\n")],
+    )
     result = ingest_path(path)
     assert result.status == "invalid"
     assert result.reason.startswith("No factory found")
@@ -382,18 +439,33 @@ def test_empty_notebook_is_invalid(tmp_path):
 
 # --------------------------------------------------------------------------- extraction edge cases
 
+
 def test_operators_at_the_start_of_a_continuation_line_are_not_magics(tmp_path):
-    path = write_notebook(tmp_path / "pep8.ipynb", [("code",
-        "SAME = (1\n        != 2)\nREST = (7\n        % 3)\n\n\ndef create_baseline_model():\n    return SAME\n")])
+    path = write_notebook(
+        tmp_path / "pep8.ipynb",
+        [
+            (
+                "code",
+                "SAME = (1\n        != 2)\nREST = (7\n        % 3)\n\n\ndef create_baseline_model():\n    return SAME\n",
+            )
+        ],
+    )
     result = ingest_path(path)
     assert result.status == "ok", result.reason
     assert "!= 2" in result.module_source and "% 3" in result.module_source
 
 
 def test_semicolon_separated_statements_are_classified_separately(tmp_path):
-    path = write_notebook(tmp_path / "colab.ipynb", [
-        ("code", "import os; from google.colab import drive\nLR = 1e-3; model.fit(x)\n\n"
-                 "def create_baseline_model():\n    return LR\n")])
+    path = write_notebook(
+        tmp_path / "colab.ipynb",
+        [
+            (
+                "code",
+                "import os; from google.colab import drive\nLR = 1e-3; model.fit(x)\n\n"
+                "def create_baseline_model():\n    return LR\n",
+            )
+        ],
+    )
     result = ingest_path(path)
     assert result.status == "ok", result.reason
     assert "import os" in result.module_source and "LR = 1e-3" in result.module_source
@@ -404,13 +476,22 @@ def test_semicolon_separated_statements_are_classified_separately(tmp_path):
 def test_a_name_changed_in_place_by_a_dropped_statement_is_not_trusted(tmp_path):
     """`results` is a kept `{}`, but the dropped statements filled it: what reads it afterwards is
     dropped too, instead of failing the import with a KeyError."""
-    path = write_notebook(tmp_path / "inplace.ipynb", [
-        ("code", "import keras\nresults = {}\nscores = []\nLABELS = ['a', 'b']\n"
-                 "def create_baseline_model():\n    return keras.Sequential([keras.Input((28, 28, 1))])"),
-        ("code", "model = create_baseline_model()\nresults['baseline'] = model.evaluate(x, y)\n"
-                 "scores.append(model.evaluate(x, y)[1])\nLABELS.sort()"),
-        ("code", "best = results['baseline']\nfirst = scores[0]\nN = len(LABELS)\nTITLE = 'MNIST'"),
-    ])
+    path = write_notebook(
+        tmp_path / "inplace.ipynb",
+        [
+            (
+                "code",
+                "import keras\nresults = {}\nscores = []\nLABELS = ['a', 'b']\n"
+                "def create_baseline_model():\n    return keras.Sequential([keras.Input((28, 28, 1))])",
+            ),
+            (
+                "code",
+                "model = create_baseline_model()\nresults['baseline'] = model.evaluate(x, y)\n"
+                "scores.append(model.evaluate(x, y)[1])\nLABELS.sort()",
+            ),
+            ("code", "best = results['baseline']\nfirst = scores[0]\nN = len(LABELS)\nTITLE = 'MNIST'"),
+        ],
+    )
     result = ingest_path(path)
     assert result.status == "ok", result.reason
     dropped = dropped_by_code(result)
@@ -418,5 +499,5 @@ def test_a_name_changed_in_place_by_a_dropped_statement_is_not_trusted(tmp_path)
         assert dropped[code].kind == "depends_on_dropped", code
     assert "TITLE = 'MNIST'" in result.module_source
     namespace: dict = {}
-    exec(compile(result.module_source, "submission.py", "exec"), namespace)   # imports without a KeyError
+    exec(compile(result.module_source, "submission.py", "exec"), namespace)  # imports without a KeyError
     assert callable(namespace["create_baseline_model"])

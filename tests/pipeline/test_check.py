@@ -1,4 +1,5 @@
 """`harness check`: the students' checklist, its predicted ranges, its preview and its exit codes."""
+
 from __future__ import annotations
 
 import shutil
@@ -46,8 +47,25 @@ TRAINING_CONFIG = {"create_improved_model_1": {"batch_size": 64, "validation_spl
 
 
 def run_check(capsys, path, out, protocol, data, cache, *extra):
-    code = main(["check", str(path), "--out", str(out), "--profile", TINY, "--protocol", str(protocol),
-                 "--data", str(data), "--cache", str(cache), "--lang", "en", *extra])
+    code = main(
+        [
+            "check",
+            str(path),
+            "--out",
+            str(out),
+            "--profile",
+            TINY,
+            "--protocol",
+            str(protocol),
+            "--data",
+            str(data),
+            "--cache",
+            str(cache),
+            "--lang",
+            "en",
+            *extra,
+        ]
+    )
     return code, capsys.readouterr().out
 
 
@@ -68,12 +86,23 @@ def test_check_on_a_sample_prints_the_checklist_and_exits_0(tmp_path, capsys, mn
     assert 'id="harness-check"' in html and "this is not the grade" in html
 
 
-def test_check_reports_a_failing_model_estimates_ranges_and_exits_1(tmp_path, capsys, mnist_npz, protocol_path,
-                                                                    stage_cache):
+def test_check_reports_a_failing_model_estimates_ranges_and_exits_1(
+    tmp_path, capsys, mnist_npz, protocol_path, stage_cache
+):
     path = tmp_path / "deux_modeles.py"
     path.write_text(textwrap.dedent(GOOD_AND_BAD), encoding="utf-8")
-    reports = check(CheckOptions(path=path, out=tmp_path / "check", cache=stage_cache, data=mnist_npz,
-                                 protocol=protocol_path, profile=TINY, language="en", log=lambda line: None))
+    reports = check(
+        CheckOptions(
+            path=path,
+            out=tmp_path / "check",
+            cache=stage_cache,
+            data=mnist_npz,
+            protocol=protocol_path,
+            profile=TINY,
+            language="en",
+            log=lambda line: None,
+        )
+    )
     report = reports[0]
     assert report.exit_code == 1
     assert len(report.reasons) == 1 and report.reasons[0].startswith("create_improved_model_2: invalid")
@@ -84,24 +113,37 @@ def test_check_reports_a_failing_model_estimates_ranges_and_exits_1(tmp_path, ca
     assert "training settings: batch_size=64" in text
     estimates = {e.id: e for e in report.estimates}
     improvement = estimates["improvement"]
-    assert improvement.low == 0 and improvement.high == improvement.max_points      # depends on accuracy
-    assert estimates["documentation"].fixed                                         # depends on the text only
+    assert improvement.low == 0 and improvement.high == improvement.max_points  # depends on accuracy
+    assert estimates["documentation"].fixed  # depends on the text only
     assert report.total_low < report.total_high <= 20
     assert sum(e.low for e in report.estimates) <= report.total_low
 
 
-def test_check_of_an_unreadable_notebook_exits_1_with_the_reason(tmp_path, capsys, mnist_npz, protocol_path,
-                                                                stage_cache):
-    code, out = run_check(capsys, SAMPLES / "broken.ipynb", tmp_path / "check", protocol_path, mnist_npz, stage_cache,
-                          "--ascii")
+def test_check_of_an_unreadable_notebook_exits_1_with_the_reason(
+    tmp_path, capsys, mnist_npz, protocol_path, stage_cache
+):
+    code, out = run_check(
+        capsys, SAMPLES / "broken.ipynb", tmp_path / "check", protocol_path, mnist_npz, stage_cache, "--ascii"
+    )
     assert code == 1
     assert "[!!] NOT GRADABLE as is" in out and "Syntax error in cell 8, line 12" in out
     assert "✓" not in out and "✗" not in out
 
 
 def test_check_cannot_run_without_data_or_a_submission(tmp_path, capsys):
-    assert main(["check", str(SAMPLES / "baseline_only.ipynb"), "--out", str(tmp_path / "o"),
-                 "--data", str(tmp_path / "missing.npz")]) == 2
+    assert (
+        main(
+            [
+                "check",
+                str(SAMPLES / "baseline_only.ipynb"),
+                "--out",
+                str(tmp_path / "o"),
+                "--data",
+                str(tmp_path / "missing.npz"),
+            ]
+        )
+        == 2
+    )
     assert "MNIST is not available" in capsys.readouterr().err
     assert main(["check", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "o")]) == 2
     assert "no notebook" in capsys.readouterr().err

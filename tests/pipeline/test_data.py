@@ -1,4 +1,5 @@
 """MNIST loading, validation and hashing; the assignment's preprocessing; the training split."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,6 +43,7 @@ def assert_says_how_to_provide(error: pytest.ExceptionInfo) -> None:
 
 
 # --------------------------------------------------------------------------- loading
+
 
 @pytest.fixture(scope="module")
 def raw(mnist_npz) -> RawMnist:
@@ -113,14 +115,17 @@ def test_missing_keys(tmp_path):
     assert_says_how_to_provide(error)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("x_train", np.zeros((50, 28, 27), np.uint8), "x_train has shape"),
-    ("x_test", np.zeros((20, 784), np.uint8), "x_test has shape"),
-    ("y_train", np.zeros(49, np.uint8), "y_train has shape"),
-    ("y_test", np.zeros((20, 10), np.uint8), "y_test has shape"),
-    ("y_train", np.full(50, 10, np.int64), "labels outside"),
-    ("x_test", np.full((20, 28, 28), 300, np.int64), "pixels outside"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("x_train", np.zeros((50, 28, 27), np.uint8), "x_train has shape"),
+        ("x_test", np.zeros((20, 784), np.uint8), "x_test has shape"),
+        ("y_train", np.zeros(49, np.uint8), "y_train has shape"),
+        ("y_test", np.zeros((20, 10), np.uint8), "y_test has shape"),
+        ("y_train", np.full(50, 10, np.int64), "labels outside"),
+        ("x_test", np.full((20, 28, 28), 300, np.int64), "pixels outside"),
+    ],
+)
 def test_wrong_shapes_and_values(tmp_path, key, value, message):
     arrays = fake_mnist()
     arrays[key] = value
@@ -130,6 +135,7 @@ def test_wrong_shapes_and_values(tmp_path, key, value, message):
 
 
 # --------------------------------------------------------------------------- preprocessing and split
+
 
 def test_preprocess_images_shape_dtype_range():
     x = np.array([np.zeros((28, 28)), np.full((28, 28), 255), np.arange(784).reshape(28, 28) % 256], dtype=np.uint8)
@@ -189,13 +195,15 @@ def test_an_installed_copy_finds_its_course_files(tmp_path):
     shutil.copytree(repo / "harness", site / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     for folder in ("reference", "rubric", "templates"):
         shutil.copytree(repo / folder, site / "harness" / folder)
-    probe = (f"import sys; sys.path.insert(0, {str(site)!r})\n"
-             "from harness.resources import bundled\n"
-             "from harness.config.protocol import load_protocol\n"
-             "from harness.analysis.perturbations import default_suite_path\n"
-             "load_protocol()\n"
-             "print(bundled('reference', 'protocol.toml'), default_suite_path(), bundled('rubric', 'default.toml'),"
-             " bundled('templates', 'report.html.j2'), sep='\\n')\n")
+    probe = (
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
+        "from harness.resources import bundled\n"
+        "from harness.config.protocol import load_protocol\n"
+        "from harness.analysis.perturbations import default_suite_path\n"
+        "load_protocol()\n"
+        "print(bundled('reference', 'protocol.toml'), default_suite_path(), bundled('rubric', 'default.toml'),"
+        " bundled('templates', 'report.html.j2'), sep='\\n')\n"
+    )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     paths = [Path(line) for line in done.stdout.split()]

@@ -1,5 +1,6 @@
 """Grading end to end with real TensorFlow workers on the tiny profile: outputs, failures, budgets,
 reproducibility, reuse of unchanged submissions, and the CLI's exit codes."""
+
 from __future__ import annotations
 
 import base64
@@ -36,8 +37,7 @@ from harness.resources import bundled
 from harness.results import SubmissionResult
 from harness.training.train import TrainingJob, train_submission
 
-CSV_HEADER = ["student", "status", "total", "code_quality", "modifications", "improvement", "analysis",
-              "documentation"]
+CSV_HEADER = ["student", "status", "total", "code_quality", "modifications", "improvement", "analysis", "documentation"]
 OK_STUDENTS = {"baseline_only", "module_student", FOLDER_STUDENT}
 STUDENTS = OK_STUDENTS | {"broken"}
 
@@ -59,7 +59,9 @@ def assert_self_contained(path: Path):
     for element in document.iter():
         for attribute in ("src", "href", "srcset", "data", "poster", "action"):
             value = (element.get(attribute) or "").strip().lower()
-            assert not value.startswith(("http://", "https://", "//")), f"{path.name}: <{element.tag} {attribute}={value[:80]}>"
+            assert not value.startswith(("http://", "https://", "//")), (
+                f"{path.name}: <{element.tag} {attribute}={value[:80]}>"
+            )
         if element.tag == "img":
             images += 1
             src = element.get("src")
@@ -78,6 +80,7 @@ def text_of(document) -> str:
 
 # --------------------------------------------------------------------------- outputs of one class
 
+
 @pytest.mark.slow
 def test_outputs_exist(graded):
     out = graded.out
@@ -95,7 +98,7 @@ def test_outputs_exist(graded):
 def test_grades_csv(graded):
     with open(graded.out / "grades.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0][:len(CSV_HEADER)] == CSV_HEADER  # further columns (e.g. automatic points) may follow
+    assert rows[0][: len(CSV_HEADER)] == CSV_HEADER  # further columns (e.g. automatic points) may follow
     by_student = {row[0]: row for row in rows[1:]}
     assert set(by_student) == STUDENTS and len(rows) == 1 + len(STUDENTS)
     for student, row in by_student.items():
@@ -103,7 +106,7 @@ def test_grades_csv(graded):
         assert row[1] == result.status
         assert float(row[2]) == result.score.total
         points = {c.id: c.points for c in result.score.criteria}
-        criteria = row[3:len(CSV_HEADER)]
+        criteria = row[3 : len(CSV_HEADER)]
         assert [float(v) for v in criteria] == [points[c] for c in CSV_HEADER[3:]]
         assert sum(float(v) for v in criteria) == pytest.approx(float(row[2]))
     assert by_student["broken"][1:3] == ["invalid", "0.0"]
@@ -189,9 +192,26 @@ def regraded_without_broken(graded, class_dir, tmp_path_factory, mnist_npz, prot
     paths = [class_dir / "baseline_only.ipynb", class_dir / "module_student.py", class_dir / FOLDER_STUDENT]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main(["grade", *map(str, paths), "--out", str(out), "--profile", TINY, "--protocol", str(protocol_path),
-                     "--data", str(mnist_npz), "--cache", str(stage_cache), "--suite", str(suite_path),
-                     "--workers", "2"])
+        code = main(
+            [
+                "grade",
+                *map(str, paths),
+                "--out",
+                str(out),
+                "--profile",
+                TINY,
+                "--protocol",
+                str(protocol_path),
+                "--data",
+                str(mnist_npz),
+                "--cache",
+                str(stage_cache),
+                "--suite",
+                str(suite_path),
+                "--workers",
+                "2",
+            ]
+        )
     return code, printed.getvalue(), out, mtimes
 
 
@@ -276,6 +296,7 @@ def test_baseline_only_has_no_improvement_points(graded):
 
 # --------------------------------------------------------------------------- failures
 
+
 def models_of(run, student):
     return {m.name: m for m in run.result(student).models}
 
@@ -283,8 +304,7 @@ def models_of(run, student):
 @pytest.mark.slow
 def test_failing_submissions_are_graded_partially(failing):
     assert failing.summary.exit_code == 1
-    assert {r.student: r.status for r in failing.summary.results} == {"misbehaving": "partial",
-                                                                     "crashing": "failed"}
+    assert {r.student: r.status for r in failing.summary.results} == {"misbehaving": "partial", "crashing": "failed"}
     for result in failing.summary.results:
         assert result.score is not None and result.score.max_total == 20
         document, _ = assert_self_contained(failing.out / result.student / "report.html")
@@ -364,10 +384,17 @@ def test_a_model_stops_cleanly_at_its_budget(tmp_path, mnist_npz, protocol_path)
     np.savez(data, x_train=split.x_train, y_train=split.y_train, x_val=split.x_val, y_val=split.y_val)
     source = bundled("reference", "baseline.py").read_text(encoding="utf-8")
     source += '\n\nTRAINING_CONFIG = {"create_baseline_model": {"batch_size": 16}}\n'  # 100 batches an epoch
-    job = TrainingJob(protocol=protocol, profile=profile, seed=protocol.training.seed, train_data=data,
-                      work_dir=tmp_path / "work", threads=2)
-    models, worker = train_submission(source, [("create_baseline_model", "baseline")], job,
-                                      tmp_path / "work" / "train", tmp_path / "models")
+    job = TrainingJob(
+        protocol=protocol,
+        profile=profile,
+        seed=protocol.training.seed,
+        train_data=data,
+        work_dir=tmp_path / "work",
+        threads=2,
+    )
+    models, worker = train_submission(
+        source, [("create_baseline_model", "baseline")], job, tmp_path / "work" / "train", tmp_path / "models"
+    )
     (model,) = models
     assert model.status == "ok", model.reason
     assert model.stopped_by_budget
@@ -380,14 +407,22 @@ def test_a_model_stops_cleanly_at_its_budget(tmp_path, mnist_npz, protocol_path)
 
 # --------------------------------------------------------------------------- reproducibility
 
+
 @pytest.fixture(scope="module")
 def regraded_from_scratch(graded, class_dir, tmp_path_factory, mnist_npz, protocol_path, suite_path):
     """baseline_only graded again into a new folder, no cache: its model is trained again.
     (The reference is reused from the first run's _reference/ to save a training.)"""
     out = tmp_path_factory.mktemp("repro") / "out"
     shutil.copytree(graded.out / REFERENCE_DIR, out / REFERENCE_DIR)
-    return run_grade([class_dir / "baseline_only.ipynb"], out, protocol=protocol_path, data=mnist_npz,
-                     cache=None, use_cache=False, suite=suite_path)
+    return run_grade(
+        [class_dir / "baseline_only.ipynb"],
+        out,
+        protocol=protocol_path,
+        data=mnist_npz,
+        cache=None,
+        use_cache=False,
+        suite=suite_path,
+    )
 
 
 @pytest.mark.slow
@@ -397,17 +432,29 @@ def test_same_seed_gives_identical_results(graded, regraded_from_scratch):
     assert not getattr(b, "from_cache", [])  # really retrained
     assert b.test_accuracy == a.test_accuracy
     assert b.history == a.history
-    np.testing.assert_array_equal(predictions(regraded_from_scratch.out / "baseline_only", b),
-                                  predictions(graded.out / "baseline_only", a))
+    np.testing.assert_array_equal(
+        predictions(regraded_from_scratch.out / "baseline_only", b), predictions(graded.out / "baseline_only", a)
+    )
     assert second.score.total == first.score.total
 
 
 # --------------------------------------------------------------------------- CLI
 
+
 def test_cli_missing_data_exits_2_with_the_data_message(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(DATA_ENV, raising=False)
-    code = main(["grade", str(SAMPLES / "baseline_only.ipynb"), "--out", str(tmp_path / "out"),
-                 "--profile", "smoke", "--data", str(tmp_path / "missing.npz")])
+    code = main(
+        [
+            "grade",
+            str(SAMPLES / "baseline_only.ipynb"),
+            "--out",
+            str(tmp_path / "out"),
+            "--profile",
+            "smoke",
+            "--data",
+            str(tmp_path / "missing.npz"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "No MNIST file" in err and str(tmp_path / "missing.npz") in err
@@ -416,14 +463,28 @@ def test_cli_missing_data_exits_2_with_the_data_message(tmp_path, capsys, monkey
 
 def test_cli_data_from_env_that_does_not_exist(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "nowhere.npz"))
-    assert main(["grade", str(SAMPLES / "baseline_only.ipynb"), "--out", str(tmp_path / "out"),
-                 "--profile", "smoke"]) == 2
+    assert (
+        main(["grade", str(SAMPLES / "baseline_only.ipynb"), "--out", str(tmp_path / "out"), "--profile", "smoke"]) == 2
+    )
     assert "nowhere.npz" in capsys.readouterr().err
 
 
 def test_cli_unknown_profile_exits_2(tmp_path, capsys, mnist_npz):
-    assert main(["grade", str(SAMPLES / "baseline_only.ipynb"), "--out", str(tmp_path / "out"),
-                 "--profile", "gigantic", "--data", str(mnist_npz)]) == 2
+    assert (
+        main(
+            [
+                "grade",
+                str(SAMPLES / "baseline_only.ipynb"),
+                "--out",
+                str(tmp_path / "out"),
+                "--profile",
+                "gigantic",
+                "--data",
+                str(mnist_npz),
+            ]
+        )
+        == 2
+    )
     assert "unknown profile" in capsys.readouterr().err
 
 
@@ -434,12 +495,18 @@ def test_an_evaluation_worker_started_early_ends_when_nothing_is_sent(tmp_path, 
     protocol = load_protocol(protocol_path)
     test_data = tmp_path / "test.npz"
     np.savez(test_data, x_test=np.zeros((4, 28, 28, 1), "float32"))
-    job = TrainingJob(protocol=protocol, profile=protocol.profile(TINY), seed=protocol.training.seed,
-                      train_data=test_data, work_dir=tmp_path / "work", threads=1)
+    job = TrainingJob(
+        protocol=protocol,
+        profile=protocol.profile(TINY),
+        seed=protocol.training.seed,
+        train_data=test_data,
+        work_dir=tmp_path / "work",
+        threads=1,
+    )
     worker = EvaluationWorker(job, tmp_path / "work" / "safe", tmp_path / "models", test_data)
     assert worker.thread.is_alive()
     worker.cancel()
     assert not worker.thread.is_alive()
     events = [e["event"] for e in worker.outcome.events]
     assert worker.outcome.returncode == 0 and "go" in events and events[-1] == "done", worker.outcome.log_tail
-    assert worker.predict([]) == {}            # a second word changes nothing
+    assert worker.predict([]) == {}  # a second word changes nothing

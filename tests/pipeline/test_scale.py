@@ -2,6 +2,7 @@
 
 Real TensorFlow workers on the ``tiny`` profile (conftest.py); a class of three small modules.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,17 @@ def write_class(folder: Path) -> Path:
 
 def options(paths, out: Path, protocol: Path, data: Path, cache: Path | None = None, **extra) -> GradeOptions:
     lines: list[str] = []
-    return GradeOptions(paths=list(paths), out=out, profile="tiny", data=data, protocol=protocol,
-                        cache=cache, log=lines.append, progress=Progress(lines.append), **extra)
+    return GradeOptions(
+        paths=list(paths),
+        out=out,
+        profile="tiny",
+        data=data,
+        protocol=protocol,
+        cache=cache,
+        log=lines.append,
+        progress=Progress(lines.append),
+        **extra,
+    )
 
 
 def scores(out: Path) -> dict[str, tuple]:
@@ -52,8 +62,10 @@ def scores(out: Path) -> dict[str, tuple]:
         if path.parent.name.startswith("_"):
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
-        found[result["student"]] = (result["score"]["total"],
-                                    tuple((m["name"], m["test_accuracy"]) for m in result["models"]))
+        found[result["student"]] = (
+            result["score"]["total"],
+            tuple((m["name"], m["test_accuracy"]) for m in result["models"]),
+        )
     return found
 
 
@@ -76,8 +88,9 @@ def test_a_rerun_on_an_unchanged_class_trains_nothing(cold_class, protocol_path,
     assert again.seconds < first.seconds / 2
 
 
-def test_a_new_output_folder_sharing_the_cache_takes_every_stage_from_it(cold_class, tmp_path, protocol_path,
-                                                                          mnist_npz):
+def test_a_new_output_folder_sharing_the_cache_takes_every_stage_from_it(
+    cold_class, tmp_path, protocol_path, mnist_npz
+):
     classroom, out, first = cold_class
     again = grade(options([classroom], tmp_path / "out", protocol_path, mnist_npz, workers=1, cache=out / ".cache"))
     assert again.kept == []
@@ -105,8 +118,11 @@ def test_a_changed_submission_retrains_only_itself(cold_class, tmp_path, protoco
 
 def test_no_cache_retrains_everything(cold_class, tmp_path, protocol_path, mnist_npz):
     classroom, out, _ = cold_class
-    summary = grade(options([classroom / "ana.py"], tmp_path / "out", protocol_path, mnist_npz,
-                            cache=out / ".cache", use_cache=False))
+    summary = grade(
+        options(
+            [classroom / "ana.py"], tmp_path / "out", protocol_path, mnist_npz, cache=out / ".cache", use_cache=False
+        )
+    )
     assert all(m.from_cache == [] for m in summary.results[0].models)
 
 
@@ -118,11 +134,13 @@ def test_two_workers_give_the_same_scores_as_one(cold_class, tmp_path, protocol_
 
 def test_the_ray_backend_gives_the_same_scores(cold_class, tmp_path, protocol_path, mnist_npz):
     import ray  # in the test extra, so CI always runs this
+
     classroom, out, _ = cold_class
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        summary = grade(options([classroom], tmp_path / "ray", protocol_path, mnist_npz, workers=2,
-                                backend="ray", use_cache=False))
+        summary = grade(
+            options([classroom], tmp_path / "ray", protocol_path, mnist_npz, workers=2, backend="ray", use_cache=False)
+        )
     finally:
         ray.shutdown()
     assert [r.status for r in summary.results] == ["ok"] * 3

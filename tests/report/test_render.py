@@ -1,5 +1,6 @@
 """Reports as people see them: re-rendered from stored results, opened in headless Chromium,
 parsed strictly, exported to gradebooks. Uses the session's graded class (conftest.py)."""
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,11 @@ def rendered(graded, tmp_path_factory) -> Path:
     """A copy of the graded class, re-rendered in English by `harness report` (nothing retrained)."""
     out = copy_of(graded, tmp_path_factory.mktemp("reports") / "out")
     roster = out / "roster.csv"
-    roster.write_text("student,email,id_number,canvas_id,sis_user_id,sis_login_id,section\n"
-                      "baseline_only,b.only@example.edu,B001,1001,S-B001,bonly,G1\n", encoding="utf-8")
+    roster.write_text(
+        "student,email,id_number,canvas_id,sis_user_id,sis_login_id,section\n"
+        "baseline_only,b.only@example.edu,B001,1001,S-B001,bonly,G1\n",
+        encoding="utf-8",
+    )
     models_before = {p: p.stat().st_mtime_ns for p in out.rglob("*.keras")}
     assert main(["report", str(out), "--lang", "en", "--roster", str(roster)]) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.keras")} == models_before
@@ -38,8 +42,9 @@ def test_every_page_parses_and_refers_to_nothing_external(rendered):
         parser = html5lib.HTMLParser(strict=True)
         parser.parse(text)  # raises on any parse error
         assert not EXTERNAL.search(text), page
-        assert "<img" not in text or all(src.startswith("data:image/")
-                                          for src in re.findall(r'<img[^>]*\ssrc="([^"]*)"', text)), page
+        assert "<img" not in text or all(
+            src.startswith("data:image/") for src in re.findall(r'<img[^>]*\ssrc="([^"]*)"', text)
+        ), page
 
 
 def test_pages_render_in_chromium_without_errors_and_every_image_loads(rendered):
@@ -67,8 +72,9 @@ def test_the_dashboard_table_sorts_when_a_heading_is_clicked(rendered):
         column = "Array.from(document.querySelectorAll('#students tbody tr')).map(r => r.cells[0].textContent.trim())"
         page.click("#students th >> nth=0")
         ascending = page.evaluate(column)
-        in_order = page.evaluate(f"(names => names.every((n, i) => i == 0 || names[i - 1].localeCompare(n) <= 0))"
-                                 f"({column})")
+        in_order = page.evaluate(
+            f"(names => names.every((n, i) => i == 0 || names[i - 1].localeCompare(n) <= 0))({column})"
+        )
         page.click("#students th >> nth=0")
         descending = page.evaluate(column)
         browser.close()

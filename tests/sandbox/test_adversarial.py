@@ -7,6 +7,7 @@
 * ``harness grade`` is killed with SIGKILL in the middle of a batch; the same command then
   completes it, keeping every result written before the kill byte for byte.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,10 @@ from harness.resources import bundled
 from harness.results import SubmissionResult
 from harness.sandbox import bubblewrap_available
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap cannot create namespaces here")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap cannot create namespaces here"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 ADVERSARIAL = REPO / "submissions" / "adversarial"
@@ -92,15 +95,23 @@ EXPECTED = {
     "adv_infinite_loop": [("timeout", f"did not return a model within {BUILD_TIMEOUT_S} s")],
     "adv_memory_growth": [("out_of_memory", "the worker's limit is 4096 MiB of address space")],
     "adv_process_storm": [("killed", "256 processes and threads")],
-    "adv_network": [("error", "ConnectionError: no network: tcp 127.0.0.1:47631 (Connection refused); "
-                              "tcp 192.0.2.1:80 (Network is unreachable)")],
+    "adv_network": [
+        (
+            "error",
+            "ConnectionError: no network: tcp 127.0.0.1:47631 (Connection refused); "
+            "tcp 192.0.2.1:80 (Network is unreachable)",
+        )
+    ],
     "adv_write_outside": [("error", "PermissionError: writes outside the worker's folder: refused")],
     "adv_find_test_data": [("error", "FileNotFoundError: no test set reachable")],
     "adv_monkeypatch": [("ok", "")],
     "adv_segfault": [("crashed", "SIGSEGV, segmentation fault")],
-    "adv_wrong_outputs": [("invalid", "output has shape ('batch', 5)"), ("invalid", "returned str, not a Keras model"),
-                          ("invalid", "returned NoneType, not a Keras model"),
-                          ("invalid", "does not accept images of shape (28, 28, 1)")],
+    "adv_wrong_outputs": [
+        ("invalid", "output has shape ('batch', 5)"),
+        ("invalid", "returned str, not a Keras model"),
+        ("invalid", "returned NoneType, not a Keras model"),
+        ("invalid", "does not accept images of shape (28, 28, 1)"),
+    ],
     "adv_sleep_at_import": [("timeout", f"importing the submission took more than {IMPORT_TIMEOUT_S} s")],
     "adv_huge_model": [("out_of_memory", "4096 MiB of address space")],
 }
@@ -109,7 +120,9 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def protocol(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("protocol") / "protocol-adversarial.toml"
-    path.write_text(bundled("reference", "protocol.toml").read_text(encoding="utf-8") + PROTOCOL_EXTRA, encoding="utf-8")
+    path.write_text(
+        bundled("reference", "protocol.toml").read_text(encoding="utf-8") + PROTOCOL_EXTRA, encoding="utf-8"
+    )
     return path
 
 
@@ -178,8 +191,18 @@ def batches(tmp_path_factory, mnist_npz, protocol, suite):
         log_a: list[str] = []
         out_a = root / "out-a"
         started = time.monotonic()
-        summary_a = grade(GradeOptions(paths=[with_hostile], out=out_a, profile=PROFILE, data=mnist_npz,
-                                       protocol=protocol, suite=suite, workers=2, log=log_a.append))
+        summary_a = grade(
+            GradeOptions(
+                paths=[with_hostile],
+                out=out_a,
+                profile=PROFILE,
+                data=mnist_npz,
+                protocol=protocol,
+                suite=suite,
+                workers=2,
+                log=log_a.append,
+            )
+        )
         seconds_a = time.monotonic() - started
         leftovers = _processes_under(out_a)
     finally:
@@ -190,10 +213,30 @@ def batches(tmp_path_factory, mnist_npz, protocol, suite):
     out_b.mkdir()
     shutil.copytree(out_a / REFERENCE_DIR, out_b / REFERENCE_DIR)
     # the files themselves: a folder with one notebook would be read as one student's folder
-    summary_b = grade(GradeOptions(paths=sorted(honest_only.iterdir()), out=out_b, profile=PROFILE, data=mnist_npz,
-                                   protocol=protocol, suite=suite, workers=2, log=lambda _: None))
-    return {"a": summary_a, "b": summary_b, "out_a": out_a, "out_b": out_b, "root": root, "log_a": log_a,
-            "class_a": with_hostile, "accepted": listener.accepted, "leftovers": leftovers, "seconds_a": seconds_a}
+    summary_b = grade(
+        GradeOptions(
+            paths=sorted(honest_only.iterdir()),
+            out=out_b,
+            profile=PROFILE,
+            data=mnist_npz,
+            protocol=protocol,
+            suite=suite,
+            workers=2,
+            log=lambda _: None,
+        )
+    )
+    return {
+        "a": summary_a,
+        "b": summary_b,
+        "out_a": out_a,
+        "out_b": out_b,
+        "root": root,
+        "log_a": log_a,
+        "class_a": with_hostile,
+        "accepted": listener.accepted,
+        "leftovers": leftovers,
+        "seconds_a": seconds_a,
+    }
 
 
 def _results(summary) -> dict[str, SubmissionResult]:
@@ -219,8 +262,18 @@ def test_every_adversarial_submission_has_its_status_and_reason(batches):
 
 def test_nothing_escaped_the_sandboxes(batches):
     out, root = batches["out_a"], batches["root"]
-    places = [Path.home(), Path("/tmp"), out, out / ".work", out.parent, root, batches["class_a"], REPO,
-              REPO / "submissions", Path("/")]
+    places = [
+        Path.home(),
+        Path("/tmp"),
+        out,
+        out / ".work",
+        out.parent,
+        root,
+        batches["class_a"],
+        REPO,
+        REPO / "submissions",
+        Path("/"),
+    ]
     assert [p for p in places if (p / MARKER).exists()] == []
     assert batches["accepted"] == [], "a sandboxed worker reached the grading machine's loopback"
     assert batches["leftovers"] == [], "processes of the batch survived it"
@@ -244,9 +297,12 @@ def test_honest_results_are_identical_without_the_adversarial_ones(batches):
         a, b = with_hostile[student], alone[student]
         assert a.status == b.status == "ok", (a.reason, b.reason)
         assert a.score.total == b.score.total
-        assert [(c.id, c.points, c.reason) for c in a.score.criteria] == [(c.id, c.points, c.reason) for c in b.score.criteria]
-        assert [(m.name, m.test_accuracy, m.test_errors, m.params, m.history) for m in a.models] == \
-               [(m.name, m.test_accuracy, m.test_errors, m.params, m.history) for m in b.models]
+        assert [(c.id, c.points, c.reason) for c in a.score.criteria] == [
+            (c.id, c.points, c.reason) for c in b.score.criteria
+        ]
+        assert [(m.name, m.test_accuracy, m.test_errors, m.params, m.history) for m in a.models] == [
+            (m.name, m.test_accuracy, m.test_errors, m.params, m.history) for m in b.models
+        ]
 
 
 # --------------------------------------------------------------------------- a grader killed mid-batch
@@ -279,8 +335,25 @@ def test_kill_minus_9_mid_batch_then_resume(tmp_path, mnist_npz, protocol, suite
     out = tmp_path / "out"
     out.mkdir()
     shutil.copytree(batches["out_a"] / REFERENCE_DIR, out / REFERENCE_DIR)  # same settings: not trained again
-    command = [sys.executable, "-m", "harness.cli", "grade", str(klass), "--out", str(out), "--profile", PROFILE,
-               "--protocol", str(protocol), "--data", str(mnist_npz), "--suite", str(suite), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "grade",
+        str(klass),
+        "--out",
+        str(out),
+        "--profile",
+        PROFILE,
+        "--protocol",
+        str(protocol),
+        "--data",
+        str(mnist_npz),
+        "--suite",
+        str(suite),
+        "--workers",
+        "1",
+    ]
     with open(tmp_path / "first.log", "wb") as log:
         grader = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:

@@ -4,6 +4,7 @@ Most tests run a few lines of plain Python in the sandbox (no TensorFlow: a seco
 check what it can see, what it can write, and the status and reason each limit gives. One
 trains a tiny model without bubblewrap to check that the result says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,12 +47,24 @@ def _scratch(tmp_path: Path) -> Path:
     return scratch
 
 
-def run_python(code: str, tmp_path: Path, *, limits: Limits = Limits(), bubblewrap: bool = True,
-               readable: tuple[Path, ...] = (), deadline: float = 60) -> JobOutcome:
+def run_python(
+    code: str,
+    tmp_path: Path,
+    *,
+    limits: Limits = Limits(),
+    bubblewrap: bool = True,
+    readable: tuple[Path, ...] = (),
+    deadline: float = 60,
+) -> JobOutcome:
     """Run `code` with `python -c` as a worker would run: wrapped, limited, watched."""
     scratch = _scratch(tmp_path)
-    argv, env, how = wrap([sys.executable, "-c", textwrap.dedent(code)], scratch=scratch, readable=list(readable),
-                          limits=limits, use_bubblewrap=bubblewrap)
+    argv, env, how = wrap(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        scratch=scratch,
+        readable=list(readable),
+        limits=limits,
+        use_bubblewrap=bubblewrap,
+    )
     watch = lambda events, elapsed: "test deadline" if elapsed > deadline else None  # noqa: E731
     return run_command(argv, env, scratch, limits=limits, threads=1, watch=watch, isolation=how, bubblewrap=bubblewrap)
 
@@ -103,6 +116,7 @@ def listener():
 
 # --------------------------------------------------------------------------- what is mounted
 
+
 def test_python_mounts_never_expose_the_repository():
     """With an editable install the repository is on sys.path; only Python's own folders are mounted."""
     mounts = _python_mounts()
@@ -129,9 +143,13 @@ def test_bubblewrap_mounts_nothing_around_the_scratch_folder(tmp_path):
         assert not (source == REPO or source in REPO.parents), source
         if REPO in source.parents:  # the worker code, file by file: harness/__init__.py and harness/workers/*.py
             assert source == REPO / "harness" / "__init__.py" or (
-                source.parent == REPO / "harness" / "workers" and source.suffix == ".py"), source
-    mounted = {Path(argv[i + 2]).relative_to(sandbox.HARNESS_MOUNT).as_posix()
-               for i, arg in enumerate(argv) if arg == "--ro-bind" and argv[i + 2].startswith(sandbox.HARNESS_MOUNT)}
+                source.parent == REPO / "harness" / "workers" and source.suffix == ".py"
+            ), source
+    mounted = {
+        Path(argv[i + 2]).relative_to(sandbox.HARNESS_MOUNT).as_posix()
+        for i, arg in enumerate(argv)
+        if arg == "--ro-bind" and argv[i + 2].startswith(sandbox.HARNESS_MOUNT)
+    }
     assert mounted == {"harness/__init__.py", *(f"harness/workers/{name}" for name in WORKER_FILES)}, mounted
 
 
@@ -148,9 +166,17 @@ def test_the_sandbox_sees_and_writes_only_what_it_is_given(tmp_path, listener):
     train = out / ".work" / "data" / "train-smoke.npz"
     np.savez(train, x_train=np.zeros((2, 28, 28, 1)))
     home = Path.home()
-    secrets = [str(REPO), str(REPO / "submissions"), str(REPO / "rubric" / "default.toml"), str(held_out_test_set),
-               str(out / "other_student" / "result.json"), str(out / "grades.csv"), "/etc/shadow",
-               str(REPO.parent / "shared" / "data" / "mnist.npz"), os.environ.get("HARNESS_MNIST_NPZ", "/nonexistent")]
+    secrets = [
+        str(REPO),
+        str(REPO / "submissions"),
+        str(REPO / "rubric" / "default.toml"),
+        str(held_out_test_set),
+        str(out / "other_student" / "result.json"),
+        str(out / "grades.csv"),
+        "/etc/shadow",
+        str(REPO.parent / "shared" / "data" / "mnist.npz"),
+        os.environ.get("HARNESS_MNIST_NPZ", "/nonexistent"),
+    ]
     marker = f"HARNESS-TEST-MARKER-{os.getpid()}"
     code = f'''
         import json, os, socket
@@ -208,11 +234,11 @@ def test_the_sandbox_sees_and_writes_only_what_it_is_given(tmp_path, listener):
     assert writes[f"/usr/{marker}"] == "Read-only file system"
     assert writes[f"/{marker}"] == "Read-only file system"
     assert writes[str(home / marker)] in ("Read-only file system", "No such file or directory")
-    assert writes[marker] == "written"                     # its own scratch folder
-    assert writes[f"/tmp/{marker}"] == "written"           # its private /tmp ...
+    assert writes[marker] == "written"  # its own scratch folder
+    assert writes[f"/tmp/{marker}"] == "written"  # its private /tmp ...
     assert writes["train"] == "Read-only file system"
     for host_path in (Path("/tmp") / marker, out / marker, home / marker, Path("/usr") / marker, Path("/") / marker):
-        assert not host_path.exists(), host_path          # ... none of which reached the host
+        assert not host_path.exists(), host_path  # ... none of which reached the host
     assert (_scratch(tmp_path) / marker).exists()
     assert report["loopback"] == "Connection refused" and report["internet"] == "Network is unreachable"
     assert accepted == []
@@ -225,16 +251,26 @@ def test_the_sandbox_sees_and_writes_only_what_it_is_given(tmp_path, listener):
 
 # --------------------------------------------------------------------------- each limit: status and reason
 
+
 @needs_bwrap
 def test_rlimits_are_set_in_the_sandbox(tmp_path):
     limits = Limits(memory_mb=3000, cpu_seconds_per_thread=77, open_files=99, output_mb=33)
-    outcome = run_python('''
+    outcome = run_python(
+        """
         import json, resource
         print(json.dumps({name: resource.getrlimit(getattr(resource, name))[0]
                           for name in ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_CORE")}))
-    ''', tmp_path, limits=limits)
-    assert last_json_line(outcome) == {"RLIMIT_AS": 3000 * 2**20, "RLIMIT_CPU": 77, "RLIMIT_NOFILE": 99,
-                                       "RLIMIT_FSIZE": 33 * 2**20, "RLIMIT_CORE": 0}
+    """,
+        tmp_path,
+        limits=limits,
+    )
+    assert last_json_line(outcome) == {
+        "RLIMIT_AS": 3000 * 2**20,
+        "RLIMIT_CPU": 77,
+        "RLIMIT_NOFILE": 99,
+        "RLIMIT_FSIZE": 33 * 2**20,
+        "RLIMIT_CORE": 0,
+    }
     assert "address space 3000 MiB" in outcome.isolation and "99 open files" in outcome.isolation
 
 
@@ -248,8 +284,9 @@ def test_cpu_time_limit_is_a_timeout(tmp_path):
 
 @needs_bwrap
 def test_address_space_limit_is_out_of_memory(tmp_path):
-    outcome = run_python("blocks = [bytearray(256 * 2**20) for _ in range(16)]", tmp_path,
-                         limits=Limits(memory_mb=1024))
+    outcome = run_python(
+        "blocks = [bytearray(256 * 2**20) for _ in range(16)]", tmp_path, limits=Limits(memory_mb=1024)
+    )
     assert "MemoryError" in outcome.log_tail
     status, reason = _describe_death(outcome)
     assert status == "out_of_memory" and "1024 MiB of address space" in reason
@@ -258,14 +295,17 @@ def test_address_space_limit_is_out_of_memory(tmp_path):
 @needs_bwrap
 @needs_memory_cgroup
 def test_resident_memory_limit_is_out_of_memory(tmp_path):
-    outcome = run_python('blocks = [b"x" * (50 * 2**20) for _ in range(20)]; import time; time.sleep(5)', tmp_path,
-                         limits=Limits(memory_mb=8192, resident_mb=256))
+    outcome = run_python(
+        'blocks = [b"x" * (50 * 2**20) for _ in range(20)]; import time; time.sleep(5)',
+        tmp_path,
+        limits=Limits(memory_mb=8192, resident_mb=256),
+    )
     assert outcome.oom_killed
     status, reason = _describe_death(outcome)
     assert status == "out_of_memory" and "resident-memory limit of 256 MiB" in reason
 
 
-STORM = '''
+STORM = """
     import os, time
     # {marker}
     for _ in range(80):
@@ -273,7 +313,7 @@ STORM = '''
             time.sleep(30)
             os._exit(0)
     time.sleep(30)
-'''
+"""
 
 
 @needs_bwrap
@@ -303,13 +343,17 @@ def test_process_limit_without_cgroups_is_counted(tmp_path, monkeypatch):
 
 @needs_bwrap
 def test_output_limit_is_killed(tmp_path):
-    outcome = run_python('''
+    outcome = run_python(
+        """
         import time
         for n in range(8):
             with open(f"part{n}.bin", "wb") as handle:
                 handle.write(b"x" * (3 * 2**20))
         time.sleep(20)
-    ''', tmp_path, limits=Limits(output_mb=10))
+    """,
+        tmp_path,
+        limits=Limits(output_mb=10),
+    )
     status, reason = _describe_death(outcome)
     assert status == "killed" and "output limit of 10 MiB" in reason
 
@@ -324,15 +368,19 @@ def test_a_segfault_under_bubblewrap_is_sigsegv(tmp_path):
 
 # --------------------------------------------------------------------------- tamper-proofing
 
+
 @needs_bwrap
 def test_the_grader_never_follows_what_the_worker_put_in_its_folder(tmp_path):
     secret = tmp_path / "another_students_result.json"
     secret.write_text("SECRET GRADE 19.5/20\n")
-    outcome = run_python(f'''
+    outcome = run_python(
+        f"""
         import os
         print("before")
         os.unlink("worker.log"); os.symlink({str(secret)!r}, "worker.log")
-    ''', tmp_path)
+    """,
+        tmp_path,
+    )
     assert "SECRET" not in outcome.log_tail and "before" in outcome.log_tail
 
 
@@ -343,16 +391,29 @@ def test_forged_events_cannot_set_test_metrics_or_move_files(tmp_path):
     (models / "create_improved_model_2.keras").symlink_to(tmp_path / "elsewhere.keras")
     (tmp_path / "elsewhere.keras").write_bytes(b"another student's model")
     base = ModelResult(name="create_improved_model_1", role="improved")
-    honest = _model_from_event(base, {"status": "ok", "model_file": "create_improved_model_1.keras", "params": 12,
-                                      "test_accuracy": 1.0, "test_errors": 0, "evaluated_with_student_code": True,
-                                      "predictions_file": "../../x.npz"}, models)
+    honest = _model_from_event(
+        base,
+        {
+            "status": "ok",
+            "model_file": "create_improved_model_1.keras",
+            "params": 12,
+            "test_accuracy": 1.0,
+            "test_errors": 0,
+            "evaluated_with_student_code": True,
+            "predictions_file": "../../x.npz",
+        },
+        models,
+    )
     assert honest.status == "ok" and honest.params == 12
     assert honest.test_accuracy is None and honest.test_errors is None and honest.predictions_file is None
     assert not honest.evaluated_with_student_code
     traversal = _model_from_event(base, {"status": "ok", "model_file": "../../../other/result.json"}, models)
     assert traversal.status == "invalid" and traversal.model_file is None and "malformed" in traversal.reason
-    linked = _model_from_event(ModelResult(name="create_improved_model_2", role="improved"),
-                               {"status": "ok", "model_file": "create_improved_model_2.keras"}, models)
+    linked = _model_from_event(
+        ModelResult(name="create_improved_model_2", role="improved"),
+        {"status": "ok", "model_file": "create_improved_model_2.keras"},
+        models,
+    )
     assert linked.status == "invalid" and "not a regular file" in linked.reason
     for forged in ({"status": "pending"}, {"status": "ok"}, {"status": "error", "params": "many"}, "not a dict"):
         assert _model_from_event(base, forged, models).status == "invalid", forged
@@ -362,13 +423,16 @@ def test_forged_events_cannot_set_test_metrics_or_move_files(tmp_path):
 
 # --------------------------------------------------------------------------- limits configuration
 
+
 def test_limits_per_profile_and_overrides(tmp_path):
     bundled_protocol = load_protocol()
     smoke, full = profile_limits(bundled_protocol, "smoke"), profile_limits(bundled_protocol, "full")
     assert smoke.memory_mb < full.memory_mb and smoke.cpu_seconds_per_thread < full.cpu_seconds_per_thread
     defaults = tomllib.loads(bundled("reference", "protocol.toml").read_text())["limits"]["default"]
     assert profile_limits(bundled_protocol, "a-profile-without-limits") == Limits.from_table(defaults)
-    args = build_parser().parse_args(["grade", "x", "--profile", "smoke", "--memory-mb", "5000", "--max-processes", "99"])
+    args = build_parser().parse_args(
+        ["grade", "x", "--profile", "smoke", "--memory-mb", "5000", "--max-processes", "99"]
+    )
     changed = smoke.replace(memory_mb=args.memory_mb, processes=args.max_processes, open_files=args.max_open_files)
     assert (changed.memory_mb, changed.processes, changed.open_files) == (5000, 99, smoke.open_files)
     protocol = tmp_path / "protocol.toml"
@@ -402,7 +466,7 @@ def test_without_bubblewrap_the_result_says_so(tmp_path, mnist_arrays, monkeypat
     x = mnist_arrays["x_train"][:200].reshape(-1, 28, 28, 1).astype("float32") / 255
     y = np.eye(10, dtype="float32")[mnist_arrays["y_train"][:200]]
     np.savez(data, x_train=x[:160], y_train=y[:160], x_val=x[160:], y_val=y[160:])
-    source = textwrap.dedent('''
+    source = textwrap.dedent("""
         import keras
         from keras import layers
 
@@ -410,11 +474,19 @@ def test_without_bubblewrap_the_result_says_so(tmp_path, mnist_arrays, monkeypat
             model = keras.Sequential([keras.Input(shape=(28, 28, 1)), layers.Flatten(), layers.Dense(10, activation="softmax")])
             model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
             return model
-    ''')
-    job = TrainingJob(protocol=protocol, profile=profile, seed=1, train_data=data, work_dir=tmp_path / "work",
-                      limits=profile_limits(load_protocol(), "smoke"), use_bubblewrap=False)
-    models, worker = train_submission(source, [("create_baseline_model", "baseline")], job, tmp_path / "work" / "train",
-                                      tmp_path / "models")
+    """)
+    job = TrainingJob(
+        protocol=protocol,
+        profile=profile,
+        seed=1,
+        train_data=data,
+        work_dir=tmp_path / "work",
+        limits=profile_limits(load_protocol(), "smoke"),
+        use_bubblewrap=False,
+    )
+    models, worker = train_submission(
+        source, [("create_baseline_model", "baseline")], job, tmp_path / "work" / "train", tmp_path / "models"
+    )
     assert models[0].status == "ok", models[0].reason
     assert worker.sandbox.startswith("plain process, NO SANDBOX")
     assert "no filesystem or network isolation" in worker.sandbox
@@ -428,11 +500,16 @@ def test_the_portable_runner_stops_a_worker_at_its_deadline(tmp_path, monkeypatc
     """Windows's runner (forced here): a worker past its deadline is killed, its output still read."""
     monkeypatch.setattr(runner, "POSIX_PROCESS_CONTROL", False)
     started = time.monotonic()
-    outcome = run_python("""
+    outcome = run_python(
+        """
         import time
         print("started", flush=True)
         time.sleep(60)
-    """, tmp_path, bubblewrap=False, deadline=1.5)
+    """,
+        tmp_path,
+        bubblewrap=False,
+        deadline=1.5,
+    )
     assert outcome.stopped_because == "test deadline" and time.monotonic() - started < 20
     assert outcome.returncode != 0 and "started" in outcome.log_tail and outcome.cpu_seconds is None
     finished = run_python('import json; print(json.dumps({"done": True}))', tmp_path, bubblewrap=False)
@@ -441,8 +518,11 @@ def test_the_portable_runner_stops_a_worker_at_its_deadline(tmp_path, monkeypatc
 
 def test_a_deadline_passed_at_the_memory_cap_is_out_of_memory():
     """Near its cgroup's cap a worker can stall in reclaim long before the OOM killer fires."""
-    stalled = JobOutcome(stopped_because="create_improved_model_1() did not return a model within 10 s",
-                         memory_limit_hit=True, limits=Limits(resident_mb=2048))
+    stalled = JobOutcome(
+        stopped_because="create_improved_model_1() did not return a model within 10 s",
+        memory_limit_hit=True,
+        limits=Limits(resident_mb=2048),
+    )
     status, reason = _describe_death(stalled)
     assert status == "out_of_memory" and "resident-memory limit of 2048 MiB" in reason and "within 10 s" in reason
     status, _ = _describe_death(JobOutcome(stopped_because="… did not return a model within 10 s"))
@@ -457,5 +537,5 @@ def test_workers_see_the_gpus_the_grader_sees(monkeypatch):
     assert "CUDA_VISIBLE_DEVICES" not in worker_env(2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     assert worker_env(2)["CUDA_VISIBLE_DEVICES"] == "1"
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")      # the grader hid them: so does the worker
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the grader hid them: so does the worker
     assert worker_env(2)["CUDA_VISIBLE_DEVICES"] == ""

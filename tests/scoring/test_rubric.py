@@ -5,6 +5,7 @@ profile (a two-entry robustness suite keeps the evaluation short) and checks eve
 every sample against ``submissions/labelled/expected.toml``; the re-scoring tests work on copies
 of that output and must not retrain anything.
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,26 +52,59 @@ FR, EN = Translator("fr"), Translator("en")
 
 # --------------------------------------------------------------------------- builders
 
+
 def layer(name: str, **config) -> LayerSpec:
     return LayerSpec(class_name=name, config=config)
 
 
-BASE_LAYERS = [layer("Conv2D", filters=32, kernel_size=[3, 3], activation="relu", padding="valid"),
-               layer("MaxPooling2D", pool_size=[2, 2]),
-               layer("Conv2D", filters=64, kernel_size=[3, 3], activation="relu", padding="valid"),
-               layer("MaxPooling2D", pool_size=[2, 2]), layer("Flatten"),
-               layer("Dense", units=128, activation="relu"), layer("Dense", units=10, activation="softmax")]
+BASE_LAYERS = [
+    layer("Conv2D", filters=32, kernel_size=[3, 3], activation="relu", padding="valid"),
+    layer("MaxPooling2D", pool_size=[2, 2]),
+    layer("Conv2D", filters=64, kernel_size=[3, 3], activation="relu", padding="valid"),
+    layer("MaxPooling2D", pool_size=[2, 2]),
+    layer("Flatten"),
+    layer("Dense", units=128, activation="relu"),
+    layer("Dense", units=10, activation="softmax"),
+]
 
 
-def model(name: str, layers=None, optimizer="Adam", lr=0.001, accuracy=None, declared=None, callbacks=(),
-          augmentation=None, role="improved", status="ok", significance=None) -> ModelResult:
+def model(
+    name: str,
+    layers=None,
+    optimizer="Adam",
+    lr=0.001,
+    accuracy=None,
+    declared=None,
+    callbacks=(),
+    augmentation=None,
+    role="improved",
+    status="ok",
+    significance=None,
+) -> ModelResult:
     declared = dict(declared or {})
-    settings = TrainingSettings(declared=declared, epochs=1, batch_size=declared.get("batch_size", 128),
-                                callbacks=list(callbacks), augmentation=augmentation)
-    spec = None if layers is False else ModelSpec(layers=list(layers or BASE_LAYERS), optimizer=optimizer,
-                                                  learning_rate=lr, loss="categorical_crossentropy")
-    return ModelResult(name=name, role=role, status=status, spec=spec, settings=settings, test_accuracy=accuracy,
-                       significance=significance)
+    settings = TrainingSettings(
+        declared=declared,
+        epochs=1,
+        batch_size=declared.get("batch_size", 128),
+        callbacks=list(callbacks),
+        augmentation=augmentation,
+    )
+    spec = (
+        None
+        if layers is False
+        else ModelSpec(
+            layers=list(layers or BASE_LAYERS), optimizer=optimizer, learning_rate=lr, loss="categorical_crossentropy"
+        )
+    )
+    return ModelResult(
+        name=name,
+        role=role,
+        status=status,
+        spec=spec,
+        settings=settings,
+        test_accuracy=accuracy,
+        significance=significance,
+    )
 
 
 def with_bn(layers: list[LayerSpec]) -> list[LayerSpec]:
@@ -89,16 +123,23 @@ def notebook(tmp_path: Path, cells: list, name: str = "student.ipynb") -> Path:
 
 
 def evidence(ingest, models, reference=None, profile="full", rubric=None) -> Evidence:
-    return Evidence(ingest=ingest, models=models, reference=reference or model("ref", role="reference", accuracy=0.90),
-                    rubric=rubric or load_rubric(), protocol_epochs=5, protocol_batch_size=128, profile=profile,
-                    student=ingest.student)
+    return Evidence(
+        ingest=ingest,
+        models=models,
+        reference=reference or model("ref", role="reference", accuracy=0.90),
+        rubric=rubric or load_rubric(),
+        protocol_epochs=5,
+        protocol_batch_size=128,
+        profile=profile,
+        student=ingest.student,
+    )
 
 
 def criterion(result_score, cid: str) -> CriterionScore:
     return next(c for c in result_score.criteria if c.id == cid)
 
 
-FACTORIES = '''
+FACTORIES = """
 from tensorflow import keras
 
 def create_baseline_model():
@@ -109,10 +150,11 @@ def create_improved_model_1():
 
 def create_improved_model_2():
     return keras.Sequential()
-'''
+"""
 
 
 # --------------------------------------------------------------------------- model differences
+
 
 def test_differences_read_every_category_from_the_built_model():
     base = features(model("base", role="baseline"))
@@ -120,8 +162,12 @@ def test_differences_read_every_category_from_the_built_model():
     assert list(bn) == ["regularization"]
     assert "adds BatchNormalization ×2 after each Conv2D" in bn["regularization"][0]
 
-    wider = [layer("Conv2D", filters=64, kernel_size=[5, 5], activation="relu", padding="same"), *BASE_LAYERS[1:5],
-             layer("Dense", units=256, activation="relu"), BASE_LAYERS[-1]]
+    wider = [
+        layer("Conv2D", filters=64, kernel_size=[5, 5], activation="relu", padding="same"),
+        *BASE_LAYERS[1:5],
+        layer("Dense", units=256, activation="relu"),
+        BASE_LAYERS[-1],
+    ]
     arch = differences(features(model("m", layers=wider)), base, EN)["architecture"]
     assert any("filters 32, 64 → 64, 64" in a for a in arch) and any("5×5" in a for a in arch)
     assert any("hidden dense layers 128 → 256" in a for a in arch) and any("padding" in a for a in arch)
@@ -141,28 +187,41 @@ def test_differences_read_every_category_from_the_built_model():
     assert list(training) == ["training"]
     assert training["training"] == ["epochs 5 → 15 (declared)", "adds EarlyStopping"]
 
-    regularized = [BASE_LAYERS[0].model_copy(update={"config": {**BASE_LAYERS[0].config, "kernel_regularizer":
-                   {"class_name": "L2", "config": {"l2": 0.0001}}}}), *BASE_LAYERS[1:]]
+    regularized = [
+        BASE_LAYERS[0].model_copy(
+            update={
+                "config": {
+                    **BASE_LAYERS[0].config,
+                    "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.0001}},
+                }
+            }
+        ),
+        *BASE_LAYERS[1:],
+    ]
     assert "L2(0.0001)" in differences(features(model("m", layers=regularized)), base, EN)["regularization"][0]
     assert differences(features(model("m")), base, EN) == {}
 
 
 def test_modifications_counts_categories_method_and_justification(tmp_path):
-    cells = [new_markdown_cell("# Projet"), new_code_cell(FACTORIES.split("def create_improved_model_1")[0]),
-             new_markdown_cell("Modèle 1 : j'ajoute de la Batch Normalization après chaque convolution afin de "
-                               "stabiliser l'apprentissage."),
-             new_code_cell("def create_improved_model_1():\n    return keras.Sequential()"),
-             new_markdown_cell("Modèle 2 : optimiseur SGD et 20 époques."),
-             new_code_cell("def create_improved_model_2():\n    return keras.Sequential()")]
+    cells = [
+        new_markdown_cell("# Projet"),
+        new_code_cell(FACTORIES.split("def create_improved_model_1")[0]),
+        new_markdown_cell(
+            "Modèle 1 : j'ajoute de la Batch Normalization après chaque convolution afin de stabiliser l'apprentissage."
+        ),
+        new_code_cell("def create_improved_model_1():\n    return keras.Sequential()"),
+        new_markdown_cell("Modèle 2 : optimiseur SGD et 20 époques."),
+        new_code_cell("def create_improved_model_2():\n    return keras.Sequential()"),
+    ]
     ingest = ingest_path(notebook(tmp_path, cells))
     base = model("create_baseline_model", role="baseline")
     one = model("create_improved_model_1", layers=with_bn(BASE_LAYERS))
     two = model("create_improved_model_2", layers=with_bn(BASE_LAYERS), optimizer="SGD", declared={"epochs": 20})
     result = criterion(score(evidence(ingest, [base, one, two]), EN), "modifications")
     parts = {c.id: c for c in result.components}
-    assert parts["categories"].points == 3 and parts["categories"].detail == "3/3"   # reg, hyper, training
-    assert parts["justification"].detail == "1/3"           # only the BatchNormalization is explained
-    assert parts["method"].detail == "1/2"                   # model 2 changes hyper-parameters AND training
+    assert parts["categories"].points == 3 and parts["categories"].detail == "3/3"  # reg, hyper, training
+    assert parts["justification"].detail == "1/3"  # only the BatchNormalization is explained
+    assert parts["method"].detail == "1/2"  # model 2 changes hyper-parameters AND training
     texts = [e.text for e in result.evidence]
     assert any("justified" in t and "stabiliser" in t for t in texts)
     flagged = [e for e in result.evidence if e.kind == "flag"]
@@ -184,24 +243,40 @@ def test_modifications_without_improved_model_scores_zero(tmp_path):
 
 # --------------------------------------------------------------------------- improvement
 
+
 def mcnemar(gain: float, p: float) -> Significance:
-    return Significance(mcnemar=McNemarTest(against="reference", n=1000, b=40, c=40 + int(gain * 1000), p_value=p,
-                                            gain=gain, alpha=0.05, significant=p < 0.05))
+    return Significance(
+        mcnemar=McNemarTest(
+            against="reference",
+            n=1000,
+            b=40,
+            c=40 + int(gain * 1000),
+            p_value=p,
+            gain=gain,
+            alpha=0.05,
+            significant=p < 0.05,
+        )
+    )
 
 
-@pytest.mark.parametrize("accuracy, significance, expected", [
-    (0.91, mcnemar(0.01, 0.001), 4),       # +1 pp, beyond noise
-    (0.91, mcnemar(0.01, 0.4), 2),         # +1 pp, not beyond noise: capped
-    (0.91, None, 4),                       # no test stored: the thresholds alone
-    (0.9030, None, 3),                     # +0.30 pp
-    (0.8990, None, 1),                     # -0.10 pp
-    (0.85, mcnemar(-0.05, 0.001), 0),      # significantly worse
-    (0.85, None, 0),
-])
+@pytest.mark.parametrize(
+    "accuracy, significance, expected",
+    [
+        (0.91, mcnemar(0.01, 0.001), 4),  # +1 pp, beyond noise
+        (0.91, mcnemar(0.01, 0.4), 2),  # +1 pp, not beyond noise: capped
+        (0.91, None, 4),  # no test stored: the thresholds alone
+        (0.9030, None, 3),  # +0.30 pp
+        (0.8990, None, 1),  # -0.10 pp
+        (0.85, mcnemar(-0.05, 0.001), 0),  # significantly worse
+        (0.85, None, 0),
+    ],
+)
 def test_improvement_thresholds_and_significance(tmp_path, accuracy, significance, expected):
     ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES)]))
-    models = [model("create_improved_model_1", accuracy=0.80),
-              model("create_improved_model_2", accuracy=accuracy, significance=significance)]
+    models = [
+        model("create_improved_model_1", accuracy=0.80),
+        model("create_improved_model_2", accuracy=accuracy, significance=significance),
+    ]
     result = criterion(score(evidence(ingest, models), EN), "improvement")
     assert result.points == expected, result.evidence
     assert "create_improved_model_2" in result.reason
@@ -213,8 +288,9 @@ def test_changing_one_threshold_in_the_rubric_file_changes_the_points(tmp_path):
     assert criterion(score(evidence(ingest, models), EN), "improvement").points == 3
     text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
     changed = tmp_path / "changed.toml"
-    changed.write_text(text.replace("{ min_gain_pp = 0.5, points = 4 }", "{ min_gain_pp = 0.4, points = 4 }"),
-                       encoding="utf-8")
+    changed.write_text(
+        text.replace("{ min_gain_pp = 0.5, points = 4 }", "{ min_gain_pp = 0.4, points = 4 }"), encoding="utf-8"
+    )
     rubric = load_rubric(changed)
     assert rubric.source.startswith("changed.toml sha256:")
     assert criterion(score(evidence(ingest, models, rubric=rubric), EN), "improvement").points == 4
@@ -235,8 +311,10 @@ def test_the_rule_registry_holds_the_rubric_s_rules_and_names_an_unknown_one():
     rubric = load_rubric()
     assert list(RULES) == [c.rule for c in rubric.criteria] == [c.id for c in rubric.criteria]
     assert get_rule("improvement").params.__name__ == "ImprovementParams"
-    with pytest.raises(UnknownRuleError, match="unknown rule 'analyse'; known: code_quality, modifications, "
-                                               "improvement, analysis, documentation"):
+    with pytest.raises(
+        UnknownRuleError,
+        match="unknown rule 'analyse'; known: code_quality, modifications, improvement, analysis, documentation",
+    ):
         get_rule("analyse")
 
 
@@ -248,15 +326,24 @@ def test_points_round_half_up():
 # --------------------------------------------------------------------------- analysis: sections, claims, numbers
 
 REPORT = [
-    ("## 5. Analyse des erreurs", "Le modèle confond surtout les 4 et les 9, et les 7 avec les 1 : des chiffres aux "
-                                  "traits fins ou coupés, ambigus même pour un humain, qui restent mal classés. Les "
-                                  "zéros et les uns ne posent presque jamais de problème au réseau."),
-    ("## 6. Test de robustesse", "Avec du bruit la précision baisse peu ; avec des rotations de quinze degrés la "
-                                 "référence perd trois points, le meilleur modèle un seul, grâce à l'augmentation "
-                                 "de données qui lui a montré des chiffres penchés pendant l'entraînement."),
-    ("## 7. Conclusion", "Le meilleur modèle est le modèle 1 : je recommande de le déployer après une validation "
-                         "sur de vrais formulaires scannés par l'entreprise, avec un contrôle humain des chiffres "
-                         "dont la prédiction est incertaine."),
+    (
+        "## 5. Analyse des erreurs",
+        "Le modèle confond surtout les 4 et les 9, et les 7 avec les 1 : des chiffres aux "
+        "traits fins ou coupés, ambigus même pour un humain, qui restent mal classés. Les "
+        "zéros et les uns ne posent presque jamais de problème au réseau.",
+    ),
+    (
+        "## 6. Test de robustesse",
+        "Avec du bruit la précision baisse peu ; avec des rotations de quinze degrés la "
+        "référence perd trois points, le meilleur modèle un seul, grâce à l'augmentation "
+        "de données qui lui a montré des chiffres penchés pendant l'entraînement.",
+    ),
+    (
+        "## 7. Conclusion",
+        "Le meilleur modèle est le modèle 1 : je recommande de le déployer après une validation "
+        "sur de vrais formulaires scannés par l'entreprise, avec un contrôle humain des chiffres "
+        "dont la prédiction est incertaine.",
+    ),
 ]
 
 
@@ -284,14 +371,19 @@ def test_claims_that_disagree_with_the_harness_are_flagged_on_a_comparable_profi
 
 
 def test_printed_accuracies_are_compared_with_the_harness(tmp_path):
-    ingest = claims_ingest(tmp_path, outputs=["Epoch 1/5 - accuracy: 0.9000 - val_accuracy: 0.9900\n"
-                                              "Modèle de référence - Précision: 98.90%\n"
-                                              "Modèle amélioré 1 - Précision: 99.40%\n",
-                                              "Modèle               Précision   Temps (s)\n"
-                                              "M2 - régularisation       99.34           74.86\n"])
+    ingest = claims_ingest(
+        tmp_path,
+        outputs=[
+            "Epoch 1/5 - accuracy: 0.9000 - val_accuracy: 0.9900\n"
+            "Modèle de référence - Précision: 98.90%\n"
+            "Modèle amélioré 1 - Précision: 99.40%\n",
+            "Modèle               Précision   Temps (s)\nM2 - régularisation       99.34           74.86\n",
+        ],
+    )
     found = {r.model: r.accuracy for r in rubric_text.reported_accuracies(ingest)}
-    assert found == pytest.approx({"reference": 0.989, "create_improved_model_1": 0.994,
-                                   "create_improved_model_2": 0.9934})
+    assert found == pytest.approx(
+        {"reference": 0.989, "create_improved_model_1": 0.994, "create_improved_model_2": 0.9934}
+    )
     models = [model("create_improved_model_1", accuracy=0.95), model("create_improved_model_2", accuracy=0.99)]
     reference = model("ref", role="reference", accuracy=0.988)
     full = criterion(score(evidence(ingest, models, reference=reference), FR), "analysis")
@@ -301,15 +393,48 @@ def test_printed_accuracies_are_compared_with_the_harness(tmp_path):
     assert not [e for e in smoke.evidence if e.kind == "flag" and "affiche" in e.text]
 
 
-@pytest.mark.parametrize("headings, expected", [
-    (["## Introduction", "## Modèle de référence", "## Améliorations proposées", "## Résultats comparatifs",
-      "## Analyse des erreurs", "## Test de robustesse", "## Conclusion"], 7),
-    (["# Context and goals", "# Baseline model", "# Experiments", "# Comparison of the models", "# Error analysis",
-      "# Robustness to noise", "# Summary and recommendations"], 7),
-    (["**1. Contexte**", "2) Point de départ", "### Essais et modifications", "Tableau récapitulatif\n---",
-      "## Matrice de confusion", "## Images bruitées", "## Bilan"], 7),
-    (["## Partie A", "## Partie B"], 0),
-])
+@pytest.mark.parametrize(
+    "headings, expected",
+    [
+        (
+            [
+                "## Introduction",
+                "## Modèle de référence",
+                "## Améliorations proposées",
+                "## Résultats comparatifs",
+                "## Analyse des erreurs",
+                "## Test de robustesse",
+                "## Conclusion",
+            ],
+            7,
+        ),
+        (
+            [
+                "# Context and goals",
+                "# Baseline model",
+                "# Experiments",
+                "# Comparison of the models",
+                "# Error analysis",
+                "# Robustness to noise",
+                "# Summary and recommendations",
+            ],
+            7,
+        ),
+        (
+            [
+                "**1. Contexte**",
+                "2) Point de départ",
+                "### Essais et modifications",
+                "Tableau récapitulatif\n---",
+                "## Matrice de confusion",
+                "## Images bruitées",
+                "## Bilan",
+            ],
+            7,
+        ),
+        (["## Partie A", "## Partie B"], 0),
+    ],
+)
 def test_sections_are_found_in_french_english_and_variations(tmp_path, headings, expected):
     words = " ".join(["mot"] * 25)
     cells = [new_code_cell(FACTORIES)] + [new_markdown_cell(f"{h}\n\n{words}") for h in headings]
@@ -319,13 +444,19 @@ def test_sections_are_found_in_french_english_and_variations(tmp_path, headings,
 
 
 def test_a_title_does_not_stand_for_a_section_and_content_finds_unusual_headings(tmp_path):
-    cells = [new_markdown_cell("# Mes expériences sur MNIST"), new_code_cell(FACTORIES),
-             new_markdown_cell("## Point de départ\n\nLe modèle fourni par l'entreprise, tel quel."),
-             new_markdown_cell("## Ce que j'ai changé\n\nDu dropout, puis de l'augmentation et un learning rate plus "
-                               "faible."),
-             new_markdown_cell("## Quand il se trompe\n\nLe réseau confond les 4 et les 9 : ces chiffres mal classés "
-                               "ont des traits coupés."),
-             new_markdown_cell("## Bilan\n\nJe recommande le modèle 2.")]
+    cells = [
+        new_markdown_cell("# Mes expériences sur MNIST"),
+        new_code_cell(FACTORIES),
+        new_markdown_cell("## Point de départ\n\nLe modèle fourni par l'entreprise, tel quel."),
+        new_markdown_cell(
+            "## Ce que j'ai changé\n\nDu dropout, puis de l'augmentation et un learning rate plus faible."
+        ),
+        new_markdown_cell(
+            "## Quand il se trompe\n\nLe réseau confond les 4 et les 9 : ces chiffres mal classés "
+            "ont des traits coupés."
+        ),
+        new_markdown_cell("## Bilan\n\nJe recommande le modèle 2."),
+    ]
     lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
     spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
     found = rubric_text.find_sections(lines, spec)
@@ -336,7 +467,8 @@ def test_a_title_does_not_stand_for_a_section_and_content_finds_unusual_headings
 
 def test_module_prose_is_its_docstrings_and_comments_with_lines(tmp_path):
     path = tmp_path / "student.py"
-    path.write_text(textwrap.dedent('''\
+    path.write_text(
+        textwrap.dedent('''\
         """Report.
 
         Conclusion
@@ -349,7 +481,9 @@ def test_module_prose_is_its_docstrings_and_comments_with_lines(tmp_path):
         def create_improved_model_2():
             """Adds Dropout to reduce overfitting."""
             return keras.Sequential()  # a comment
-        '''), encoding="utf-8")
+        '''),
+        encoding="utf-8",
+    )
     ingest = ingest_path(path)
     lines = rubric_text.prose_lines(ingest)
     by_text = {line.text: line.line for line in lines}
@@ -361,7 +495,7 @@ def test_module_prose_is_its_docstrings_and_comments_with_lines(tmp_path):
 
 # --------------------------------------------------------------------------- code quality
 
-MESSY = '''
+MESSY = """
 import os
 from tensorflow import keras
 
@@ -385,7 +519,7 @@ def helper_never_called(x=[]):
     # print(model.summary())
     # This is a sentence, not code
     return x
-'''
+"""
 
 
 def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
@@ -402,19 +536,32 @@ def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
     assert dead == {("unreachable", 16), ("unused_function", 19), ("commented_code", 21)}
     pairs, n = rubric_code.duplicated_factories(ingest, 0.9, 2)
     assert n == 2 and [(p.first, p.second) for p in pairs] == [("create_baseline_model", "create_improved_model_1")]
-    result = criterion(score(evidence(ingest, [model("create_baseline_model", role="baseline"),
-                                               model("create_improved_model_1", status="error", layers=False)]), EN),
-                       "code_quality")
+    result = criterion(
+        score(
+            evidence(
+                ingest,
+                [
+                    model("create_baseline_model", role="baseline"),
+                    model("create_improved_model_1", status="error", layers=False),
+                ],
+            ),
+            EN,
+        ),
+        "code_quality",
+    )
     parts = {c.id: c.points for c in result.components}
     assert parts["runs"] == 0.75 and parts["dead_code"] == pytest.approx(0.75 * 0.25, abs=1e-3)
-    assert parts["duplication"] == 0.25          # three-line bodies: under duplication_min_lines
+    assert parts["duplication"] == 0.25  # three-line bodies: under duplication_min_lines
     where = {e.text.split(":")[0]: e.line for e in result.evidence if e.kind == "flag"}
     assert where["ruff F841"] == 20 and where["unreachable code (after return/raise/break/continue)"] == 16
 
 
 def test_notebook_lines_map_back_to_cells(tmp_path):
-    cells = [new_code_cell("!pip install keras\nimport os"), new_markdown_cell("text"),
-             new_code_cell("def f():\n    x = 1\n    return 2")]
+    cells = [
+        new_code_cell("!pip install keras\nimport os"),
+        new_markdown_cell("text"),
+        new_code_cell("def f():\n    x = 1\n    return 2"),
+    ]
     ingest = ingest_path(notebook(tmp_path, cells))
     code = rubric_code.student_code(ingest.code_cells)
     _, findings = rubric_code.lint(code.source, "ruff", ["F"], [])
@@ -424,25 +571,32 @@ def test_notebook_lines_map_back_to_cells(tmp_path):
 
 # --------------------------------------------------------------------------- overrides
 
+
 def test_overrides_files_toml_and_csv(tmp_path):
     criteria = {"analysis": 3.0, "modifications": 6.0}
     toml_file = tmp_path / "o.toml"
-    toml_file.write_text('[[override]]\nstudent = "Zoé Martin"\ncriterion = "analysis"\npoints = 3\ncomment = "bien"\n'
-                         '[[override]]\nstudent = "minimal"\ncriterion = "modifications"\ndelta = -1\n',
-                         encoding="utf-8")
+    toml_file.write_text(
+        '[[override]]\nstudent = "Zoé Martin"\ncriterion = "analysis"\npoints = 3\ncomment = "bien"\n'
+        '[[override]]\nstudent = "minimal"\ncriterion = "modifications"\ndelta = -1\n',
+        encoding="utf-8",
+    )
     loaded = load_overrides(toml_file, criteria)
     assert loaded.for_student("Zoé Martin")["analysis"].apply(1.0, 3.0) == 3
-    assert loaded.for_student("minimal")["modifications"].apply(0.5, 6.0) == 0   # clamped at 0
+    assert loaded.for_student("minimal")["modifications"].apply(0.5, 6.0) == 0  # clamped at 0
     csv_file = tmp_path / "o.csv"
-    csv_file.write_text("student,criterion,points,delta,comment\n"
-                        "Zoé Martin,analysis,2.5,,relu\nminimal,modifications,,+1,\n", encoding="utf-8")
+    csv_file.write_text(
+        "student,criterion,points,delta,comment\nZoé Martin,analysis,2.5,,relu\nminimal,modifications,,+1,\n",
+        encoding="utf-8",
+    )
     loaded = load_overrides(csv_file, criteria)
     assert loaded.for_student("Zoé Martin")["analysis"].points == 2.5
     assert loaded.for_student("minimal")["modifications"].delta == 1
-    for bad, message in [("student,criterion,points,delta,comment\na,anlysis,1,,\n", "unknown criterion 'anlysis'"),
-                         ("student,criterion,points,delta,comment\na,analysis,4,,\n", "outside 0–3"),
-                         ("student,criterion,points,delta,comment\na,analysis,1,1,\n", "exactly one of"),
-                         ("student,criterion,points,delta,comment\na,analysis,x,,\n", "not a number")]:
+    for bad, message in [
+        ("student,criterion,points,delta,comment\na,anlysis,1,,\n", "unknown criterion 'anlysis'"),
+        ("student,criterion,points,delta,comment\na,analysis,4,,\n", "outside 0–3"),
+        ("student,criterion,points,delta,comment\na,analysis,1,1,\n", "exactly one of"),
+        ("student,criterion,points,delta,comment\na,analysis,x,,\n", "not a number"),
+    ]:
         csv_file.write_text(bad, encoding="utf-8")
         with pytest.raises(ValueError, match=message):
             load_overrides(csv_file, criteria)
@@ -451,8 +605,10 @@ def test_overrides_files_toml_and_csv(tmp_path):
 def test_overrides_keep_the_automatic_points(tmp_path):
     ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES)]))
     overrides = tmp_path / "o.toml"
-    overrides.write_text('[[override]]\nstudent = "student"\ncriterion = "improvement"\ndelta = 1.5\n'
-                         'comment = "seed noise"\n', encoding="utf-8")
+    overrides.write_text(
+        '[[override]]\nstudent = "student"\ncriterion = "improvement"\ndelta = 1.5\ncomment = "seed noise"\n',
+        encoding="utf-8",
+    )
     rubric = load_rubric(None, overrides)
     result = score(evidence(ingest, [model("create_improved_model_1", accuracy=0.9010)], rubric=rubric), EN)
     improvement = criterion(result, "improvement")
@@ -462,8 +618,9 @@ def test_overrides_keep_the_automatic_points(tmp_path):
 
 
 def test_older_results_with_text_evidence_still_load():
-    old = CriterionScore.model_validate({"id": "a", "title": "A", "points": 1, "max_points": 2, "reason": "r",
-                                         "evidence": ["found this"]})
+    old = CriterionScore.model_validate(
+        {"id": "a", "title": "A", "points": 1, "max_points": 2, "reason": "r", "evidence": ["found this"]}
+    )
     assert old.evidence[0].text == "found this" and old.auto_points is None
 
 
@@ -473,7 +630,6 @@ def test_every_rubric_message_exists_in_both_languages():
     source = "".join(path.read_text(encoding="utf-8") for path in (REPO / "harness" / "scoring").rglob("*.py"))
     used = set(re.findall(r'"(rb_[a-z_]+)"', source))
     assert used <= keys, used - keys
-
 
 
 SMALL_SUITE = small_suite(ASSIGNMENT_TESTS, subset="all")
@@ -487,8 +643,15 @@ def labelled(tmp_path_factory, mnist_npz, protocol_path):
     suite = tmp_path_factory.mktemp("suite") / "suite.toml"
     suite.write_text(SMALL_SUITE, encoding="utf-8")
     out = tmp_path_factory.mktemp("labelled-out") / "out"
-    return run_grade([folder], out, protocol=protocol_path, data=mnist_npz, cache=out / ".cache",
-                     profile=EXPECTED["profile"], suite=suite)
+    return run_grade(
+        [folder],
+        out,
+        protocol=protocol_path,
+        data=mnist_npz,
+        cache=out / ".cache",
+        profile=EXPECTED["profile"],
+        suite=suite,
+    )
 
 
 @pytest.mark.slow
@@ -497,13 +660,17 @@ def test_labelled_sample_lands_in_its_expected_ranges(labelled, sample):
     expected = EXPECTED[sample]
     result = labelled.result(Path(expected["file"]).stem)
     points = {c.id: c.points for c in result.score.criteria}
-    outside = {cid: (points[cid], expected[cid]) for cid in CRITERIA
-               if not expected[cid][0] <= points[cid] <= expected[cid][1]}
+    outside = {
+        cid: (points[cid], expected[cid]) for cid in CRITERIA if not expected[cid][0] <= points[cid] <= expected[cid][1]
+    }
     low, high = expected["total"]
     if not low <= result.score.total <= high:
         outside["total"] = (result.score.total, expected["total"])
-    details = {c.id: (c.reason, [c.model_dump(include={"id", "points"}) for c in c.components])
-               for c in result.score.criteria if c.id in outside}
+    details = {
+        c.id: (c.reason, [c.model_dump(include={"id", "points"}) for c in c.components])
+        for c in result.score.criteria
+        if c.id in outside
+    }
     assert not outside, (outside, details)
 
 
@@ -520,8 +687,13 @@ def test_every_criterion_gives_its_reason_and_located_evidence(labelled):
         assert located, (sample, modifications.evidence)
     excellent = labelled.result("excellent")
     texts = " ".join(e.text for c in excellent.score.criteria for e in c.evidence)
-    for category in ("architecture", "régularisation", "hyperparamètres", "augmentation de données",
-                     "stratégie d'entraînement"):
+    for category in (
+        "architecture",
+        "régularisation",
+        "hyperparamètres",
+        "augmentation de données",
+        "stratégie d'entraînement",
+    ):
         assert f"— {category} :" in texts, category
 
 
@@ -532,9 +704,10 @@ def test_rescore_after_a_threshold_change_is_fast_and_retrains_nothing(labelled,
     stored = {p: p.stat().st_mtime_ns for p in [*out.rglob("*.keras"), *out.rglob("training.json")]}
     assert stored
     text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
-    changed = tmp_path / "changed.toml"   # one threshold: full points now need a 50-point gain
-    changed.write_text(text.replace("{ min_gain_pp = 0.5, points = 4 }", "{ min_gain_pp = 50, points = 4 }"),
-                       encoding="utf-8")
+    changed = tmp_path / "changed.toml"  # one threshold: full points now need a 50-point gain
+    changed.write_text(
+        text.replace("{ min_gain_pp = 0.5, points = 4 }", "{ min_gain_pp = 50, points = 4 }"), encoding="utf-8"
+    )
     started = time.monotonic()
     results = {r.student: r for r in rescore(out, rubric_path=changed, language="fr")}
     seconds = time.monotonic() - started
@@ -544,8 +717,9 @@ def test_rescore_after_a_threshold_change_is_fast_and_retrains_nothing(labelled,
     before = {r.student: r.score for r in labelled.summary.results}
     for student, result in results.items():
         assert result.score.rubric.startswith("changed.toml sha256:")
-        new, old = (next(c.points for c in score.criteria if c.id == "improvement")
-                    for score in (result.score, before[student]))
+        new, old = (
+            next(c.points for c in score.criteria if c.id == "improvement") for score in (result.score, before[student])
+        )
         assert new == (3 if old == 4 else old), student
         others = [(c.id, c.points) for c in result.score.criteria if c.id != "improvement"]
         assert others == [(c.id, c.points) for c in before[student].criteria if c.id != "improvement"]
@@ -557,9 +731,12 @@ def test_overrides_show_in_grades_csv_and_report_and_english(labelled, tmp_path)
     out = tmp_path / "out"
     shutil.copytree(labelled.out, out, copy_function=shutil.copy2)
     overrides = tmp_path / "overrides.csv"
-    overrides.write_text("student,criterion,points,delta,comment\n"
-                         "minimal,analysis,2,,Analyse orale convaincante\n"
-                         "excellent,documentation,,-0.5,Figures sans légende\n", encoding="utf-8")
+    overrides.write_text(
+        "student,criterion,points,delta,comment\n"
+        "minimal,analysis,2,,Analyse orale convaincante\n"
+        "excellent,documentation,,-0.5,Figures sans légende\n",
+        encoding="utf-8",
+    )
     rescore(out, language="en", overrides=overrides)
     with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}

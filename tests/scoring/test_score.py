@@ -1,6 +1,7 @@
 """Re-scoring and re-rendering a graded class from its stored results, without retraining anything.
 
 (The rubric's rules themselves are unit-tested in test_rubric.py.)"""
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,8 @@ from harness.scoring import failed_score, load_rubric
 from harness.util.i18n import Translator
 
 CRITERIA = ["code_quality", "modifications", "improvement", "analysis", "documentation"]
-GENEROUS = [(-1000.0, 4)]   # any measured gain earns the 4 points
-STRICT = [(1000.0, 4)]      # no gain can earn anything
+GENEROUS = [(-1000.0, 4)]  # any measured gain earns the 4 points
+STRICT = [(1000.0, 4)]  # no gain can earn anything
 
 
 def criterion(score, cid):
@@ -50,12 +51,17 @@ def expected_improvement(result: SubmissionResult, thresholds: list[tuple[float,
 def training_outputs(out: Path) -> dict[str, int]:
     """mtimes of what training and evaluation produced (training.json, models, predictions) and of the
     workers' scratch folder."""
-    files = [*out.glob("*/training.json"), *out.glob("*/models/*"), *out.glob("_reference/**/*"),
-             *out.glob(".work/**/*")]  # a worker started by re-scoring would leave files there
+    files = [
+        *out.glob("*/training.json"),
+        *out.glob("*/models/*"),
+        *out.glob("_reference/**/*"),
+        *out.glob(".work/**/*"),
+    ]  # a worker started by re-scoring would leave files there
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in files if p.is_file()}
 
 
 # --------------------------------------------------------------------------- the rubric file
+
 
 def test_default_rubric_is_the_assignments_grid():
     rubric = load_rubric()
@@ -68,7 +74,8 @@ def test_an_unreadable_submission_scores_zero_with_its_reason():
     score = failed_score(load_rubric(), "Syntax error in cell 3, line 2", Translator("en"))
     assert score.total == 0 and score.max_total == 20
     assert [(c.id, c.points, c.reason) for c in score.criteria] == [
-        (cid, 0.0, "Syntax error in cell 3, line 2") for cid in CRITERIA]
+        (cid, 0.0, "Syntax error in cell 3, line 2") for cid in CRITERIA
+    ]
 
 
 def test_modified_rubric_file_is_valid(tmp_path):
@@ -80,6 +87,7 @@ def test_modified_rubric_file_is_valid(tmp_path):
 
 
 # --------------------------------------------------------------------------- re-scoring a graded class
+
 
 @pytest.fixture(scope="module")
 def rescored(graded, tmp_path_factory):

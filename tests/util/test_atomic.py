@@ -1,4 +1,5 @@
 """Atomic writes: whole or absent, never a shared temporary name."""
+
 from __future__ import annotations
 
 import json

@@ -9,6 +9,7 @@ and how similar the factories' bodies are (difflib on their tokens).
 >>> student_code([CodeCell(cell=3, source="x = 1\\n!pip install keras")]).locate(2)
 (3, 2)
 """
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,22 @@ from harness.ingest.read import blank_shell_and_magic_lines
 from harness.results import CodeCell, IngestResult
 from harness.util.pysource import parse as parse_python
 
-STATEMENT_NODES = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.Return, ast.Delete,
-                   ast.Raise, ast.For, ast.While, ast.If, ast.With, ast.FunctionDef, ast.ClassDef)
+STATEMENT_NODES = (
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.Import,
+    ast.ImportFrom,
+    ast.Return,
+    ast.Delete,
+    ast.Raise,
+    ast.For,
+    ast.While,
+    ast.If,
+    ast.With,
+    ast.FunctionDef,
+    ast.ClassDef,
+)
 
 
 @dataclass
@@ -33,17 +48,20 @@ class StudentCode:
     """The student's code as one text, and where each of its lines comes from."""
 
     source: str
-    origin: list[tuple[int | None, int]]   # line of `source` (from 1) -> (cell, line in the cell)
+    origin: list[tuple[int | None, int]]  # line of `source` (from 1) -> (cell, line in the cell)
 
     def locate(self, line: int) -> tuple[int | None, int]:
+        """The (cell, line in the cell) of a line of the flattened code."""
         return self.origin[line - 1] if 0 < line <= len(self.origin) else (None, line)
 
     @property
     def code_lines(self) -> int:
+        """Lines that hold code (neither blank nor only a comment)."""
         return sum(1 for line in self.source.splitlines() if line.strip() and not line.strip().startswith("#"))
 
 
 def student_code(cells: list[CodeCell]) -> StudentCode:
+    """The code cells as one text for linting, shell and magic lines blanked, each line's origin kept."""
     parts, origin = [], []
     for cell in cells:
         text = blank_shell_and_magic_lines(cell.source, cell.cell, [])
@@ -57,8 +75,11 @@ def student_code(cells: list[CodeCell]) -> StudentCode:
 
 # --------------------------------------------------------------------------- lint
 
+
 @dataclass(frozen=True)
 class Finding:
+    """A linter remark on the student's code: line, rule code, message."""
+
     line: int
     code: str
     message: str
@@ -74,14 +95,26 @@ def _ruff_binary() -> str | None:
         return shutil.which("ruff")
 
 
-def lint(source: str, linter: str = "ruff", select: list[str] | None = None,
-         ignore: list[str] | None = None) -> tuple[str, list[Finding]]:
+def lint(
+    source: str, linter: str = "ruff", select: list[str] | None = None, ignore: list[str] | None = None
+) -> tuple[str, list[Finding]]:
     """(tool used, findings). ruff with `select`/`ignore` rule codes; pyflakes when asked or when
     ruff is not available (then `ignore` applies to pyflakes messages' names, not codes)."""
     binary = _ruff_binary() if linter == "ruff" else None
     if binary:
-        command = [binary, "check", "--output-format", "json", "--no-cache", "--isolated", "--quiet",
-                   "--target-version", "py310", "--select", ",".join(select or ["F"])]
+        command = [
+            binary,
+            "check",
+            "--output-format",
+            "json",
+            "--no-cache",
+            "--isolated",
+            "--quiet",
+            "--target-version",
+            "py310",
+            "--select",
+            ",".join(select or ["F"]),
+        ]
         if ignore:
             command += ["--ignore", ",".join(ignore)]
         try:
@@ -114,6 +147,7 @@ def lint(source: str, linter: str = "ruff", select: list[str] | None = None,
 
 # --------------------------------------------------------------------------- comments
 
+
 def comment_stats(source: str) -> tuple[int, int, int]:
     """(comment lines, documented functions, functions) of the student's code."""
     comments = 0
@@ -133,11 +167,14 @@ def comment_stats(source: str) -> tuple[int, int, int]:
 
 # --------------------------------------------------------------------------- dead code
 
+
 @dataclass(frozen=True)
 class DeadCode:
-    kind: str       # "unused_function", "unreachable", "commented_code"
-    line: int       # in the student's code
-    name: str       # the function's name, the first line of the code
+    """Code that never runs: an unused function, unreachable statements, commented-out code."""
+
+    kind: str  # "unused_function", "unreachable", "commented_code"
+    line: int  # in the student's code
+    name: str  # the function's name, the first line of the code
 
 
 def dead_code(source: str, keep: set[str]) -> list[DeadCode]:
@@ -152,8 +189,11 @@ def dead_code(source: str, keep: set[str]) -> list[DeadCode]:
     used |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     used |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in used | keep \
-                and not node.name.startswith("__"):
+        if (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name not in used | keep
+            and not node.name.startswith("__")
+        ):
             found.append(DeadCode("unused_function", node.lineno, node.name))
     lines = source.splitlines()
     for node in ast.walk(tree):
@@ -203,7 +243,7 @@ def _is_code(text: str) -> bool:
         tree = parse_python(text)
     except SyntaxError:
         try:
-            tree = parse_python(text + "\n    pass")   # "for x in y:" / "def f():" alone
+            tree = parse_python(text + "\n    pass")  # "for x in y:" / "def f():" alone
         except SyntaxError:
             return False
     if len(tree.body) != 1:
@@ -215,6 +255,7 @@ def _is_code(text: str) -> bool:
 
 
 # --------------------------------------------------------------------------- duplicated factories
+
 
 def _tokens(segment: str) -> list[str]:
     out = []
@@ -229,6 +270,8 @@ def _tokens(segment: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Duplicate:
+    """Two factories whose bodies are near copies: their similarity and length."""
+
     first: str
     second: str
     similarity: float

@@ -9,6 +9,7 @@ ranges), because the built model does not keep it.
 >>> features(ModelResult(name="m", role="improved")).convs
 ()
 """
+
 from __future__ import annotations
 
 import ast
@@ -28,10 +29,20 @@ DROPOUT_LAYERS = {"Dropout", "SpatialDropout2D", "GaussianDropout", "AlphaDropou
 NORM_LAYERS = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization"}
 ACTIVATION_LAYERS = {"ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax"}
 AUGMENTATION_LAYER = re.compile(r"^Random\w+$")
-SCHEDULE = re.compile(r"\b(ExponentialDecay|CosineDecay\w*|PiecewiseConstantDecay|PolynomialDecay|InverseTimeDecay"
-                      r"|LearningRateSchedule)\b")
-GENERATOR_RANGES = ("rotation_range", "zoom_range", "width_shift_range", "height_shift_range", "shear_range",
-                    "horizontal_flip", "vertical_flip", "brightness_range")
+SCHEDULE = re.compile(
+    r"\b(ExponentialDecay|CosineDecay\w*|PiecewiseConstantDecay|PolynomialDecay|InverseTimeDecay"
+    r"|LearningRateSchedule)\b"
+)
+GENERATOR_RANGES = (
+    "rotation_range",
+    "zoom_range",
+    "width_shift_range",
+    "height_shift_range",
+    "shear_range",
+    "horizontal_flip",
+    "vertical_flip",
+    "brightness_range",
+)
 
 
 def _fmt(value: Any) -> str:
@@ -39,7 +50,7 @@ def _fmt(value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and all(isinstance(v, (int, float)) for v in value) and value[0] == -value[1] != 0:
-            return f"±{_fmt(float(value[1]))}"           # a Random* layer's symmetric factor
+            return f"±{_fmt(float(value[1]))}"  # a Random* layer's symmetric factor
         return "×".join(_fmt(v) for v in value)
     return str(value)
 
@@ -65,26 +76,26 @@ def _regularizer(config: dict) -> str | None:
 class Features:
     """What a model is, in the terms of the five categories."""
 
-    convs: tuple[str, ...] = ()            # "32 3×3" per convolution layer
+    convs: tuple[str, ...] = ()  # "32 3×3" per convolution layer
     kernels: tuple[str, ...] = ()
     filters: tuple[str, ...] = ()
-    dense: tuple[str, ...] = ()            # hidden dense widths (the output layer left out)
+    dense: tuple[str, ...] = ()  # hidden dense widths (the output layer left out)
     pooling: tuple[str, ...] = ()
     padding: frozenset[str] = frozenset()
     activations: frozenset[str] = frozenset()
-    dropout: tuple[str, ...] = ()          # "Dropout(0.25)" in order
-    norms: tuple[str, ...] = ()            # normalisation layer names in order
+    dropout: tuple[str, ...] = ()  # "Dropout(0.25)" in order
+    norms: tuple[str, ...] = ()  # normalisation layer names in order
     norm_after: frozenset[str] = frozenset()  # "Conv2D", "Dense": each such layer is followed by a normalisation
-    regularizers: tuple[str, ...] = ()     # "L2(0.0001)" per regularised layer
+    regularizers: tuple[str, ...] = ()  # "L2(0.0001)" per regularised layer
     augmentation_layers: tuple[str, ...] = ()
     optimizer: str | None = None
     learning_rate: float | None = None
     batch_size: int | None = None
     epochs: int | None = None
     callbacks: tuple[str, ...] = ()
-    schedule: str | None = None            # a LearningRateSchedule object passed to the optimizer
-    augmentation: str | None = None        # declared in TRAINING_CONFIG
-    known: bool = True                     # False: the model was never built (no spec)
+    schedule: str | None = None  # a LearningRateSchedule object passed to the optimizer
+    augmentation: str | None = None  # declared in TRAINING_CONFIG
+    known: bool = True  # False: the model was never built (no spec)
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -96,15 +107,19 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
     augmentation = model.settings.augmentation if model.settings else None
     if augmentation and static.get("generator"):
         augmentation = f"{augmentation}({static['generator']})"
-    common = dict(batch_size=int(declared.get("batch_size") or batch_size),
-                  epochs=int(declared.get("epochs") or epochs),
-                  callbacks=callbacks, augmentation=augmentation, schedule=static.get("schedule"))
+    common = dict(
+        batch_size=int(declared.get("batch_size") or batch_size),
+        epochs=int(declared.get("epochs") or epochs),
+        callbacks=callbacks,
+        augmentation=augmentation,
+        schedule=static.get("schedule"),
+    )
     if model.spec is None:
         return Features(known=False, **common)
     layers = model.spec.layers
     convs, kernels, filters, dense, pooling, dropout, norms, regs, augment = [], [], [], [], [], [], [], [], []
     padding, activations, norm_after = set(), set(), set()
-    followed = {"Conv": [0, 0], "Dense": [0, 0]}     # kind -> [layers, followed by a normalisation]
+    followed = {"Conv": [0, 0], "Dense": [0, 0]}  # kind -> [layers, followed by a normalisation]
     dense_layers = [i for i, layer in enumerate(layers) if layer.class_name == "Dense"]
     for index, layer in enumerate(layers):
         name, config = layer.class_name, layer.config
@@ -136,7 +151,7 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
                 activations.add(str(activation))
             kind = "Conv" if name in CONV_LAYERS else "Dense"
             followed[kind][0] += 1
-            nxt = [later.class_name for later in layers[index + 1:index + 3]]
+            nxt = [later.class_name for later in layers[index + 1 : index + 3]]
             if any(n in NORM_LAYERS for n in nxt[:2]) and not (nxt and (nxt[0] in CONV_LAYERS or nxt[0] == "Dense")):
                 followed[kind][1] += 1
         reg = _regularizer(config)
@@ -146,10 +161,22 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
         if total and with_norm == total and norms:
             norm_after.add("Conv2D" if kind == "Conv" else "Dense")
     return Features(
-        convs=tuple(convs), kernels=tuple(kernels), filters=tuple(filters), dense=tuple(dense), pooling=tuple(pooling),
-        padding=frozenset(padding), activations=frozenset(activations), dropout=tuple(dropout), norms=tuple(norms),
-        norm_after=frozenset(norm_after), regularizers=tuple(regs), augmentation_layers=tuple(augment),
-        optimizer=model.spec.optimizer, learning_rate=model.spec.learning_rate, **common)
+        convs=tuple(convs),
+        kernels=tuple(kernels),
+        filters=tuple(filters),
+        dense=tuple(dense),
+        pooling=tuple(pooling),
+        padding=frozenset(padding),
+        activations=frozenset(activations),
+        dropout=tuple(dropout),
+        norms=tuple(norms),
+        norm_after=frozenset(norm_after),
+        regularizers=tuple(regs),
+        augmentation_layers=tuple(augment),
+        optimizer=model.spec.optimizer,
+        learning_rate=model.spec.learning_rate,
+        **common,
+    )
 
 
 def _seq(values) -> str:
@@ -173,8 +200,9 @@ def differences(new: Features, old: Features, t: Translator) -> dict[str, list[s
         if new.filters != old.filters:
             arch.append(t("rb_diff_filters", before=_seq(old.filters), after=_seq(new.filters)))
         if sorted(set(new.kernels)) != sorted(set(old.kernels)):
-            arch.append(t("rb_diff_kernels", before=_seq(sorted(set(old.kernels))),
-                          after=_seq(sorted(set(new.kernels)))))
+            arch.append(
+                t("rb_diff_kernels", before=_seq(sorted(set(old.kernels))), after=_seq(sorted(set(new.kernels))))
+            )
         if new.dense != old.dense:
             arch.append(t("rb_diff_dense", before=_seq(old.dense), after=_seq(new.dense)))
         if new.pooling != old.pooling:
@@ -182,21 +210,39 @@ def differences(new: Features, old: Features, t: Translator) -> dict[str, list[s
         if new.padding != old.padding and new.convs and old.convs:
             arch.append(t("rb_diff_padding", before=_seq(sorted(old.padding)), after=_seq(sorted(new.padding))))
         if new.activations != old.activations:
-            arch.append(t("rb_diff_activations", before=_seq(sorted(old.activations)),
-                          after=_seq(sorted(new.activations))))
+            arch.append(
+                t("rb_diff_activations", before=_seq(sorted(old.activations)), after=_seq(sorted(new.activations)))
+            )
         reg = found["regularization"]
-        _layer_changes(reg, [d.split("(")[0] for d in new.dropout], [d.split("(")[0] for d in old.dropout], t,
-                       new.dropout, old.dropout)
+        _layer_changes(
+            reg,
+            [d.split("(")[0] for d in new.dropout],
+            [d.split("(")[0] for d in old.dropout],
+            t,
+            new.dropout,
+            old.dropout,
+        )
         _layer_changes(reg, list(new.norms), list(old.norms), t, (), (), after=new.norm_after - old.norm_after)
         if new.regularizers != old.regularizers:
             if new.regularizers:
-                reg.append(t("rb_diff_regularizer", what=_counted(tuple(sorted(set(new.regularizers)))),
-                             count=len(new.regularizers), before=len(old.regularizers)))
+                reg.append(
+                    t(
+                        "rb_diff_regularizer",
+                        what=_counted(tuple(sorted(set(new.regularizers)))),
+                        count=len(new.regularizers),
+                        before=len(old.regularizers),
+                    )
+                )
             else:
                 reg.append(t("rb_diff_regularizer_removed", count=len(old.regularizers)))
         if new.augmentation_layers != old.augmentation_layers:
-            found["augmentation"].append(t("rb_diff_augmentation_layers", before=_seq(old.augmentation_layers),
-                                           after=_seq(new.augmentation_layers)))
+            found["augmentation"].append(
+                t(
+                    "rb_diff_augmentation_layers",
+                    before=_seq(old.augmentation_layers),
+                    after=_seq(new.augmentation_layers),
+                )
+            )
         hyper = found["hyperparameters"]
         if (new.optimizer or "").lower() != (old.optimizer or "").lower() and new.optimizer and old.optimizer:
             hyper.append(t("diff_optimizer", before=old.optimizer, after=new.optimizer))
@@ -206,8 +252,9 @@ def differences(new: Features, old: Features, t: Translator) -> dict[str, list[s
     if new.batch_size != old.batch_size:
         found["hyperparameters"].append(t("diff_batch_size", before=old.batch_size, after=new.batch_size))
     if new.augmentation != old.augmentation:
-        found["augmentation"].append(t("rb_diff_augmentation", before=old.augmentation or "—",
-                                       after=new.augmentation or "—"))
+        found["augmentation"].append(
+            t("rb_diff_augmentation", before=old.augmentation or "—", after=new.augmentation or "—")
+        )
     train = found["training"]
     if new.epochs != old.epochs:
         train.append(t("diff_epochs", before=old.epochs, after=new.epochs))
@@ -223,13 +270,20 @@ def differences(new: Features, old: Features, t: Translator) -> dict[str, list[s
     return {c: v for c, v in found.items() if v}
 
 
-def _layer_changes(out: list[str], new_names: list[str], old_names: list[str], t: Translator,
-                   new_detail: tuple, old_detail: tuple, after: frozenset = frozenset()) -> None:
+def _layer_changes(
+    out: list[str],
+    new_names: list[str],
+    old_names: list[str],
+    t: Translator,
+    new_detail: tuple,
+    old_detail: tuple,
+    after: frozenset = frozenset(),
+) -> None:
     for name in sorted(set(new_names) | set(old_names)):
         n_new, n_old = new_names.count(name), old_names.count(name)
         if n_new > n_old:
             detail = ""
-            rates = [d[len(name) + 1:-1] for d in new_detail if d.startswith(name + "(")]
+            rates = [d[len(name) + 1 : -1] for d in new_detail if d.startswith(name + "(")]
             if rates:
                 detail = f" ({', '.join(rates)})"
             if after:
@@ -245,6 +299,7 @@ def _layer_changes(out: list[str], new_names: list[str], old_names: list[str], t
 
 
 # --------------------------------------------------------------------------- static details from the code
+
 
 def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
     return {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
@@ -305,9 +360,16 @@ def static_details(ingest: IngestResult) -> dict[str, dict]:
             for call in ast.walk(node):
                 name = getattr(call.func, "id", getattr(call.func, "attr", "")) if isinstance(call, ast.Call) else ""
                 if name == "ImageDataGenerator":
-                    ranges = [f"{k.arg}={ast.get_source_segment(source, k.value)}" for k in call.keywords
-                              if k.arg in GENERATOR_RANGES]
+                    ranges = [
+                        f"{k.arg}={ast.get_source_segment(source, k.value)}"
+                        for k in call.keywords
+                        if k.arg in GENERATOR_RANGES
+                    ]
                     generator = ", ".join(ranges) or None
-        details[factory.name] = {"schedule": schedule.group(1) if schedule else None, "generator": generator,
-                                 "nodes": nodes, "config_nodes": config_nodes}
+        details[factory.name] = {
+            "schedule": schedule.group(1) if schedule else None,
+            "generator": generator,
+            "nodes": nodes,
+            "config_nodes": config_nodes,
+        }
     return details

@@ -10,6 +10,7 @@ rubric's patterns are written without accents.
 >>> heading_level("## 3. Résultats", "")
 (2, '3. Résultats')
 """
+
 from __future__ import annotations
 
 import ast
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from harness.results import Factory, IngestResult
 from harness.util.pysource import parse as parse_python
 
-UNKNOWN_LEVEL = 7     # bold, numbered or underlined-less headings: below every '#' level
+UNKNOWN_LEVEL = 7  # bold, numbered or underlined-less headings: below every '#' level
 
 
 def plain(text: str) -> str:
@@ -42,11 +43,14 @@ def count_words(text: str) -> int:
 
 # --------------------------------------------------------------------------- prose with locations
 
+
 @dataclass(frozen=True)
 class Line:
+    """One line of the student's prose (markdown, or a module's docstrings and comments), with its place."""
+
     text: str
-    cell: int | None     # notebook cell (from 1); None in a module
-    line: int            # line in the cell, or in the module
+    cell: int | None  # notebook cell (from 1); None in a module
+    line: int  # line in the cell, or in the module
 
 
 def prose_lines(ingest: IngestResult) -> list[Line]:
@@ -56,10 +60,13 @@ def prose_lines(ingest: IngestResult) -> list[Line]:
     and its comments, each at its own line of the file.
     """
     if ingest.markdown:
-        return [Line(text, m.cell, number) for m in ingest.markdown
-                for number, text in enumerate(m.text.splitlines(), start=1)]
+        return [
+            Line(text, m.cell, number)
+            for m in ingest.markdown
+            for number, text in enumerate(m.text.splitlines(), start=1)
+        ]
     if not ingest.code_cells or ingest.code_cells[0].cell is not None:
-        return []                       # a notebook without markdown has no prose
+        return []  # a notebook without markdown has no prose
     source = ingest.code_cells[0].source
     numbered: dict[int, str] = {}
     for first, doc in _docstrings(source):
@@ -110,6 +117,7 @@ def comment_lines(source: str) -> list[tuple[int, str]]:
 
 # --------------------------------------------------------------------------- headings and sections
 
+
 def heading_level(line: str, next_line: str) -> tuple[int, str] | None:
     """(level, title) when `line` is a heading: ``#`` levels, a bold line, an underlined line, '3. Title'."""
     stripped = line.strip()
@@ -124,15 +132,20 @@ def heading_level(line: str, next_line: str) -> tuple[int, str] | None:
             return 1, stripped
         if re.fullmatch(r"[-~]{3,}", underline):
             return 2, stripped
-    if re.fullmatch(r"(?:\d{1,2}|[IVX]{1,4})[.)]\s+[^\W\d_].{0,70}", stripped) and len(stripped.split()) <= 8 \
-            and not stripped.endswith((".", ",", ";")):
+    if (
+        re.fullmatch(r"(?:\d{1,2}|[IVX]{1,4})[.)]\s+[^\W\d_].{0,70}", stripped)
+        and len(stripped.split()) <= 8
+        and not stripped.endswith((".", ",", ";"))
+    ):
         return UNKNOWN_LEVEL, stripped
     return None
 
 
 @dataclass
 class Heading:
-    index: int          # position in the prose lines
+    """A heading found in the prose: level, title, and where it is."""
+
+    index: int  # position in the prose lines
     level: int
     title: str
     cell: int | None
@@ -144,16 +157,17 @@ class Section:
     """A deliverable section found in the prose."""
 
     name: str
-    title: str | None        # the heading; None when found by its content
+    title: str | None  # the heading; None when found by its content
     cell: int | None
     line: int
     words: int
     text: str
-    how: str = "heading"     # 'heading' or 'content'
+    how: str = "heading"  # 'heading' or 'content'
     score: tuple = field(default=(), repr=False)
 
 
 def headings(lines: list[Line]) -> list[Heading]:
+    """Every heading of the prose: markdown ``#``, setext underlines, bold or numbered title lines."""
     found = []
     for index, line in enumerate(lines):
         following = lines[index + 1].text if index + 1 < len(lines) else ""
@@ -170,8 +184,9 @@ def _body(lines: list[Line], start: int, end: int, skip: set[int]) -> str:
 
 
 def _strip_numbering(title: str) -> str:
-    return re.sub(r"^[\s\d.)IVX:–—-]*(?:(?:partie|part|etape|step|section)\s*\d*\s*[:.–—-]?\s*)?", "",
-                  plain(title)).strip()
+    return re.sub(
+        r"^[\s\d.)IVX:–—-]*(?:(?:partie|part|etape|step|section)\s*\d*\s*[:.–—-]?\s*)?", "", plain(title)
+    ).strip()
 
 
 def _first_match(patterns: list[str], text: str) -> int | None:
@@ -203,9 +218,12 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
     for number, h in enumerate(found_headings):
         if h.index not in matches:
             continue
-        end = next((o.index for o in found_headings[number + 1:] if o.level <= h.level), len(lines))
-        others = [o for o in found_headings[number + 1:]
-                  if o.index < end and set(matches.get(o.index, {})) - set(matches[h.index])]
+        end = next((o.index for o in found_headings[number + 1 :] if o.level <= h.level), len(lines))
+        others = [
+            o
+            for o in found_headings[number + 1 :]
+            if o.index < end and set(matches.get(o.index, {})) - set(matches[h.index])
+        ]
         container = len(others) >= 3
         if container:  # a title or a part: only its own introduction is its text
             end = found_headings[number + 1].index if number + 1 < len(found_headings) else len(lines)
@@ -262,6 +280,7 @@ def _segments(lines: list[Line], found_headings: list[Heading]) -> list[tuple[in
 
 # --------------------------------------------------------------------------- passages
 
+
 @dataclass(frozen=True)
 class Passage:
     """A paragraph, a list item or a table row: the unit a justification must fit in."""
@@ -272,6 +291,7 @@ class Passage:
 
 
 def passages(lines: list[Line]) -> list[Passage]:
+    """The prose cut into passages (paragraphs, list items) with where each starts."""
     out: list[Passage] = []
     current: list[Line] = []
 
@@ -288,7 +308,7 @@ def passages(lines: list[Line]) -> list[Passage]:
         starts_item = bool(re.match(r"^([-*+]\s|\d{1,2}[.)]\s|\|)", stripped))
         if not stripped or line.cell != previous_cell or starts_item or heading:
             flush()
-        if stripped and not re.fullmatch(r"[-=~]{3,}", stripped):   # underlines are not text
+        if stripped and not re.fullmatch(r"[-=~]{3,}", stripped):  # underlines are not text
             current.append(line)
         if heading or stripped.startswith("|"):
             flush()
@@ -298,6 +318,7 @@ def passages(lines: list[Line]) -> list[Passage]:
 
 
 def sentences(passage: Passage) -> list[str]:
+    """A passage's sentences (split after ``.``, ``!``, ``?`` and ``;``)."""
     return [s for s in re.split(r"(?<=[.!?;])\s+", passage.text) if s.strip()]
 
 
@@ -350,13 +371,17 @@ BEST_MARKERS = re.compile(
     r"|deploy\w*|deploie\w*|deployer|recommand\w*|recommend\w*|je\s+retiens|retenu|we\s+keep|i\s+keep"
     r"|l'emporte|outperforms?|surpasse)"
 )
-COMPARATIVE_BEFORE = re.compile(r"(?:\bque|\bqu'|\bthan|\bcontre|\bvs\.?|\bversus|\bface\s+au|\bcompare\s+au)\s+"
-                                r"(?:(?:le|la|l'|du|celui\s+du|the|that\s+of)\s+)?$")
+COMPARATIVE_BEFORE = re.compile(
+    r"(?:\bque|\bqu'|\bthan|\bcontre|\bvs\.?|\bversus|\bface\s+au|\bcompare\s+au)\s+"
+    r"(?:(?:le|la|l'|du|celui\s+du|the|that\s+of)\s+)?$"
+)
 CLAIM_WINDOW = 80
 
 
 @dataclass(frozen=True)
 class Claim:
+    """A sentence that names one model as the best, with where it stands and in which section."""
+
     model: str
     cell: int | None
     line: int
@@ -380,7 +405,7 @@ def best_model_claims(lines: list[Line], sections: dict[str, Section], factories
     for passage in passages(lines):
         for sentence in sentences(passage):
             text = plain(sentence)
-            refs = [r for r in model_refs(text, numbers) if not COMPARATIVE_BEFORE.search(text[:r[0]])]
+            refs = [r for r in model_refs(text, numbers) if not COMPARATIVE_BEFORE.search(text[: r[0]])]
             if not refs:
                 continue
             for marker in BEST_MARKERS.finditer(text):
@@ -388,8 +413,15 @@ def best_model_claims(lines: list[Line], sections: dict[str, Section], factories
                 distances += [(marker.start() - r[1], 1, r) for r in refs if 0 <= marker.start() - r[1] <= CLAIM_WINDOW]
                 chosen = min(distances)[2] if distances else None
                 if chosen:
-                    claims.append(Claim(chosen[2], passage.cell, passage.line, sentence.strip(),
-                                        section_of(passage.cell, passage.line)))
+                    claims.append(
+                        Claim(
+                            chosen[2],
+                            passage.cell,
+                            passage.line,
+                            sentence.strip(),
+                            section_of(passage.cell, passage.line),
+                        )
+                    )
                     break
     return claims
 
@@ -405,6 +437,7 @@ def _section_ranges(lines: list[Line], sections: dict[str, Section]):
             if start <= position:
                 current = name
         return current
+
     return section_of
 
 
@@ -431,8 +464,10 @@ SKIP_LINE = re.compile(r"\bstep\b|epoch|val_|loss|/step|━|\bparam", re.IGNOREC
 
 @dataclass(frozen=True)
 class Reported:
-    model: str            # factory name, or "reference"
-    accuracy: float       # in [0, 1]
+    """An accuracy the student's text reports for a model (or the reference), as a fraction."""
+
+    model: str  # factory name, or "reference"
+    accuracy: float  # in [0, 1]
     cell: int | None
     text: str
 
@@ -476,6 +511,7 @@ def reported_accuracies(ingest: IngestResult) -> list[Reported]:
 
 
 # --------------------------------------------------------------------------- vocabulary matching
+
 
 def matches_any(patterns: list[str], text: str) -> str | None:
     """The first pattern's matched text in plain `text`, or None."""

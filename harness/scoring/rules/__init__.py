@@ -10,6 +10,7 @@ A rubric criterion's ``rule = "<name>"`` is looked up here (``get_rule``); an un
 ``UnknownRuleError`` listing the known ones. Adding a rule: a new module that decorates its
 function with ``@rule("<name>", params=<its parameters model>)``, imported below.
 """
+
 from __future__ import annotations
 
 from harness.scoring.rules.registry import RULES, Rule, RuleFunction, RuleParams, UnknownRuleError, get_rule, rule

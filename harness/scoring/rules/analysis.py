@@ -6,6 +6,7 @@ printed are compared with the harness's (shown, scored only when ``reported_numb
 Claims and numbers are held against the student only on a comparable profile. Parameters
 documented in ``rubric/default.toml``.
 """
+
 from __future__ import annotations
 
 from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, pct, section_share
@@ -42,18 +43,35 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     compared, flagged = _reported_numbers(ev, notes, t, p)
     if p.reported_numbers_points > 0:
         share = 1 - flagged / compared if compared else 1.0
-        components.append(component(t, "reported", p.reported_numbers_points * share, p.reported_numbers_points,
-                                    f"{flagged}/{compared}"))
+        components.append(
+            component(
+                t, "reported", p.reported_numbers_points * share, p.reported_numbers_points, f"{flagged}/{compared}"
+            )
+        )
     written = [t("section_" + n) for n in p.sections_points if n in ev.sections and ev.sections[n].words >= p.min_words]
-    reason = t("rb_reason_analysis", found=len(written), total=len(p.sections_points), names=", ".join(written) or "—",
-               claim=(t("rb_claim_agrees") if agree else t("rb_claim_disagrees") if disagreement else
-                      t("rb_claim_not_comparable", profile=ev.profile) if agree is False else
-                      t("rb_claim_unchecked") if claim is not None else t("rb_claim_none")))
+    reason = t(
+        "rb_reason_analysis",
+        found=len(written),
+        total=len(p.sections_points),
+        names=", ".join(written) or "—",
+        claim=(
+            t("rb_claim_agrees")
+            if agree
+            else t("rb_claim_disagrees")
+            if disagreement
+            else t("rb_claim_not_comparable", profile=ev.profile)
+            if agree is False
+            else t("rb_claim_unchecked")
+            if claim is not None
+            else t("rb_claim_none")
+        ),
+    )
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
 
 
-def _claims(ev: Evidence, notes: Notes, t: Translator,
-            p: AnalysisParams) -> tuple[float, bool | None, bool | None, rubric_text.Claim | None]:
+def _claims(
+    ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams
+) -> tuple[float, bool | None, bool | None, rubric_text.Claim | None]:
     """The model the text calls best against the harness's best improved model. Returns (the
     part's share, whether they agree (None: not checked), whether the disagreement counts (on a
     comparable profile), the claim)."""
@@ -63,8 +81,9 @@ def _claims(ev: Evidence, notes: Notes, t: Translator,
     claim = rubric_text.claimed_best(claims)
     for other in claims:
         if other is not claim:
-            notes.add(t("rb_ev_claim_other", model=other.model, sentence=excerpt(other.sentence)),
-                      other.cell, other.line)
+            notes.add(
+                t("rb_ev_claim_other", model=other.model, sentence=excerpt(other.sentence)), other.cell, other.line
+            )
     agree = disagreement = None
     if not any(f.role == "improved" for f in ev.ingest.factories):
         share = 0.0
@@ -75,17 +94,35 @@ def _claims(ev: Evidence, notes: Notes, t: Translator,
         notes.add(t("rb_ev_no_claim"), kind="missing")
     elif measured is None or trained.get(claim.model) is None:
         share = p.no_claim_share
-        notes.add(t("rb_ev_claim_unmeasured", model=claim.model, sentence=excerpt(claim.sentence)),
-                  claim.cell, claim.line)
+        notes.add(
+            t("rb_ev_claim_unmeasured", model=claim.model, sentence=excerpt(claim.sentence)), claim.cell, claim.line
+        )
     else:
         gap = 100 * (trained[measured] - trained[claim.model])
         agree = claim.model == measured or gap <= p.claim_tolerance_pp
-        text = t("rb_ev_claim", model=claim.model, sentence=excerpt(claim.sentence), measured=measured,
-                 acc=pct(trained[measured]), claimed_acc=pct(trained[claim.model]), profile=ev.profile)
+        text = t(
+            "rb_ev_claim",
+            model=claim.model,
+            sentence=excerpt(claim.sentence),
+            measured=measured,
+            acc=pct(trained[measured]),
+            claimed_acc=pct(trained[claim.model]),
+            profile=ev.profile,
+        )
         if claim.model == measured:
             share = 1.0
-            notes.add(t("rb_ev_claim_same", model=claim.model, sentence=excerpt(claim.sentence),
-                        acc=pct(trained[measured]), profile=ev.profile), claim.cell, claim.line, "found")
+            notes.add(
+                t(
+                    "rb_ev_claim_same",
+                    model=claim.model,
+                    sentence=excerpt(claim.sentence),
+                    acc=pct(trained[measured]),
+                    profile=ev.profile,
+                ),
+                claim.cell,
+                claim.line,
+                "found",
+            )
         elif agree:
             share = 1.0
             notes.add(text + t("rb_ev_claim_agrees"), claim.cell, claim.line, "found")
@@ -112,14 +149,22 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
         compared += 1
         label = t("rb_reference_label") if name == "reference" else name
         diff = 100 * (reported.accuracy - measured)
-        text = t("rb_ev_reported", model=label, reported=pct(reported.accuracy), measured=pct(measured),
-                 diff=f"{diff:+.2f}", line=excerpt(reported.text, 80), profile=ev.profile)
+        text = t(
+            "rb_ev_reported",
+            model=label,
+            reported=pct(reported.accuracy),
+            measured=pct(measured),
+            diff=f"{diff:+.2f}",
+            line=excerpt(reported.text, 80),
+            profile=ev.profile,
+        )
         if not ev.comparable:
             notes.add(text + t("rb_ev_reported_not_comparable"), reported.cell)
         elif abs(diff) > p.reported_difference_pp:
             flagged += 1
-            notes.add(text + t("rb_ev_reported_differs", limit=f"{p.reported_difference_pp:g}"), reported.cell,
-                      kind="flag")
+            notes.add(
+                text + t("rb_ev_reported_differs", limit=f"{p.reported_difference_pp:g}"), reported.cell, kind="flag"
+            )
         else:
             notes.add(text, reported.cell, kind="found")
     return compared, flagged

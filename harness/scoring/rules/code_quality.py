@@ -4,6 +4,7 @@ Five parts ("fonctionnel", lint, "commenté", "bien structuré", dead code), eac
 helper below that also writes its evidence; their thresholds are the parameters, documented in
 ``rubric/default.toml``.
 """
+
 from __future__ import annotations
 
 from harness.results import ModelResult
@@ -47,27 +48,44 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
     components = [
         component(t, "runs", p.runs_points * runs, p.runs_points, f"{len(ok)}/{len(models)}"),
         component(t, "lint", p.lint_points * lint_share, p.lint_points, f"{per_100:.1f}/100"),
-        component(t, "comments", p.comments_points * comment_share, p.comments_points,
-                  f"{100 * comments_ratio:.0f} %"),
+        component(t, "comments", p.comments_points * comment_share, p.comments_points, f"{100 * comments_ratio:.0f} %"),
         component(t, "duplication", p.duplication_points * dup_share, p.duplication_points, str(len(pairs))),
         component(t, "dead_code", p.dead_code_points * dead_share, p.dead_code_points, str(len(dead))),
     ]
-    reason = t("rb_reason_code_quality", ok=len(ok), total=len(models), lint=len(findings), tool=tool,
-               per_100=f"{per_100:.1f}", ratio=f"{100 * comments_ratio:.0f}", documented=documented,
-               functions=functions, dead=len(dead), duplicates=len(pairs))
+    reason = t(
+        "rb_reason_code_quality",
+        ok=len(ok),
+        total=len(models),
+        lint=len(findings),
+        tool=tool,
+        per_100=f"{per_100:.1f}",
+        ratio=f"{100 * comments_ratio:.0f}",
+        documented=documented,
+        functions=functions,
+        dead=len(dead),
+        duplicates=len(pairs),
+    )
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
 
 
 def _runs(ev: Evidence, notes: Notes, t: Translator) -> tuple[list[ModelResult], float]:
-    """"fonctionnel": (the models that trained, their share); each failed model noted at its factory."""
+    """ "fonctionnel": (the models that trained, their share); each failed model noted at its factory."""
     models = ev.models
     ok = [m for m in models if m.status == "ok"]
     for model in models:
         if model.status != "ok":
             factory = ev.factory(model.name)
-            notes.add(t("rb_ev_model_failed", model=model.name, status=t(f"status_model_{model.status}"),
-                        reason=excerpt(model.reason or "", 160)),
-                      factory.cell if factory else None, factory.line if factory else None, "flag")
+            notes.add(
+                t(
+                    "rb_ev_model_failed",
+                    model=model.name,
+                    status=t(f"status_model_{model.status}"),
+                    reason=excerpt(model.reason or "", 160),
+                ),
+                factory.cell if factory else None,
+                factory.line if factory else None,
+                "flag",
+            )
     runs = len(ok) / len(models) if models else 0.0
     notes.add(t("ev_runs", ok=len(ok), total=len(models)), kind="found" if models and runs == 1 else "info")
     return ok, runs
@@ -81,9 +99,17 @@ def _lint(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tu
     per_100 = 100 * len(findings) / max(1, code.code_lines)
     span = max(1e-9, p.lint_zero_per_100_lines - p.lint_per_100_lines)
     lint_share = 1.0 if per_100 <= p.lint_per_100_lines else max(0.0, 1 - (per_100 - p.lint_per_100_lines) / span)
-    notes.add(t("rb_ev_lint", tool=tool, count=len(findings), lines=code.code_lines, per_100=f"{per_100:.1f}",
-                limit=f"{p.lint_per_100_lines:g}"))
-    for finding in findings[:p.lint_shown]:
+    notes.add(
+        t(
+            "rb_ev_lint",
+            tool=tool,
+            count=len(findings),
+            lines=code.code_lines,
+            per_100=f"{per_100:.1f}",
+            limit=f"{p.lint_per_100_lines:g}",
+        )
+    )
+    for finding in findings[: p.lint_shown]:
         cell, line = code.locate(finding.line)
         notes.add(f"{tool} {finding.code}: {finding.message}", cell, line, "flag")
     if len(findings) > p.lint_shown:
@@ -92,25 +118,42 @@ def _lint(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tu
 
 
 def _comments(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tuple[float, int, int, float]:
-    """"commenté": (comment lines per code line, documented functions, functions, the part's share):
+    """ "commenté": (comment lines per code line, documented functions, functions, the part's share):
     half for the comment ratio, half for the docstring share."""
     code = ev.code
     comments, documented, functions = rubric_code.comment_stats(code.source)
     ratio = comments / max(1, code.code_lines)
     doc_ratio = documented / functions if functions else 1.0
     comment_share = 0.5 * min(1.0, ratio / p.comment_ratio) + 0.5 * min(1.0, doc_ratio / p.docstring_share)
-    notes.add(t("rb_ev_comments", comments=comments, lines=code.code_lines, ratio=f"{100 * ratio:.0f}",
-                documented=documented, functions=functions))
+    notes.add(
+        t(
+            "rb_ev_comments",
+            comments=comments,
+            lines=code.code_lines,
+            ratio=f"{100 * ratio:.0f}",
+            documented=documented,
+            functions=functions,
+        )
+    )
     return ratio, documented, functions, comment_share
 
 
 def _duplication(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tuple[list, float]:
-    """"bien structuré": (the near-copy factory pairs, the part's share); each pair noted at the copy."""
+    """ "bien structuré": (the near-copy factory pairs, the part's share); each pair noted at the copy."""
     pairs, n_factories = rubric_code.duplicated_factories(ev.ingest, p.duplication_similarity, p.duplication_min_lines)
     for pair in pairs:
         factory = ev.factory(pair.second)
-        notes.add(t("rb_ev_duplicate", first=pair.first, second=pair.second, similarity=f"{100 * pair.similarity:.0f}",
-                    lines=pair.lines), factory.cell if factory else None, factory.line if factory else None)
+        notes.add(
+            t(
+                "rb_ev_duplicate",
+                first=pair.first,
+                second=pair.second,
+                similarity=f"{100 * pair.similarity:.0f}",
+                lines=pair.lines,
+            ),
+            factory.cell if factory else None,
+            factory.line if factory else None,
+        )
     return pairs, 1 - len(pairs) / max(1, n_factories - 1)
 
 

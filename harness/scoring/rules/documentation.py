@@ -4,6 +4,7 @@ Each section is worth ``heading_share`` for being there and the rest in proporti
 full at ``min_words``; a .py submission's report is its docstrings and comments. Parameters
 documented in ``rubric/default.toml``.
 """
+
 from __future__ import annotations
 
 from harness.scoring.evidence import Evidence, Notes, Verdict, component, section_share
@@ -31,6 +32,11 @@ def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> V
     found = [n for n in p.sections if n in ev.sections]
     missing = [t("section_" + n) for n in p.sections if n not in ev.sections or ev.sections[n].words < p.min_words]
     share = sum(shares) / len(shares) if shares else 0.0
-    reason = t("rb_reason_documentation", found=len(found), total=len(p.sections), words=total_words,
-               missing=", ".join(missing) or "—")
+    reason = t(
+        "rb_reason_documentation",
+        found=len(found),
+        total=len(p.sections),
+        words=total_words,
+        missing=", ".join(missing) or "—",
+    )
     return Verdict(reason, [component(t, "sections", share, 1.0, f"{len(found)}/{len(p.sections)}")], notes.items)

@@ -5,6 +5,7 @@ threshold that gives its points; when the evaluation stored a significance test,
 not significant is capped and a significantly worse model scores at most its own cap.
 Parameters documented in ``rubric/default.toml``.
 """
+
 from __future__ import annotations
 
 from harness.results import ModelResult
@@ -62,10 +63,15 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
     notes.add(t("ev_reference", acc=pct(reference.test_accuracy)))
     for model in trained:
         verdict, detail = _significance(model)
-        text = t("rb_ev_model_gain", model=model.name, acc=pct(model.test_accuracy),
-                 gain=f"{100 * (model.test_accuracy - reference.test_accuracy):+.2f}")
-        notes.add(text + (f" — {detail}" if detail else ""), *factory_at(ev, model.name),
-                  "found" if model is best else "info")
+        text = t(
+            "rb_ev_model_gain",
+            model=model.name,
+            acc=pct(model.test_accuracy),
+            gain=f"{100 * (model.test_accuracy - reference.test_accuracy):+.2f}",
+        )
+        notes.add(
+            text + (f" — {detail}" if detail else ""), *factory_at(ev, model.name), "found" if model is best else "info"
+        )
     verdict, detail = _significance(best)
     note = ""
     if p.use_significance and verdict == "not_significant" and points > p.max_points_if_not_significant:
@@ -76,10 +82,23 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
         notes.add(t("rb_ev_no_significance"))
     elif note:
         notes.add(note, kind="flag")
-    notes.add(t("rb_ev_threshold", gain=f"{gain:+.2f}", threshold=f"{threshold.min_gain_pp:+g}" if threshold else "—",
-                points=f"{points:g}", profile=ev.profile))
+    notes.add(
+        t(
+            "rb_ev_threshold",
+            gain=f"{gain:+.2f}",
+            threshold=f"{threshold.min_gain_pp:+g}" if threshold else "—",
+            points=f"{points:g}",
+            profile=ev.profile,
+        )
+    )
     status = t(f"rb_verdict_{verdict}") if verdict else t("rb_verdict_unknown")
-    reason = t("rb_reason_improvement", model=best.name, acc=pct(best.test_accuracy),
-               ref=pct(reference.test_accuracy),
-               gain=f"{gain:+.2f}", verdict=status, profile=ev.profile)
+    reason = t(
+        "rb_reason_improvement",
+        model=best.name,
+        acc=pct(best.test_accuracy),
+        ref=pct(reference.test_accuracy),
+        gain=f"{gain:+.2f}",
+        verdict=status,
+        profile=ev.profile,
+    )
     return Verdict(reason, [component(t, "gain", points, top, f"{gain:+.2f} pp")], notes.items)

@@ -5,6 +5,7 @@ previous model or the baseline, whichever it differs less from: that step's cate
 justified by one passage of the student's text near the model, and a good step changes at most
 ``max_categories_per_step`` categories. Parameters documented in ``rubric/default.toml``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -57,11 +58,11 @@ class ModificationsParams(RuleParams):
 class _Tally:
     """What the steps add up to, over the improved models."""
 
-    covered: set[str] = field(default_factory=set)     # categories changed against the baseline
-    steps: int = 0                                      # models that change something
-    good_steps: int = 0                                 # ... at most max_categories_per_step categories
-    justified: int = 0                                  # changes (model, category) justified
-    to_justify: int = 0                                 # changes (model, category)
+    covered: set[str] = field(default_factory=set)  # categories changed against the baseline
+    steps: int = 0  # models that change something
+    good_steps: int = 0  # ... at most max_categories_per_step categories
+    justified: int = 0  # changes (model, category) justified
+    to_justify: int = 0  # changes (model, category)
 
 
 @rule("modifications", params=ModificationsParams)
@@ -71,9 +72,11 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
     improved = [m for m in ev.models if m.role == "improved"]
     own = next((m for m in ev.models if m.role == "baseline" and m.spec), None)
     base = own or ev.reference
-    zero = [component(t, "categories", 0, p.categories_points),
-            component(t, "justification", 0, p.justification_points),
-            component(t, "method", 0, p.method_points)]
+    zero = [
+        component(t, "categories", 0, p.categories_points),
+        component(t, "justification", 0, p.justification_points),
+        component(t, "method", 0, p.method_points),
+    ]
     if not improved or base is None:
         return Verdict(t("reason_no_improved"), [c for c in zero if c.max_points > 0], notes.items)
 
@@ -81,8 +84,10 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
     if own is not None and ev.reference is not None and ev.reference.spec is not None:
         changed = rubric_models.differences(base_f, _features(ev, ev.reference), t)
         if changed:
-            notes.add(t("rb_ev_own_baseline", changes="; ".join(x for items in changed.values() for x in items)),
-                      *factory_at(ev, own.name))
+            notes.add(
+                t("rb_ev_own_baseline", changes="; ".join(x for items in changed.values() for x in items)),
+                *factory_at(ev, own.name),
+            )
     tally = _Tally()
     previous_name, previous_f = None, base_f
     for model in improved:
@@ -102,8 +107,17 @@ def _features(ev: Evidence, model: ModelResult) -> rubric_models.Features:
     return rubric_models.features(model, ev.protocol_epochs, ev.protocol_batch_size, ev.statics.get(model.name))
 
 
-def _note_step(ev: Evidence, notes: Notes, t: Translator, p: ModificationsParams, model: ModelResult,
-               f: rubric_models.Features, step: dict[str, list[str]], against: str | None, tally: _Tally) -> None:
+def _note_step(
+    ev: Evidence,
+    notes: Notes,
+    t: Translator,
+    p: ModificationsParams,
+    model: ModelResult,
+    f: rubric_models.Features,
+    step: dict[str, list[str]],
+    against: str | None,
+    tally: _Tally,
+) -> None:
     """One model's step: what it changes and against what, and whether it is one change at a time."""
     cell, line = factory_at(ev, model.name)
     label = t("rb_against_previous", model=against) if against else t("rb_against_baseline")
@@ -119,13 +133,29 @@ def _note_step(ev: Evidence, notes: Notes, t: Translator, p: ModificationsParams
             tally.good_steps += 1
             notes.add(t("rb_ev_one_step", model=model.name, count=len(step)), cell, line)
         else:
-            notes.add(t("rb_ev_many_steps", model=model.name, count=len(step),
-                        names=", ".join(t("cat_" + c) for c in step), max=p.max_categories_per_step),
-                      cell, line, "flag")
+            notes.add(
+                t(
+                    "rb_ev_many_steps",
+                    model=model.name,
+                    count=len(step),
+                    names=", ".join(t("cat_" + c) for c in step),
+                    max=p.max_categories_per_step,
+                ),
+                cell,
+                line,
+                "flag",
+            )
 
 
-def _justify_step(ev: Evidence, notes: Notes, t: Translator, p: ModificationsParams, model: ModelResult,
-                  step: dict[str, list[str]], tally: _Tally) -> None:
+def _justify_step(
+    ev: Evidence,
+    notes: Notes,
+    t: Translator,
+    p: ModificationsParams,
+    model: ModelResult,
+    step: dict[str, list[str]],
+    tally: _Tally,
+) -> None:
     """Each category the step changes: justified by a passage near the model, or noted missing."""
     cell, line = factory_at(ev, model.name)
     for category in step:
@@ -134,11 +164,14 @@ def _justify_step(ev: Evidence, notes: Notes, t: Translator, p: ModificationsPar
         found = justification(passages, p.vocabulary.get(category, []), p.reasons)
         if found:
             tally.justified += 1
-            notes.add(t("rb_ev_justified", model=model.name, category=t("cat_" + category),
-                        excerpt=excerpt(found.text)), found.cell, found.line, "found")
+            notes.add(
+                t("rb_ev_justified", model=model.name, category=t("cat_" + category), excerpt=excerpt(found.text)),
+                found.cell,
+                found.line,
+                "found",
+            )
         else:
-            notes.add(t("rb_ev_not_justified", model=model.name, category=t("cat_" + category)),
-                      cell, line, "missing")
+            notes.add(t("rb_ev_not_justified", model=model.name, category=t("cat_" + category)), cell, line, "missing")
 
 
 def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes) -> Verdict:
@@ -146,15 +179,37 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes)
     covered = tally.covered
     category_share = min(1.0, len(covered) / max(1, p.required_categories))
     components = [
-        component(t, "categories", p.categories_points * category_share, p.categories_points,
-                  f"{len(covered)}/{p.required_categories}"),
-        component(t, "justification",
-                  p.justification_points * (tally.justified / tally.to_justify if tally.to_justify else 0),
-                  p.justification_points, f"{tally.justified}/{tally.to_justify}"),
-        component(t, "method", p.method_points * (tally.good_steps / tally.steps if tally.steps else 0),
-                  p.method_points, f"{tally.good_steps}/{tally.steps}"),
+        component(
+            t,
+            "categories",
+            p.categories_points * category_share,
+            p.categories_points,
+            f"{len(covered)}/{p.required_categories}",
+        ),
+        component(
+            t,
+            "justification",
+            p.justification_points * (tally.justified / tally.to_justify if tally.to_justify else 0),
+            p.justification_points,
+            f"{tally.justified}/{tally.to_justify}",
+        ),
+        component(
+            t,
+            "method",
+            p.method_points * (tally.good_steps / tally.steps if tally.steps else 0),
+            p.method_points,
+            f"{tally.good_steps}/{tally.steps}",
+        ),
     ]
     names = ", ".join(t("cat_" + c) for c in CATEGORIES if c in covered) or "—"
-    reason = t("rb_reason_modifications", count=len(covered), required=p.required_categories, names=names,
-               justified=tally.justified, total=tally.to_justify, good=tally.good_steps, steps=tally.steps)
+    reason = t(
+        "rb_reason_modifications",
+        count=len(covered),
+        required=p.required_categories,
+        names=names,
+        justified=tally.justified,
+        total=tally.to_justify,
+        good=tally.good_steps,
+        steps=tally.steps,
+    )
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)

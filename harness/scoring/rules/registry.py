@@ -5,6 +5,7 @@ A rule module declares its parameters model (a ``RuleParams``) and decorates its
 (``get_rule``). This module is a leaf (it imports no rule): the rule modules import it while
 ``harness/scoring/rules/__init__.py`` imports them, so it cannot be that package's ``__init__``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -52,13 +53,16 @@ def rule(name: str, params: type[RuleParams] = RuleParams) -> Callable[[RuleFunc
     """Register the decorated function as the rule ``name`` with its parameters model ``params``
     (a rule without parameters keeps the default, which accepts none). The function is returned
     unchanged, so it can still be called directly."""
+
     def register(function: RuleFunction) -> RuleFunction:
         """Add ``function`` to RULES (a name registered twice is an error) and return it as it is."""
         if name in RULES:
-            raise ValueError(f"rule {name!r} is registered twice: by {RULES[name].function.__module__} "
-                             f"and by {function.__module__}")
+            raise ValueError(
+                f"rule {name!r} is registered twice: by {RULES[name].function.__module__} and by {function.__module__}"
+            )
         RULES[name] = Rule(name=name, function=function, params=params)
         return function
+
     return register
 
 
