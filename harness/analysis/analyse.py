@@ -28,6 +28,7 @@ The predictions file, one per model (``models/<name>.predictions.npz``, written 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -65,6 +66,28 @@ from harness.util.atomic import savez_atomic, write_json_atomic
 CLASSES = 10
 SUITE_DIR = "_suite"  # OUT/_suite: the suite's manifest and example images, for reports
 GALLERY_FILE = "gallery.npz"  # OUT/<student>/gallery.npz: the galleries' test images
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def derive_seeds(seed: int, k: int) -> list[int]:
+    """``k`` training seeds: ``seed`` itself, then seeds derived from it by hashing (reproducible,
+    not chosen by anyone): ``int(sha256(f"{seed}/{i}")[:8], 16) % 2**31`` for i = 1..k-1.
+
+    >>> derive_seeds(7, 3) == derive_seeds(7, 3) and len(set(derive_seeds(7, 3))) == 3
+    True
+    """
+    if k < 1:
+        raise ValueError("--seeds must be at least 1")
+    seeds = [int(seed)]
+    i = 1
+    while len(seeds) < k:
+        candidate = int(hashlib.sha256(f"{seed}/{i}".encode()).hexdigest()[:8], 16) % 2**31
+        if candidate not in seeds:
+            seeds.append(candidate)
+        i += 1
+    return seeds
 
 
 # --------------------------------------------------------------------------- the suite
