@@ -75,9 +75,20 @@ class DroppedStatement(_Result):
     cell: int | None
     line: int
     kind: str = Field(
-        description="shell, magic, colab, training, evaluation, plotting, data, main, depends_on_dropped or statement"
+        description="shell, magic, colab, training, evaluation, plotting, data, main, depends_on_dropped, "
+        "syntax_error (a cell that does not parse and defines nothing) or statement"
     )
     code: str
+    reason: str
+
+
+class Rewrite(_Result):
+    """An edit of the code the worker runs: a Keras 2 idiom written as Keras 3 needs it (harness/ingest/legacy.py)."""
+
+    cell: int | None
+    line: int
+    before: str
+    after: str
     reason: str
 
 
@@ -121,10 +132,11 @@ class IngestResult(_Result):
     code_cells: list[CodeCell] = []
     markdown: list[MarkdownCell] = []
     notebook_format: str | None = Field(None, description="nbformat version of the notebook as handed in, e.g. '4.5'")
-    factory_source: Literal["functions", "mapped", "discovered"] = Field(
+    factory_source: Literal["functions", "mapped", "inferred", "discovered"] = Field(
         "functions",
-        description="functions: the convention's names; mapped: --factory-map; "
-        "discovered: models built at top level, found by running the notebook",
+        description="functions: the convention's names; mapped: --factory-map; inferred: the student's own "
+        "model functions under other names, roles inferred (to check); discovered: models built at top level, "
+        "found by running the notebook",
     )
     factory_map: dict[str, str] = Field(
         {}, description="harness factory name -> the student's function (--factory-map)"
@@ -132,6 +144,7 @@ class IngestResult(_Result):
     candidates: list[IgnoredItem] = Field(
         [], description="functions that return a Keras model under another name (map them with --factory-map)"
     )
+    rewrites: list[Rewrite] = Field([], description="Keras 2 idioms rewritten in the code the worker runs")
     discovery: DiscoveryRecord | None = Field(None, description="top-level model discovery (no factories)")
 
 
@@ -574,6 +587,14 @@ class AnalysisSummary(_Result):
     gallery_file: str | None = Field(None, description="gallery.npz: the galleries' test images")
 
 
+class InternalError(_Result):
+    """A failure of the harness itself while grading one submission (not the student's error)."""
+
+    stage: str = Field(description="ingest, discovery, execute, train, analyse, score, report or grade")
+    error: str
+    traceback: str
+
+
 class SubmissionResult(_Result):
     """Everything about one submission (result.json): what ingest found, the models, the analysis and the score."""
 
@@ -598,6 +619,14 @@ class SubmissionResult(_Result):
         [], description="models built at top level and found by running the notebook (which cell built each)"
     )
     candidates: list[IgnoredItem] = Field([], description="functions returning a Keras model under other names")
+    factory_names: dict[str, str] = Field(
+        {}, description="harness factory name -> the student's own function (or call), when the names differ"
+    )
+    names_inferred: bool = Field(False, description="factory_names were inferred by the harness: to check")
+    rewrites: list[Rewrite] = Field([], description="Keras 2 idioms rewritten in the code the worker runs")
+    internal_error: InternalError | None = Field(
+        None, description="the harness failed while grading this submission (status failed): where and why"
+    )
 
     def best_improved(self) -> ModelResult | None:
         """The improved model with the highest test accuracy, or None when none was evaluated."""

@@ -51,11 +51,27 @@ class Profile(_Strict):
         return max(1, min(int(wanted), self.max_epochs))
 
 
+# pip distribution name -> the module students import, where they differ
+IMPORT_NAMES = {"scikit-learn": "sklearn", "opencv-python-headless": "cv2", "opencv-python": "cv2", "pillow": "PIL"}
+
+
+class Environment(_Strict):
+    """``[environment]``: the packages student code may import besides TensorFlow and Keras."""
+
+    packages: list[str] = []
+
+    @property
+    def modules(self) -> list[str]:
+        """The import names of the declared packages (``scikit-learn`` → ``sklearn``)."""
+        return [IMPORT_NAMES.get(p.lower(), p.lower().replace("-", "_")) for p in self.packages]
+
+
 class Protocol(_Strict):
     """``reference/protocol.toml`` as read: the training defaults, the profiles by name, the file's sha256."""
 
     training: TrainingProtocol
     profiles: dict[str, Profile]
+    environment: Environment = Environment()
     limits: dict[str, dict[str, object]] = {}  # [limits.*] as written: harness.sandbox.Limits checks the values
     source_sha256: str = ""
 
@@ -81,6 +97,7 @@ def load_protocol(path: Path | None = None) -> Protocol:
     return Protocol(
         training=TrainingProtocol(**data.get("training", {})),
         profiles=profiles,
+        environment=Environment(**data.get("environment", {})),
         limits=data.get("limits", {}),
         source_sha256=hashlib.sha256(raw).hexdigest(),
     )

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.ingest.execution import neutralise
+from harness.ingest.legacy import modernise
 from harness.ingest.read import blank_shell_and_magic_lines
 from harness.resources import bundled
-from harness.results import CellRun, DiscoveredModel, DiscoveryRecord, Factory, IngestResult
+from harness.results import CellRun, CodeCell, DiscoveredModel, DiscoveryRecord, Factory, IngestResult
 from harness.sandbox import Limits, run_command, wrap
 
 DISCOVERY_TRAIN_IMAGES = 1000
@@ -55,6 +56,11 @@ class DiscoverOptions:
     use_bubblewrap: bool | None = None
 
 
+def _number(code: CodeCell) -> int:
+    """A code cell's number; a module (a script) runs as one cell, number 1."""
+    return code.cell if code.cell is not None else 1
+
+
 def discover_models(
     ingest: IngestResult,
     notebook: Path,
@@ -68,9 +74,9 @@ def discover_models(
     started = time.monotonic()
     cells = []
     for code in ingest.code_cells:
-        source = blank_shell_and_magic_lines(code.source, code.cell, [])
-        source, _ = neutralise(source, code.cell or 0, shell=False)
-        cells.append({"cell": code.cell, "source": source})
+        source = blank_shell_and_magic_lines(modernise(code.source, code.cell)[0], code.cell, [])
+        source, _ = neutralise(source, _number(code), shell=False)
+        cells.append({"cell": _number(code), "source": source})
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
@@ -135,10 +141,10 @@ def record_from_events(
     ]
     done = {c.cell for c in cells}
     for code in ingest.code_cells:
-        if code.cell not in done and code.source.strip():
+        if _number(code) not in done and code.source.strip():
             cells.append(
                 CellRun(
-                    cell=code.cell or 0,
+                    cell=_number(code),
                     status="not_run",
                     error_message="not reached: " + (stopped or "the worker stopped"),
                 )

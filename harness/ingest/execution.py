@@ -77,16 +77,20 @@ def neutralise(source: str, cell: int, shell: bool = True) -> tuple[str, list[Dr
 
 
 def notebook_data_file(raw, folder: Path, train_images: int, test_images: int) -> Path:
-    """A MNIST subset (the first images, Keras's layout) for notebooks run by the harness."""
+    """A MNIST subset in Keras's layout for notebooks run by the harness (discovery, --execute).
+
+    Its "test set" is the last `test_images` images of the *training* set: student code never sees a
+    test image (the harness's test set stays for its own evaluation).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"notebook-mnist-{train_images}-{test_images}-{raw.content_sha256[:12]}.npz"
+    path = folder / f"notebook-mnist-{train_images}-{test_images}-{raw.content_sha256[:12]}-no-test.npz"
     if not path.exists():  # several grading threads may write it at once: each its own temporary file
         savez_atomic(
             path,
             x_train=raw.x_train[:train_images],
             y_train=raw.y_train[:train_images],
-            x_test=raw.x_test[:test_images],
-            y_test=raw.y_test[:test_images],
+            x_test=raw.x_train[-test_images:],
+            y_test=raw.y_train[-test_images:],
         )
     return path
 

@@ -24,6 +24,7 @@ import nbformat
 
 # assign_ids, discover and main_file_path are re-exported: callers that import them from here
 # (the pipeline) keep working; they live in harness.ingest.paths.
+from harness.ingest.legacy import modernise
 from harness.ingest.paths import choose_main_file, student_id
 from harness.results import (
     CodeCell,
@@ -32,6 +33,7 @@ from harness.results import (
     IgnoredItem,
     IngestResult,
     MarkdownCell,
+    Rewrite,
 )
 from harness.util.pysource import parse as parse_python
 
@@ -261,6 +263,10 @@ def _imported_module(node: ast.Import | ast.ImportFrom) -> list[str]:
     return [alias.name for alias in node.names]
 
 
+# A cell that defines functions or classes cannot be skipped when it does not parse: a model may be in it.
+DEFINES = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+\w", re.MULTILINE)
+
+
 class _Extractor:
     """Classifies top-level statements of successive cells into kept and dropped."""
 
@@ -271,6 +277,8 @@ class _Extractor:
         self.tainted: set[str] = set()
         self.student_functions: set[str] = set()
         self.functions: dict[str, tuple[ast.FunctionDef, int | None]] = {}
+        # kept statements, in order: (node, source, its lines' (cell, line), cell, first line), until finish()
+        self.entries: list[tuple[ast.stmt, str, list[tuple[int | None, int]], int | None, int]] = []
 
     def add_cell(self, source: str, cell: int | None) -> None:
         source = blank_shell_and_magic_lines(source, cell, self.dropped)
@@ -281,6 +289,19 @@ class _Extractor:
         except SyntaxError as error:
             where = f"cell {cell}, line {error.lineno}" if cell is not None else f"line {error.lineno}"
             text = (error.text or "").strip()
+            if cell is not None and not DEFINES.search(source):
+                # prose pasted into a code cell, a half-written line: nothing the models need is lost
+                self.dropped.append(
+                    DroppedStatement(
+                        cell=cell,
+                        line=error.lineno or 1,
+                        kind="syntax_error",
+                        code=(text or source.strip().splitlines()[0])[:200],
+                        reason=f"this cell does not parse ({error.msg}, line {error.lineno}): skipped; it defines "
+                        "nothing the models need, but it would stop the notebook when run",
+                    )
+                )
+                return
             raise IngestError(
                 f"Syntax error in {where}: {error.msg}"
                 + (f" — `{text}`" if text else "")
@@ -299,9 +320,8 @@ class _Extractor:
                 lines[first - 1 : node.lineno - 1] + [ast.get_source_segment(source, node, padded=True)]
             )
             if verdict is None:
-                self.kept.append(segment)
-                self.line_map.extend((cell, n) for n in range(first, node.end_lineno + 1))
-                self.line_map.append((cell, node.end_lineno))  # the blank line joining statements
+                lines_of = [(cell, n) for n in range(first, node.end_lineno + 1)] + [(cell, node.end_lineno)]
+                self.entries.append((node, segment, lines_of, cell, first))
             else:
                 kind, reason = verdict
                 self.dropped.append(
@@ -401,8 +421,41 @@ class _Extractor:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             self.tainted |= {(a.asname or a.name).split(".")[0] for a in node.names}
 
+    def finish(self) -> None:
+        """Keep the kept statements, less the imports nothing kept uses: a notebook imports seaborn,
+        scikit-learn or OpenCV for its plots and evaluation, which are dropped; the models never need
+        them, and the grading environment may not have them."""
+        used: set[str] = set()
+        for node, *_ in self.entries:
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        for node, segment, lines_of, cell, first in self.entries:
+            if _unused_import(node, used):
+                self.dropped.append(
+                    DroppedStatement(
+                        cell=cell,
+                        line=first,
+                        kind="unused_import",
+                        code=segment.splitlines()[0][:120],
+                        reason="imported for code the harness does not run (nothing it keeps uses it)",
+                    )
+                )
+                continue
+            self.kept.append(segment)
+            self.line_map.extend(lines_of)
+        self.entries = []
+
     def source(self) -> str:
         return "\n\n".join(self.kept) + "\n"
+
+
+def _unused_import(node: ast.stmt, used: set[str]) -> bool:
+    """An import none of whose names the kept code reads (never ``__future__`` or ``*`` imports)."""
+    if not isinstance(node, (ast.Import, ast.ImportFrom)):
+        return False
+    if isinstance(node, ast.ImportFrom) and (node.module == "__future__" or any(a.name == "*" for a in node.names)):
+        return False
+    return not any((alias.asname or alias.name).split(".")[0] in used for alias in node.names)
 
 
 def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory], list[IgnoredItem]]:
@@ -455,6 +508,7 @@ def extract(cells: list[CodeCell]) -> tuple[str, _Extractor]:
     extractor = _Extractor()
     for code in cells:
         extractor.add_cell(code.source, code.cell)
+    extractor.finish()
     return extractor.source(), extractor
 
 
@@ -549,6 +603,87 @@ def candidate_factories(module_source: str, factory_names: set[str]) -> list[Ign
     return candidates
 
 
+# --------------------------------------------------------------------------- names inferred
+
+# A model-returning function whose name says it is the starting point (base_cnn, build_reference, …)
+BASELINE_NAME = re.compile(r"(?i)(base|r[ée]f[ée]ren|initial|original|d[ée]part|starting)")
+MAX_INFERRED_MODELS = 12
+
+
+def _called_function(own: str) -> str | None:
+    """``"build(0.3, lr=1e-3)"`` → ``"build"``; a plain name → None."""
+    try:
+        node = ast.parse(own, mode="eval").body
+    except SyntaxError:
+        return None
+    return node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+
+
+def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str, list[str]]:
+    """Calls of `names` anywhere in the code cells whose arguments are all literals, as source text in the
+    order they appear (``build_model(0.3, lr=1e-3)``): how the notebook itself uses a helper that takes
+    arguments. Cells that do not parse are skipped."""
+    names = set(required)
+    calls: dict[str, list[str]] = {name: [] for name in names}
+    for cell in cells:
+        try:
+            tree = parse_python(blank_shell_and_magic_lines(cell.source, cell.cell, []))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names):
+                continue
+            arguments = [*node.args, *(k.value for k in node.keywords)]
+            if any(k.arg is None for k in node.keywords) or not all(_is_literal(a) for a in arguments):
+                continue
+            if len(arguments) < required[node.func.id]:  # a call that would fail: not the student's own use
+                continue
+            text = ast.unparse(node)
+            if text not in calls[node.func.id]:
+                calls[node.func.id].append(text)
+    return calls
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+
+
+def infer_factory_map(module_source: str, cells: list[CodeCell], factories: list[Factory]) -> dict[str, str]:
+    """When the convention's names are missing (no ``create_improved_model_<n>``): the student's own
+    functions that return a Keras model, mapped to the harness's names.
+
+    A zero-argument function is called as is; one that takes arguments is called as the notebook
+    itself calls it with literal arguments (one model per distinct call). The baseline is the
+    function whose name says so (``base``, ``ref``, ``initial``…) when ``create_baseline_model`` is
+    missing; the others are improved models, numbered in the order they are defined.
+    """
+    if any(f.role == "improved" for f in factories):
+        return {}
+    tree = parse_python(module_source)
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    returning = model_returning_functions(module_source)
+    existing = {f.name for f in factories}
+    own = [fn for fn in functions if fn.name in returning and fn.name not in existing and not is_factory_name(fn.name)]
+    calls = _literal_calls(cells, {fn.name: _required_args(fn) for fn in own if _required_args(fn)})
+    models: list[str] = []
+    for fn in own:
+        models += calls[fn.name] if _required_args(fn) else [fn.name]
+    models = models[:MAX_INFERRED_MODELS]
+    mapping: dict[str, str] = {}
+    if BASELINE_FACTORY not in existing:
+        baseline = next((m for m in models if BASELINE_NAME.search(_called_function(m) or m)), None)
+        if baseline is not None:
+            mapping[BASELINE_FACTORY] = baseline
+            models.remove(baseline)
+    for number, model in enumerate(models, start=1):
+        mapping[f"create_improved_model_{number}"] = model
+    return mapping
+
+
 def is_factory_name(name: str) -> bool:
     """A name the harness calls as a factory: create_baseline_model or create_improved_model_<n>."""
     return name == BASELINE_FACTORY or bool(IMPROVED_FACTORY.match(name))
@@ -564,6 +699,12 @@ def _apply_factory_map(
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     applied, refused, aliases = {}, [], []
     for target, own in factory_map.items():
+        called = _called_function(own)
+        if called is not None:  # "build(0.3, lr=1e-3)": a helper with the arguments the notebook gives it
+            if called in functions and target not in existing and is_factory_name(target):
+                applied[target] = own
+                aliases.append(f"def {target}():  # {own}\n    return {own}\n")
+            continue
         if not is_factory_name(target):
             refused.append(
                 IgnoredItem(
@@ -588,9 +729,10 @@ def _apply_factory_map(
             aliases.append(f"def {target}():  # --factory-map {target}={own}\n    return {own}()\n")
     if not applied:
         return module_source, applied, refused
+    by_function = {target: _called_function(own) or own for target, own in applied.items()}
     remap = (
         '\nif isinstance(globals().get("TRAINING_CONFIG"), dict):  # --factory-map: settings under the '
-        "student's names\n    for _harness_name, _own_name in " + repr(applied) + ".items():\n"
+        "student's names\n    for _harness_name, _own_name in " + repr(by_function) + ".items():\n"
         "        if _own_name in TRAINING_CONFIG and _harness_name not in TRAINING_CONFIG:\n"
         "            TRAINING_CONFIG[_harness_name] = TRAINING_CONFIG[_own_name]\n"
     )
@@ -626,13 +768,24 @@ def _with_factory_map(
     for factory in mapped:
         own = applied.get(factory.name)
         if own:
-            node = where[own]
+            node = where[_called_function(own) or own]
             cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
             factory = factory.model_copy(
                 update={"cell": cell, "line": line, "has_docstring": ast.get_docstring(node) is not None}
             )
         fixed.append(factory)
-    return mapped_source, fixed, [i for i in ignored_functions if i.name not in applied.values()], applied
+    used = {_called_function(own) or own for own in applied.values()}
+    return mapped_source, fixed, [i for i in ignored_functions if i.name not in used], applied
+
+
+def _modernised(cells: list[CodeCell]) -> tuple[list[CodeCell], list[Rewrite]]:
+    """The code cells with their Keras 2 idioms rewritten (harness/ingest/legacy.py), and the edits."""
+    modern, rewrites = [], []
+    for cell in cells:
+        source, edits = modernise(cell.source, cell.cell)
+        modern.append(cell.model_copy(update={"source": source}) if edits else cell)
+        rewrites += edits
+    return modern, rewrites
 
 
 def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, str] | None = None) -> IngestResult:
@@ -668,20 +821,26 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
             except UnicodeDecodeError as error:
                 raise IngestError(f"{main_file.name} is not UTF-8 text ({error}).") from error
             code_cells, markdown = [CodeCell(cell=None, source=text)], []
-        module_source, extractor = extract(code_cells)
+        modern, rewrites = _modernised(code_cells)
+        module_source, extractor = extract(modern)
         factories, ignored_functions = _factories(extractor, module_source)
     except IngestError as error:
         return result.model_copy(update={"status": "invalid", "reason": str(error)})
     if main_file.suffix == ".ipynb":
         result = result.model_copy(update={"notebook_format": notebook_format(main_file)})
     applied: dict[str, str] = {}
+    inferred = False
+    if not factory_map:  # the instructor's --factory-map, when given, says it all
+        factory_map = infer_factory_map(module_source, modern, factories)
+        inferred = bool(factory_map)
     if factory_map:
         module_source, factories, ignored_functions, applied = _with_factory_map(
             module_source, extractor, factories, ignored_functions, factory_map
         )
     candidates = []
     if not any(f.role == "improved" for f in factories):
-        candidates = candidate_factories(module_source, {f.name for f in factories} | set(applied.values()))
+        used = {_called_function(own) or own for own in applied.values()}
+        candidates = candidate_factories(module_source, {f.name for f in factories} | used)
     has_config = any(
         TRAINING_CONFIG in _target_names(n.targets if isinstance(n, ast.Assign) else [n.target])
         for n in parse_python(module_source).body
@@ -697,8 +856,9 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         ignored_functions=ignored_functions,
         has_training_config=has_config,
         candidates=candidates,
+        rewrites=[r for r in rewrites if (r.cell, r.line) in set(extractor.line_map)],  # only what runs
         factory_map=applied,
-        factory_source="mapped" if applied else "functions",
+        factory_source=("inferred" if inferred else "mapped") if applied else "functions",
     )
     if not factories:
         update.update(
@@ -724,10 +884,6 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
 
 
 def needs_discovery(ingest: IngestResult) -> bool:
-    """A readable notebook without factories: its models may be built at top level (harness/ingest/discovery.py)."""
-    return (
-        ingest.status == "invalid"
-        and not ingest.factories
-        and bool(ingest.code_cells)
-        and ingest.main_file.endswith(".ipynb")
-    )
+    """A readable notebook or script without factories: its models may be built at top level (or in its
+    ``__main__`` block), found by running it with training intercepted (harness/ingest/discovery.py)."""
+    return ingest.status == "invalid" and not ingest.factories and bool(ingest.code_cells)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.pipeline.session import GradeOptions, Session, open_session
-from harness.pipeline.submission import grade_and_draw
-from harness.results import ModelResult, SubmissionResult
+from harness.pipeline.submission import grade_and_draw, internal_failure
+from harness.results import ModelResult, ReferenceSummary, SubmissionResult
 from harness.sandbox import Limits
 from harness.util.progress import Progress
 
@@ -131,6 +131,7 @@ class RayBackend:
         options = dataclasses.asdict(dataclasses.replace(session.options, log=None, progress=None))
         options_json = json.dumps({k: v for k, v in options.items() if k not in ("log", "progress")}, default=str)
         remote = ray.remote(_grade_in_ray).options(num_cpus=threads, num_gpus=gpus, max_retries=1)
+        paths = dict(tasks)
         pending = {
             remote.remote(options_json, student, str(path), reference.model_dump(mode="json"), reference_key): student
             for student, path in tasks
@@ -138,7 +139,13 @@ class RayBackend:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                yield pending.pop(ref), SubmissionResult.model_validate(ray.get(ref))
+                student = pending.pop(ref)
+                try:
+                    result = SubmissionResult.model_validate(ray.get(ref))
+                except ray.exceptions.RayError as error:  # the task's process died: this submission fails alone
+                    summary = ReferenceSummary(model=reference, trained_for=reference_key)
+                    result = internal_failure(session, student, paths[student], summary, error)
+                yield student, result
 
 
 def make_backend(name: str, workers: int, address: str | None = None, gpus_per_task: float | None = None) -> Backend:

@@ -127,6 +127,7 @@ def grade(options: GradeOptions) -> BatchSummary:
         session.progress.submission_done(student, _summary_line(student, result))
     session.progress.finish()
     ordered = [results[s] for s in submissions]
-    render_all(out, ordered, reference, session.translator, roster=options.roster)
+    for problem in render_all(out, ordered, reference, session.translator, roster=options.roster):
+        options.log(f"WARNING: {problem}")
     kept = [s for s in submissions if s not in dict(todo)]
     return BatchSummary(ordered, reference, time.monotonic() - started, ignored=ignored, kept=kept)

@@ -16,7 +16,7 @@ from harness.pipeline.session import REFERENCE_DIR
 from harness.pipeline.submission import score_submission
 from harness.report.render import render_all
 from harness.results import IngestResult, ReferenceSummary, SubmissionResult
-from harness.scoring import load_rubric
+from harness.scoring import failed_score, load_rubric
 from harness.util.i18n import Translator
 
 
@@ -44,6 +44,10 @@ def _scorer(out: Path, rubric_path: Path | None, overrides: Path | None, languag
     protocol = load_protocol(provenance.kept(out).protocol)
 
     def score(path: Path, result: SubmissionResult) -> SubmissionResult:
+        if result.internal_error is not None:  # the harness failed on it: nothing to score but the overrides
+            return result.model_copy(
+                update={"score": failed_score(rubric, result.reason or "", translator, result.student)}
+            )
         return score_submission(rubric, translator, result, IngestResult.read(path.parent / "ingest.json"), protocol)
 
     return rubric, score
@@ -72,8 +76,14 @@ def rescore(
         result.write(path)
         results.append(result)
     provenance.keep_scoring(out, rubric_path, overrides)
-    render_all(out, results, _reference(out), Translator(language), roster=roster)
+    _render(out, results, language, roster, log)
     return results
+
+
+def _render(out: Path, results: list[SubmissionResult], language: str, roster: Path | None, log) -> None:
+    for problem in render_all(out, results, _reference(out), Translator(language), roster=roster):
+        if log is not None:
+            log(f"warning: {problem}")
 
 
 def _points(result: SubmissionResult) -> list[float] | None:
@@ -112,5 +122,5 @@ def rerender(out: Path, language: str = "fr", roster: Path | None = None, log=No
     """Every report, the dashboard and the exports again, in `language` (points unchanged; nothing is
     written to result.json)."""
     results = in_language(out, stored_results(out), language, log)
-    render_all(out, results, _reference(out), Translator(language), roster=roster)
+    _render(out, results, language, roster, log)
     return results

@@ -8,6 +8,7 @@ robustness suite and records what every result's reproducibility block says.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import platform
 import shlex
@@ -186,6 +187,15 @@ def profile_limits(protocol: Protocol, profile: str) -> Limits:
     return Limits.from_table(protocol.limits_table(profile))
 
 
+def missing_packages(protocol: Protocol) -> list[str]:
+    """The packages of the protocol's ``[environment]`` that student code could not import here."""
+    return [
+        package
+        for package, module in zip(protocol.environment.packages, protocol.environment.modules)
+        if importlib.util.find_spec(module) is None
+    ]
+
+
 def open_session(options: GradeOptions) -> Session:
     """Read and check every input of the run once; the session is then never changed."""
     protocol = load_protocol(options.protocol)
@@ -242,6 +252,13 @@ def open_session(options: GradeOptions) -> Session:
             + ": student code runs in plain worker processes with "
             "resource limits only: NO filesystem or network isolation (README, Security); "
             "every result says so in worker.sandbox"
+        )
+    missing = missing_packages(protocol)
+    if missing:
+        options.log(
+            f"WARNING: the course declares packages that are not installed here: {', '.join(missing)} "
+            '(reference/protocol.toml [environment]; pip install "harness[course]"): a model that needs one fails '
+            "with a reason naming it"
         )
     cache = StageCache(options.cache or options.out / CACHE_DIR, enabled=options.use_cache)
     n_val = int(round(min(profile.train_images, len(raw.x_train)) * protocol.training.validation_split))

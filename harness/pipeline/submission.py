@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from harness.analysis import analyse as analysis
 from harness.config.protocol import Protocol
-from harness.ingest import ingest_path, main_file_path, needs_discovery
+from harness.ingest import ingest_path, main_file_path, needs_discovery, submission_sha256
 from harness.ingest.discovery import (
     DISCOVERY_TEST_IMAGES,
     DISCOVERY_TRAIN_IMAGES,
@@ -32,13 +33,14 @@ from harness.results import (
     EvidenceItem,
     ExecutionRecord,
     IngestResult,
+    InternalError,
     ModelResult,
     ReferenceSummary,
     SubmissionResult,
     TrainingRecord,
     WorkerInfo,
 )
-from harness.scoring import Rubric, score_result
+from harness.scoring import Rubric, failed_score, score_result
 from harness.util.i18n import Translator
 
 
@@ -233,6 +235,9 @@ def grade_submission(
             execution=execution.result() if execution else None,
             candidates=ingest.candidates,
             discovered_models=ingest.discovery.models if ingest.discovery else [],
+            factory_names=ingest.factory_map,
+            names_inferred=ingest.factory_source == "inferred",
+            rewrites=ingest.rewrites,
         )
     if trained is None:
         result = SubmissionResult(status="invalid", reason=ingest.reason, **base)
@@ -258,10 +263,71 @@ def grade_submission(
 def grade_and_draw(
     session: Session, student: str, path: Path, reference: ModelResult, reference_key: str
 ) -> SubmissionResult:
-    """``harness grade``'s task for one submission (on any backend): graded, then its report drawn."""
+    """``harness grade``'s task for one submission (on any backend): graded, then its report drawn.
+
+    It never raises: whatever goes wrong in the harness while grading this submission becomes this
+    submission's ``failed`` result (the traceback in ``result.json``), and the batch goes on.
+    """
     summary = ReferenceSummary(model=reference, trained_for=reference_key)
-    result = grade_submission(session, student, path, lambda: summary)
+    try:
+        result = grade_submission(session, student, path, lambda: summary)
+    except Exception as error:
+        result = internal_failure(session, student, path, summary, error)
     _draw_report(session, result)
+    return result
+
+
+# The stage a failure happened in: the innermost of these functions of this module in its traceback.
+_STAGES = {
+    "read_submission": "ingest",
+    "discover_top_level": "discovery",
+    "execute_submission": "execute",
+    "_trained": "train",
+    "_analyse": "analyse",
+    "score_submission": "score",
+    "_draw_report": "report",
+}
+
+
+def _stage_of(error: BaseException) -> str:
+    stage = "grade"
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename == __file__ and frame.name in _STAGES:
+            stage = _STAGES[frame.name]
+    return stage
+
+
+def internal_failure(
+    session: Session, student: str, path: Path, reference: ReferenceSummary | None, error: BaseException
+) -> SubmissionResult:
+    """An exception of the harness's own while grading one submission, as that submission's result:
+    ``failed``, the stage and the error as its reason, the traceback kept, every criterion at 0 (an
+    instructor's override may still grade it by hand). Written to ``OUT/<student>/result.json``."""
+    t = session.translator
+    stage = _stage_of(error)
+    reason = t("internal_failure", stage=t(f"stage_{stage}"), error=f"{type(error).__name__}: {error}"[:500])
+    try:
+        sha256 = submission_sha256(path)
+    except Exception:  # the submission itself may be what cannot be read
+        sha256 = ""
+    result = SubmissionResult(
+        student=student,
+        status="failed",
+        reason=reason,
+        submission_sha256=sha256,
+        source=str(path),
+        run=session.run,
+        reference=reference,
+        internal_error=InternalError(
+            stage=stage,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            traceback="".join(traceback.format_exception(error))[-8000:],
+        ),
+        score=failed_score(session.rubric, reason, t, student),
+    )
+    folder = session.options.out / student
+    folder.mkdir(parents=True, exist_ok=True)
+    result.write(folder / "result.json")
     return result
 
 

@@ -228,7 +228,7 @@ def render_dashboard(
         averages=averages,
         histogram=score_histogram(results, t),
         leaderboard=leaderboard[:50],
-        needs_look=[r for r in results if r.status != "ok"],
+        needs_look=[r for r in results if r.status != "ok" or r.names_inferred],
         run=results[0].run if results else None,
         flagged=[(r, m, f) for r in results for m in r.models for f in m.integrity],
         lang=t.language,
@@ -240,12 +240,24 @@ def render_dashboard(
 
 def render_all(
     out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator, roster: Path | None = None
-) -> None:
-    """Every student's report, the dashboard, grades.csv, the Moodle and Canvas exports, class.json."""
-    env = _environment(t)
-    for result in results:
-        render_student(out, result, t, env)
-    render_dashboard(out, results, reference, t, env)
+) -> list[str]:
+    """grades.csv, the Moodle and Canvas exports, class.json, every student's report and the dashboard.
+
+    The gradebook comes first and a page that cannot be drawn costs only itself: the problems are
+    returned (one line each), never raised.
+    """
     write_grades_csv(out, results)
     write_lms_exports(out, results, roster=read_roster(roster))
     write_json_atomic(out / "class.json", class_summary(results, reference))
+    env = _environment(t)
+    problems = []
+    for result in results:
+        try:
+            render_student(out, result, t, env)
+        except Exception as error:
+            problems.append(f"{result.student}: report not drawn ({type(error).__name__}: {error})")
+    try:
+        render_dashboard(out, results, reference, t, env)
+    except Exception as error:
+        problems.append(f"dashboard not drawn ({type(error).__name__}: {error})")
+    return problems

@@ -289,6 +289,7 @@ def train_submission(
                 "seed": job.seed,
                 "profile": job.profile.model_dump(),
                 "training": job.protocol.training.model_dump(),
+                "environment": job.protocol.environment.modules,
                 "data": str(job.train_data),
                 "out_dir": str(scratch / "models"),
                 "epochs_override": job.epochs_override,

@@ -19,8 +19,9 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def loader_source(data: Path, max_epochs: int | None = None) -> str:
     """The injected first cell: MNIST from the mounted file under every import path of Keras's
-    loader (``keras.datasets.mnist``, ``tensorflow.keras.datasets.mnist``); optionally
-    ``Model.fit``'s epochs capped."""
+    loader (``keras.datasets.mnist``, ``tensorflow.keras.datasets.mnist``), for ``np.load`` of a
+    ``mnist.npz`` the student had locally, and for scikit-learn's ``fetch_openml("mnist_784")``
+    when scikit-learn is installed; optionally ``Model.fit``'s epochs capped."""
     cap = (
         ""
         if not max_epochs
@@ -52,6 +53,36 @@ except Exception:
 for _harness_name, _harness_module in list(_harness_sys.modules.items()):
     if _harness_name.endswith("datasets.mnist") and hasattr(_harness_module, "load_data"):
         _harness_module.load_data = _harness_load_data
+import os as _harness_os
+_harness_np_load = _harness_np.load
+def _harness_np_load_mnist(file, *args, **kwargs):
+    # np.load("…/mnist.npz") of a copy the student had on their own machine
+    if isinstance(file, (str, _harness_os.PathLike)) and _harness_os.fspath(file).endswith("mnist.npz") \
+            and not _harness_os.path.exists(file):
+        file = {str(data)!r}
+    return _harness_np_load(file, *args, **kwargs)
+_harness_np.load = _harness_np_load_mnist
+try:
+    import sklearn.datasets as _harness_sklearn_datasets
+    _harness_fetch_openml = _harness_sklearn_datasets.fetch_openml
+    def _harness_fetch_mnist(name=None, *args, **kwargs):
+        if str(name).lower() not in ("mnist_784", "mnist") and kwargs.get("data_id") != 554:
+            return _harness_fetch_openml(name, *args, **kwargs)
+        with _harness_np.load({str(data)!r}) as d:
+            x = _harness_np.concatenate([d["x_train"], d["x_test"]]).reshape(-1, 784).astype("float64")
+            y = _harness_np.concatenate([d["y_train"], d["y_test"]]).astype(str).astype(object)
+        if kwargs.get("as_frame", "auto") is not False:
+            import pandas as _harness_pd
+            x = _harness_pd.DataFrame(x, columns=[f"pixel{{i + 1}}" for i in range(784)])
+            y = _harness_pd.Series(y, name="class", dtype="category")
+        if kwargs.get("return_X_y"):
+            return x, y
+        from sklearn.utils import Bunch as _harness_Bunch
+        return _harness_Bunch(data=x, target=y, feature_names=[f"pixel{{i + 1}}" for i in range(784)],
+                              target_names=["class"], DESCR="MNIST (served by the grading harness)")
+    _harness_sklearn_datasets.fetch_openml = _harness_fetch_mnist
+except Exception:
+    pass
 {cap}"""
 
 

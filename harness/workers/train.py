@@ -273,6 +273,27 @@ def _effective_epochs(profile: dict, declared: int | None, default: int) -> int:
     return max(1, min(int(wanted), int(profile["max_epochs"])))
 
 
+def _with_import_hint(reported: dict, error: BaseException, environment: list[str]) -> dict:
+    """A module the submission imports but this environment lacks: say which, and how to fix it."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        top = error.name.split(".")[0]
+        if top in environment:
+            where = (
+                f"{top} is a package the course declares (reference/protocol.toml, [environment]) but it is "
+                f'not installed where the harness grades: the instructor installs it (pip install "harness[course]")'
+            )
+        else:
+            where = (
+                f"if {top} is a package, the course does not declare it: the instructor adds it to [environment] "
+                "in the protocol file and installs it where the harness grades"
+            )
+        reported["reason"] += (
+            f" — if {top}.py (or a folder {top}/) is your own file, hand it in beside the notebook (in a folder "
+            f"or a .zip); {where}"
+        )
+    return reported
+
+
 def run_training(job: dict, events: Events) -> None:
     """The training job: import the student's module once, then train each factory in turn; a
     factory's failure is reported as its result and the next one still runs."""
@@ -283,7 +304,7 @@ def run_training(job: dict, events: Events) -> None:
     try:
         module = import_student_module(job["module_path"])
     except BaseException as error:  # SystemExit and KeyboardInterrupt from student code count too
-        events.emit("import_failed", **failure(error))
+        events.emit("import_failed", **_with_import_hint(failure(error), error, job.get("environment", [])))
         return
     events.emit("imported")
     for name in job["factories"]:

@@ -6,7 +6,7 @@ import pytest
 
 from harness.config.analysis import AnalysisConfig, load_analysis_config
 from harness.config.protocol import load_protocol
-from harness.pipeline.session import profile_limits
+from harness.pipeline.session import missing_packages, profile_limits
 from harness.resources import bundled
 
 
@@ -41,3 +41,12 @@ def test_the_protocol_carries_its_limits_read_once():
     protocol = load_protocol()
     assert protocol.limits_table("smoke")["memory_mb"] == profile_limits(protocol, "smoke").memory_mb
     assert bundled("reference", "protocol.toml").is_file()
+
+
+def test_the_course_environment_names_packages_by_what_students_import(tmp_path):
+    path = tmp_path / "protocol.toml"
+    path.write_text('[environment]\npackages = ["scikit-learn", "pillow", "numpy", "no-such-package-xyz"]\n')
+    protocol = load_protocol(path)
+    assert protocol.environment.modules == ["sklearn", "PIL", "numpy", "no_such_package_xyz"]
+    assert "no-such-package-xyz" in missing_packages(protocol) and "numpy" not in missing_packages(protocol)
+    assert "scikit-learn" in load_protocol().environment.packages

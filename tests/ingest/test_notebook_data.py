@@ -45,3 +45,17 @@ def test_grading_threads_writing_the_subset_at_once_all_get_it(tmp_path, monkeyp
     assert len(set(paths)) == 1 and sorted(p.name for p in tmp_path.iterdir()) == [paths[0].name]
     with np.load(paths[0]) as data:
         assert data["x_train"].shape == (30, 28, 28)
+
+
+def test_student_code_run_by_the_harness_never_gets_a_test_image(tmp_path):
+    """Discovery and --execute run the student's own cells: their "test set" comes from the training set."""
+    raw = SimpleNamespace(
+        content_sha256="1" * 64,
+        x_train=np.full((100, 28, 28), 1, np.uint8),
+        y_train=np.arange(100, dtype=np.uint8) % 10,
+        x_test=np.full((50, 28, 28), 2, np.uint8),
+        y_test=np.zeros(50, np.uint8),
+    )
+    with np.load(notebook_data_file(raw, tmp_path, 60, 20)) as data:
+        assert data["x_test"].shape == (20, 28, 28) and not (data["x_test"] == 2).any()
+        np.testing.assert_array_equal(data["y_test"], raw.y_train[-20:])

@@ -205,15 +205,32 @@ TRAINING_CONFIG = {"build_cnn": {"epochs": 2}}
 '''
 
 
-def test_candidates_are_reported_when_the_expected_names_are_missing(tmp_path):
+def test_functions_named_otherwise_are_graded_and_the_rest_reported(tmp_path):
+    """No create_* names: the model-returning functions are graded under inferred names; one that takes
+    arguments the submission never passes literally stays a candidate, with how to grade it."""
     path = tmp_path / "autres_noms.py"
     path.write_text(OTHER_NAMES, encoding="utf-8")
+    result = ingest_path(path)
+    assert result.status == "ok" and result.factory_source == "inferred"
+    assert result.factory_map == {"create_improved_model_1": "build_cnn", "create_improved_model_2": "deeper_cnn"}
+    candidates = {c.name: c.reason for c in result.candidates}
+    assert set(candidates) == set()  # an improved model was found: no candidate list
+    assert "'create_improved_model_1': 'build_cnn'" in result.module_source  # TRAINING_CONFIG follows the name
+
+
+def test_candidates_are_reported_when_nothing_can_be_graded(tmp_path):
+    path = tmp_path / "seulement_des_arguments.py"
+    path.write_text(
+        OTHER_NAMES.replace("def build_cnn():", "def build_cnn(width):").replace(
+            "def deeper_cnn(width=32):", "def deeper_cnn(width):"
+        ),
+        encoding="utf-8",
+    )
     result = ingest_path(path)
     assert result.status == "invalid"
     candidates = {c.name: c.reason for c in result.candidates}
     assert set(candidates) == {"build_cnn", "deeper_cnn", "needs_args"}
-    assert "--factory-map create_improved_model_1=build_cnn" in candidates["build_cnn"]
-    assert "takes arguments" in candidates["needs_args"]
+    assert all("takes arguments" in reason for reason in candidates.values())
     assert "build_cnn()" in result.reason and "--factory-map" in result.reason
 
 

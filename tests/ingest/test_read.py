@@ -300,7 +300,9 @@ def test_kept_statements(crafted):
     assert kept <= {"Import", "ImportFrom", "FunctionDef", "Assign"}
     names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert {"helper_config", "create_baseline_model", "create_improved_model_2", "build_model"} <= names
-    assert "import math" in crafted.module_source and "import numpy as np" in crafted.module_source
+    # imports nothing kept uses are left out (the models never need them), each with its reason
+    unused = {d.code for d in crafted.dropped if d.kind == "unused_import"}
+    assert {"import math", "import numpy as np"} <= unused and "import math" not in crafted.module_source
     assert "LR = 1e-3" in crafted.module_source and "N_CLASSES = 10" in crafted.module_source
     # TRAINING_CONFIG is kept even though it calls a student helper at top level
     assert "TRAINING_CONFIG = {'create_improved_model_2': helper_config()}" in crafted.module_source
@@ -468,7 +470,8 @@ def test_semicolon_separated_statements_are_classified_separately(tmp_path):
     )
     result = ingest_path(path)
     assert result.status == "ok", result.reason
-    assert "import os" in result.module_source and "LR = 1e-3" in result.module_source
+    assert "LR = 1e-3" in result.module_source  # the assignment kept, by columns
+    assert [d.code for d in result.dropped if d.kind == "unused_import"] == ["import os"]  # its own statement
     assert "google.colab" not in result.module_source
     assert ".fit(" not in result.module_source
 
