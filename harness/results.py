@@ -145,6 +145,9 @@ class IngestResult(_Result):
         [], description="functions that return a Keras model under another name (map them with --factory-map)"
     )
     rewrites: list[Rewrite] = Field([], description="Keras 2 idioms rewritten in the code the worker runs")
+    local_modules: dict[str, str] = Field(
+        {}, description="the student's own modules (a folder's other .py files) the kept code imports: file -> source"
+    )
     discovery: DiscoveryRecord | None = Field(None, description="top-level model discovery (no factories)")
 
 

@@ -39,8 +39,8 @@ from harness.resources import bundled
 from harness.results import CellRun, CodeCell, DiscoveredModel, DiscoveryRecord, Factory, IngestResult
 from harness.sandbox import Limits, run_command, wrap
 
-DISCOVERY_TRAIN_IMAGES = 1000
-DISCOVERY_TEST_IMAGES = 200
+DISCOVERY_TRAIN_IMAGES = 12000  # enough for the data preparation students write for 60,000 (a 10,000-image split)
+DISCOVERY_TEST_IMAGES = 2000
 CELL_TIMEOUT_S = 60.0
 DEADLINE_S = 300.0
 WORKER = "harness.workers.discover"

@@ -232,8 +232,9 @@ def _data_note(options: ExecuteOptions) -> str:
     """The record's note on what the harness changed for the run (data, epochs)."""
     note = (
         f"A first cell injected by the harness makes keras.datasets.mnist.load_data() return the first "
-        f"{options.train_images:,} training and {options.test_images:,} test images from a local copy "
-        "(nothing can be downloaded in the sandbox)"
+        f"{options.train_images:,} training images and, as test images, {options.test_images:,} more from the end "
+        "of the training set, from a local copy (nothing can be downloaded in the sandbox; the harness's test "
+        "set is never shown to student code)"
     )
     if options.max_epochs:
         note += f"; Model.fit's epochs are capped at {options.max_epochs}"

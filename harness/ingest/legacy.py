@@ -19,9 +19,7 @@ opt = Adam(learning_rate=0.01)
 from __future__ import annotations
 
 import ast
-import io
 import re
-import tokenize
 from dataclasses import dataclass
 
 from harness.results import Rewrite
@@ -95,33 +93,37 @@ def _module_edits(source: str) -> list[_Edit]:
     return edits
 
 
-def _tokens(source: str) -> list[tokenize.TokenInfo]:
-    try:
-        return list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        return []
+def _call_name(node: ast.Call) -> str | None:
+    if isinstance(node.func, ast.Attribute):
+        return node.func.attr
+    return node.func.id if isinstance(node.func, ast.Name) else None
 
 
 def _keyword_edits(source: str) -> list[_Edit]:
-    """``name=`` inside a call's parentheses (a keyword argument, not an assignment)."""
-    edits, depth = [], 0
-    tokens = _tokens(source)
-    for index, token in enumerate(tokens):
-        if token.type == tokenize.OP and token.string in "([{":
-            depth += 1
-        elif token.type == tokenize.OP and token.string in ")]}":
-            depth = max(0, depth - 1)
-        elif (
-            token.type == tokenize.NAME
-            and token.string in KEYWORDS
-            and depth > 0
-            and 0 < index < len(tokens) - 1
-            and tokens[index + 1].string == "="
-            and tokens[index - 1].string in ("(", ",")
-        ):
-            (line, start), (_, end) = token.start, token.end
-            new = KEYWORDS[token.string]
-            edits.append(_Edit(line, start, end, new, token.string, f"Keras 3 names this argument {new}"))
+    """Renamed keyword arguments of Keras's own classes (``Adam(lr=…)``, ``Conv2D(border_mode=…)``) and of
+    ``fit`` (``nb_epoch=``); never a parameter or a call of the student's own functions, whose names are
+    theirs to choose (``def build_model(lr=1e-3)``)."""
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines()
+    edits = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _call_name(node) or ""
+        keras_class = name[:1].isupper()
+        for keyword in node.keywords:
+            old = keyword.arg
+            if old not in KEYWORDS or not (keras_class or (old == "nb_epoch" and name in ("fit", "fit_generator"))):
+                continue
+            line = lines[keyword.lineno - 1]
+            start = _column(line, keyword.col_offset)
+            if line[start : start + len(old)] != old:
+                continue
+            new = KEYWORDS[old]
+            edits.append(_Edit(keyword.lineno, start, start + len(old), new, old, f"Keras 3 names this argument {new}"))
     return edits
 
 

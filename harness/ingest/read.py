@@ -263,6 +263,32 @@ def _imported_module(node: ast.Import | ast.ImportFrom) -> list[str]:
     return [alias.name for alias in node.names]
 
 
+# Calls that read data or files: at the top level, the student's own data preparation (the harness supplies
+# the data; the files are not in the sandbox).
+DATA_CALLS = {
+    "load_data",
+    "load",
+    "open",
+    "read_csv",
+    "read_excel",
+    "read_json",
+    "read_pickle",
+    "imread",
+    "fetch_openml",
+    "loadtxt",
+    "genfromtxt",
+    "load_img",
+    "img_to_array",
+    "train_test_split",
+    "to_categorical",
+    "loadmat",
+    "image_dataset_from_directory",
+    "urlopen",
+    "get_file",
+    "glob",
+    "listdir",
+    "load_dataset",
+}
 # A cell that defines functions or classes cannot be skipped when it does not parse: a model may be in it.
 DEFINES = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+\w", re.MULTILINE)
 
@@ -389,8 +415,8 @@ class _Extractor:
             kind, reason = "training", "top-level training: the harness retrains every model itself"
         elif calls & {"evaluate", "predict", "evaluate_generator"}:
             kind, reason = "evaluation", "top-level evaluation: the harness evaluates with its own code"
-        elif calls & {"load_data"}:
-            kind, reason = "data", "data loading: the harness supplies the data"
+        elif calls & DATA_CALLS:
+            kind, reason = "data", "data or file loading: the harness supplies the data, and no file is there"
         elif calls & {"subplots", "figure", "subplot", "imshow", "plot"}:
             kind, reason = "plotting", "top-level plotting"
         elif calls & self.student_functions:
@@ -630,7 +656,7 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str,
             tree = parse_python(blank_shell_and_magic_lines(cell.source, cell.cell, []))
         except SyntaxError:
             continue
-        for node in ast.walk(tree):
+        for node in _outside_definitions(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names):
                 continue
             arguments = [*node.args, *(k.value for k in node.keywords)]
@@ -638,10 +664,21 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str,
                 continue
             if len(arguments) < required[node.func.id]:  # a call that would fail: not the student's own use
                 continue
-            text = ast.unparse(node)
+            text = ast.unparse(node) if arguments else node.func.id
             if text not in calls[node.func.id]:
                 calls[node.func.id].append(text)
     return calls
+
+
+def _outside_definitions(tree: ast.Module):
+    """Every node of `tree` except those inside a function or class body (the submission's own top-level
+    use of its builders, not a builder calling another)."""
+    stack = list(reversed(tree.body))  # depth first, in the order of the source
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
 def _is_literal(node: ast.expr) -> bool:
@@ -656,8 +693,9 @@ def infer_factory_map(module_source: str, cells: list[CodeCell], factories: list
     """When the convention's names are missing (no ``create_improved_model_<n>``): the student's own
     functions that return a Keras model, mapped to the harness's names.
 
-    A zero-argument function is called as is; one that takes arguments is called as the notebook
-    itself calls it with literal arguments (one model per distinct call). The baseline is the
+    A function is called as the submission itself calls it at top level with literal arguments, one
+    model per distinct call (``make_cnn()``, ``make_cnn(filters=16)``); a function without required
+    arguments that the submission never calls so is called once, as is. The baseline is the
     function whose name says so (``base``, ``ref``, ``initial``…) when ``create_baseline_model`` is
     missing; the others are improved models, numbered in the order they are defined.
     """
@@ -668,10 +706,10 @@ def infer_factory_map(module_source: str, cells: list[CodeCell], factories: list
     returning = model_returning_functions(module_source)
     existing = {f.name for f in factories}
     own = [fn for fn in functions if fn.name in returning and fn.name not in existing and not is_factory_name(fn.name)]
-    calls = _literal_calls(cells, {fn.name: _required_args(fn) for fn in own if _required_args(fn)})
+    calls = _literal_calls(cells, {fn.name: _required_args(fn) for fn in own})
     models: list[str] = []
-    for fn in own:
-        models += calls[fn.name] if _required_args(fn) else [fn.name]
+    for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one
+        models += calls[fn.name] or ([] if _required_args(fn) else [fn.name])
     models = models[:MAX_INFERRED_MODELS]
     mapping: dict[str, str] = {}
     if BASELINE_FACTORY not in existing:
@@ -778,6 +816,28 @@ def _with_factory_map(
     return mapped_source, fixed, [i for i in ignored_functions if i.name not in used], applied
 
 
+MAX_LOCAL_MODULE_BYTES = 1_000_000
+
+
+def _local_modules(folder: Path, main_file: Path, module_source: str) -> dict[str, str]:
+    """The student's own modules handed in beside the main file (``outils.py``) that the kept code imports:
+    the worker gets them beside the extracted code, so ``from outils import bloc`` works there too."""
+    imported = set()
+    for node in ast.walk(parse_python(module_source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module.split(".")[0])
+    found = {}
+    for path in sorted(main_file.parent.glob("*.py")):
+        if path != main_file and path.stem in imported and path.stat().st_size <= MAX_LOCAL_MODULE_BYTES:
+            try:
+                found[str(path.relative_to(folder))] = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+    return found
+
+
 def _modernised(cells: list[CodeCell]) -> tuple[list[CodeCell], list[Rewrite]]:
     """The code cells with their Keras 2 idioms rewritten (harness/ingest/legacy.py), and the edits."""
     modern, rewrites = [], []
@@ -841,6 +901,8 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     if not any(f.role == "improved" for f in factories):
         used = {_called_function(own) or own for own in applied.values()}
         candidates = candidate_factories(module_source, {f.name for f in factories} | used)
+    local_modules = _local_modules(path, main_file, module_source) if kind == "folder" else {}
+    ignored_files = [i for i in ignored_files if i.name not in local_modules]
     has_config = any(
         TRAINING_CONFIG in _target_names(n.targets if isinstance(n, ast.Assign) else [n.target])
         for n in parse_python(module_source).body
@@ -857,6 +919,8 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         has_training_config=has_config,
         candidates=candidates,
         rewrites=[r for r in rewrites if (r.cell, r.line) in set(extractor.line_map)],  # only what runs
+        local_modules=local_modules,
+        ignored_files=ignored_files,
         factory_map=applied,
         factory_source=("inferred" if inferred else "mapped") if applied else "functions",
     )

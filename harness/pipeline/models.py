@@ -24,10 +24,13 @@ def train_and_evaluate(
     scratch_name: str,
     models_dir: Path,
     student: str = "",
+    local_modules: dict[str, str] | None = None,
 ) -> tuple[list[ModelResult], WorkerInfo]:
-    """Models of one submission, each from the cache where its key matches, else trained and evaluated."""
+    """Models of one submission, each from the cache where its key matches, else trained and evaluated
+    (`local_modules`: the student's own modules the code imports, part of what a model depends on)."""
     job = session.training_job(scratch_name)
-    keys = {name: session.cache.key(module_source, name, session.run_key) for name, _ in factories}
+    depends_on = module_source + "".join(f"\n# {n}\n{s}" for n, s in sorted((local_modules or {}).items()))
+    keys = {name: session.cache.key(depends_on, name, session.run_key) for name, _ in factories}
     models = {name: session.cache.load(keys[name], session.evaluation_key, models_dir) for name, _ in factories}
     to_train = [(name, role) for name, role in factories if models[name] is None]
     worker = WorkerInfo(sandbox="none needed: every model came from the cache", threads=0)
@@ -43,6 +46,7 @@ def train_and_evaluate(
                 job.work_dir / "train",
                 models_dir,
                 on_event=session.progress.worker_event(student),
+                local_modules=local_modules,
             )
         except BaseException:
             early.cancel()

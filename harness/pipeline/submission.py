@@ -185,6 +185,7 @@ def _trained(
         scratch,
         folder / "models",
         student=student,
+        local_modules=ingest.local_modules,
     )
     TrainingRecord(
         student=student,

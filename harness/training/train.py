@@ -267,11 +267,17 @@ def train_submission(
     scratch: Path,
     models_out: Path,
     on_event: Callable[[dict], None] | None = None,
+    local_modules: dict[str, str] | None = None,
 ) -> tuple[list[ModelResult], WorkerInfo]:
-    """Train `factories` [(name, role)] defined in `module_source`; saved models go to `models_out`."""
+    """Train `factories` [(name, role)] defined in `module_source`; saved models go to `models_out`.
+
+    `local_modules` ({file name: source}) are the student's own modules the code imports, written beside it.
+    """
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
+    for name, source in (local_modules or {}).items():
+        (scratch / Path(name).name).write_text(source, encoding="utf-8")  # beside submission.py
     module_path = scratch / "submission.py"
     module_path.write_text(module_source, encoding="utf-8")
     (scratch / "models").mkdir()

@@ -1,0 +1,227 @@
+"""What students really hand in: other factory names, helpers with arguments, prose in code cells,
+imports of packages the models do not need."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+
+import nbformat
+import pytest
+from conftest import FIXTURES, run_grade
+
+from harness.ingest import ingest_path
+
+REAL_WORLD = FIXTURES / "real_world"
+
+
+def test_models_under_other_names_are_graded_with_their_roles_inferred():
+    result = ingest_path(REAL_WORLD / "names_inferred_fr.ipynb")
+    assert result.status == "ok" and result.factory_source == "inferred"
+    assert result.factory_map == {
+        "create_baseline_model": "base_cnn",
+        "create_improved_model_1": "build_model_v2",
+        "create_improved_model_2": "make_dropout_cnn",
+        "create_improved_model_3": "get_aug_model",
+    }
+    # each model placed at the student's own function, as the report shows it
+    assert [(f.name, f.role, f.cell) for f in result.factories] == [
+        ("create_baseline_model", "baseline", 4),
+        ("create_improved_model_1", "improved", 6),
+        ("create_improved_model_2", "improved", 8),
+        ("create_improved_model_3", "improved", 10),
+    ]
+    assert not result.candidates
+
+
+def test_a_helper_with_arguments_is_called_as_the_submission_calls_it():
+    result = ingest_path(REAL_WORLD / "helper_with_arguments.py")
+    assert result.status == "ok"
+    assert result.factory_map == {
+        "create_improved_model_1": "build_model",
+        "create_improved_model_2": "make_model(0.25, 0.001)",
+        "create_improved_model_3": "make_model(0.25, learning_rate=0.0001)",
+    }
+    namespace: dict = {}
+    exec(compile(result.module_source, "submission.py", "exec"), namespace)  # plain Python, safe here
+    assert "return make_model(0.25, learning_rate=0.0001)" in result.module_source
+
+
+def test_the_convention_when_followed_is_never_overridden(tmp_path):
+    source = (
+        "import keras\n\ndef create_baseline_model():\n    return keras.Sequential()\n\n"
+        "def create_improved_model_1():\n    return keras.Sequential()\n\n"
+        "def build_other():\n    return keras.Sequential()\n"
+    )
+    (tmp_path / "conventional.py").write_text(source, encoding="utf-8")
+    result = ingest_path(tmp_path / "conventional.py")
+    assert result.factory_source == "functions" and result.factory_map == {}
+    assert [f.name for f in result.factories] == ["create_baseline_model", "create_improved_model_1"]
+
+
+def _notebook(tmp_path, *cells: str):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+FACTORY = (
+    "import keras\nimport seaborn as sns\nfrom sklearn.metrics import confusion_matrix\n\n"
+    "def create_baseline_model():\n    return keras.Sequential([keras.Input((28, 28, 1))])\n"
+)
+
+
+def test_prose_pasted_in_a_code_cell_is_skipped_with_its_reason(tmp_path):
+    path = _notebook(tmp_path, FACTORY, "Ici on voit que le modèle 2 est meilleur (99 %) !")
+    result = ingest_path(path)
+    assert result.status == "ok" and [f.name for f in result.factories] == ["create_baseline_model"]
+    skipped = [d for d in result.dropped if d.kind == "syntax_error"]
+    assert len(skipped) == 1 and skipped[0].cell == 2 and "does not parse" in skipped[0].reason
+
+
+def test_a_syntax_error_inside_a_definition_still_names_the_students_error(tmp_path):
+    path = _notebook(tmp_path, FACTORY, "def create_improved_model_1(:\n    return None\n")
+    result = ingest_path(path)
+    assert result.status == "invalid" and "Syntax error in cell 2" in result.reason
+
+
+def test_imports_the_models_do_not_need_are_left_out(tmp_path):
+    """seaborn and scikit-learn serve the student's plots and evaluation, which the harness drops: the
+    grading environment need not have them."""
+    path = _notebook(
+        tmp_path,
+        FACTORY,
+        "(x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()",
+        "y_pred = create_baseline_model().predict(x_test).argmax(1)\ncm = confusion_matrix(y_test, y_pred)\nsns.heatmap(cm)",
+    )
+    result = ingest_path(path)
+    assert "seaborn" not in result.module_source and "sklearn" not in result.module_source
+    assert "import keras" in result.module_source
+    assert {d.code for d in result.dropped if d.kind == "unused_import"} == {
+        "import seaborn as sns",
+        "from sklearn.metrics import confusion_matrix",
+    }
+
+
+# --------------------------------------------------------------------------- graded end to end
+
+
+EXPECTED = tomllib.loads((REAL_WORLD / "expected.toml").read_text(encoding="utf-8"))["students"]
+
+
+@pytest.fixture(scope="module")
+def real_world_graded(tmp_path_factory, mnist_npz, protocol_path, stage_cache, suite_path):
+    """The whole real-world set graded once, as an instructor would grade a class (2 workers)."""
+    klass = shutil.copytree(REAL_WORLD, tmp_path_factory.mktemp("real_world") / "class")
+    out = tmp_path_factory.mktemp("real_world") / "out"
+    return run_grade([klass], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path)
+
+
+def test_every_real_world_submission_has_an_expected_outcome():
+    stems = {p.stem for p in REAL_WORLD.iterdir() if p.suffix in (".ipynb", ".py") or p.is_dir()}
+    assert stems == set(EXPECTED) and len(EXPECTED) >= 25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", sorted(EXPECTED))
+def test_each_real_world_submission_reaches_its_expected_outcome(real_world_graded, student):
+    expected = EXPECTED[student]
+    result = real_world_graded.result(student)
+    assert result.status == expected["status"], (result.reason, [(m.name, m.status, m.reason) for m in result.models])
+    assert sum(m.status == "ok" for m in result.models) == expected["models"]
+    if expected.get("reason_contains"):
+        assert expected["reason_contains"] in (result.reason or ""), result.reason
+
+
+@pytest.mark.slow
+def test_nine_in_ten_real_world_submissions_have_every_model_graded(real_world_graded):
+    """The issue's bar: at least 90 % of the set retrained and scored in full; every other one says why,
+    in terms of the student's own error."""
+    results = real_world_graded.by_student()
+    full = [s for s, r in results.items() if r.status == "ok"]
+    assert len(full) >= 0.9 * len(results), sorted(set(results) - set(full))
+    for student, result in results.items():
+        if result.status != "ok":
+            assert EXPECTED[student].get("reason_contains") and result.internal_error is None, student
+    assert (real_world_graded.out / "grades.csv").is_file()
+
+
+@pytest.mark.slow
+def test_inferred_names_earn_modifications_and_a_measured_improvement(real_world_graded):
+    result = real_world_graded.result("names_inferred_fr")
+    assert result.status == "ok" and result.names_inferred
+    assert result.factory_names["create_improved_model_1"] == "build_model_v2"
+    assert [m.status for m in result.models] == ["ok"] * 4
+    criteria = {c.id: c for c in result.score.criteria}
+    assert criteria["modifications"].points > 0
+    assert all(m.test_accuracy is not None for m in result.models if m.role == "improved")
+    assert any("create_improved_model" in e.text for e in criteria["improvement"].evidence)
+    report = (real_world_graded.out / "names_inferred_fr" / "report.html").read_text(encoding="utf-8")
+    assert "Noms déduits" in report and "build_model_v2" in report and "get_aug_model" in report
+    dashboard = (real_world_graded.out / "index.html").read_text(encoding="utf-8")
+    assert "noms déduits" in dashboard
+
+
+@pytest.mark.slow
+def test_a_helper_called_with_arguments_gives_one_model_per_call(real_world_graded):
+    result = real_world_graded.result("helper_with_arguments")
+    assert result.status == "ok" and [m.status for m in result.models] == ["ok"] * 3
+
+
+@pytest.mark.slow
+def test_a_script_that_trains_in_main_has_its_models_found_and_retrained(real_world_graded):
+    result = real_world_graded.result("script_top_level")
+    assert result.status == "ok", result.reason
+    assert len(result.discovered_models) == 2 and [m.status for m in result.models] == ["ok", "ok"]
+    assert {m.role for m in result.models} == {"baseline", "improved"}
+
+
+def test_keras2_idioms_are_rewritten_where_the_worker_runs_them():
+    result = ingest_path(REAL_WORLD / "keras2_colab.py")
+    assert result.status == "ok"
+    pairs = {(w.before, w.after) for w in result.rewrites}
+    assert {
+        ("keras.layers.core", "keras.layers"),
+        ("3, 3", "(3, 3)"),
+        ("lr", "learning_rate"),
+        ("border_mode", "padding"),
+        ("output_dim", "units"),
+    } <= pairs
+    assert "Adam(learning_rate=0.001)" in result.module_source and "lr=" not in result.module_source
+    assert "Convolution2D(8, 3, 3" in result.code_cells[0].source  # the student's code as handed in
+
+
+@pytest.mark.slow
+def test_keras2_code_trains_under_keras3(real_world_graded):
+    result = real_world_graded.result("keras2_colab")
+    assert result.status == "ok", result.reason
+    assert [m.status for m in result.models] == ["ok", "ok"] and len(result.rewrites) >= 6
+    # Convolution2D(8, 3, 3) read as Keras 1 meant it: a 3x3 kernel, stride 1 (Keras 3 alone: stride 3)
+    conv = result.models[0].spec.layers[0]
+    assert conv.class_name == "Conv2D"
+    assert list(conv.config["kernel_size"]) == [3, 3] and list(conv.config["strides"]) == [1, 1]
+
+
+def test_a_students_own_lr_parameter_is_not_renamed():
+    """Only Keras's own classes had `lr=`: a builder of the student's that takes `lr` keeps it."""
+    result = ingest_path(REAL_WORLD / "kowalski_anna.py")
+    assert result.status == "ok"
+    assert "def build_model(dropout" in result.module_source and "lr=" in result.module_source
+    namespace: dict = {}
+    exec(compile(result.module_source, "submission.py", "exec"), namespace)  # defines only: safe here
+
+
+def test_top_level_file_and_data_reads_are_left_out():
+    result = ingest_path(REAL_WORLD / "lefebvre_hugo.ipynb")
+    assert "np.load(" not in result.module_source
+    assert any(d.kind == "data" and "np.load" in d.code for d in result.dropped)
+    result = ingest_path(REAL_WORLD / "silva_pedro.ipynb")
+    assert "Image.open" not in result.module_source
+
+
+def test_a_folder_s_own_module_goes_to_the_worker():
+    result = ingest_path(REAL_WORLD / "durand_lea", "durand_lea")
+    assert list(result.local_modules) == ["outils_modeles.py"]
+    assert "outils_modeles.py" not in {i.name for i in result.ignored_files}
