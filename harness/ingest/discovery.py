@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from harness.ingest.legacy import modernise
 from harness.ingest.read import blank_shell_and_magic_lines
 from harness.resources import bundled
 from harness.results import CellRun, CodeCell, DiscoveredModel, DiscoveryRecord, Factory, IngestResult
-from harness.sandbox import Limits, run_command, wrap
+from harness.sandbox import Limits, run_job
 
 DISCOVERY_TRAIN_IMAGES = 12000  # enough for the data preparation students write for 60,000 (a 10,000-image split)
 DISCOVERY_TEST_IMAGES = 2000
@@ -82,38 +81,25 @@ def discover_models(
     scratch.mkdir(parents=True)
     reference = scratch / "reference_baseline.py"
     reference.write_text(bundled("reference", "baseline.py").read_text(encoding="utf-8"), encoding="utf-8")
-    events_path = scratch / "events.jsonl"
     job = {
         "cells": cells,
         "data": str(data),
-        "events": str(events_path),
         "cell_timeout_s": options.cell_timeout_s,
         "reference": str(reference),
-        "threads": options.threads,
     }
-    job_path = scratch / "job.json"
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    argv, env, isolation = wrap(
-        [sys.executable, "-m", WORKER, str(job_path)],
-        scratch=scratch,
-        readable=[data],
-        threads=options.threads,
-        use_bubblewrap=options.use_bubblewrap,
-        limits=limits,
-    )
-    outcome = run_command(
-        argv,
-        env,
+    outcome = run_job(
+        job,
         scratch,
-        limits=limits,
+        worker=WORKER,
+        readable=[data],
         threads=options.threads,
         watch=lambda events, elapsed: (
             f"running the notebook took more than {options.deadline_s:.0f} s" if elapsed > options.deadline_s else None
         ),
-        events_path=events_path,
-        isolation=isolation,
-        bubblewrap=Path(argv[0]).name == "bwrap",
+        limits=limits,
+        use_bubblewrap=options.use_bubblewrap,
     )
+    isolation = outcome.isolation
     record = record_from_events(
         outcome.events, ingest, isolation, time.monotonic() - started, outcome.stopped_because, outcome
     )

@@ -25,10 +25,8 @@ next cells still run; the cells the deadline does not let start are recorded as 
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from pathlib import Path
 import nbformat
 
 from harness.results import CellRun, DroppedStatement, ExecutionRecord, PrintedAccuracy
-from harness.sandbox import Limits, run_command, wrap
+from harness.sandbox import Limits, run_job
 from harness.util.atomic import savez_atomic
 from harness.workers.notebook import DATA_CELL_TIMEOUT_S, KERNEL_STARTUP_S, loader_source
 
@@ -175,38 +173,26 @@ def execute_notebook(
     scratch.mkdir(parents=True)
     prepared = scratch / "notebook.ipynb"
     nbformat.write(notebook, prepared)
-    events_path = scratch / "events.jsonl"
     job = {
         "notebook": str(prepared),
-        "events": str(events_path),
         "cell_timeout_s": options.cell_timeout_s,
         "deadline_s": options.deadline_s,
         "scratch": str(scratch),
     }
-    job_path = scratch / "job.json"
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    argv, env, isolation = wrap(
-        [sys.executable, "-m", WORKER, str(job_path)],
-        scratch=scratch,
-        readable=[data],
-        threads=options.threads,
-        use_bubblewrap=options.use_bubblewrap,
-        limits=limits,
-    )
     hard_limit = options.deadline_s + max(options.cell_timeout_s, DATA_CELL_TIMEOUT_S) + KERNEL_STARTUP_S + 30
-    outcome = run_command(
-        argv,
-        env,
+    outcome = run_job(
+        job,
         scratch,
-        limits=limits,
+        worker=WORKER,
+        readable=[data],
         threads=options.threads,
         watch=lambda events, elapsed: (
             f"the notebook ran past its deadline of {options.deadline_s:.0f} s" if elapsed > hard_limit else None
         ),
-        events_path=events_path,
-        isolation=isolation,
-        bubblewrap=Path(argv[0]).name == "bwrap",
+        limits=limits,
+        use_bubblewrap=options.use_bubblewrap,
     )
+    isolation = outcome.isolation
     return record_from_events(
         notebook,
         outcome.events,

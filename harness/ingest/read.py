@@ -681,6 +681,28 @@ def _outside_definitions(tree: ast.Module):
             stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
+def _compiles(fn: ast.FunctionDef) -> bool:
+    """Whether a function calls ``.compile(…)`` itself."""
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "compile" for n in ast.walk(fn)
+    )
+
+
+def _compiles_at_top_level(cells: list[CodeCell]) -> bool:
+    """Whether the code cells call ``.compile(…)`` outside any function."""
+    for cell in cells:
+        try:
+            tree = parse_python(blank_shell_and_magic_lines(cell.source, cell.cell, []))
+        except SyntaxError:
+            continue
+        if any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "compile"
+            for n in _outside_definitions(tree)
+        ):
+            return True
+    return False
+
+
 def _is_literal(node: ast.expr) -> bool:
     try:
         ast.literal_eval(node)
@@ -706,6 +728,10 @@ def infer_factory_map(module_source: str, cells: list[CodeCell], factories: list
     returning = model_returning_functions(module_source)
     existing = {f.name for f in factories}
     own = [fn for fn in functions if fn.name in returning and fn.name not in existing and not is_factory_name(fn.name)]
+    if _compiles_at_top_level(cells):
+        # the notebook compiles (and trains) models at top level: functions that do not compile their own
+        # model are its building blocks, and its models are found by running it (discovery)
+        own = [fn for fn in own if _compiles(fn)]
     calls = _literal_calls(cells, {fn.name: _required_args(fn) for fn in own})
     models: list[str] = []
     for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one

@@ -164,6 +164,11 @@ def _dead_code(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) 
     for item in dead:
         cell, line = code.locate(item.line)
         notes.add(t(f"rb_ev_dead_{item.kind}", name=item.name), cell, line, "flag")
+    # a code cell that does not parse was skipped (ingest): code that cannot run, like dead code
+    skipped = [d for d in ev.ingest.dropped if d.kind == "syntax_error"]
+    for item in skipped:
+        notes.add(t("rb_ev_dead_unparsable", name=item.code[:60]), item.cell, item.line, "flag")
+    dead = [*dead, *skipped]
     dead_share = max(0.0, 1 - p.dead_code_cost * len(dead))
     if not dead:
         notes.add(t("rb_ev_no_dead_code"), kind="found")
