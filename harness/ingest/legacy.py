@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from harness.results import Rewrite
+from harness.util.pysource import call_name
 from harness.util.pysource import parse as parse_python
 
 # Modules Keras 3 folded into their parent (``from keras.layers.core import Dense``).
@@ -93,12 +94,6 @@ def _module_edits(source: str) -> list[_Edit]:
     return edits
 
 
-def _call_name(node: ast.Call) -> str | None:
-    if isinstance(node.func, ast.Attribute):
-        return node.func.attr
-    return node.func.id if isinstance(node.func, ast.Name) else None
-
-
 def _keyword_edits(source: str) -> list[_Edit]:
     """Renamed keyword arguments of Keras's own classes (``Adam(lr=…)``, ``Conv2D(border_mode=…)``) and of
     ``fit`` (``nb_epoch=``); never a parameter or a call of the student's own functions, whose names are
@@ -112,7 +107,7 @@ def _keyword_edits(source: str) -> list[_Edit]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        name = _call_name(node) or ""
+        name = call_name(node) or ""
         keras_class = name[:1].isupper()
         for keyword in node.keywords:
             old = keyword.arg

@@ -35,6 +35,7 @@ from harness.results import (
     MarkdownCell,
     Rewrite,
 )
+from harness.util.pysource import call_name
 from harness.util.pysource import parse as parse_python
 
 BASELINE_FACTORY = "create_baseline_model"
@@ -218,15 +219,7 @@ def python_source(cells: list[CodeCell]) -> str:
 
 def _called_names(node: ast.AST) -> set[str]:
     """Names of everything called inside `node`: `f` for f(...), `fit` for x.fit(...)."""
-    names = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call):
-            func = sub.func
-            if isinstance(func, ast.Name):
-                names.add(func.id)
-            elif isinstance(func, ast.Attribute):
-                names.add(func.attr)
-    return names
+    return {name for sub in ast.walk(node) if (name := call_name(sub)) is not None}
 
 
 def _base_name(node: ast.expr) -> set[str]:
@@ -505,10 +498,7 @@ def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory]
                     )
                 )
             continue
-        args = node.args
-        required = len(args.posonlyargs) + len(args.args) - len(args.defaults)
-        required += sum(1 for d in args.kw_defaults if d is None)
-        if required > 0:
+        if _required_args(node) > 0:
             ignored.append(IgnoredItem(name=name, reason="takes arguments; a factory must take none"))
             continue
         cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
@@ -543,16 +533,6 @@ def extract(cells: list[CodeCell]) -> tuple[str, _Extractor]:
 MODEL_CONSTRUCTORS = {"Sequential", "Model", "Functional"}
 
 
-def _call_name(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Call):
-        func = node.func
-        if isinstance(func, ast.Name):
-            return func.id
-        if isinstance(func, ast.Attribute):
-            return func.attr
-    return None
-
-
 def model_returning_functions(module_source: str) -> dict[str, str]:
     """Top-level functions that return a Keras model, read statically: {name: what it returns}.
 
@@ -582,13 +562,13 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
                 continue
             bound: dict[str, str] = {}
             for node in ast.walk(fn):
-                if isinstance(node, ast.Assign) and _call_name(node.value) in known:
+                if isinstance(node, ast.Assign) and call_name(node.value) in known:
                     for target in _target_names(node.targets):
-                        bound[target] = _call_name(node.value)
+                        bound[target] = call_name(node.value)
             for node in ast.walk(fn):
                 if not isinstance(node, ast.Return) or node.value is None:
                     continue
-                made = _call_name(node.value)
+                made = call_name(node.value)
                 if made in known:
                     found[name] = f"{made}(…)"
                 elif isinstance(node.value, ast.Name) and node.value.id in bound:
@@ -639,35 +619,40 @@ MAX_INFERRED_MODELS = 12
 def _called_function(own: str) -> str | None:
     """``"build(0.3, lr=1e-3)"`` → ``"build"``; a plain name → None."""
     try:
-        node = ast.parse(own, mode="eval").body
+        node = parse_python(own, mode="eval").body
     except SyntaxError:
         return None
     return node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
 
 
 def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str, list[str]]:
-    """Calls of `names` anywhere in the code cells whose arguments are all literals, as source text in the
-    order they appear (``build_model(0.3, lr=1e-3)``): how the notebook itself uses a helper that takes
-    arguments. Cells that do not parse are skipped."""
-    names = set(required)
-    calls: dict[str, list[str]] = {name: [] for name in names}
+    """Top-level calls of the functions in `required` ({name: its required arguments}) whose arguments are all
+    literals and enough, as source text in the order they appear (``build_model(0.3, lr=1e-3)``): how the
+    submission itself uses its builders. Cells that do not parse are skipped."""
+    calls: dict[str, list[str]] = {name: [] for name in required}
+    for node in _top_level_nodes(cells):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in required):
+            continue
+        arguments = [*node.args, *(k.value for k in node.keywords)]
+        if any(k.arg is None for k in node.keywords) or not all(_is_literal(a) for a in arguments):
+            continue
+        if len(arguments) < required[node.func.id]:  # a call that would fail: not the student's own use
+            continue
+        text = ast.unparse(node) if arguments else node.func.id
+        if text not in calls[node.func.id]:
+            calls[node.func.id].append(text)
+    return calls
+
+
+def _top_level_nodes(cells: list[CodeCell]):
+    """Every node of the code cells outside function and class bodies, in source order; cells that do not
+    parse are skipped."""
     for cell in cells:
         try:
             tree = parse_python(blank_shell_and_magic_lines(cell.source, cell.cell, []))
         except SyntaxError:
             continue
-        for node in _outside_definitions(tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names):
-                continue
-            arguments = [*node.args, *(k.value for k in node.keywords)]
-            if any(k.arg is None for k in node.keywords) or not all(_is_literal(a) for a in arguments):
-                continue
-            if len(arguments) < required[node.func.id]:  # a call that would fail: not the student's own use
-                continue
-            text = ast.unparse(node) if arguments else node.func.id
-            if text not in calls[node.func.id]:
-                calls[node.func.id].append(text)
-    return calls
+        yield from _outside_definitions(tree)
 
 
 def _outside_definitions(tree: ast.Module):
@@ -681,26 +666,19 @@ def _outside_definitions(tree: ast.Module):
             stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
+def _is_compile(node: ast.AST) -> bool:
+    """A ``….compile(…)`` call (a model's, not Python's ``compile``)."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile"
+
+
 def _compiles(fn: ast.FunctionDef) -> bool:
     """Whether a function calls ``.compile(…)`` itself."""
-    return any(
-        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "compile" for n in ast.walk(fn)
-    )
+    return any(_is_compile(n) for n in ast.walk(fn))
 
 
 def _compiles_at_top_level(cells: list[CodeCell]) -> bool:
     """Whether the code cells call ``.compile(…)`` outside any function."""
-    for cell in cells:
-        try:
-            tree = parse_python(blank_shell_and_magic_lines(cell.source, cell.cell, []))
-        except SyntaxError:
-            continue
-        if any(
-            isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "compile"
-            for n in _outside_definitions(tree)
-        ):
-            return True
-    return False
+    return any(_is_compile(n) for n in _top_level_nodes(cells))
 
 
 def _is_literal(node: ast.expr) -> bool:

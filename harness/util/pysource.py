@@ -21,3 +21,13 @@ def parse(source: str, **kwargs) -> ast.Module:
     """``ast.parse(source, **kwargs)``, one thread at a time."""
     with _PARSING:
         return ast.parse(source, **kwargs)
+
+
+def call_name(node: ast.AST) -> str | None:
+    """The name a call calls: ``f`` for ``f(…)``, ``fit`` for ``x.fit(…)``; None for anything else."""
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Name):
+            return node.func.id
+        if isinstance(node.func, ast.Attribute):
+            return node.func.attr
+    return None

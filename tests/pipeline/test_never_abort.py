@@ -15,6 +15,15 @@ from harness.report import render
 VICTIM = "bruno"
 
 
+def _tiny_class(tmp_path):
+    """Three students handing in the same tiny submission (a baseline and one improved model)."""
+    klass = tmp_path / "class"
+    klass.mkdir()
+    for student in ("ada", VICTIM, "chloe"):
+        shutil.copy2(FIXTURES / "tiny_submission.py", klass / f"{student}.py")
+    return klass
+
+
 def _raise_for_victim(original, is_victim):
     def patched(*args, **kwargs):
         if is_victim(*args, **kwargs):
@@ -38,7 +47,7 @@ INJECTIONS = [
 def test_an_exception_in_any_stage_leaves_the_others_graded(
     stage, module, attribute, is_victim, monkeypatch, tmp_path, mnist_npz, protocol_path, stage_cache, suite_path
 ):
-    klass = shutil.copytree(FIXTURES / "tiny_class", tmp_path / "class")
+    klass = _tiny_class(tmp_path)
     monkeypatch.setattr(module, attribute, _raise_for_victim(getattr(module, attribute), is_victim))
     graded = run_grade(
         [klass],
@@ -64,7 +73,7 @@ def test_an_exception_in_any_stage_leaves_the_others_graded(
 def test_a_report_that_cannot_be_drawn_costs_only_itself(
     monkeypatch, tmp_path, mnist_npz, protocol_path, stage_cache, suite_path
 ):
-    klass = shutil.copytree(FIXTURES / "tiny_class", tmp_path / "class")
+    klass = _tiny_class(tmp_path)
     original = render.render_student
 
     def failing(out, result, *args, **kwargs):
