@@ -1,7 +1,7 @@
 """The ``harness`` command line: argparse only, one small function per subcommand.
 
-Each subcommand's work is in :mod:`harness.commands` (``grade``, ``check``, ``score``, ``report``,
-``schema``), imported only once its options parsed: the pipeline imports TensorFlow, which takes
+Each subcommand's work is in :mod:`harness.commands` (``grade``, ``check``, ``score``, ``calibrate``,
+``report``, ``schema``), imported only once its options parsed: the pipeline imports TensorFlow, which takes
 seconds, and ``harness --help`` or a bad option should answer at once.
 
 Exit codes: 0 every submission graded; 1 at least one submission failed or was unreadable;
@@ -143,7 +143,13 @@ def _grade_parser(commands) -> None:
         help='--ci: expected status per student ([students] broken = "invalid"); others are expected ok',
     )
     _common(grade)
-
+    grade.add_argument(
+        "--only-these",
+        action="store_true",
+        help="grades.csv, the exports and the dashboard list only the submissions of this run "
+        "(default: every student graded in OUT, this run's results updated)",
+    )
+    _wait(grade)
     _roster(grade)
 
 
@@ -180,7 +186,31 @@ def _score_parser(commands) -> None:
     score = commands.add_parser("score", help="re-score stored results (after a rubric change); trains nothing")
     score.add_argument("out", type=Path)
     _common(score)
+    _wait(score)
     _roster(score)
+
+
+def _calibrate_parser(commands) -> None:
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="compare the stored marks with an instructor's marks; propose a fitted rubric (never applied)",
+        description="Agreement per criterion (share within ±0.5 point, mean absolute error, weighted kappa), "
+        "the largest disagreements with the harness's evidence, and rubric parameters fitted to the marks "
+        "with cross-validation, written to OUT/calibration/rubric-proposed.toml for `harness score --rubric`.",
+    )
+    calibrate.add_argument("out", type=Path)
+    marks = calibrate.add_mutually_exclusive_group(required=True)
+    marks.add_argument("--marks", type=Path, help="CSV: student, criterion, points[, comment][, low, high]")
+    marks.add_argument(
+        "--expectations",
+        type=Path,
+        metavar="FILE.toml",
+        help="a labelled corpus's expected ranges (tests/fixtures/labelled/expectations.toml), as midpoint marks",
+    )
+    calibrate.add_argument("--half", choices=["tune", "heldout"], help="--expectations: only this half of the corpus")
+    calibrate.add_argument("--folds", type=int, default=5, help="cross-validation folds over the students (default 5)")
+    calibrate.add_argument("--no-fit", action="store_true", help="agreement only: propose no parameters")
+    calibrate.add_argument("--lang", choices=["fr", "en"], default="fr")
 
 
 def _report_parser(commands) -> None:
@@ -193,11 +223,20 @@ def _report_parser(commands) -> None:
         help="also open the dashboard and each report in headless Chromium: screenshots in "
         "OUT/screenshots/, console errors and broken images reported",
     )
+    _wait(report)
     _roster(report)
 
 
 def _schema_parser(commands) -> None:
     commands.add_parser("schema", help="print the JSON Schema of result.json")
+
+
+def _wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another grader is writing the output folder, wait for it to finish (default: exit 2 naming it)",
+    )
 
 
 def _roster(parser: argparse.ArgumentParser) -> None:
@@ -213,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_grade_parser, _check_parser, _score_parser, _report_parser, _schema_parser):
+    for add in (_grade_parser, _check_parser, _score_parser, _calibrate_parser, _report_parser, _schema_parser):
         add(commands)
     return parser
 

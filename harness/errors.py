@@ -15,3 +15,7 @@ class DataUnavailable(CannotStart):
 
 class SandboxUnavailable(CannotStart):
     """bubblewrap was required (or is needed) but cannot isolate workers here."""
+
+
+class OutputFolderBusy(CannotStart):
+    """Another grader holds the output folder's lock; the message names it and mentions --wait."""

@@ -427,12 +427,44 @@ class Message(_Result):
     values: dict[str, str | int | float | list[Message]] = Field(default_factory=dict)
 
 
+class ProbeResult(_Result):
+    """A model's accuracy on one invariance probe (``harness/workers/probes.py``) against the clean test set."""
+
+    probe: str
+    accuracy: float
+    lost: int = Field(description="test images right on the clean set and wrong under the probe")
+    gained: int = Field(description="wrong on the clean set and right under the probe")
+    drop: float = Field(description="clean accuracy minus the probe's")
+
+
 class IntegrityFlag(_Result):
     """A signal for the instructor that a model's test accuracy looks implausible, and why."""
 
-    rule: Literal["test_above_validation", "capacity"]
+    rule: Literal["test_above_validation", "capacity", "invariance"]
     reason: str = Field(description="in the language graded in")
     message: Message | None = Field(None, description="the reason as a translation key and values")
+
+
+class BatchNormStatistics(_Result):
+    """A model's BatchNormalization statistics: re-estimated after training where the profile says so
+    (``bn_recalibration_images`` in ``reference/protocol.toml``, "precise BatchNorm")."""
+
+    layers: int = Field(description="trainable BatchNormalization layers, nested ones included")
+    recalibrated: bool
+    images: int = Field(0, description="training images the statistics were re-estimated on")
+    val_accuracy_moving: float | None = Field(
+        None, description="validation accuracy with Keras's own moving averages, at the end of training"
+    )
+    val_accuracy_recalibrated: float | None = Field(None, description="with the re-estimated statistics (kept)")
+
+
+class MeasurementNote(_Result):
+    """Whether the profile measured a model's accuracy faithfully, and why not (``reference/analysis.toml``)."""
+
+    rule: Literal["collapse", "batchnorm_statistics"]
+    measurable: bool = Field(description="False: no criterion is scored from this model's accuracy")
+    reason: str = Field(description="in the language graded in")
+    message: Message
 
 
 class ModelResult(_Result):
@@ -466,7 +498,19 @@ class ModelResult(_Result):
     robustness: Robustness | None = None
     significance: Significance | None = Field(None, description="against the reference, on the same test images")
     integrity: list[IntegrityFlag] = Field([], description="signals for the instructor to look at")
+    invariance: list[ProbeResult] = Field(
+        [], description="the invariance probes: accuracy under changes no digit reader notices"
+    )
+    batchnorm: BatchNormStatistics | None = Field(None, description="None: the model has no BatchNormalization")
+    measurement: MeasurementNote | None = Field(
+        None, description="the profile could not measure this model faithfully, or needed help to (see its rule)"
+    )
     seed_runs: list[SeedRun] = Field([], description="with --seeds K: one run per seed, the first is `seed`")
+
+    @property
+    def measurable(self) -> bool:
+        """Whether the criteria that depend on accuracy may be scored from this model."""
+        return self.measurement is None or self.measurement.measurable
 
 
 class WorkerInfo(_Result):
@@ -529,7 +573,16 @@ class CriterionScore(_Result):
     components: list[ComponentScore] = []
     auto_points: float | None = Field(None, description="points given by the rubric (None in older results: = points)")
     instructor_points: float | None = Field(None, description="points set by the instructor's overrides file")
+    withheld_points: float | None = Field(
+        None, description="automatic points held back until the instructor clears the integrity flags they rest on"
+    )
     instructor_comment: str | None = None
+    confidence: Literal["high", "low"] = Field(
+        "high",
+        description="low: a human look could change the mark (names inferred, text in an unexpected place or "
+        "language, a mark on a threshold)",
+    )
+    confidence_reasons: list[str] = Field([], description="why the confidence is low, in the language graded in")
 
     @field_validator("evidence", mode="before")
     @classmethod
@@ -567,6 +620,9 @@ class RunInfo(_Result):
     suite_sha256: str | None = Field(None, description="sha256 of the robustness suite file")
     suite_checksum: str | None = Field(None, description="sha256 over every perturbed set's checksum")
     seeds: list[int] = Field([], description="training seeds (--seeds K), the first is `seed`")
+    fidelity: dict[str, int | str] = Field(
+        {}, description="how the profile stays faithful to the full protocol: images, BatchNorm statistics, collapse"
+    )
 
 
 class ReferenceSummary(_Result):

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ReadOnlyDatabase
 
 from harness.pipeline import BatchSummary, GradeOptions, grade
 from harness.resources import bundled
@@ -42,6 +44,64 @@ BUILD_TIMEOUT_S = 10  # a real build takes well under a second; the hanging fact
 BUDGET_MODEL_S = 0.5
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+# --------------------------------------------------------------------------- property tests
+
+# Hypothesis runs a fixed number of examples per test (no time-based budget, so CI is as fast on a
+# slow runner), replaying first the examples stored in tests/fixtures/hypothesis: a failure found
+# on a developer's machine is saved there and, once committed, replayed by every later run. CI
+# (CI=true) only reads the database, and a failure there prints the blob that reproduces it
+# (@reproduce_failure) to add to the test.
+HYPOTHESIS_DB = FIXTURES / "hypothesis"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+settings.register_profile(
+    "harness",
+    max_examples=60,
+    deadline=None,  # a rule or an ingest can take longer on a loaded machine: count examples, not time
+    print_blob=True,
+    database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(HYPOTHESIS_DB))
+    if IN_CI
+    else DirectoryBasedExampleDatabase(HYPOTHESIS_DB),
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# a longer hunt, on demand: HYPOTHESIS_PROFILE=deep python -m pytest tests/ingest/test_properties.py
+settings.register_profile("deep", parent=settings.get_profile("harness"), max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "harness"))
+
+
+# --------------------------------------------------------------------------- CI guards
+
+# Every test has pytest-timeout's limit (`timeout` in pyproject.toml: a hung worker fails its test
+# instead of the whole CI job); a test that trains models gets longer, since it may be the first to
+# need a class graded by a session fixture (the `graded` class takes minutes on 2 busy cores).
+SLOW_TEST_TIMEOUT_S = 2400
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT_S))
+
+
+@pytest.fixture(scope="session")
+def bubblewrap():
+    """Tests that need a working bubblewrap: skipped without one, except in CI (CI=true), where a
+    missing or unusable bwrap fails them: CI must test the sandbox, never silently skip it."""
+    from harness.sandbox import bubblewrap_available
+
+    if bubblewrap_available():
+        return
+    message = "bubblewrap is missing or cannot create namespaces here"
+    if IN_CI:
+        pytest.fail(
+            f"{message}, and CI=true: install bubblewrap and allow unprivileged user namespaces "
+            "(docs/ci.md), or unset CI to skip the sandbox tests locally"
+        )
+    pytest.skip(message)
+
+
+needs_bwrap = pytest.mark.usefixtures("bubblewrap")
 
 
 # --------------------------------------------------------------------------- data and protocol

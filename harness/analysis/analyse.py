@@ -40,8 +40,9 @@ import numpy as np
 
 from harness.analysis import metrics
 from harness.analysis.perturbations import BuiltSuite, build_suite, examples, load_suite
-from harness.config.analysis import AnalysisConfig, IntegritySettings
+from harness.config.analysis import AnalysisConfig, IntegritySettings, MeasurementSettings
 from harness.config.environment import SUITE_CACHE_ENV
+from harness.config.protocol import Profile
 from harness.results import (
     AnalysisSummary,
     Calibration,
@@ -51,9 +52,11 @@ from harness.results import (
     GalleryItem,
     IntegrityFlag,
     McNemarTest,
+    MeasurementNote,
     Message,
     ModelResult,
     OverfittingSignal,
+    ProbeResult,
     ReliabilityBin,
     Robustness,
     RobustnessEntry,
@@ -208,6 +211,8 @@ class Predictions:
     clean_seconds: float | None = None
     suite_seconds: float | None = None
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # clean, suite, worker (see above)
+    probes: dict[str, np.ndarray] = field(default_factory=dict)  # invariance probe -> predicted digits
+    probe_seconds: float | None = None
 
 
 def load_predictions(path: Path) -> Predictions:
@@ -224,10 +229,12 @@ def load_predictions(path: Path) -> Predictions:
                 lo, hi = int(offsets[i]), int(offsets[i + 1])
                 out.suite[str(name)] = (predicted[lo:hi].astype(np.int64), confidence[lo:hi].astype(np.float64))
             out.suite_checksum = str(npz["suite_checksum"])
-        for key in ("clean_seconds", "suite_seconds"):
+        if "probe_names" in npz.files:
+            out.probes = {str(n): npz["probe_predicted"][i].astype(np.int64) for i, n in enumerate(npz["probe_names"])}
+        for key in ("clean_seconds", "suite_seconds", "probe_seconds"):
             if key in npz.files:
                 setattr(out, key, float(npz[key]))
-        for key in ("clean", "suite", "worker"):
+        for key in ("clean", "suite", "probe", "worker"):
             if f"{key}_cpu_seconds" in npz.files:
                 out.cpu_seconds[key] = float(npz[f"{key}_cpu_seconds"])
     return out
@@ -559,6 +566,101 @@ def integrity_flags(
     return flags
 
 
+# --------------------------------------------------------------------------- invariance probes
+
+
+def invariance(labels: np.ndarray, probabilities: np.ndarray, probes: Mapping[str, np.ndarray]) -> list[ProbeResult]:
+    """The model's accuracy under each invariance probe, against its clean accuracy on the same images."""
+    right = np.argmax(probabilities, axis=1) == labels
+    results = []
+    for name, predicted in probes.items():
+        probe_right = predicted == labels
+        results.append(
+            ProbeResult(
+                probe=name,
+                accuracy=float(probe_right.mean()),
+                lost=int(np.sum(right & ~probe_right)),
+                gained=int(np.sum(~right & probe_right)),
+                drop=float(right.mean() - probe_right.mean()),
+            )
+        )
+    return results
+
+
+def invariance_flags(probes: Sequence[ProbeResult], n: int, settings: IntegritySettings, t) -> list[IntegrityFlag]:
+    """A flag for each probe whose accuracy falls beyond noise (``[integrity.invariance]``)."""
+    flags = []
+    for probe in probes:
+        margin = max(settings.invariance_min_drop, settings.invariance_z * math.sqrt(probe.lost + probe.gained) / n)
+        if probe.drop > margin:
+            message = Message(
+                key="flag_invariance",
+                values={
+                    "probe": [Message(key=f"probe_{probe.probe}")],
+                    "drop": f"{100 * probe.drop:.2f}",
+                    "lost": probe.lost,
+                    "n": n,
+                    "margin": f"{100 * margin:.2f}",
+                },
+            )
+            flags.append(IntegrityFlag(rule="invariance", reason=t.render(message), message=message))
+    return flags
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def _collapsed(history: dict[str, list[float]], settings: MeasurementSettings) -> tuple[float, float] | None:
+    """(training, validation) accuracy at the last epoch when the collapse signature holds at the first
+    epoch and at the last (see ``reference/analysis.toml``), else None."""
+    train, val = history.get("accuracy") or [], history.get("val_accuracy") or []
+    if not train or len(val) != len(train):
+        return None
+    for epoch in {0, len(train) - 1}:
+        if not (
+            train[epoch] >= settings.collapse_min_train_accuracy
+            and train[epoch] - val[epoch] >= settings.collapse_min_gap
+        ):
+            return None
+    return train[-1], val[-1]
+
+
+def measurement_note(model: ModelResult, settings: MeasurementSettings, collapse: str, profile: str, t):
+    """Whether `profile` measured `model` faithfully (None: nothing to say).
+
+    ``collapse``: the collapse signature, which makes the model not measurable where the profile's
+    policy says so (``collapse = "not_measurable"``); ``batchnorm_statistics``: the statistics were
+    re-estimated and Keras's own would have measured the model far lower (measurable, said).
+    """
+    collapsed = _collapsed(model.history, settings)
+    if collapsed is not None:
+        measurable = collapse == "measured"
+        message = Message(
+            key="measure_collapse_measured" if measurable else "measure_collapse",
+            values={"train": f"{100 * collapsed[0]:.1f}", "val": f"{100 * collapsed[1]:.1f}", "profile": profile},
+        )
+        return MeasurementNote(rule="collapse", measurable=measurable, reason=t.render(message), message=message)
+    stats = model.batchnorm
+    if (
+        stats is not None
+        and stats.recalibrated
+        and stats.val_accuracy_moving is not None
+        and stats.val_accuracy_recalibrated is not None
+        and stats.val_accuracy_recalibrated - stats.val_accuracy_moving > settings.batchnorm_min_shift
+    ):
+        message = Message(
+            key="measure_batchnorm",
+            values={
+                "moving": f"{100 * stats.val_accuracy_moving:.1f}",
+                "recalibrated": f"{100 * stats.val_accuracy_recalibrated:.1f}",
+                "images": stats.images,
+                "profile": profile,
+            },
+        )
+        return MeasurementNote(rule="batchnorm_statistics", measurable=True, reason=t.render(message), message=message)
+    return None
+
+
 # --------------------------------------------------------------------------- the verdict
 
 
@@ -575,13 +677,16 @@ def verdict(models: Sequence[ModelResult], reference: ModelResult | None, t) -> 
     ``not_significant``; ``no_model``: no improved model was trained and evaluated.
     """
     flagged = [m.name for m in models if m.integrity]
-    trained = [m for m in models if m.role == "improved" and m.test_accuracy is not None]
+    trained = [m for m in models if m.role == "improved" and m.test_accuracy is not None and m.measurable]
     best = max(trained, key=lambda m: m.test_accuracy, default=None)
     test = best.significance.mcnemar if best and best.significance else None
     if best is None or reference is None or reference.test_accuracy is None or test is None:
+        unmeasurable = [m.name for m in models if m.role == "improved" and not m.measurable]
         return AnalysisSummary(
             verdict="no_model",
-            verdict_text=t("verdict_no_model"),
+            verdict_text=t("verdict_not_measurable", models=", ".join(unmeasurable))
+            if best is None and unmeasurable
+            else t("verdict_no_model"),
             flagged=flagged,
             best_model=best.name if best else None,
         )
@@ -640,9 +745,10 @@ def analyze_model(
     reference_outputs: np.ndarray | None = None,
     n_val: int = 0,
     t=None,
+    profile: Profile | None = None,
 ) -> ModelResult:
-    """``model`` with its error analysis, robustness, significance and integrity flags filled in
-    (unchanged when it has no predictions)."""
+    """``model`` with its error analysis, robustness, significance, integrity flags and, given the
+    `profile`, whether it measured the model faithfully (unchanged when it has no predictions)."""
     if model.status != "ok" or not model.predictions_file or not (models_dir / model.predictions_file).exists():
         return model
     predictions = load_predictions(models_dir / model.predictions_file)
@@ -658,11 +764,16 @@ def analyze_model(
             mcnemar=mcnemar(labels, reference_outputs, predictions.probabilities, config.alpha),
             seeds=seed_gains(model.seed_runs, reference.seed_runs, config.confidence),
         )
+    if predictions.probes:
+        update["invariance"] = invariance(labels, predictions.probabilities, predictions.probes)
     analysed = model.model_copy(update=update)
     if t is not None and model.role != "reference":
-        analysed = analysed.model_copy(
-            update={"integrity": integrity_flags(analysed, reference, n_val, len(labels), config.integrity, t)}
-        )
+        flags = integrity_flags(analysed, reference, n_val, len(labels), config.integrity, t)
+        flags += invariance_flags(analysed.invariance, len(labels), config.integrity, t)
+        analysed = analysed.model_copy(update={"integrity": flags})
+    if t is not None and profile is not None:
+        note = measurement_note(analysed, config.measurement, profile.collapse, profile.name, t)
+        analysed = analysed.model_copy(update={"measurement": note})
     return analysed
 
 
@@ -690,6 +801,7 @@ def analyze_models(
     reference_dir: Path | None,
     n_val: int,
     t,
+    profile: Profile | None = None,
 ) -> tuple[list[ModelResult], AnalysisSummary]:
     """Every model of a submission analysed against the reference, and the submission's verdict."""
     reference_outputs = None
@@ -698,7 +810,8 @@ def analyze_models(
         if path.exists():
             reference_outputs = load_predictions(path).probabilities
     analysed = [
-        analyze_model(m, models_dir, labels, built, config, reference, reference_outputs, n_val, t) for m in models
+        analyze_model(m, models_dir, labels, built, config, reference, reference_outputs, n_val, t, profile)
+        for m in models
     ]
     return analysed, verdict(analysed, reference, t)
 

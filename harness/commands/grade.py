@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         discover_models=args.discover,
         factory_map=factory_map,
         roster=args.roster,
+        only_these=args.only_these,
+        wait=args.wait,
     )
     summary = grade(options)
     failed = [r for r in summary.results if r.status != "ok"]

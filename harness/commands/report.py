@@ -11,7 +11,8 @@ from harness.report.screenshots import check_pages
 
 def run(args: argparse.Namespace) -> int:
     """Re-render; with --screenshots, exit 1 when a page shows console errors or broken images."""
-    results = rerender(args.out, language=args.lang, roster=args.roster, log=lambda line: print(line, file=sys.stderr))
+    warn = lambda line: print(line, file=sys.stderr)
+    results = rerender(args.out, language=args.lang, roster=args.roster, log=warn, wait=args.wait)
     print(f"re-rendered {len(results)} report(s) and {args.out / 'index.html'}")
     if not args.screenshots:
         return 0

@@ -13,7 +13,13 @@ def run(args: argparse.Namespace) -> int:
     """Re-score; exit 0 when every stored submission was fully graded, else 1."""
     started = time.monotonic()
     results = rescore(
-        args.out, rubric_path=args.rubric, language=args.lang, overrides=args.overrides, log=log, roster=args.roster
+        args.out,
+        rubric_path=args.rubric,
+        language=args.lang,
+        overrides=args.overrides,
+        log=log,
+        roster=args.roster,
+        wait=args.wait,
     )
     print(
         f"re-scored {len(results)} submission(s) from {args.out} in {time.monotonic() - started:.1f} s "

@@ -1,7 +1,7 @@
 """The analysis stage's settings, read once from ``reference/analysis.toml``.
 
 The file groups its keys by topic (``[error_analysis]``, ``[significance]``,
-``[integrity.test_above_validation]``, ``[integrity.capacity]``); the code reads them flat. Each
+``[integrity.test_above_validation]``, ``[integrity.capacity]``, ``[measurement.*]``); the code reads them flat. Each
 setting's default lives in the pydantic model alone; a key the file does not know is an error.
 
 >>> load_analysis_config().alpha
@@ -34,6 +34,16 @@ class IntegritySettings(_Strict):
     max_epochs_ratio: float = 0.5
     min_gain: float = 0.01
     capacity_z: float = 3.0
+    invariance_min_drop: float = 0.005
+    invariance_z: float = 4.0
+
+
+class MeasurementSettings(_Strict):
+    """When a profile cannot measure a model (``[measurement.*]``): the collapse signature, unconverged statistics."""
+
+    collapse_min_train_accuracy: float = 0.5
+    collapse_min_gap: float = 0.4
+    batchnorm_min_shift: float = 0.01
 
 
 class AnalysisConfig(_Strict):
@@ -46,6 +56,7 @@ class AnalysisConfig(_Strict):
     alpha: float = 0.05
     confidence: float = 0.95
     integrity: IntegritySettings = IntegritySettings()
+    measurement: MeasurementSettings = MeasurementSettings()
     sha256: str = ""
 
 
@@ -64,6 +75,11 @@ _FILE_LAYOUT = {
     ("integrity.capacity", "max_epochs_ratio"): ("integrity", "max_epochs_ratio"),
     ("integrity.capacity", "min_gain"): ("integrity", "min_gain"),
     ("integrity.capacity", "z"): ("integrity", "capacity_z"),
+    ("integrity.invariance", "min_drop"): ("integrity", "invariance_min_drop"),
+    ("integrity.invariance", "z"): ("integrity", "invariance_z"),
+    ("measurement.collapse", "min_train_accuracy"): ("measurement", "collapse_min_train_accuracy"),
+    ("measurement.collapse", "min_gap"): ("measurement", "collapse_min_gap"),
+    ("measurement.batchnorm", "min_shift"): ("measurement", "batchnorm_min_shift"),
 }
 
 
@@ -82,7 +98,7 @@ def load_analysis_config(path: str | os.PathLike | None = None) -> AnalysisConfi
     """Read and check the analysis settings (default: the bundled ``reference/analysis.toml``)."""
     path = Path(path) if path is not None else bundled("reference", "analysis.toml")
     raw = path.read_bytes()
-    values: dict = {"integrity": {}}
+    values: dict = {"integrity": {}, "measurement": {}}
     for table, key, value in _leaves(tomllib.loads(raw.decode("utf-8"))):
         if (table, key) not in _FILE_LAYOUT:
             raise ValueError(f"{path}: unknown setting [{table}] {key}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -44,6 +45,15 @@ class Profile(_Strict):
     submission_budget_s: float
     import_timeout_s: float
     build_timeout_s: float
+    # Precise BatchNorm (docs/fidelity.md): training images the BatchNormalization statistics are
+    # re-estimated on after training and before each validation pass; 0 leaves Keras's own.
+    bn_recalibration_images: int = 0
+    # A model showing the collapse signature: "not_measurable" (no criterion scored from its
+    # accuracy: this profile cannot tell) or "measured" (the full protocol: it is the verdict).
+    collapse: Literal["not_measurable", "measured"] = "not_measurable"
+    # measured by bench/fidelity.py against the full protocol (docs/fidelity.md); `harness check` says them
+    verdict_agreement: float | None = None
+    accuracy_rho: float | None = None
 
     def effective_epochs(self, declared: int | None, default: int) -> int:
         """Epochs a model trains for: the student's choice (or the protocol's), capped."""

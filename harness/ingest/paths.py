@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import unicodedata
 import zipfile
+import zlib
 from pathlib import Path
 
 from harness.results import IgnoredItem
@@ -102,6 +103,16 @@ def _zip_member_name(info: zipfile.ZipInfo) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+# What zipfile raises on a damaged archive or member (found by tests/ingest/test_properties.py): a bad
+# CRC or header, a broken deflate stream (zlib.error), a truncated member (EOFError), a name flagged
+# UTF-8 that is not (UnicodeDecodeError, a ValueError), an unknown version or method.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError)
+
+
+class _OverLimit(Exception):
+    """A member decompressed past a size limit (not a ValueError: zipfile raises those too)."""
+
+
 def _safe_member_parts(name: str) -> list[str] | None:
     """The member's path parts, or None when it would land outside the extraction folder."""
     name = name.replace("\\", "/")
@@ -126,7 +137,7 @@ def extract_archive(archive: Path, dest_root: Path, ignored: list[IgnoredItem], 
     try:
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:12]
         handle = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as error:
+    except ZIP_ERRORS as error:
         ignored.append(IgnoredItem(name=label, reason=f"not a readable zip archive ({error})"))
         return None
     stem = unicodedata.normalize("NFC", archive.stem).strip() or "archive"
@@ -228,9 +239,9 @@ def _write_entries(
                     written += len(chunk)
                     total += len(chunk)
                     if written > ARCHIVE_MAX_FILE_BYTES or total > ARCHIVE_MAX_TOTAL_BYTES:
-                        raise ValueError("size limit")
+                        raise _OverLimit
                     sink.write(chunk)
-        except ValueError:
+        except _OverLimit:
             out_path.unlink(missing_ok=True)
             ignored.append(
                 IgnoredItem(
@@ -241,7 +252,7 @@ def _write_entries(
                 )
             )
             return
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as error:
+        except ZIP_ERRORS as error:  # a damaged member is one member lost, not the batch
             out_path.unlink(missing_ok=True)
             ignored.append(IgnoredItem(name=where, reason=f"could not be extracted ({error})"))
 

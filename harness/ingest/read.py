@@ -36,6 +36,7 @@ from harness.results import (
     Rewrite,
 )
 from harness.util.pysource import call_name
+from harness.util.pysource import decode as decode_source
 from harness.util.pysource import parse as parse_python
 
 BASELINE_FACTORY = "create_baseline_model"
@@ -836,8 +837,8 @@ def _local_modules(folder: Path, main_file: Path, module_source: str) -> dict[st
     for path in sorted(main_file.parent.glob("*.py")):
         if path != main_file and path.stem in imported and path.stat().st_size <= MAX_LOCAL_MODULE_BYTES:
             try:
-                found[str(path.relative_to(folder))] = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
+                found[str(path.relative_to(folder))] = decode_source(path.read_bytes())
+            except ValueError:
                 continue
     return found
 
@@ -881,9 +882,9 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
             code_cells, markdown = _read_notebook(main_file)
         else:
             try:
-                text = main_file.read_text(encoding="utf-8")
-            except UnicodeDecodeError as error:
-                raise IngestError(f"{main_file.name} is not UTF-8 text ({error}).") from error
+                text = decode_source(main_file.read_bytes())
+            except ValueError as error:
+                raise IngestError(f"{main_file.name} cannot be read as Python source: {error}.") from error
             code_cells, markdown = [CodeCell(cell=None, source=text)], []
         modern, rewrites = _modernised(code_cells)
         module_source, extractor = extract(modern)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from harness.ingest import assign_ids, discover, submission_sha256
 from harness.pipeline.backends import make_backend
+from harness.pipeline.lock import output_lock
 from harness.pipeline.reference import complete_reference, reference_model
+from harness.pipeline.rescore import result_paths
 from harness.pipeline.session import REFERENCE_DIR, WORK_DIR, GradeOptions, Session, default_threads, open_session
 from harness.pipeline.submission import factory_map_for
 from harness.report.render import render_all
@@ -102,11 +104,38 @@ def _resume(
     return kept, todo
 
 
+def _gradebook(out: Path, graded: list[SubmissionResult], options: GradeOptions) -> list[SubmissionResult]:
+    """What grades.csv, the exports and the dashboard list: this run's results and, unless
+    ``--only-these``, every other student's result stored in OUT, so that grading one late
+    submission into the class folder keeps the class (as ``harness score`` and ``report`` do)."""
+    if options.only_these:
+        return graded
+    these = {result.student for result in graded}
+    others = []
+    for path in result_paths(out):
+        if path.parent.name in these:
+            continue
+        try:
+            others.append(SubmissionResult.read(path))
+        except Exception as error:  # a result.json from another harness version, say: the class is still listed
+            options.log(f"WARNING: {path} could not be read, left out of the gradebook ({error})")
+    if others:
+        options.log(
+            f"{len(others)} other student(s) graded earlier in {out} kept in the gradebook (--only-these leaves them out)"
+        )
+    return graded + others
+
+
 def grade(options: GradeOptions) -> BatchSummary:
-    """Grade every submission under `options.paths`; results are written as each one finishes."""
-    started = time.monotonic()
+    """Grade every submission under `options.paths`; results are written as each one finishes.
+    The output folder is locked for the run (harness/pipeline/lock.py)."""
     out = Path(options.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, options.wait, options.log):
+        return _grade(options, out)
+
+
+def _grade(options: GradeOptions, out: Path) -> BatchSummary:
+    started = time.monotonic()
     paths, ignored = discover(options.paths, extract_to=out / WORK_DIR / "archives")
     for item in ignored:
         options.log(f"ignored {item.name}: {item.reason}")
@@ -127,7 +156,8 @@ def grade(options: GradeOptions) -> BatchSummary:
         session.progress.submission_done(student, _summary_line(student, result))
     session.progress.finish()
     ordered = [results[s] for s in submissions]
-    for problem in render_all(out, ordered, reference, session.translator, roster=options.roster):
+    gradebook = _gradebook(out, ordered, options)
+    for problem in render_all(out, gradebook, reference, session.translator, roster=options.roster):
         options.log(f"WARNING: {problem}")
     kept = [s for s in submissions if s not in dict(todo)]
     return BatchSummary(ordered, reference, time.monotonic() - started, ignored=ignored, kept=kept)

@@ -12,6 +12,7 @@ the reference is trained once per protocol, seed and data and shared by every st
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -60,9 +61,12 @@ class StageCache:
         if model.model_file and not (folder / model.model_file).exists():
             return None
         models_dir.mkdir(parents=True, exist_ok=True)
-        for name in (model.model_file, model.predictions_file if evaluated else None):
-            if name:
-                shutil.copy2(folder / name, models_dir / name)
+        try:
+            for name in (model.model_file, model.predictions_file if evaluated else None):
+                if name:
+                    shutil.copy2(folder / name, models_dir / name)
+        except FileNotFoundError:  # another grader replaced the entry while it was read: a miss, not a crash
+            return None
         if evaluated:
             return model.model_copy(update={"from_cache": ["train", "evaluate"]})
         return model.model_copy(
@@ -87,8 +91,29 @@ class StageCache:
                 if name and (models_dir / name).exists():
                     shutil.copy2(models_dir / name, staging / name)
             model.model_copy(update={"from_cache": []}).write(staging / "model.json")
-            if final.exists():
-                shutil.rmtree(final, ignore_errors=True)
-            os.replace(staging, final)
+            _install(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(staging: Path, final: Path, attempts: int = 20) -> None:
+    """Move the staged folder to `final`. An older entry is first renamed aside (one atomic rename)
+    and deleted there, never in place, so that a reader sees a whole entry or none; when a concurrent
+    grader installs its own entry in between, the rename is simply repeated. Deleting `final` and then
+    renaming, as before, failed with "Directory not empty" when two graders stored the same key."""
+    for _ in range(attempts):
+        aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
+        try:
+            try:
+                os.replace(final, aside)  # onto our own empty folder: atomic, and fails if `final` is gone
+            except FileNotFoundError:
+                pass
+            try:
+                os.rename(staging, final)
+                return
+            except OSError as error:  # another grader's entry landed first: set it aside too
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(f"could not install {final} after {attempts} attempts: other graders keep replacing it")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.config.protocol import load_protocol
 from harness.pipeline import provenance
+from harness.pipeline.lock import output_lock
 from harness.pipeline.session import REFERENCE_DIR
 from harness.pipeline.submission import score_submission
 from harness.report.render import render_all
@@ -20,13 +21,14 @@ from harness.scoring import failed_score, load_rubric
 from harness.util.i18n import Translator
 
 
+def result_paths(out: Path) -> list[Path]:
+    """Each stored ``OUT/<student>/result.json`` (not the reference's, the suite's or the work folders')."""
+    return [p for p in sorted(out.glob("*/result.json")) if not p.parent.name.startswith((".", "_"))]
+
+
 def stored_results(out: Path) -> list[tuple[Path, SubmissionResult]]:
     """Each stored ``OUT/<student>/result.json``, read, with its path; FileNotFoundError when there is none."""
-    found = []
-    for path in sorted(out.glob("*/result.json")):
-        if path.parent.name.startswith((".", "_")):
-            continue
-        found.append((path, SubmissionResult.read(path)))
+    found = [(path, SubmissionResult.read(path)) for path in result_paths(out)]
     if not found:
         raise FileNotFoundError(f"no stored results (*/result.json) in {out}: run `harness grade` first")
     return found
@@ -60,10 +62,17 @@ def rescore(
     overrides: Path | None = None,
     log=None,
     roster: Path | None = None,
+    wait: bool = False,
 ) -> list[SubmissionResult]:
     """Score every stored result again with `rubric_path` (default: the rubric the class was last
     scored with) and the instructor's `overrides`, then re-render the reports: reads ingest.json and
-    result.json only, trains and evaluates nothing. The rubric and overrides are kept in OUT."""
+    result.json only, trains and evaluates nothing. The rubric and overrides are kept in OUT. Holds
+    OUT's lock (harness/pipeline/lock.py): `wait` queues behind another grader instead of stopping."""
+    with output_lock(out, wait, log or print, create=False):
+        return _rescore(out, rubric_path, language, overrides, log, roster)
+
+
+def _rescore(out, rubric_path, language, overrides, log, roster) -> list[SubmissionResult]:
     rubric_path = rubric_path or provenance.kept(out).rubric
     rubric, score = _scorer(out, rubric_path, overrides, language)
     stored = stored_results(out)
@@ -118,9 +127,12 @@ def in_language(
     return results
 
 
-def rerender(out: Path, language: str = "fr", roster: Path | None = None, log=None) -> list[SubmissionResult]:
+def rerender(
+    out: Path, language: str = "fr", roster: Path | None = None, log=None, wait: bool = False
+) -> list[SubmissionResult]:
     """Every report, the dashboard and the exports again, in `language` (points unchanged; nothing is
-    written to result.json)."""
-    results = in_language(out, stored_results(out), language, log)
-    _render(out, results, language, roster, log)
-    return results
+    written to result.json). Holds OUT's lock, as `rescore` does."""
+    with output_lock(out, wait, log or print, create=False):
+        results = in_language(out, stored_results(out), language, log)
+        _render(out, results, language, roster, log)
+        return results

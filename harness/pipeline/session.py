@@ -75,6 +75,8 @@ class GradeOptions:
     discover_models: str = "auto"  # auto: notebooks without factories are run to find top-level models; never
     factory_map: dict[str, dict[str, str]] = field(default_factory=dict)  # student id or "*" -> {harness: own}
     robustness: bool = True  # False (harness check): no robustness suite is built or predicted
+    only_these: bool = False  # --only-these: the gradebook and dashboard list this run's submissions only
+    wait: bool = False  # --wait: queue behind another grader holding OUT's lock instead of stopping
 
 
 def library_versions() -> dict[str, str]:
@@ -148,7 +150,9 @@ class Session:
         """What an evaluation depends on besides the trained model: the test images, the suite, the harness
         and the thread count (TensorFlow's CPU kernels sum in a thread-dependent order: the last bits move)."""
         suite = self.suite.checksum if self.suite is not None else "no-suite"
-        return hashlib.sha256(f"{self.test_data.name}|{suite}|{__version__}|{self.threads}".encode()).hexdigest()[:20]
+        # "probes-1": predictions files hold the invariance probes (stored evaluations without them are redone)
+        key = f"{self.test_data.name}|{suite}|{__version__}|{self.threads}|probes-1"
+        return hashlib.sha256(key.encode()).hexdigest()[:20]
 
     @property
     def run_key(self) -> str:
@@ -244,6 +248,12 @@ def open_session(options: GradeOptions) -> Session:
         suite_sha256=suite.suite.sha256 if suite else None,
         suite_checksum=suite.checksum if suite else None,
         seeds=seeds,
+        fidelity={
+            "train_images": profile.train_images,
+            "test_images": profile.test_images,
+            "bn_recalibration_images": profile.bn_recalibration_images,
+            "collapse": profile.collapse,
+        },
     )
     if not sandbox:
         options.log(

@@ -70,6 +70,7 @@ def _analyse(
         session.options.out / REFERENCE_DIR / "models",
         session.n_val,
         session.translator,
+        session.profile,
     )
     gallery = analysis.write_gallery(folder / analysis.GALLERY_FILE, models, session.raw.x_test[: len(session.labels)])
     return models, summary.model_copy(update={"gallery_file": gallery.name if gallery else None})

@@ -185,18 +185,18 @@ def _models(c: _Context) -> list[str]:
                 loss=spec.loss or "?",
             )
         accuracy = (
-            t("chk_test_accuracy", acc=f"{100 * model.test_accuracy:.1f}", n=c.profile.test_images)
+            t("chk_test_accuracy", acc=t.number(100 * model.test_accuracy, 1), n=t.integer(c.profile.test_images))
             if model.test_accuracy is not None
             else ""
         )
-        add(f"{ok} " + t("chk_model_ok", name=model.name, params=f"{(model.params or 0):,}", compiled=compiled))
+        add(f"{ok} " + t("chk_model_ok", name=model.name, params=t.integer(model.params or 0), compiled=compiled))
         add(
             "    "
             + t(
                 "chk_trained",
                 epochs=model.epochs_run,
-                images=f"{train_images:,}",
-                seconds=f"{(model.train_seconds or 0):.1f}",
+                images=t.integer(train_images),
+                seconds=t.number(model.train_seconds or 0, 1),
                 accuracy=accuracy,
             )
         )
@@ -221,7 +221,7 @@ def _models(c: _Context) -> list[str]:
             add(f"    {warn} " + t("chk_budget"))
     reference = result.reference.model if result.reference else None
     if reference is not None and reference.test_accuracy is not None:
-        add("  " + t("chk_reference", acc=f"{100 * reference.test_accuracy:.1f}", images=f"{train_images:,}"))
+        add("  " + t("chk_reference", acc=t.number(100 * reference.test_accuracy, 1), images=t.integer(train_images)))
     return lines
 
 
@@ -311,7 +311,16 @@ def _estimates(c: _Context) -> list[str]:
             f"  {t('chk_total'):<{width}}  {fmt_range(report.total_low, report.total_high):>9} / "
             f"{result.score.max_total:g}"
         )
+    add(_fidelity(c.t, c.profile))
     return lines
+
+
+def _fidelity(t: Translator, profile: Profile) -> str:
+    """How far this profile's verdicts are from the full protocol's, as measured (docs/fidelity.md)."""
+    if profile.verdict_agreement is None:
+        return t("chk_fidelity_unmeasured", profile=profile.name)
+    rho = f"{profile.accuracy_rho:.2f}" if profile.accuracy_rho is not None else "—"
+    return t("chk_fidelity", profile=profile.name, agreement=f"{100 * profile.verdict_agreement:.0f}", rho=rho)
 
 
 def _verdict(c: _Context) -> list[str]:

@@ -60,9 +60,10 @@ def _colors(models: Sequence[ModelResult]) -> list[str]:
 
 
 def learning_curves(model: ModelResult, t: Translator) -> str | None:
-    """The assignment's step-4 figure: accuracy and loss per epoch, train and validation."""
+    """The assignment's step-4 figure: accuracy and loss per epoch, train and validation (None under
+    two epochs: a single dot per curve is no curve)."""
     history = model.history
-    if not history.get("loss"):
+    if len(history.get("loss", [])) < 2:
         return None
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     epochs = range(1, len(history["loss"]) + 1)

@@ -6,10 +6,15 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
-from harness.report.checklist import CriterionEstimate, fmt_range
+from harness.report.checklist import CriterionEstimate
 from harness.report.render import render_student
 from harness.results import SubmissionResult
 from harness.util.i18n import Translator
+
+
+def _range(low: float, high: float, t: Translator) -> str:
+    """`low`–`high` in the report's number format, or one number when they are equal."""
+    return t.points(low) if low == high else f"{t.points(low)}–{t.points(high)}"
 
 
 def write_preview(
@@ -27,33 +32,17 @@ def write_preview(
     shown = result.model_copy(
         update={"models": [m.model_copy(update={"error_analysis": None, "robustness": None}) for m in result.models]}
     )
+    ranges = {e.id: _range(e.low, e.high, t) for e in estimates}
     try:
-        path = render_student(out, shown, t)
+        path = render_student(out, shown, t, ranges=ranges)
     except Exception as error:  # the preview is a convenience; the checklist is the answer
         log(f"(the HTML preview could not be rendered: {type(error).__name__}: {error})")
         return None
-    french = t.language == "fr"
-    rows = "".join(
-        f'<tr><td>{escape(e.title)}</td><td class="num">{fmt_range(e.low, e.high)} / {e.max_points:g}</td></tr>'
-        for e in estimates
-    )
+    # ranges only, never one number: a single total would read as the grade
     banner = (
-        '<div class="card flag" id="harness-check"><p><strong>'
-        + (
-            "Aperçu de <code>harness check</code> — ce n'est pas la note."
-            if french
-            else "<code>harness check</code> preview — this is not the grade."
-        )
-        + "</strong> "
-        + (
-            f"Modèles entraînés une époque sur {train_images:,} images : les précisions ci-dessous "
-            "ne disent rien de celles de la correction. Fourchettes estimées de chaque critère :"
-            if french
-            else f"Models trained one epoch on {train_images:,} images: the accuracies below say nothing "
-            "of the real grading's. Estimated range of each criterion:"
-        )
-        + f'</p><table>{rows}<tr><th>Total</th><th class="num">{fmt_range(low, high)} / '
-        + f"{result.score.max_total:g}</th></tr></table></div>"
+        f'<div class="card flag" id="harness-check"><p><strong>{t("preview_not_grade")}</strong> '
+        f"{escape(t('preview_help', images=t.integer(train_images)))}</p>"
+        f"<p>{escape(t('preview_total', range=_range(low, high, t), max=t.points(result.score.max_total)))}</p></div>"
     )
     html = path.read_text(encoding="utf-8")
     marker = "<main"

@@ -9,15 +9,19 @@ base64 PNG data URIs, no script or font from the network.
 
 from __future__ import annotations
 
+import base64
 import csv
+import math
 import threading
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from harness.analysis.analyse import GALLERY_FILE, SUITE_DIR, read_gallery, read_suite_examples, verdict
 from harness.report import figure_cache, figures
-from harness.report.exports import read_roster, write_lms_exports  # noqa: E402
+from harness.report.exports import read_roster, write_lms_exports
+from harness.report.feedback import class_statistics, isolation_key, review_flags, to_progress, to_review
 from harness.report.figures import (  # noqa: F401  (re-exported: the figure functions used to live here)
     comparison_bars,
     figure_to_data_uri,
@@ -35,6 +39,18 @@ _DRAWING = threading.RLock()
 _SHARED: dict[str, dict] = {}  # figures every report of a run shows, by digest of their inputs
 
 
+MIN_CHART_SCALE = 0.6  # below this a chart's 10-point text falls under ~7 px: unreadable
+
+
+def png_width(src: str | None) -> int:
+    """The pixel width of a PNG data URI (its IHDR header), 0 when it is not one."""
+    prefix = "data:image/png;base64,"
+    if not src or not src.startswith(prefix):
+        return 0
+    header = base64.b64decode(src[len(prefix) : len(prefix) + 32])
+    return int.from_bytes(header[16:20], "big") if header[12:16] == b"IHDR" else 0
+
+
 def _environment(t: Translator) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(bundled("templates"))),
@@ -43,15 +59,23 @@ def _environment(t: Translator) -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(
-        t=t, model_label=lambda m: model_label(m, t), css=bundled("templates", "style.css").read_text(encoding="utf-8")
+        t=t,
+        model_label=lambda m: model_label(m, t),
+        isolation_key=isolation_key,
+        # our own stylesheet, trusted: escaped, its quotes and ">" would break every rule that uses them
+        css=Markup(bundled("templates", "style.css").read_text(encoding="utf-8")),
     )
+    env.filters["why"] = t.stored
+    env.filters["min_width"] = lambda src: math.ceil(MIN_CHART_SCALE * png_width(src))
     env.filters["say"] = lambda flag: t.render(flag.message) if flag.message else flag.reason
-    env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f} %"
-    env.filters["secs"] = lambda v: "—" if v is None else f"{v:.1f} s"
-    env.filters["pts"] = lambda v: "—" if v is None else f"{v:g}"
-    env.filters["pts_gain"] = lambda v: "—" if v is None else f"{100 * v:+.2f}"
+    env.filters["pct"] = t.percent
+    env.filters["num"] = t.number
+    env.filters["int"] = t.integer
+    env.filters["secs"] = lambda v: "—" if v is None else f"{t.number(v, 1)}\u00a0s"
+    env.filters["pts"] = t.points
+    env.filters["pts_gain"] = lambda v: "—" if v is None else ("+" if v >= 0 else "−") + t.number(abs(100 * v))
     env.filters["pvalue"] = lambda v: (
-        "—" if v is None else ("< 0.0001" if v < 1e-4 else f"{v:.2g}" if v < 0.01 else f"{v:.3f}")
+        "—" if v is None else ("< " + t.number(1e-4, 4) if v < 1e-4 else t.number(v, 3 if v >= 0.01 else 4))
     )
     return env
 
@@ -110,9 +134,24 @@ def _draw(out: Path, result: SubmissionResult, models: list[ModelResult], t: Tra
         }
 
 
-def render_student(out: Path, result: SubmissionResult, t: Translator, env: Environment | None = None) -> Path:
+def own_names(result: SubmissionResult) -> dict[str, str]:
+    """Harness model name -> the student's own name for it (function, call or notebook variable)."""
+    names = {m.factory: m.variable for m in result.discovered_models if m.variable}
+    return {**names, **result.factory_names}
+
+
+def render_student(
+    out: Path,
+    result: SubmissionResult,
+    t: Translator,
+    env: Environment | None = None,
+    ranges: dict[str, str] | None = None,
+) -> Path:
     """``OUT/<student>/report.html``. Safe from several threads at once (drawing is serialised); grading
-    renders each report as its submission finishes, so ``render_all`` only re-reads the kept figures."""
+    renders each report as its submission finishes, so ``render_all`` only re-reads the kept figures.
+
+    ``ranges`` (criterion id -> predicted range) makes it ``harness check``'s preview: the ranges stand
+    where the points would, and no grade or total is shown."""
     env = env or _environment(t)
     models = ([result.reference.model] if result.reference else []) + result.models
     # The figures depend on the models, not on the score: kept between renders (harness/report/figure_cache.py).
@@ -128,6 +167,9 @@ def render_student(out: Path, result: SubmissionResult, t: Translator, env: Envi
         comparison=drawn["comparison"],
         analysis=drawn["analysis"],
         lang=t.language,
+        progress=to_progress(result),
+        own=own_names(result),
+        ranges=ranges,
         verdict_text=(
             verdict(result.models, result.reference.model if result.reference else None, t).verdict_text
             if result.analysis
@@ -202,6 +244,15 @@ def class_summary(results: list[SubmissionResult], reference: ModelResult | None
     }
 
 
+def model_ranking(results: list[SubmissionResult], reference: ModelResult | None) -> list[tuple]:
+    """(student result or None for the reference, model), best test accuracy first: every evaluated
+    improved model, and the reference once (every student's baseline is not a contender)."""
+    entries = [(r, m) for r in results for m in r.models if m.role == "improved" and m.test_accuracy is not None]
+    if reference is not None and reference.test_accuracy is not None:
+        entries.append((None, reference))
+    return sorted(entries, key=lambda pair: -pair[1].test_accuracy)
+
+
 def render_dashboard(
     out: Path,
     results: list[SubmissionResult],
@@ -211,26 +262,18 @@ def render_dashboard(
 ) -> Path:
     """The class dashboard, ``OUT/index.html``, from the stored results."""
     env = env or _environment(t)
-    ids = _criterion_ids(results)
-    averages = {}
     scored = [r for r in results if r.score]
-    for index, cid in enumerate(ids):
-        values = [r.score.criteria[index].points for r in scored if len(r.score.criteria) > index]
-        averages[cid] = sum(values) / len(values) if values else 0.0
-    leaderboard = sorted(
-        ((r, m) for r in results for m in r.models if m.test_accuracy is not None),
-        key=lambda pair: -pair[1].test_accuracy,
-    )
     html = env.get_template("index.html.j2").render(
         results=results,
         reference=reference,
         criteria=scored[0].score.criteria if scored else [],
-        averages=averages,
+        statistics=class_statistics(results),
         histogram=score_histogram(results, t),
-        leaderboard=leaderboard[:50],
-        needs_look=[r for r in results if r.status != "ok" or r.names_inferred],
+        leaderboard=model_ranking(results, reference)[:50],
+        reviews=to_review(results, t),
+        flags={r.student: review_flags(r, t) for r in results},
+        statuses=sorted({r.status for r in results}),
         run=results[0].run if results else None,
-        flagged=[(r, m, f) for r in results for m in r.models for f in m.integrity],
         lang=t.language,
     )
     path = out / "index.html"
@@ -243,14 +286,13 @@ def render_all(
 ) -> list[str]:
     """grades.csv, the Moodle and Canvas exports, class.json, every student's report and the dashboard.
 
-    The gradebook comes first and a page that cannot be drawn costs only itself: the problems are
-    returned (one line each), never raised.
+    The gradebook comes first and a page that cannot be drawn costs only itself: the problems (and
+    the students a roster does not name) are returned, one line each, never raised.
     """
     write_grades_csv(out, results)
-    write_lms_exports(out, results, roster=read_roster(roster))
+    problems = write_lms_exports(out, results, t, roster=read_roster(roster))
     write_json_atomic(out / "class.json", class_summary(results, reference))
     env = _environment(t)
-    problems = []
     for result in results:
         try:
             render_student(out, result, t, env)

@@ -33,7 +33,8 @@ def _apply_override(criterion: CriterionScore, rubric: Rubric, student: str, t: 
     override = rubric.overrides.for_student(student).get(criterion.id)
     if override is None:
         return criterion
-    final = override.apply(criterion.auto_points or 0.0, criterion.max_points)
+    automatic = (criterion.auto_points or 0.0) + (criterion.withheld_points or 0.0 if override.clear_flags else 0.0)
+    final = override.apply(automatic, criterion.max_points)
     evidence = [
         *criterion.evidence,
         EvidenceItem(
@@ -53,6 +54,9 @@ def _apply_override(criterion: CriterionScore, rubric: Rubric, student: str, t: 
             "instructor_points": final,
             "instructor_comment": override.comment or None,
             "evidence": evidence,
+            # a human has looked: nothing left to review
+            "confidence": "high",
+            "confidence_reasons": [],
         }
     )
 
@@ -66,20 +70,59 @@ def score(evidence: Evidence, t: Translator) -> Score:
         verdict = get_rule(criterion.rule)(evidence, rubric.params(criterion), t)
         raw = sum(c.points for c in verdict.components)
         out_of = sum(c.max_points for c in verdict.components)
-        points = raw * criterion.max_points / out_of if out_of > 0 else 0.0
-        points = _round(max(0.0, min(criterion.max_points, points)), rubric.rounding)
+        exact = raw * criterion.max_points / out_of if out_of > 0 else 0.0
+        exact = max(0.0, min(criterion.max_points, exact))
+        points = _round(exact, rubric.rounding)
+        doubts = [*verdict.doubts, *_on_threshold(exact, criterion.max_points, rubric, t)]
+        held, withheld, held_items = _integrity_hold(evidence, criterion.id, points, criterion.max_points, t)
+        doubts += [item.text for item in held_items]
         result = CriterionScore(
             id=criterion.id,
             title=criterion.title.get(t.language, criterion.id),
-            points=points,
+            points=held,
             max_points=criterion.max_points,
             reason=verdict.reason,
-            evidence=verdict.evidence,
+            evidence=[*held_items, *verdict.evidence],
             components=verdict.components,
-            auto_points=points,
+            auto_points=held,
+            withheld_points=withheld,
+            confidence="low" if doubts else "high",
+            confidence_reasons=doubts,
         )
         criteria.append(_apply_override(result, rubric, evidence.student or evidence.ingest.student, t))
     return _total(criteria, rubric)
+
+
+def _integrity_hold(
+    evidence: Evidence, criterion: str, points: float, max_points: float, t: Translator
+) -> tuple[float, float | None, list[EvidenceItem]]:
+    """(points, withheld points, what is said) under the rubric's integrity policy: a flag on any of the
+    submission's models holds back the points of the criteria it concerns until an instructor decides."""
+    rubric = evidence.rubric
+    flags = [(m.name, f) for m in evidence.models if m.role != "reference" for f in m.integrity]
+    if not flags or criterion not in rubric.integrity_criteria or rubric.integrity_policy == "flag" or points <= 0:
+        return points, None, []
+    names = ", ".join(sorted({name for name, _ in flags}))
+    if rubric.integrity_policy == "cap":
+        kept = min(points, rubric.integrity_cap * max_points)
+        text = t("rb_ev_integrity_cap", kept=f"{kept:g}", points=f"{points:g}", models=names)
+    else:
+        kept = 0.0
+        text = t("rb_ev_integrity_withheld", points=f"{points:g}", models=names)
+    return kept, (points - kept) or None, [EvidenceItem(text=text, kind="flag")]
+
+
+def _on_threshold(exact: float, max_points: float, rubric: Rubric, t: Translator) -> list[str]:
+    """A doubt when the unrounded points sit within `confidence_margin` of a rounding step (a small
+    change in the evidence moves the mark by a whole step); none at 0 or full marks."""
+    step = rubric.rounding
+    if step <= 0 or exact <= 0 or exact >= max_points:
+        return []
+    boundary = (math.floor(exact / step - 0.5 + 1e-9) + 0.5) * step
+    nearest = min((boundary, boundary + step), key=lambda b: abs(exact - b))
+    if abs(exact - nearest) < rubric.confidence_margin:
+        return [t("rb_doubt_threshold", exact=f"{exact:.2f}", boundary=f"{nearest:g}")]
+    return []
 
 
 def _total(criteria: list[CriterionScore], rubric: Rubric) -> Score:

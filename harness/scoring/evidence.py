@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from harness.scoring.rubric import Rubric
 
 
+FRENCH_WORDS = frozenset("le la les des est et une un du pour que dans sur avec pas plus ce qui au".split())
+ENGLISH_WORDS = frozenset("the is and of to with that for this on are it was as by not".split())
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What a rule may look at: the ingest, the trained models, the reference, the run's profile."""
@@ -66,6 +70,16 @@ class Evidence:
         """The prose cut into passages (paragraphs, list items, table rows), each with its cell and line."""
         return rubric_text.passages(self.prose)
 
+    @functools.cached_property
+    def language(self) -> str | None:
+        """The prose's language, "fr" or "en", by its commonest short words; None without enough prose."""
+        words = re.findall(r"[a-z']+", plain(" ".join(line.text for line in self.prose)))
+        french = sum(1 for w in words if w in FRENCH_WORDS)
+        english = sum(1 for w in words if w in ENGLISH_WORDS)
+        if french + english < 20:
+            return None
+        return "fr" if french >= english else "en"
+
     @property
     def is_module(self) -> bool:
         """A .py submission: one code cell without a cell number."""
@@ -98,6 +112,7 @@ class Verdict:
     reason: str
     components: list[ComponentScore]
     evidence: list[EvidenceItem] = field(default_factory=list)
+    doubts: list[str] = field(default_factory=list)  # why a human look could change the mark (translated)
 
 
 class Notes:
@@ -264,3 +279,27 @@ def justification(passages: list[Passage], vocabulary: list[str], reasons: list[
         if hits > best_hits:
             best, best_hits = passage, hits
     return best
+
+
+# --------------------------------------------------------------------------- confidence
+
+
+def model_doubts(ev: Evidence, t: Translator) -> list[str]:
+    """Why a mark read from the models may be wrong: the harness inferred which function is which model."""
+    if ev.ingest.factory_source in ("inferred", "discovered"):
+        return [t("rb_doubt_names", how=t(f"rb_doubt_how_{ev.ingest.factory_source}"))]
+    return []
+
+
+def text_doubts(ev: Evidence, t: Translator, sections: list[str] = ()) -> list[str]:
+    """Why a mark read from the student's text may be wrong: the text is in a module's docstrings and
+    comments or in another language than the course's, or one of `sections` was found by its content."""
+    doubts = []
+    if ev.is_module:
+        doubts.append(t("rb_doubt_module_text"))
+    if ev.language is not None and ev.language != ev.rubric.expected_language:
+        doubts.append(t("rb_doubt_language", language=t("language_" + ev.language)))
+    by_content = [t("section_" + n) for n in sections if n in ev.sections and ev.sections[n].how == "content"]
+    if by_content:
+        doubts.append(t("rb_doubt_by_content", sections=", ".join(by_content)))
+    return doubts

@@ -20,6 +20,10 @@ Two formats, the same content (see the README, "Instructor overrides")::
     Camille Dupont,analysis,3,,Très bonne analyse des confusions 4/9
     Zoé Martin,modifications,,-1,Modèle 2 : deux changements à la fois
 
+An integrity flag (docs/integrity.md) holds back the points of the criteria it concerns; the
+instructor who has looked gives them with ``clear_flags = true`` (CSV: a ``clear_flags`` column
+holding ``true``), alone or with ``points``/``delta``.
+
 The automatic points are kept; the final points are the instructor's (clamped to the criterion's
 range). Applying overrides never retrains anything: ``harness score OUT --overrides FILE``.
 
@@ -46,14 +50,19 @@ class Override(BaseModel):
     criterion: str
     points: float | None = None
     delta: float | None = None
+    clear_flags: bool = False  # the instructor looked at the integrity flags: the withheld points are given
     comment: str = ""
 
     @model_validator(mode="after")
     def _one_of(self):
-        if (self.points is None) == (self.delta is None):
+        if (
+            self.points is not None
+            and self.delta is not None
+            or (self.points is None and self.delta is None and not self.clear_flags)
+        ):
             raise ValueError(
                 f"override for {self.student!r} / {self.criterion!r}: give exactly one of "
-                "`points` (set) or `delta` (adjust)"
+                "`points` (set) or `delta` (adjust), or `clear_flags = true`"
             )
         self.student = unicodedata.normalize("NFC", self.student).strip()
         return self
@@ -64,8 +73,10 @@ class Override(BaseModel):
         return max(0.0, min(max_points, value))
 
     def describe(self) -> str:
-        """The override as shown in reports: ``= 3`` or ``+0.5``."""
-        return f"= {self.points:g}" if self.points is not None else f"{self.delta:+g}"
+        """The override as shown in reports: ``= 3``, ``+0.5`` or ``✓`` (flags cleared, the withheld points given)."""
+        if self.points is not None:
+            return f"= {self.points:g}"
+        return f"{self.delta:+g}" if self.delta is not None else "✓"
 
 
 class Overrides(BaseModel):
@@ -123,6 +134,7 @@ def load_overrides(path: Path | None, criteria: dict[str, float] | None = None) 
                         criterion=(row["criterion"] or "").strip(),
                         points=_number(row.get("points", ""), where),
                         delta=_number(row.get("delta", ""), where),
+                        clear_flags=(row.get("clear_flags") or "").strip().lower() in ("1", "true", "yes", "oui", "x"),
                         comment=(row.get("comment") or "").strip(),
                     )
                 )

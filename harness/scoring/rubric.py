@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -51,6 +51,15 @@ class Rubric(BaseModel):
     name: str
     rounding: float = 0.5
     comparable_profiles: list[str] = ["full"]
+    # confidence: a mark within `confidence_margin` points of a rounding step is on a threshold; text
+    # in another language than `expected_language` (the course's) is read by patterns tuned on less of it
+    confidence_margin: float = 0.1
+    expected_language: str = "fr"
+    # integrity flags on a model (docs/integrity.md): "withhold" the points of `integrity_criteria`
+    # until an instructor clears the flags, "cap" them at `integrity_cap` of the criterion, or "flag" only
+    integrity_policy: Literal["withhold", "cap", "flag"] = "withhold"
+    integrity_criteria: list[str] = ["improvement"]
+    integrity_cap: float = Field(0.5, ge=0, le=1)
     criteria: list[Criterion]
     sections: dict[str, SectionSpec] = {}
     source: str = ""

@@ -74,6 +74,7 @@ class EvaluationWorker:
         worker_job = {
             "mode": "evaluate",
             "seed": job.seed,
+            "probe_seed": job.seed,  # the same probe images for every model of the run, the reference's too
             "data": str(test_data),
             "out_dir": str(scratch),
             "module_path": str(module_path) if module_path else None,

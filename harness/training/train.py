@@ -48,6 +48,7 @@ WORKER_FIELDS = {
     "stopped_by_budget",
     "history",
     "model_file",
+    "batchnorm",
 }
 WORKER_STATUSES = {"ok", "invalid", "error", "out_of_memory", "killed", "timeout", "crashed"}
 WORKER = "harness.workers.train"

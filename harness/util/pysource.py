@@ -12,7 +12,10 @@ another, so every ``ast.parse`` of the grading process goes through one lock.
 from __future__ import annotations
 
 import ast
+import io
+import re
 import threading
+import tokenize
 
 _PARSING = threading.Lock()
 
@@ -21,6 +24,39 @@ def parse(source: str, **kwargs) -> ast.Module:
     """``ast.parse(source, **kwargs)``, one thread at a time."""
     with _PARSING:
         return ast.parse(source, **kwargs)
+
+
+_NOT_UTF8 = "not UTF-8 text, and no declaration (# -*- coding: latin-1 -*-) names another encoding"
+# PEP 263: an encoding declaration in a comment on line 1 or 2
+_CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+", re.ASCII)
+
+
+def decode(data: bytes) -> str:
+    """Python source bytes as text, decoded as Python decodes them: a UTF-8 byte-order mark
+    (Windows editors write one) is dropped, a PEP 263 declaration (``# -*- coding: latin-1 -*-``)
+    is honoured. Raises ValueError with the reason when the bytes are not text in that encoding.
+
+    The text is stored and handed to workers as UTF-8, so a declaration of another encoding is
+    replaced by a comment saying what it was (on the same line: line numbers do not move);
+    left in place, it would make Python read the UTF-8 copy as that encoding.
+    """
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text = data.decode(encoding)
+    except SyntaxError as error:  # an unknown encoding, a declaration contradicting the BOM, or no UTF-8
+        if error.msg.startswith("invalid or missing"):
+            raise ValueError(_NOT_UTF8) from error
+        raise ValueError(error.msg) from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not {encoding.upper()} text ({error})" if encoding != "utf-8" else _NOT_UTF8) from error
+    if encoding in ("utf-8", "utf-8-sig"):
+        return text
+    lines = text.split("\n", 2)
+    for index in range(min(2, len(lines))):
+        if _CODING.match(lines[index]):
+            lines[index] = f"# (read as {encoding}; stored as UTF-8 by the harness)"
+            break
+    return "\n".join(lines)
 
 
 def call_name(node: ast.AST) -> str | None:

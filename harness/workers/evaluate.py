@@ -31,6 +31,7 @@ from harness.workers.keras_setup import (  # noqa: E402
     import_student_module,
     set_limits,
 )
+from harness.workers.probes import probe_predictions  # noqa: E402
 from harness.workers.protocol import Events, serve  # noqa: E402
 
 PREDICT_BATCH = 256  # measured on 2 CPU cores: small batches keep a small CNN's activations in cache
@@ -47,12 +48,13 @@ def _predictor(model):
         )
         forward(tf.zeros([1, *INPUT_SHAPE]))
     except Exception:
-        return lambda x: np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0))
+        return lambda x, batch=None: np.asarray(model.predict(x, batch_size=batch or PREDICT_BATCH, verbose=0))
 
-    def predict(x: np.ndarray) -> np.ndarray:
+    def predict(x: np.ndarray, batch: int | None = None) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, CLASSES), "float32")
-        return np.concatenate([np.asarray(forward(x[i : i + PREDICT_BATCH])) for i in range(0, len(x), PREDICT_BATCH)])
+        size = batch or PREDICT_BATCH
+        return np.concatenate([np.asarray(forward(x[i : i + size])) for i in range(0, len(x), size)])
 
     return predict
 
@@ -93,11 +95,15 @@ def _wait_for_models(job: dict, events: Events) -> list[dict]:
 
 
 def prediction_arrays(
-    predict, x_test: np.ndarray, suite: list[tuple[str, np.ndarray]], suite_job: dict | None
+    predict,
+    x_test: np.ndarray,
+    suite: list[tuple[str, np.ndarray]],
+    suite_job: dict | None,
+    probe_seed: int | None = None,
 ) -> dict[str, np.ndarray]:
     """One model's predictions file, but for the worker's CPU time: the clean test set's
-    probabilities, then (with a suite) the predicted digit and its confidence on every perturbed
-    image, each part timed."""
+    probabilities, the invariance probes' predicted digits (given their seed), then (with a suite)
+    the predicted digit and its confidence on every perturbed image, each part timed."""
     started, cpu = time.perf_counter(), time.process_time()
     probabilities = predict(x_test).astype("float32")
     arrays = {
@@ -105,6 +111,11 @@ def prediction_arrays(
         "clean_seconds": np.float64(time.perf_counter() - started),
         "clean_cpu_seconds": np.float64(time.process_time() - cpu),
     }
+    if probe_seed is not None:
+        started, cpu = time.perf_counter(), time.process_time()
+        arrays.update(probe_predictions(predict, x_test, probe_seed))
+        arrays["probe_seconds"] = np.float64(time.perf_counter() - started)
+        arrays["probe_cpu_seconds"] = np.float64(time.process_time() - cpu)
     if suite:
         started, cpu = time.perf_counter(), time.process_time()
         predicted, confidence, offsets = [], [], [0]
@@ -143,7 +154,7 @@ def run_evaluation(job: dict, events: Events) -> None:
             model = keras.saving.load_model(
                 item["model_file"], safe_mode=custom_objects is None, custom_objects=custom_objects, compile=False
             )
-            arrays = prediction_arrays(_predictor(model), x_test, suite, job.get("suite"))
+            arrays = prediction_arrays(_predictor(model), x_test, suite, job.get("suite"), job.get("probe_seed"))
             arrays["worker_cpu_seconds"] = np.float64(time.process_time())  # since the worker started
             np.savez(Path(job["out_dir"]) / f"{name}.predictions.npz", **arrays)
             events.emit(

@@ -21,6 +21,7 @@ import keras  # noqa: E402  (after the log level is set)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from harness.workers.batchnorm import batchnorm_report  # noqa: E402
 from harness.workers.keras_setup import (  # noqa: E402
     CLASSES,
     INPUT_SHAPE,
@@ -238,7 +239,9 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
     batch_size = int(settings.get("batch_size", training["batch_size"]))
     data, augmentation_name = training_inputs(split, settings, batch_size, seed)
     budget = WallClockBudget(profile["model_budget_s"])
-    callbacks = [*settings["callbacks"], budget, EpochReporter(events, name)]
+    # after the student's callbacks: EarlyStopping restores its best weights before the statistics are re-estimated
+    batchnorm, precise = batchnorm_report(model, profile, split, batch_size)
+    callbacks = [*settings["callbacks"], budget, *precise, EpochReporter(events, name)]
     result["settings"] = {
         "declared": declared
         if any(k in settings for k in KNOWN_SETTINGS - {"callbacks"}) or settings["callbacks"]
@@ -259,6 +262,7 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
     result["history"] = {k: [float(v) for v in values] for k, values in history.history.items() if k != "learning_rate"}
     result["epochs_run"] = len(result["history"].get("loss", []))
     result["stopped_by_budget"] = budget.exhausted
+    result["batchnorm"] = batchnorm
     events.emit("model", name=name, phase="save")
     model_file = Path(job["out_dir"]) / f"{name}.keras"
     model.save(model_file)

@@ -486,10 +486,10 @@ def test_report_has_the_analysis_figures_and_rerenders_in_english(seeded, tmp_pa
         "matrice de confusion create_improved_model_1",
         "Diagramme de fiabilité create_improved_model_1",
         "Erreurs de classification create_improved_model_1",
-        "Exemples : originales, bruitées, rotées",
+        "Exemples : originales, bruitées, pivotées",
         "Exemples des corruptions MNIST-C",
-        "Précision sur les données altérées",
-        "Précision selon la sévérité",
+        "Exactitude sur les données altérées",
+        "Exactitude selon la sévérité",
     ]
     for alt in alts:
         marker = f'<img alt="{alt}" src="data:image/png;base64,'

@@ -147,6 +147,15 @@ def test_archives_over_the_size_limit_stop_and_say_why(tmp_path, monkeypatch):
     assert "not a readable zip" in ignored[0].reason
 
 
+def test_a_corrupt_member_is_reported_and_the_rest_of_the_archive_extracted(tmp_path):
+    # bob.py's deflate stream is damaged: zlib.error used to escape and stop the whole batch
+    archive = Path(__file__).resolve().parent.parent / "fixtures" / "archives" / "corrupt_member.zip"
+    paths, ignored = discover([archive], extract_to=tmp_path / "x")
+    assert sorted(assign_ids(paths)) == ["alice"]
+    reasons = {item.name.split(":")[-1]: item.reason for item in ignored}
+    assert "could not be extracted" in reasons["bob/bob.py"] and "decompressing" in reasons["bob/bob.py"]
+
+
 # --------------------------------------------------------------------------- notebook formats
 
 

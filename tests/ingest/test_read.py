@@ -423,6 +423,25 @@ def test_module_that_is_not_utf8(tmp_path):
     assert result.status == "invalid" and "UTF-8" in result.reason
 
 
+ENCODINGS = Path(__file__).resolve().parent.parent / "fixtures" / "encodings"
+
+
+@pytest.mark.parametrize("name", ["bom_module.py", "latin1_module.py"])
+def test_a_module_is_decoded_as_python_decodes_it(name):
+    # a BOM was graded invalid ("non-printable character U+FEFF"), a latin-1 declaration refused
+    result = ingest_path(ENCODINGS / name)
+    assert result.status == "ok", result.reason
+    assert [f.name for f in result.factories] == ["create_baseline_model", "create_improved_model_1"]
+    assert "Modèle réduit" in result.code_cells[0].source and "\ufeff" not in result.module_source
+    # stored as UTF-8 text: a latin-1 declaration left in it would misread the worker's copy
+    compile(result.module_source.encode("utf-8"), name, "exec")
+
+
+def test_an_unknown_encoding_declaration_is_invalid_with_its_reason():
+    result = ingest_path(ENCODINGS / "wrong_declaration.py")
+    assert result.status == "invalid" and "no-such-codec" in result.reason
+
+
 def test_no_factory_is_invalid_and_lists_lookalikes(tmp_path):
     path = write_notebook(
         tmp_path / "nofactory.ipynb",

@@ -116,7 +116,10 @@ def test_check_reports_a_failing_model_estimates_ranges_and_exits_1(
     assert improvement.low == 0 and improvement.high == improvement.max_points  # depends on accuracy
     assert estimates["documentation"].fixed  # depends on the text only
     assert report.total_low < report.total_high <= 20
+    # the total's range is that of the scenarios' totals: within the sums of the criteria's bounds (the
+    # former check, sum of minima <= minimum of sums, held for any numbers)
     assert sum(e.low for e in report.estimates) <= report.total_low
+    assert report.total_high <= sum(e.high for e in report.estimates)
 
 
 def test_check_of_an_unreadable_notebook_exits_1_with_the_reason(

@@ -223,8 +223,36 @@ def test_without_the_broken_submission_exit_code_is_0(regraded_without_broken, g
         result = SubmissionResult.read(out / student / "result.json")
         assert result.status == "ok"
         assert result.score.total == graded.result(student).score.total
+    # the broken notebook, not graded this time, keeps its stored result in the gradebook
+    assert gradebook_students(out) == STUDENTS
+
+
+def gradebook_students(out: Path) -> set[str]:
+    """The students listed in grades.csv, after checking that class.json (the dashboard's list) and
+    the Canvas export list the same."""
     with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
-        assert {row[0] for row in list(csv.reader(handle))[1:]} == OK_STUDENTS
+        students = {row[0] for row in list(csv.reader(handle))[1:]}
+    with open(out / "canvas_grades.csv", newline="", encoding="utf-8") as handle:
+        assert {row[0] for row in list(csv.reader(handle))[2:]} == students  # after the "Points Possible" row
+    assert {s["student"] for s in json.loads((out / "class.json").read_text(encoding="utf-8"))["students"]} == students
+    return students
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("only_these", [False, True])
+def test_a_late_submission_graded_into_the_class_folder_keeps_the_class(
+    graded, tmp_path, only_these, mnist_npz, protocol_path, stage_cache, suite_path
+):
+    # grading one late submission into the class folder used to rewrite grades.csv, the exports and
+    # the dashboard with that one student; --only-these asks for exactly that
+    out = copy_of(graded, tmp_path / "out")
+    late = shutil.copy(SAMPLES / "broken.ipynb", tmp_path / "late.ipynb")  # unreadable: nothing to train
+    run_grade(
+        [late], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path, only_these=only_these
+    )
+    assert gradebook_students(out) == ({"late"} if only_these else STUDENTS | {"late"})
+    assert ("module_student" in (out / "moodle_grades.csv").read_text(encoding="utf-8")) is not only_these
+    assert (out / "module_student" / "result.json").exists()  # stored results are never removed
 
 
 @pytest.mark.slow

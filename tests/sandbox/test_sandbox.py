@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_bwrap
 
 from harness.cli import build_parser
 from harness.config.protocol import load_protocol
@@ -27,7 +28,7 @@ from harness.resources import bundled
 from harness.results import ModelResult
 from harness.sandbox import bubblewrap as sandbox
 from harness.sandbox import cgroups, runner
-from harness.sandbox.bubblewrap import SandboxUnavailable, _python_mounts, bubblewrap_available, wrap
+from harness.sandbox.bubblewrap import SandboxUnavailable, _python_mounts, wrap
 from harness.sandbox.cgroups import cgroups_available
 from harness.sandbox.limits import Limits
 from harness.sandbox.runner import JobOutcome, _parse_events, run_command
@@ -36,7 +37,6 @@ from harness.training.train import _describe_death, _model_from_event
 REPO = Path(__file__).resolve().parents[2]
 # the only harness files a worker may see: the worker code
 WORKER_FILES = sorted(p.name for p in (REPO / "harness" / "workers").glob("*.py"))
-needs_bwrap = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap cannot create namespaces here")
 needs_pids_cgroup = pytest.mark.skipif(not cgroups_available()[0], reason="no pids cgroup can be created here")
 needs_memory_cgroup = pytest.mark.skipif(not cgroups_available()[1], reason="no memory cgroup can be created here")
 

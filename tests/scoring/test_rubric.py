@@ -219,14 +219,16 @@ def test_modifications_counts_categories_method_and_justification(tmp_path):
     two = model("create_improved_model_2", layers=with_bn(BASE_LAYERS), optimizer="SGD", declared={"epochs": 20})
     result = criterion(score(evidence(ingest, [base, one, two]), EN), "modifications")
     parts = {c.id: c for c in result.components}
-    assert parts["categories"].points == 3 and parts["categories"].detail == "3/3"  # reg, hyper, training
+    assert parts["categories"].points == 2 and parts["categories"].detail == "3/3"  # reg, hyper, training
     assert parts["justification"].detail == "1/3"  # only the BatchNormalization is explained
     assert parts["method"].detail == "1/2"  # model 2 changes hyper-parameters AND training
     texts = [e.text for e in result.evidence]
     assert any("justified" in t and "stabiliser" in t for t in texts)
     flagged = [e for e in result.evidence if e.kind == "flag"]
     assert any("create_improved_model_2 changes 2 categories" in e.text and e.cell == 6 for e in flagged)
-    assert result.points == _round(3 + 2 / 3 + 0.5, 0.5)
+    # no accuracy measured and no effect discussed: each step is neutral (a quarter of the judgement)
+    assert parts["judgement"].detail == "0.5/2"
+    assert result.points == _round(2 + 1.5 / 3 + 0.5 / 2 + 2 * 0.25, 0.5)
 
     # Independent variants of the baseline: each changes one thing against the BASELINE.
     independent = model("create_improved_model_2", optimizer="SGD")
@@ -357,8 +359,8 @@ def test_claims_that_disagree_with_the_harness_are_flagged_on_a_comparable_profi
     ingest = claims_ingest(tmp_path)
     models = [model("create_improved_model_1", accuracy=0.95), model("create_improved_model_2", accuracy=0.97)]
     full = criterion(score(evidence(ingest, models, profile="full"), EN), "analysis")
-    parts = {c.id: c.points for c in full.components}
-    assert parts == {"section_errors": 1, "section_robustness": 1, "section_conclusion": 0.5, "claims": 0}
+    parts = {c.id: c.points for c in full.components if not c.id.startswith("marker_")}
+    assert parts == {"section_errors": 0.25, "section_robustness": 0.25, "section_conclusion": 0.25, "claims": 0}
     flag = next(e for e in full.evidence if e.kind == "flag")
     assert "create_improved_model_1" in flag.text and "create_improved_model_2" in flag.text and flag.cell == 4
     assert "not the one the harness measures" in full.reason
@@ -550,8 +552,12 @@ def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
         "code_quality",
     )
     parts = {c.id: c.points for c in result.components}
-    assert parts["runs"] == 0.75 and parts["dead_code"] == pytest.approx(0.75 * 0.25, abs=1e-3)
-    assert parts["duplication"] == 0.25  # three-line bodies: under duplication_min_lines
+    # a short module: every part but "runs" is earned in proportion to its own lines, full at 20
+    source = code.source.splitlines()
+    own = sum(1 for n in rubric_code.own_lines(code) if not source[n - 1].strip().startswith("#"))
+    assert 0 < own < 20
+    assert parts["runs"] == 0.75 and parts["dead_code"] == pytest.approx(0.75 * 0.25 * own / 20, abs=1e-3)
+    assert parts["duplication"] == pytest.approx(0.25 * own / 20, abs=1e-3)  # bodies under duplication_min_lines
     where = {e.text.split(":")[0]: e.line for e in result.evidence if e.kind == "flag"}
     assert where["ruff F841"] == 20 and where["unreachable code (after return/raise/break/continue)"] == 16
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import io
 import json
 import shutil
@@ -22,6 +23,7 @@ import tokenize
 from dataclasses import dataclass
 
 from harness.ingest.read import blank_shell_and_magic_lines
+from harness.resources import bundled
 from harness.results import CodeCell, IngestResult
 from harness.util.pysource import parse as parse_python
 
@@ -71,6 +73,39 @@ def student_code(cells: list[CodeCell]) -> StudentCode:
         parts.append("")
         origin.append((cell.cell, len(lines) + 1))
     return StudentCode("\n".join(parts) + "\n", origin)
+
+
+# --------------------------------------------------------------------------- the handout's lines
+
+
+def _normal(line: str) -> str:
+    """A line as compared with the handout: without spaces and with one quote style, so that
+    reformatting the handout's code does not make it the student's."""
+    return "".join(line.split()).replace("'", '"')
+
+
+def _telling(normal: str) -> bool:
+    """Whether a normalised line says who wrote it: blank lines and lone brackets do not."""
+    return len(normal.strip("()[]{}:,")) > 1
+
+
+@functools.cache
+def handout_lines() -> frozenset[str]:
+    """The handout's lines (``reference/handout.py``, every code block of the assignment, and the
+    reference CNN), normalised."""
+    lines: set[str] = set()
+    for name in ("handout.py", "baseline.py"):
+        for line in bundled("reference", name).read_text(encoding="utf-8").splitlines():
+            lines.add(_normal(line))
+    return frozenset(lines)
+
+
+def own_lines(code: StudentCode) -> set[int]:
+    """The lines of the flattened code that the student wrote or changed: neither the handout's
+    nor blank or a lone bracket."""
+    handout = handout_lines()
+    normals = (_normal(line) for line in code.source.splitlines())
+    return {n for n, normal in enumerate(normals, 1) if _telling(normal) and normal not in handout}
 
 
 # --------------------------------------------------------------------------- lint
@@ -148,20 +183,22 @@ def lint(
 # --------------------------------------------------------------------------- comments
 
 
-def comment_stats(source: str) -> tuple[int, int, int]:
-    """(comment lines, documented functions, functions) of the student's code."""
+def comment_stats(source: str, lines: set[int] | None = None) -> tuple[int, int, int]:
+    """(comment lines, documented functions, functions) of the student's code; with `lines`, only
+    the comments on those lines and the functions defined on them (the student's own)."""
+    mine = (lambda n: True) if lines is None else lines.__contains__
     comments = 0
     try:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT and token.string.strip("# \t"):
+            if token.type == tokenize.COMMENT and token.string.strip("# \t") and mine(token.start[0]):
                 comments += 1
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        comments = sum(1 for line in source.splitlines() if line.strip().startswith("#"))
+        comments = sum(1 for n, line in enumerate(source.splitlines(), 1) if line.strip().startswith("#") and mine(n))
     try:
         tree = parse_python(source)
     except SyntaxError:
         return comments, 0, 0
-    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and mine(n.lineno)]
     return comments, sum(1 for f in functions if ast.get_docstring(f)), len(functions)
 
 

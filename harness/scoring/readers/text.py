@@ -74,6 +74,8 @@ def prose_lines(ingest: IngestResult) -> list[Line]:
             numbered[first + offset] = text
     for number, text in comment_lines(source):
         numbered.setdefault(number, text)
+    for number, text in report_strings(source):
+        numbered.setdefault(number, text)
     out: list[Line] = []
     previous = None
     for number in sorted(numbered):
@@ -84,20 +86,38 @@ def prose_lines(ingest: IngestResult) -> list[Line]:
     return out
 
 
-def _docstrings(source: str) -> list[tuple[int, str]]:
-    """(line of the docstring's first non-blank line, cleaned docstring) of the module, classes, functions."""
+def _nodes(source: str) -> list[ast.AST]:
+    """Every node of the module's syntax tree; none when it does not parse (its text is still read)."""
     try:
-        tree = parse_python(source)
+        return list(ast.walk(parse_python(source)))
     except SyntaxError:
         return []
+
+
+def _docstrings(source: str) -> list[tuple[int, str]]:
+    """(line of the docstring's first non-blank line, cleaned docstring) of the module, classes, functions."""
     found = []
-    for node in ast.walk(tree):
+    for node in _nodes(source):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             doc = ast.get_docstring(node, clean=True)
             if doc:
                 raw = node.body[0].value.value
                 blank = len(raw) - len(raw.lstrip("\n \t"))
                 found.append((node.body[0].lineno + raw[:blank].count("\n"), doc))
+    return found
+
+
+def report_strings(source: str, min_words: int = 4) -> list[tuple[int, str]]:
+    """(line, text) of the sentences a module prints (``print("…")``, the literal parts of an
+    f-string) of at least `min_words` words: a script's report is often printed, not written."""
+    found = []
+    for node in _nodes(source):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            for arg in node.args:
+                parts = arg.values if isinstance(arg, ast.JoinedStr) else [arg]
+                text = " ".join(p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str))
+                if len(text.split()) >= min_words:
+                    found.append((arg.lineno, " ".join(text.split())))
     return found
 
 
@@ -400,7 +420,7 @@ def best_model_claims(lines: list[Line], sections: dict[str, Section], factories
     numbers = factory_numbers(factories)
     if not numbers:
         return []
-    section_of = _section_ranges(lines, sections)
+    section_of = section_ranges(lines, sections)
     claims = []
     for passage in passages(lines):
         for sentence in sentences(passage):
@@ -426,7 +446,8 @@ def best_model_claims(lines: list[Line], sections: dict[str, Section], factories
     return claims
 
 
-def _section_ranges(lines: list[Line], sections: dict[str, Section]):
+def section_ranges(lines: list[Line], sections: dict[str, Section]):
+    """A function (cell, line) -> the name of the section (found by its heading) that holds that line, or None."""
     order = {(line.cell, line.line): index for index, line in enumerate(lines)}
     starts = sorted((order.get((s.cell, s.line), -1), name) for name, s in sections.items() if s.how == "heading")
 
@@ -486,28 +507,44 @@ def reported_accuracies(ingest: IngestResult) -> list[Reported]:
         for output in code.outputs:
             table = bool(ACCURACY_WORDS.search(plain(output)))
             for raw in output.splitlines():
-                if SKIP_LINE.search(raw):
-                    continue
-                text = plain(raw)
-                refs = model_refs(text, numbers)
-                model, end = (refs[0][2], refs[0][1]) if refs else (None, 0)
-                if model is None:
-                    match = REFERENCE_REF.search(text)
-                    if not match:
-                        continue
-                    model, end = "reference", match.end()
-                rest = text[end:]
-                value = None
-                if (m := PERCENT.search(rest)) is not None:
-                    value = float(m.group(1).replace(",", ".")) / 100
-                elif ACCURACY_WORDS.search(text) and (m := FRACTION.search(rest)) is not None:
-                    value = float(m.group(1).replace(",", "."))
-                elif table and (m := TABLE_NUMBER.search(rest)) is not None:
-                    number = float(m.group(1).replace(",", "."))
-                    value = number / 100 if 10 <= number <= 100 else None
-                if value is not None and 0 < value <= 1:
-                    found.append(Reported(model, value, code.cell, raw.strip()[:120]))
+                if not SKIP_LINE.search(raw) and (value := _accuracy_in(raw, numbers, table)) is not None:
+                    found.append(Reported(value[0], value[1], code.cell, raw.strip()[:120]))
     return found
+
+
+def quoted_accuracies(passages: list[Passage], factories: list[Factory]) -> list[Reported]:
+    """Accuracies the student's text quotes for a model ("le modèle 3 atteint 99,2 %"), sentence by
+    sentence, the same way as printed ones (a percentage after the model's name)."""
+    numbers = factory_numbers(factories)
+    found = []
+    for passage in passages:
+        for sentence in sentences(passage):
+            value = _accuracy_in(sentence, numbers, table=False)
+            if value is not None and value[1] >= 0.5:  # an accuracy, not a rate or a share of errors
+                found.append(Reported(value[0], value[1], passage.cell, sentence.strip()[:120]))
+    return found
+
+
+def _accuracy_in(raw: str, numbers: dict[str, str], table: bool) -> tuple[str, float] | None:
+    """(model, accuracy) of one line naming a model then giving its accuracy, or None."""
+    text = plain(raw)
+    refs = model_refs(text, numbers)
+    model, end = (refs[0][2], refs[0][1]) if refs else (None, 0)
+    if model is None:
+        match = REFERENCE_REF.search(text)
+        if not match:
+            return None
+        model, end = "reference", match.end()
+    rest = text[end:]
+    value = None
+    if (m := PERCENT.search(rest)) is not None:
+        value = float(m.group(1).replace(",", ".")) / 100
+    elif ACCURACY_WORDS.search(text) and (m := FRACTION.search(rest)) is not None:
+        value = float(m.group(1).replace(",", "."))
+    elif table and (m := TABLE_NUMBER.search(rest)) is not None:
+        number = float(m.group(1).replace(",", "."))
+        value = number / 100 if 10 <= number <= 100 else None
+    return (model, value) if value is not None and 0 < value <= 1 else None
 
 
 # --------------------------------------------------------------------------- vocabulary matching

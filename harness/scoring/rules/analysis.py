@@ -9,17 +9,32 @@ documented in ``rubric/default.toml``.
 
 from __future__ import annotations
 
-from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, pct, section_share
+from harness.scoring.evidence import (
+    Evidence,
+    Notes,
+    Verdict,
+    component,
+    excerpt,
+    model_doubts,
+    pct,
+    section_share,
+    text_doubts,
+)
+from harness.scoring.readers import substance as rubric_substance
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.rules.registry import RuleParams, rule
+from harness.scoring.thresholds import at_most, beyond
 from harness.util.i18n import Translator
 
 
 class AnalysisParams(RuleParams):
     """The ``analysis`` criterion's parameters (see ``rubric/default.toml``)."""
 
-    sections_points: dict[str, float] = {"errors": 1, "robustness": 1, "conclusion": 0.5}
+    sections_points: dict[str, float] = {"errors": 0.25, "robustness": 0.25, "conclusion": 0.25}
     min_words: int = 30
+    substance_points: dict[str, float] = {}
+    markers: dict[str, list[list[str]]] = {}
+    not_analysis: list[str] = ["introduction", "baseline", "improvements"]
     claims_points: float = 0.5
     claim_tolerance_pp: float = 0.3
     no_claim_share: float = 0.5
@@ -37,6 +52,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         words = ev.sections[name].words if name in ev.sections else 0
         components.append(component(t, f"section_{name}", weight * share, weight, f"{words}"))
 
+    components += _substance(ev, notes, t, p)
     share, agree, disagreement, claim = _claims(ev, notes, t, p)
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
 
@@ -66,7 +82,34 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
             else t("rb_claim_none")
         ),
     )
-    return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
+    doubts = text_doubts(ev, t, list(p.sections_points)) + model_doubts(ev, t)
+    return Verdict(reason, [c for c in components if c.max_points > 0], notes.items, doubts)
+
+
+def _substance(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> list:
+    """One part per marker of substance (`substance_points`), earned by the first sentence of the
+    student's analysis that shows it, quoted with where it is; sentences of the sections that
+    describe the work (`not_analysis`) do not count."""
+    section_of = rubric_text.section_ranges(ev.prose, ev.sections)
+    found = rubric_substance.earned(
+        {name: p.markers.get(name, []) for name in p.substance_points},
+        ev.passages,
+        lambda passage: section_of(passage.cell, passage.line) not in p.not_analysis,
+    )
+    parts = []
+    for name, weight in p.substance_points.items():
+        sentence = found.get(name)
+        if sentence is not None:
+            notes.add(
+                t("rb_ev_substance", what=t(f"rb_marker_{name}"), excerpt=excerpt(sentence.text)),
+                sentence.cell,
+                sentence.line,
+                "found",
+            )
+        else:
+            notes.add(t("rb_ev_substance_missing", what=t(f"rb_marker_{name}")), kind="missing")
+        parts.append(component(t, f"marker_{name}", weight if sentence else 0.0, weight))
+    return parts
 
 
 def _claims(
@@ -99,7 +142,7 @@ def _claims(
         )
     else:
         gap = 100 * (trained[measured] - trained[claim.model])
-        agree = claim.model == measured or gap <= p.claim_tolerance_pp
+        agree = claim.model == measured or at_most(gap, p.claim_tolerance_pp)
         text = t(
             "rb_ev_claim",
             model=claim.model,
@@ -141,6 +184,10 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
     last: dict[str, rubric_text.Reported] = {}
     for reported in rubric_text.reported_accuracies(ev.ingest):
         last[reported.model] = reported
+    # numbers the text quotes are held against the measurements like printed ones; a printed
+    # number (the student's run) stands first when both exist
+    for quoted in rubric_text.quoted_accuracies(ev.passages, ev.ingest.factories):
+        last.setdefault(quoted.model, quoted)
     compared = flagged = 0
     for name, reported in last.items():
         measured = ev.accuracy(name)
@@ -160,7 +207,7 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
         )
         if not ev.comparable:
             notes.add(text + t("rb_ev_reported_not_comparable"), reported.cell)
-        elif abs(diff) > p.reported_difference_pp:
+        elif beyond(abs(diff), p.reported_difference_pp):
             flagged += 1
             notes.add(
                 text + t("rb_ev_reported_differs", limit=f"{p.reported_difference_pp:g}"), reported.cell, kind="flag"

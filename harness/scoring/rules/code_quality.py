@@ -7,10 +7,13 @@ helper below that also writes its evidence; their thresholds are the parameters,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.results import ModelResult
 from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt
 from harness.scoring.readers import code as rubric_code
 from harness.scoring.rules.registry import RuleParams, rule
+from harness.scoring.thresholds import at_most
 from harness.util.i18n import Translator
 
 
@@ -33,6 +36,16 @@ class CodeQualityParams(RuleParams):
     duplication_min_lines: int = 6
     dead_code_points: float = 0.75
     dead_code_cost: float = 0.25
+    min_own_lines: int = 20
+
+
+@dataclass(frozen=True)
+class _Own:
+    """The student's own code: the lines of the flattened code that are not the handout's."""
+
+    lines: set[int]
+    code_lines: int  # of them, lines that hold code (not only a comment)
+    share: float  # min(1, code_lines / min_own_lines): how much of the parts other than "runs" it can earn
 
 
 @rule("code_quality", params=CodeQualityParams)
@@ -41,16 +54,21 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
     notes = Notes(t, ev)
     models = ev.models
     ok, runs = _runs(ev, notes, t)
-    tool, findings, per_100, lint_share = _lint(ev, notes, t, p)
-    comments_ratio, documented, functions, comment_share = _comments(ev, notes, t, p)
+    own = _own_code(ev, notes, t, p)
+    tool, findings, per_100, lint_share = _lint(ev, notes, t, p, own)
+    comments_ratio, documented, functions, comment_share = _comments(ev, notes, t, p, own)
     pairs, dup_share = _duplication(ev, notes, t, p)
-    dead, dead_share = _dead_code(ev, notes, t, p)
+    dead, dead_share = _dead_code(ev, notes, t, p, own)
+    # the handout's code is nobody's work: every part but "fonctionnel" grows with the student's own code
+    s = own.share
     components = [
         component(t, "runs", p.runs_points * runs, p.runs_points, f"{len(ok)}/{len(models)}"),
-        component(t, "lint", p.lint_points * lint_share, p.lint_points, f"{per_100:.1f}/100"),
-        component(t, "comments", p.comments_points * comment_share, p.comments_points, f"{100 * comments_ratio:.0f} %"),
-        component(t, "duplication", p.duplication_points * dup_share, p.duplication_points, str(len(pairs))),
-        component(t, "dead_code", p.dead_code_points * dead_share, p.dead_code_points, str(len(dead))),
+        component(t, "lint", p.lint_points * lint_share * s, p.lint_points, f"{per_100:.1f}/100"),
+        component(
+            t, "comments", p.comments_points * comment_share * s, p.comments_points, f"{100 * comments_ratio:.0f} %"
+        ),
+        component(t, "duplication", p.duplication_points * dup_share * s, p.duplication_points, str(len(pairs))),
+        component(t, "dead_code", p.dead_code_points * dead_share * s, p.dead_code_points, str(len(dead))),
     ]
     reason = t(
         "rb_reason_code_quality",
@@ -91,20 +109,36 @@ def _runs(ev: Evidence, notes: Notes, t: Translator) -> tuple[list[ModelResult],
     return ok, runs
 
 
-def _lint(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tuple[str, list, float, float]:
-    """Lint: (the tool, its findings, findings per 100 code lines, the part's share); the first
-    `lint_shown` findings noted where they are."""
+def _own_code(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> _Own:
+    """The student's own lines (not the handout's), noted with how many of the code's lines are the handout's."""
+    code = ev.code
+    lines = rubric_code.own_lines(code)
+    source = code.source.splitlines()
+    own_code = sum(1 for n in lines if not source[n - 1].strip().startswith("#"))
+    handout = max(0, code.code_lines - own_code)
+    share = min(1.0, own_code / max(1, p.min_own_lines))
+    kind = "info" if share >= 1 else "flag"
+    notes.add(t("rb_ev_own_code", own=own_code, handout=handout, total=code.code_lines, min=p.min_own_lines), kind=kind)
+    return _Own(lines, own_code, share)
+
+
+def _lint(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: _Own) -> tuple[str, list, float, float]:
+    """Lint of the student's own lines: (the tool, its findings, findings per 100 own code lines,
+    the part's share); the first `lint_shown` findings noted where they are."""
     code = ev.code
     tool, findings = rubric_code.lint(code.source, p.linter, p.lint_select, p.lint_ignore)
-    per_100 = 100 * len(findings) / max(1, code.code_lines)
+    findings = [f for f in findings if f.line in own.lines]
+    per_100 = 100 * len(findings) / max(1, own.code_lines)
     span = max(1e-9, p.lint_zero_per_100_lines - p.lint_per_100_lines)
-    lint_share = 1.0 if per_100 <= p.lint_per_100_lines else max(0.0, 1 - (per_100 - p.lint_per_100_lines) / span)
+    lint_share = (
+        1.0 if at_most(per_100, p.lint_per_100_lines) else max(0.0, 1 - (per_100 - p.lint_per_100_lines) / span)
+    )
     notes.add(
         t(
             "rb_ev_lint",
             tool=tool,
             count=len(findings),
-            lines=code.code_lines,
+            lines=own.code_lines,
             per_100=f"{per_100:.1f}",
             limit=f"{p.lint_per_100_lines:g}",
         )
@@ -117,19 +151,21 @@ def _lint(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tu
     return tool, findings, per_100, lint_share
 
 
-def _comments(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tuple[float, int, int, float]:
-    """ "commenté": (comment lines per code line, documented functions, functions, the part's share):
-    half for the comment ratio, half for the docstring share."""
+def _comments(
+    ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: _Own
+) -> tuple[float, int, int, float]:
+    """ "commenté", on the student's own lines: (comment lines per code line, documented functions,
+    functions, the part's share): half for the comment ratio, half for the docstring share."""
     code = ev.code
-    comments, documented, functions = rubric_code.comment_stats(code.source)
-    ratio = comments / max(1, code.code_lines)
+    comments, documented, functions = rubric_code.comment_stats(code.source, own.lines)
+    ratio = comments / max(1, own.code_lines)
     doc_ratio = documented / functions if functions else 1.0
     comment_share = 0.5 * min(1.0, ratio / p.comment_ratio) + 0.5 * min(1.0, doc_ratio / p.docstring_share)
     notes.add(
         t(
             "rb_ev_comments",
             comments=comments,
-            lines=code.code_lines,
+            lines=own.code_lines,
             ratio=f"{100 * ratio:.0f}",
             documented=documented,
             functions=functions,
@@ -157,10 +193,10 @@ def _duplication(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams
     return pairs, 1 - len(pairs) / max(1, n_factories - 1)
 
 
-def _dead_code(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tuple[list, float]:
-    """Dead code: (the items found, the part's share), each item costing `dead_code_cost`."""
+def _dead_code(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: _Own) -> tuple[list, float]:
+    """Dead code in the student's own lines: (the items found, the part's share), each item costing `dead_code_cost`."""
     code = ev.code
-    dead = rubric_code.dead_code(code.source, {f.name for f in ev.ingest.factories})
+    dead = [d for d in rubric_code.dead_code(code.source, {f.name for f in ev.ingest.factories}) if d.line in own.lines]
     for item in dead:
         cell, line = code.locate(item.line)
         notes.add(t(f"rb_ev_dead_{item.kind}", name=item.name), cell, line, "flag")

@@ -7,7 +7,9 @@ documented in ``rubric/default.toml``.
 
 from __future__ import annotations
 
-from harness.scoring.evidence import Evidence, Notes, Verdict, component, section_share
+import re
+
+from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, section_share, text_doubts
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.rules.registry import RuleParams, rule
 from harness.util.i18n import Translator
@@ -19,13 +21,45 @@ class DocumentationParams(RuleParams):
     sections: list[str] = ["introduction", "baseline", "improvements", "results", "errors", "robustness", "conclusion"]
     min_words: int = 20
     heading_share: float = 0.5
+    substance_hits: int = 2
+
+
+def _substance(ev: Evidence, notes: Notes, t: Translator, p: DocumentationParams, name: str, share: float) -> float:
+    """A found section's share with its words counted only in proportion to what it says: the
+    distinct `content` patterns of its section in its text, full at `substance_hits`; the first
+    sentence that holds one is quoted."""
+    section = ev.sections.get(name)
+    spec = ev.rubric.sections.get(name)
+    if section is None or spec is None or share <= p.heading_share:
+        return share
+    text = rubric_text.plain(section.text)
+    hits = [pattern for pattern in spec.content if re.search(pattern, text)]
+    factor = min(1.0, len(hits) / max(1, p.substance_hits))
+    sentence = next(
+        (s for s in re.split(r"(?<=[.!?;])\s+|\n", section.text) if hits and re.search(hits[0], rubric_text.plain(s))),
+        "",
+    )
+    label = t("section_" + name)
+    if sentence:
+        notes.add(
+            t("rb_ev_doc_substance", section=label, hits=len(hits), excerpt=excerpt(sentence)),
+            section.cell,
+            section.line,
+            "found" if factor >= 1 else "info",
+        )
+    else:
+        notes.add(t("rb_ev_doc_no_substance", section=label), section.cell, section.line, "missing")
+    return p.heading_share + (share - p.heading_share) * factor
 
 
 @rule("documentation", params=DocumentationParams)
 def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> Verdict:
     """Score the documentation: the mean share of the sections present, with the prose's word count."""
     notes = Notes(t, ev)
-    shares = [section_share(ev, notes, t, name, p.min_words, p.heading_share) for name in p.sections]
+    shares = [
+        _substance(ev, notes, t, p, name, section_share(ev, notes, t, name, p.min_words, p.heading_share))
+        for name in p.sections
+    ]
     total_words = sum(rubric_text.count_words(line.text) for line in ev.prose)
     source = t("rb_prose_module") if ev.is_module else t("rb_prose_markdown")
     notes.add(t("rb_ev_words", words=total_words, source=source))
@@ -39,4 +73,9 @@ def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> V
         words=total_words,
         missing=", ".join(missing) or "—",
     )
-    return Verdict(reason, [component(t, "sections", share, 1.0, f"{len(found)}/{len(p.sections)}")], notes.items)
+    return Verdict(
+        reason,
+        [component(t, "sections", share, 1.0, f"{len(found)}/{len(p.sections)}")],
+        notes.items,
+        text_doubts(ev, t, p.sections),
+    )

@@ -9,8 +9,9 @@ Parameters documented in ``rubric/default.toml``.
 from __future__ import annotations
 
 from harness.results import ModelResult
-from harness.scoring.evidence import Evidence, Notes, Verdict, component, factory_at, pct
+from harness.scoring.evidence import Evidence, Notes, Verdict, component, factory_at, model_doubts, pct
 from harness.scoring.rules.registry import RuleParams, rule
+from harness.scoring.thresholds import at_least
 from harness.util.i18n import Translator
 
 
@@ -51,15 +52,21 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
     """Score the improvement: the threshold the best model's gain reaches, capped when not significant."""
     notes = Notes(t, ev)
     top = max((s.points for s in p.thresholds), default=0.0)
-    trained = [m for m in ev.models if m.role == "improved" and m.test_accuracy is not None]
+    evaluated = [m for m in ev.models if m.role == "improved" and m.test_accuracy is not None]
+    # a model this profile could not measure (collapse) counts neither for nor against the student
+    trained = [m for m in evaluated if m.measurable]
+    for model in evaluated:
+        if not model.measurable:
+            notes.add(t("rb_ev_not_measurable", model=model.name, reason=model.measurement.reason), kind="flag")
     reference = ev.reference
     if not trained or reference is None or reference.test_accuracy is None:
-        return Verdict(t("reason_no_improved_trained"), [component(t, "gain", 0, top)], notes.items)
+        reason = t("reason_not_measurable", profile=ev.profile) if evaluated and not trained else None
+        return Verdict(reason or t("reason_no_improved_trained"), [component(t, "gain", 0, top)], notes.items)
     best = max(trained, key=lambda m: m.test_accuracy)
     gain = 100 * (best.test_accuracy - reference.test_accuracy)
     steps = sorted(p.thresholds, key=lambda s: -s.min_gain_pp)
-    points = next((s.points for s in steps if gain >= s.min_gain_pp), 0.0)
-    threshold = next((s for s in steps if gain >= s.min_gain_pp), None)
+    points = next((s.points for s in steps if at_least(gain, s.min_gain_pp)), 0.0)
+    threshold = next((s for s in steps if at_least(gain, s.min_gain_pp)), None)
     notes.add(t("ev_reference", acc=pct(reference.test_accuracy)))
     for model in trained:
         verdict, detail = _significance(model)
@@ -70,7 +77,10 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
             gain=f"{100 * (model.test_accuracy - reference.test_accuracy):+.2f}",
         )
         notes.add(
-            text + (f" — {detail}" if detail else ""), *factory_at(ev, model.name), "found" if model is best else "info"
+            text + (f" — {detail}" if detail else ""),
+            *factory_at(ev, model.name),
+            # a tick says "this earned points": only for the best model, and only when it beats the reference
+            "found" if model is best and model.test_accuracy > reference.test_accuracy else "info",
         )
     verdict, detail = _significance(best)
     note = ""
@@ -84,9 +94,10 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
         notes.add(note, kind="flag")
     notes.add(
         t(
-            "rb_ev_threshold",
+            "rb_ev_threshold" if threshold else "rb_ev_no_threshold",
             gain=f"{gain:+.2f}",
-            threshold=f"{threshold.min_gain_pp:+g}" if threshold else "—",
+            threshold=f"{threshold.min_gain_pp:+g}" if threshold else "",
+            lowest=f"{min(s.min_gain_pp for s in steps):+g}" if steps else "",
             points=f"{points:g}",
             profile=ev.profile,
         )
@@ -101,4 +112,9 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
         verdict=status,
         profile=ev.profile,
     )
-    return Verdict(reason, [component(t, "gain", points, top, f"{gain:+.2f} pp")], notes.items)
+    return Verdict(
+        reason,
+        [component(t, "gain", points, top, t("rb_gain_pp", gain=f"{gain:+.2f}"))],
+        notes.items,
+        model_doubts(ev, t),
+    )

@@ -21,9 +21,13 @@ from harness.scoring.evidence import (
     excerpt,
     factory_at,
     justification,
+    model_doubts,
     nearby_passages,
+    text_doubts,
 )
+from harness.scoring.readers import effects as rubric_effects
 from harness.scoring.readers import models as rubric_models
+from harness.scoring.readers import text as rubric_text
 from harness.scoring.readers.models import CATEGORIES
 from harness.scoring.rules.registry import RuleParams, rule
 from harness.util.i18n import Translator
@@ -37,13 +41,56 @@ class ModificationsParams(RuleParams):
     """The ``modifications`` criterion's parameters (see ``rubric/default.toml``)."""
 
     required_categories: int = 3
-    categories_points: float = 3
-    justification_points: float = 2
-    method_points: float = 1
+    categories_points: float = 2
+    justification_points: float = 1.5
+    method_points: float = 0.5
+    judgement_points: float = 2
     max_categories_per_step: int = 1
     context_cells: int = 3
     vocabulary: dict[str, list[str]] = {}
     reasons: list[str] = []
+    # judgement: what a step is worth (0 to 1) by its measured effect, plus `discussed_share` when the
+    # student's text about the model quotes its effect; a harmful step is worth 0 whatever is said of it
+    neutral_share: float = 0.25
+    helpful_share: float = 0.5
+    costly_share: float = 0.0
+    discussed_share: float = 0.5
+    harmful_justification_share: float = 0.25
+    effect_words: list[str] = []
+    harm_words: list[str] = []
+    # settings far outside what works for MNIST, and the measured drops that make a change harmful
+    learning_rate_ranges: dict[str, list[float]] = {"default": [1e-4, 0.02], "sgd": [1e-3, 0.5]}
+    max_dropout_rate: float = 0.6
+    min_filters: int = 8
+    min_dense_units: int = 16
+    epochs_range: list[int] = [2, 100]
+    batch_size_range: list[int] = [8, 2048]
+    harm_drop_pp: float = 1.0
+    robustness_drop_pp: float = 3.0
+    cost_params_ratio: float = 10.0
+    cost_time_ratio: float = 5.0
+
+    @field_validator("learning_rate_ranges")
+    @classmethod
+    def _has_default(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        if "default" not in value or any(len(r) != 2 for r in value.values()):
+            raise ValueError("needs a 'default' range, and every range is [low, high]")
+        return {k.lower(): v for k, v in value.items()}
+
+    def limits(self) -> rubric_effects.Limits:
+        """The ranges and measured limits as the effects reader takes them."""
+        return rubric_effects.Limits(
+            learning_rates=self.learning_rate_ranges,
+            max_dropout_rate=self.max_dropout_rate,
+            min_filters=self.min_filters,
+            min_dense_units=self.min_dense_units,
+            epochs=self.epochs_range,
+            batch_sizes=self.batch_size_range,
+            harm_drop_pp=self.harm_drop_pp,
+            robustness_drop_pp=self.robustness_drop_pp,
+            cost_params_ratio=self.cost_params_ratio,
+            cost_time_ratio=self.cost_time_ratio,
+        )
 
     @field_validator("vocabulary")
     @classmethod
@@ -61,8 +108,9 @@ class _Tally:
     covered: set[str] = field(default_factory=set)  # categories changed against the baseline
     steps: int = 0  # models that change something
     good_steps: int = 0  # ... at most max_categories_per_step categories
-    justified: int = 0  # changes (model, category) justified
+    justified: float = 0  # changes (model, category) justified (a harmful one counts in part)
     to_justify: int = 0  # changes (model, category)
+    judged: float = 0  # the steps' judgement shares, summed
 
 
 @rule("modifications", params=ModificationsParams)
@@ -81,6 +129,7 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         return Verdict(t("reason_no_improved"), [c for c in zero if c.max_points > 0], notes.items)
 
     base_f = _features(ev, base)
+    changed: dict[str, list[str]] = {}
     if own is not None and ev.reference is not None and ev.reference.spec is not None:
         changed = rubric_models.differences(base_f, _features(ev, ev.reference), t)
         if changed:
@@ -89,17 +138,23 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
                 *factory_at(ev, own.name),
             )
     tally = _Tally()
-    previous_name, previous_f = None, base_f
+    # the stored McNemar test is against the reference: it tells a step against the baseline from noise
+    base_is_reference = own is None or not changed
+    previous, previous_f = None, base_f
     for model in improved:
         f = _features(ev, model)
         vs_base = rubric_models.differences(f, base_f, t)
-        vs_prev = rubric_models.differences(f, previous_f, t) if previous_name else vs_base
-        step, against = (vs_prev, previous_name) if len(vs_prev) <= len(vs_base) else (vs_base, None)
+        vs_prev = rubric_models.differences(f, previous_f, t) if previous else vs_base
+        use_prev = previous is not None and len(vs_prev) <= len(vs_base)
+        step, parent, parent_f = (vs_prev, previous, previous_f) if use_prev else (vs_base, base, base_f)
         tally.covered |= set(vs_base)
-        _note_step(ev, notes, t, p, model, f, step, against, tally)
-        _justify_step(ev, notes, t, p, model, step, tally)
-        previous_name, previous_f = model.name, f
-    return _verdict(t, p, tally, notes)
+        _note_step(ev, notes, t, p, model, f, step, parent.name if use_prev else None, tally)
+        harmful, noticed = _judge_step(
+            ev, notes, t, p, model, (f, parent_f), parent, step, tally, reference=not use_prev and base_is_reference
+        )
+        _justify_step(ev, notes, t, p, model, step, tally, p.harmful_justification_share * noticed if harmful else 1.0)
+        previous, previous_f = model, f
+    return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
 
 
 def _features(ev: Evidence, model: ModelResult) -> rubric_models.Features:
@@ -155,15 +210,17 @@ def _justify_step(
     model: ModelResult,
     step: dict[str, list[str]],
     tally: _Tally,
+    worth: float = 1.0,
 ) -> None:
-    """Each category the step changes: justified by a passage near the model, or noted missing."""
+    """Each category the step changes: justified by a passage near the model, or noted missing; a
+    justification counts `worth` of one (less for a harmful change: a reason for a bad choice)."""
     cell, line = factory_at(ev, model.name)
     for category in step:
         tally.to_justify += 1
         passages = nearby_passages(ev, model.name, p.context_cells, settings=category in SETTINGS_CATEGORIES)
         found = justification(passages, p.vocabulary.get(category, []), p.reasons)
         if found:
-            tally.justified += 1
+            tally.justified += worth
             notes.add(
                 t("rb_ev_justified", model=model.name, category=t("cat_" + category), excerpt=excerpt(found.text)),
                 found.cell,
@@ -174,7 +231,96 @@ def _justify_step(
             notes.add(t("rb_ev_not_justified", model=model.name, category=t("cat_" + category)), cell, line, "missing")
 
 
-def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes) -> Verdict:
+def _judge_step(
+    ev: Evidence,
+    notes: Notes,
+    t: Translator,
+    p: ModificationsParams,
+    model: ModelResult,
+    features: tuple[rubric_models.Features, rubric_models.Features],
+    parent: ModelResult,
+    step: dict[str, list[str]],
+    tally: _Tally,
+    reference: bool,
+) -> tuple[bool, bool]:
+    """Judge one step by its extreme settings and measured effects against its parent; adds its
+    share to the tally and returns (harmful, the student noticed the harm)."""
+    if not step:
+        return False, False
+    cell, line = factory_at(ev, model.name)
+    effect = rubric_effects.measure(model, parent, reference, p.limits())
+    effect.extremes = rubric_effects.extreme_settings(*features, p.limits())
+    # one epoch on a few images: what it measures (a lower learning rate learns less in one epoch) is
+    # shown, not scored; the settings and the parameter count are the same on every profile
+    scored = ev.comparable
+    harms = effect.extremes + (effect.harms if scored else [])
+    costs = [c for c in effect.costs if scored or c[0] == "rb_cost_params"]
+    about = _text_about(ev, p, model.name)
+    noticed = _mentions(about, p.harm_words)
+    for key, values in harms:
+        notes.add(t("rb_ev_harmful", model=model.name, why=t(key, **values)), cell, line, "flag")
+    for key, values in [] if scored else effect.harms:
+        notes.add(
+            t("rb_ev_measured", model=model.name, why=t(key, **values)) + t("rb_effect_short_profile"), cell, line
+        )
+    for key, values in costs:
+        notes.add(t("rb_ev_costly", model=model.name, why=t(key, **values)), cell, line, "flag")
+    if harms:
+        share = 0.0
+        key = "rb_ev_harm_noticed" if noticed else "rb_ev_harm_unnoticed"
+        notes.add(
+            t(key, model=model.name, excerpt=excerpt(noticed.text) if noticed else ""),
+            *_at(noticed, cell, line),
+            "found" if noticed else "flag",
+        )
+    else:
+        base = p.helpful_share if scored and effect.helpful else p.costly_share if costs else p.neutral_share
+        discussed = _mentions(about, p.effect_words)
+        share = min(1.0, base + (p.discussed_share if discussed else 0.0))
+        _note_effect(notes, t, model, effect, discussed, scored, (cell, line))
+    tally.judged += share
+    return bool(harms), noticed is not None
+
+
+def _at(passage, cell: int | None, line: int | None) -> tuple[int | None, int | None]:
+    return (passage.cell, passage.line) if passage is not None else (cell, line)
+
+
+def _note_effect(notes: Notes, t: Translator, model: ModelResult, effect, discussed, comparable: bool, where) -> None:
+    """A step that harms nothing: its measured effect, and the sentence that discusses it (or that none does)."""
+    if effect.accuracy_pp is not None:
+        noise = {True: t("rb_effect_beyond_noise"), False: t("rb_effect_noise"), None: ""}[effect.significant]
+        shown = "" if comparable else t("rb_effect_short_profile")
+        notes.add(t("rb_ev_effect", model=model.name, diff=f"{effect.accuracy_pp:+.2f}", noise=noise) + shown, *where)
+    if discussed is not None:
+        notes.add(
+            t("rb_ev_effect_discussed", model=model.name, excerpt=excerpt(discussed.text)),
+            discussed.cell,
+            discussed.line,
+            "found",
+        )
+    else:
+        notes.add(t("rb_ev_effect_not_discussed", model=model.name), *where, "missing")
+
+
+def _text_about(ev: Evidence, p: ModificationsParams, name: str) -> list:
+    """The student's passages about a model: near it, or naming it anywhere (a results table, a conclusion)."""
+    numbers = rubric_text.factory_numbers(ev.ingest.factories)
+    naming = [
+        passage
+        for passage in ev.passages
+        if any(ref[2] == name for ref in rubric_text.model_refs(rubric_text.plain(passage.text), numbers))
+    ]
+    near = nearby_passages(ev, name, p.context_cells, settings=True)
+    return near + [passage for passage in naming if passage not in near]
+
+
+def _mentions(passages: list, patterns: list[str]):
+    """The first passage that matches one of `patterns`, or None."""
+    return next((x for x in passages if rubric_text.matches_any(patterns, rubric_text.plain(x.text))), None)
+
+
+def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes, doubts: list[str]) -> Verdict:
     """The three parts from the tally, and the reason."""
     covered = tally.covered
     category_share = min(1.0, len(covered) / max(1, p.required_categories))
@@ -191,7 +337,7 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes)
             "justification",
             p.justification_points * (tally.justified / tally.to_justify if tally.to_justify else 0),
             p.justification_points,
-            f"{tally.justified}/{tally.to_justify}",
+            f"{tally.justified:g}/{tally.to_justify}",
         ),
         component(
             t,
@@ -200,6 +346,13 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes)
             p.method_points,
             f"{tally.good_steps}/{tally.steps}",
         ),
+        component(
+            t,
+            "judgement",
+            p.judgement_points * (tally.judged / tally.steps if tally.steps else 0),
+            p.judgement_points,
+            f"{tally.judged:g}/{tally.steps}",
+        ),
     ]
     names = ", ".join(t("cat_" + c) for c in CATEGORIES if c in covered) or "—"
     reason = t(
@@ -207,9 +360,9 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes)
         count=len(covered),
         required=p.required_categories,
         names=names,
-        justified=tally.justified,
+        justified=f"{tally.justified:g}",
         total=tally.to_justify,
         good=tally.good_steps,
         steps=tally.steps,
     )
-    return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
+    return Verdict(reason, [c for c in components if c.max_points > 0], notes.items, doubts)

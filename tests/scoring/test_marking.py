@@ -1,0 +1,217 @@
+"""Marks an instructor would sign (issue 14): judgement from measured effects and extreme settings,
+the student's own code, analysis by its substance, and each mark's confidence.
+
+The unit tests score hand-built results (fast). ``marking`` grades ``tests/fixtures/marking/`` (the
+three cases of the issue, with their fair ranges in ``expected.toml``) with real workers on the
+``smoke`` profile and checks the harness lands inside every range.
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from conftest import REPO, run_grade
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from test_rubric import BASE_LAYERS, FACTORIES, criterion, evidence, layer, model, notebook
+
+from harness.ingest.read import ingest_path
+from harness.results import Robustness
+from harness.scoring.engine import _on_threshold, score
+from harness.scoring.readers import code as rubric_code
+from harness.scoring.readers import effects as rubric_effects
+from harness.scoring.readers import substance as rubric_substance
+from harness.scoring.readers import text as rubric_text
+from harness.scoring.readers.models import features
+from harness.scoring.rubric import load_rubric
+from harness.scoring.rules.modifications import ModificationsParams
+from harness.util.i18n import Translator
+
+MARKING = REPO / "tests" / "fixtures" / "marking"
+EXPECTED = tomllib.loads((MARKING / "expected.toml").read_text(encoding="utf-8"))
+CASES = sorted(k for k, v in EXPECTED.items() if isinstance(v, dict))
+FR, EN = Translator("fr"), Translator("en")
+LIMITS = ModificationsParams().limits()
+
+
+def _rubric_params(rule: str) -> dict:
+    """The bundled rubric's parameters of a rule (patterns included)."""
+    rubric = tomllib.loads((REPO / "rubric" / "default.toml").read_text(encoding="utf-8"))
+    return next(c["params"] for c in rubric["criteria"] if c["rule"] == rule)
+
+
+# --------------------------------------------------------------------------- judgement
+
+
+@pytest.mark.parametrize(
+    ("changed", "key"),
+    [
+        ({"lr": 1e-6}, "rb_ex_lr"),
+        ({"layers": [layer("Conv2D", filters=2, kernel_size=[3, 3]), *BASE_LAYERS[1:]]}, "rb_ex_filters"),
+        ({"layers": [*BASE_LAYERS[:-1], layer("Dropout", rate=0.8), BASE_LAYERS[-1]]}, "rb_ex_dropout"),
+        ({"declared": {"epochs": 500}}, "rb_ex_epochs"),
+    ],
+)
+def test_settings_far_outside_what_works_are_harmful(changed, key):
+    base = features(model("create_baseline_model", role="baseline"))
+    new = features(model("create_improved_model_1", **changed))
+    assert [k for k, _ in rubric_effects.extreme_settings(new, base, LIMITS)] == [key]
+    # the same setting already in the model it changes is not this step's choice
+    assert rubric_effects.extreme_settings(new, new, LIMITS) == []
+
+
+def test_sensible_settings_are_not_flagged():
+    base = features(model("create_baseline_model", role="baseline"))
+    new = features(
+        model(
+            "create_improved_model_1",
+            lr=5e-4,
+            layers=[*BASE_LAYERS[:-1], layer("Dropout", rate=0.5), BASE_LAYERS[-1]],
+            declared={"epochs": 15, "batch_size": 64},
+        )
+    )
+    assert rubric_effects.extreme_settings(new, base, LIMITS) == []
+    sgd = features(model("create_improved_model_1", optimizer="SGD", lr=0.05))
+    assert rubric_effects.extreme_settings(sgd, base, LIMITS) == []
+
+
+def test_measured_drops_and_costs_against_the_parent():
+    parent = model("create_baseline_model", role="baseline", accuracy=0.98)
+    parent.params, parent.train_seconds = 100_000, 10.0
+    parent.robustness = Robustness(suite_checksum="x", suite_sha256="x", clean_accuracy=0.98, noise_accuracy=0.97)
+    worse = model("create_improved_model_1", accuracy=0.95)
+    worse.test_errors = 500
+    worse.robustness = Robustness(suite_checksum="x", suite_sha256="x", clean_accuracy=0.95, noise_accuracy=0.90)
+    effect = rubric_effects.measure(worse, parent, False, LIMITS)
+    assert effect.significant and not effect.helpful
+    assert [k for k, _ in effect.harms] == ["rb_harm_accuracy", "rb_harm_noise"]
+    costly = model("create_improved_model_1", accuracy=0.98)
+    costly.params, costly.train_seconds = 5_000_000, 12.0
+    assert [k for k, _ in rubric_effects.measure(costly, parent, False, LIMITS).costs] == ["rb_cost_params"]
+
+
+def _modifications(tmp_path, text: str, lr: float):
+    """A one-model notebook whose improved model sets `lr`, described by `text`."""
+    tmp_path.mkdir(exist_ok=True)
+    cells = [
+        new_code_cell(FACTORIES.split("def create_improved_model_1")[0]),
+        new_markdown_cell(text),
+        new_code_cell("def create_improved_model_1():\n    return keras.Sequential()"),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1", lr=lr)]
+    return criterion(score(evidence(ingest, models), FR), "modifications")
+
+
+def test_a_harmful_change_loses_the_judgement_and_most_of_its_justification(tmp_path):
+    reason = "Modèle 1 : je baisse le taux d'apprentissage à {lr} afin de stabiliser la convergence."
+    sound = {c.id: c for c in _modifications(tmp_path, reason.format(lr="0.0005"), 5e-4).components}
+    extreme = _modifications(tmp_path / "x", reason.format(lr="0.000001"), 1e-6)
+    parts = {c.id: c for c in extreme.components}
+    assert sound["justification"].points == 1.5 and sound["judgement"].points == 2 * 0.25
+    assert parts["judgement"].points == 0 and parts["justification"].points == 0  # presented as a success
+    harmful = next(e for e in extreme.evidence if e.kind == "flag" and "1e-06" in e.text)
+    assert "create_improved_model_1" in harmful.text and "MNIST" in harmful.text
+    noticed = _modifications(tmp_path / "y", reason.format(lr="0.000001") + " La précision chute.", 1e-6)
+    assert {c.id: c for c in noticed.components}["justification"].points == pytest.approx(1.5 * 0.25)
+
+
+# --------------------------------------------------------------------------- the student's own code
+
+
+def test_the_handout_plus_one_line_earns_no_more_than_functional():
+    ingest = ingest_path(MARKING / "handout_dropout.ipynb")
+    code = rubric_code.student_code(ingest.code_cells)
+    own = rubric_code.own_lines(code)
+    lines = code.source.splitlines()
+    assert [lines[n - 1].strip() for n in sorted(own)] == ["Dropout(0.3),"]  # the factory's name is the template's
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    result = criterion(score(evidence(ingest, models), EN), "code_quality")
+    assert result.points <= 1.5  # the rubric's "runs_points": the floor for "fonctionnel"
+    assert any("handout" in e.text and e.kind == "flag" for e in result.evidence)
+
+
+# --------------------------------------------------------------------------- analysis by substance
+
+
+@pytest.mark.parametrize(
+    ("marker", "sentence", "expected"),
+    [
+        ("error_patterns", "Le modèle confond souvent le 4 et le 9.", True),
+        ("error_patterns", "Most mistakes are 7s read as 1s: digit 7 has the highest error rate.", True),
+        ("error_patterns", "Le modèle fait encore quelques erreurs sur certains chiffres.", False),
+        ("robustness", "Sur les images bruitées, la précision chute à 91 %.", True),
+        ("robustness", "The model is fairly robust to noise.", False),
+        ("comparisons", "Le modèle 3 atteint 99,2 % contre 99,0 % pour la référence.", True),
+        ("comparisons", "Le meilleur modèle est le modèle 3.", False),
+        ("causes", "The validation loss rises after epoch 3 because the model overfits.", True),
+        ("limits", "Il faudrait tester l'augmentation de données sur de vrais formulaires.", True),
+    ],
+)
+def test_substance_markers_in_french_and_english(marker, sentence, expected):
+    markers = _rubric_params("analysis")["markers"]
+    assert rubric_substance.shows(markers[marker], rubric_text.plain(sentence)) is expected
+
+
+def test_a_module_s_printed_sentences_count_as_its_report():
+    source = 'print(f"Le modèle 2 confond le 4 et le 9 : {rate:.1f} %")\nprint("ok")\n'
+    assert rubric_text.report_strings(source) == [(1, "Le modèle 2 confond le 4 et le 9 : %")]
+
+
+# --------------------------------------------------------------------------- confidence
+
+
+def test_confidence_is_low_for_module_text_in_another_language():
+    ingest = ingest_path(REPO / "submissions" / "labelled" / "english_module.py")
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    result = score(evidence(ingest, models), FR)
+    analysis = next(c for c in result.criteria if c.id == "analysis")
+    assert analysis.confidence == "low"
+    assert any("anglais" in r for r in analysis.confidence_reasons)
+    assert any(".py" in r for r in analysis.confidence_reasons)
+    code = next(c for c in result.criteria if c.id == "code_quality")
+    assert code.confidence in ("high", "low") and all(isinstance(r, str) for r in code.confidence_reasons)
+
+
+def test_a_mark_on_a_rounding_threshold_is_low_confidence_until_overridden(tmp_path):
+    rubric = load_rubric()
+    assert _on_threshold(1.27, 3, rubric, EN) and not _on_threshold(1.0, 3, rubric, EN)
+    assert not _on_threshold(3, 3, rubric, EN)  # full marks: no step above
+    overrides = tmp_path / "overrides.toml"
+    overrides.write_text(
+        '[[override]]\nstudent = "english_module"\ncriterion = "analysis"\npoints = 2\n', encoding="utf-8"
+    )
+    ingest = ingest_path(REPO / "submissions" / "labelled" / "english_module.py")
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    graded = score(evidence(ingest, models, rubric=load_rubric(overrides=overrides)), FR)
+    analysis = next(c for c in graded.criteria if c.id == "analysis")
+    assert analysis.points == 2 and analysis.confidence == "high" and analysis.confidence_reasons == []
+
+
+# --------------------------------------------------------------------------- the three cases, graded
+
+
+@pytest.fixture(scope="session")
+def marking(tmp_path_factory, mnist_npz, protocol_path, stage_cache, suite_path):
+    paths = [MARKING / EXPECTED[case]["file"] for case in CASES]
+    return run_grade(
+        paths,
+        tmp_path_factory.mktemp("marking"),
+        protocol=protocol_path,
+        data=mnist_npz,
+        cache=stage_cache,
+        profile=EXPECTED["profile"],
+        suite=suite_path,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_the_issue_s_cases_land_in_their_fair_ranges(marking, case):
+    result = marking.result(case)
+    points = {c.id: c.points for c in result.score.criteria}
+    for criterion_id, (low, high) in EXPECTED[case].items():
+        if isinstance(low, (int, float)) and criterion_id in points:
+            assert low <= points[criterion_id] <= high, (case, criterion_id, points[criterion_id], (low, high))
+    for c in result.score.criteria:
+        assert c.confidence in ("high", "low") and (c.confidence == "low") == bool(c.confidence_reasons)
