@@ -175,7 +175,7 @@ def test_broken_submission_is_invalid_with_the_syntax_error(graded):
     assert result.score.total == 0
     assert all(c.points == 0 and "Syntax error" in c.reason for c in result.score.criteria)
     document, _ = assert_self_contained(graded.out / "broken" / "report.html")
-    assert "Syntax error in cell 8, line 12" in text_of(document)
+    assert "Erreur de syntaxe (cellule 8, ligne 12)" in text_of(document)  # the stored reason, in the report's French
 
 
 @pytest.mark.slow
