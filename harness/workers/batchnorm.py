@@ -82,23 +82,17 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     """Re-estimate the statistics before every validation pass (Keras's own put back after it) and
     at the end of training; report how the validation accuracy depends on them."""
 
-    def __init__(self, layers: list, images: np.ndarray, batch_size: int, validation: tuple) -> None:
+    def __init__(self, layers: list, images: np.ndarray, batch_size: int, validation: tuple, report: dict) -> None:
         super().__init__()
         self.layers, self.images, self.batch_size = layers, images, batch_size
         self.validation = validation
         self.kept: list | None = None
-        self.trained_since = False
-        self.report: dict = {}
-
-    def on_train_batch_end(self, batch, logs=None):
-        """Remember that the weights moved since the last re-estimation."""
-        self.trained_since = True
+        self.report = report  # the model's `batchnorm` record: the end of training adds its two accuracies
 
     def on_test_begin(self, logs=None):
         """Validation is about to run: measure it with re-estimated statistics."""
         self.kept = _statistics(self.layers)
         recalibrate(self.model, self.layers, self.images, self.batch_size)
-        self.trained_since = False
 
     def on_test_end(self, logs=None):
         """Give training back Keras's own moving averages, as if nothing had happened."""
@@ -132,8 +126,5 @@ def batchnorm_report(model, profile: dict, split: dict, batch_size: int) -> tupl
     record = {"layers": len(layers), "recalibrated": images > 0, "images": min(images, len(split["x_train"]))}
     if images <= 0:
         return record, []
-    callback = PreciseBatchNorm(
-        layers, split["x_train"][:images], batch_size, validation=(split["x_val"], split["y_val"])
-    )
-    callback.report = record
-    return record, [callback]
+    validation = (split["x_val"], split["y_val"])
+    return record, [PreciseBatchNorm(layers, split["x_train"][:images], batch_size, validation, record)]

@@ -66,7 +66,7 @@ def test_validation_sees_reestimated_statistics_and_training_keeps_keras_average
     (layer,) = batchnorm_layers(model)
     keras_mean = np.full(4, 0.5, dtype="float32")
     layer.moving_mean.assign(keras_mean)
-    callback = PreciseBatchNorm([layer], IMAGES, 32, validation=(IMAGES, np.eye(2)[np.zeros(96, int)]))
+    callback = PreciseBatchNorm([layer], IMAGES, 32, (IMAGES, np.eye(2)[np.zeros(96, int)]), report={})
     callback.set_model(model)
     callback.on_test_begin()
     np.testing.assert_allclose(value(layer.moving_mean), batch_average(IMAGES, 32)[0], rtol=1e-5)
