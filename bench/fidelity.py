@@ -34,13 +34,13 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_THE_CLASS = {"adversarial", "labelled", "README.md", "expected.toml", "broken.ipynb"}
+NOT_THE_CLASS = {"README.md", "expected.toml", "broken.ipynb"}
 
 
 def default_corpus() -> list[Path]:
     """The demo class (without its unreadable sample), the labelled samples and the BatchNorm fixtures."""
     demo = [p for p in (ROOT / "submissions").iterdir() if p.name not in NOT_THE_CLASS]
-    labelled = [p for p in (ROOT / "submissions" / "labelled").iterdir() if p.suffix in (".ipynb", ".py")]
+    labelled = [p for p in (ROOT / "tests" / "fixtures" / "labelled_rubric").iterdir() if p.suffix in (".ipynb", ".py")]
     batchnorm = sorted((ROOT / "tests" / "fixtures" / "batchnorm").iterdir())
     return sorted(demo) + sorted(labelled) + batchnorm
 

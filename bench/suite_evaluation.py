@@ -26,7 +26,6 @@ import numpy as np
 
 from harness.analysis.analyse import load_predictions, prepare_suite
 from harness.config.protocol import load_protocol
-from harness.pipeline import default_threads
 from harness.pipeline.data import held_out_test_set, load_mnist
 from harness.results import ModelResult
 from harness.training.evaluate import evaluate_models
@@ -39,7 +38,7 @@ def main() -> None:
     parser.add_argument("--profile", default="full")
     parser.add_argument("--data", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=default_threads(1))
+    parser.add_argument("--threads", type=int, default=load_protocol().training.threads)
     args = parser.parse_args()
 
     protocol = load_protocol()

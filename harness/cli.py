@@ -1,13 +1,15 @@
 """The ``harness`` command line: argparse only, one small function per subcommand.
 
-Each subcommand's work is in :mod:`harness.commands` (``grade``, ``check``, ``score``, ``calibrate``,
-``report``, ``schema``), imported only once its options parsed: the pipeline imports TensorFlow, which takes
+Each subcommand's work is in :mod:`harness.commands` (``grade``, ``check``, ``demo``, ``score``, ``calibrate``,
+``report``, ``similarity``, ``schema``), imported only once its options parsed: the pipeline imports TensorFlow, which takes
 seconds, and ``harness --help`` or a bad option should answer at once.
 
 Exit codes: 0 every submission graded; 1 at least one submission failed or was unreadable;
-2 the run itself could not start (bad option, data unavailable). ``grade --ci``: 0 every
+2 the run itself could not start (bad option, data unavailable, ``grade`` without a working bubblewrap and
+without ``--no-sandbox``). ``grade --ci``: 0 every
 submission as expected (and above ``--min-score``), 1 otherwise (harness/report/ci.py). ``check``: 0 the
-submission will be gradable, 1 it will not (the reasons are printed).
+submission will be gradable, 1 it will not (the reasons are printed). ``demo``: 0 every student of the
+demo class ended with its expected status, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ def _grade_parser(commands) -> None:
         "--workers",
         type=int,
         default=None,
-        help="submissions graded at once (default: from the machine's cores and memory)",
+        help="submissions graded at once, each worker on the protocol's threads: numbers never depend on it "
+        "(default: the cores / the protocol's threads, as far as memory allows)",
     )
     grade.add_argument("--cache", type=Path, help="stage cache folder, shareable between runs (default OUT/.cache)")
     grade.add_argument(
@@ -109,6 +112,12 @@ def _grade_parser(commands) -> None:
     grade.add_argument("--address", help="address of an existing Ray cluster (default: start a local Ray)")
     grade.add_argument("--gpus-per-task", type=float, help="GPU fraction per Ray task (default 0.25 when GPUs exist)")
     grade.add_argument("--no-cache", action="store_true", help="rerun every stage, ignoring cached results")
+    grade.add_argument(
+        "--keep-models",
+        action="store_true",
+        help="keep the trained .keras files in OUT and the cache (default: deleted once evaluated; reports and "
+        "re-scoring read the stored predictions)",
+    )
     grade.add_argument("--protocol", type=Path, help="protocol TOML file (default: reference/protocol.toml)")
     limits = grade.add_argument_group("worker limits (defaults: the profile's [limits.*] in the protocol file)")
     limits.add_argument("--memory-mb", type=int, default=None, help="address space of each worker process, MiB")
@@ -120,9 +129,15 @@ def _grade_parser(commands) -> None:
     limits.add_argument("--max-open-files", type=int, default=None, help="open files of a worker process")
     limits.add_argument("--max-output-mb", type=int, default=None, help="what a worker may write, MiB")
     sandbox = grade.add_mutually_exclusive_group()
-    sandbox.add_argument("--no-sandbox", action="store_true", help="run workers without bubblewrap even if present")
     sandbox.add_argument(
-        "--require-sandbox", action="store_true", help="refuse to grade (exit 2) unless bubblewrap works here"
+        "--no-sandbox",
+        action="store_true",
+        help="run student code in plain processes, without bubblewrap (no filesystem or network isolation); "
+        "recorded in every result and on the dashboard. Without it, grade refuses to start (exit 2) where "
+        "bubblewrap does not work",
+    )
+    sandbox.add_argument(
+        "--require-sandbox", action="store_true", help="the default (kept for existing scripts): bubblewrap or exit 2"
     )
     _notebooks(grade)
     ci = grade.add_argument_group("continuous integration")
@@ -151,6 +166,7 @@ def _grade_parser(commands) -> None:
     )
     _wait(grade)
     _roster(grade)
+    _assignment(grade)
 
 
 def _check_parser(commands) -> None:
@@ -176,10 +192,42 @@ def _check_parser(commands) -> None:
     check.add_argument("--data", type=Path, help=f"local MNIST .npz (default: ${DATA_ENV}, else Keras's loader)")
     check.add_argument("--profile", default="check", help="protocol profile of the check (default check)")
     check.add_argument("--protocol", type=Path, help="protocol TOML file (default: reference/protocol.toml)")
-    check.add_argument("--no-sandbox", action="store_true", help="run workers without bubblewrap even if present")
+    check.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run workers without bubblewrap even if present (without bubblewrap, check runs them as plain "
+        "processes anyway: it is for one's own code)",
+    )
     check.add_argument("--ascii", action="store_true", help="plain ASCII marks instead of ✓ ✗ (old Windows consoles)")
     _notebooks(check)
     _common(check)
+
+
+def _demo_parser(commands) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="grade the bundled demo class (7 students) into a fresh folder: the quickest way to see the harness",
+        description="Grade the demo class shipped with the harness on the smoke profile and print where to open "
+        "the dashboard. Sandboxed with bubblewrap when it works here; otherwise the demo's own (harmless) code "
+        "runs in plain processes, as the console and every result say. Exit 0 when every student ends with "
+        "its expected status (one notebook is unreadable on purpose).",
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("harness-demo"),
+        help="output folder (default ./harness-demo); an existing folder must be empty or a harness output",
+    )
+    demo.add_argument(
+        "--profile", default="smoke", help="full, quick or smoke (default smoke: 1 epoch on 2,000 images)"
+    )
+    demo.add_argument("--data", type=Path, help=f"local MNIST .npz (default: ${DATA_ENV}, else Keras's loader)")
+    demo.add_argument(
+        "--workers", type=int, default=None, help="submissions graded at once (default: from the machine)"
+    )
+    demo.add_argument(
+        "--lang", choices=["fr", "en"], default="fr", help="language of reports and messages (default fr)"
+    )
 
 
 def _score_parser(commands) -> None:
@@ -225,6 +273,32 @@ def _report_parser(commands) -> None:
     )
     _wait(report)
     _roster(report)
+    _assignment(report)
+
+
+def _similarity_parser(commands) -> None:
+    similarity = commands.add_parser(
+        "similarity",
+        help="compare a graded class's submissions (code, report, models) from stored results; trains nothing",
+        description="Fingerprint every stored submission's code (the handout's removed), report and models, rank "
+        "the pairs by a combined score and write OUT/similarity.json and OUT/similarity.html (linked from the "
+        "dashboard). Thresholds: reference/similarity.toml. Never changes a grade.",
+    )
+    similarity.add_argument("out", type=Path)
+    similarity.add_argument(
+        "--against",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="OTHER_OUT",
+        help="also compare with an earlier class's stored fingerprints (its OUT/similarity.json; repeatable)",
+    )
+    similarity.add_argument(
+        "--data", type=Path, help=f"MNIST .npz for the test labels (default: the graded run's, else ${DATA_ENV})"
+    )
+    similarity.add_argument("--settings", type=Path, help="thresholds TOML (default: reference/similarity.toml)")
+    similarity.add_argument("--lang", choices=["fr", "en"], default="fr")
+    _wait(similarity)
 
 
 def _schema_parser(commands) -> None:
@@ -245,6 +319,19 @@ def _roster(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _assignment(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--assignment",
+        help="the assignment's name in the LMS: Moodle's grade item, Canvas's column (kept in OUT/lms.toml; "
+        'default "Mini-projet MNIST", or "MNIST mini-project" with --lang en)',
+    )
+    parser.add_argument(
+        "--assignment-id",
+        help='the assignment\'s Canvas id: the column is then "Name (id)" and Canvas updates that assignment '
+        "instead of creating one (kept in OUT/lms.toml)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: one subparser per command."""
     parser = argparse.ArgumentParser(
@@ -252,7 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_grade_parser, _check_parser, _score_parser, _calibrate_parser, _report_parser, _schema_parser):
+    for add in (
+        _grade_parser,
+        _check_parser,
+        _demo_parser,
+        _score_parser,
+        _calibrate_parser,
+        _report_parser,
+        _similarity_parser,
+        _schema_parser,
+    ):
         add(commands)
     return parser
 

@@ -1,4 +1,4 @@
-"""The one place that finds the course's files: ``reference/``, ``rubric/`` and ``templates/``.
+"""The one place that finds the course's files: ``reference/``, ``rubric/``, ``templates/`` and the demo class ``submissions/``.
 
 They live at the top of the repository (instructors edit them without touching code) and are
 installed inside the package as ``harness/reference`` and so on, so that ``pip install .``
@@ -17,7 +17,7 @@ _REPO_ROOT = _PACKAGE.parent
 
 
 def bundled(folder: str, name: str = "") -> Path:
-    """Path of a file shipped in ``reference/``, ``rubric/`` or ``templates/``.
+    """Path of a file shipped in ``reference/``, ``rubric/``, ``templates/`` or ``submissions/``.
 
     Installed, these folders are the subpackages ``harness.<folder>``; in a source checkout
     that was not installed they are the repository's top-level folders.

@@ -35,7 +35,9 @@ ModelStatus = Literal[
 SubmissionStatus = Literal["ok", "partial", "failed", "invalid"]
 
 
-class _Result(BaseModel):
+class StoredRecord(BaseModel):
+    """The base of every file a stage stores (result.json, similarity.json…): strict, written whole."""
+
     model_config = ConfigDict(extra="forbid")
 
     def write(self, path: Path) -> None:
@@ -44,7 +46,11 @@ class _Result(BaseModel):
 
     @classmethod
     def read(cls, path: Path):
+        """The record stored at `path`, validated."""
         return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+_Result = StoredRecord
 
 
 # --------------------------------------------------------------------------- ingest
@@ -424,7 +430,7 @@ class Message(_Result):
     joined with commas."""
 
     key: str
-    values: dict[str, str | int | float | list[Message]] = Field(default_factory=dict)
+    values: dict[str, str | int | float | Message | list[Message | str]] = Field(default_factory=dict)
 
 
 class ProbeResult(_Result):
@@ -437,10 +443,24 @@ class ProbeResult(_Result):
     drop: float = Field(description="clean accuracy minus the probe's")
 
 
+class PrivateCheck(_Result):
+    """A model on the course's private check set (``harness/analysis/private_set.py``): test images
+    rewritten by a secret seed, against the same images as published, and its control."""
+
+    n: int = Field(description="private images: test images drawn and rewritten by the course's secret seed")
+    public_accuracy: float = Field(description="on the same test images as published")
+    private_accuracy: float
+    changed: float = Field(
+        description="share of the private images whose predicted digit differs from the published image's"
+    )
+    control_n: int = Field(0, description="validation images rewritten alike (the control)")
+    control_changed: float | None = Field(None, description="share of them whose predicted digit changed")
+
+
 class IntegrityFlag(_Result):
     """A signal for the instructor that a model's test accuracy looks implausible, and why."""
 
-    rule: Literal["test_above_validation", "capacity", "invariance"]
+    rule: Literal["test_above_validation", "capacity", "invariance", "private_set"]
     reason: str = Field(description="in the language graded in")
     message: Message | None = Field(None, description="the reason as a translation key and values")
 
@@ -476,6 +496,7 @@ class ModelResult(_Result):
     reason: str | None = None
     traceback: str | None = None
     params: int | None = None
+    runtime: str | None = Field(None, description="what built and trained the model: Keras, TensorFlow, backend")
     spec: ModelSpec | None = None
     settings: TrainingSettings | None = None
     epochs_run: int = 0
@@ -501,6 +522,7 @@ class ModelResult(_Result):
     invariance: list[ProbeResult] = Field(
         [], description="the invariance probes: accuracy under changes no digit reader notices"
     )
+    private_set: PrivateCheck | None = Field(None, description="the course's private check set (docs/integrity.md)")
     batchnorm: BatchNormStatistics | None = Field(None, description="None: the model has no BatchNormalization")
     measurement: MeasurementNote | None = Field(
         None, description="the profile could not measure this model faithfully, or needed help to (see its rule)"
@@ -520,6 +542,7 @@ class WorkerInfo(_Result):
     threads: int
     device: str = "cpu"
     restarts: int = 0
+    node: str = Field("", description="the Ray node that graded the submission (its id); empty on the local backend")
 
 
 class TrainingRecord(_Result):
@@ -549,6 +572,11 @@ class EvidenceItem(_Result):
     kind: Literal["info", "found", "missing", "flag"] = Field(
         "info", description="flag: something shown to the student and the instructor (a disagreement, a problem)"
     )
+    messages: dict[str, Message | list[Message]] = Field(
+        {},
+        description="`text` as messages (key and values), by field name: said again in the report's language "
+        "at report time; absent in older results, whose text is shown as stored",
+    )
 
 
 class ComponentScore(_Result):
@@ -559,6 +587,11 @@ class ComponentScore(_Result):
     points: float
     max_points: float
     detail: str = ""
+    messages: dict[str, Message | list[Message]] = Field(
+        {},
+        description="`label` and `detail` as messages (key and values), by field name: said again in the report's language "
+        "at report time; absent in older results, whose text is shown as stored",
+    )
 
 
 class CriterionScore(_Result):
@@ -583,6 +616,11 @@ class CriterionScore(_Result):
         "language, a mark on a threshold)",
     )
     confidence_reasons: list[str] = Field([], description="why the confidence is low, in the language graded in")
+    messages: dict[str, Message | list[Message]] = Field(
+        {},
+        description="`reason` and `confidence_reasons` as messages (key and values), by field name: said again in the report's language "
+        "at report time; absent in older results, whose text is shown as stored",
+    )
 
     @field_validator("evidence", mode="before")
     @classmethod
@@ -620,6 +658,11 @@ class RunInfo(_Result):
     suite_sha256: str | None = Field(None, description="sha256 of the robustness suite file")
     suite_checksum: str | None = Field(None, description="sha256 over every perturbed set's checksum")
     seeds: list[int] = Field([], description="training seeds (--seeds K), the first is `seed`")
+    sandbox: str = Field(
+        "",
+        description="how student code was isolated in this run: 'bubblewrap', or 'none: <why>' "
+        "(--no-sandbox, harness demo without bubblewrap, harness check); empty in results written before it",
+    )
     fidelity: dict[str, int | str] = Field(
         {}, description="how the profile stays faithful to the full protocol: images, BatchNorm statistics, collapse"
     )

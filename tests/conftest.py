@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis.database import DirectoryBasedExampleDatabase, ReadOnlyDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, MultiplexedDatabase, ReadOnlyDatabase
 
 from harness.pipeline import BatchSummary, GradeOptions, grade
 from harness.resources import bundled
@@ -49,20 +49,23 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # --------------------------------------------------------------------------- property tests
 
 # Hypothesis runs a fixed number of examples per test (no time-based budget, so CI is as fast on a
-# slow runner), replaying first the examples stored in tests/fixtures/hypothesis: a failure found
-# on a developer's machine is saved there and, once committed, replayed by every later run. CI
-# (CI=true) only reads the database, and a failure there prints the blob that reproduces it
-# (@reproduce_failure) to add to the test.
+# slow runner), replaying first the examples committed in tests/fixtures/hypothesis. That folder is
+# only ever read: Hypothesis deletes a stored example once it passes, so a writable committed
+# database empties itself on the first green run. New failures found on a developer's machine go
+# to .hypothesis/ (ignored by git); copy the folder's new entries into tests/fixtures/hypothesis to
+# have every later run replay them (CONTRIBUTING.md). CI (CI=true) writes nothing, and a failure
+# there prints the blob that reproduces it (@reproduce_failure) to add to the test.
 HYPOTHESIS_DB = FIXTURES / "hypothesis"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_COMMITTED_EXAMPLES = ReadOnlyDatabase(DirectoryBasedExampleDatabase(HYPOTHESIS_DB))
 settings.register_profile(
     "harness",
     max_examples=60,
     deadline=None,  # a rule or an ingest can take longer on a loaded machine: count examples, not time
     print_blob=True,
-    database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(HYPOTHESIS_DB))
+    database=_COMMITTED_EXAMPLES
     if IN_CI
-    else DirectoryBasedExampleDatabase(HYPOTHESIS_DB),
+    else MultiplexedDatabase(_COMMITTED_EXAMPLES, DirectoryBasedExampleDatabase(REPO / ".hypothesis" / "examples")),
     suppress_health_check=[HealthCheck.too_slow],
 )
 # a longer hunt, on demand: HYPOTHESIS_PROFILE=deep python -m pytest tests/ingest/test_properties.py
@@ -78,8 +81,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "harness"))
 SLOW_TEST_TIMEOUT_S = 2400
 
 
+# Session fixtures that grade a class (TensorFlow workers, training): a test that needs one is slow
+# whatever its own body does, so the fast tier never waits for a class to be graded.
+GRADING_FIXTURES = frozenset({"graded", "failing", "cold_class"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if GRADING_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT_S))
 
@@ -162,14 +173,18 @@ def stage_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_suite_cache(tmp_path_factory):
-    """Robustness sets built once per test session (as in real use, where they are shared per user),
-    in a folder of the session's: the tests never write to the user's ~/.cache. In os.environ, so that
+    """Robustness sets and reference models built once per test session (as in real use, where they are
+    shared per user), in folders of the session's: the tests never write to the user's ~/.cache. In os.environ, so that
     the `harness` commands the tests start share it too."""
-    from harness.config.environment import SUITE_CACHE_ENV
+    from harness.config.environment import PRIVATE_SEED_ENV, REFERENCE_CACHE_ENV, SUITE_CACHE_ENV
 
     folder = tmp_path_factory.mktemp("suite-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SUITE_CACHE_ENV, str(folder))
+        # the reference model too, as for a user: trained once per profile for the whole session
+        patch.setenv(REFERENCE_CACHE_ENV, str(tmp_path_factory.mktemp("reference-cache")))
+        # the private check set's secret seed, fixed: the same sets, hence the same results, in every session
+        patch.setenv(PRIVATE_SEED_ENV, "20261204")
         yield folder
 
 

@@ -25,6 +25,7 @@ LAYERS = {
     "analysis": 3,
     "scoring": 3,
     "report": 3,
+    "similarity": 3,
     "sandbox": 2,
     "config": 2,
     "results": 2,
@@ -40,7 +41,8 @@ STAGE_DEPENDENCIES = {
     "training": {"analysis", "workers"},
     "analysis": set(),
     "scoring": {"ingest", "analysis"},
-    "report": {"analysis", "scoring"},
+    "report": {"analysis", "scoring", "similarity"},
+    "similarity": {"ingest", "scoring"},
 }
 
 

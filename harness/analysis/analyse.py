@@ -41,7 +41,7 @@ import numpy as np
 from harness.analysis import metrics
 from harness.analysis.perturbations import BuiltSuite, build_suite, examples, load_suite
 from harness.config.analysis import AnalysisConfig, IntegritySettings, MeasurementSettings
-from harness.config.environment import SUITE_CACHE_ENV
+from harness.config.environment import SUITE_CACHE_ENV, user_cache_dir
 from harness.config.protocol import Profile
 from harness.results import (
     AnalysisSummary,
@@ -56,6 +56,7 @@ from harness.results import (
     Message,
     ModelResult,
     OverfittingSignal,
+    PrivateCheck,
     ProbeResult,
     ReliabilityBin,
     Robustness,
@@ -98,26 +99,10 @@ def derive_seeds(seed: int, k: int) -> list[int]:
 
 def suite_cache_dir(out: Path) -> Path:
     """Where perturbed sets are cached, shared by every grading run of this user: ``$HARNESS_SUITE_CACHE``
-    if set, else ``$XDG_CACHE_HOME/harness/suites`` (``~/.cache/harness/suites``), else, where that
-    cannot be written, ``OUT/.work/suite``. Sharing is safe: a set's folder is named after the test
-    images, the suite file and the perturbation code, and every file is checked against its sha256
-    when read.
-
-    >>> suite_cache_dir(Path("out")).name                                 # doctest: +SKIP
-    'suites'
-    """
-    chosen = os.environ.get(SUITE_CACHE_ENV)
-    if chosen:
-        return Path(chosen).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    shared = Path(base).expanduser() / "harness" / "suites"
-    try:
-        shared.mkdir(parents=True, exist_ok=True)
-        if os.access(shared, os.W_OK | os.X_OK):
-            return shared
-    except (OSError, RuntimeError):  # no home folder, or a read-only one
-        pass
-    return Path(out) / ".work" / "suite"
+    if set, else ``~/.cache/harness/suites``, else ``OUT/.work/suite`` (:func:`user_cache_dir`). Sharing
+    is safe: a set's folder is named after the test images, the suite file and the perturbation code,
+    and every file is checked against its sha256 when read."""
+    return user_cache_dir("suites", SUITE_CACHE_ENV, Path(out) / ".work" / "suite")
 
 
 def prepare_suite(x_test: np.ndarray, cache_dir: Path, suite_path: str | os.PathLike | None = None) -> BuiltSuite:
@@ -213,6 +198,12 @@ class Predictions:
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # clean, suite, worker (see above)
     probes: dict[str, np.ndarray] = field(default_factory=dict)  # invariance probe -> predicted digits
     probe_seconds: float | None = None
+    probe_indices: np.ndarray | None = None  # test positions probed (None: every one, in older files)
+    private_predicted: np.ndarray | None = None  # the private check set's predicted digits
+    private_indices: np.ndarray | None = None  # the test positions its images rewrite
+    control_predicted: np.ndarray | None = None  # validation images as they are (the private set's control)
+    control_private_predicted: np.ndarray | None = None  # and rewritten alike
+    private_seconds: float | None = None
 
 
 def load_predictions(path: Path) -> Predictions:
@@ -231,10 +222,19 @@ def load_predictions(path: Path) -> Predictions:
             out.suite_checksum = str(npz["suite_checksum"])
         if "probe_names" in npz.files:
             out.probes = {str(n): npz["probe_predicted"][i].astype(np.int64) for i, n in enumerate(npz["probe_names"])}
-        for key in ("clean_seconds", "suite_seconds", "probe_seconds"):
+        for key in (
+            "probe_indices",
+            "private_predicted",
+            "private_indices",
+            "control_predicted",
+            "control_private_predicted",
+        ):
+            if key in npz.files:
+                setattr(out, key, npz[key].astype(np.int64))
+        for key in ("clean_seconds", "suite_seconds", "probe_seconds", "private_seconds"):
             if key in npz.files:
                 setattr(out, key, float(npz[key]))
-        for key in ("clean", "suite", "probe", "worker"):
+        for key in ("clean", "suite", "probe", "private", "worker"):
             if f"{key}_cpu_seconds" in npz.files:
                 out.cpu_seconds[key] = float(npz[f"{key}_cpu_seconds"])
     return out
@@ -569,8 +569,13 @@ def integrity_flags(
 # --------------------------------------------------------------------------- invariance probes
 
 
-def invariance(labels: np.ndarray, probabilities: np.ndarray, probes: Mapping[str, np.ndarray]) -> list[ProbeResult]:
-    """The model's accuracy under each invariance probe, against its clean accuracy on the same images."""
+def invariance(
+    labels: np.ndarray, probabilities: np.ndarray, probes: Mapping[str, np.ndarray], indices: np.ndarray | None = None
+) -> list[ProbeResult]:
+    """The model's accuracy under each invariance probe, against its clean accuracy on the same images
+    (the test positions `indices`, default all)."""
+    if indices is not None:
+        labels, probabilities = labels[indices], probabilities[indices]
     right = np.argmax(probabilities, axis=1) == labels
     results = []
     for name, predicted in probes.items():
@@ -605,6 +610,51 @@ def invariance_flags(probes: Sequence[ProbeResult], n: int, settings: IntegrityS
             )
             flags.append(IntegrityFlag(rule="invariance", reason=t.render(message), message=message))
     return flags
+
+
+# --------------------------------------------------------------------------- the private check set
+
+
+def private_check(labels: np.ndarray, probabilities: np.ndarray, predictions: Predictions) -> PrivateCheck:
+    """The model on the private check set against the same test images as published, and how often
+    the rewriting changes its answer there and on its control (validation images rewritten alike)."""
+    indices = predictions.private_indices
+    published = np.argmax(probabilities[indices], axis=1)
+    control, rewritten = predictions.control_predicted, predictions.control_private_predicted
+    has_control = control is not None and rewritten is not None and len(control) > 0
+    return PrivateCheck(
+        n=len(indices),
+        public_accuracy=float(np.mean(published == labels[indices])),
+        private_accuracy=float(np.mean(predictions.private_predicted == labels[indices])),
+        changed=float(np.mean(published != predictions.private_predicted)),
+        control_n=len(control) if has_control else 0,
+        control_changed=float(np.mean(control != rewritten)) if has_control else None,
+    )
+
+
+def private_set_flags(check: PrivateCheck | None, settings: IntegritySettings, t) -> list[IntegrityFlag]:
+    """A flag when the rewriting changes the model's answer on test images more often than on its
+    control beyond noise (``[integrity.private_set]``): what it knows of the public images does not
+    carry over to new ones, though it reads digits rewritten alike as steadily as it reads the rest."""
+    if check is None or check.control_changed is None or check.n == 0:
+        return []
+    test, control = check.changed, check.control_changed
+    noise = settings.private_z * math.sqrt(test * (1 - test) / check.n + control * (1 - control) / check.control_n)
+    margin = max(settings.private_min_excess, noise)
+    if test - control <= margin:
+        return []
+    message = Message(
+        key="flag_private_set",
+        values={
+            "public": f"{100 * check.public_accuracy:.2f}",
+            "private": f"{100 * check.private_accuracy:.2f}",
+            "n": check.n,
+            "changed": f"{100 * test:.1f}",
+            "control": f"{100 * control:.1f}",
+            "margin": f"{100 * margin:.1f}",
+        },
+    )
+    return [IntegrityFlag(rule="private_set", reason=t.render(message), message=message)]
 
 
 # --------------------------------------------------------------------------- measurement
@@ -702,20 +752,20 @@ def verdict(models: Sequence[ModelResult], reference: ModelResult | None, t) -> 
         seeds_text = t(
             "verdict_seeds",
             k=len(seeds.seeds),
-            mean=f"{100 * seeds.mean:+.2f}",
-            std=f"{100 * (seeds.std or 0):.2f}",
-            confidence=f"{100 * seeds.confidence:.0f}",
-            low=f"{100 * seeds.low:+.2f}",
-            high=f"{100 * seeds.high:+.2f}",
+            mean=100 * seeds.mean,  # numbers: the template writes them in the report's language
+            std=100 * (seeds.std or 0),
+            confidence=100 * seeds.confidence,
+            low=100 * seeds.low,
+            high=100 * seeds.high,
         )
     text = t(
         f"verdict_{code}",
         model=best.name,
-        acc=f"{100 * best.test_accuracy:.2f}",
-        ref=f"{100 * reference.test_accuracy:.2f}",
-        gain=f"{100 * test.gain:+.2f}",
+        acc=best.test_accuracy,
+        ref=reference.test_accuracy,
+        gain=100 * test.gain,
         n=test.n,
-        p=_p(test.p_value),
+        p=t.localise(_p(test.p_value)),
         b=test.b,
         c=test.c,
         seeds=seeds_text,
@@ -765,11 +815,17 @@ def analyze_model(
             seeds=seed_gains(model.seed_runs, reference.seed_runs, config.confidence),
         )
     if predictions.probes:
-        update["invariance"] = invariance(labels, predictions.probabilities, predictions.probes)
+        update["invariance"] = invariance(
+            labels, predictions.probabilities, predictions.probes, predictions.probe_indices
+        )
+    if predictions.private_predicted is not None:
+        update["private_set"] = private_check(labels, predictions.probabilities, predictions)
     analysed = model.model_copy(update=update)
     if t is not None and model.role != "reference":
+        probed = len(labels) if predictions.probe_indices is None else len(predictions.probe_indices)
         flags = integrity_flags(analysed, reference, n_val, len(labels), config.integrity, t)
-        flags += invariance_flags(analysed.invariance, len(labels), config.integrity, t)
+        flags += invariance_flags(analysed.invariance, probed, config.integrity, t)
+        flags += private_set_flags(analysed.private_set, config.integrity, t)
         analysed = analysed.model_copy(update={"integrity": flags})
     if t is not None and profile is not None:
         note = measurement_note(analysed, config.measurement, profile.collapse, profile.name, t)

@@ -639,6 +639,55 @@ def gaussian_blur(images: np.ndarray, rng: np.random.Generator, sigma: float = 1
     return _finish(_gaussian_blur(_prepare(images), sigma))
 
 
+# --------------------------------------------------------------------------- handwriting (the private check set)
+
+
+@register_perturbation("elastic")
+def elastic(images: np.ndarray, rng: np.random.Generator, pixels: float = 1.0, sigma: float = 4.0) -> np.ndarray:
+    """Elastic distortion (Simard et al. 2003): every pixel displaced by a smooth random field,
+    Gaussian-filtered white noise of scale ``sigma`` pixels rescaled so that the displacement's root
+    mean square is ``pixels`` per image; bilinear, zero outside. The same digit, written by another hand."""
+    x = _prepare(images)
+    n, h, w = x.shape
+    field = ndimage.gaussian_filter(rng.uniform(-1.0, 1.0, (2, n, h, w)), sigma=(0, 0, sigma, sigma), mode="constant")
+    rms = np.sqrt(np.mean(field**2, axis=(0, 2, 3), keepdims=True))
+    field *= pixels / np.maximum(rms, 1e-12)
+    batch, rows, cols = np.meshgrid(np.arange(n), np.arange(h), np.arange(w), indexing="ij")
+    coords = np.stack([batch, rows + field[0], cols + field[1]]).astype(np.float64)
+    # integer coordinates along the batch axis: linear interpolation never mixes two images
+    return _finish(ndimage.map_coordinates(x, coords, order=1, mode="constant", cval=0.0))
+
+
+@register_perturbation("stroke_thickness")
+def stroke_thickness(
+    images: np.ndarray, rng: np.random.Generator, thicker: float = 0.5, amount: float = 1.0
+) -> np.ndarray:
+    """Strokes thicker (grey dilation, 2x2) with probability ``thicker``, else thinner (grey erosion,
+    2x2), per image, by ``amount`` of a pixel (1: the whole morphological step, 0.5: half of it, a
+    blend): Morpho-MNIST's thickening and thinning, in grey levels."""
+    x = _prepare(images)
+    grow = rng.random(len(x)) < thicker
+    changed = np.empty_like(x)
+    changed[grow] = ndimage.grey_dilation(x[grow], size=(1, 2, 2))
+    changed[~grow] = ndimage.grey_erosion(x[~grow], size=(1, 2, 2))
+    return _finish(x + amount * (changed - x))
+
+
+@register_perturbation("recentre")
+def recentre(images: np.ndarray, rng: np.random.Generator, jitter: int = 1) -> np.ndarray:
+    """The digit moved so that its centre of mass is at the image's centre, as MNIST's own
+    preprocessing placed it (a distortion moves it), then by a random whole number of pixels in
+    [-jitter, jitter] along each axis; exact, zero fill. A blank image is only jittered."""
+    x = _prepare(images)
+    n, h, w = x.shape
+    mass = x.sum(axis=(1, 2))
+    weight = np.where(mass > 0, mass, 1.0)
+    row = np.where(mass > 0, (x.sum(axis=2) * np.arange(h)).sum(axis=1) / weight, h / 2)
+    col = np.where(mass > 0, (x.sum(axis=1) * np.arange(w)).sum(axis=1) / weight, w / 2)
+    moves = rng.integers(-jitter, jitter + 1, size=(n, 2))
+    return _finish(_shift_exact(x, np.rint(h / 2 - row) + moves[:, 0], np.rint(w / 2 - col) + moves[:, 1]))
+
+
 # --------------------------------------------------------------------------- the suite file
 
 

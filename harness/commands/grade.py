@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from harness.commands.options import execute_options, log, parse_factory_map
 from harness.config.protocol import load_protocol
+from harness.errors import Interrupted
 from harness.pipeline import GradeOptions, default_workers, grade
 from harness.pipeline.session import profile_limits
 from harness.report.ci import load_expectations, print_summary, write_ci
+from harness.report.exports import keep_assignment
+from harness.sandbox.interrupt import stop_on_signals
 
 
 def run(args: argparse.Namespace) -> int:
-    """Grade; exit 0 when every submission is fully graded (with --ci: as expected), else 1."""
+    """Grade; exit 0 when every submission is fully graded (with --ci: as expected), else 1; stopped by
+    Ctrl-C or SIGTERM, 130 or 143."""
     factory_map = parse_factory_map(args.factory_map)
     expectations = load_expectations(args.expect) if args.ci else None  # a bad file stops the run before training
     limits = profile_limits(load_protocol(args.protocol), args.profile).replace(
@@ -33,13 +38,14 @@ def run(args: argparse.Namespace) -> int:
         rubric=args.rubric,
         overrides=args.overrides,
         protocol=args.protocol,
-        workers=args.workers or default_workers(),
+        workers=args.workers or default_workers(args.protocol),
         cache=args.cache,
         use_cache=not args.no_cache,
+        keep_models=args.keep_models,
         backend=args.backend,
         address=args.address,
         gpus_per_task=args.gpus_per_task,
-        use_bubblewrap=False if args.no_sandbox else (True if args.require_sandbox else None),
+        use_bubblewrap=not args.no_sandbox,  # secure by default: bubblewrap or exit 2, unless --no-sandbox
         limits=limits,
         seeds=args.seeds,
         suite=args.suite,
@@ -52,7 +58,18 @@ def run(args: argparse.Namespace) -> int:
         only_these=args.only_these,
         wait=args.wait,
     )
-    summary = grade(options)
+    if args.assignment or args.assignment_id:  # before grading: the exports written at its end name it
+        keep_assignment(args.out, args.assignment, args.assignment_id)
+    try:
+        with stop_on_signals():
+            summary = grade(options)
+    except Interrupted as stop:
+        print(
+            f"harness: stopped by {stop.signal_name}: every worker killed; the submissions graded before it are kept "
+            f"in {args.out}. Run the same command again to grade the others.",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum  # the shell's code for a process ended by that signal: 130, 143
     failed = [r for r in summary.results if r.status != "ok"]
     print(
         f"graded {len(summary.results)} submission(s) in {summary.seconds:.0f} s; "

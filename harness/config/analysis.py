@@ -25,7 +25,8 @@ class _Strict(BaseModel):
 
 
 class IntegritySettings(_Strict):
-    """Thresholds of the integrity flags (``[integrity.*]``): test accuracy above validation, capacity."""
+    """Thresholds of the integrity flags (``[integrity.*]``): test accuracy above validation, capacity,
+    the invariance probe and the private check set (with how that set is made)."""
 
     min_tolerance: float = 0.005
     z: float = 3.0
@@ -36,6 +37,15 @@ class IntegritySettings(_Strict):
     capacity_z: float = 3.0
     invariance_min_drop: float = 0.005
     invariance_z: float = 4.0
+    invariance_images: int = 2000
+    private_images: int = 2000
+    private_elastic_pixels: float = 0.75
+    private_elastic_sigma: float = 4.0
+    private_thicker: float = 0.5
+    private_thickness: float = 0.5
+    private_recentre_jitter: int = 0
+    private_min_excess: float = 0.15
+    private_z: float = 4.0
 
 
 class MeasurementSettings(_Strict):
@@ -77,6 +87,15 @@ _FILE_LAYOUT = {
     ("integrity.capacity", "z"): ("integrity", "capacity_z"),
     ("integrity.invariance", "min_drop"): ("integrity", "invariance_min_drop"),
     ("integrity.invariance", "z"): ("integrity", "invariance_z"),
+    ("integrity.invariance", "images"): ("integrity", "invariance_images"),
+    ("integrity.private_set", "images"): ("integrity", "private_images"),
+    ("integrity.private_set", "elastic_pixels"): ("integrity", "private_elastic_pixels"),
+    ("integrity.private_set", "elastic_sigma"): ("integrity", "private_elastic_sigma"),
+    ("integrity.private_set", "thicker"): ("integrity", "private_thicker"),
+    ("integrity.private_set", "thickness"): ("integrity", "private_thickness"),
+    ("integrity.private_set", "recentre_jitter"): ("integrity", "private_recentre_jitter"),
+    ("integrity.private_set", "min_excess"): ("integrity", "private_min_excess"),
+    ("integrity.private_set", "z"): ("integrity", "private_z"),
     ("measurement.collapse", "min_train_accuracy"): ("measurement", "collapse_min_train_accuracy"),
     ("measurement.collapse", "min_gap"): ("measurement", "collapse_min_gap"),
     ("measurement.batchnorm", "min_shift"): ("measurement", "batchnorm_min_shift"),

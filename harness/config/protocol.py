@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.resources import bundled
 
@@ -30,6 +30,10 @@ class TrainingProtocol(_Strict):
     epochs: int = 5
     validation_split: float = 0.2
     seed: int = 0
+    # Threads of every training and evaluation: a protocol constant, since TensorFlow's CPU kernels sum
+    # in a thread-dependent order and the last digits of an accuracy move with it. `--workers` runs
+    # several such trainings at once; it never changes a number.
+    threads: int = Field(default=2, ge=1)
 
 
 class Profile(_Strict):

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from harness.ingest.execution import neutralise
 from harness.ingest.legacy import modernise
-from harness.ingest.read import blank_shell_and_magic_lines
+from harness.ingest.read import blank_shell_and_magic_lines, factory_functions
+from harness.ingest.roles import baseline_by_text, markdown_above
 from harness.resources import bundled
 from harness.results import CellRun, CodeCell, DiscoveredModel, DiscoveryRecord, Factory, IngestResult
 from harness.sandbox import Limits, run_job
@@ -86,6 +87,10 @@ def discover_models(
         "data": str(data),
         "cell_timeout_s": options.cell_timeout_s,
         "reference": str(reference),
+        # a mixed submission: models its graded factories return are not found twice, and the names it
+        # already grades are not given again
+        "factory_functions": factory_functions(ingest) if ingest.factories else [],
+        "taken": [f.name for f in ingest.factories],
     }
     outcome = run_job(
         job,
@@ -100,12 +105,40 @@ def discover_models(
         use_bubblewrap=options.use_bubblewrap,
     )
     isolation = outcome.isolation
+    for event in outcome.events:
+        if event["event"] == "models":
+            baseline_from_headings(event["models"], ingest)
     record = record_from_events(
         outcome.events, ingest, isolation, time.monotonic() - started, outcome.stopped_because, outcome
     )
     recorded = next((e["models"] for e in outcome.events if e["event"] == "models"), [])
     source = synthesise(recorded, record, ingest) if record.models else ""
     return record, source
+
+
+def baseline_from_headings(recorded: list[dict], ingest: IngestResult) -> None:
+    """When no variable name made a discovered model the baseline, the one the markdown above the cell
+    that built it calls so ("## Modèle de base") is (harness/ingest/roles.py); the others renumbered."""
+    taken = {f.name for f in ingest.factories}
+    if "create_baseline_model" in taken or any(e.get("role") == "baseline" for e in recorded):
+        return
+    texts = {
+        str(i): " ".join(markdown_above(e.get(key), ingest.markdown) for key in ("built_cell", "fitted_cell"))
+        for i, e in enumerate(recorded)
+    }
+    chosen = baseline_by_text(list(texts), texts)
+    if chosen is None:
+        return
+    names = sorted((e["factory"] for e in recorded if e.get("role") == "improved"), key=_improved_number)
+    for index, entry in enumerate(recorded):
+        if str(index) == chosen:
+            entry["factory"], entry["role"] = "create_baseline_model", "baseline"
+        else:
+            entry["factory"] = names.pop(0)
+
+
+def _improved_number(name: str) -> int:
+    return int(name.rsplit("_", 1)[1])
 
 
 def record_from_events(
@@ -183,10 +216,10 @@ def synthesise(recorded: list[dict], record: DiscoveryRecord, ingest: IngestResu
     usable = {m.factory for m in record.models if not any(n.startswith("not graded") for n in m.notes)}
     entries = [e for e in recorded if e["factory"] in usable]
     lines = [
+        ingest.module_source,  # first, so that its line map (a mixed submission's factories) still holds
         f"# Factories synthesised by the harness from the models {ingest.main_file} builds at top level",
         "# (harness/discover.py): architecture from model.to_json(), compiled as the notebook compiled it,",
         "# weights initialised afresh under the protocol's seed; fit settings in TRAINING_CONFIG.",
-        ingest.module_source,
         "import json as _harness_json",
         "import keras as _harness_keras",
     ]
@@ -238,7 +271,14 @@ def synthesise(recorded: list[dict], record: DiscoveryRecord, ingest: IngestResu
             configs[entry["factory"]] = name
         for extra in entry.get("schedule_sources", []):
             lines += ["", extra, ""]
-    lines.append("TRAINING_CONFIG = {" + ", ".join(f"{k!r}: {v}" for k, v in configs.items()) + "}")
+    own = "_harness_own_config"  # a mixed submission's own TRAINING_CONFIG is kept, the discovered entries added
+    lines += [
+        f"{own} = globals().get('TRAINING_CONFIG')",
+        "TRAINING_CONFIG = {"
+        + f"**({own} if isinstance({own}, dict) else {{}}), "
+        + ", ".join(f"{k!r}: {v}" for k, v in configs.items())
+        + "}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -262,9 +302,13 @@ def _config_source(entry: dict) -> str:
 
 
 def apply_discovery(ingest: IngestResult, record: DiscoveryRecord, source: str) -> IngestResult:
-    """The ingest result with the discovered models as its factories (or still invalid, with why)."""
+    """The ingest result with the discovered models as its factories (or still invalid, with why). A
+    mixed submission keeps its own factories and gains the discovered ones; when discovery finds none,
+    it is graded on its factories alone, the record saying why."""
     usable = [m for m in record.models if not any(n.startswith("not graded") for n in m.notes)]
     if record.status != "ok" or not usable:
+        if ingest.status == "ok":
+            return ingest.model_copy(update={"discovery": record})
         reason = (
             (ingest.reason or "").rstrip(".")
             + ". Running the notebook to find models built at top level: "
@@ -272,16 +316,17 @@ def apply_discovery(ingest: IngestResult, record: DiscoveryRecord, source: str) 
             + "."
         )
         return ingest.model_copy(update={"discovery": record, "reason": reason})
-    factories = [Factory(name=m.factory, role=m.role, cell=m.built_cell, line=1, has_docstring=False) for m in usable]
+    found = [Factory(name=m.factory, role=m.role, cell=m.built_cell, line=1, has_docstring=False) for m in usable]
+    update = {"factories": found, "line_map": [], "factory_source": "discovered"}
+    if ingest.status == "ok":  # mixed: the static factories first, as the module defines them
+        update = {"factories": [*ingest.factories, *found]}
     return ingest.model_copy(
         update={
+            **update,
             "status": "ok",
             "reason": None,
-            "factories": factories,
             "module_source": source,
-            "line_map": [],
-            "factory_source": "discovered",
             "discovery": record,
-            "has_training_config": any(m.fit for m in usable),
+            "has_training_config": ingest.has_training_config or any(m.fit for m in usable),
         }
     )

@@ -8,6 +8,15 @@ The code the worker runs is rewritten, edit by edit, on the same lines (cells an
 stay those of the student's notebook); each edit is recorded with its reason. The student's own
 code, as shown in the report and linted by the rubric, is not changed.
 
+Two families beyond renames. ``ImageDataGenerator`` left ``keras.preprocessing.image`` in Keras 3
+but is still served, unchanged, by the ``tf.keras`` namespace Keras 3 provides for TensorFlow
+(``tensorflow.keras.preprocessing.image``): its imports are pointed there. ``tf.compat.v1`` code in
+a Keras submission sets up TensorFlow 1's runtime (``disable_eager_execution()``, a session given to
+Keras) or names TensorFlow 1's optimizers (``tf.compat.v1.train.AdamOptimizer``): the set-up calls
+become ``None`` (the harness owns the runtime: eager, its seed, its threads) and the optimizers
+become Keras's own. Rewrites keep one runtime (Keras 3) for every model, so that one trainer, one
+saved format and one evaluator apply the same protocol to all; the record says so per model.
+
 >>> source, edits = modernise("from keras.layers.convolutional import Conv2D\\nopt = Adam(lr=0.01)\\n", cell=3)
 >>> print(source, end="")
 from keras.layers import Conv2D
@@ -34,6 +43,33 @@ OLD_MODULES = re.compile(
     r"|\b((?:tensorflow\.)?keras\.optimizers)\.legacy\b"
     r"|\b(layers)\.experimental\.preprocessing\b"
     r"|\b((?:tensorflow\.)?keras\.layers)\.experimental\.preprocessing\b"
+)
+# Keras 2's image preprocessing (ImageDataGenerator and its iterators), kept in Keras 3 only under tf.keras.
+# Not after a dot: ``tf.keras.preprocessing.image`` already is the right one.
+IMAGE_MODULE = re.compile(
+    r"(?<![\w.])(?:keras\.preprocessing|tf_keras\.preprocessing|keras_preprocessing)(?=\.image\b)"
+)
+IMAGE_PACKAGE = re.compile(r"^(\s*from\s+)(?:keras|tf_keras)\.preprocessing(\s+import\s+.*\bimage\b)")
+# TensorFlow 1 set-up calls that Keras 3 refuses or that would change the harness's runtime.
+RUNTIME_SETUP = re.compile(
+    r"(?<![\w.])(?:\w+\.compat\.v1\.(?:disable_eager_execution|disable_v2_behavior|keras\.backend\.set_session)"
+    r"|(?:\w+\.)*(?:K|backend)\.(?:set_session|set_image_dim_ordering))$"
+)
+# TensorFlow 1's optimizers and the Keras optimizer that trains the same way.
+V1_OPTIMIZERS = {
+    "AdamOptimizer": "Adam",
+    "GradientDescentOptimizer": "SGD",
+    "MomentumOptimizer": "SGD",
+    "RMSPropOptimizer": "RMSprop",
+    "AdagradOptimizer": "Adagrad",
+    "AdadeltaOptimizer": "Adadelta",
+}
+V1_OPTIMIZER = re.compile(r"(?<![\w.])(\w+)\.(?:compat\.v1\.)?train\.(" + "|".join(V1_OPTIMIZERS) + r")\b")
+V1_OPTIMIZER_KEYWORDS = {"beta1": "beta_1", "beta2": "beta_2", "decay": "rho", "use_nesterov": "nesterov"}
+# TensorFlow 1 names TensorFlow 2 keeps under tf.compat.v1 (or tf.random): ``tf.set_random_seed(42)``.
+TF1_NAMES = re.compile(
+    r"(?<![\w.])(tf|tensorflow)\.(set_random_seed|logging|Session|InteractiveSession|ConfigProto|GPUOptions"
+    r"|reset_default_graph)\b"
 )
 # Keyword arguments renamed since Keras 1 and 2: old name -> new name.
 KEYWORDS = {
@@ -62,7 +98,14 @@ class _Edit:
 
 def modernise(source: str, cell: int | None) -> tuple[str, list[Rewrite]]:
     """`source` with the Keras 2 idioms the harness knows rewritten, and what was changed where."""
-    edits = _module_edits(source) + _keyword_edits(source) + _convolution_edits(source)
+    edits = (
+        _module_edits(source)
+        + _keyword_edits(source)
+        + _convolution_edits(source)
+        + _image_edits(source)
+        + _compat_v1_edits(source)
+    )
+    edits = _without_overlaps(edits)
     if not edits:
         return source, []
     lines = source.splitlines(keepends=True)
@@ -74,6 +117,17 @@ def modernise(source: str, cell: int | None) -> tuple[str, list[Rewrite]]:
         for e in sorted(edits, key=lambda e: (e.line, e.start))
     ]
     return "".join(lines), rewrites
+
+
+def _without_overlaps(edits: list[_Edit]) -> list[_Edit]:
+    """The edits, minus any inside a wider one (``K.set_session(tf.Session())`` is replaced whole): applied
+    from the end of a line, overlapping spans would cut each other."""
+    kept: list[_Edit] = []
+    for edit in sorted(edits, key=lambda e: (e.line, e.start, -e.end)):
+        if kept and kept[-1].line == edit.line and edit.start < kept[-1].end:
+            continue
+        kept.append(edit)
+    return kept
 
 
 def _module_edits(source: str) -> list[_Edit]:
@@ -91,6 +145,90 @@ def _module_edits(source: str) -> list[_Edit]:
                     f"Keras 3 has this module's names in {parent}",
                 )
             )
+    return edits
+
+
+def _image_edits(source: str) -> list[_Edit]:
+    """``keras.preprocessing.image`` (Keras 2, or the old ``keras_preprocessing`` package) →
+    ``tensorflow.keras.preprocessing.image``, where Keras 3 still has ``ImageDataGenerator``. An
+    attribute use (``keras.preprocessing.image.ImageDataGenerator(…)`` after ``import keras``) reaches
+    it through ``__import__("tensorflow")``, which needs no import of the student's to be there."""
+    edits = []
+    for number, text in enumerate(source.splitlines(), start=1):
+        package = IMAGE_PACKAGE.match(text)
+        if package:  # from keras.preprocessing import image
+            start, end = package.end(1), package.start(2)
+            edits.append(_Edit(number, start, end, "tensorflow.keras.preprocessing", text[start:end], IMAGE_REASON))
+            continue
+        statement = text.lstrip().startswith(("from ", "import "))
+        for match in IMAGE_MODULE.finditer(text):
+            prefix = "tensorflow.keras.preprocessing" if statement else '__import__("tensorflow").keras.preprocessing'
+            edits.append(_Edit(number, match.start(), match.end(), prefix, match.group(0), IMAGE_REASON))
+    return edits
+
+
+IMAGE_REASON = "Keras 3 keeps ImageDataGenerator only in tensorflow.keras.preprocessing.image"
+
+
+def _compat_v1_edits(source: str) -> list[_Edit]:
+    """TensorFlow 1's runtime set-up calls → ``None``; its optimizers → Keras's (``tf.compat.v1.train.
+    AdamOptimizer(1e-3, beta1=0.9)`` → ``tf.keras.optimizers.Adam(1e-3, beta_1=0.9)``); its names that
+    TensorFlow 2 moved (``tf.set_random_seed`` → ``tf.random.set_seed``, ``tf.Session`` → ``tf.compat.v1.Session``)."""
+    edits = _tf1_name_edits(source)
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or node.lineno != node.end_lineno:
+            continue
+        line = lines[node.lineno - 1]
+        start, end = _column(line, node.col_offset), _column(line, node.end_col_offset)
+        called = ast.unparse(node.func)
+        if RUNTIME_SETUP.search(called):
+            edits.append(
+                _Edit(
+                    node.lineno,
+                    start,
+                    end,
+                    "None",
+                    line[start:end],
+                    "TensorFlow 1 runtime set-up: the harness runs Keras 3 eagerly, with its own seed and threads",
+                )
+            )
+            continue
+        optimizer = V1_OPTIMIZER.fullmatch(called)
+        if optimizer:
+            edits += _v1_optimizer_edits(node, line, optimizer)
+    return edits
+
+
+def _tf1_name_edits(source: str) -> list[_Edit]:
+    """``tf.set_random_seed`` → ``tf.random.set_seed``; ``tf.Session``, ``tf.logging``… → under ``tf.compat.v1``."""
+    edits = []
+    for number, text in enumerate(source.splitlines(), start=1):
+        for match in TF1_NAMES.finditer(text):
+            alias, name = match.groups()
+            after = f"{alias}.random.set_seed" if name == "set_random_seed" else f"{alias}.compat.v1.{name}"
+            edits.append(
+                _Edit(number, match.start(), match.end(), after, match.group(0), "TensorFlow 2 has this name there")
+            )
+    return edits
+
+
+def _v1_optimizer_edits(node: ast.Call, line: str, optimizer: re.Match) -> list[_Edit]:
+    """The optimizer's name and its TensorFlow 1 keyword names, on the call's one line."""
+    alias, name = optimizer.group(1), optimizer.group(2)
+    start, end = _column(line, node.func.col_offset), _column(line, node.func.end_col_offset)
+    keras_name = f"{alias}.keras.optimizers.{V1_OPTIMIZERS[name]}"
+    reason = f"TensorFlow 1's {name} is Keras's {V1_OPTIMIZERS[name]} in Keras 3"
+    edits = [_Edit(node.lineno, start, end, keras_name, line[start:end], reason)]
+    for keyword in node.keywords:
+        if keyword.arg in V1_OPTIMIZER_KEYWORDS and keyword.lineno == node.lineno:
+            at = _column(line, keyword.col_offset)
+            new = V1_OPTIMIZER_KEYWORDS[keyword.arg]
+            edits.append(_Edit(node.lineno, at, at + len(keyword.arg), new, keyword.arg, f"Keras names it {new}"))
     return edits
 
 

@@ -10,6 +10,7 @@ submissions"), extracted safely first. Nothing here reads the code (``harness.in
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -142,20 +143,52 @@ def extract_archive(archive: Path, dest_root: Path, ignored: list[IgnoredItem], 
         return None
     stem = unicodedata.normalize("NFC", archive.stem).strip() or "archive"
     target = Path(dest_root) / digest / stem
-    done_marker = target.parent / ".extracted"
     with handle:
         entries = _archive_entries(handle, label, ignored)
         if entries is None:
             return None
-        if done_marker.exists() and target.is_dir():
+        if (target.parent / EXTRACTED_MARKER).exists() and target.is_dir():
             return target
-        if target.parent.exists():
-            shutil.rmtree(target.parent)
-        target.mkdir(parents=True)
-        _write_entries(handle, entries, target, label, ignored)
-    _extract_inner_archives(target, dest_root, ignored, depth, label)
-    done_marker.write_text(label, encoding="utf-8")
+        # Built aside and renamed into place: other graders or threads may be extracting the same archive
+        # into the same folder, and must never see half of it or delete what the other is writing.
+        Path(dest_root).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=dest_root))
+        try:
+            os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the submission from a sandbox run as another user
+            _write_entries(handle, entries, staging / stem, label, ignored)
+            (staging / stem).mkdir(exist_ok=True)
+            _extract_inner_archives(staging / stem, dest_root, ignored, depth, label)
+            (staging / EXTRACTED_MARKER).write_text(label, encoding="utf-8")
+            _install_extraction(staging, target.parent)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+EXTRACTED_MARKER = ".extracted"
+
+
+def _install_extraction(staging: Path, final: Path) -> None:
+    """Rename the complete extraction `staging` to `final`, unless another extractor's complete one is
+    already there (the same archive: the same files); one without its marker (left by an extraction
+    killed under an older harness) is renamed aside first, then deleted."""
+    for _ in range(20):
+        try:
+            os.rename(staging, final)
+            return
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if (final / EXTRACTED_MARKER).exists():
+            return
+        aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
+        try:
+            os.replace(final, aside)
+        except FileNotFoundError:
+            pass
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(f"could not install the extraction of {final.name}: other extractors keep replacing it")
 
 
 def _archive_entries(

@@ -26,6 +26,7 @@ import nbformat
 # (the pipeline) keep working; they live in harness.ingest.paths.
 from harness.ingest.legacy import modernise
 from harness.ingest.paths import choose_main_file, student_id
+from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
 from harness.results import (
     CodeCell,
     DroppedStatement,
@@ -113,13 +114,66 @@ def submission_sha256(path: Path) -> str:
     root = path if path.is_dir() else path.parent
     for file in submission_files(path):
         digest.update(str(file.relative_to(root)).encode())
-        digest.update(file.read_bytes())
+        with open(file, "rb") as handle:  # in chunks: a notebook may weigh hundreds of MB
+            while chunk := handle.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
-def _read_notebook(path: Path) -> tuple[list[CodeCell], list[MarkdownCell]]:
+# Bounds on what the grading process reads, so that one submission cannot stall or swell the batch
+# (docs/security.md, "Malformed input never stops the batch"). A notebook's size is mostly its saved
+# outputs (images as base64): it is read once, its non-text outputs dropped before nbformat copies it,
+# so the grader's peak memory stays under about 2.5 times the file's size. Every cell's code is parsed
+# about ten times (extraction, Keras 2 idioms, roles): 2,000 cells (a long course notebook has 150) take
+# a few seconds, and the parser's lock is shared by the batch's threads.
+HASH_CHUNK_BYTES = 2**20
+MAX_NOTEBOOK_MB = 256
+MAX_CELLS = 2000
+MAX_CODE_CHARS = 2_000_000  # about 50,000 lines: a whole module or all of a notebook's code cells
+
+
+def _load_notebook(path: Path) -> dict:
+    """The notebook's JSON, within the bounds above, with its non-text outputs and attachments dropped."""
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_MB * 2**20:
+        raise IngestError(
+            f"{path.name} is too large to read ({size / 2**20:.0f} MiB; at most {MAX_NOTEBOOK_MB} MiB): clear its "
+            "outputs (Kernel › Restart Kernel and Clear All Outputs) and hand it in again."
+        )
     try:
-        notebook = nbformat.read(path, as_version=4)
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # text, not bytes: one copy fewer at the peak
+    except RecursionError as error:
+        raise IngestError(f"{path.name} is not a readable notebook: its JSON is nested too deeply.") from error
+    except (ValueError, UnicodeDecodeError) as error:  # nbformat says "not JSON" the same way below
+        raise IngestError(f"{path.name} is not a valid notebook: it is not JSON ({error}).") from error
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if isinstance(cells, list):
+        if len(cells) > MAX_CELLS:
+            raise IngestError(f"{path.name} has {len(cells)} cells; the harness reads at most {MAX_CELLS}.")
+        for cell in cells:
+            _drop_rich_outputs(cell)
+    return data
+
+
+def _drop_rich_outputs(cell) -> None:
+    """Keep of a cell's outputs only the text the harness reads (``_text_outputs``): images and HTML go."""
+    if not isinstance(cell, dict):
+        return
+    if isinstance(cell.get("attachments"), dict):
+        cell["attachments"] = {}
+    for output in cell.get("outputs") or []:
+        if isinstance(output, dict) and isinstance(output.get("data"), dict):
+            output["data"] = {k: v for k, v in output["data"].items() if k == "text/plain"}
+
+
+def _read_notebook(path: Path) -> tuple[list[CodeCell], list[MarkdownCell], str | None]:
+    """Code and markdown cells, and the nbformat version the notebook was saved with."""
+    data = _load_notebook(path)
+    saved_as = _format_of(data)
+    try:
+        notebook = nbformat.reads(json.dumps(data), as_version=4)
+    except RecursionError as error:  # within json's depth, beyond nbformat's conversion or validation
+        raise IngestError(f"{path.name} is not a readable notebook: its JSON is nested too deeply.") from error
     except (json.JSONDecodeError, nbformat.reader.NotJSONError) as error:
         raise IngestError(f"{path.name} is not a valid notebook: it is not JSON ({error}).") from error
     except Exception as error:  # nbformat raises many types for malformed notebooks
@@ -130,7 +184,13 @@ def _read_notebook(path: Path) -> tuple[list[CodeCell], list[MarkdownCell]]:
             code.append(CodeCell(cell=index, source=cell.source, outputs=_text_outputs(cell)))
         elif cell.cell_type == "markdown":
             markdown.append(MarkdownCell(cell=index, text=cell.source))
-    return code, markdown
+    if sum(len(c.source) for c in code) > MAX_CODE_CHARS:
+        raise IngestError(_too_much_code(path, sum(len(c.source) for c in code)))
+    return code, markdown, saved_as
+
+
+def _too_much_code(path: Path, chars: int) -> str:
+    return f"{path.name} holds {chars} characters of code; the harness reads at most {MAX_CODE_CHARS}."
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -690,15 +750,19 @@ def _is_literal(node: ast.expr) -> bool:
         return False
 
 
-def infer_factory_map(module_source: str, cells: list[CodeCell], factories: list[Factory]) -> dict[str, str]:
+def infer_factory_map(
+    module_source: str, cells: list[CodeCell], factories: list[Factory], markdown: list[MarkdownCell] = ()
+) -> dict[str, str]:
     """When the convention's names are missing (no ``create_improved_model_<n>``): the student's own
     functions that return a Keras model, mapped to the harness's names.
 
     A function is called as the submission itself calls it at top level with literal arguments, one
     model per distinct call (``make_cnn()``, ``make_cnn(filters=16)``); a function without required
-    arguments that the submission never calls so is called once, as is. The baseline is the
-    function whose name says so (``base``, ``ref``, ``initial``…) when ``create_baseline_model`` is
-    missing; the others are improved models, numbered in the order they are defined.
+    arguments that the submission never calls so is called once, as is. The baseline (when
+    ``create_baseline_model`` is missing) is the function whose name says so (``base``, ``ref``,
+    ``initial``…), else the one the text calls so (a heading "Modèle de base", a label "Baseline":
+    harness/ingest/roles.py), else the first one a comparison names. The others are improved models,
+    in the order the text numbers them ("Amélioration 2"), else the order they are defined.
     """
     if any(f.role == "improved" for f in factories):
         return {}
@@ -716,15 +780,42 @@ def infer_factory_map(module_source: str, cells: list[CodeCell], factories: list
     for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one
         models += calls[fn.name] or ([] if _required_args(fn) else [fn.name])
     models = models[:MAX_INFERRED_MODELS]
+    texts = read_texts(_parsed_cells(cells), list(markdown))
     mapping: dict[str, str] = {}
     if BASELINE_FACTORY not in existing:
-        baseline = next((m for m in models if BASELINE_NAME.search(_called_function(m) or m)), None)
+        baseline = _inferred_baseline(models, texts)
         if baseline is not None:
             mapping[BASELINE_FACTORY] = baseline
             models.remove(baseline)
-    for number, model in enumerate(models, start=1):
-        mapping[f"create_improved_model_{number}"] = model
+    numbers = [text_number(texts.about.get(_called_function(m) or m, "")) for m in models]
+    order = sorted(range(len(models)), key=lambda i: numbers[i] if numbers[i] is not None else i + 1)
+    for number, index in enumerate(order, start=1):
+        mapping[f"create_improved_model_{number}"] = models[index]
     return mapping
+
+
+def _inferred_baseline(models: list[str], texts: Texts) -> str | None:
+    """The model that is the starting point: by its function's name, else its text, else a comparison."""
+    function = {m: _called_function(m) or m for m in models}
+    by_name = next((m for m in models if BASELINE_NAME.search(function[m])), None)
+    if by_name is not None:
+        return by_name
+    named = baseline_by_text(list(dict.fromkeys(function.values())), texts.about)
+    if named is None:
+        named = next((f for f in texts.compared_first if f in function.values()), None)
+    return next((m for m in models if function[m] == named), None)
+
+
+def _parsed_cells(cells: list[CodeCell]) -> list[tuple[int | None, str, ast.Module]]:
+    """The code cells that parse (shell and magic lines blanked): (cell, source, tree)."""
+    parsed = []
+    for cell in cells:
+        source = blank_shell_and_magic_lines(cell.source, cell.cell, [])
+        try:
+            parsed.append((cell.cell, source, parse_python(source)))
+        except SyntaxError:
+            continue
+    return parsed
 
 
 def is_factory_name(name: str) -> bool:
@@ -785,9 +876,15 @@ def _apply_factory_map(
 def notebook_format(path: Path) -> str | None:
     """The nbformat version a notebook was saved with ('3.0', '4.5'), read from its JSON."""
     try:
-        data = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+        return _format_of(json.loads(Path(path).read_bytes().decode("utf-8-sig")))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _format_of(data) -> str | None:
+    try:
         return f"{int(data['nbformat'])}.{int(data.get('nbformat_minor', 0))}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
@@ -878,13 +975,22 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         ignored_files=ignored_files,
     )
     try:
+        saved_as = None
         if main_file.suffix == ".ipynb":
-            code_cells, markdown = _read_notebook(main_file)
+            code_cells, markdown, saved_as = _read_notebook(main_file)
         else:
+            size = main_file.stat().st_size
+            if size > MAX_CODE_CHARS * 4:  # more than MAX_CODE_CHARS characters take in UTF-8: not even read
+                raise IngestError(
+                    f"{main_file.name} is too large to read ({size / 2**20:.0f} MiB of code; "
+                    f"at most {MAX_CODE_CHARS} characters)."
+                )
             try:
                 text = decode_source(main_file.read_bytes())
             except ValueError as error:
                 raise IngestError(f"{main_file.name} cannot be read as Python source: {error}.") from error
+            if len(text) > MAX_CODE_CHARS:
+                raise IngestError(_too_much_code(main_file, len(text)))
             code_cells, markdown = [CodeCell(cell=None, source=text)], []
         modern, rewrites = _modernised(code_cells)
         module_source, extractor = extract(modern)
@@ -892,11 +998,11 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     except IngestError as error:
         return result.model_copy(update={"status": "invalid", "reason": str(error)})
     if main_file.suffix == ".ipynb":
-        result = result.model_copy(update={"notebook_format": notebook_format(main_file)})
+        result = result.model_copy(update={"notebook_format": saved_as})
     applied: dict[str, str] = {}
     inferred = False
     if not factory_map:  # the instructor's --factory-map, when given, says it all
-        factory_map = infer_factory_map(module_source, modern, factories)
+        factory_map = infer_factory_map(module_source, modern, factories, markdown)
         inferred = bool(factory_map)
     if factory_map:
         module_source, factories, ignored_functions, applied = _with_factory_map(
@@ -953,6 +1059,34 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
 
 
 def needs_discovery(ingest: IngestResult) -> bool:
-    """A readable notebook or script without factories: its models may be built at top level (or in its
-    ``__main__`` block), found by running it with training intercepted (harness/ingest/discovery.py)."""
-    return ingest.status == "invalid" and not ingest.factories and bool(ingest.code_cells)
+    """Whether to find models by running the submission with training intercepted
+    (harness/ingest/discovery.py): a readable notebook or script without factories (its models may be
+    built at top level, or in its ``__main__`` block), or one with factories that also builds and fits
+    other models at top level (a mixed submission: both are graded)."""
+    if ingest.status == "invalid":
+        return not ingest.factories and bool(ingest.code_cells)
+    return bool(ingest.factories) and builds_other_models(ingest)
+
+
+def factory_functions(ingest: IngestResult) -> list[str]:
+    """The submission's own functions that its graded factories are: the convention's names and the
+    functions an inferred or given mapping calls (``build_model`` for ``build_model(0.3)``)."""
+    names = [f.name for f in ingest.factories]
+    for own in ingest.factory_map.values():
+        called = _called_function(own) or own
+        if called not in names:
+            names.append(called)
+    return names
+
+
+def builds_other_models(ingest: IngestResult) -> bool:
+    """Whether the code cells, outside any function, build a Keras model other than through a graded
+    factory (``Sequential(…)``, ``Model(…)``, a model-returning function that is not graded) and fit one."""
+    covered = set(factory_functions(ingest))
+    makers = (set(MODEL_CONSTRUCTORS) | set(model_returning_functions(ingest.module_source))) - covered
+    builds = fits = False
+    for node in _top_level_nodes(ingest.code_cells):
+        name = call_name(node)
+        builds = builds or name in makers
+        fits = fits or name in ("fit", "fit_generator")
+    return builds and fits

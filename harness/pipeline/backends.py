@@ -20,10 +20,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Protocol
 
+from harness.errors import Interrupted
 from harness.pipeline.session import GradeOptions, Session, open_session
 from harness.pipeline.submission import grade_and_draw, internal_failure
 from harness.results import ModelResult, ReferenceSummary, SubmissionResult
 from harness.sandbox import Limits
+from harness.sandbox.interrupt import workers_stopped
 from harness.util.progress import Progress
 
 Task = tuple[str, Path]  # (student id, submission path)
@@ -65,14 +67,21 @@ class LocalBackend:
     def run(
         self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
     ) -> Iterator[tuple[str, SubmissionResult]]:
-        """Grade `tasks` in a pool of `workers` threads, each driving its own sandboxed processes."""
+        """Grade `tasks` in a pool of `workers` threads, each driving its own sandboxed processes.
+        Interrupted (Ctrl-C, SIGTERM), it kills every running worker, drops the submissions not started and
+        returns once every thread has: the results already written stay, the others are not written."""
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = {
                 pool.submit(grade_and_draw, session, student, path, reference, reference_key): student
                 for student, path in tasks
             }
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            except (KeyboardInterrupt, Interrupted):
+                with workers_stopped():  # else leaving the pool would wait for every submission to finish
+                    pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
 
 @functools.lru_cache(maxsize=4)
@@ -94,8 +103,14 @@ def _session_in_ray_worker(options_json: str) -> Session:
 
 
 def _grade_in_ray(options_json: str, student: str, path: str, reference: dict, reference_key: str) -> dict:
+    import ray  # an optional extra, already imported in a Ray task
+
     session = _session_in_ray_worker(options_json)
     result = grade_and_draw(session, student, Path(path), ModelResult.model_validate(reference), reference_key)
+    if result.worker is not None:  # which machine of the cluster graded it: the instructor's first question
+        node = ray.get_runtime_context().get_node_id()
+        result = result.model_copy(update={"worker": result.worker.model_copy(update={"node": node})})
+        result.write(session.options.out / student / "result.json")
     return result.model_dump(mode="json")
 
 
@@ -136,16 +151,30 @@ class RayBackend:
             remote.remote(options_json, student, str(path), reference.model_dump(mode="json"), reference_key): student
             for student, path in tasks
         }
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                student = pending.pop(ref)
-                try:
-                    result = SubmissionResult.model_validate(ray.get(ref))
-                except ray.exceptions.RayError as error:  # the task's process died: this submission fails alone
-                    summary = ReferenceSummary(model=reference, trained_for=reference_key)
-                    result = internal_failure(session, student, paths[student], summary, error)
-                yield student, result
+        try:
+            yield from _ray_results(session, pending, paths, reference, reference_key)
+        except (KeyboardInterrupt, Interrupted):
+            for ref in pending:  # their Ray worker processes killed, and the sandboxed workers with them
+                ray.cancel(ref, force=True)
+            raise
+
+
+def _ray_results(
+    session: Session, pending: dict, paths: dict[str, Path], reference: ModelResult, reference_key: str
+) -> Iterator[tuple[str, SubmissionResult]]:
+    """Each submission's result as Ray returns it (`pending`: task reference → student, emptied as they end)."""
+    import ray  # an optional extra, already imported by RayBackend.run
+
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            student = pending.pop(ref)
+            try:
+                result = SubmissionResult.model_validate(ray.get(ref))
+            except ray.exceptions.RayError as error:  # the task's process died: this submission fails alone
+                summary = ReferenceSummary(model=reference, trained_for=reference_key)
+                result = internal_failure(session, student, paths[student], summary, error)
+            yield student, result
 
 
 def make_backend(name: str, workers: int, address: str | None = None, gpus_per_task: float | None = None) -> Backend:

@@ -8,6 +8,7 @@ reference, grade what changed through a backend, render the dashboard and the gr
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,10 +19,19 @@ from harness.pipeline.backends import make_backend
 from harness.pipeline.lock import output_lock
 from harness.pipeline.reference import complete_reference, reference_model
 from harness.pipeline.rescore import result_paths
-from harness.pipeline.session import REFERENCE_DIR, WORK_DIR, GradeOptions, Session, default_threads, open_session
+from harness.pipeline.session import (
+    REFERENCE_DIR,
+    WORK_DIR,
+    GradeOptions,
+    Session,
+    open_session,
+    require_sandbox,
+)
+from harness.pipeline.similarity import refresh as refresh_similarity
 from harness.pipeline.submission import factory_map_for
 from harness.report.render import render_all
 from harness.results import IgnoredItem, ModelResult, ReferenceSummary, SubmissionResult
+from harness.util.atomic import remove_leftovers
 
 
 @dataclass
@@ -129,6 +139,7 @@ def _gradebook(out: Path, graded: list[SubmissionResult], options: GradeOptions)
 def grade(options: GradeOptions) -> BatchSummary:
     """Grade every submission under `options.paths`; results are written as each one finishes.
     The output folder is locked for the run (harness/pipeline/lock.py)."""
+    require_sandbox(options)  # before the output folder, the archives or any student code is touched
     out = Path(options.out).resolve()
     with output_lock(out, options.wait, options.log):
         return _grade(options, out)
@@ -136,6 +147,7 @@ def grade(options: GradeOptions) -> BatchSummary:
 
 def _grade(options: GradeOptions, out: Path) -> BatchSummary:
     started = time.monotonic()
+    remove_leftovers(out, skip=(WORK_DIR,))  # of a grader killed while writing (kill -9); OUT is ours now
     paths, ignored = discover(options.paths, extract_to=out / WORK_DIR / "archives")
     for item in ignored:
         options.log(f"ignored {item.name}: {item.reason}")
@@ -145,7 +157,7 @@ def _grade(options: GradeOptions, out: Path) -> BatchSummary:
     reference_key = ReferenceSummary.read(out / REFERENCE_DIR / "reference.json").trained_for
     options.log(
         f"{len(submissions)} submission(s), profile {session.profile.name}, seed {session.seed}, "
-        f"{options.workers} worker(s) × {default_threads(options.workers)} thread(s)"
+        f"{options.workers} worker(s) × {session.threads} thread(s)"
     )
     session.progress.start(len(submissions))
     results, todo = _resume(session, submissions, reference_key)
@@ -157,7 +169,10 @@ def _grade(options: GradeOptions, out: Path) -> BatchSummary:
     session.progress.finish()
     ordered = [results[s] for s in submissions]
     gradebook = _gradebook(out, ordered, options)
+    refresh_similarity(out, session.translator.language, options.log, locked=True)  # before the dashboard links it
     for problem in render_all(out, gradebook, reference, session.translator, roster=options.roster):
         options.log(f"WARNING: {problem}")
     kept = [s for s in submissions if s not in dict(todo)]
+    # the run's copies of MNIST (10-20 MB): rewritten from the data file by the next run, under OUT's lock
+    shutil.rmtree(out / WORK_DIR / "data", ignore_errors=True)
     return BatchSummary(ordered, reference, time.monotonic() - started, ignored=ignored, kept=kept)

@@ -58,8 +58,9 @@ class StageCache:
             or model.evaluation_key == evaluation_key
             and (model.predictions_file is None or (folder / model.predictions_file).exists())
         )
-        if model.model_file and not (folder / model.model_file).exists():
-            return None
+        kept = bool(model.model_file) and (folder / model.model_file).exists()
+        if (model.model_file and not kept) or not (evaluated or kept):
+            return None  # a model that must be evaluated again needs its file; without it, it is retrained
         models_dir.mkdir(parents=True, exist_ok=True)
         try:
             for name in (model.model_file, model.predictions_file if evaluated else None):
@@ -79,14 +80,17 @@ class StageCache:
             }
         )
 
-    def store(self, key: str, model: ModelResult, models_dir: Path) -> None:
-        """Store atomically: a folder is built aside and renamed into place."""
+    def store(self, key: str, model: ModelResult, models_dir: Path, keep_model: bool = True) -> None:
+        """Store atomically: a folder is built aside and renamed into place. Without `keep_model`, the
+        entry holds the evaluation only (enough to reuse both stages while the evaluation key holds)."""
         if not self.enabled or model.status not in CACHEABLE_STATUSES:
             return
         final = self._folder(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
         try:
+            if not keep_model:
+                model = model.model_copy(update={"model_file": None})
             for name in (model.model_file, model.predictions_file):
                 if name and (models_dir / name).exists():
                     shutil.copy2(models_dir / name, staging / name)

@@ -106,7 +106,8 @@ def check(options: CheckOptions) -> list[CheckReport]:
         protocol=options.protocol,
         rubric=options.rubric,
         language=options.language,
-        use_bubblewrap=options.use_bubblewrap,
+        use_bubblewrap=options.use_bubblewrap,  # None: plain processes where bubblewrap is absent (one's own code)
+        unsandboxed_because="harness check, on the student's own code",
         workers=1,  # every core to each worker; the reference (when not cached) trains alongside
         robustness=False,
         log=lambda message: None,

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.analysis import analyse as analysis
+from harness.pipeline.cache import StageCache
 from harness.pipeline.session import Session
 from harness.results import ModelResult, SeedRun, WorkerInfo
 from harness.training.evaluate import EvaluationWorker, evaluate_models
@@ -25,13 +26,19 @@ def train_and_evaluate(
     models_dir: Path,
     student: str = "",
     local_modules: dict[str, str] | None = None,
+    cache: StageCache | None = None,
+    keep_models: bool | None = None,
 ) -> tuple[list[ModelResult], WorkerInfo]:
     """Models of one submission, each from the cache where its key matches, else trained and evaluated
-    (`local_modules`: the student's own modules the code imports, part of what a model depends on)."""
+    (`local_modules`: the student's own modules the code imports, part of what a model depends on;
+    `cache`: another stage cache than the run's, as the reference's per-user one; `keep_models`: None
+    follows ``--keep-models``)."""
+    cache = cache or session.cache
+    keep = session.options.keep_models if keep_models is None else keep_models
     job = session.training_job(scratch_name)
     depends_on = module_source + "".join(f"\n# {n}\n{s}" for n, s in sorted((local_modules or {}).items()))
-    keys = {name: session.cache.key(depends_on, name, session.run_key) for name, _ in factories}
-    models = {name: session.cache.load(keys[name], session.evaluation_key, models_dir) for name, _ in factories}
+    keys = {name: cache.key(depends_on, name, session.run_key) for name, _ in factories}
+    models = {name: cache.load(keys[name], session.evaluation_key, models_dir) for name, _ in factories}
     to_train = [(name, role) for name, role in factories if models[name] is None]
     worker = WorkerInfo(sandbox="none needed: every model came from the cache", threads=0)
     early = None
@@ -73,9 +80,18 @@ def train_and_evaluate(
         early.cancel()
     for name, model in models.items():
         if "evaluate" not in model.from_cache:
-            session.cache.store(keys[name], model, models_dir)
+            cache.store(keys[name], model, models_dir, keep_model=keep)
     shutil.rmtree(job.work_dir, ignore_errors=True)
+    if not session.options.keep_models:
+        models = {name: _without_model_file(model, models_dir) for name, model in models.items()}
     return [models[name] for name, _ in factories], worker
+
+
+def _without_model_file(model: ModelResult, models_dir: Path) -> ModelResult:
+    """The model once its evaluation is stored: its .keras file deleted from the output folder."""
+    if model.model_file:
+        (models_dir / model.model_file).unlink(missing_ok=True)
+    return model.model_copy(update={"model_file": None})
 
 
 def seed_runs(

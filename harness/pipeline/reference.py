@@ -5,17 +5,29 @@ from __future__ import annotations
 import time
 
 from harness.analysis import analyse as analysis
+from harness.config.environment import REFERENCE_CACHE_ENV, user_cache_dir
+from harness.pipeline.cache import StageCache
 from harness.pipeline.models import seed_runs, train_and_evaluate
 from harness.pipeline.session import REFERENCE_DIR, Session
 from harness.resources import bundled
 from harness.results import ModelResult, ReferenceSummary, SeedRun
 
 
+def reference_cache(session: Session) -> StageCache:
+    """The reference's stage cache, shared by every grading run of this user (``$HARNESS_REFERENCE_CACHE``,
+    else ``~/.cache/harness/reference``, else the run's own cache): a second class, or a class graded
+    into a new folder, does not train it again. Its key holds the protocol, profile, seed, data and
+    harness version (:attr:`Session.run_key`); ``--no-cache`` retrains it like every model."""
+    root = user_cache_dir("reference", REFERENCE_CACHE_ENV, session.cache.root)
+    return StageCache(root, enabled=session.cache.enabled)
+
+
 def reference_model(session: Session) -> ModelResult:
     """The company's baseline, trained once per protocol, profile, seed and data; reused by everyone."""
     source = bundled("reference", "baseline.py").read_text(encoding="utf-8")
     folder = session.options.out / REFERENCE_DIR
-    key = session.cache.key(source, "create_baseline_model", session.run_key)
+    cache = reference_cache(session)
+    key = cache.key(source, "create_baseline_model", session.run_key)
     stored = folder / "reference.json"
     if stored.exists():
         summary = ReferenceSummary.read(stored)
@@ -24,7 +36,14 @@ def reference_model(session: Session) -> ModelResult:
     session.options.log("reference model…")
     started = time.monotonic()
     models, _ = train_and_evaluate(
-        session, source, [("create_baseline_model", "reference")], "_reference", folder / "models", student="reference"
+        session,
+        source,
+        [("create_baseline_model", "reference")],
+        "_reference",
+        folder / "models",
+        student="reference",
+        cache=cache,
+        keep_models=True,  # in the per-user cache, once per profile: a changed suite re-evaluates it
     )
     model = models[0]
     if model.status != "ok":

@@ -24,6 +24,7 @@ import numpy as np
 
 from harness import __version__
 from harness.analysis import analyse as analysis
+from harness.analysis import private_set
 from harness.analysis.perturbations import BuiltSuite
 from harness.config.analysis import AnalysisConfig, load_analysis_config
 from harness.config.protocol import Profile, Protocol, load_protocol
@@ -57,7 +58,10 @@ class GradeOptions:
     overrides: Path | None = None  # the instructor's overrides file (harness/scoring/overrides.py)
     protocol: Path | None = None
     workers: int = 1
+    # True: bubblewrap or refuse (harness grade's default); False: plain processes, said in every result;
+    # None: bubblewrap when it works here (harness check, on the student's own code)
     use_bubblewrap: bool | None = None
+    unsandboxed_because: str = ""  # why plain processes were accepted (run.sandbox), e.g. "--no-sandbox"
     limits: Limits | None = None  # None: the profile's [limits.<profile>] in the protocol file
     epochs_override: int | None = None
     cache: Path | None = None
@@ -77,6 +81,10 @@ class GradeOptions:
     robustness: bool = True  # False (harness check): no robustness suite is built or predicted
     only_these: bool = False  # --only-these: the gradebook and dashboard list this run's submissions only
     wait: bool = False  # --wait: queue behind another grader holding OUT's lock instead of stopping
+    # --keep-models: the trained .keras files stay in OUT and in the stage cache. By default they are
+    # deleted once evaluated (re-scoring and reports read predictions only): a model file is 0.5-6 MB,
+    # the rest of a student's folder about 1 MB.
+    keep_models: bool = False
 
 
 def library_versions() -> dict[str, str]:
@@ -90,18 +98,15 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def default_workers() -> int:
-    """One worker per core, as far as memory allows (a worker training the full profile needs ~3 GiB)."""
+def default_workers(protocol: Path | None = None) -> int:
+    """Trainings at once: as many as the cores hold at the protocol's threads each, as far as memory
+    allows (a worker training the full profile needs ~3 GiB); at least one."""
     try:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         memory_gib = 8.0
-    return max(1, min(os.cpu_count() or 1, int(memory_gib // 3)))
-
-
-def default_threads(workers: int) -> int:
-    """Threads per worker: the cores shared among ``workers`` workers, at least one."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    threads = load_protocol(protocol).training.threads
+    return max(1, min((os.cpu_count() or 1) // threads, int(memory_gib // 3)))
 
 
 @dataclass(frozen=True)
@@ -142,16 +147,17 @@ class Session:
 
     @property
     def threads(self) -> int:
-        """Threads each worker uses (:func:`default_threads` of the run's workers)."""
-        return default_threads(self.options.workers)
+        """Threads each worker uses: the protocol's, whatever ``--workers`` and the machine."""
+        return self.protocol.training.threads
 
     @property
     def evaluation_key(self) -> str:
         """What an evaluation depends on besides the trained model: the test images, the suite, the harness
         and the thread count (TensorFlow's CPU kernels sum in a thread-dependent order: the last bits move)."""
         suite = self.suite.checksum if self.suite is not None else "no-suite"
-        # "probes-1": predictions files hold the invariance probes (stored evaluations without them are redone)
-        key = f"{self.test_data.name}|{suite}|{__version__}|{self.threads}|probes-1"
+        # "probes-2": predictions files hold the probe's subset and the private set (the test file's name
+        # holds their digest: another private seed or subset re-evaluates)
+        key = f"{self.test_data.name}|{suite}|{__version__}|{self.threads}|probes-2"
         return hashlib.sha256(key.encode()).hexdigest()[:20]
 
     @property
@@ -171,19 +177,45 @@ class Session:
 
 
 def _write_data(
-    session_dir: Path, raw: RawMnist, protocol: Protocol, profile: Profile
+    session_dir: Path, raw: RawMnist, protocol: Protocol, profile: Profile, integrity: dict[str, np.ndarray]
 ) -> tuple[Path, Path, np.ndarray]:
-    """Training split and test set as separate files: a training worker is only given the first."""
+    """Training split and test set as separate files: a training worker is only given the first. The
+    test file also holds the integrity images (:func:`_integrity_images`), named by their digest."""
     session_dir.mkdir(parents=True, exist_ok=True)
     split = training_split(raw, profile.train_images, protocol.training.validation_split)
     x_test, y_test = held_out_test_set(raw, profile.test_images)
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in integrity.values())).hexdigest()
     train_path = session_dir / f"train-{profile.name}-{raw.content_sha256[:12]}.npz"
-    test_path = session_dir / f"test-{profile.name}-{raw.content_sha256[:12]}.npz"
+    test_path = session_dir / f"test-{profile.name}-{raw.content_sha256[:12]}-{digest[:12]}.npz"
     if not train_path.exists():
         savez_atomic(train_path, x_train=split.x_train, y_train=split.y_train, x_val=split.x_val, y_val=split.y_val)
     if not test_path.exists():
-        savez_atomic(test_path, x_test=x_test)
+        savez_atomic(test_path, x_test=x_test, **integrity)
     return train_path, test_path, y_test
+
+
+def _integrity_images(
+    options: GradeOptions, raw: RawMnist, protocol: Protocol, profile: Profile, seed: int, config: AnalysisConfig
+) -> dict[str, np.ndarray]:
+    """The invariance probe's test positions, the course's private check set and its control (validation
+    images rewritten alike), for the evaluation worker (docs/integrity.md); the seed and the set are
+    kept beside the stage cache, whose evaluations hold their predictions."""
+    x_test, _ = held_out_test_set(raw, profile.test_images)
+    x_val = training_split(raw, profile.train_images, protocol.training.validation_split).x_val
+    settings = config.integrity
+    cache_root = options.cache or options.out / CACHE_DIR
+    secret, source = private_set.private_seed(cache_root)
+    private = private_set.build_private_set(x_test, secret, settings, source)
+    control = private_set.build_private_set(x_val, secret, settings, source, private_set.CONTROL_STREAM)
+    private_set.keep_private_set(cache_root, private)
+    options.log(f"private check set: {len(private.indices):,} images, seed from {source}")
+    return {
+        "probe_indices": private_set.probe_indices(len(x_test), seed, settings.invariance_images),
+        "x_private": private.images,
+        "private_indices": private.indices,
+        "x_control": np.asarray(x_val[control.indices], dtype=np.float32),
+        "x_control_private": control.images,
+    }
 
 
 def profile_limits(protocol: Protocol, profile: str) -> Limits:
@@ -198,6 +230,21 @@ def missing_packages(protocol: Protocol) -> list[str]:
         for package, module in zip(protocol.environment.packages, protocol.environment.modules)
         if importlib.util.find_spec(module) is None
     ]
+
+
+def require_sandbox(options: GradeOptions) -> None:
+    """Refuse a run that requires bubblewrap where it does not work, with how to get it: called before
+    anything of the students' is read, so that nothing of theirs runs unsandboxed by default."""
+    if options.use_bubblewrap and not bubblewrap_available():
+        raise SandboxUnavailable(Translator(options.language)("sandbox_missing"))
+
+
+def isolation(options: GradeOptions, sandbox: bool) -> str:
+    """The run's isolation as every result records it (``run.sandbox``): "bubblewrap" or "none: <why>"."""
+    if sandbox:
+        return "bubblewrap"
+    default = "--no-sandbox" if options.use_bubblewrap is False else "bubblewrap not available"
+    return f"none: {options.unsandboxed_because or default}"
 
 
 def open_session(options: GradeOptions) -> Session:
@@ -218,11 +265,12 @@ def open_session(options: GradeOptions) -> Session:
     options.out.mkdir(parents=True, exist_ok=True)
     provenance.keep_protocol(options.out, options.protocol)
     provenance.keep_scoring(options.out, options.rubric, options.overrides)
-    train_path, test_path, labels = _write_data(options.out / WORK_DIR / "data", raw, protocol, profile)
+    analysis_config = load_analysis_config()
+    integrity = _integrity_images(options, raw, protocol, profile, seed, analysis_config)
+    train_path, test_path, labels = _write_data(options.out / WORK_DIR / "data", raw, protocol, profile, integrity)
     suite = _prepare_suite(options, raw, profile) if options.robustness else None
     seeds = analysis.derive_seeds(seed, options.seeds)
-    if options.use_bubblewrap and not bubblewrap_available():
-        raise SandboxUnavailable("bubblewrap was required but `bwrap` is missing or cannot create namespaces here")
+    require_sandbox(options)
     sandbox = bubblewrap_available() if options.use_bubblewrap is None else options.use_bubblewrap
     run = RunInfo(
         harness_version=__version__,
@@ -248,6 +296,7 @@ def open_session(options: GradeOptions) -> Session:
         suite_sha256=suite.suite.sha256 if suite else None,
         suite_checksum=suite.checksum if suite else None,
         seeds=seeds,
+        sandbox=isolation(options, sandbox),
         fidelity={
             "train_images": profile.train_images,
             "test_images": profile.test_images,
@@ -257,9 +306,7 @@ def open_session(options: GradeOptions) -> Session:
     )
     if not sandbox:
         options.log(
-            "WARNING: "
-            + ("bubblewrap is not available" if options.use_bubblewrap is None else "--no-sandbox")
-            + ": student code runs in plain worker processes with "
+            f"WARNING: {run.sandbox.removeprefix('none: ')}: student code runs in plain worker processes with "
             "resource limits only: NO filesystem or network isolation (README, Security); "
             "every result says so in worker.sandbox"
         )
@@ -288,7 +335,7 @@ def open_session(options: GradeOptions) -> Session:
         options.progress or Progress.for_stream(sys.stdout, options.log),
         suite=suite,
         seeds=tuple(seeds),
-        analysis_config=load_analysis_config(),
+        analysis_config=analysis_config,
         n_val=n_val,
     )
 

@@ -168,7 +168,7 @@ def read_submission(session: Session, student: str, path: Path, work: Path) -> I
     """Ingest (and, for a notebook without factories, discovery), written to ``OUT/<student>/ingest.json``."""
     ingest = ingest_path(path, student, factory_map=factory_map_for(session.options, student))
     if needs_discovery(ingest) and session.options.discover_models != "never":
-        session.progress.message(f"  {student}: no factory functions: running the notebook to find its models")
+        session.progress.message(f"  {student}: running the notebook to find the models it builds at top level")
         ingest = discover_top_level(session, ingest, path, work / "discover")
     ingest.write(session.options.out / student / "ingest.json")
     return ingest

@@ -50,9 +50,9 @@ class CheckReport:
     assumed_gains: tuple[float, float] = (0.0, 0.0)  # the scenarios' worst and best gains (points)
 
 
-def fmt_range(low: float, high: float) -> str:
-    """`low`–`high`, or one number when they are equal."""
-    return f"{low:g}" if low == high else f"{low:g}–{high:g}"
+def fmt_range(low: float, high: float, t: Translator) -> str:
+    """`low`–`high` in the language's number format (``1,5–2,5``), or one number when they are equal."""
+    return t.points(low) if low == high else f"{t.points(low)}–{t.points(high)}"
 
 
 def can_print(text: str) -> bool:
@@ -181,7 +181,7 @@ def _models(c: _Context) -> list[str]:
                 "chk_compiled",
                 who=who,
                 optimizer=spec.optimizer or "?",
-                lr=f", lr {spec.learning_rate:g}" if spec.learning_rate else "",
+                lr=f", lr {t.localise(f'{spec.learning_rate:g}')}" if spec.learning_rate else "",
                 loss=spec.loss or "?",
             )
         accuracy = (
@@ -301,15 +301,15 @@ def _estimates(c: _Context) -> list[str]:
     lines: list[str] = []
     add = lines.append
     add("")
-    add(t("chk_estimate_title", loss=f"{abs(report.assumed_gains[0]):g}", gain=f"{report.assumed_gains[1]:g}"))
+    add(t("chk_estimate_title", loss=abs(report.assumed_gains[0]), gain=float(report.assumed_gains[1])))
     width = max((len(e.title) for e in report.estimates), default=10)
     for e in report.estimates:
         why = t("chk_fixed") if e.fixed else t("chk_varies")
-        add(f"  {e.title:<{width}}  {fmt_range(e.low, e.high):>9} / {e.max_points:g}   ({why})")
+        add(f"  {e.title:<{width}}  {fmt_range(e.low, e.high, t):>9} / {t.points(e.max_points)}   ({why})")
     if result.score is not None:
         add(
-            f"  {t('chk_total'):<{width}}  {fmt_range(report.total_low, report.total_high):>9} / "
-            f"{result.score.max_total:g}"
+            f"  {t('chk_total'):<{width}}  {fmt_range(report.total_low, report.total_high, t):>9} / "
+            f"{t.points(result.score.max_total)}"
         )
     add(_fidelity(c.t, c.profile))
     return lines
@@ -319,8 +319,8 @@ def _fidelity(t: Translator, profile: Profile) -> str:
     """How far this profile's verdicts are from the full protocol's, as measured (docs/fidelity.md)."""
     if profile.verdict_agreement is None:
         return t("chk_fidelity_unmeasured", profile=profile.name)
-    rho = f"{profile.accuracy_rho:.2f}" if profile.accuracy_rho is not None else "—"
-    return t("chk_fidelity", profile=profile.name, agreement=f"{100 * profile.verdict_agreement:.0f}", rho=rho)
+    rho = t.number(profile.accuracy_rho) if profile.accuracy_rho is not None else "—"
+    return t("chk_fidelity", profile=profile.name, agreement=t.number(100 * profile.verdict_agreement, 0), rho=rho)
 
 
 def _verdict(c: _Context) -> list[str]:

@@ -15,6 +15,13 @@ every graded student missing from it is named in a warning (the LMS could not ma
   assignment's Canvas id is given (Canvas then updates that assignment; a header without its id
   creates a new one), and a first data row ``Points Possible``. Canvas matches rows on ID,
   SIS User ID or SIS Login ID.
+* ``overrides_template.csv`` — the instructor's overrides file (harness/scoring/overrides.py) pre-filled
+  with the class: one row per student and criterion with its current points, the columns to fill
+  empty (or holding the overrides already applied); rows left as they are change nothing.
+
+The assignment's name (Moodle's grade item, Canvas's column) and Canvas id are options of ``harness
+grade`` and ``harness report`` (``--assignment``, ``--assignment-id``), kept in ``OUT/lms.toml`` so that
+``harness score`` and a later ``harness report`` write the same columns.
 * ``moodle_grades_excel.csv`` — the Moodle file for a spreadsheet in French: UTF-8 with a byte-order
   mark (else Excel reads "ZoÃ©"), ``;`` between fields and decimal commas.
 
@@ -27,6 +34,8 @@ LMS leaves the gradebook cell as it was, and the feedback says why.
 from __future__ import annotations
 
 import csv
+import json
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +46,11 @@ MOODLE_HEADER = ["Full name", "Email address", "ID number", "Username"]
 CANVAS_HEADER = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 ROSTER_COLUMNS = {"student", "email", "id_number", "username", "canvas_id", "sis_user_id", "sis_login_id", "section"}
 UNGRADED = ("failed", "invalid")  # no grade to publish: the cell stays empty
+LMS_FILE = "lms.toml"  # the assignment's name and Canvas id, kept between runs
+OVERRIDES_TEMPLATE = "overrides_template.csv"
+# what harness/scoring/overrides.py reads, after columns that only inform (they are not read back)
+TEMPLATE_HEADER = ["student", "criterion", "title", "max_points", "current_points", "auto_points"]
+TEMPLATE_EDITED = ["points", "delta", "clear_flags", "comment"]
 
 
 @dataclass(frozen=True)
@@ -97,9 +111,10 @@ def _write(path: Path, rows: list[list[str]], dialect: Dialect) -> Path:
     return path
 
 
-def moodle_rows(results, roster, t: Translator, assignment: str, maximum: float, dialect=PLAIN) -> list[list[str]]:
-    """Moodle's CSV grade import: identity columns, the grade out of ``maximum``, the feedback."""
-    rows = [[*MOODLE_HEADER, f"{assignment} (/{maximum:g})", "Feedback"]]
+def moodle_rows(results, roster, t: Translator, assignment: str, dialect=PLAIN) -> list[list[str]]:
+    """Moodle's CSV grade import: identity columns, the grade column named as the grade item (the instructor
+    maps it to that item in the import form), the feedback."""
+    rows = [[*MOODLE_HEADER, assignment, "Feedback"]]
     for result in results:
         who = roster.get(result.student, {})
         identity = [result.student, who.get("email", ""), who.get("id_number", ""), who.get("username", "")]
@@ -118,19 +133,71 @@ def canvas_rows(results, roster, assignment: str, assignment_id: str | None, max
     return rows
 
 
+def keep_assignment(out: Path, name: str | None = None, assignment_id: str | None = None) -> None:
+    """Remember the assignment's name and Canvas id in ``OUT/lms.toml`` (what is not given is kept as it was)."""
+    kept = {k: v for k, v in _kept_assignment(out).items() if v}
+    kept.update({k: v for k, v in (("name", name), ("canvas_id", assignment_id)) if v})
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in sorted(kept.items())]
+    (out / LMS_FILE).write_text(
+        "# harness --assignment / --assignment-id\n" + "\n".join(lines) + "\n", encoding="utf-8"
+    )
+
+
+def _kept_assignment(out: Path) -> dict[str, str]:
+    path = out / LMS_FILE
+    return tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def assignment_of(out: Path, t: Translator) -> tuple[str, str | None]:
+    """(the assignment's name, its Canvas id or None): as kept in ``OUT/lms.toml``, else the course's default name."""
+    kept = _kept_assignment(out)
+    return kept.get("name") or t("export_assignment"), kept.get("canvas_id") or None
+
+
 def write_lms_exports(
     out: Path,
     results: list[SubmissionResult],
     t: Translator,
-    assignment: str = "MNIST mini-project",
+    assignment: str | None = None,
     roster: dict[str, dict[str, str]] | None = None,
     assignment_id: str | None = None,
 ) -> list[str]:
-    """Write the Moodle file (plain and Excel), the Canvas file; return the warnings (unmatched students)."""
+    """Write the Moodle file (plain and Excel), the Canvas file; return the warnings (unmatched students).
+    The assignment's name and id default to those kept in ``OUT/lms.toml``."""
     roster = roster or {}
+    kept_name, kept_id = assignment_of(out, t)
+    assignment, assignment_id = assignment or kept_name, assignment_id or kept_id
     maximum = next((r.score.max_total for r in results if r.score), 20.0)
-    _write(out / "moodle_grades.csv", moodle_rows(results, roster, t, assignment, maximum), PLAIN)
-    _write(out / "moodle_grades_excel.csv", moodle_rows(results, roster, t, assignment, maximum, EXCEL_FR), EXCEL_FR)
+    _write(out / "moodle_grades.csv", moodle_rows(results, roster, t, assignment), PLAIN)
+    _write(out / "moodle_grades_excel.csv", moodle_rows(results, roster, t, assignment, EXCEL_FR), EXCEL_FR)
     _write(out / "canvas_grades.csv", canvas_rows(results, roster, assignment, assignment_id, maximum), PLAIN)
     missing = unmatched(results, roster)
     return [t("export_unmatched", n=len(missing), students=", ".join(missing))] if missing else []
+
+
+def _template_row(student: str, criterion) -> list[str]:
+    """One student's criterion: what informs (title, points), then the override already applied, if any."""
+    auto = criterion.auto_points if criterion.auto_points is not None else criterion.points
+    overridden = criterion.instructor_points is not None
+    informs = [
+        student,
+        criterion.id,
+        criterion.title,
+        *(f"{v:g}" for v in (criterion.max_points, criterion.points, auto)),
+    ]
+    applied = (
+        [f"{criterion.instructor_points:g}", "", "", criterion.instructor_comment or ""] if overridden else [""] * 4
+    )
+    return informs + applied
+
+
+def write_overrides_template(out: Path, results: list[SubmissionResult]) -> Path:
+    """``OUT/overrides_template.csv``: one row per student and criterion with the current points, ready for
+    ``harness score OUT --overrides``. Overrides already applied are filled in, so that the edited template
+    keeps them (an overrides file replaces the previous one); UTF-8 with a BOM, for spreadsheets."""
+    rows = [[*TEMPLATE_HEADER, *TEMPLATE_EDITED]]
+    for result in results:
+        for criterion in result.score.criteria if result.score else []:
+            rows.append(_template_row(result.student, criterion))
+    return _write(out / OVERRIDES_TEMPLATE, rows, Dialect(encoding="utf-8-sig"))

@@ -74,6 +74,14 @@ def isolation_key(sandbox: str | None) -> str:
     return "isolation_plain"
 
 
+def unsandboxed(result: SubmissionResult) -> bool:
+    """The student's code ran without bubblewrap: said by the run (--no-sandbox, the demo without bubblewrap),
+    which holds even when every model came from the cache, or by the worker (results written before run.sandbox)."""
+    if result.run.sandbox.startswith("none"):
+        return True
+    return bool(result.worker) and isolation_key(result.worker.sandbox) == "isolation_plain"
+
+
 def low_confidence(criterion: CriterionScore) -> bool:
     """The rubric marked this criterion's points as uncertain (``confidence`` from issue 14; absent: certain)."""
     return getattr(criterion, "confidence", None) == "low"
@@ -103,7 +111,7 @@ def findings(result: SubmissionResult, t: Translator) -> list[tuple[str, str]]:
             found.append(("not-measurable", f"{t('measurement_collapse')} ({model.name}){t('colon')} {said}"))
     if result.names_inferred:
         found.append(("inferred", t("names_inferred_look", n=len(result.factory_names))))
-    if result.worker and isolation_key(result.worker.sandbox) == "isolation_plain":
+    if unsandboxed(result):
         found.append(("no-sandbox", t("review_no_sandbox")))
     for criterion in result.score.criteria if result.score else []:
         if low_confidence(criterion):
@@ -130,9 +138,22 @@ def review_flags(result: SubmissionResult, t: Translator) -> list[str]:
     return list(dict.fromkeys(flag for flag, _ in findings(result, t) if flag != "status"))
 
 
+BINS = 8  # bars of a distribution: enough to see its shape, narrow enough for a table cell on a phone
+
+
+@dataclass
+class Bin:
+    """One bar of a distribution: the students whose points fall in [low, high) (the last bar includes high)."""
+
+    low: float
+    high: float
+    n: int
+    share: float  # n over the tallest bar's n: the bar's height
+
+
 @dataclass
 class Stat:
-    """Summary statistics of one column of points over the graded students."""
+    """Summary statistics of one column of points over the graded students, and its distribution."""
 
     title: str
     max_points: float
@@ -141,13 +162,33 @@ class Stat:
     median: float | None
     low: float | None
     high: float | None
+    bins: list[Bin] = field(default_factory=list)
+
+
+def distribution(values: list[float], max_points: float, bins: int = BINS) -> list[Bin]:
+    """`values` counted in `bins` equal bars from 0 to `max_points` (a full mark in the last one)."""
+    if max_points <= 0:
+        return []
+    width = max_points / bins
+    counts = [0] * bins
+    for value in values:
+        counts[min(bins - 1, max(0, int(value / width + 1e-9)))] += 1
+    tallest = max(counts) or 1
+    return [Bin(i * width, (i + 1) * width, n, n / tallest) for i, n in enumerate(counts)]
 
 
 def _stat(title: str, max_points: float, values: list[float]) -> Stat:
     if not values:
         return Stat(title, max_points, 0, None, None, None, None)
     return Stat(
-        title, max_points, len(values), statistics.fmean(values), statistics.median(values), min(values), max(values)
+        title,
+        max_points,
+        len(values),
+        statistics.fmean(values),
+        statistics.median(values),
+        min(values),
+        max(values),
+        distribution(values, max_points),
     )
 
 

@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402  (matplotlib's own dependency)
 
 from harness.results import ModelResult, SubmissionResult  # noqa: E402
 from harness.util.i18n import Translator  # noqa: E402
@@ -28,11 +29,15 @@ DPI = 90
 
 
 def figure_to_data_uri(figure) -> str:
-    """The figure as a PNG data URI; the figure is closed."""
+    """The figure as a PNG data URI; the figure is closed. Stored as a 256-colour palette PNG: charts
+    and digits look the same, at about 40 % of the bytes (a five-model report holds ~20 figures)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    image = Image.open(buffer).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+    packed = io.BytesIO()
+    image.save(packed, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(packed.getvalue()).decode("ascii")
 
 
 def model_label(model: ModelResult, t: Translator) -> str:

@@ -13,6 +13,7 @@ import base64
 import csv
 import math
 import threading
+from collections import Counter
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -20,8 +21,15 @@ from markupsafe import Markup
 
 from harness.analysis.analyse import GALLERY_FILE, SUITE_DIR, read_gallery, read_suite_examples, verdict
 from harness.report import figure_cache, figures
-from harness.report.exports import read_roster, write_lms_exports
-from harness.report.feedback import class_statistics, isolation_key, review_flags, to_progress, to_review
+from harness.report.exports import OVERRIDES_TEMPLATE, read_roster, write_lms_exports, write_overrides_template
+from harness.report.feedback import (
+    class_statistics,
+    isolation_key,
+    review_flags,
+    to_progress,
+    to_review,
+    unsandboxed,
+)
 from harness.report.figures import (  # noqa: F401  (re-exported: the figure functions used to live here)
     comparison_bars,
     figure_to_data_uri,
@@ -29,8 +37,10 @@ from harness.report.figures import (  # noqa: F401  (re-exported: the figure fun
     model_label,
     score_histogram,
 )
+from harness.report.localize import localized
 from harness.resources import bundled
 from harness.results import ModelResult, SubmissionResult
+from harness.similarity.records import SIMILARITY_PAGE, read_summary
 from harness.util.atomic import write_json_atomic
 from harness.util.i18n import Translator
 
@@ -69,6 +79,7 @@ def _environment(t: Translator) -> Environment:
     env.filters["min_width"] = lambda src: math.ceil(MIN_CHART_SCALE * png_width(src))
     env.filters["say"] = lambda flag: t.render(flag.message) if flag.message else flag.reason
     env.filters["pct"] = t.percent
+    env.filters["bin_text"] = lambda b: t("stat_bin", low=t.points(b.low), high=t.points(b.high), n=b.n)
     env.filters["num"] = t.number
     env.filters["int"] = t.integer
     env.filters["secs"] = lambda v: "—" if v is None else f"{t.number(v, 1)}\u00a0s"
@@ -153,6 +164,7 @@ def render_student(
     ``ranges`` (criterion id -> predicted range) makes it ``harness check``'s preview: the ranges stand
     where the points would, and no grade or total is shown."""
     env = env or _environment(t)
+    result = localized(result, t)
     models = ([result.reference.model] if result.reference else []) + result.models
     # The figures depend on the models, not on the score: kept between renders (harness/report/figure_cache.py).
     drawn = figure_cache.cached(
@@ -253,6 +265,13 @@ def model_ranking(results: list[SubmissionResult], reference: ModelResult | None
     return sorted(entries, key=lambda pair: -pair[1].test_accuracy)
 
 
+def unsandboxed_runs(results: list[SubmissionResult]) -> list[tuple[str, int]]:
+    """(why, number of students) for every reason students' code ran without a sandbox: the dashboard's
+    warning at the top, so that an unsandboxed grading is never mistaken for a sandboxed one."""
+    reasons = [r.run.sandbox.removeprefix("none: ") or "bubblewrap not available" for r in results if unsandboxed(r)]
+    return sorted(Counter(reasons).items())
+
+
 def render_dashboard(
     out: Path,
     results: list[SubmissionResult],
@@ -273,8 +292,13 @@ def render_dashboard(
         reviews=to_review(results, t),
         flags={r.student: review_flags(r, t) for r in results},
         statuses=sorted({r.status for r in results}),
+        unsandboxed=unsandboxed_runs(results),
         run=results[0].run if results else None,
         lang=t.language,
+        similarity=read_summary(out),
+        similarity_page=SIMILARITY_PAGE,
+        overrides_template=OVERRIDES_TEMPLATE if (out / OVERRIDES_TEMPLATE).exists() else None,
+        out=out,
     )
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
@@ -289,8 +313,10 @@ def render_all(
     The gradebook comes first and a page that cannot be drawn costs only itself: the problems (and
     the students a roster does not name) are returned, one line each, never raised.
     """
+    results = [localized(r, t) for r in results]
     write_grades_csv(out, results)
     problems = write_lms_exports(out, results, t, roster=read_roster(roster))
+    write_overrides_template(out, results)
     write_json_atomic(out / "class.json", class_summary(results, reference))
     env = _environment(t)
     for result in results:

@@ -1,4 +1,5 @@
-"""Open rendered pages in headless Chromium: screenshots, console errors, images that failed to load.
+"""Open rendered pages in headless Chromium, at desktop and phone width: screenshots, console errors,
+images that failed to load.
 
 Needs the `playwright` Python package (the test extra) and a Chromium binary (Debian package
 ``chromium``; its path from ``$HARNESS_CHROMIUM`` or ``/usr/bin/chromium``). Playwright drives the
@@ -47,8 +48,41 @@ def chromium_path() -> str:
     return found
 
 
-def check_pages(pages: list[Path], screenshots: Path, width: int = 1280) -> list[PageCheck]:
-    """Load each page offline, record console errors, broken images and any network request, screenshot it."""
+WIDTHS = {"": 1280, "-phone": 390}  # desktop and phone: the screenshot's name suffix -> viewport width
+
+
+def _watch(page, check: PageCheck) -> None:
+    """Record the page's console errors, uncaught exceptions and requests that leave the machine."""
+    page.on("console", lambda message: check.console_errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: check.console_errors.append(str(error)))
+    page.on(
+        "request",
+        lambda request: (
+            check.external_requests.append(request.url)
+            if not request.url.startswith(("file:", "data:", "about:"))
+            else None
+        ),
+    )
+
+
+def _check(browser, page_path: Path, screenshot: Path, width: int) -> PageCheck:
+    """Open one page at one width, note what went wrong, take its full-page screenshot."""
+    check = PageCheck(page=page_path, screenshot=screenshot)
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    _watch(page, check)
+    page.goto(page_path.resolve().as_uri(), wait_until="load")
+    check.images = page.evaluate("document.images.length")
+    check.broken_images = page.evaluate(
+        "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt || i.src.slice(0, 60))"
+    )
+    page.screenshot(path=str(screenshot), full_page=True)
+    page.close()
+    return check
+
+
+def check_pages(pages: list[Path], screenshots: Path, widths: dict[str, int] | None = None) -> list[PageCheck]:
+    """Load each page offline at each width (desktop, phone: ``WIDTHS``), record console errors, broken images
+    and any network request, and screenshot it (``<folder>-<page>.png``, ``…-phone.png``)."""
     from playwright.sync_api import sync_playwright  # a test extra: only `report --screenshots` needs it
 
     screenshots.mkdir(parents=True, exist_ok=True)
@@ -57,32 +91,9 @@ def check_pages(pages: list[Path], screenshots: Path, width: int = 1280) -> list
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         try:
             for page_path in pages:
-                check = PageCheck(
-                    page=page_path, screenshot=screenshots / f"{page_path.parent.name}-{page_path.stem}.png"
-                )
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.on(
-                    "console",
-                    lambda message, c=check: c.console_errors.append(message.text) if message.type == "error" else None,
-                )
-                page.on("pageerror", lambda error, c=check: c.console_errors.append(str(error)))
-                page.on(
-                    "request",
-                    lambda request, c=check: (
-                        c.external_requests.append(request.url)
-                        if not request.url.startswith(("file:", "data:", "about:"))
-                        else None
-                    ),
-                )
-                page.goto(page_path.resolve().as_uri(), wait_until="load")
-                check.images = page.evaluate("document.images.length")
-                check.broken_images = page.evaluate(
-                    "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
-                    ".map(i => i.alt || i.src.slice(0, 60))"
-                )
-                page.screenshot(path=str(check.screenshot), full_page=True)
-                page.close()
-                checks.append(check)
+                for suffix, width in (widths or WIDTHS).items():
+                    name = f"{page_path.parent.name}-{page_path.stem}{suffix}.png"
+                    checks.append(_check(browser, page_path, screenshots / name, width))
         finally:
             browser.close()
     return checks

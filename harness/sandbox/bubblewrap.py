@@ -21,9 +21,11 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import site
 import subprocess
 import sys
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SandboxUnavailable
@@ -79,28 +81,72 @@ def bubblewrap_available() -> bool:
         return False
 
 
-def _python_mounts() -> list[Path]:
-    """What the worker's Python needs, and only that: the interpreter, libpython, stdlib, site-packages.
+@dataclass(frozen=True)
+class PythonLayout:
+    """Where an interpreter's parts are: what a worker's Python needs to start and import its packages.
+
+    One shape for every installation: a system or pyenv interpreter (prefix = base prefix), a venv
+    (prefix holds ``pyvenv.cfg`` and site-packages; the standard library stays in the base prefix),
+    conda (extension modules load the environment's own shared libraries from ``lib/``), and
+    ``pip install --user`` (a user site-packages in the home folder).
+    """
+
+    executable: Path
+    prefix: Path
+    base_prefix: Path
+    stdlib: tuple[Path, ...]  # folders that hold the standard library (os.py) or its extensions (lib-dynload)
+    site_packages: tuple[Path, ...]  # every site-packages or dist-packages folder on sys.path, the user's included
+    user_site: Path | None  # the user site-packages, when Python put it on sys.path
+    libpython: tuple[Path, ...]
+    conda_libs: tuple[Path, ...]  # conda's <prefix>/lib: libssl, libffi, BLAS… that its extensions link against
+
+    @classmethod
+    def current(cls) -> PythonLayout:
+        """The running interpreter's layout (the one whose workers are started: ``sys.executable``)."""
+        entries = [Path(e) for e in sys.path if e]
+        user_site = Path(site.getusersitepackages()) if site.ENABLE_USER_SITE else None
+        prefixes = dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix))
+        return cls(
+            executable=Path(sys.executable),
+            prefix=Path(sys.prefix),
+            base_prefix=Path(sys.base_prefix),
+            stdlib=_stdlib_folders(entries),
+            site_packages=tuple(e for e in entries if e.name in ("site-packages", "dist-packages") and e.is_dir()),
+            user_site=user_site if user_site in entries else None,
+            libpython=_libpython(),
+            conda_libs=tuple(p / "lib" for p in prefixes if (p / "conda-meta").is_dir()),
+        )
+
+
+def _stdlib_folders(entries: list[Path]) -> tuple[Path, ...]:
+    """The standard library's folders: where ``os.py`` is, ``lib-dynload`` and a zipped stdlib, all in the
+    base installation (a venv's ``lib/pythonX.Y``, sysconfig's ``platstdlib`` there, holds only site-packages)."""
+    zipped = [e for e in entries if e.suffix == ".zip" and e.name.startswith("python") and e.is_file()]
+    found = [Path(os.__file__).parent, *(e for e in entries if e.name == "lib-dynload"), *zipped]
+    return tuple(dict.fromkeys(found))
+
+
+def _libpython() -> tuple[Path, ...]:
+    """libpython, for an interpreter linked against it (pyenv with --enable-shared, conda)."""
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        return ()
+    libdir = Path(sysconfig.get_config_var("LIBDIR") or "/nonexistent")
+    version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
+    return tuple(sorted(libdir.glob(f"libpython{version}*.so*")))
+
+
+def python_mounts(layout: PythonLayout | None = None) -> list[Path]:
+    """What the worker's Python needs, and only that: the interpreter, libpython, stdlib, site-packages
+    (and conda's shared libraries, and a venv's ``pyvenv.cfg``, without which it is not a venv).
 
     Never a whole prefix or a ``sys.path`` entry that is not a site-packages folder: with an
     editable install the repository (submissions, output folders) is on ``sys.path``.
     """
-    found: set[Path] = set()
-    executable = Path(sys.executable)
-    found |= {executable, executable.resolve()}
-    venv_cfg = Path(sys.prefix) / "pyvenv.cfg"
-    if venv_cfg.exists():
-        found.add(venv_cfg)
-    paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        found.add(Path(paths[key]))
-    for entry in sys.path:
-        if entry and Path(entry).name in ("site-packages", "dist-packages") and Path(entry).is_dir():
-            found.add(Path(entry))
-    if sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        libdir = Path(sysconfig.get_config_var("LIBDIR") or "/nonexistent")
-        version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
-        found |= set(libdir.glob(f"libpython{version}*.so*"))
+    layout = layout or PythonLayout.current()
+    found = {layout.executable, layout.executable.resolve(), *layout.stdlib, *layout.site_packages, *layout.libpython}
+    found |= set(layout.conda_libs)
+    if layout.prefix != layout.base_prefix:
+        found.add(layout.prefix / "pyvenv.cfg")
     return sorted(p for p in found if p.exists() and not _under_system(p))
 
 
@@ -123,12 +169,12 @@ def worker_modules() -> list[Path]:
 def worker_env(threads: int) -> dict[str, str]:
     """Environment of a worker: deterministic hashing, sized thread pools, quiet TensorFlow."""
     return {
+        **_user_site_env(PythonLayout.current()),
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
-        "PYTHONNOUSERSITE": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "TF_ENABLE_ONEDNN_OPTS": "0",
         "OMP_NUM_THREADS": str(threads),
@@ -150,6 +196,15 @@ def worker_env(threads: int) -> dict[str, str]:
             else {}
         ),
     }
+
+
+def _user_site_env(layout: PythonLayout) -> dict[str, str]:
+    """Where the worker's Python finds the user's site-packages: the grader's own when its packages are
+    there (``pip install --user``: mounted read-only), none otherwise. HOME is the scratch folder, so
+    without PYTHONUSERBASE Python would look for it, and run its .pth files, in a folder the student writes."""
+    if layout.user_site is None:
+        return {"PYTHONNOUSERSITE": "1"}
+    return {"PYTHONUSERBASE": site.getuserbase()}
 
 
 def gpu_device_nodes() -> list[str]:
@@ -206,7 +261,7 @@ def wrap(
                 "network connections"
             ),
         )
-    python = _python_mounts()
+    python = python_mounts()
     _check_not_exposed(python, scratch)
     tmp_bytes = str(limits.tmp_mb * 2**20)
     bwrap = [

@@ -24,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import Interrupted
 from harness.sandbox.bubblewrap import wrap
 from harness.sandbox.cgroups import WorkerCgroup
+from harness.sandbox.interrupt import stop_requested
 from harness.sandbox.limits import Limits
 from harness.sandbox.processes import die_with_parent, tree_tasks, user_task_count
 
@@ -155,12 +157,15 @@ def _folder_size(folder: Path) -> tuple[int, int]:
     return total, entries
 
 
-def _child_setup(limits: Limits, threads: int, cgroup: WorkerCgroup | None, nproc: int | None) -> None:
-    """In the forked child, before exec: join the cgroup, set the rlimits, die with the grader."""
+def _child_setup(
+    limits: Limits, threads: int, cgroup: WorkerCgroup | None, nproc: int | None, grader: int | None = None
+) -> None:
+    """In the forked child, before exec: join the cgroup, set the rlimits, die with the grader (`grader`:
+    its process id, read before the fork)."""
     if cgroup is not None:
         cgroup.join()
     limits.apply(threads, nproc)
-    die_with_parent()
+    die_with_parent(grader)
 
 
 def _nproc_cap(limits: Limits, cgroup: WorkerCgroup | None) -> int | None:
@@ -184,7 +189,10 @@ def run_command(
     bubblewrap: bool = False,
     on_event: OnEvent | None = None,
 ) -> JobOutcome:
-    """Run an already wrapped command under `limits`, watching it; the building block of `run_job`."""
+    """Run an already wrapped command under `limits`, watching it; the building block of `run_job`.
+    Raises :class:`Interrupted`, the worker killed, once the grader is told to stop (Ctrl-C, SIGTERM)."""
+    if (stop := stop_requested()) is not None:  # a submission that had not started its worker yet: none starts
+        raise Interrupted(stop)
     log_path = scratch / "worker.log"
     log_path.unlink(missing_ok=True)
     log_fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
@@ -202,7 +210,11 @@ def run_command(
     events_reader = _Reader(events_fd) if events_fd is not None else None
     if POSIX_PROCESS_CONTROL:
         nproc = _nproc_cap(limits, cgroup)
-        isolate = {"start_new_session": True, "preexec_fn": lambda: _child_setup(limits, threads, cgroup, nproc)}
+        grader = os.getpid()
+        isolate = {
+            "start_new_session": True,
+            "preexec_fn": lambda: _child_setup(limits, threads, cgroup, nproc, grader),
+        }
     else:
         isolate = {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
     started = time.monotonic()
@@ -230,6 +242,8 @@ def run_command(
                     last_check = elapsed
                 outcome.breach = _check_resources(process.pid, scratch, limits, cgroup, full=full)
                 reason = None if outcome.breach else watch(outcome.events, elapsed)
+                if stop_requested() is not None:  # the grader is stopping: the worker dies at this poll
+                    break
                 if outcome.breach or reason:
                     outcome.stopped_because = reason
                     break
@@ -260,6 +274,8 @@ def run_command(
         os.close(log_fd)
         if events_fd is not None:
             os.close(events_fd)
+    if (stop := stop_requested()) is not None:  # killed by the stop, not by its code: no outcome to grade
+        raise Interrupted(stop)
     return outcome
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from harness.results import CriterionScore, EvidenceItem, IngestResult, Score, SubmissionResult
-from harness.scoring.evidence import Evidence
+from harness.scoring.evidence import Evidence, as_message
 from harness.scoring.rubric import Rubric
 from harness.scoring.rules import get_rule
 from harness.util.i18n import Translator
@@ -35,19 +35,14 @@ def _apply_override(criterion: CriterionScore, rubric: Rubric, student: str, t: 
         return criterion
     automatic = (criterion.auto_points or 0.0) + (criterion.withheld_points or 0.0 if override.clear_flags else 0.0)
     final = override.apply(automatic, criterion.max_points)
-    evidence = [
-        *criterion.evidence,
-        EvidenceItem(
-            text=t(
-                "rb_ev_override",
-                change=override.describe(),
-                auto=f"{criterion.auto_points:g}",
-                final=f"{final:g}",
-                comment=override.comment or "—",
-            ),
-            kind="flag",
-        ),
-    ]
+    said = t(
+        "rb_ev_override",
+        change=override.describe(),
+        auto=float(criterion.auto_points or 0.0),
+        final=float(final),
+        comment=override.comment or "—",
+    )
+    evidence = [*criterion.evidence, EvidenceItem(text=said, kind="flag", messages={"text": as_message(said)})]
     return criterion.model_copy(
         update={
             "points": final,
@@ -57,6 +52,7 @@ def _apply_override(criterion: CriterionScore, rubric: Rubric, student: str, t: 
             # a human has looked: nothing left to review
             "confidence": "high",
             "confidence_reasons": [],
+            "messages": {k: v for k, v in criterion.messages.items() if k != "confidence_reasons"},
         }
     )
 
@@ -73,9 +69,10 @@ def score(evidence: Evidence, t: Translator) -> Score:
         exact = raw * criterion.max_points / out_of if out_of > 0 else 0.0
         exact = max(0.0, min(criterion.max_points, exact))
         points = _round(exact, rubric.rounding)
-        doubts = [*verdict.doubts, *_on_threshold(exact, criterion.max_points, rubric, t)]
         held, withheld, held_items = _integrity_hold(evidence, criterion.id, points, criterion.max_points, t)
-        doubts += [item.text for item in held_items]
+        # as messages before pydantic keeps only their text: the report says them again in its language
+        doubts = [as_message(d) for d in [*verdict.doubts, *_on_threshold(exact, criterion.max_points, rubric, t)]]
+        doubts += [item.messages["text"] for item in held_items]
         result = CriterionScore(
             id=criterion.id,
             title=criterion.title.get(t.language, criterion.id),
@@ -87,7 +84,8 @@ def score(evidence: Evidence, t: Translator) -> Score:
             auto_points=held,
             withheld_points=withheld,
             confidence="low" if doubts else "high",
-            confidence_reasons=doubts,
+            confidence_reasons=[t.render(d) for d in doubts],
+            messages={"reason": as_message(verdict.reason), "confidence_reasons": doubts},
         )
         criteria.append(_apply_override(result, rubric, evidence.student or evidence.ingest.student, t))
     return _total(criteria, rubric)
@@ -105,11 +103,11 @@ def _integrity_hold(
     names = ", ".join(sorted({name for name, _ in flags}))
     if rubric.integrity_policy == "cap":
         kept = min(points, rubric.integrity_cap * max_points)
-        text = t("rb_ev_integrity_cap", kept=f"{kept:g}", points=f"{points:g}", models=names)
+        text = t("rb_ev_integrity_cap", kept=float(kept), points=float(points), models=names)
     else:
         kept = 0.0
-        text = t("rb_ev_integrity_withheld", points=f"{points:g}", models=names)
-    return kept, (points - kept) or None, [EvidenceItem(text=text, kind="flag")]
+        text = t("rb_ev_integrity_withheld", points=float(points), models=names)
+    return kept, (points - kept) or None, [EvidenceItem(text=text, kind="flag", messages={"text": as_message(text)})]
 
 
 def _on_threshold(exact: float, max_points: float, rubric: Rubric, t: Translator) -> list[str]:
@@ -121,7 +119,7 @@ def _on_threshold(exact: float, max_points: float, rubric: Rubric, t: Translator
     boundary = (math.floor(exact / step - 0.5 + 1e-9) + 0.5) * step
     nearest = min((boundary, boundary + step), key=lambda b: abs(exact - b))
     if abs(exact - nearest) < rubric.confidence_margin:
-        return [t("rb_doubt_threshold", exact=f"{exact:.2f}", boundary=f"{nearest:g}")]
+        return [t("rb_doubt_threshold", exact=exact, boundary=float(nearest))]
     return []
 
 

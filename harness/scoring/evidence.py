@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import ast
 import functools
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.results import ComponentScore, EvidenceItem, IngestResult, ModelResult
+from harness.results import ComponentScore, EvidenceItem, IngestResult, Message, ModelResult
 from harness.scoring.readers import code as rubric_code
 from harness.scoring.readers import models as rubric_models
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.readers.text import Passage, plain
-from harness.util.i18n import Translator
+from harness.util.i18n import CONCAT, Said, Translator
 
 if TYPE_CHECKING:
     # Only an annotation: rubric.py imports the rule registry, whose rules import this module.
@@ -105,6 +106,27 @@ class Evidence:
         return model.test_accuracy if model is not None else None
 
 
+def as_message(text: str) -> Message:
+    """What a rule wrote, as a message to store: a translated text (:class:`Said`) with its key and values,
+    anything else (a tool's output, the student's words) as a text that stays as it is in every language."""
+    if isinstance(text, Said):
+        return Message(key=text.key, values={name: _message_value(v) for name, v in text.values.items()})
+    return Message(key=CONCAT, values={"parts": [str(text)]})
+
+
+def _message_value(value):
+    """A message's value as stored: texts said again, numbers kept as numbers (the template writes them)."""
+    if isinstance(value, Said):
+        return as_message(value)
+    if isinstance(value, (list, tuple)):
+        return [as_message(part) if isinstance(part, Said) else str(part) for part in value]
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return "—" if value is None else str(value)
+
+
 @dataclass
 class Verdict:
     """What a rule found: the criterion's reason, its parts and the evidence items, in order."""
@@ -124,14 +146,16 @@ class Notes:
     def where(self, cell: int | None, line: int | None) -> str | None:
         """ "cell 4, line 2" (the line only past a cell's first), "line 12" in a module, or None."""
         if cell is not None:
-            return self.t("cell", n=cell) + (f", {self.t('line')} {line}" if line and line > 1 else "")
+            return self.t("cell", n=cell) + (", " + self.t("line") + f" {line}" if line and line > 1 else "")
         if line is not None and self.ev.is_module:
-            return f"{self.t('line')} {line}"
+            return self.t("line") + f" {line}"
         return None
 
     def add(self, text: str, cell: int | None = None, line: int | None = None, kind: str = "info") -> None:
         """Append one evidence item; ``kind`` is found, missing, info or flag."""
-        self.items.append(EvidenceItem(text=text, where=self.where(cell, line), cell=cell, line=line, kind=kind))
+        where = self.where(cell, line)
+        messages = {"text": as_message(text), **({"where": as_message(where)} if where else {})}
+        self.items.append(EvidenceItem(text=text, where=where, cell=cell, line=line, kind=kind, messages=messages))
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -139,18 +163,20 @@ class Notes:
 
 def component(t: Translator, cid: str, points: float, max_points: float, detail: str = "") -> ComponentScore:
     """One part of a criterion, its points clamped to [0, max_points] and rounded to 3 decimals."""
+    label = t(f"rb_part_{cid}")
     return ComponentScore(
         id=cid,
-        label=t(f"rb_part_{cid}"),
+        label=label,
         points=round(max(0.0, min(max_points, points)), 3),
         max_points=max_points,
         detail=detail,
+        messages={"label": as_message(label), **({"detail": as_message(detail)} if detail else {})},
     )
 
 
-def pct(value: float | None) -> str:
-    """An accuracy as a percentage with two decimals ("98.42"), or "—" when unknown."""
-    return "—" if value is None else f"{100 * value:.2f}"
+def ratio(t: Translator, done: float, total: float) -> Said:
+    """A part's detail "3/4" (or "1,5/3": a part justified in part), in the report's language."""
+    return t("rb_detail_ratio", done=float(done) if done != int(done) else int(done), total=total)
 
 
 def excerpt(text: str, limit: int = 140) -> str:

@@ -20,6 +20,11 @@ Two formats, the same content (see the README, "Instructor overrides")::
     Camille Dupont,analysis,3,,Très bonne analyse des confusions 4/9
     Zoé Martin,modifications,,-1,Modèle 2 : deux changements à la fois
 
+``harness report`` writes ``OUT/overrides_template.csv``, this CSV with one row per student and criterion
+and informative columns (title, current points) that are not read back: a row whose ``points``,
+``delta``, ``clear_flags`` and ``comment`` are all empty changes nothing. A spreadsheet may save it with
+``;`` between fields.
+
 An integrity flag (docs/integrity.md) holds back the points of the criteria it concerns; the
 instructor who has looked gives them with ``clear_flags = true`` (CSV: a ``clear_flags`` column
 holding ``true``), alone or with ``points``/``delta``.
@@ -40,6 +45,8 @@ import unicodedata
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+DECISIONS = ("points", "delta", "clear_flags", "comment")  # a CSV row with none of them filled decides nothing
 
 
 class Override(BaseModel):
@@ -116,7 +123,9 @@ def load_overrides(path: Path | None, criteria: dict[str, float] | None = None) 
     items: list[Override] = []
     if path.suffix.lower() == ".csv":
         text = raw.decode("utf-8-sig")
-        reader = csv.DictReader(text.splitlines())
+        header = text.splitlines()[0] if text else ""
+        # a French spreadsheet saves the template with ";"
+        reader = csv.DictReader(text.splitlines(), delimiter=";" if header.count(";") > header.count(",") else ",")
         missing = {"student", "criterion"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(
@@ -124,8 +133,8 @@ def load_overrides(path: Path | None, criteria: dict[str, float] | None = None) 
                 f"(missing {', '.join(sorted(missing))})"
             )
         for number, row in enumerate(reader, start=2):
-            if not any((v or "").strip() for v in row.values()):
-                continue
+            if not any((row.get(k) or "").strip() for k in DECISIONS):
+                continue  # a template row left as it is, or a blank line
             where = f"{path}:{number}"
             try:
                 items.append(

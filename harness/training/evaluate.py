@@ -26,6 +26,7 @@ import numpy as np
 
 from harness.analysis.analyse import suite_job
 from harness.analysis.perturbations import BuiltSuite
+from harness.errors import Interrupted
 from harness.results import ModelResult
 from harness.sandbox import run_job
 from harness.training.train import TrainingJob
@@ -84,17 +85,22 @@ class EvaluationWorker:
             "wait_s": self.wait_limit,
         }
 
+        self.interrupted: Interrupted | None = None
+
         def run() -> None:
-            self.outcome = run_job(
-                worker_job,
-                scratch,
-                worker=WORKER,
-                readable=readable,
-                threads=job.threads,
-                watch=self._watch,
-                limits=job.limits,
-                use_bubblewrap=job.use_bubblewrap,
-            )
+            try:
+                self.outcome = run_job(
+                    worker_job,
+                    scratch,
+                    worker=WORKER,
+                    readable=readable,
+                    threads=job.threads,
+                    watch=self._watch,
+                    limits=job.limits,
+                    use_bubblewrap=job.use_bubblewrap,
+                )
+            except Interrupted as stop:  # raised again in the thread that waits for the predictions
+                self.interrupted = stop
 
         self.thread = threading.Thread(target=run, name=f"evaluate:{scratch}", daemon=True)
         self.thread.start()
@@ -119,6 +125,8 @@ class EvaluationWorker:
         self.sent_at = time.monotonic()
         os.replace(pending, self.scratch / GO_FILE)  # whole or absent, as the worker polls for it
         self.thread.join()
+        if self.interrupted is not None:  # the grader is stopping: no model "could not be evaluated"
+            raise self.interrupted
         outcome = self.outcome
         events = outcome.events if outcome is not None else []
         failures = {e["name"]: e for e in events if e["event"] == "evaluate_failed"}

@@ -49,6 +49,7 @@ WORKER_FIELDS = {
     "history",
     "model_file",
     "batchnorm",
+    "runtime",
 }
 WORKER_STATUSES = {"ok", "invalid", "error", "out_of_memory", "killed", "timeout", "crashed"}
 WORKER = "harness.workers.train"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +62,28 @@ def savez_atomic(path: Path, *, compressed: bool = False, **arrays: Any) -> Path
     """NumPy arrays as an ``.npz`` file, whole or not at all (``np.savez`` or ``np.savez_compressed``)."""
     save = np.savez_compressed if compressed else np.savez
     return atomic_write(path, lambda handle: save(handle, **arrays), fsync=False)
+
+
+# What a write killed midway leaves: ``atomic_write``'s ``.<name>.<8 random>.tmp`` files, and the stage
+# cache's ``.<key>.<8 random>`` staging and ``.<key>.old.<8 random>`` folders (``tempfile``'s random part).
+_LEFT_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_LEFT_FOLDER = re.compile(r"^\..+\.[a-z0-9_]{8}$")
+
+
+def remove_leftovers(folder: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    """Remove, under `folder` (not in its top-level entries named in `skip`), what writes interrupted by a
+    kill left behind; return what was removed. Only where no other process may be writing: under the
+    output folder's lock, before any worker starts."""
+    removed = []
+    for root, dirs, files in os.walk(folder):
+        if Path(root) == Path(folder):
+            dirs[:] = [d for d in dirs if d not in skip]
+        for name in [d for d in dirs if _LEFT_FOLDER.match(d)]:
+            shutil.rmtree(Path(root) / name, ignore_errors=True)
+            removed.append(Path(root) / name)
+            dirs.remove(name)
+        for name in files:
+            if _LEFT_FILE.match(name):
+                (Path(root) / name).unlink(missing_ok=True)
+                removed.append(Path(root) / name)
+    return removed

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import inspect
 import io
 import json
@@ -59,6 +60,7 @@ class _Recorder:
         self.seen: dict[int, dict] = {}  # id(model) -> what is known about it
         self.order: list[int] = []  # fitted models, in order of their first fit
         self.objects: dict[int, Any] = {}  # keep the models alive (ids stay unique)
+        self.factory_functions: set[str] = set()  # a mixed submission's graded factories (found statically)
 
     def info(self, model) -> dict:
         """What is known about `model`; a model seen for the first time was built by this cell."""
@@ -80,6 +82,27 @@ class _Recorder:
             for item in items:
                 if isinstance(item, Model):
                     self.info(item)
+
+    def tag_factories(self) -> None:
+        """Wrap the graded factories the namespace now defines, so that a model one returns is known as
+        theirs (``model = create_improved_model_1()`` fitted at top level is graded once, as the factory)."""
+        for name in self.factory_functions:
+            function = self.namespace.get(name)
+            if callable(function) and not getattr(function, "_harness_factory", False):
+                self.namespace[name] = self._tagging(function, name)
+
+    def _tagging(self, function, name: str):
+        recorder = self
+
+        @functools.wraps(function)
+        def factory(*args, **kwargs):
+            model = function(*args, **kwargs)
+            if isinstance(model, recorder.keras.Model):
+                recorder.info(model)["made_by"] = name
+            return model
+
+        factory._harness_factory = True
+        return factory
 
     def variable(self, model) -> str | None:
         """The notebook's name for `model`, if a public variable holds it."""
@@ -358,11 +381,13 @@ class _Recorder:
 
     # ----------------------------------------------------------------------- the report
 
-    def finish(self, reference_signature: list[str]) -> tuple[list[dict], list[str]]:
-        """The fitted models (at most MAX_MODELS, one of each identical set-up), named and given
-        roles; and the models that were compiled but never fitted."""
+    def finish(self, reference_signature: list[str], taken: list[str] = ()) -> tuple[list[dict], list[str]]:
+        """The fitted models (at most MAX_MODELS, one of each identical set-up; not those a graded factory
+        returned), named and given roles after the factory names already `taken`; and the models that
+        were compiled but never fitted."""
         models, seen_specs = [], {}
-        for key in self.order[:MAX_MODELS]:
+        order = [key for key in self.order if self.seen[key].get("made_by") not in self.factory_functions]
+        for key in order[:MAX_MODELS]:
             entry = self._entry(key)
             spec_key = json.dumps([entry["model_json"], entry["compile"], entry["fit"]], sort_keys=True, default=str)
             if entry["model_json"] and spec_key in seen_specs:
@@ -375,10 +400,10 @@ class _Recorder:
                 c["schedule_source"] for c in entry["fit"].get("callbacks", []) if c.get("schedule_source")
             ]
             models.append(entry)
-        extra = len(self.order) - MAX_MODELS
+        extra = len(order) - MAX_MODELS
         if extra > 0 and models:
             models[-1]["notes"].append(f"{extra} more fitted model(s) not graded (at most {MAX_MODELS})")
-        self._name(models, reference_signature)
+        self._name(models, reference_signature, taken)
         not_fitted = [
             f"{info.get('variable') or self.variable(self.objects[key]) or 'a model'} "
             f"(compiled in cell {info['compiled_cell']})"
@@ -427,20 +452,25 @@ class _Recorder:
         return entry
 
     @staticmethod
-    def _name(models: list[dict], reference_signature: list[str]) -> None:
+    def _name(models: list[dict], reference_signature: list[str], taken: list[str] = ()) -> None:
         """Factory names and roles: the baseline is a model whose variable says "baseline"/"ref", else
-        the first one if it is the reference CNN; the others are improved models, in order."""
+        the first one if it is the reference CNN (unless a factory already is the baseline); the others
+        are improved models, in order, numbered after the improved factories already `taken`."""
         baseline = next(
             (m for m in models if m["variable"] and BASELINE_NAME.search(m["variable"]) and m["model_json"]), None
         )
         if baseline is None and models and models[0]["signature"] == reference_signature:
             baseline = models[0]
-        number = 0
+        if "create_baseline_model" in taken:
+            baseline = None
+        number = sum(1 for name in taken if name.startswith("create_improved_model"))
         for entry in models:
             if entry is baseline:
                 entry["factory"], entry["role"] = "create_baseline_model", "baseline"
             else:
                 number += 1
+                while f"create_improved_model_{number}" in taken:
+                    number += 1
                 entry["factory"], entry["role"] = f"create_improved_model_{number}", "improved"
             fit = entry["fit"]
             entry["fit_summary"] = {
@@ -517,20 +547,24 @@ def _reference_signature(job: dict, recorder: _Recorder) -> list[str]:
 
 
 def _run_cell(
-    number: int, source: str, namespace: dict, cell_timeout: float, has_alarm: bool
+    number: int, source: str, namespace: dict, cell_timeout: float, has_alarm: bool, after_statement=lambda: None
 ) -> tuple[str, tuple[str, str] | None, str]:
-    """Run one cell in the notebook's namespace, its output captured: (status, error, output)."""
+    """Run one cell in the notebook's namespace, its output captured: (status, error, output);
+    `after_statement` is called after each of its top-level statements."""
     filename = f"<cell {number}>"
     # the cell's source where inspect.getsource finds it (a LearningRateScheduler's schedule)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     buffer = io.StringIO()
     status, error = "ok", None
     try:
-        code = compile(source, filename, "exec")
+        tree = ast.parse(source, filename)
         if has_alarm:
             signal.setitimer(signal.ITIMER_REAL, cell_timeout)
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-            exec(code, namespace)
+            # statement by statement: a factory defined and called in the same cell is tagged in between
+            for statement in tree.body:
+                exec(compile(ast.Module([statement], []), filename, "exec"), namespace)
+                after_statement()
     except CellTimeout:
         status, error = "timeout", ("CellTimeout", f"the cell ran past its limit of {cell_timeout:.0f} s")
     except BaseException as exc:  # SystemExit from a cell counts as that cell's failure
@@ -551,6 +585,7 @@ def run_cells(job: dict, events: Events) -> None:
     recorder.install()
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
     recorder.namespace = namespace
+    recorder.factory_functions = set(job.get("factory_functions", []))
     exec(compile(loader_source(Path(job["data"])), "<harness loader>", "exec"), namespace)
     reference_signature = _reference_signature(job, recorder)
     cell_timeout = float(job["cell_timeout_s"])
@@ -563,7 +598,7 @@ def run_cells(job: dict, events: Events) -> None:
             continue
         recorder.cell = number
         started = time.monotonic()
-        status, error, output = _run_cell(number, source, namespace, cell_timeout, has_alarm)
+        status, error, output = _run_cell(number, source, namespace, cell_timeout, has_alarm, recorder.tag_factories)
         recorder.scan()
         events.emit(
             "cell_done",
@@ -574,7 +609,7 @@ def run_cells(job: dict, events: Events) -> None:
             error_name=error[0] if error else None,
             error_message=error[1] if error else None,
         )
-    models, not_fitted = recorder.finish(reference_signature)
+    models, not_fitted = recorder.finish(reference_signature, job.get("taken", []))
     events.emit("models", models=models, not_fitted=not_fitted)
 
 

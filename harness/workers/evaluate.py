@@ -31,7 +31,7 @@ from harness.workers.keras_setup import (  # noqa: E402
     import_student_module,
     set_limits,
 )
-from harness.workers.probes import probe_predictions  # noqa: E402
+from harness.workers.probes import private_predictions, probe_predictions  # noqa: E402
 from harness.workers.protocol import Events, serve  # noqa: E402
 
 PREDICT_BATCH = 256  # measured on 2 CPU cores: small batches keep a small CNN's activations in cache
@@ -100,10 +100,13 @@ def prediction_arrays(
     suite: list[tuple[str, np.ndarray]],
     suite_job: dict | None,
     probe_seed: int | None = None,
+    checks: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """One model's predictions file, but for the worker's CPU time: the clean test set's
-    probabilities, the invariance probes' predicted digits (given their seed), then (with a suite)
-    the predicted digit and its confidence on every perturbed image, each part timed."""
+    probabilities, the invariance probes' predicted digits (given their seed; on the test positions
+    ``checks["probe_indices"]`` when given), the private check set's (``checks["x_private"]``), then
+    (with a suite) the predicted digit and its confidence on every perturbed image, each part timed."""
+    checks = checks or {}
     started, cpu = time.perf_counter(), time.process_time()
     probabilities = predict(x_test).astype("float32")
     arrays = {
@@ -113,9 +116,14 @@ def prediction_arrays(
     }
     if probe_seed is not None:
         started, cpu = time.perf_counter(), time.process_time()
-        arrays.update(probe_predictions(predict, x_test, probe_seed))
+        arrays.update(probe_predictions(predict, x_test, probe_seed, checks.get("probe_indices")))
         arrays["probe_seconds"] = np.float64(time.perf_counter() - started)
         arrays["probe_cpu_seconds"] = np.float64(time.process_time() - cpu)
+    if "x_private" in checks:
+        started, cpu = time.perf_counter(), time.process_time()
+        arrays.update(private_predictions(predict, checks))
+        arrays["private_seconds"] = np.float64(time.perf_counter() - started)
+        arrays["private_cpu_seconds"] = np.float64(time.process_time() - cpu)
     if suite:
         started, cpu = time.perf_counter(), time.process_time()
         predicted, confidence, offsets = [], [], [0]
@@ -147,6 +155,9 @@ def run_evaluation(job: dict, events: Events) -> None:
         custom_objects = {k: v for k, v in vars(module).items() if not k.startswith("__")}
     with np.load(job["data"]) as npz:
         x_test = npz["x_test"]
+        # the probe's positions and the private check set, when the grading process wrote them
+        wanted = ("probe_indices", "x_private", "private_indices", "x_control", "x_control_private")
+        checks = {key: npz[key] for key in wanted if key in npz.files}
     suite = _load_suite_sets(job.get("suite"))
     for item in _wait_for_models(job, events):
         name = item["name"]
@@ -154,9 +165,11 @@ def run_evaluation(job: dict, events: Events) -> None:
             model = keras.saving.load_model(
                 item["model_file"], safe_mode=custom_objects is None, custom_objects=custom_objects, compile=False
             )
-            arrays = prediction_arrays(_predictor(model), x_test, suite, job.get("suite"), job.get("probe_seed"))
+            arrays = prediction_arrays(
+                _predictor(model), x_test, suite, job.get("suite"), job.get("probe_seed"), checks
+            )
             arrays["worker_cpu_seconds"] = np.float64(time.process_time())  # since the worker started
-            np.savez(Path(job["out_dir"]) / f"{name}.predictions.npz", **arrays)
+            np.savez_compressed(Path(job["out_dir"]) / f"{name}.predictions.npz", **arrays)
             events.emit(
                 "evaluated",
                 name=name,

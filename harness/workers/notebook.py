@@ -17,28 +17,30 @@ MAX_CELL_OUTPUT = 4000
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+TFDS_SHIM = Path(__file__).with_name("tfds_mnist.py")
+
+
 def loader_source(data: Path, max_epochs: int | None = None) -> str:
-    """The injected first cell: MNIST from the mounted file under every import path of Keras's
-    loader (``keras.datasets.mnist``, ``tensorflow.keras.datasets.mnist``), for ``np.load`` of a
-    ``mnist.npz`` the student had locally, and for scikit-learn's ``fetch_openml("mnist_784")``
-    when scikit-learn is installed; optionally ``Model.fit``'s epochs capped."""
-    cap = (
-        ""
-        if not max_epochs
-        else f"""
-import inspect as _harness_inspect
-_harness_fit = _harness_keras.Model.fit
-_harness_fit_signature = _harness_inspect.signature(_harness_fit)
-def _harness_capped_fit(self, *args, **kwargs):
-    bound = _harness_fit_signature.bind(self, *args, **kwargs)
-    bound.apply_defaults()
-    bound.arguments["epochs"] = min(int(bound.arguments.get("epochs") or 1), {int(max_epochs)})
-    return _harness_fit(*bound.args, **bound.kwargs)
-_harness_keras.Model.fit = _harness_capped_fit
-"""
+    """The injected first cell: MNIST from the mounted file, never the network, whichever way the
+    student asks for it (each part below); optionally ``Model.fit``'s epochs capped."""
+    return "\n".join(
+        [
+            "# Injected by the grading harness: MNIST cannot be downloaded here, so every loader reads the copy",
+            "# the harness mounted" + (f" and Model.fit's epochs are capped at {max_epochs}." if max_epochs else "."),
+            _keras_loader(data),
+            _npz_loader(data),
+            _openml_loader(data),
+            _tfds_loader(data),
+            _fit_cap(max_epochs) if max_epochs else "",
+        ]
     )
-    return f"""# Injected by the grading harness: MNIST cannot be downloaded here, so Keras's loader reads
-# the copy the harness mounted{" and Model.fit's epochs are capped at " + str(max_epochs) if max_epochs else ""}.
+
+
+def _keras_loader(data: Path) -> str:
+    """``mnist.load_data()`` under every import path (``keras``, ``tensorflow.keras``, ``tf_keras``…):
+    modules already imported are patched now, the others as they are imported (an import hook), so
+    that a path the harness did not import itself (``tf_keras.datasets.mnist``) is served too."""
+    return f"""
 import sys as _harness_sys
 import numpy as _harness_np
 def _harness_load_data(path="mnist.npz"):
@@ -53,15 +55,52 @@ except Exception:
 for _harness_name, _harness_module in list(_harness_sys.modules.items()):
     if _harness_name.endswith("datasets.mnist") and hasattr(_harness_module, "load_data"):
         _harness_module.load_data = _harness_load_data
+class _HarnessMnistImports:
+    # a datasets.mnist module imported later gets the harness's load_data once it has run
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if not name.endswith("datasets.mnist"):
+            return None
+        for finder in _harness_sys.meta_path:
+            if finder is not _HarnessMnistImports and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _HarnessMnistLoader(spec.loader)
+                    return spec
+        return None
+class _HarnessMnistLoader:
+    def __init__(self, loader):
+        self.loader = loader
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        if hasattr(module, "load_data"):
+            module.load_data = _harness_load_data
+_harness_sys.meta_path.insert(0, _HarnessMnistImports)
+"""
+
+
+def _npz_loader(data: Path) -> str:
+    """``np.load("…/mnist.npz")`` of a copy the student had on their own machine (any path, any case,
+    ``mnist_data.npz`` too) reads the mounted file; an existing file is read as it is."""
+    return f"""
 import os as _harness_os
 _harness_np_load = _harness_np.load
 def _harness_np_load_mnist(file, *args, **kwargs):
-    # np.load("…/mnist.npz") of a copy the student had on their own machine
-    if isinstance(file, (str, _harness_os.PathLike)) and _harness_os.fspath(file).endswith("mnist.npz") \
-            and not _harness_os.path.exists(file):
-        file = {str(data)!r}
+    if isinstance(file, (str, _harness_os.PathLike)) and not _harness_os.path.exists(file):
+        _harness_base = _harness_os.path.basename(_harness_os.fspath(file)).lower()
+        if "mnist" in _harness_base and _harness_base.endswith(".npz") and "fashion" not in _harness_base:
+            file = {str(data)!r}
     return _harness_np_load(file, *args, **kwargs)
 _harness_np.load = _harness_np_load_mnist
+"""
+
+
+def _openml_loader(data: Path) -> str:
+    """scikit-learn's ``fetch_openml("mnist_784")`` (when scikit-learn is installed): train then test, as
+    OpenML orders MNIST, labels as strings."""
+    return f"""
 try:
     import sklearn.datasets as _harness_sklearn_datasets
     _harness_fetch_openml = _harness_sklearn_datasets.fetch_openml
@@ -83,7 +122,40 @@ try:
     _harness_sklearn_datasets.fetch_openml = _harness_fetch_mnist
 except Exception:
     pass
-{cap}"""
+"""
+
+
+def _tfds_loader(data: Path) -> str:
+    """``tensorflow_datasets.load("mnist", …)``: when the package is installed, its ``load`` serves MNIST
+    from the mounted file (other data sets go to the real one); when it is not, a small module in its
+    place (harness/workers/tfds_mnist.py) does, so a notebook that uses it for MNIST alone runs."""
+    return f"""
+import types as _harness_types
+_harness_tfds = _harness_types.ModuleType("tensorflow_datasets")
+exec(compile({TFDS_SHIM.read_text(encoding="utf-8")!r}, "<harness tfds_mnist>", "exec"), _harness_tfds.__dict__)
+_harness_tfds.DATA = {str(data)!r}
+try:
+    import tensorflow_datasets as _harness_real_tfds
+    _harness_tfds._REAL_LOAD = _harness_real_tfds.load
+    _harness_real_tfds.load = _harness_tfds.load
+except ImportError:
+    _harness_sys.modules["tensorflow_datasets"] = _harness_tfds
+"""
+
+
+def _fit_cap(max_epochs: int) -> str:
+    """``Model.fit``'s epochs capped at `max_epochs` (``--execute``: the notebook must fit its time limit)."""
+    return f"""
+import inspect as _harness_inspect
+_harness_fit = _harness_keras.Model.fit
+_harness_fit_signature = _harness_inspect.signature(_harness_fit)
+def _harness_capped_fit(self, *args, **kwargs):
+    bound = _harness_fit_signature.bind(self, *args, **kwargs)
+    bound.apply_defaults()
+    bound.arguments["epochs"] = min(int(bound.arguments.get("epochs") or 1), {int(max_epochs)})
+    return _harness_fit(*bound.args, **bound.kwargs)
+_harness_keras.Model.fit = _harness_capped_fit
+"""
 
 
 def clean_output(text: str, limit: int = MAX_CELL_OUTPUT) -> str:

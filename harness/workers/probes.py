@@ -12,8 +12,9 @@ makes three such changes at once, to every test image:
 * the images shuffled and predicted in batches of another size (the predictions are put back in
   test order): breaks whatever depends on a position in a batch.
 
-One pass over the test set, so that it costs about a tenth of the robustness suite; every image is
-probed, so that no subset can be answered honestly and the rest looked up. A genuine model's
+One pass over a subset of the test set drawn from the run's seed (``probe_indices``, chosen by the
+grading process: 2,000 images, a few percent of the evaluation); the model cannot tell which images
+will be probed, and a lookup collapses on any subset. A genuine model's
 accuracy moves by a few tenths of a point at most (``reference/analysis.toml``,
 ``[integrity.invariance]``). The changes are drawn from the job's seed: every model, the reference
 included, sees the same images.
@@ -52,13 +53,34 @@ def border_shift(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def probe_predictions(predict, x: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """The predicted digit of every test image under the probe, in test order (``probe_names``,
-    ``probe_predicted``). `predict(images, batch_size)` returns the model's outputs."""
+def probe_predictions(predict, x: np.ndarray, seed: int, indices: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The predicted digit of every probed test image (`indices`, default all) under the probe, in
+    test order (``probe_names``, ``probe_predicted``, ``probe_indices``). `predict(images,
+    batch_size)` returns the model's outputs."""
+    indices = np.arange(len(x)) if indices is None else np.asarray(indices)
+    x = x[indices]
     rng = np.random.default_rng([seed, 0x1A7E])
     changed = border_shift(pixel_jitter(x, rng), rng)
     order = rng.permutation(len(x))
     shuffled = predict(changed[order], PROBE_BATCH).argmax(axis=1)
     in_test_order = np.empty_like(shuffled)
     in_test_order[order] = shuffled
-    return {"probe_names": np.array(PROBES), "probe_predicted": in_test_order[None, :].astype("uint8")}
+    return {
+        "probe_names": np.array(PROBES),
+        "probe_predicted": in_test_order[None, :].astype("uint8"),
+        "probe_indices": indices.astype("int64"),
+    }
+
+
+def private_predictions(predict, checks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The predicted digit of every image of the course's private check set (test images rewritten by
+    a secret seed, ``harness/analysis/private_set.py``), with the test positions they rewrite, and of
+    its control (validation images, as they are and rewritten alike); the worker never sees a label."""
+    arrays = {
+        "private_predicted": predict(checks["x_private"]).argmax(axis=1).astype("uint8"),
+        "private_indices": np.asarray(checks["private_indices"], dtype="int64"),
+    }
+    if "x_control" in checks:  # a test file written without the control has none (the flag then needs it)
+        arrays["control_predicted"] = predict(checks["x_control"]).argmax(axis=1).astype("uint8")
+        arrays["control_private_predicted"] = predict(checks["x_control_private"]).argmax(axis=1).astype("uint8")
+    return arrays

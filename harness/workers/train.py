@@ -33,6 +33,9 @@ from harness.workers.keras_setup import (  # noqa: E402
 )
 from harness.workers.protocol import Events, serve  # noqa: E402
 
+# Every model is built and trained by this one runtime (Keras 2 code is rewritten for it at ingest,
+# harness/ingest/legacy.py): recorded per model, so that a result says what trained it.
+RUNTIME = f"Keras {keras.__version__} (TensorFlow {tf.__version__}, backend {keras.backend.backend()})"
 KNOWN_SETTINGS = {"epochs", "batch_size", "callbacks", "augmentation"}
 HARNESS_OWNED_SETTINGS = {"validation_split", "validation_data", "x", "y", "shuffle", "verbose"}
 SALIENT_LAYER_KEYS = (
@@ -223,7 +226,7 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
     the factory consumed of the random streams.
     """
     profile, training, seed = job["profile"], job["training"], job["seed"]
-    result: dict[str, Any] = {"name": name}
+    result: dict[str, Any] = {"name": name, "runtime": RUNTIME}
     events.emit("model", name=name, phase="build")
     keras.utils.set_random_seed(seed)
     factory = getattr(module, name)
@@ -315,7 +318,7 @@ def run_training(job: dict, events: Events) -> None:
         try:
             result = train_one(module, name, job, split, events)
         except BaseException as error:
-            result = {"name": name, **failure(error)}
+            result = {"name": name, "runtime": RUNTIME, **failure(error)}
         events.emit("model_done", name=name, result=result)
         keras.backend.clear_session()
 

@@ -8,9 +8,10 @@ import tomllib
 
 import nbformat
 import pytest
-from conftest import FIXTURES, run_grade
+from conftest import FIXTURES, TINY, run_grade
 
 from harness.ingest import ingest_path
+from harness.ingest.read import factory_functions, needs_discovery
 
 REAL_WORLD = FIXTURES / "real_world"
 
@@ -113,10 +114,13 @@ EXPECTED = tomllib.loads((REAL_WORLD / "expected.toml").read_text(encoding="utf-
 
 @pytest.fixture(scope="module")
 def real_world_graded(tmp_path_factory, mnist_npz, protocol_path, stage_cache, suite_path):
-    """The whole real-world set graded once, as an instructor would grade a class (2 workers)."""
+    """The whole real-world set graded once, as an instructor would grade a class (2 workers), on the
+    cheap ``tiny`` test profile (tests/fixtures/protocol_test_profiles.toml: 600 images, one epoch)."""
     klass = shutil.copytree(REAL_WORLD, tmp_path_factory.mktemp("real_world") / "class")
     out = tmp_path_factory.mktemp("real_world") / "out"
-    return run_grade([klass], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path)
+    return run_grade(
+        [klass], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path, profile=TINY
+    )
 
 
 def test_every_real_world_submission_has_an_expected_outcome():
@@ -139,7 +143,7 @@ def test_each_real_world_submission_reaches_its_expected_outcome(real_world_grad
 def test_nine_in_ten_real_world_submissions_have_every_model_graded(real_world_graded):
     """The issue's bar: at least 90 % of the submissions that carry no error of the student's own are
     retrained and scored in full (here: all of them); every other one says why, in terms of the student's
-    own error, never a failure of the harness. The set holds 5 such deliberate errors in 31."""
+    own error, never a failure of the harness. The set holds 5 such deliberate errors in 39."""
     results = real_world_graded.by_student()
     clean = [s for s in results if EXPECTED[s]["status"] == "ok"]
     full = [s for s in clean if results[s].status == "ok"]
@@ -239,3 +243,65 @@ def test_a_skipped_prose_cell_costs_what_dead_code_costs(real_world_graded):
     assert len(flagged) == 1 and flagged[0].cell is not None and flagged[0].kind == "flag"
     dead_code = next(c for c in quality.components if c.id == "dead_code")
     assert dead_code.points < dead_code.max_points
+
+
+# --------------------------------------------------------------------------- issue 13: legacy code, loaders, mixed, roles
+
+
+def test_roles_are_read_from_the_headings_when_the_names_say_nothing():
+    result = ingest_path(REAL_WORLD / "gauthier_marc.ipynb")
+    assert result.factory_source == "inferred"  # "names inferred — check"
+    assert result.factory_map == {
+        "create_baseline_model": "reseau_b",  # "## Modèle de base", though defined second
+        "create_improved_model_1": "reseau_a",  # "## Amélioration 1"
+        "create_improved_model_2": "reseau_c",  # "## Amélioration 2"
+    }
+    colab = ingest_path(REAL_WORLD / "wilson_jack.ipynb")
+    assert colab.factory_map["create_baseline_model"] == "simple_cnn" and len(colab.factory_map) == 6
+
+
+def test_a_mixed_notebook_is_also_run_to_find_its_top_level_models():
+    mixed = ingest_path(REAL_WORLD / "fontaine_ines.ipynb")
+    assert mixed.status == "ok" and needs_discovery(mixed)
+    assert factory_functions(mixed) == ["create_baseline_model", "create_improved_model_1"]
+    # a notebook that only trains its factories at top level is not run
+    assert not needs_discovery(ingest_path(REAL_WORLD / "leroy_manon.ipynb"))
+
+
+def test_image_generator_and_tensorflow_1_code_is_rewritten_where_the_worker_runs_it():
+    leroy = ingest_path(REAL_WORLD / "leroy_manon.ipynb")
+    assert "from tensorflow.keras.preprocessing.image import ImageDataGenerator" in leroy.module_source
+    sato = ingest_path(REAL_WORLD / "sato_kenji.py")
+    assert "disable_eager_execution" not in sato.module_source and "AdamOptimizer" not in sato.module_source
+    assert "tf.keras.optimizers.RMSprop(0.001, rho=0.9)" in sato.module_source
+
+
+@pytest.mark.slow
+def test_legacy_code_is_trained_by_the_one_runtime_the_result_names(real_world_graded):
+    for student in ("leroy_manon", "sato_kenji"):
+        result = real_world_graded.result(student)
+        assert [m.status for m in result.models] == ["ok"] * 3, [(m.name, m.reason) for m in result.models]
+        assert all(m.runtime and m.runtime.startswith("Keras 3") for m in result.models)
+        augmented = result.models[2]
+        assert augmented.settings.augmentation == "ImageDataGenerator"
+    sato = real_world_graded.result("sato_kenji")
+    assert [m.spec.optimizer for m in sato.models[:2]] == ["Adam", "RMSprop"]
+
+
+@pytest.mark.slow
+def test_a_mixed_notebook_has_its_factories_and_its_top_level_model_graded_once_each(real_world_graded):
+    result = real_world_graded.result("fontaine_ines")
+    assert [(m.name, m.status) for m in result.models] == [
+        ("create_baseline_model", "ok"),
+        ("create_improved_model_1", "ok"),
+        ("create_improved_model_2", "ok"),
+    ]
+    assert [(m.factory, m.variable) for m in result.discovered_models] == [("create_improved_model_2", "essai_l2")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", ["mendes_ana", "novak_petra", "blanc_louis"])
+def test_each_data_loader_is_served_the_harness_s_mnist(real_world_graded, student):
+    result = real_world_graded.result(student)
+    assert result.status == "ok" and len(result.discovered_models) == 2, result.reason
+    assert result.discovered_models[0].role == "baseline"  # ref_model / "## Baseline" / "## Modèle de base"

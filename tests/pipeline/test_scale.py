@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.pipeline import GradeOptions, grade
+from harness.pipeline import REFERENCE_DIR, GradeOptions, grade
+from harness.resources import bundled
+from harness.results import ReferenceSummary, SubmissionResult
 from harness.util.progress import Progress
 
 MODEL = """
@@ -100,6 +102,33 @@ def test_a_new_output_folder_sharing_the_cache_takes_every_stage_from_it(
     assert scores(tmp_path / "out") == scores(out)
 
 
+def test_a_new_folder_with_its_own_cache_takes_the_reference_from_the_users_cache(
+    cold_class, tmp_path, protocol_path, mnist_npz
+):
+    # the per-user reference cache is $HARNESS_REFERENCE_CACHE (one folder for the test session, conftest.py)
+    classroom, _, _ = cold_class
+    summary = grade(
+        options([classroom / "ana.py"], tmp_path / "out", protocol_path, mnist_npz, cache=tmp_path / "own-cache")
+    )
+    reference = ReferenceSummary.read(tmp_path / "out" / REFERENCE_DIR / "reference.json").model
+    assert "train" in reference.from_cache
+    assert all(m.from_cache == [] for m in summary.results[0].models)  # the student's own models: a new cache
+
+
+def test_outputs_hold_no_model_file_unless_asked(cold_class, tmp_path, protocol_path, mnist_npz):
+    classroom, out, _ = cold_class
+    assert not list(out.rglob("*.keras"))  # neither the students' folders nor the stage cache
+    for student in ("ana", "bruno", "chloé"):
+        size = sum(f.stat().st_size for f in (out / student).rglob("*") if f.is_file())
+        assert size < 2_000_000, (student, size)  # issue 16: at most 2 MB per student on the smoke profile
+    grade(
+        options([classroom / "ana.py"], tmp_path / "out", protocol_path, mnist_npz, keep_models=True, use_cache=False)
+    )
+    kept = sorted(p.name for p in (tmp_path / "out" / "ana" / "models").glob("*.keras"))
+    assert kept == ["create_baseline_model.keras", "create_improved_model_1.keras"]
+    assert all(m["model_file"] for m in json.loads((tmp_path / "out" / "ana" / "result.json").read_text())["models"])
+
+
 def test_a_changed_submission_retrains_only_itself(cold_class, tmp_path, protocol_path, mnist_npz):
     classroom, out, _ = cold_class
     changed = tmp_path / "class"
@@ -128,23 +157,44 @@ def test_no_cache_retrains_everything(cold_class, tmp_path, protocol_path, mnist
 
 def test_two_workers_give_the_same_scores_as_one(cold_class, tmp_path, protocol_path, mnist_npz):
     classroom, out, _ = cold_class
-    grade(options([classroom], tmp_path / "two", protocol_path, mnist_npz, workers=2, use_cache=False))
-    assert scores(tmp_path / "two") == scores(out)
+    pair = [classroom / "ana.py", classroom / "bruno.py"]  # two at once is what the test is about
+    grade(options(pair, tmp_path / "two", protocol_path, mnist_npz, workers=2, use_cache=False))
+    assert scores(tmp_path / "two") == {s: v for s, v in scores(out).items() if s in ("ana", "bruno")}
 
 
-def test_the_ray_backend_gives_the_same_scores(cold_class, tmp_path, protocol_path, mnist_npz):
-    import ray  # in the test extra, so CI always runs this
+def test_a_multi_node_ray_cluster_gives_the_same_scores(cold_class, tmp_path, protocol_path, mnist_npz):
+    # a head that runs no task and two worker nodes with their own resources, as a real cluster would
+    # be laid out (docs/scale.md); each node holds one submission at a time (2 CPUs, 2 threads a task)
+    from ray.cluster_utils import Cluster  # ray is in the test extra, so CI always runs this
 
     classroom, out, _ = cold_class
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
     try:
+        cluster.wait_for_nodes()
         summary = grade(
-            options([classroom], tmp_path / "ray", protocol_path, mnist_npz, workers=2, backend="ray", use_cache=False)
+            options(
+                [classroom / "ana.py", classroom / "bruno.py"],  # one per worker node
+                tmp_path / "ray",
+                protocol_path,
+                mnist_npz,
+                workers=2,
+                backend="ray",
+                address=cluster.address,
+                use_cache=False,
+            )
         )
     finally:
+        import ray
+
         ray.shutdown()
-    assert [r.status for r in summary.results] == ["ok"] * 3
-    assert scores(tmp_path / "ray") == scores(out)
+        cluster.shutdown()
+    assert [r.status for r in summary.results] == ["ok"] * 2
+    assert scores(tmp_path / "ray") == {s: v for s, v in scores(out).items() if s in ("ana", "bruno")}
+    nodes = {r.worker.node for r in summary.results}
+    assert nodes <= {node.node_id for node in workers} and len(nodes) == 2  # both worker nodes graded
+    stored = SubmissionResult.read(tmp_path / "ray" / "ana" / "result.json")
+    assert stored.worker.node in nodes
 
 
 def test_progress_prints_plain_lines_when_not_on_a_terminal():
@@ -156,3 +206,28 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal():
     on_event({"event": "epoch", "name": "create_baseline_model", "epoch": 1})
     progress.submission_done("ana", "ana: ok")
     assert lines == ["  ana: training create_baseline_model (3 epochs)", "[1/2] ana: ok"]
+
+
+def test_threads_are_the_protocols_whatever_the_workers(tmp_path, protocol_path, mnist_npz):
+    from harness.pipeline.session import open_session
+
+    threads = {
+        workers: open_session(options([], tmp_path / f"out-{workers}", protocol_path, mnist_npz, workers=workers))
+        for workers in (1, 2, 8)
+    }
+    assert {w: s.threads for w, s in threads.items()} == {1: 2, 2: 2, 8: 2}  # [training] threads = 2
+    assert len({s.run_key for s in threads.values()}) == 1 and len({s.evaluation_key for s in threads.values()}) == 1
+
+
+def test_default_workers_fill_the_cores_at_the_protocols_threads(tmp_path):
+    import os
+
+    from harness.pipeline import default_workers
+
+    text = bundled("reference", "protocol.toml").read_text(encoding="utf-8")
+    one = tmp_path / "one-thread.toml"
+    one.write_text(text.replace("\nthreads = 2\n", "\nthreads = 1\n"), encoding="utf-8")
+    many = tmp_path / "all-cores.toml"
+    many.write_text(text.replace("\nthreads = 2\n", f"\nthreads = {os.cpu_count()}\n"), encoding="utf-8")
+    assert default_workers(many) == 1
+    assert default_workers(one) >= default_workers() >= 1

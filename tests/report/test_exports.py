@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import copy_of
 
 from harness.cli import main
-from harness.report.exports import CANVAS_HEADER, MOODLE_HEADER, canvas_rows
+from harness.report.exports import CANVAS_HEADER, MOODLE_HEADER, OVERRIDES_TEMPLATE, TEMPLATE_HEADER, canvas_rows
 from harness.results import SubmissionResult
 
 ROSTER = (
@@ -47,7 +48,8 @@ def test_moodle_file_matches_users_and_leaves_ungraded_blank(exported):
     out, _ = exported
     rows = read(out / "moodle_grades.csv")
     header, body = rows[0], {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
-    assert header[:4] == MOODLE_HEADER and header[4].endswith("(/20)") and header[5] == "Feedback"
+    # the grade column is named as the grade item (the course's default name, in the report's language)
+    assert header[:4] == MOODLE_HEADER and header[4] == "Mini-projet MNIST" and header[5] == "Feedback"
     assert all(len(row) == len(header) for row in rows)
     graded = results(out)
     assert set(body) == set(graded)
@@ -93,3 +95,53 @@ def test_students_missing_from_the_roster_are_reported(exported):
     assert unmatched and "absent(s) du fichier d'inscrits" in warnings
     assert all(student in warnings for student in unmatched)
     assert "baseline_only" not in warnings.split("inscrits", 1)[1]
+
+
+def test_assignment_name_and_id_are_options_kept_for_the_next_runs(exported, tmp_path):
+    out = copy_of_folder(exported[0], tmp_path / "out")
+    assert main(["report", str(out), "--assignment", "Projet MNIST (groupe B)", "--assignment-id", "4242"]) == 0
+    assert main(["report", str(out), "--lang", "en"]) == 0  # a later run without the options keeps them
+    canvas = read(out / "canvas_grades.csv")
+    assert canvas[0] == [*CANVAS_HEADER, "Projet MNIST (groupe B) (4242)"]  # Canvas updates assignment 4242
+    assert canvas[1][0] == "Points Possible" and float(canvas[1][5]) == 20
+    moodle = read(out / "moodle_grades.csv")
+    assert moodle[0] == [*MOODLE_HEADER, "Projet MNIST (groupe B)", "Feedback"]  # Moodle's grade item
+    assert read(out / "moodle_grades_excel.csv", encoding="utf-8-sig", delimiter=";")[0][4] == "Projet MNIST (groupe B)"
+
+
+def copy_of_folder(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, copy_function=shutil.copy2)
+    return dest
+
+
+def test_the_overrides_template_lists_the_class_and_applies_once_edited(exported, tmp_path):
+    out = copy_of_folder(exported[0], tmp_path / "out")
+    assert OVERRIDES_TEMPLATE in (out / "index.html").read_text(encoding="utf-8")  # linked from the dashboard
+    with open(out / OVERRIDES_TEMPLATE, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    graded = results(out)
+    expected = {(s, c.id): c.points for s, r in graded.items() if r.score for c in r.score.criteria}
+    assert list(rows[0])[: len(TEMPLATE_HEADER)] == TEMPLATE_HEADER
+    assert {(r["student"], r["criterion"]): float(r["current_points"]) for r in rows} == expected
+    assert all(r["points"] == r["delta"] == r["comment"] == "" for r in rows)  # nothing overridden yet
+    # the instructor fills in one row and leaves the others as they are
+    student = "baseline_only"
+    row = next(r for r in rows if r["student"] == student and r["criterion"] == "analysis")
+    row["points"], row["comment"] = "2,5", "Analyse relue : bonne"  # a French decimal comma, as typed
+    edited = tmp_path / "overrides.csv"
+    with open(edited, "w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=";")  # as a French spreadsheet saves it
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["score", str(out), "--overrides", str(edited)]) in (0, 1)  # 1: the unreadable notebook
+    after = results(out)
+    analysis = next(c for c in after[student].score.criteria if c.id == "analysis")
+    assert analysis.points == 2.5 and analysis.instructor_comment == "Analyse relue : bonne"
+    others = {(s, c.id): c.points for s, r in after.items() if r.score for c in r.score.criteria}
+    assert {k: v for k, v in others.items() if k != (student, "analysis")} == {
+        k: v for k, v in expected.items() if k != (student, "analysis")
+    }
+    # the next template carries the override, so that editing it again keeps it
+    with open(out / OVERRIDES_TEMPLATE, newline="", encoding="utf-8-sig") as handle:
+        again = {(r["student"], r["criterion"]): r for r in csv.DictReader(handle)}
+    assert again[(student, "analysis")]["points"] == "2.5" and again[(student, "analysis")]["current_points"] == "2.5"

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import statistics
 
-from harness.report.feedback import MAX_ITEMS, class_statistics, findings, review_flags, to_progress, to_review
+from harness.report.feedback import (
+    BINS,
+    MAX_ITEMS,
+    class_statistics,
+    distribution,
+    findings,
+    review_flags,
+    to_progress,
+    to_review,
+)
 from harness.util.i18n import Translator
 
 FR = Translator("fr")
@@ -63,6 +72,16 @@ def test_class_statistics_over_the_scored_students(graded):
     assert stats[0].title == "total" and stats[0].n == len(totals)
     assert stats[0].mean == statistics.fmean(totals) and stats[0].median == statistics.median(totals)
     assert [s.title for s in stats[1:]] == [c.title for c in results[0].score.criteria]
+
+
+def test_each_statistic_has_its_distribution_in_bars_from_zero_to_the_maximum(graded):
+    results = graded.summary.results
+    for stat in class_statistics(results):
+        assert len(stat.bins) == BINS and stat.bins[0].low == 0 and stat.bins[-1].high == stat.max_points
+        assert sum(b.n for b in stat.bins) == stat.n and max(b.share for b in stat.bins) == 1.0
+    # a full mark counts in the last bar, nought in the first
+    bars = distribution([0, 0, 1.5, 4, 4, 4], 4)
+    assert [b.n for b in bars] == [2, 0, 0, 1, 0, 0, 0, 3] and bars[-1].share == 1.0 and bars[0].share == 2 / 3
 
 
 def test_french_numbers_and_plurals():

@@ -209,12 +209,33 @@ def test_no_english_word_in_a_french_page(french):
         assert not found, (path.relative_to(french), found)
 
 
+# A number written the English way: a decimal point (65.90, -1.90), or thousands with commas before a count
+# ("1,000 images"; a French decimal "1,000" alone is legitimate).
+ENGLISH_NUMBER = re.compile(
+    r"(?<![\w.,])(?:[-+−]?\d+\.\d+|[1-9]\d{0,2}(?:,\d{3})+(?=\s(?:images|paramètres|mots|lignes|exemples)))(?![\w.])"
+)
+CODE_NOTATION = re.compile(r"[A-Za-z_]\w*\([^()]*\)")  # Dropout(0.25), L2(0.0001): the student's code, as written
+
+
+def english_numbers(text: str) -> list[str]:
+    """English-formatted numbers in a French page's text, the student's quoted words and code aside."""
+    text = CODE_NOTATION.sub("", re.sub(r"«[^»]*»", "", text))
+    return [text[max(0, m.start() - 50) : m.end() + 10] for m in ENGLISH_NUMBER.finditer(text)]
+
+
+def test_english_numbers_are_found():
+    """The check itself: it catches what leaked before, and leaves French numbers and code alone."""
+    assert english_numbers("Meilleur modèle m : 64.00 % contre 65.90 %, soit -1.90 points")
+    assert english_numbers("sur les mêmes 1,000 images de test")
+    assert not english_numbers("64,00\u00a0% ; 1\u202f000 images ; ECE 1,000 ; Dropout(0.25) ; « j'ai 98.5 % »")
+
+
 def test_french_numbers_in_french_pages(french):
-    """The numbers the pages write themselves (tables' number cells); the rubric's sentences are issue 14's."""
+    """Every sentence of a French page, the rubric's reasons and the analysis's verdict included: decimal
+    commas, never "65.90 %" or "1,000 images"."""
     for path in pages(french):
-        html = path.read_text(encoding="utf-8")
-        cells = " | ".join(visible_text(cell) for cell in re.findall(r'<td class="num"[^>]*>(.*?)</td>', html, re.S))
-        assert not re.search(r"\d\.\d+ ?%", cells), (path.relative_to(french), cells[:400])  # never 65.90 %
+        found = english_numbers(visible_text(path.read_text(encoding="utf-8")))
+        assert not found, (path.relative_to(french), found[:5])
     report = (french / STUDENT / "report.html").read_text(encoding="utf-8")
     assert re.search(r"\d+,\d\d\u00a0%", report)  # 65,90 %
     assert re.search(r"\d\u202f\d\d\d", report)  # 225 034 parameters
@@ -228,7 +249,7 @@ def test_every_message_key_exists_in_both_languages():
     assert set(catalogs["fr"]) - set(catalogs["en"]) == set()
     assert set(catalogs["en"]) - set(catalogs["fr"]) == set()
     for key in catalogs["fr"]:  # the same placeholders in both, so neither fails to format
-        names = [set(re.findall(r"{(\w+)}", catalogs[lang][key])) for lang in ("fr", "en")]
+        names = [set(re.findall(r"{(\w+)(?::[^}]*)?}", catalogs[lang][key])) for lang in ("fr", "en")]
         assert names[0] == names[1], key
 
 
@@ -284,6 +305,18 @@ def test_dashboard_search_and_filters_narrow_the_table(french):
 def test_dashboard_has_class_statistics_one_reference_row_and_a_review_list(french):
     html = (french / "index.html").read_text(encoding="utf-8")
     assert 'id="statistics"' in html and "Médiane" in html
+    # a distribution per row (the total, then each criterion), drawn in CSS, its counts said to a screen reader
+    labels = re.findall(r'<div class="dist" role="img" aria-label="([^"]*)">', html)
+    criteria = SubmissionResult.read(french / STUDENT / "result.json").score.criteria
+    assert len(labels) == 1 + len(criteria)
+    assert all(f"« {c.title} »" in label for c, label in zip(criteria, labels[1:])), labels
+    with chromium() as browser:
+        page = open_page(browser, french / "index.html", PHONE)
+        bars = page.evaluate(
+            "Array.from(document.querySelectorAll('.dist')).map(d => Array.from(d.children).map(b => b.getBoundingClientRect().height))"
+        )
+        visible = page.evaluate("document.querySelector('.dist').getBoundingClientRect().right <= window.innerWidth")
+    assert all(max(row) > 10 for row in bars) and visible  # tallest bar drawn; seen on a phone without scrolling
     ranking = html[html.index('id="ranking"') :]
     assert ranking.count("Référence (entreprise)</td>") == 1
     review = html[html.index('id="review"') : html.index('id="students-title"')]

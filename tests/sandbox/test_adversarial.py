@@ -1,6 +1,6 @@
 """Hostile submissions graded in one batch with honest ones, and a grader killed mid-batch.
 
-* ``submissions/adversarial/`` and two honest submissions are graded together (real bubblewrap,
+* ``tests/fixtures/adversarial/`` and two honest submissions are graded together (real bubblewrap,
   real TensorFlow, a small profile): every hostile one ends with its own status and reason,
   none leaves a file outside its sandbox, opens a connection or leaves a process behind, and the
   honest results are identical to those of a batch graded without the hostile ones.
@@ -36,7 +36,7 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-ADVERSARIAL = REPO / "submissions" / "adversarial"
+ADVERSARIAL = REPO / "tests" / "fixtures" / "adversarial"
 MARKER = "HARNESS-ADVERSARIAL-MARKER-write_outside"
 LISTEN_PORT = 47631  # the address adv_network.py tries first, on the grading machine's loopback
 PROFILE = "adversarial"

@@ -162,7 +162,7 @@ def test_a_module_s_printed_sentences_count_as_its_report():
 
 
 def test_confidence_is_low_for_module_text_in_another_language():
-    ingest = ingest_path(REPO / "submissions" / "labelled" / "english_module.py")
+    ingest = ingest_path(REPO / "tests" / "fixtures" / "labelled_rubric" / "english_module.py")
     models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
     result = score(evidence(ingest, models), FR)
     analysis = next(c for c in result.criteria if c.id == "analysis")
@@ -181,7 +181,7 @@ def test_a_mark_on_a_rounding_threshold_is_low_confidence_until_overridden(tmp_p
     overrides.write_text(
         '[[override]]\nstudent = "english_module"\ncriterion = "analysis"\npoints = 2\n', encoding="utf-8"
     )
-    ingest = ingest_path(REPO / "submissions" / "labelled" / "english_module.py")
+    ingest = ingest_path(REPO / "tests" / "fixtures" / "labelled_rubric" / "english_module.py")
     models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
     graded = score(evidence(ingest, models, rubric=load_rubric(overrides=overrides)), FR)
     analysis = next(c for c in graded.criteria if c.id == "analysis")

@@ -1,8 +1,8 @@
 """The rubric engine: unit tests on hand-built results (fast), and the labelled samples graded for real.
 
-``labelled`` grades ``submissions/labelled/`` once per session with real workers on the ``smoke``
+``labelled`` grades ``tests/fixtures/labelled_rubric/`` once per session with real workers on the ``smoke``
 profile (a two-entry robustness suite keeps the evaluation short) and checks every criterion of
-every sample against ``submissions/labelled/expected.toml``; the re-scoring tests work on copies
+every sample against ``tests/fixtures/labelled_rubric/expected.toml``; the re-scoring tests work on copies
 of that output and must not retrain anything.
 """
 
@@ -43,7 +43,7 @@ from harness.scoring.rubric import load_rubric
 from harness.scoring.rules import RULES, UnknownRuleError, get_rule
 from harness.util.i18n import Translator
 
-LABELLED = REPO / "submissions" / "labelled"
+LABELLED = REPO / "tests" / "fixtures" / "labelled_rubric"
 EXPECTED = tomllib.loads((LABELLED / "expected.toml").read_text(encoding="utf-8"))
 SAMPLES = sorted(k for k, v in EXPECTED.items() if isinstance(v, dict))
 CRITERIA = ["code_quality", "modifications", "improvement", "analysis", "documentation"]
@@ -390,7 +390,7 @@ def test_printed_accuracies_are_compared_with_the_harness(tmp_path):
     reference = model("ref", role="reference", accuracy=0.988)
     full = criterion(score(evidence(ingest, models, reference=reference), FR), "analysis")
     flags = [e.text for e in full.evidence if e.kind == "flag" and "affiche" in e.text]
-    assert len(flags) == 1 and "99.40 %" in flags[0] and "95.00 %" in flags[0]
+    assert len(flags) == 1 and "99,40\u00a0%" in flags[0] and "95,00\u00a0%" in flags[0]  # written the French way
     smoke = criterion(score(evidence(ingest, models, reference=reference, profile="smoke"), FR), "analysis")
     assert not [e for e in smoke.evidence if e.kind == "flag" and "affiche" in e.text]
 
@@ -643,7 +643,7 @@ SMALL_SUITE = small_suite(ASSIGNMENT_TESTS, subset="all")
 
 @pytest.fixture(scope="session")
 def labelled(tmp_path_factory, mnist_npz, protocol_path):
-    """submissions/labelled/ graded once with the smoke profile (real workers, real training)."""
+    """tests/fixtures/labelled_rubric/ graded once with the smoke profile (real workers, real training)."""
     folder = tmp_path_factory.mktemp("labelled") / "class"
     shutil.copytree(LABELLED, folder)
     suite = tmp_path_factory.mktemp("suite") / "suite.toml"

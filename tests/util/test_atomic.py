@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.util.atomic import atomic_write, savez_atomic, write_json_atomic
+from harness.util.atomic import atomic_write, remove_leftovers, savez_atomic, write_json_atomic
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -45,3 +50,47 @@ def test_concurrent_writers_of_one_file_never_collide(tmp_path):
     with np.load(target) as data:
         assert len(set(data["x"].tolist())) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz"]
+
+
+# A writer killed with SIGKILL in the middle of atomic_write: its temporary file stays behind.
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from harness.util.atomic import atomic_write
+
+def write(handle):
+    handle.write(b"half of a gradebook")
+    handle.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+
+atomic_write(Path(sys.argv[1]), write)
+"""
+
+
+def test_what_a_killed_write_leaves_is_removed_and_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    (out / "alice").mkdir(parents=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(out / "grades.csv")], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline() == "writing\n"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    left = [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1 and left[0].startswith(".grades.csv."), left
+    # the stage cache's staging folder of an interrupted store, beside a complete entry
+    models = out / ".cache" / "models"
+    models.mkdir(parents=True)
+    staging = Path(tempfile.mkdtemp(prefix=".0123abcd.", dir=models))  # as StageCache.store names it
+    (staging / "model.json").write_text("{", encoding="utf-8")
+    kept = [out / ".harness.lock", out / "alice" / "result.json", models / "0123abcd" / "model.json"]
+    scratch = out / ".work" / "a1b2c3" / ".go.json.abcdefgh.tmp"  # a worker's own folder: not ours to sweep
+    for path in [*kept, scratch]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}", encoding="utf-8")
+    removed = remove_leftovers(out, skip=(".work",))
+    assert sorted(p.name for p in removed) == sorted([left[0], staging.name])
+    assert all(p.exists() for p in [*kept, scratch])
+    assert not (out / left[0]).exists() and not staging.exists()
+    assert not (out / "grades.csv").exists()  # the killed write never replaced anything

@@ -61,3 +61,63 @@ def test_scikit_learn_fetch_openml_mnist_is_served_from_the_mounted_file(mounted
         """,
     )
     assert out == "40 784 0 40 1"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tf_keras") is None, reason="tf_keras not installed")
+def test_a_loader_imported_after_the_injected_cell_is_served_too(mounted):
+    """tf_keras's loader is not imported by the harness: the import hook patches it when the student imports it."""
+    out = _run(
+        mounted,
+        """
+        import tf_keras
+        (x, y), (xt, yt) = tf_keras.datasets.mnist.load_data()
+        print(x.shape[0], xt.shape[0], int(xt[0, 0, 0]))
+        """,
+    )
+    assert out == "30 10 9"
+
+
+def test_another_local_npz_name_is_served_but_an_existing_file_is_read_as_it_is(mounted, tmp_path):
+    own = tmp_path / "mnist_own.npz"
+    np.savez(own, x_train=np.zeros((3, 28, 28), np.uint8))
+    out = _run(
+        mounted,
+        f"""
+        import numpy as np
+        served = np.load("C:/Users/eleve/Documents/MNIST_data.npz")["x_train"].shape[0]
+        kept = np.load({str(own)!r})["x_train"].shape[0]
+        print(served, kept)
+        """,
+    )
+    assert out == "30 3"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow_datasets") is not None, reason="the real package is installed")
+def test_tensorflow_datasets_mnist_is_served_without_the_package(mounted):
+    out = _run(
+        mounted,
+        """
+        import tensorflow_datasets as tfds
+        (train, test), info = tfds.load("mnist", split=["train[:80%]", "test"], as_supervised=True, with_info=True)
+        images, labels = next(iter(train.batch(64)))
+        whole = tfds.as_numpy(tfds.load("mnist", split="train", batch_size=-1))
+        print(len(list(train)), len(list(test)), tuple(images.shape), labels.dtype.name,
+              info.splits["train"].num_examples, info.features["label"].num_classes, whole["image"].shape[0])
+        """,
+    )
+    assert out == "24 10 (24, 28, 28, 1) int64 30 10 30"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow_datasets") is not None, reason="the real package is installed")
+def test_tensorflow_datasets_other_than_mnist_names_the_missing_package(mounted):
+    out = _run(
+        mounted,
+        """
+        import tensorflow_datasets as tfds
+        try:
+            tfds.load("cifar10")
+        except ModuleNotFoundError as error:
+            print(error.name, "cifar10" in str(error))
+        """,
+    )
+    assert out == "tensorflow_datasets True"

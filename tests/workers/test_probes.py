@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.workers.probes import PROBE_BATCH, PROBES, border_shift, pixel_jitter, probe_predictions
+from harness.workers.probes import (
+    PROBE_BATCH,
+    PROBES,
+    border_shift,
+    pixel_jitter,
+    private_predictions,
+    probe_predictions,
+)
 
 RNG = np.random.default_rng(1)
 
@@ -58,3 +65,24 @@ def test_the_probes_are_the_same_for_every_model_of_a_run():
 
     first, second = probe_predictions(images, x, seed=5), probe_predictions(images, x, seed=5)
     assert np.array_equal(first["probe_predicted"], second["probe_predicted"])
+
+
+def test_a_probe_subset_comes_back_in_the_order_of_its_test_positions():
+    x = (digits(300) > 0.3).astype("float32") * 0.8
+    positions = np.array([3, 50, 51, 120, 299])
+
+    def blob_size(images, batch):
+        return np.eye(10)[(images.reshape(len(images), -1) > 0.5).sum(axis=1) % 10]
+
+    arrays = probe_predictions(blob_size, x, seed=3, indices=positions)
+    assert np.array_equal(arrays["probe_indices"], positions)
+    assert np.array_equal(arrays["probe_predicted"][0], blob_size(x[positions], None).argmax(axis=1))
+
+
+def test_the_private_set_and_its_control_are_predicted_with_their_test_positions():
+    x = digits(6)
+    checks = {"x_private": x, "private_indices": np.arange(6) * 7, "x_control": x[:4], "x_control_private": x[:2]}
+    arrays = private_predictions(lambda images, batch=None: np.eye(10)[np.arange(len(images)) % 10], checks)
+    assert arrays["private_predicted"].dtype == np.uint8 and list(arrays["private_predicted"]) == [0, 1, 2, 3, 4, 5]
+    assert list(arrays["private_indices"]) == [0, 7, 14, 21, 28, 35]
+    assert list(arrays["control_predicted"]) == [0, 1, 2, 3] and list(arrays["control_private_predicted"]) == [0, 1]

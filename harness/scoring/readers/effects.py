@@ -82,13 +82,11 @@ def extreme_settings(new: Features, old: Features, limits: Limits) -> list[tuple
     low, high = limits.learning_rates[key]
     changed_lr = (new.optimizer, new.learning_rate) != (old.optimizer, old.learning_rate)
     if changed_lr and new.learning_rate is not None and not low <= new.learning_rate <= high:
-        found.append(
-            ("rb_ex_lr", {"lr": f"{new.learning_rate:g}", "opt": new.optimizer or "?", "low": low, "high": high})
-        )
+        found.append(("rb_ex_lr", {"lr": new.learning_rate, "opt": new.optimizer or "?", "low": low, "high": high}))
     rates, old_rates = _rates(new.dropout), _rates(old.dropout)
     if rates and max(rates) > limits.max_dropout_rate and max(rates) > max(old_rates, default=0):
         heavy = sum(1 for r in rates if r > limits.max_dropout_rate)
-        found.append(("rb_ex_dropout", {"rate": f"{max(rates):g}", "count": heavy, "max": limits.max_dropout_rate}))
+        found.append(("rb_ex_dropout", {"rate": max(rates), "count": heavy, "max": limits.max_dropout_rate}))
     for what, values, old_values, minimum in (
         ("filters", _ints(new.filters), _ints(old.filters), limits.min_filters),
         ("units", _ints(new.dense), _ints(old.dense), limits.min_dense_units),
@@ -134,7 +132,7 @@ def measure(model: ModelResult, parent: ModelResult, is_reference: bool, limits:
         effect.accuracy_pp = diff
         effect.significant = _significant(model, parent, is_reference, diff / 100)
         if at_least(-diff, limits.harm_drop_pp) and effect.significant is not False:
-            effect.harms.append(("rb_harm_accuracy", {"diff": f"{diff:+.2f}", "limit": f"{limits.harm_drop_pp:g}"}))
+            effect.harms.append(("rb_harm_accuracy", {"diff": diff, "limit": float(limits.harm_drop_pp)}))
     if model.robustness is not None and parent.robustness is not None:
         for test in ("noise", "rotation"):
             new, old = getattr(model.robustness, f"{test}_accuracy"), getattr(parent.robustness, f"{test}_accuracy")
@@ -142,7 +140,7 @@ def measure(model: ModelResult, parent: ModelResult, is_reference: bool, limits:
                 effect.harms.append(
                     (
                         f"rb_harm_{test}",
-                        {"diff": f"{100 * (new - old):+.2f}", "limit": f"{limits.robustness_drop_pp:g}"},
+                        {"diff": 100 * (new - old), "limit": float(limits.robustness_drop_pp)},
                     )
                 )
     for what, new, old, ratio in (
@@ -150,5 +148,5 @@ def measure(model: ModelResult, parent: ModelResult, is_reference: bool, limits:
         ("time", model.train_seconds, parent.train_seconds, limits.cost_time_ratio),
     ):
         if new and old and beyond(new / old, ratio):
-            effect.costs.append((f"rb_cost_{what}", {"ratio": f"{new / old:.1f}", "limit": f"{ratio:g}"}))
+            effect.costs.append((f"rb_cost_{what}", {"ratio": new / old, "limit": float(ratio)}))
     return effect

@@ -248,7 +248,7 @@ def differences(new: Features, old: Features, t: Translator) -> dict[str, list[s
             hyper.append(t("diff_optimizer", before=old.optimizer, after=new.optimizer))
         lr_new, lr_old = new.learning_rate, old.learning_rate
         if lr_new and lr_old and abs(lr_new - lr_old) > 1e-6 * max(lr_new, lr_old) and not new.schedule:
-            hyper.append(t("diff_learning_rate", before=f"{lr_old:g}", after=f"{lr_new:g}"))
+            hyper.append(t("diff_learning_rate", before=lr_old, after=lr_new))
     if new.batch_size != old.batch_size:
         found["hyperparameters"].append(t("diff_batch_size", before=old.batch_size, after=new.batch_size))
     if new.augmentation != old.augmentation:
@@ -283,9 +283,10 @@ def _layer_changes(
         n_new, n_old = new_names.count(name), old_names.count(name)
         if n_new > n_old:
             detail = ""
-            rates = [d[len(name) + 1 : -1] for d in new_detail if d.startswith(name + "(")]
-            if rates:
-                detail = f" ({', '.join(rates)})"
+            # in the layers' own notation, Dropout(0.25): code reads the same in every language
+            calls = [d for d in new_detail if d.startswith(name + "(")]
+            if calls:
+                detail = f" ({', '.join(calls)})"
             if after:
                 detail += t("rb_diff_after_each", layers=", ".join(sorted(after)))
             out.append(t("rb_diff_adds", layer=name, count=n_new - n_old, detail=detail))

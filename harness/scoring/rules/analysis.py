@@ -16,7 +16,7 @@ from harness.scoring.evidence import (
     component,
     excerpt,
     model_doubts,
-    pct,
+    ratio,
     section_share,
     text_doubts,
 )
@@ -50,7 +50,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     for name, weight in p.sections_points.items():
         share = section_share(ev, notes, t, name, p.min_words)
         words = ev.sections[name].words if name in ev.sections else 0
-        components.append(component(t, f"section_{name}", weight * share, weight, f"{words}"))
+        components.append(component(t, f"section_{name}", weight * share, weight, str(words)))
 
     components += _substance(ev, notes, t, p)
     share, agree, disagreement, claim = _claims(ev, notes, t, p)
@@ -61,7 +61,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         share = 1 - flagged / compared if compared else 1.0
         components.append(
             component(
-                t, "reported", p.reported_numbers_points * share, p.reported_numbers_points, f"{flagged}/{compared}"
+                t, "reported", p.reported_numbers_points * share, p.reported_numbers_points, ratio(t, flagged, compared)
             )
         )
     written = [t("section_" + n) for n in p.sections_points if n in ev.sections and ev.sections[n].words >= p.min_words]
@@ -69,7 +69,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         "rb_reason_analysis",
         found=len(written),
         total=len(p.sections_points),
-        names=", ".join(written) or "—",
+        names=t.join(", ", written) if written else "—",
         claim=(
             t("rb_claim_agrees")
             if agree
@@ -148,8 +148,8 @@ def _claims(
             model=claim.model,
             sentence=excerpt(claim.sentence),
             measured=measured,
-            acc=pct(trained[measured]),
-            claimed_acc=pct(trained[claim.model]),
+            acc=trained[measured],
+            claimed_acc=trained[claim.model],
             profile=ev.profile,
         )
         if claim.model == measured:
@@ -159,7 +159,7 @@ def _claims(
                     "rb_ev_claim_same",
                     model=claim.model,
                     sentence=excerpt(claim.sentence),
-                    acc=pct(trained[measured]),
+                    acc=trained[measured],
                     profile=ev.profile,
                 ),
                 claim.cell,
@@ -171,10 +171,10 @@ def _claims(
             notes.add(text + t("rb_ev_claim_agrees"), claim.cell, claim.line, "found")
         elif ev.comparable:
             share, disagreement = 0.0, True
-            notes.add(text + t("rb_ev_claim_disagrees", gap=f"{gap:.2f}"), claim.cell, claim.line, "flag")
+            notes.add(text + t("rb_ev_claim_disagrees", gap=gap), claim.cell, claim.line, "flag")
         else:
             share = 1.0
-            notes.add(text + t("rb_ev_claim_not_comparable", gap=f"{gap:.2f}"), claim.cell, claim.line)
+            notes.add(text + t("rb_ev_claim_not_comparable", gap=gap), claim.cell, claim.line)
     return share, agree, disagreement, claim
 
 
@@ -199,9 +199,9 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
         text = t(
             "rb_ev_reported",
             model=label,
-            reported=pct(reported.accuracy),
-            measured=pct(measured),
-            diff=f"{diff:+.2f}",
+            reported=reported.accuracy,
+            measured=measured,
+            diff=diff,
             line=excerpt(reported.text, 80),
             profile=ev.profile,
         )
@@ -210,7 +210,7 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
         elif beyond(abs(diff), p.reported_difference_pp):
             flagged += 1
             notes.add(
-                text + t("rb_ev_reported_differs", limit=f"{p.reported_difference_pp:g}"), reported.cell, kind="flag"
+                text + t("rb_ev_reported_differs", limit=float(p.reported_difference_pp)), reported.cell, kind="flag"
             )
         else:
             notes.add(text, reported.cell, kind="found")

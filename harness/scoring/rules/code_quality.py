@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.results import ModelResult
-from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt
+from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, ratio
 from harness.scoring.readers import code as rubric_code
 from harness.scoring.rules.registry import RuleParams, rule
 from harness.scoring.thresholds import at_most
@@ -62,10 +62,14 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
     # the handout's code is nobody's work: every part but "fonctionnel" grows with the student's own code
     s = own.share
     components = [
-        component(t, "runs", p.runs_points * runs, p.runs_points, f"{len(ok)}/{len(models)}"),
-        component(t, "lint", p.lint_points * lint_share * s, p.lint_points, f"{per_100:.1f}/100"),
+        component(t, "runs", p.runs_points * runs, p.runs_points, ratio(t, len(ok), len(models))),
+        component(t, "lint", p.lint_points * lint_share * s, p.lint_points, t("rb_detail_per_100", value=per_100)),
         component(
-            t, "comments", p.comments_points * comment_share * s, p.comments_points, f"{100 * comments_ratio:.0f} %"
+            t,
+            "comments",
+            p.comments_points * comment_share * s,
+            p.comments_points,
+            t("rb_detail_percent", value=100 * comments_ratio),
         ),
         component(t, "duplication", p.duplication_points * dup_share * s, p.duplication_points, str(len(pairs))),
         component(t, "dead_code", p.dead_code_points * dead_share * s, p.dead_code_points, str(len(dead))),
@@ -76,8 +80,8 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
         total=len(models),
         lint=len(findings),
         tool=tool,
-        per_100=f"{per_100:.1f}",
-        ratio=f"{100 * comments_ratio:.0f}",
+        per_100=per_100,
+        ratio=100 * comments_ratio,
         documented=documented,
         functions=functions,
         dead=len(dead),
@@ -139,13 +143,13 @@ def _lint(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: 
             tool=tool,
             count=len(findings),
             lines=own.code_lines,
-            per_100=f"{per_100:.1f}",
-            limit=f"{p.lint_per_100_lines:g}",
+            per_100=per_100,
+            limit=float(p.lint_per_100_lines),
         )
     )
     for finding in findings[: p.lint_shown]:
         cell, line = code.locate(finding.line)
-        notes.add(f"{tool} {finding.code}: {finding.message}", cell, line, "flag")
+        notes.add(t("rb_lint_finding", tool=tool, code=finding.code, message=finding.message), cell, line, "flag")
     if len(findings) > p.lint_shown:
         notes.add(t("rb_ev_more", n=len(findings) - p.lint_shown))
     return tool, findings, per_100, lint_share
@@ -158,20 +162,20 @@ def _comments(
     functions, the part's share): half for the comment ratio, half for the docstring share."""
     code = ev.code
     comments, documented, functions = rubric_code.comment_stats(code.source, own.lines)
-    ratio = comments / max(1, own.code_lines)
+    per_line = comments / max(1, own.code_lines)
     doc_ratio = documented / functions if functions else 1.0
-    comment_share = 0.5 * min(1.0, ratio / p.comment_ratio) + 0.5 * min(1.0, doc_ratio / p.docstring_share)
+    comment_share = 0.5 * min(1.0, per_line / p.comment_ratio) + 0.5 * min(1.0, doc_ratio / p.docstring_share)
     notes.add(
         t(
             "rb_ev_comments",
             comments=comments,
             lines=own.code_lines,
-            ratio=f"{100 * ratio:.0f}",
+            ratio=100 * per_line,
             documented=documented,
             functions=functions,
         )
     )
-    return ratio, documented, functions, comment_share
+    return per_line, documented, functions, comment_share
 
 
 def _duplication(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tuple[list, float]:
@@ -184,7 +188,7 @@ def _duplication(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams
                 "rb_ev_duplicate",
                 first=pair.first,
                 second=pair.second,
-                similarity=f"{100 * pair.similarity:.0f}",
+                similarity=100 * pair.similarity,
                 lines=pair.lines,
             ),
             factory.cell if factory else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, section_share, text_doubts
+from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, ratio, section_share, text_doubts
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.rules.registry import RuleParams, rule
 from harness.util.i18n import Translator
@@ -71,11 +71,11 @@ def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> V
         found=len(found),
         total=len(p.sections),
         words=total_words,
-        missing=", ".join(missing) or "—",
+        missing=t.join(", ", missing) if missing else "—",
     )
     return Verdict(
         reason,
-        [component(t, "sections", share, 1.0, f"{len(found)}/{len(p.sections)}")],
+        [component(t, "sections", share, 1.0, ratio(t, len(found), len(p.sections)))],
         notes.items,
         text_doubts(ev, t, p.sections),
     )

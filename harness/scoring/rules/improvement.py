@@ -9,7 +9,7 @@ Parameters documented in ``rubric/default.toml``.
 from __future__ import annotations
 
 from harness.results import ModelResult
-from harness.scoring.evidence import Evidence, Notes, Verdict, component, factory_at, model_doubts, pct
+from harness.scoring.evidence import Evidence, Notes, Verdict, component, factory_at, model_doubts
 from harness.scoring.rules.registry import RuleParams, rule
 from harness.scoring.thresholds import at_least
 from harness.util.i18n import Translator
@@ -31,15 +31,15 @@ class ImprovementParams(RuleParams):
     points_if_significantly_worse: float = 0
 
 
-def _significance(model: ModelResult) -> tuple[str | None, str]:
-    """('beats' | 'not_significant' | 'worse' | None, the evidence in numbers)."""
+def _significance(model: ModelResult, t: Translator) -> tuple[str | None, str]:
+    """('beats' | 'not_significant' | 'worse' | None, the evidence in numbers, in the report's language)."""
     sig = model.significance
     if sig is None or sig.mcnemar is None:
         return None, ""
     test, seeds = sig.mcnemar, sig.seeds
-    detail = f"McNemar p = {test.p_value:.3g} (b = {test.b}, c = {test.c}, n = {test.n})"
+    detail = t("rb_mcnemar", p=test.p_value, b=test.b, c=test.c, n=test.n)
     if seeds is not None and seeds.low is not None and seeds.high is not None:
-        detail += f"; {len(seeds.seeds)} seeds: [{100 * seeds.low:+.2f}, {100 * seeds.high:+.2f}] pp"
+        detail += "; " + t("rb_seeds_interval", count=len(seeds.seeds), low=100 * seeds.low, high=100 * seeds.high)
     if test.gain > 0 and test.significant and (seeds is None or seeds.low is None or seeds.low > 0):
         return "beats", detail
     if test.gain < 0 and test.significant and (seeds is None or seeds.high is None or seeds.high < 0):
@@ -67,25 +67,25 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
     steps = sorted(p.thresholds, key=lambda s: -s.min_gain_pp)
     points = next((s.points for s in steps if at_least(gain, s.min_gain_pp)), 0.0)
     threshold = next((s for s in steps if at_least(gain, s.min_gain_pp)), None)
-    notes.add(t("ev_reference", acc=pct(reference.test_accuracy)))
+    notes.add(t("ev_reference", acc=reference.test_accuracy))
     for model in trained:
-        verdict, detail = _significance(model)
+        verdict, detail = _significance(model, t)
         text = t(
             "rb_ev_model_gain",
             model=model.name,
-            acc=pct(model.test_accuracy),
-            gain=f"{100 * (model.test_accuracy - reference.test_accuracy):+.2f}",
+            acc=model.test_accuracy,
+            gain=100 * (model.test_accuracy - reference.test_accuracy),
         )
         notes.add(
-            text + (f" — {detail}" if detail else ""),
+            text + (" — " + detail if detail else ""),
             *factory_at(ev, model.name),
             # a tick says "this earned points": only for the best model, and only when it beats the reference
             "found" if model is best and model.test_accuracy > reference.test_accuracy else "info",
         )
-    verdict, detail = _significance(best)
+    verdict, detail = _significance(best, t)
     note = ""
     if p.use_significance and verdict == "not_significant" and points > p.max_points_if_not_significant:
-        points, note = p.max_points_if_not_significant, t("rb_ev_capped", points=f"{p.max_points_if_not_significant:g}")
+        points, note = p.max_points_if_not_significant, t("rb_ev_capped", points=float(p.max_points_if_not_significant))
     elif p.use_significance and verdict == "worse":
         points, note = min(points, p.points_if_significantly_worse), t("rb_ev_worse")
     if verdict is None:
@@ -95,10 +95,10 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
     notes.add(
         t(
             "rb_ev_threshold" if threshold else "rb_ev_no_threshold",
-            gain=f"{gain:+.2f}",
-            threshold=f"{threshold.min_gain_pp:+g}" if threshold else "",
-            lowest=f"{min(s.min_gain_pp for s in steps):+g}" if steps else "",
-            points=f"{points:g}",
+            gain=gain,
+            threshold=threshold.min_gain_pp if threshold else None,
+            lowest=min(s.min_gain_pp for s in steps) if steps else None,
+            points=float(points),
             profile=ev.profile,
         )
     )
@@ -106,15 +106,15 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
     reason = t(
         "rb_reason_improvement",
         model=best.name,
-        acc=pct(best.test_accuracy),
-        ref=pct(reference.test_accuracy),
-        gain=f"{gain:+.2f}",
+        acc=best.test_accuracy,
+        ref=reference.test_accuracy,
+        gain=gain,
         verdict=status,
         profile=ev.profile,
     )
     return Verdict(
         reason,
-        [component(t, "gain", points, top, t("rb_gain_pp", gain=f"{gain:+.2f}"))],
+        [component(t, "gain", points, top, t("rb_gain_pp", gain=gain))],
         notes.items,
         model_doubts(ev, t),
     )

@@ -23,6 +23,7 @@ from harness.scoring.evidence import (
     justification,
     model_doubts,
     nearby_passages,
+    ratio,
     text_doubts,
 )
 from harness.scoring.readers import effects as rubric_effects
@@ -134,7 +135,7 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         changed = rubric_models.differences(base_f, _features(ev, ev.reference), t)
         if changed:
             notes.add(
-                t("rb_ev_own_baseline", changes="; ".join(x for items in changed.values() for x in items)),
+                t("rb_ev_own_baseline", changes=t.join("; ", [x for items in changed.values() for x in items])),
                 *factory_at(ev, own.name),
             )
     tally = _Tally()
@@ -179,9 +180,16 @@ def _note_step(
     if not f.known:
         notes.add(t("rb_ev_not_built", model=model.name), cell, line, "flag")
     if not step:
-        notes.add(t("ev_no_difference", model=model.name) + f" ({label})", cell, line, "flag")
+        notes.add(t("ev_no_difference", model=model.name) + " (" + label + ")", cell, line, "flag")
     for category, items in step.items():
-        notes.add(f"{model.name} — {label} — {t('cat_' + category)} : {'; '.join(items)}", cell, line, "found")
+        said = t(
+            "rb_ev_step_category",
+            model=model.name,
+            against=label,
+            category=t("cat_" + category),
+            changes=t.join("; ", items),
+        )
+        notes.add(said, cell, line, "found")
     if step:
         tally.steps += 1
         if len(step) <= p.max_categories_per_step:
@@ -193,7 +201,7 @@ def _note_step(
                     "rb_ev_many_steps",
                     model=model.name,
                     count=len(step),
-                    names=", ".join(t("cat_" + c) for c in step),
+                    names=t.join(", ", [t("cat_" + c) for c in step]),
                     max=p.max_categories_per_step,
                 ),
                 cell,
@@ -291,7 +299,7 @@ def _note_effect(notes: Notes, t: Translator, model: ModelResult, effect, discus
     if effect.accuracy_pp is not None:
         noise = {True: t("rb_effect_beyond_noise"), False: t("rb_effect_noise"), None: ""}[effect.significant]
         shown = "" if comparable else t("rb_effect_short_profile")
-        notes.add(t("rb_ev_effect", model=model.name, diff=f"{effect.accuracy_pp:+.2f}", noise=noise) + shown, *where)
+        notes.add(t("rb_ev_effect", model=model.name, diff=effect.accuracy_pp, noise=noise) + shown, *where)
     if discussed is not None:
         notes.add(
             t("rb_ev_effect_discussed", model=model.name, excerpt=excerpt(discussed.text)),
@@ -330,37 +338,38 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes,
             "categories",
             p.categories_points * category_share,
             p.categories_points,
-            f"{len(covered)}/{p.required_categories}",
+            ratio(t, len(covered), p.required_categories),
         ),
         component(
             t,
             "justification",
             p.justification_points * (tally.justified / tally.to_justify if tally.to_justify else 0),
             p.justification_points,
-            f"{tally.justified:g}/{tally.to_justify}",
+            ratio(t, tally.justified, tally.to_justify),
         ),
         component(
             t,
             "method",
             p.method_points * (tally.good_steps / tally.steps if tally.steps else 0),
             p.method_points,
-            f"{tally.good_steps}/{tally.steps}",
+            ratio(t, tally.good_steps, tally.steps),
         ),
         component(
             t,
             "judgement",
             p.judgement_points * (tally.judged / tally.steps if tally.steps else 0),
             p.judgement_points,
-            f"{tally.judged:g}/{tally.steps}",
+            ratio(t, tally.judged, tally.steps),
         ),
     ]
-    names = ", ".join(t("cat_" + c) for c in CATEGORIES if c in covered) or "—"
+    covered_names = [t("cat_" + c) for c in CATEGORIES if c in covered]
+    names = t.join(", ", covered_names) if covered_names else "—"
     reason = t(
         "rb_reason_modifications",
         count=len(covered),
         required=p.required_categories,
         names=names,
-        justified=f"{tally.justified:g}",
+        justified=float(tally.justified),
         total=tally.to_justify,
         good=tally.good_steps,
         steps=tally.steps,

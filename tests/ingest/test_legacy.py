@@ -1,0 +1,55 @@
+"""Keras 2 and TensorFlow 1 code rewritten for the Keras 3 the harness trains with (harness/ingest/legacy.py):
+what is rewritten runs under Keras 3, and the student's own names are left alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from harness.ingest.legacy import modernise
+
+TF1_SCRIPT = """import tensorflow as tf
+import keras
+from keras.preprocessing.image import ImageDataGenerator
+from keras.preprocessing import image
+tf.compat.v1.disable_eager_execution()
+tf.set_random_seed(1)
+tf.logging.set_verbosity(tf.logging.ERROR)
+tf.compat.v1.keras.backend.set_session(tf.Session(config=tf.ConfigProto()))
+adam = tf.compat.v1.train.AdamOptimizer(learning_rate=0.001, beta1=0.9)
+momentum = tf.train.MomentumOptimizer(0.01, 0.9, use_nesterov=True)
+rmsprop = tf.train.RMSPropOptimizer(0.001, decay=0.9)
+attribute = keras.preprocessing.image.ImageDataGenerator(rotation_range=10)
+imported = ImageDataGenerator(zoom_range=0.1)
+flowing = image.ImageDataGenerator().flow
+print(tf.executing_eagerly(), type(adam).__name__, momentum.nesterov, type(rmsprop).__name__, round(float(rmsprop.rho), 2),
+      type(attribute).__name__, imported.zoom_range[1] > 1)
+"""
+
+
+def test_tensorflow_1_and_image_generator_code_runs_under_keras_3_once_rewritten():
+    source, edits = modernise(TF1_SCRIPT, 4)
+    assert "tf.compat.v1.disable_eager_execution" not in source and "beta1" not in source
+    assert {(e.before, e.after) for e in edits} >= {
+        ("keras.preprocessing", "tensorflow.keras.preprocessing"),
+        ("tf.compat.v1.disable_eager_execution()", "None"),
+        ("tf.set_random_seed", "tf.random.set_seed"),
+        ("tf.compat.v1.train.AdamOptimizer", "tf.keras.optimizers.Adam"),
+        ("beta1", "beta_1"),
+        ("keras.preprocessing", '__import__("tensorflow").keras.preprocessing'),
+    }
+    assert all(e.cell == 4 for e in edits)
+    done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "Adam", "True", "RMSprop", "0.9", "ImageDataGenerator", "True"]
+
+
+def test_a_call_replaced_whole_keeps_the_calls_inside_it_untouched():
+    source, edits = modernise("K.set_session(tf.Session(config=tf.ConfigProto()))\n", 1)
+    assert source == "None\n" and len(edits) == 1
+
+
+def test_names_of_the_students_own_are_not_rewritten():
+    code = "def train(lr=0.1):\n    return lr\nmy_tf.Session = 1\ntf.keras.preprocessing.image.ImageDataGenerator()\n"
+    source, edits = modernise(code, None)
+    assert source == code and edits == []
