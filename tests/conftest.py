@@ -30,7 +30,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, MultiplexedDataba
 
 from harness.pipeline import BatchSummary, GradeOptions, grade
 from harness.resources import bundled
-from harness.results import SubmissionResult
+from harness.results import RunInfo, SubmissionResult
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "submissions"
@@ -321,3 +321,39 @@ def failing(tmp_path_factory, mnist_npz, protocol_path, stage_cache, suite_path,
     folder = shutil.copytree(FIXTURES / "failing", tmp_path_factory.mktemp("failing") / "class")
     out = tmp_path_factory.mktemp("failing") / "out"
     return run_grade([folder], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path)
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def run_info(**fields) -> RunInfo:
+    """A run's record for tests that build results by hand; `fields` replace the defaults."""
+    defaults = dict(
+        harness_version="test",
+        profile="smoke",
+        seed=1,
+        protocol_sha256="p",
+        data_source="d",
+        data_sha256="s",
+        data_content_sha256="c",
+        versions={},
+        language="fr",
+        budgets={},
+        started_at="2026-01-01T00:00:00+00:00",
+        command="harness grade",
+    )
+    return RunInfo(**{**defaults, **fields})
+
+
+def processes_under(folder: Path) -> list[int]:
+    """Processes whose working directory is inside `folder` (every worker runs in its scratch folder)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                cwd = Path(os.readlink(f"/proc/{entry.name}/cwd"))
+            except OSError:
+                continue
+            if cwd == folder or folder in cwd.parents:
+                found.append(int(entry.name))
+    return found

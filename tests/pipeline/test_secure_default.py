@@ -10,7 +10,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, run_info
 
 from harness.cli import main
 from harness.commands import grade as grade_command
@@ -19,7 +19,7 @@ from harness.pipeline import session
 from harness.pipeline.session import GradeOptions, isolation, require_sandbox
 from harness.report.feedback import review_flags
 from harness.report.render import render_dashboard
-from harness.results import CriterionScore, RunInfo, Score, SubmissionResult
+from harness.results import CriterionScore, Score, SubmissionResult
 from harness.util.i18n import Translator
 
 # a notebook without factories: grading it runs its cells (discovery), one of which writes this file
@@ -78,21 +78,7 @@ def test_every_result_records_how_the_run_was_isolated(tmp_path):
 
 
 def result(student: str, sandbox: str) -> SubmissionResult:
-    run = RunInfo(
-        harness_version="t",
-        profile="smoke",
-        seed=1,
-        protocol_sha256="p",
-        data_source="d",
-        data_sha256="s",
-        data_content_sha256="c",
-        versions={},
-        language="fr",
-        budgets={},
-        started_at="2026-12-05T00:00:00",
-        command="harness grade",
-        sandbox=sandbox,
-    )
+    run = run_info(started_at="2026-12-05T00:00:00", sandbox=sandbox)
     criteria = [CriterionScore(id="code_quality", title="Code", points=3, max_points=4, reason="r")]
     score = Score(total=3, max_total=4, criteria=criteria, rubric="default")
     return SubmissionResult(student=student, status="ok", submission_sha256="x", source="a.py", run=run, score=score)

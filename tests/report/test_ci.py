@@ -14,33 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import FIXTURES, REPO, SAMPLES, needs_bwrap
+from conftest import FIXTURES, REPO, SAMPLES, needs_bwrap, run_info
 
 from harness.cli import main
 from harness.pipeline import BatchSummary
 from harness.report.ci import EXIT_FAILED, EXIT_PASSED, Expectation, load_expectations, write_ci
-from harness.results import CriterionScore, ModelResult, RunInfo, Score, SubmissionResult
+from harness.results import CriterionScore, ModelResult, Score, SubmissionResult
 
 WORKFLOW = REPO / "docs" / "ci-example.yml"
 ADVERSARIAL = FIXTURES / "adversarial"
 EXPECTED_FILES = (SAMPLES / "expected.toml", ADVERSARIAL / "expected.toml")
-
-
-def run_info() -> RunInfo:
-    return RunInfo(
-        harness_version="t",
-        profile="tiny",
-        seed=1,
-        protocol_sha256="p",
-        data_source="d",
-        data_sha256="s",
-        data_content_sha256="c",
-        versions={},
-        language="en",
-        budgets={},
-        started_at="now",
-        command="harness",
-    )
 
 
 def result(student: str, status: str, total: float, models: list[tuple[str, str, float | None]]) -> SubmissionResult:
@@ -50,7 +33,7 @@ def result(student: str, status: str, total: float, models: list[tuple[str, str,
         status=status,
         submission_sha256="x",
         source=f"{student}.ipynb",
-        run=run_info(),
+        run=run_info(profile="tiny", language="en", started_at="now", command="harness"),
         reason=None if status == "ok" else "something went wrong",
         score=Score(total=total, max_total=20, criteria=criteria, rubric="default"),
         models=[

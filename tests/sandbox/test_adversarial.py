@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENT_TESTS, needs_bwrap, small_suite
+from conftest import ASSIGNMENT_TESTS, needs_bwrap, processes_under, small_suite
 
 from harness.pipeline import REFERENCE_DIR, GradeOptions, grade
 from harness.resources import bundled
@@ -134,20 +134,6 @@ def suite(tmp_path_factory) -> Path:
     return path
 
 
-def _processes_under(folder: Path) -> list[int]:
-    """Processes whose working directory is inside `folder` (every worker runs in its scratch folder)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                cwd = Path(os.readlink(f"/proc/{entry.name}/cwd"))
-            except OSError:
-                continue
-            if cwd == folder or folder in cwd.parents:
-                found.append(int(entry.name))
-    return found
-
-
 class Listener:
     """Accepts TCP connections on the grading machine's 127.0.0.1:47631 and records them."""
 
@@ -209,7 +195,7 @@ def batches(tmp_path_factory, mnist_npz, protocol, suite):
             )
         )
         seconds_a = time.monotonic() - started
-        leftovers = _processes_under(out_a)
+        leftovers = processes_under(out_a)
     finally:
         listener.close()
     # Batch B gets the reference batch A trained (the same for both: it is trained before any
@@ -373,7 +359,7 @@ def test_kill_minus_9_mid_batch_then_resume(tmp_path, mnist_npz, protocol, suite
             # wait for the next submission's worker, so that the kill hits a running sandbox
             workers: list[int] = []
             while time.monotonic() < deadline and grader.poll() is None and not workers:
-                workers = [p for p in _processes_under(out / ".work") if p != grader.pid]
+                workers = [p for p in processes_under(out / ".work") if p != grader.pid]
                 time.sleep(0.1)
             before = _finished(out)
             os.killpg(grader.pid, signal.SIGKILL)
@@ -386,10 +372,10 @@ def test_kill_minus_9_mid_batch_then_resume(tmp_path, mnist_npz, protocol, suite
     assert workers, "no worker was running when the grader was killed"
     assert 1 <= len(before) < len(students)
     for _ in range(50):  # the kernel delivers the parent-death signals
-        if not _processes_under(out):
+        if not processes_under(out):
             break
         time.sleep(0.1)
-    assert _processes_under(out) == [], "workers outlived the grader"
+    assert processes_under(out) == [], "workers outlived the grader"
     for path in before:  # every result written is complete
         SubmissionResult.read(path)
 

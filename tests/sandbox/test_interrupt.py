@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, TINY, needs_bwrap
+from conftest import FIXTURES, TINY, needs_bwrap, processes_under
 
 from harness.results import SubmissionResult
 
@@ -29,20 +29,6 @@ pytestmark = [pytest.mark.slow, needs_bwrap]
 
 CLASS = FIXTURES / "tiny_class"
 STOP_WITHIN_S = 30  # a poll of every runner, the threads joined, the lock released: seconds, not a training
-
-
-def _processes_under(folder: Path) -> list[int]:
-    """Processes whose working directory is inside `folder` (every worker runs in its scratch folder)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                cwd = Path(os.readlink(f"/proc/{entry.name}/cwd"))
-            except OSError:
-                continue
-            if cwd == folder or folder in cwd.parents:
-                found.append(int(entry.name))
-    return found
 
 
 def _results(out: Path) -> dict[str, bytes]:
@@ -59,7 +45,7 @@ def _stop_mid_batch(command: list[str], out: Path, log: Path, signum: int) -> tu
         try:
             deadline = time.monotonic() + 900
             while grader.poll() is None and time.monotonic() < deadline:
-                if set(_results(out)) - done_before and [p for p in _processes_under(out / ".work") if p != grader.pid]:
+                if set(_results(out)) - done_before and [p for p in processes_under(out / ".work") if p != grader.pid]:
                     break
                 time.sleep(0.1)
             at_signal = _results(out)
@@ -75,10 +61,10 @@ def _stop_mid_batch(command: list[str], out: Path, log: Path, signum: int) -> tu
 
 def _no_worker_left(out: Path) -> list[int]:
     for _ in range(30):  # bubblewrap's sandboxed child dies with bwrap: the kernel delivers it
-        if not _processes_under(out):
+        if not processes_under(out):
             break
         time.sleep(0.1)
-    return _processes_under(out)
+    return processes_under(out)
 
 
 def test_sigterm_then_ctrl_c_stop_cleanly_and_the_next_run_resumes(tmp_path, mnist_npz, protocol_path, suite_path):
