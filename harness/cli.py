@@ -223,7 +223,11 @@ def _demo_parser(commands) -> None:
     )
     demo.add_argument("--data", type=Path, help=f"local MNIST .npz (default: ${DATA_ENV}, else Keras's loader)")
     demo.add_argument(
-        "--workers", type=int, default=None, help="submissions graded at once (default: from the machine)"
+        "--workers",
+        type=int,
+        default=None,
+        help="submissions graded at once (default: twice what the cores hold at the protocol's threads: "
+        "the demo's short trainings leave cores idle; the grades never depend on it)",
     )
     demo.add_argument(
         "--lang", choices=["fr", "en"], default="fr", help="language of reports and messages (default fr)"

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis import metrics
-from harness.analysis.perturbations import BuiltSuite, build_suite, examples, load_suite
+from harness.analysis.perturbations import BuiltSuite, build_suite, capped, examples, load_suite
 from harness.config.analysis import AnalysisConfig, IntegritySettings, MeasurementSettings
 from harness.config.environment import SUITE_CACHE_ENV, user_cache_dir
 from harness.config.protocol import Profile
@@ -105,10 +105,13 @@ def suite_cache_dir(out: Path) -> Path:
     return user_cache_dir("suites", SUITE_CACHE_ENV, Path(out) / ".work" / "suite")
 
 
-def prepare_suite(x_test: np.ndarray, cache_dir: Path, suite_path: str | os.PathLike | None = None) -> BuiltSuite:
+def prepare_suite(
+    x_test: np.ndarray, cache_dir: Path, suite_path: str | os.PathLike | None = None, cap: int | None = None
+) -> BuiltSuite:
     """Build the robustness suite's perturbed sets from the (preprocessed) test images, or load them
-    from the cache (checksums verified). Called once per grading run, before any worker starts."""
-    return build_suite(x_test, load_suite(suite_path), cache_dir)
+    from the cache (checksums verified), each subset entry capped at ``cap`` images (the profile's
+    ``suite_images``). Called once per grading run, before any worker starts."""
+    return build_suite(x_test, capped(load_suite(suite_path), cap), cache_dir)
 
 
 def suite_job(built: BuiltSuite) -> dict:
@@ -485,13 +488,27 @@ def _best_validation(model: ModelResult) -> float | None:
     return max(values) if values else model.val_accuracy
 
 
+def _split_shift(reference: ModelResult | None) -> float:
+    """How much easier the test set is than the validation split for the reference trained under the same
+    protocol (its test accuracy above its best validation accuracy; 0 when not above): every model shares
+    that difference of the two sets, so it is no sign of a model that knows the test set. On the full
+    protocol the reference itself is 0.25 point above (MNIST's test digits are the more carefully written)."""
+    if reference is None or reference.test_accuracy is None:
+        return 0.0
+    validation = _best_validation(reference)
+    if validation is None or not 0 <= validation <= 1:
+        return 0.0
+    return max(0.0, reference.test_accuracy - validation)
+
+
 def integrity_flags(
     model: ModelResult, reference: ModelResult | None, n_val: int, n_test: int, settings: IntegritySettings, t
 ) -> list[IntegrityFlag]:
     """Signals for the instructor (never a penalty): see ``reference/analysis.toml``.
 
     * ``test_above_validation``: test accuracy above the best validation accuracy by more than
-      ``max(min_tolerance, z * SE)``, SE the standard error of the difference of two independent
+      ``max(min_tolerance, z * SE)`` plus the reference's own test-above-validation difference
+      (:func:`_split_shift`), SE the standard error of the difference of two independent
       accuracy estimates on n_val and n_test images; or above the MNIST ceiling
       (:func:`harness.analysis.metrics.implausible_test_accuracy`).
     * ``capacity`` (plausibility): a model with at most ``max_params_ratio`` of the reference's
@@ -506,6 +523,7 @@ def integrity_flags(
     if validation is not None and 0 <= validation <= 1 and n_val > 0 and n_test > 0:
         v = validation
         tolerance = max(settings.min_tolerance, settings.z * math.sqrt(v * (1 - v) / n_val + v * (1 - v) / n_test))
+        tolerance += _split_shift(reference) if model.role != "reference" else 0.0
         signal = metrics.implausible_test_accuracy(test, validation, tolerance, settings.ceiling)
         if signal.flagged:
             if test - validation > tolerance:

@@ -92,6 +92,9 @@ MUTATING_METHODS = {
     "sort",
     "reverse",
 }
+# Hyper-parameter searches (KerasTuner's tuners, scikit-learn's searches): building one at top level starts the
+# student's own training run, which the harness never repeats.
+SEARCH_CALLS = {"RandomSearch", "Hyperband", "BayesianOptimization", "GridSearch", "GridSearchCV", "RandomizedSearchCV"}
 COLAB_MODULES = ("google.colab",)
 # Cell magics whose body is ordinary Python; any other cell magic hides a foreign language.
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
@@ -467,6 +470,8 @@ class _Extractor:
             return None
         if calls & {"fit", "fit_generator", "train_on_batch"}:
             kind, reason = "training", "top-level training: the harness retrains every model itself"
+        elif calls & SEARCH_CALLS:
+            kind, reason = "training", "a hyper-parameter search: the harness does not run the student's search"
         elif calls & {"evaluate", "predict", "evaluate_generator"}:
             kind, reason = "evaluation", "top-level evaluation: the harness evaluates with its own code"
         elif calls & DATA_CALLS:
@@ -576,6 +581,18 @@ def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory]
     return factories, ignored
 
 
+def _functions_defined(cells: list[CodeCell]) -> set[str]:
+    """Names of the top-level functions of every cell that parses."""
+    names: set[str] = set()
+    for code in cells:
+        try:
+            tree = parse_python(blank_shell_and_magic_lines(code.source, code.cell, []))
+        except SyntaxError:
+            continue
+        names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return names
+
+
 def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -583,6 +600,9 @@ def _natural_key(name: str) -> list:
 def extract(cells: list[CodeCell]) -> tuple[str, _Extractor]:
     """Kept source of successive code cells (a module is one cell with `cell=None`)."""
     extractor = _Extractor()
+    # a call of a function the notebook defines in a LATER cell (cells run out of order while it was
+    # written) is a call of the student's own function all the same
+    extractor.student_functions |= _functions_defined(cells)
     for code in cells:
         extractor.add_cell(code.source, code.cell)
     extractor.finish()
@@ -656,7 +676,13 @@ def candidate_factories(module_source: str, factory_names: set[str]) -> list[Ign
     for name, made in model_returning_functions(module_source).items():
         if name in factory_names:
             continue
-        if _required_args(functions[name]):
+        if [a.arg for a in functions[name].args.args] == ["hp"]:
+            reason = (
+                f"returns a Keras model ({made}) from a KerasTuner search's hyper-parameters (hp): the harness "
+                "does not run the search; write the model it chose as a zero-argument create_improved_model_<n>() "
+                "to have it graded"
+            )
+        elif _required_args(functions[name]):
             reason = (
                 f"returns a Keras model ({made}) but takes arguments: wrap it in a zero-argument "
                 "create_improved_model_<n>() to have it graded"

@@ -60,6 +60,8 @@ def read_texts(parsed: list[tuple[int | None, str, ast.Module]], markdown: list[
                 )
                 texts.about[node.name] = own
                 heading = ""  # the heading introduces the cell's first function
+    for name, clause in _docstring_clauses(parsed, functions):
+        texts.about[name] = " ".join(part for part in (texts.about.get(name), clause) if part)
     bound = _bound_variables(parsed, functions)
     for _, _, tree in parsed:
         for node in _top_level_calls(tree):
@@ -96,6 +98,19 @@ def markdown_above(cell: int | None, markdown: list[MarkdownCell]) -> str:
     text = "\n".join(block)
     headings = HEADING.findall(text)
     return " ".join(headings) if headings else text.strip()[:FIRST_SENTENCE]
+
+
+def _docstring_clauses(parsed, functions: set[str]) -> list[tuple[str, str]]:
+    """The clauses of a module's docstring that name one function (a script's report: "The baseline is
+    small_net(), the improvements wide_net() and …", "modele_simple = le modèle de base ; …"), each with it."""
+    found = []
+    for _, _, tree in parsed:
+        docstring = ast.get_docstring(tree) or ""
+        for clause in re.split(r"[.;,:\n]\s", docstring + "\n"):
+            named = [name for name in functions if re.search(rf"\b{re.escape(name)}\b", clause)]
+            if len(named) == 1:
+                found.append((named[0], clause.strip()))
+    return found
 
 
 def _comments_above(source: str, node: ast.FunctionDef) -> str:

@@ -302,6 +302,7 @@ def open_session(options: GradeOptions) -> Session:
             "test_images": profile.test_images,
             "bn_recalibration_images": profile.bn_recalibration_images,
             "collapse": profile.collapse,
+            **({"suite_images": profile.suite_images} if profile.suite_images else {}),
         },
     )
     if not sandbox:
@@ -345,7 +346,9 @@ def _prepare_suite(options: GradeOptions, raw: RawMnist, profile: Profile) -> Bu
     the cache; OUT/_suite holds their manifest and the report's example images."""
     x_test, _ = held_out_test_set(raw, profile.test_images)
     started = time.monotonic()
-    suite = analysis.prepare_suite(x_test, analysis.suite_cache_dir(options.out), options.suite)
+    suite = analysis.prepare_suite(
+        x_test, analysis.suite_cache_dir(options.out), options.suite, cap=profile.suite_images
+    )
     analysis.write_suite_artifacts(suite, x_test, options.out / analysis.SUITE_DIR)
     origin = "from the cache" if suite.from_cache else f"built in {time.monotonic() - started:.1f} s"
     options.log(

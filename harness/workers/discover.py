@@ -40,6 +40,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from harness.workers import subclassing  # noqa: E402
 from harness.workers.notebook import clean_output, loader_source  # noqa: E402
 from harness.workers.protocol import Events, serve  # noqa: E402
 
@@ -581,6 +582,7 @@ def run_cells(job: dict, events: Events) -> None:
     threads = int(job.get("threads", 1))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    subclassing.install()  # a subclassed model's config holds the arguments the notebook gave it
     recorder = _Recorder(keras, np, events)
     recorder.install()
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}

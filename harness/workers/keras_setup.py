@@ -15,8 +15,12 @@ from types import ModuleType
 import keras
 import tensorflow as tf
 
+from harness.workers import subclassing
+
 INPUT_SHAPE = (28, 28, 1)
 CLASSES = 10
+
+subclassing.install()  # a student's keras.Model subclass is saved and loaded with its own arguments
 
 LIMITS: dict = {}  # the worker's resource limits (from the job), named in the reasons of `failure`
 
@@ -35,6 +39,22 @@ def configure_tensorflow(threads: int, seed: int) -> str:
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)  # several workers can share one GPU
     return f"gpu ({len(gpus)}: {', '.join(g.name for g in gpus)})" if gpus else "cpu"
+
+
+def flat_input_adapter(model):
+    """A model that takes flattened images (an MLP on ``x.reshape(-1, 784)``, ``input_shape=(784,)``) is
+    given the harness's ``(28, 28, 1)`` images flattened by a first ``Flatten`` layer; its own compile
+    is kept. Any other model is returned as it is."""
+    try:
+        shape = tuple(model.inputs[0].shape[1:])
+    except Exception:  # a subclassed model has no symbolic inputs: it takes what its call takes
+        return model
+    if len(model.inputs) != 1 or shape != (INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2],):
+        return model
+    adapted = keras.Sequential([keras.Input(INPUT_SHAPE), keras.layers.Flatten(), model], name=model.name)
+    if getattr(model, "optimizer", None) is not None and getattr(model, "compiled", False):
+        adapted.compile(optimizer=model.optimizer, loss=model.loss)
+    return adapted
 
 
 def import_student_module(path: str) -> ModuleType:

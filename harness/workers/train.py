@@ -28,6 +28,7 @@ from harness.workers.keras_setup import (  # noqa: E402
     ModelRejected,
     configure_tensorflow,
     failure,
+    flat_input_adapter,
     import_student_module,
     set_limits,
 )
@@ -230,7 +231,7 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
     events.emit("model", name=name, phase="build")
     keras.utils.set_random_seed(seed)
     factory = getattr(module, name)
-    model = factory()
+    model = flat_input_adapter(factory())
     compiled_by = check_and_compile(model, training)
     spec = describe_model(model)
     spec["compiled_by"] = compiled_by

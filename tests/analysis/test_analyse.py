@@ -220,6 +220,23 @@ def test_integrity_test_above_validation():
     assert ceiling and "plafond" in ceiling[0].reason
 
 
+def test_the_test_set_being_easier_for_the_reference_too_is_no_flag():
+    # on the full protocol the reference itself is above its validation accuracy (MNIST's test digits are the
+    # more carefully written), and honest student models were measured up to 0.46 point above theirs
+    settings = load_analysis_config().integrity
+    honest = model(test=0.9868, val=0.9812)  # 0.56 point above: past the 0.55-point tolerance on 12,000/10,000
+    without_shift = model("create_baseline_model", "reference", 0.9890, 0.9890, 225_034, 5)
+    assert [f.rule for f in analysis.integrity_flags(honest, without_shift, 12_000, 10_000, settings, EN)] == [
+        "test_above_validation"
+    ]
+    easier_test_set = model("create_baseline_model", "reference", 0.9890, 0.9865, 225_034, 5)  # +0.25 point
+    assert analysis.integrity_flags(honest, easier_test_set, 12_000, 10_000, settings, EN) == []
+    leaked = analysis.integrity_flags(model(test=0.995, val=0.97), easier_test_set, 12_000, 10_000, settings, EN)
+    assert [f.rule for f in leaked] == ["test_above_validation"]  # a lookup is far past any shift
+    harder_test_set = model("create_baseline_model", "reference", 0.9850, 0.9890, 225_034, 5)
+    assert analysis.integrity_flags(honest, harder_test_set, 12_000, 10_000, settings, EN) != []  # never stricter
+
+
 def test_integrity_capacity_rule():
     settings = load_analysis_config().integrity
     reference = model("create_baseline_model", "reference", 0.90, 0.90, 225_034, 5)

@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from harness.analysis import perturbations as P
 from harness.analysis.perturbations import DETERMINISTIC, PERTURBATIONS
+from harness.config.protocol import load_protocol
 
 MNIST_C = {
     "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate", "brightness",
@@ -478,6 +479,38 @@ def test_build_suite_subset_and_full_entries(tmp_path, suite):
     built = P.build_suite(x, small, tmp_path / "cache")
     assert len(built["full"].indices) == 2500 and len(built["part"].indices) == 2000
     assert built.n_images == 4500 == small.n_images(len(x))
+
+
+def test_a_profiles_cap_shrinks_the_subset_entries_only_and_is_cached_apart(tmp_path):
+    x = digit_like(2500, seed=1)
+    body = """
+    subset = 2000
+    [[entries]]
+    name = "full"
+    group = "assignment"
+    perturbation = "gaussian_noise"
+    seed = 1
+    subset = "all"
+    [[entries]]
+    name = "part"
+    group = "mnist_c"
+    perturbation = "brightness"
+    seed = 2
+    """
+    small = P.load_suite(write_suite(tmp_path, body))
+    capped = P.capped(small, 300)
+    built = P.build_suite(x, capped, tmp_path / "cache")
+    assert len(built["full"].indices) == 2500 and len(built["part"].indices) == 300
+    uncapped = P.build_suite(x, small, tmp_path / "cache")
+    assert uncapped.key != built.key and len(uncapped["part"].indices) == 2000  # not served the capped sets
+    np.testing.assert_array_equal(built["part"].load(), uncapped["part"].load()[:300])  # the same first images
+    assert P.capped(small, None) is small
+
+
+def test_the_tiny_profiles_cap_the_suite_and_the_grading_ones_do_not():
+    profiles = load_protocol().profiles
+    assert profiles["smoke"].suite_images and profiles["check"].suite_images
+    assert profiles["full"].suite_images is None and profiles["quick"].suite_images is None
 
 
 def test_build_suite_detects_and_repairs_a_corrupted_file(tmp_path, suite, test_images, caplog):

@@ -523,3 +523,18 @@ def test_a_name_changed_in_place_by_a_dropped_statement_is_not_trusted(tmp_path)
     namespace: dict = {}
     exec(compile(result.module_source, "submission.py", "exec"), namespace)  # imports without a KeyError
     assert callable(namespace["create_baseline_model"])
+
+
+def test_a_call_of_a_function_the_notebook_defines_later_is_dropped(tmp_path):
+    # cells run out of order while the notebook was written: the call comes first, the definition after
+    cells = [
+        ("code", "from tensorflow import keras"),
+        ("code", "def create_baseline_model():\n    return keras.Sequential([keras.layers.Dense(10)])"),
+        ("code", "resultats_1 = evaluer_modele(create_baseline_model, 'Modèle de base')"),
+        ("code", "def evaluer_modele(creer, nom, epochs=5):\n    modele = creer()\n    return modele.fit([], [])"),
+    ]
+    submission = ingest_path(write_notebook(tmp_path / "eleve.ipynb", cells))
+    assert submission.status == "ok", submission.reason
+    dropped = dropped_by_code(submission)
+    assert "resultats_1 = evaluer_modele(create_baseline_model, 'Modèle de base')" in dropped
+    assert "evaluer_modele(create_baseline_model" not in submission.module_source

@@ -18,6 +18,7 @@ from harness.cli import build_parser, main
 from harness.errors import CannotStart
 from harness.pipeline import BatchSummary
 from harness.pipeline.demo import DemoOptions, check_output_folder, demo, demo_students
+from harness.pipeline.session import default_workers
 from harness.util.i18n import Translator
 
 EN = Translator("en")
@@ -70,6 +71,7 @@ def test_the_demo_runs_with_or_without_bubblewrap_and_says_which(monkeypatch, tm
     assert options.unsandboxed_because == "harness demo"
     assert sorted(options.paths) == demo_students()
     assert (EN("demo_no_sandbox") in said) is not sandboxed
+    assert options.workers == 2 * default_workers()  # the demo's short trainings leave cores idle at one per core
 
 
 def test_the_demo_never_writes_into_someone_elses_folder(tmp_path, graded_options, capsys):

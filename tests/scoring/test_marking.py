@@ -146,6 +146,8 @@ def test_the_handout_plus_one_line_earns_no_more_than_functional():
         ("comparisons", "Le meilleur modèle est le modèle 3.", False),
         ("causes", "The validation loss rises after epoch 3 because the model overfits.", True),
         ("limits", "Il faudrait tester l'augmentation de données sur de vrais formulaires.", True),
+        ("causes", "Dropout fixed the 3/5 confusions (14 -> 5), consistent with it curbing memorised strokes.", True),
+        ("causes", "Les confusions 3/5 baissent, ce qui confirme que le dropout limite la mémorisation.", True),
     ],
 )
 def test_substance_markers_in_french_and_english(marker, sentence, expected):
@@ -216,3 +218,115 @@ def test_the_issue_s_cases_land_in_their_fair_ranges(marking, case):
         assert low <= points[criterion_id] <= high, (case, criterion_id, points[criterion_id], (low, high))
     for c in result.score.criteria:
         assert c.confidence in ("high", "low") and (c.confidence == "low") == bool(c.confidence_reasons)
+
+
+# --------------------------------------------------------------------------- explored, judged, grounded
+
+
+def _steps(tmp_path, models):
+    """Modifications of a notebook with the template's factories and no text, for `models`."""
+    tmp_path.mkdir(exist_ok=True)
+    ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES)]))
+    result = criterion(
+        score(evidence(ingest, [model("create_baseline_model", role="baseline"), *models]), EN), "modifications"
+    )
+    return result, {c.id: c for c in result.components}
+
+
+def test_a_category_explored_only_by_a_harmful_or_tangled_step_counts_half(tmp_path):
+    dropout = [*BASE_LAYERS[:-1], layer("Dropout", rate=0.5), BASE_LAYERS[-1]]
+    sound = [model("create_improved_model_1", layers=dropout), model("create_improved_model_2", lr=5e-4)]
+    assert _steps(tmp_path, sound)[1]["categories"].points == pytest.approx(2 * 2 / 3, abs=1e-3)
+    # the same two categories, the learning rate far out of range: explored without a choice
+    harmful = [model("create_improved_model_1", layers=dropout), model("create_improved_model_2", lr=1e-6)]
+    result, parts = _steps(tmp_path / "h", harmful)
+    assert parts["categories"].points == pytest.approx(2 * 1.5 / 3, abs=1e-3)
+    assert any(
+        e.kind == "flag" and "hyper-parameters: explored only by harmful" in e.text and "0.50" in e.text
+        for e in result.evidence
+    )
+    # both in one model: neither is a choice the measurements can judge
+    tangled = [model("create_improved_model_1", layers=dropout, lr=5e-4)]
+    assert _steps(tmp_path / "t", tangled)[1]["categories"].points == pytest.approx(2 * 1 / 3, abs=1e-3)
+
+
+def test_a_step_changing_several_categories_shares_its_judgement_among_them(tmp_path):
+    dropout = [*BASE_LAYERS[:-1], layer("Dropout", rate=0.5), BASE_LAYERS[-1]]
+    one = _steps(tmp_path, [model("create_improved_model_1", layers=dropout)])[1]
+    assert one["judgement"].points == pytest.approx(2 * 0.25, abs=1e-3)  # neutral, not discussed
+    result, parts = _steps(tmp_path / "t", [model("create_improved_model_1", layers=dropout, optimizer="SGD", lr=0.05)])
+    assert parts["judgement"].points == pytest.approx(2 * 0.25 / 2, abs=1e-3)
+    assert any(e.kind == "flag" and "2 changes measured together" in e.text for e in result.evidence)
+
+
+def _analysis(tmp_path, conclusion: str, errors: str = "Le modèle fait peu d'erreurs."):
+    tmp_path.mkdir(exist_ok=True)
+    cells = [
+        new_code_cell(FACTORIES),
+        new_markdown_cell("## Analyse des erreurs\n\n" + errors),
+        new_markdown_cell("## Conclusion\n\n" + conclusion),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    result = criterion(score(evidence(ingest, models), FR), "analysis")
+    return result, {c.id: c for c in result.components}
+
+
+def test_causes_and_limits_explaining_nothing_observed_earn_half(tmp_path):
+    generic = "Le modèle 1 est meilleur parce qu'il est plus profond. Il faudrait tester plus d'époques."
+    result, parts = _analysis(tmp_path, generic)
+    assert parts["marker_causes"].points == pytest.approx(0.25, abs=1e-3) and parts[
+        "marker_limits"
+    ].points == pytest.approx(0.125, abs=1e-3)
+    assert any(e.kind == "flag" and "aucune phrase de l'analyse n'observe" in e.text for e in result.evidence)
+    halved = parts["section_conclusion"].points
+    assert any(e.kind == "flag" and "leurs mots comptent pour 0,50" in e.text for e in result.evidence)
+    parts = _analysis(tmp_path / "o", generic, errors="Il confond encore le 4 et le 9.")[1]
+    assert parts["marker_error_patterns"].points == 0.5
+    assert parts["section_conclusion"].points == pytest.approx(2 * halved, abs=2e-3) and halved > 0
+    assert parts["marker_causes"].points == 0.5 and parts["marker_limits"].points == 0.25
+
+
+@pytest.mark.parametrize(
+    "passage",
+    [
+        "Adam lr 3e-4: the validation loss oscillates at 1e-3.",
+        "Taux d'apprentissage 0,0003 : la perte de validation stagne à 1e-3.",
+    ],
+)
+def test_a_measured_symptom_is_a_reason(passage):
+    params = _rubric_params("modifications")
+    assert rubric_text.matches_any(params["reasons"], rubric_text.plain(passage))
+
+
+def test_a_change_is_justified_by_a_passage_anywhere_that_quotes_its_value(tmp_path):
+    report = "# Report\n\n1. Adam lr 3e-4: the validation loss oscillates at 1e-3."
+    cells = [new_code_cell(FACTORIES), new_code_cell("history = None"), new_markdown_cell(report)]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1", lr=3e-4)]
+    result = criterion(score(evidence(ingest, models), EN), "modifications")
+    assert {c.id: c for c in result.components}["justification"].points == 1.5
+    assert any("quotes the chosen value" in e.text for e in result.evidence)
+    # the same passage does not justify a change to another value
+    other = [models[0], model("create_improved_model_1", lr=5e-4)]
+    result = criterion(score(evidence(ingest, other), EN), "modifications")
+    assert {c.id: c for c in result.components}["justification"].points == 0
+
+
+def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path):
+    assert rubric_text.implausible("Le modèle 3 garde 99,8 % sur les images tournées.", 0.997) == "99,8 %"
+    assert rubric_text.implausible("Le modèle 3 atteint 99,4 % ; 100 % des 7 sont lus.", 0.997) is None
+    honest = "Le modèle 1 atteint 99,2 % contre 99,0 % pour la référence. Il faudrait tester plus d'époques."
+    parts = _analysis(tmp_path, honest)[1]
+    assert parts["marker_comparisons"].points == 0.25 and parts["claims"].points > 0
+    result, parts = _analysis(tmp_path / "x", honest.replace("99,2 %", "99,9 %"))
+    assert parts["marker_comparisons"].points == 0 and parts["claims"].points == 0
+    assert any(e.kind == "flag" and "99,9 %" in e.text and "99,7" in e.text for e in result.evidence)
+
+
+def test_an_effect_quoted_beyond_what_such_models_reach_is_not_discussed(tmp_path):
+    text = "Modèle 1 : je baisse le taux d'apprentissage afin de stabiliser la convergence ; il atteint {acc}."
+    sound = _modifications(tmp_path, text.format(acc="99,2 %"), 5e-4)
+    assert {c.id: c for c in sound.components}["judgement"].points == pytest.approx(2 * 0.75, abs=1e-3)
+    inflated = _modifications(tmp_path / "x", text.format(acc="99,9 %"), 5e-4)
+    assert {c.id: c for c in inflated.components}["judgement"].points == pytest.approx(2 * 0.25, abs=1e-3)

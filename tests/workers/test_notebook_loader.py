@@ -121,3 +121,27 @@ def test_tensorflow_datasets_other_than_mnist_names_the_missing_package(mounted)
         """,
     )
     assert out == "tensorflow_datasets True"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pandas") is None, reason="pandas not installed")
+def test_an_mnist_csv_the_student_had_is_served_in_its_layout(mounted, tmp_path):
+    """Kaggle's Digit Recognizer (label + pixel0…pixel783; test.csv without labels) and "MNIST in CSV"
+    (label + 1x1…28x28); any other CSV, and one that exists, is read as it is."""
+    own = tmp_path / "train.csv"
+    own.write_text("a,b\n1,2\n", encoding="utf-8")
+    out = _run(
+        mounted,
+        f"""
+        import pandas as pd
+        train = pd.read_csv("../input/digit-recognizer/train.csv")
+        test = pd.read_csv("../input/digit-recognizer/test.csv")
+        csv = pd.read_csv("/content/drive/MyDrive/mnist_test.csv")
+        try:
+            pd.read_csv("sales.csv")
+        except FileNotFoundError:
+            other = "missing"
+        print(train.shape, list(train.columns[:2]), int(train["label"][3]), test.shape, test.columns[0],
+              int(test.values[0, 0]), csv.shape, csv.columns[1], pd.read_csv({str(own)!r}).shape, other)
+        """,
+    )
+    assert out == "(30, 785) ['label', 'pixel0'] 3 (10, 784) pixel0 9 (10, 785) 1x1 (1, 2) missing"

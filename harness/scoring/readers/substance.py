@@ -26,14 +26,20 @@ def shows(groups: list[list[str]], sentence: str) -> bool:
 
 
 def earned(
-    markers: dict[str, list[list[str]]], passages: list[Passage], keep: Callable[[Passage], bool]
+    markers: dict[str, list[list[str]]],
+    passages: list[Passage],
+    keep: Callable[[Passage], bool],
+    keep_sentence: Callable[[str], bool] = lambda sentence: True,
 ) -> dict[str, Passage]:
-    """Marker name -> the first sentence (as a passage at its passage's place) that shows it."""
+    """Marker name -> the first sentence (as a passage at its passage's place, among those
+    `keep_sentence` keeps) that shows it."""
     found: dict[str, Passage] = {}
     for passage in passages:
         if not keep(passage):
             continue
         for sentence in sentences(passage):
+            if not keep_sentence(sentence):
+                continue
             text = plain(sentence)
             for name, groups in markers.items():
                 if name not in found and shows(groups, text):

@@ -547,6 +547,18 @@ def _accuracy_in(raw: str, numbers: dict[str, str], table: bool) -> tuple[str, f
     return (model, value) if value is not None and 0 < value <= 1 else None
 
 
+DECIMAL_PERCENT = re.compile(r"(?<![\d.,])(\d{2}[.,]\d+) ?%")
+
+
+def implausible(text: str, ceiling: float) -> str | None:
+    """A percentage with decimals the text quotes above `ceiling` (a share, 0.997) and below 100 %:
+    an accuracy no model of the assignment reaches on MNIST's test set ("99,9 %"), or None."""
+    for match in DECIMAL_PERCENT.finditer(plain(text)):
+        if ceiling * 100 < float(match.group(1).replace(",", ".")) < 100:
+            return match.group(0)
+    return None
+
+
 # --------------------------------------------------------------------------- vocabulary matching
 
 

@@ -35,6 +35,13 @@ class AnalysisParams(RuleParams):
     substance_points: dict[str, float] = {}
     markers: dict[str, list[list[str]]] = {}
     not_analysis: list[str] = ["introduction", "baseline", "improvements"]
+    # markers that observe what the models did (a digit, a number); without one of them the other
+    # markers (causes, limits) explain nothing observed and earn `ungrounded_share` of their points
+    grounding_markers: list[str] = ["error_patterns", "robustness", "comparisons"]
+    ungrounded_share: float = 0.5
+    # an accuracy above this (a share) is beyond what the assignment's models reach on MNIST: a
+    # sentence quoting one earns no marker and the claims part is 0, on every profile
+    plausible_max_accuracy: float = 0.997
     claims_points: float = 0.5
     claim_tolerance_pp: float = 0.3
     no_claim_share: float = 0.5
@@ -46,14 +53,22 @@ class AnalysisParams(RuleParams):
 def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     """Score the analysis: each section by its words, the best-model claim, the printed numbers."""
     notes = Notes(t, ev)
+    found = _markers_found(ev, p)
+    grounded = not p.grounding_markers or any(name in found for name in p.grounding_markers)
+    # words that observe nothing (no digit, no number) count like the interpretations: in part
+    words_share = 1.0 if grounded else p.ungrounded_share
+    if words_share < 1 and any(n in ev.sections for n in p.sections_points):
+        notes.add(t("rb_ev_words_ungrounded", share=words_share), kind="flag")
     components = []
     for name, weight in p.sections_points.items():
-        share = section_share(ev, notes, t, name, p.min_words)
+        share = section_share(ev, notes, t, name, p.min_words) * words_share
         words = ev.sections[name].words if name in ev.sections else 0
         components.append(component(t, f"section_{name}", weight * share, weight, str(words)))
 
-    components += _substance(ev, notes, t, p)
+    components += _substance(notes, t, p, found, grounded)
     share, agree, disagreement, claim = _claims(ev, notes, t, p)
+    if _implausible(ev, notes, t, p):
+        share = 0.0
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
 
     compared, flagged = _reported_numbers(ev, notes, t, p)
@@ -86,19 +101,26 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items, doubts)
 
 
-def _substance(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> list:
-    """One part per marker of substance (`substance_points`), earned by the first sentence of the
-    student's analysis that shows it, quoted with where it is; sentences of the sections that
-    describe the work (`not_analysis`) do not count."""
+def _markers_found(ev: Evidence, p: AnalysisParams) -> dict:
+    """Marker name -> the first sentence of the student's analysis that shows it; sentences of the
+    sections that describe the work (`not_analysis`) and sentences quoting an implausible accuracy
+    do not count."""
     section_of = rubric_text.section_ranges(ev.prose, ev.sections)
-    found = rubric_substance.earned(
+    return rubric_substance.earned(
         {name: p.markers.get(name, []) for name in p.substance_points},
         ev.passages,
         lambda passage: section_of(passage.cell, passage.line) not in p.not_analysis,
+        lambda sentence: rubric_text.implausible(sentence, p.plausible_max_accuracy) is None,
     )
+
+
+def _substance(notes: Notes, t: Translator, p: AnalysisParams, found: dict, grounded: bool) -> list:
+    """One part per marker of substance (`substance_points`), earned by the sentence `found` for it,
+    quoted with where it is; without a grounding marker, the others earn `ungrounded_share`."""
     parts = []
     for name, weight in p.substance_points.items():
         sentence = found.get(name)
+        share = 1.0 if grounded or name in p.grounding_markers else p.ungrounded_share
         if sentence is not None:
             notes.add(
                 t("rb_ev_substance", what=t(f"rb_marker_{name}"), excerpt=excerpt(sentence.text)),
@@ -106,10 +128,26 @@ def _substance(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> 
                 sentence.line,
                 "found",
             )
+            if share < 1:
+                notes.add(t("rb_ev_substance_ungrounded", what=t(f"rb_marker_{name}"), share=share), kind="flag")
         else:
             notes.add(t("rb_ev_substance_missing", what=t(f"rb_marker_{name}")), kind="missing")
-        parts.append(component(t, f"marker_{name}", weight if sentence else 0.0, weight))
+        parts.append(component(t, f"marker_{name}", weight * share if sentence else 0.0, weight))
     return parts
+
+
+def _implausible(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
+    """Whether the text or the saved outputs quote an accuracy beyond `plausible_max_accuracy`:
+    a number that cannot be what the model measured, whatever the profile; noted where it is."""
+    printed = [(r.text, r.cell, None) for r in rubric_text.reported_accuracies(ev.ingest)]
+    quoted = [(x.text, x.cell, x.line) for x in ev.passages]
+    for text, cell, line in printed + quoted:
+        number = rubric_text.implausible(text, p.plausible_max_accuracy)
+        if number is not None:
+            limit = 100 * p.plausible_max_accuracy
+            notes.add(t("rb_ev_implausible", number=number, limit=limit, line=excerpt(text, 80)), cell, line, "flag")
+            return True
+    return False
 
 
 def _claims(

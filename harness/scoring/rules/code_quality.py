@@ -28,13 +28,13 @@ class CodeQualityParams(RuleParams):
     lint_select: list[str] = ["F", "E9", "B"]
     lint_ignore: list[str] = ["F401"]
     lint_shown: int = 8
-    comments_points: float = 0.75
+    comments_points: float = 1.0
     comment_ratio: float = 0.10
     docstring_share: float = 0.5
     duplication_points: float = 0.25
     duplication_similarity: float = 0.9
     duplication_min_lines: int = 6
-    dead_code_points: float = 0.75
+    dead_code_points: float = 0.5
     dead_code_cost: float = 0.25
     min_own_lines: int = 20
 

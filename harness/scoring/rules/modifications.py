@@ -8,6 +8,8 @@ justified by one passage of the student's text near the model, and a good step c
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from pydantic import field_validator
@@ -36,6 +38,8 @@ from harness.util.i18n import Translator
 # Categories a student sets in TRAINING_CONFIG rather than in the factory: their justification
 # may also sit around that entry.
 SETTINGS_CATEGORIES = {"augmentation", "training", "hyperparameters"}
+# a number as students write them: 64, 0.25, 0,25, 3e-4, 1e-03
+NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)?(?:e-?\d+)?(?![\w])")
 
 
 class ModificationsParams(RuleParams):
@@ -47,6 +51,9 @@ class ModificationsParams(RuleParams):
     method_points: float = 0.5
     judgement_points: float = 2
     max_categories_per_step: int = 1
+    # a category explored only by harmful steps or steps that change several categories at once
+    # counts this share of one in "categories": explored, but not in a way that shows a choice
+    unsound_category_share: float = 0.5
     context_cells: int = 3
     vocabulary: dict[str, list[str]] = {}
     reasons: list[str] = []
@@ -58,6 +65,7 @@ class ModificationsParams(RuleParams):
     discussed_share: float = 0.5
     harmful_justification_share: float = 0.25
     effect_words: list[str] = []
+    plausible_max_accuracy: float = 0.997  # a passage quoting more does not discuss a measured effect
     harm_words: list[str] = []
     # settings far outside what works for MNIST, and the measured drops that make a change harmful
     learning_rate_ranges: dict[str, list[float]] = {"default": [1e-4, 0.02], "sgd": [1e-3, 0.5]}
@@ -107,6 +115,8 @@ class _Tally:
     """What the steps add up to, over the improved models."""
 
     covered: set[str] = field(default_factory=set)  # categories changed against the baseline
+    sound: set[str] = field(default_factory=set)  # ... by at least one step alone and not harmful
+    stepped: set[str] = field(default_factory=set)  # ... by at least one step
     steps: int = 0  # models that change something
     good_steps: int = 0  # ... at most max_categories_per_step categories
     justified: float = 0  # changes (model, category) justified (a harmful one counts in part)
@@ -153,7 +163,11 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         harmful, noticed = _judge_step(
             ev, notes, t, p, model, (f, parent_f), parent, step, tally, reference=not use_prev and base_is_reference
         )
-        _justify_step(ev, notes, t, p, model, step, tally, p.harmful_justification_share * noticed if harmful else 1.0)
+        worth = p.harmful_justification_share * noticed if harmful else 1.0
+        _justify_step(ev, notes, t, p, (model, _new_values(f, parent_f)), step, tally, worth)
+        tally.stepped |= set(step)
+        if not harmful and len(step) <= p.max_categories_per_step:
+            tally.sound |= set(step)
         previous, previous_f = model, f
     return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
 
@@ -215,18 +229,23 @@ def _justify_step(
     notes: Notes,
     t: Translator,
     p: ModificationsParams,
-    model: ModelResult,
+    changed: tuple[ModelResult, set[float]],
     step: dict[str, list[str]],
     tally: _Tally,
     worth: float = 1.0,
 ) -> None:
-    """Each category the step changes: justified by a passage near the model, or noted missing; a
+    """Each category the step changes: justified by a passage near the model, or else by a passage
+    anywhere that quotes a value the step sets (a report's list of changes), or noted missing; a
     justification counts `worth` of one (less for a harmful change: a reason for a bad choice)."""
+    model, values = changed
     cell, line = factory_at(ev, model.name)
     for category in step:
         tally.to_justify += 1
         passages = nearby_passages(ev, model.name, p.context_cells, settings=category in SETTINGS_CATEGORIES)
         found = justification(passages, p.vocabulary.get(category, []), p.reasons)
+        quoting = [x for x in ev.passages if x not in passages and _quotes(x.text, values)]
+        if found is None and (found := justification(quoting, p.vocabulary.get(category, []), p.reasons)):
+            notes.add(t("rb_ev_justified_by_value", model=model.name, category=t("cat_" + category)), cell, line)
         if found:
             tally.justified += worth
             notes.add(
@@ -237,6 +256,25 @@ def _justify_step(
             )
         else:
             notes.add(t("rb_ev_not_justified", model=model.name, category=t("cat_" + category)), cell, line, "missing")
+
+
+def _new_values(new: rubric_models.Features, old: rubric_models.Features) -> set[float]:
+    """The numbers a step sets that its parent did not have (a learning rate, a rate, a width,
+    epochs, a batch size), from 10 up or below 1: small whole numbers are list numbering."""
+
+    def numbers(f: rubric_models.Features) -> set[float]:
+        found = {f.learning_rate, f.batch_size, f.epochs}
+        for text in (*f.dropout, *f.filters, *f.dense, *f.regularizers):
+            found |= {float(x) for x in NUMBER.findall(text)}
+        return {float(x) for x in found if x is not None}
+
+    return {x for x in numbers(new) - numbers(old) if x >= 10 or 0 < x < 1}
+
+
+def _quotes(text: str, values: set[float]) -> bool:
+    """Whether a passage quotes one of `values` ("lr 3e-4", "0,25", "64 filtres")."""
+    quoted = {float(x.replace(",", ".")) for x in NUMBER.findall(rubric_text.plain(text))}
+    return any(math.isclose(x, v, rel_tol=1e-6) for x in quoted for v in values)
 
 
 def _judge_step(
@@ -283,9 +321,16 @@ def _judge_step(
         )
     else:
         base = p.helpful_share if scored and effect.helpful else p.costly_share if costs else p.neutral_share
-        discussed = _mentions(about, p.effect_words)
+        # an effect quoted as an accuracy no such model reaches is not the measured effect
+        discussed = _mentions(
+            [x for x in about if not rubric_text.implausible(x.text, p.plausible_max_accuracy)], p.effect_words
+        )
         share = min(1.0, base + (p.discussed_share if discussed else 0.0))
         _note_effect(notes, t, model, effect, discussed, scored, (cell, line))
+        if len(step) > p.max_categories_per_step:
+            # several changes measured together: no one of them can be credited with the effect
+            share *= p.max_categories_per_step / len(step)
+            notes.add(t("rb_ev_tangled", model=model.name, count=len(step), share=share), cell, line, "flag")
     tally.judged += share
     return bool(harms), noticed is not None
 
@@ -328,17 +373,29 @@ def _mentions(passages: list, patterns: list[str]):
     return next((x for x in passages if rubric_text.matches_any(patterns, rubric_text.plain(x.text))), None)
 
 
+def _explored(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes) -> float:
+    """Categories explored, a category reached only by harmful or several-at-once steps counting
+    `unsound_category_share`: an extreme value or a tangle of changes explores without choosing."""
+    unsound = (tally.covered & tally.stepped) - tally.sound
+    for category in [c for c in CATEGORIES if c in unsound]:
+        notes.add(
+            t("rb_ev_category_unsound", category=t("cat_" + category), share=p.unsound_category_share), kind="flag"
+        )
+    return len(tally.covered) - len(unsound) * (1 - p.unsound_category_share)
+
+
 def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes, doubts: list[str]) -> Verdict:
     """The three parts from the tally, and the reason."""
     covered = tally.covered
-    category_share = min(1.0, len(covered) / max(1, p.required_categories))
+    explored = _explored(t, p, tally, notes)
+    category_share = min(1.0, explored / max(1, p.required_categories))
     components = [
         component(
             t,
             "categories",
             p.categories_points * category_share,
             p.categories_points,
-            ratio(t, len(covered), p.required_categories),
+            ratio(t, explored, p.required_categories),
         ),
         component(
             t,

@@ -1,0 +1,71 @@
+"""What the training and evaluation workers do to a student's model before the protocol trains it: a
+``keras.Model`` subclass saved and rebuilt with the arguments it was built with
+(harness/workers/subclassing.py), a model on flattened images given the harness's images flattened
+(harness/workers/keras_setup.py). Run in subprocesses: importing the workers' set-up patches Keras for
+the whole process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+PROGRAM = textwrap.dedent(
+    """
+    import keras, numpy as np
+    from harness.workers import subclassing
+    subclassing.install()
+
+    class DigitNet(keras.Model):  # **kwargs, no get_config: Keras records the constructor's arguments
+        def __init__(self, width=4, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = keras.layers.Conv2D(width, 3)
+            self.head = keras.layers.Dense(10)
+        def call(self, x):
+            return self.head(keras.layers.Flatten()(self.conv(x)))
+
+    class MonCNN(keras.Model):  # no **kwargs: Keras's base keys are left out when it is rebuilt
+        def __init__(self, n_filtres=8):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(n_filtres, 3)
+            self.head = keras.layers.Dense(10)
+        def call(self, x):
+            return self.head(keras.layers.Flatten()(self.conv(x)))
+
+    custom = {"DigitNet": DigitNet, "MonCNN": MonCNN}
+    wide = DigitNet(width=8)
+    wide(np.zeros((1, 28, 28, 1)))
+    wide.save("wide.keras")
+    loaded = keras.saving.load_model("wide.keras", custom_objects=custom, safe_mode=False)
+    rebuilt = keras.models.model_from_json(MonCNN(n_filtres=2).to_json(), custom_objects=custom)
+    functional = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    print(loaded.conv.filters, rebuilt.conv.filters, type(keras.Model(functional.inputs, functional.outputs)).__name__)
+    """
+)
+
+
+def test_a_subclassed_model_is_saved_and_rebuilt_with_its_own_arguments(tmp_path):
+    done = subprocess.run([sys.executable, "-c", PROGRAM], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "8 2 Functional"
+
+
+ADAPTER = textwrap.dedent(
+    """
+    import keras, numpy as np
+    from harness.workers.keras_setup import flat_input_adapter
+    mlp = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
+    mlp.compile(optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy")
+    adapted = flat_input_adapter(mlp)
+    cnn = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    other = keras.Sequential([keras.Input((100,)), keras.layers.Dense(10)])
+    print(tuple(adapted(np.zeros((2, 28, 28, 1))).shape), type(adapted.optimizer).__name__,
+          flat_input_adapter(cnn) is cnn, flat_input_adapter(other) is other)
+    """
+)
+
+
+def test_a_model_on_flattened_images_is_given_the_images_flattened(tmp_path):
+    done = subprocess.run([sys.executable, "-c", ADAPTER], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "(2, 10) SGD True True"
