@@ -459,23 +459,26 @@ def test_build_suite_builds_then_loads_from_cache(tmp_path, suite, test_images):
     assert not [p for p in first.directory.iterdir() if p.suffix == ".tmp"]  # no leftover temporary files
 
 
+# one entry on the whole test set (the assignment's kind), one on the suite's default subset
+TWO_ENTRY_SUITE = """
+subset = 2000
+[[entries]]
+name = "full"
+group = "assignment"
+perturbation = "gaussian_noise"
+seed = 1
+subset = "all"
+[[entries]]
+name = "part"
+group = "mnist_c"
+perturbation = "brightness"
+seed = 2
+"""
+
+
 def test_build_suite_subset_and_full_entries(tmp_path, suite):
     x = digit_like(2500, seed=1)
-    body = """
-    subset = 2000
-    [[entries]]
-    name = "full"
-    group = "assignment"
-    perturbation = "gaussian_noise"
-    seed = 1
-    subset = "all"
-    [[entries]]
-    name = "part"
-    group = "mnist_c"
-    perturbation = "brightness"
-    seed = 2
-    """
-    small = P.load_suite(write_suite(tmp_path, body))
+    small = P.load_suite(write_suite(tmp_path, TWO_ENTRY_SUITE))
     built = P.build_suite(x, small, tmp_path / "cache")
     assert len(built["full"].indices) == 2500 and len(built["part"].indices) == 2000
     assert built.n_images == 4500 == small.n_images(len(x))
@@ -483,21 +486,7 @@ def test_build_suite_subset_and_full_entries(tmp_path, suite):
 
 def test_a_profiles_cap_shrinks_the_subset_entries_only_and_is_cached_apart(tmp_path):
     x = digit_like(2500, seed=1)
-    body = """
-    subset = 2000
-    [[entries]]
-    name = "full"
-    group = "assignment"
-    perturbation = "gaussian_noise"
-    seed = 1
-    subset = "all"
-    [[entries]]
-    name = "part"
-    group = "mnist_c"
-    perturbation = "brightness"
-    seed = 2
-    """
-    small = P.load_suite(write_suite(tmp_path, body))
+    small = P.load_suite(write_suite(tmp_path, TWO_ENTRY_SUITE))
     capped = P.capped(small, 300)
     built = P.build_suite(x, capped, tmp_path / "cache")
     assert len(built["full"].indices) == 2500 and len(built["part"].indices) == 300
