@@ -56,29 +56,32 @@ except Exception:
 for _harness_name, _harness_module in list(_harness_sys.modules.items()):
     if _harness_name.endswith("datasets.mnist") and hasattr(_harness_module, "load_data"):
         _harness_module.load_data = _harness_load_data
-class _HarnessMnistImports:
-    # a datasets.mnist module imported later gets the harness's load_data once it has run
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if not name.endswith("datasets.mnist"):
+class _HarnessImportHook:
+    # a module the student imports later is patched (`patch(module)`) once it has run
+    def __init__(self, wanted, patch):
+        self.wanted, self.patch = wanted, patch
+    def find_spec(self, name, path=None, target=None):
+        if not self.wanted(name):
             return None
         for finder in _harness_sys.meta_path:
-            if finder is not _HarnessMnistImports and hasattr(finder, "find_spec"):
+            if finder is not self and hasattr(finder, "find_spec"):
                 spec = finder.find_spec(name, path, target)
                 if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _HarnessMnistLoader(spec.loader)
+                    spec.loader = _HarnessPatchingLoader(spec.loader, self.patch)
                     return spec
         return None
-class _HarnessMnistLoader:
-    def __init__(self, loader):
-        self.loader = loader
+class _HarnessPatchingLoader:
+    def __init__(self, loader, patch):
+        self.loader, self.patch = loader, patch
     def create_module(self, spec):
         return self.loader.create_module(spec)
     def exec_module(self, module):
         self.loader.exec_module(module)
-        if hasattr(module, "load_data"):
-            module.load_data = _harness_load_data
-_harness_sys.meta_path.insert(0, _HarnessMnistImports)
+        self.patch(module)
+def _harness_patch_mnist(module):
+    if hasattr(module, "load_data"):
+        module.load_data = _harness_load_data
+_harness_sys.meta_path.insert(0, _HarnessImportHook(lambda name: name.endswith("datasets.mnist"), _harness_patch_mnist))
 """
 
 
@@ -163,27 +166,10 @@ def _harness_patch_pandas(pd):
             return read_csv(filepath_or_buffer, *args, **kwargs)
         return _harness_csv_frame(pd, *layout)
     pd.read_csv = _harness_read_csv
-class _HarnessPandasImport:
-    # pandas imported later gets the harness's read_csv once it has run
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name != "pandas":
-            return None
-        for finder in _harness_sys.meta_path:
-            if finder is not _HarnessPandasImport and hasattr(finder, "find_spec"):
-                spec = finder.find_spec(name, path, target)
-                if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _HarnessPandasLoader(spec.loader)
-                    return spec
-        return None
-class _HarnessPandasLoader(_HarnessMnistLoader):
-    def exec_module(self, module):
-        self.loader.exec_module(module)
-        _harness_patch_pandas(module)
 if "pandas" in _harness_sys.modules:
     _harness_patch_pandas(_harness_sys.modules["pandas"])
 else:
-    _harness_sys.meta_path.insert(0, _HarnessPandasImport)
+    _harness_sys.meta_path.insert(0, _HarnessImportHook(lambda name: name == "pandas", _harness_patch_pandas))
 """
 
 
