@@ -243,9 +243,10 @@ def _justify_step(
         tally.to_justify += 1
         passages = nearby_passages(ev, model.name, p.context_cells, settings=category in SETTINGS_CATEGORIES)
         found = justification(passages, p.vocabulary.get(category, []), p.reasons)
-        quoting = [x for x in ev.passages if x not in passages and _quotes(x.text, values)]
-        if found is None and (found := justification(quoting, p.vocabulary.get(category, []), p.reasons)):
-            notes.add(t("rb_ev_justified_by_value", model=model.name, category=t("cat_" + category)), cell, line)
+        if found is None:
+            quoting = [x for x in ev.passages if x not in passages and _quotes(x.text, values)]
+            if found := justification(quoting, p.vocabulary.get(category, []), p.reasons):
+                notes.add(t("rb_ev_justified_by_value", model=model.name, category=t("cat_" + category)), cell, line)
         if found:
             tally.justified += worth
             notes.add(
