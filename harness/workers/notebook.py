@@ -18,6 +18,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 TFDS_SHIM = Path(__file__).with_name("tfds_mnist.py")
+DISPLAY_STUBS = Path(__file__).with_name("display_stubs.py")
 
 
 def loader_source(data: Path, max_epochs: int | None = None) -> str:
@@ -32,6 +33,7 @@ def loader_source(data: Path, max_epochs: int | None = None) -> str:
             _openml_loader(data),
             _csv_loader(data),
             _tfds_loader(data),
+            _display_stubs(),
             _fit_cap(max_epochs) if max_epochs else "",
         ]
     )
@@ -188,6 +190,16 @@ try:
     _harness_real_tfds.load = _harness_tfds.load
 except ImportError:
     _harness_sys.modules["tensorflow_datasets"] = _harness_tfds
+"""
+
+
+def _display_stubs() -> str:
+    """seaborn, plotly and tqdm stood in for when they are not installed (harness/workers/display_stubs.py)."""
+    return f"""
+import types as _harness_types
+_harness_display = _harness_types.ModuleType("_harness_display_stubs")
+exec(compile({DISPLAY_STUBS.read_text(encoding="utf-8")!r}, "<harness display_stubs>", "exec"), _harness_display.__dict__)
+_harness_display.install()
 """
 
 

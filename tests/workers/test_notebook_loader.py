@@ -145,3 +145,52 @@ def test_an_mnist_csv_the_student_had_is_served_in_its_layout(mounted, tmp_path)
         """,
     )
     assert out == "(30, 785) ['label', 'pixel0'] 3 (10, 784) pixel0 9 (10, 785) 1x1 (1, 2) missing"
+
+
+HIDE_DISPLAY_PACKAGES = """
+import importlib.machinery, sys
+class _Hide:  # the grading machine without seaborn, plotly, tqdm: the real finder does not find them
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] in ("seaborn", "plotly", "tqdm"):
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, path, target)
+sys.meta_path[sys.meta_path.index(importlib.machinery.PathFinder)] = _Hide
+for name in [n for n in sys.modules if n.split(".")[0] in ("seaborn", "plotly", "tqdm")]:
+    del sys.modules[name]
+"""
+
+
+def test_plotting_packages_missing_where_the_harness_grades_draw_nothing_instead_of_failing(mounted):
+    """CI had no seaborn: a Kaggle-style script failed at its import cell and built no model (issue 13)."""
+    program = (
+        HIDE_DISPLAY_PACKAGES
+        + loader_source(mounted)
+        + textwrap.dedent(
+            """
+        import seaborn as sns
+        import plotly.express as px
+        from tqdm.auto import tqdm, trange
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots()
+        sns.set_theme(style="whitegrid")
+        sns.heatmap([[1, 2], [3, 4]], annot=True, ax=ax).set_title("confusion")
+        grid = sns.FacetGrid(None, col="x")
+        grid.map(plt.hist, "y").add_legend()
+        px.line(x=[1, 2], y=[3, 4]).show()
+        print(list(tqdm(range(3))), list(trange(2)), sns.__name__, "seaborn" in repr(type(sns)) or "Stub" in repr(type(sns)))
+        """
+        )
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[0, 1, 2] [0, 1] seaborn True"
+    assert "seaborn is not installed where the harness grades" in done.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("seaborn") is None, reason="seaborn not installed")
+def test_an_installed_plotting_package_is_the_real_one(mounted):
+    out = _run(mounted, "import seaborn\nprint(hasattr(seaborn, '__version__'), type(seaborn).__name__)")
+    assert out == "True module"
