@@ -24,6 +24,7 @@ import nbformat
 
 # assign_ids, discover and main_file_path are re-exported: callers that import them from here
 # (the pipeline) keep working; they live in harness.ingest.paths.
+from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
 from harness.ingest.paths import choose_main_file, student_id
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
@@ -360,6 +361,7 @@ class _Extractor:
         self.tainted: set[str] = set()
         self.student_functions: set[str] = set()
         self.functions: dict[str, tuple[ast.FunctionDef, int | None]] = {}
+        self.inner_settings: dict[str, dict[str, int]] = {}  # function -> epochs/batch size of its own fit
         # kept statements, in order: (node, source, its lines' (cell, line), cell, first line), until finish()
         self.entries: list[tuple[ast.stmt, str, list[tuple[int | None, int]], int | None, int]] = []
 
@@ -403,6 +405,8 @@ class _Extractor:
                 lines[first - 1 : node.lineno - 1] + [ast.get_source_segment(source, node, padded=True)]
             )
             if verdict is None:
+                if isinstance(node, ast.FunctionDef):
+                    segment = self._without_inner_training(node, segment, first, cell)
                 lines_of = [(cell, n) for n in range(first, node.end_lineno + 1)] + [(cell, node.end_lineno)]
                 self.entries.append((node, segment, lines_of, cell, first))
             else:
@@ -416,6 +420,17 @@ class _Extractor:
                         reason=reason,
                     )
                 )
+
+    def _without_inner_training(self, node: ast.FunctionDef, segment: str, first: int, cell: int | None) -> str:
+        """The function's source without the training it does itself (harness/ingest/inner_training.py)."""
+        looks_like_factory = bool(LOOKS_LIKE_FACTORY.match(node.name)) or is_factory_name(node.name)
+        stripped = strip_inner_training(node, segment, first, cell, DATA_CALLS, self.tainted, looks_like_factory)
+        if stripped is None:
+            self.inner_settings.pop(node.name, None)  # redefined later without training
+            return segment
+        self.dropped += stripped.dropped
+        self.inner_settings[node.name] = stripped.settings
+        return stripped.segment
 
     def _classify(self, node: ast.stmt) -> tuple[str, str] | None:
         """None to keep the statement, else (kind, reason) to drop it."""
@@ -531,7 +546,8 @@ class _Extractor:
         self.entries = []
 
     def source(self) -> str:
-        return "\n\n".join(self.kept) + "\n"
+        declared = {name: settings for name, settings in self.inner_settings.items() if settings}
+        return "\n\n".join(self.kept) + "\n" + declared_settings_source(declared)
 
 
 def _unused_import(node: ast.stmt, used: set[str]) -> bool:

@@ -41,6 +41,16 @@ def configure_tensorflow(threads: int, seed: int) -> str:
     return f"gpu ({len(gpus)}: {', '.join(g.name for g in gpus)})" if gpus else "cpu"
 
 
+def model_of(returned):
+    """What a factory returned, or the one Keras model in the tuple it returned (``return model, history``
+    from a factory that also trained, its ``history`` now None: harness/ingest/inner_training.py)."""
+    if isinstance(returned, (tuple, list)):
+        models = [item for item in returned if isinstance(item, keras.Model)]
+        if len(models) == 1:
+            return models[0]
+    return returned
+
+
 def flat_input_adapter(model):
     """A model that takes flattened images (an MLP on ``x.reshape(-1, 784)``, ``input_shape=(784,)``) is
     given the harness's ``(28, 28, 1)`` images flattened by a first ``Flatten`` layer; its own compile

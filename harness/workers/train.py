@@ -31,6 +31,7 @@ from harness.workers.keras_setup import (  # noqa: E402
     failure,
     flat_input_adapter,
     import_student_module,
+    model_of,
     set_limits,
 )
 from harness.workers.protocol import Events, serve  # noqa: E402
@@ -232,7 +233,7 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
     events.emit("model", name=name, phase="build")
     keras.utils.set_random_seed(seed)
     factory = getattr(module, name)
-    model = flat_input_adapter(factory())
+    model = flat_input_adapter(model_of(factory()))
     compiled_by = check_and_compile(model, training)
     spec = describe_model(model)
     spec["compiled_by"] = compiled_by

@@ -356,3 +356,11 @@ def test_a_script_s_docstring_says_which_function_is_the_baseline():
     french = ingest_path(REAL_WORLD / "bertrand_alice.py")  # "modele_simple = le modèle de base ; …"
     assert french.factory_map["create_baseline_model"] == "modele_simple"
     assert french.factory_map["create_improved_model_2"] == "modele_normalise_dropout"
+
+
+def test_a_factory_that_trains_its_model_is_trained_by_the_harness_with_its_declared_settings(real_world_graded):
+    result = real_world_graded.result("bouvier_lea")
+    assert result.status == "ok", result.reason
+    for model in result.models:
+        assert model.status == "ok", (model.name, model.reason)
+        assert {k: model.settings.declared[k] for k in ("epochs", "batch_size")} == {"epochs": 5, "batch_size": 128}
