@@ -114,16 +114,20 @@ def strip_inner_training(
     if not _calls(function) & TRAINING or not _returns_what_it_built(function, looks_like_factory):
         return None
     lines = segment.splitlines()
-    # names whose values the worker will not have: the module's dropped ones the function does not set itself
+    # the module's dropped data the function does not set itself: a plain derivation of it (`x_val =
+    # x_train[:1000]`) goes with the run; a model built from it (`input_shape=x_train.shape[1:]`) stays,
+    # and the data preparation comes back for it (harness/ingest/data_names.py)
     own = {a.arg for a in ast.walk(function.args) if isinstance(a, ast.arg)} | set(_stores(function))
-    gone = set(tainted) - own
+    data = set(tainted) - own
+    gone: set[str] = set()  # what the statements taken out would have set
     found = InnerTraining(segment, settings=_declared(function))
     run = AFTER_TRAINING | data_calls
     for statement in _statements(function.body, run):
         if isinstance(statement, ast.Return):
             continue
         calls, reads = _calls(statement), _reads(statement)
-        if not (calls & run or reads & gone):
+        derived = isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and not calls and reads & data
+        if not (calls & run or reads & gone or derived):
             continue
         shifted = _shift(statement, first)
         if not _alone_on_its_lines(shifted, lines):

@@ -24,6 +24,7 @@ import nbformat
 
 # assign_ids, discover and main_file_path are re-exported: callers that import them from here
 # (the pipeline) keep working; they live in harness.ingest.paths.
+from harness.ingest import data_names
 from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
 from harness.ingest.paths import choose_main_file, student_id
@@ -364,6 +365,8 @@ class _Extractor:
         self.inner_settings: dict[str, dict[str, int]] = {}  # function -> epochs/batch size of its own fit
         # kept statements, in order: (node, source, its lines' (cell, line), cell, first line), until finish()
         self.entries: list[tuple[ast.stmt, str, list[tuple[int | None, int]], int | None, int]] = []
+        # dropped data preparation a factory may read (harness/ingest/data_names.py): (entry, its record)
+        self.preparation: list[tuple[tuple, DroppedStatement]] = []
 
     def add_cell(self, source: str, cell: int | None) -> None:
         source = blank_shell_and_magic_lines(source, cell, self.dropped)
@@ -404,33 +407,37 @@ class _Extractor:
             segment = "\n".join(
                 lines[first - 1 : node.lineno - 1] + [ast.get_source_segment(source, node, padded=True)]
             )
+            lines_of = [(cell, n) for n in range(first, node.end_lineno + 1)] + [(cell, node.end_lineno)]
             if verdict is None:
                 if isinstance(node, ast.FunctionDef):
-                    segment = self._without_inner_training(node, segment, first, cell)
-                lines_of = [(cell, n) for n in range(first, node.end_lineno + 1)] + [(cell, node.end_lineno)]
+                    node, segment = self._without_inner_training(node, segment, first, cell)
                 self.entries.append((node, segment, lines_of, cell, first))
             else:
                 kind, reason = verdict
-                self.dropped.append(
-                    DroppedStatement(
-                        cell=cell,
-                        line=first,
-                        kind=kind,
-                        code=segment.splitlines()[0][:120] if segment else "",
-                        reason=reason,
-                    )
+                record = DroppedStatement(
+                    cell=cell,
+                    line=first,
+                    kind=kind,
+                    code=segment.splitlines()[0][:120] if segment else "",
+                    reason=reason,
                 )
+                self.dropped.append(record)
+                if data_names.preparation(node, self.student_functions):
+                    self.preparation.append(((node, segment, lines_of, cell, first, len(self.entries)), record))
 
-    def _without_inner_training(self, node: ast.FunctionDef, segment: str, first: int, cell: int | None) -> str:
-        """The function's source without the training it does itself (harness/ingest/inner_training.py)."""
+    def _without_inner_training(
+        self, node: ast.FunctionDef, segment: str, first: int, cell: int | None
+    ) -> tuple[ast.FunctionDef, str]:
+        """The function (its node and source) without the training it does itself
+        (harness/ingest/inner_training.py): what it reads is what it still reads."""
         looks_like_factory = bool(LOOKS_LIKE_FACTORY.match(node.name)) or is_factory_name(node.name)
         stripped = strip_inner_training(node, segment, first, cell, DATA_CALLS, self.tainted, looks_like_factory)
         if stripped is None:
             self.inner_settings.pop(node.name, None)  # redefined later without training
-            return segment
+            return node, segment
         self.dropped += stripped.dropped
         self.inner_settings[node.name] = stripped.settings
-        return stripped.segment
+        return parse_python(stripped.segment).body[0], stripped.segment
 
     def _classify(self, node: ast.stmt) -> tuple[str, str] | None:
         """None to keep the statement, else (kind, reason) to drop it."""
@@ -525,6 +532,7 @@ class _Extractor:
         """Keep the kept statements, less the imports nothing kept uses: a notebook imports seaborn,
         scikit-learn or OpenCV for its plots and evaluation, which are dropped; the models never need
         them, and the grading environment may not have them."""
+        self._restore_needed_data()
         used: set[str] = set()
         for node, *_ in self.entries:
             if not isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -544,6 +552,26 @@ class _Extractor:
             self.kept.append(segment)
             self.line_map.extend(lines_of)
         self.entries = []
+
+    def _restore_needed_data(self) -> None:
+        """Put back, each in its own try/except, the dropped data preparation that the factories read
+        (harness/ingest/data_names.py), in its place among the kept statements."""
+        kept = [entry[0] for entry in self.entries]
+        roots = {
+            n.name
+            for n in kept
+            if isinstance(n, ast.FunctionDef) and (not _required_args(n) or LOOKS_LIKE_FACTORY.match(n.name))
+        }
+        chosen = data_names.needed_data(kept, roots, [entry[0] for entry, _ in self.preparation])
+        placed = [(position, index, entry) for index, entry in enumerate(self.entries) for position in [index]]
+        for i in chosen:
+            (node, segment, lines_of, cell, first, position), record = self.preparation[i]
+            self.dropped.remove(record)
+            end = (cell, node.end_lineno)
+            guarded_lines = [(cell, first), *lines_of[:-1], end, end, lines_of[-1]]
+            # before the kept statement that followed it in the notebook
+            placed.append((position - 0.5, i, (node, data_names.guarded(segment), guarded_lines, cell, first)))
+        self.entries = [entry for *_, entry in sorted(placed, key=lambda item: (item[0], item[1]))]
 
     def source(self) -> str:
         declared = {name: settings for name, settings in self.inner_settings.items() if settings}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from harness.workers.keras_setup import (  # noqa: E402
     model_of,
     set_limits,
 )
+from harness.workers.notebook import KEPT_PREPARATION, install_loaders  # noqa: E402
 from harness.workers.protocol import Events, serve  # noqa: E402
 
 # Every model is built and trained by this one runtime (Keras 2 code is rewritten for it at ingest,
@@ -304,6 +306,35 @@ def _with_import_hint(reported: dict, error: BaseException, environment: list[st
     return reported
 
 
+def student_view(split: dict, folder: Path) -> Path:
+    """The training split as ``mnist.load_data()`` gives MNIST (uint8 images, integer labels); its
+    validation images stand in for the test set: student code never sees a test image."""
+    path = folder / "mnist.npz"
+    np.savez(
+        path,
+        x_train=_as_loaded(split["x_train"]),
+        y_train=np.argmax(split["y_train"], axis=1).astype(np.uint8),
+        x_test=_as_loaded(split["x_val"]),
+        y_test=np.argmax(split["y_val"], axis=1).astype(np.uint8),
+    )
+    return path
+
+
+def _as_loaded(images: np.ndarray) -> np.ndarray:
+    """Preprocessed images (float32 in [0, 1], 28×28×1) back to what the loader gives (uint8, 28×28)."""
+    return np.round(np.asarray(images).reshape(-1, 28, 28) * 255).astype(np.uint8)
+
+
+def import_with_data(job: dict, split: dict):
+    """Import the student's module; when it kept data preparation that its factories read, its MNIST
+    loaders are served the :func:`student_view` of the training split while it is imported."""
+    if KEPT_PREPARATION not in Path(job["module_path"]).read_text(encoding="utf-8"):
+        return import_student_module(job["module_path"])
+    with tempfile.TemporaryDirectory(prefix="harness-data-") as folder:
+        install_loaders(student_view(split, Path(folder)))
+        return import_student_module(job["module_path"])
+
+
 def run_training(job: dict, events: Events) -> None:
     """The training job: import the student's module once, then train each factory in turn; a
     factory's failure is reported as its result and the next one still runs."""
@@ -313,7 +344,7 @@ def run_training(job: dict, events: Events) -> None:
     events.emit("import")
     display_stubs.install()  # a plotting import the grading machine lacks draws nothing rather than failing
     try:
-        module = import_student_module(job["module_path"])
+        module = import_with_data(job, split)
     except BaseException as error:  # SystemExit and KeyboardInterrupt from student code count too
         events.emit("import_failed", **_with_import_hint(failure(error), error, job.get("environment", [])))
         return

@@ -358,6 +358,7 @@ def test_a_script_s_docstring_says_which_function_is_the_baseline():
     assert french.factory_map["create_improved_model_2"] == "modele_normalise_dropout"
 
 
+@pytest.mark.slow
 def test_a_factory_that_trains_its_model_is_trained_by_the_harness_with_its_declared_settings(real_world_graded):
     result = real_world_graded.result("bouvier_lea")
     assert result.status == "ok", result.reason
