@@ -482,6 +482,9 @@ class _Extractor:
         value = node.value
         if value is None:
             return None
+        if isinstance(value, ast.Lambda):  # a definition: its body runs when called, not here
+            self.tainted -= names
+            return None
         uses_dropped = _read_names(value) & self.tainted
         if uses_dropped:
             self.tainted |= names
@@ -591,10 +594,14 @@ def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory]
     """The factories the harness will call, and lookalike functions it will not, with why."""
     tree = parse_python(module_source)
     line_map = extractor.line_map
-    defined: dict[str, ast.FunctionDef] = {}
+    defined: dict[str, ast.FunctionDef | ast.Assign] = {}
+    functions: dict[str, ast.FunctionDef] = {}
     for node in tree.body:
+        # a later definition replaces an earlier one, as when run
         if isinstance(node, ast.FunctionDef):
-            defined[node.name] = node  # a later definition replaces an earlier one, as when run
+            defined[node.name] = functions[node.name] = node
+        elif (name := _factory_assigned(node, functions)) is not None:
+            defined[name] = node
     factories, ignored = [], []
     for name, node in defined.items():
         is_factory = name == BASELINE_FACTORY or IMPROVED_FACTORY.match(name)
@@ -608,21 +615,46 @@ def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory]
                     )
                 )
             continue
-        if _required_args(node) > 0:
+        if isinstance(node, ast.FunctionDef) and _required_args(node) > 0:
             ignored.append(IgnoredItem(name=name, reason="takes arguments; a factory must take none"))
             continue
         cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
+        documented = _assigned_function(node, functions) if isinstance(node, ast.Assign) else node
         factories.append(
             Factory(
                 name=name,
                 role="baseline" if name == BASELINE_FACTORY else "improved",
                 cell=cell,
                 line=line,
-                has_docstring=ast.get_docstring(node) is not None,
+                has_docstring=documented is not None and ast.get_docstring(documented) is not None,
             )
         )
     factories.sort(key=lambda f: (f.role != "baseline", _natural_key(f.name)))
     return factories, ignored
+
+
+def _factory_assigned(node: ast.stmt, functions: dict[str, ast.FunctionDef]) -> str | None:
+    """The factory name an assignment defines without ``def``: ``create_baseline_model = build_model``
+    (a function taking no argument it needs), ``create_improved_model_1 = lambda: build_model(0.3)``,
+    ``create_improved_model_2 = functools.partial(build_model, filters=16)``; else None."""
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+        return None
+    name, value = node.targets[0].id, node.value
+    if not is_factory_name(name):
+        return None
+    if isinstance(value, ast.Lambda):
+        return name if not _required_args(value) else None
+    if isinstance(value, ast.Name):
+        return name if value.id in functions and not _required_args(functions[value.id]) else None
+    if call_name(value) == "partial" and value.args and isinstance(value.args[0], ast.Name):
+        return name if value.args[0].id in functions else None
+    return None
+
+
+def _assigned_function(node: ast.Assign, functions: dict[str, ast.FunctionDef]) -> ast.FunctionDef | None:
+    """The function an alias or a partial names (for its docstring)."""
+    value = node.value.args[0] if isinstance(node.value, ast.Call) else node.value
+    return functions.get(value.id) if isinstance(value, ast.Name) else None
 
 
 def _functions_defined(cells: list[CodeCell]) -> set[str]:
@@ -704,7 +736,7 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
     return found
 
 
-def _required_args(fn: ast.FunctionDef) -> int:
+def _required_args(fn: ast.FunctionDef | ast.Lambda) -> int:
     args = fn.args
     required = len(args.posonlyargs) + len(args.args) - len(args.defaults)
     return required + sum(1 for d in args.kw_defaults if d is None)

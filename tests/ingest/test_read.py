@@ -538,3 +538,40 @@ def test_a_call_of_a_function_the_notebook_defines_later_is_dropped(tmp_path):
     dropped = dropped_by_code(submission)
     assert "resultats_1 = evaluer_modele(create_baseline_model, 'Modèle de base')" in dropped
     assert "evaluer_modele(create_baseline_model" not in submission.module_source
+
+
+FACTORIES_WITHOUT_DEF = '''
+import functools
+from tensorflow import keras
+
+
+def build_model(dropout=0.0, filters=8):
+    """A small CNN."""
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(filters, 3), keras.layers.Flatten(),
+                             keras.layers.Dropout(dropout), keras.layers.Dense(10, activation="softmax")])
+
+
+def build_with(units):
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(units)])
+
+
+create_baseline_model = build_model
+create_improved_model_1 = lambda: build_model(dropout=0.3)
+create_improved_model_2 = functools.partial(build_model, filters=16)
+create_improved_model_3 = build_with
+'''
+
+
+def test_factories_named_by_an_alias_a_lambda_or_a_partial_are_graded(tmp_path):
+    """`create_improved_model_1 = lambda: build_model(0.3)` was dropped as a top-level call of the student's
+    function, and aliases and partials were not factories: the inference then graded build_model instead."""
+    path = tmp_path / "aliases.py"
+    path.write_text(FACTORIES_WITHOUT_DEF, encoding="utf-8")
+    result = ingest_path(path)
+    found = {f.name: (f.role, f.line, f.has_docstring) for f in result.factories}
+    assert found == {
+        "create_baseline_model": ("baseline", 16, True),
+        "create_improved_model_1": ("improved", 17, False),
+        "create_improved_model_2": ("improved", 18, True),
+    }  # build_with needs an argument: an alias of it is no factory
+    assert not result.factory_map and "lambda: build_model(dropout=0.3)" in result.module_source
