@@ -83,7 +83,7 @@ SLOW_TEST_TIMEOUT_S = 2400
 
 # Session fixtures that grade a class (TensorFlow workers, training): a test that needs one is slow
 # whatever its own body does, so the fast tier never waits for a class to be graded.
-GRADING_FIXTURES = frozenset({"graded", "failing", "cold_class"})
+GRADING_FIXTURES = frozenset({"graded", "failing", "cold_class", "real_world_graded"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks

@@ -42,6 +42,7 @@ from harness.results import (
 )
 from harness.scoring import Rubric, failed_score, score_result
 from harness.util.i18n import Translator
+from harness.util.pysource import formatted_traceback
 
 
 def _analyse(
@@ -323,7 +324,7 @@ def internal_failure(
         internal_error=InternalError(
             stage=stage,
             error=f"{type(error).__name__}: {error}"[:2000],
-            traceback="".join(traceback.format_exception(error))[-8000:],
+            traceback=formatted_traceback(error)[-8000:],
         ),
         score=failed_score(session.rubric, reason, t, student),
     )

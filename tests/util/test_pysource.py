@@ -26,3 +26,25 @@ def test_decode_honours_a_declaration_on_line_two_and_neutralises_it():
 def test_decode_says_why_bytes_are_not_source(data, reason):
     with pytest.raises(ValueError, match=reason):
         decode(data)
+
+
+def test_a_parse_overlapped_by_code_outside_the_lock_is_tried_again(monkeypatch):
+    """CPython 3.11 counts ast.parse's depth per interpreter: a parse outside the harness's lock (the
+    traceback module's) overlapping one of ours makes ours fail with the mismatch, once."""
+    import ast
+
+    from harness.util import pysource
+
+    real, calls = ast.parse, []
+
+    def overlapped(source, **kwargs):
+        calls.append(source)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=36, after=39)")
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", overlapped)
+    assert type(pysource.parse("x = 1").body[0]).__name__ == "Assign" and len(calls) == 2
+    monkeypatch.setattr(ast, "parse", lambda source, **kwargs: (_ for _ in ()).throw(SystemError("other")))
+    with pytest.raises(SystemError, match="other"):
+        pysource.parse("x = 1")
