@@ -15,13 +15,15 @@ import ast
 import io
 import re
 import threading
+import time
 import tokenize
+import traceback
 
 _PARSING = threading.Lock()
 
 
 _MISMATCH = "recursion depth mismatch"
-PARSE_ATTEMPTS = 3
+PARSE_ATTEMPTS = 5
 
 
 def parse(source: str, **kwargs) -> ast.Module:
@@ -36,14 +38,13 @@ def parse(source: str, **kwargs) -> ast.Module:
             except SystemError as error:
                 if _MISMATCH not in str(error) or attempt == PARSE_ATTEMPTS - 1:
                     raise
+                time.sleep(0.02 * (attempt + 1))  # the other parse is short: let it end
     raise AssertionError("unreachable")
 
 
 def formatted_traceback(error: BaseException) -> str:
     """``traceback.format_exception(error)`` under the parsing lock: it parses source lines itself
     (Python 3.11 places its ``^^^`` marks from an AST)."""
-    import traceback
-
     with _PARSING:
         return "".join(traceback.format_exception(error))
 
