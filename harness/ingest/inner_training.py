@@ -73,16 +73,9 @@ def _declared(function: ast.FunctionDef) -> dict[str, int]:
     return {}
 
 
-def _returns_what_it_built(function: ast.FunctionDef, looks_like_factory: bool) -> bool:
-    """A factory, not a training helper: it takes no argument it needs (or its name says it makes a model:
-    ``build_model(dropout)``), and returns a name it set itself, alone or in a tuple (``return model,
-    history``). The handout's ``evaluate_model(model_creator, …)``, which trains what it is given and
-    returns a dict of results, is left as it is: the harness never calls it."""
-    arguments = function.args
-    required = len(arguments.posonlyargs) + len(arguments.args) - len(arguments.defaults)
-    required += sum(default is None for default in arguments.kw_defaults)
-    if required and not looks_like_factory:
-        return False
+def _returns_what_it_built(function: ast.FunctionDef) -> bool:
+    """It returns a name it set itself, alone or in a tuple (``return model, history``): a model it
+    built, not the dict of results a training helper returns."""
     own = set(_stores(function))
     for sub in ast.walk(function):
         if isinstance(sub, ast.Return) and sub.value is not None:
@@ -106,12 +99,12 @@ def strip_inner_training(
     cell: int | None,
     data_calls: set[str],
     tainted: set[str],
-    looks_like_factory: bool,
+    may_be_called: bool,
 ) -> InnerTraining | None:
     """`function`'s source (`segment`, whose first line is line `first` of its cell) without its own
-    training, or None when it is not a factory that trains. `tainted` are the module's names whose
-    defining statements were dropped (the student's data): statements of the function reading them go too."""
-    if not _calls(function) & TRAINING or not _returns_what_it_built(function, looks_like_factory):
+    training, or None when it is not a factory that trains (`may_be_called`: the harness may call it).
+    `tainted` are the module's names whose defining statements were dropped (the student's data)."""
+    if not (may_be_called and _calls(function) & TRAINING and _returns_what_it_built(function)):
         return None
     lines = segment.splitlines()
     # the module's dropped data the function does not set itself: a plain derivation of it (`x_val =

@@ -430,8 +430,7 @@ class _Extractor:
     ) -> tuple[ast.FunctionDef, str]:
         """The function (its node and source) without the training it does itself
         (harness/ingest/inner_training.py): what it reads is what it still reads."""
-        looks_like_factory = bool(LOOKS_LIKE_FACTORY.match(node.name)) or is_factory_name(node.name)
-        stripped = strip_inner_training(node, segment, first, cell, DATA_CALLS, self.tainted, looks_like_factory)
+        stripped = strip_inner_training(node, segment, first, cell, DATA_CALLS, self.tainted, _may_be_called(node))
         if stripped is None:
             self.inner_settings.pop(node.name, None)  # redefined later without training
             return node, segment
@@ -560,13 +559,9 @@ class _Extractor:
         """Put back, each in its own try/except, the dropped data preparation that the factories read
         (harness/ingest/data_names.py), in its place among the kept statements."""
         kept = [entry[0] for entry in self.entries]
-        roots = {
-            n.name
-            for n in kept
-            if isinstance(n, ast.FunctionDef) and (not _required_args(n) or LOOKS_LIKE_FACTORY.match(n.name))
-        }
+        roots = {n.name for n in kept if isinstance(n, ast.FunctionDef) and _may_be_called(n)}
         chosen = data_names.needed_data(kept, roots, [entry[0] for entry, _ in self.preparation])
-        placed = [(position, index, entry) for index, entry in enumerate(self.entries) for position in [index]]
+        placed = [(float(index), index, entry) for index, entry in enumerate(self.entries)]
         for i in chosen:
             (node, segment, lines_of, cell, first, position), record = self.preparation[i]
             self.dropped.remove(record)
@@ -579,6 +574,13 @@ class _Extractor:
     def source(self) -> str:
         declared = {name: settings for name, settings in self.inner_settings.items() if settings}
         return "\n\n".join(self.kept) + "\n" + declared_settings_source(declared)
+
+
+def _may_be_called(function: ast.FunctionDef) -> bool:
+    """Whether the harness may call this function as a factory, itself or through an inferred mapping:
+    it needs no argument, or its name says it makes a model (``build_model(dropout)``, called with the
+    notebook's literal arguments). The handout's ``evaluate_model(model_creator, …)`` is neither."""
+    return not _required_args(function) or bool(LOOKS_LIKE_FACTORY.match(function.name))
 
 
 def _unused_import(node: ast.stmt, used: set[str]) -> bool:
