@@ -19,7 +19,7 @@ import ast
 import builtins
 import textwrap
 
-from harness.util.pysource import call_name
+from harness.util.pysource import called_names, read_names, stored_names
 from harness.workers.notebook import KEPT_PREPARATION
 
 # calls that make a statement the student's own run rather than data preparation
@@ -60,18 +60,18 @@ def preparation(node: ast.stmt, student_functions: set[str]) -> bool:
         return False
     if not isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.If)):
         return False  # loops, with blocks, bare calls: the student's run
-    calls = {name for sub in ast.walk(node) if (name := call_name(sub)) is not None}
+    calls = called_names(node)
     return not calls & (RUN | student_functions) and bool(stores(node))
 
 
 def stores(node: ast.AST) -> set[str]:
     """Top-level names a statement sets."""
-    return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)}
+    return set(stored_names(node))
 
 
 def global_reads(node: ast.stmt) -> set[str]:
     """Names a kept statement reads from the module: for a function, those it does not set itself."""
-    reads = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
+    reads = read_names(node)
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         local = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)} | stores(node)
         reads -= local
@@ -87,10 +87,6 @@ def defines(node: ast.stmt) -> set[str]:
     return stores(node)
 
 
-def _called(node: ast.AST) -> set[str]:
-    return {name for sub in ast.walk(node) if (name := call_name(sub)) is not None}
-
-
 def reached(kept: list[ast.stmt], roots: set[str]) -> list[ast.stmt]:
     """The kept statements whose reads matter: every one but the functions, and the functions named in
     `roots` (those the harness may call) and the ones they call, in turn. A helper the harness never
@@ -101,7 +97,7 @@ def reached(kept: list[ast.stmt], roots: set[str]) -> list[ast.stmt]:
         name = queue.pop()
         if name not in wanted:
             wanted.add(name)
-            queue += [c for c in _called(functions[name]) if c in functions and c not in wanted]
+            queue += [c for c in called_names(functions[name]) if c in functions and c not in wanted]
     return [n for n in kept if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) or n.name in wanted]
 
 

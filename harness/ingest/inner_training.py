@@ -18,7 +18,7 @@ import ast
 from dataclasses import dataclass, field
 
 from harness.results import DroppedStatement
-from harness.util.pysource import call_name
+from harness.util.pysource import call_name, called_names, read_names, stored_names
 
 TRAINING = {"fit", "fit_generator", "train_on_batch"}
 # what runs only because the function trains: its evaluation, its files, its data
@@ -44,19 +44,6 @@ class InnerTraining:
     settings: dict[str, int] = field(default_factory=dict)
 
 
-def _calls(node: ast.AST) -> set[str]:
-    return {name for sub in ast.walk(node) if (name := call_name(sub)) is not None}
-
-
-def _reads(node: ast.AST) -> set[str]:
-    return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
-
-
-def _stores(node: ast.AST) -> list[str]:
-    names = [sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)]
-    return list(dict.fromkeys(names))
-
-
 def _declared(function: ast.FunctionDef) -> dict[str, int]:
     """The literal epochs and batch size of the function's first fit call outside a loop (``epochs=1``
     repeated by a loop is not one epoch)."""
@@ -76,7 +63,7 @@ def _declared(function: ast.FunctionDef) -> dict[str, int]:
 def _returns_what_it_built(function: ast.FunctionDef) -> bool:
     """It returns a name it set itself, alone or in a tuple (``return model, history``): a model it
     built, not the dict of results a training helper returns."""
-    own = set(_stores(function))
+    own = set(stored_names(function))
     for sub in ast.walk(function):
         if isinstance(sub, ast.Return) and sub.value is not None:
             returned = sub.value.elts if isinstance(sub.value, ast.Tuple) else [sub.value]
@@ -104,13 +91,13 @@ def strip_inner_training(
     """`function`'s source (`segment`, whose first line is line `first` of its cell) without its own
     training, or None when it is not a factory that trains (`may_be_called`: the harness may call it).
     `tainted` are the module's names whose defining statements were dropped (the student's data)."""
-    if not (may_be_called and _calls(function) & TRAINING and _returns_what_it_built(function)):
+    if not (may_be_called and called_names(function) & TRAINING and _returns_what_it_built(function)):
         return None
     lines = segment.splitlines()
     # the module's dropped data the function does not set itself: a plain derivation of it (`x_val =
     # x_train[:1000]`) goes with the run; a model built from it (`input_shape=x_train.shape[1:]`) stays,
     # and the data preparation comes back for it (harness/ingest/data_names.py)
-    own = {a.arg for a in ast.walk(function.args) if isinstance(a, ast.arg)} | set(_stores(function))
+    own = {a.arg for a in ast.walk(function.args) if isinstance(a, ast.arg)} | set(stored_names(function))
     data = set(tainted) - own
     gone: set[str] = set()  # what the statements taken out would have set
     found = InnerTraining(segment, settings=_declared(function))
@@ -118,14 +105,14 @@ def strip_inner_training(
     for statement in _statements(function.body, run):
         if isinstance(statement, ast.Return):
             continue
-        calls, reads = _calls(statement), _reads(statement)
+        calls, reads = called_names(statement), read_names(statement)
         derived = isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and not calls and reads & data
         if not (calls & run or reads & gone or derived):
             continue
         shifted = _shift(statement, first)
         if not _alone_on_its_lines(shifted, lines):
             continue
-        names = _stores(statement)
+        names = stored_names(statement)
         gone |= set(names)
         indent = lines[shifted.lineno - 1][: shifted.col_offset]
         # what it would have set is None, not undefined: `return model, history` still returns the model
@@ -144,11 +131,11 @@ def _statements(body: list[ast.stmt], run: set[str]):
     there) unless their header itself calls one of `run` (``with open(…)``); a loop goes as one
     statement (``for epoch in …: model.fit(…)``)."""
     for statement in body:
-        if isinstance(statement, ast.If) and not _calls(statement.test) & run:
+        if isinstance(statement, ast.If) and not called_names(statement.test) & run:
             yield from _statements(statement.body, run)
             yield from _statements(statement.orelse, run)
         elif isinstance(statement, (ast.With, ast.AsyncWith)) and not any(
-            _calls(item) & run for item in statement.items
+            called_names(item) & run for item in statement.items
         ):
             yield from _statements(statement.body, run)
         elif isinstance(statement, ast.Try):

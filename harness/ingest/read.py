@@ -38,7 +38,7 @@ from harness.results import (
     MarkdownCell,
     Rewrite,
 )
-from harness.util.pysource import call_name
+from harness.util.pysource import call_name, called_names, read_names
 from harness.util.pysource import decode as decode_source
 from harness.util.pysource import parse as parse_python
 
@@ -283,20 +283,11 @@ def python_source(cells: list[CodeCell]) -> str:
     return "\n\n".join(blank_shell_and_magic_lines(c.source, c.cell, []) for c in cells) + "\n"
 
 
-def _called_names(node: ast.AST) -> set[str]:
-    """Names of everything called inside `node`: `f` for f(...), `fit` for x.fit(...)."""
-    return {name for sub in ast.walk(node) if (name := call_name(sub)) is not None}
-
-
 def _base_name(node: ast.expr) -> set[str]:
     """{'results'} for `results`, `results["a"]`, `results.scores[0]`; empty for anything else."""
     while isinstance(node, (ast.Subscript, ast.Attribute)):
         node = node.value
     return {node.id} if isinstance(node, ast.Name) else set()
-
-
-def _read_names(node: ast.AST) -> set[str]:
-    return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
 
 
 def _target_names(targets: list[ast.expr]) -> set[str]:
@@ -461,7 +452,7 @@ class _Extractor:
         if _is_main_guard(node):
             return "main", '`if __name__ == "__main__"` block: the student\'s own run'
         self._taint(node)
-        calls = _called_names(node)
+        calls = called_names(node)
         if isinstance(node, ast.Expr):
             if calls & {"fit", "fit_generator", "train_on_batch"}:
                 return "training", "top-level training: the harness retrains every model itself"
@@ -484,11 +475,11 @@ class _Extractor:
         if isinstance(value, ast.Lambda):  # a definition: its body runs when called, not here
             self.tainted -= names
             return None
-        uses_dropped = _read_names(value) & self.tainted
+        uses_dropped = read_names(value) & self.tainted
         if uses_dropped:
             self.tainted |= names
             return "depends_on_dropped", f"uses {', '.join(sorted(uses_dropped))}, defined by a dropped statement"
-        calls = _called_names(value)
+        calls = called_names(value)
         if names == {TRAINING_CONFIG}:
             self.tainted -= names
             return None

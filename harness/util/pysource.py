@@ -90,3 +90,19 @@ def call_name(node: ast.AST) -> str | None:
         if isinstance(node.func, ast.Attribute):
             return node.func.attr
     return None
+
+
+def called_names(node: ast.AST) -> set[str]:
+    """Names of everything called inside `node`: `f` for f(...), `fit` for x.fit(...)."""
+    return {name for sub in ast.walk(node) if (name := call_name(sub)) is not None}
+
+
+def read_names(node: ast.AST) -> set[str]:
+    """Names `node` reads."""
+    return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
+
+
+def stored_names(node: ast.AST) -> list[str]:
+    """Names `node` sets, in order of appearance, once each."""
+    names = [sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)]
+    return list(dict.fromkeys(names))
