@@ -247,6 +247,14 @@ class ModelSpec(_Result):
     learning_rate: float | None = None
     loss: str | None = None
     compiled_by: Literal["student", "harness"] = "student"
+    loss_from: str | None = Field(
+        None, description="the student's loss, where the harness trained with its equivalent for one-hot labels"
+    )
+    raw_pixels: str | None = Field(
+        None,
+        description="a rescaling written for 0–255 pixels (Rescaling layer, ImageDataGenerator rescale), as the "
+        "student wrote it: the harness multiplied its scale by 255, its images being in [0, 1] already",
+    )
 
 
 class TrainingSettings(_Result):

@@ -513,7 +513,8 @@ def integrity_flags(
       (:func:`harness.analysis.metrics.implausible_test_accuracy`).
     * ``capacity`` (plausibility): a model with at most ``max_params_ratio`` of the reference's
       parameters, or trained for at most ``max_epochs_ratio`` of its epochs, that beats the reference
-      by more than ``max(min_gain, z * sqrt(2 p (1 - p) / n_test))``.
+      by more than ``max(min_gain, z * sqrt(2 p (1 - p) / n_test))``, once the reference has learned
+      (``min_reference_accuracy``).
     """
     flags: list[IntegrityFlag] = []
     test = model.test_accuracy
@@ -541,7 +542,8 @@ def integrity_flags(
                     key="flag_ceiling", values={"test": f"{100 * test:.2f}", "ceiling": f"{100 * settings.ceiling:.1f}"}
                 )
             flags.append(IntegrityFlag(rule="test_above_validation", reason=t.render(message), message=message))
-    if reference is not None and reference.test_accuracy is not None and model.role != "reference":
+    learned = reference is not None and (reference.test_accuracy or 0.0) >= settings.capacity_min_reference
+    if learned and model.role != "reference":  # an unconverged reference is outrun by any fast learner
         p = reference.test_accuracy
         margin = max(settings.min_gain, settings.capacity_z * math.sqrt(2 * p * (1 - p) / max(1, n_test)))
         small = bool(model.params and reference.params and model.params <= settings.max_params_ratio * reference.params)

@@ -35,6 +35,7 @@ class IntegritySettings(_Strict):
     max_epochs_ratio: float = 0.5
     min_gain: float = 0.01
     capacity_z: float = 3.0
+    capacity_min_reference: float = 0.95
     invariance_min_drop: float = 0.005
     invariance_z: float = 4.0
     invariance_images: int = 2000
@@ -85,6 +86,7 @@ _FILE_LAYOUT = {
     ("integrity.capacity", "max_epochs_ratio"): ("integrity", "max_epochs_ratio"),
     ("integrity.capacity", "min_gain"): ("integrity", "min_gain"),
     ("integrity.capacity", "z"): ("integrity", "capacity_z"),
+    ("integrity.capacity", "min_reference_accuracy"): ("integrity", "capacity_min_reference"),
     ("integrity.invariance", "min_drop"): ("integrity", "invariance_min_drop"),
     ("integrity.invariance", "z"): ("integrity", "invariance_z"),
     ("integrity.invariance", "images"): ("integrity", "invariance_images"),

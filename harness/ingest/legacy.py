@@ -8,7 +8,7 @@ The code the worker runs is rewritten, edit by edit, on the same lines (cells an
 stay those of the student's notebook); each edit is recorded with its reason. The student's own
 code, as shown in the report and linted by the rubric, is not changed.
 
-Two families beyond renames. ``ImageDataGenerator`` left ``keras.preprocessing.image`` in Keras 3
+Three families beyond renames. ``ImageDataGenerator`` left ``keras.preprocessing.image`` in Keras 3
 but is still served, unchanged, by the ``tf.keras`` namespace Keras 3 provides for TensorFlow
 (``tensorflow.keras.preprocessing.image``): its imports are pointed there. ``tf.compat.v1`` code in
 a Keras submission sets up TensorFlow 1's runtime (``disable_eager_execution()``, a session given to
@@ -16,6 +16,10 @@ Keras) or names TensorFlow 1's optimizers (``tf.compat.v1.train.AdamOptimizer``)
 become ``None`` (the harness owns the runtime: eager, its seed, its threads) and the optimizers
 become Keras's own. Rewrites keep one runtime (Keras 3) for every model, so that one trainer, one
 saved format and one evaluator apply the same protocol to all; the record says so per model.
+
+TensorFlow Addons (``tensorflow_addons``) has no release for Keras 3: its imports name
+``tensorflow_addons_keras3``, which the workers serve with Keras 3's equivalents of its most used
+names (harness/workers/addons_keras3.py); any other name fails with a reason saying so.
 
 >>> source, edits = modernise("from keras.layers.convolutional import Conv2D\\nopt = Adam(lr=0.01)\\n", cell=3)
 >>> print(source, end="")
@@ -100,10 +104,12 @@ def modernise(source: str, cell: int | None) -> tuple[str, list[Rewrite]]:
     """`source` with the Keras 2 idioms the harness knows rewritten, and what was changed where."""
     edits = (
         _module_edits(source)
+        + _np_utils_edits(source)
         + _keyword_edits(source)
         + _convolution_edits(source)
         + _image_edits(source)
         + _compat_v1_edits(source)
+        + _addons_edits(source)
     )
     edits = _without_overlaps(edits)
     if not edits:
@@ -148,6 +154,43 @@ def _module_edits(source: str) -> list[_Edit]:
     return edits
 
 
+# ``from keras.utils import np_utils`` (then ``np_utils.to_categorical``): Keras 3 has no such module, its
+# functions are ``keras.utils``' own, so the name is bound to that package.
+NP_UTILS_IMPORT = re.compile(
+    r"^(\s*)from\s+((?:tensorflow\.)?keras)\.utils\s+import\s+([\w\s,]*\bnp_utils\b[\w\s,]*?)\s*$"
+)
+
+
+def _np_utils_edits(source: str) -> list[_Edit]:
+    """``from keras.utils import np_utils[ as u][, other]`` → ``[from keras.utils import other; ]from keras
+    import utils as np_utils``, on the same line."""
+    edits = []
+    for number, text in enumerate(source.splitlines(), start=1):
+        match = NP_UTILS_IMPORT.match(text)
+        if not match:
+            continue
+        indent, package, names = match.groups()
+        parts = [" ".join(name.split()) for name in names.split(",") if name.strip()]
+        module = [name for name in parts if name.split()[0] == "np_utils"]
+        others = [name for name in parts if name.split()[0] != "np_utils"]
+        alias = module[0].split()[-1]  # "np_utils" or its "as" name
+        after = (f"from {package}.utils import {', '.join(others)}; " if others else "") + (
+            f"from {package} import utils as {alias}"
+        )
+        start = len(indent)
+        edits.append(
+            _Edit(
+                number,
+                start,
+                len(text.rstrip()),
+                after,
+                text[start:].rstrip(),
+                "Keras 3 has np_utils' functions in keras.utils",
+            )
+        )
+    return edits
+
+
 def _image_edits(source: str) -> list[_Edit]:
     """``keras.preprocessing.image`` (Keras 2, or the old ``keras_preprocessing`` package) →
     ``tensorflow.keras.preprocessing.image``, where Keras 3 still has ``ImageDataGenerator``. An
@@ -168,6 +211,24 @@ def _image_edits(source: str) -> list[_Edit]:
 
 
 IMAGE_REASON = "Keras 3 keeps ImageDataGenerator only in tensorflow.keras.preprocessing.image"
+
+# TensorFlow Addons (``import tensorflow_addons as tfa``): no release for Keras 3; the worker serves its most
+# used names with Keras 3's own under this name (harness/workers/addons_keras3.py).
+ADDONS = re.compile(r"(?<![\w.])tensorflow_addons\b")
+ADDONS_SERVED = "tensorflow_addons_keras3"
+ADDONS_REASON = (
+    "TensorFlow Addons does not install with Keras 3: its AdamW, SGDW, GroupNormalization, InstanceNormalization, "
+    "gelu, mish, F1Score, rotate and translate are served by Keras 3's own (docs/submissions.md)"
+)
+
+
+def _addons_edits(source: str) -> list[_Edit]:
+    """``tensorflow_addons`` → ``tensorflow_addons_keras3``, in imports and attribute uses alike."""
+    return [
+        _Edit(number, match.start(), match.end(), ADDONS_SERVED, match.group(0), ADDONS_REASON)
+        for number, text in enumerate(source.splitlines(), start=1)
+        for match in ADDONS.finditer(text)
+    ]
 
 
 def _compat_v1_edits(source: str) -> list[_Edit]:

@@ -735,6 +735,22 @@ def _required_args(fn: ast.FunctionDef | ast.Lambda) -> int:
     return required + sum(1 for d in args.kw_defaults if d is None)
 
 
+# How a KerasTuner hypermodel ``build(hp)`` is built for grading: at its search space's default point, in
+# KerasTuner's own words (harness/workers/hyperparameters.py stands in where KerasTuner is not installed).
+HYPERMODEL_DEFAULTS = "keras_tuner.HyperParameters()"
+HYPERMODEL_IMPORT = (
+    "try:  # harness: hypermodels are built at their search space's defaults\n"
+    "    import keras_tuner\n"
+    "except ImportError:\n"
+    "    from harness.workers import hyperparameters as keras_tuner\n"
+)
+
+
+def _is_hypermodel(fn: ast.FunctionDef) -> bool:
+    """A KerasTuner hypermodel: its one required argument is ``hp``."""
+    return _required_args(fn) == 1 and bool(fn.args.args) and fn.args.args[0].arg == "hp"
+
+
 def candidate_factories(module_source: str, factory_names: set[str]) -> list[IgnoredItem]:
     """Functions that return a Keras model under other names than the convention's, with how to use them."""
     try:
@@ -745,11 +761,12 @@ def candidate_factories(module_source: str, factory_names: set[str]) -> list[Ign
     for name, made in model_returning_functions(module_source).items():
         if name in factory_names:
             continue
-        if [a.arg for a in functions[name].args.args] == ["hp"]:
+        if _is_hypermodel(functions[name]):
             reason = (
                 f"returns a Keras model ({made}) from a KerasTuner search's hyper-parameters (hp): the harness "
-                "does not run the search; write the model it chose as a zero-argument create_improved_model_<n>() "
-                "to have it graded"
+                "does not run the search, and grades a hypermodel at its defaults only when the submission names "
+                "no improved model; write the model the search chose as a zero-argument "
+                "create_improved_model_<n>() to have it graded"
             )
         elif _required_args(functions[name]):
             reason = (
@@ -853,7 +870,8 @@ def infer_factory_map(
 
     A function is called as the submission itself calls it at top level with literal arguments, one
     model per distinct call (``make_cnn()``, ``make_cnn(filters=16)``); a function without required
-    arguments that the submission never calls so is called once, as is. The baseline (when
+    arguments that the submission never calls so is called once, as is; a KerasTuner hypermodel
+    (``build(hp)``) is built at its search space's defaults. The baseline (when
     ``create_baseline_model`` is missing) is the function whose name says so (``base``, ``ref``,
     ``initial``…), else the one the text calls so (a heading "Modèle de base", a label "Baseline":
     harness/ingest/roles.py), else the first one a comparison names. The others are improved models,
@@ -873,7 +891,7 @@ def infer_factory_map(
     calls = _literal_calls(cells, {fn.name: _required_args(fn) for fn in own})
     models: list[str] = []
     for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one
-        models += calls[fn.name] or ([] if _required_args(fn) else [fn.name])
+        models += calls[fn.name] or _uncalled_model(fn)
     models = models[:MAX_INFERRED_MODELS]
     texts = read_texts(_parsed_cells(cells), list(markdown))
     mapping: dict[str, str] = {}
@@ -887,6 +905,14 @@ def infer_factory_map(
     for number, index in enumerate(order, start=1):
         mapping[f"create_improved_model_{number}"] = models[index]
     return mapping
+
+
+def _uncalled_model(fn: ast.FunctionDef) -> list[str]:
+    """A builder the submission never calls with literal arguments: as is without arguments, a KerasTuner
+    hypermodel at its defaults (the search that chose its values is the student's own run), else none."""
+    if not _required_args(fn):
+        return [fn.name]
+    return [f"{fn.name}({HYPERMODEL_DEFAULTS})"] if _is_hypermodel(fn) else []
 
 
 def _inferred_baseline(models: list[str], texts: Texts) -> str | None:
@@ -965,6 +991,8 @@ def _apply_factory_map(
         "        if _own_name in TRAINING_CONFIG and _harness_name not in TRAINING_CONFIG:\n"
         "            TRAINING_CONFIG[_harness_name] = TRAINING_CONFIG[_own_name]\n"
     )
+    if any(HYPERMODEL_DEFAULTS in own for own in applied.values()):
+        aliases.insert(0, HYPERMODEL_IMPORT)
     return module_source + "\n\n" + "\n\n".join(aliases) + remap, applied, refused
 
 

@@ -87,12 +87,27 @@ def low_confidence(criterion: CriterionScore) -> bool:
     return getattr(criterion, "confidence", None) == "low"
 
 
+# A doubt that could move the grade by less than this is folded under the "to review" list (a mark on a
+# rounding threshold moves by one step): still listed, still in the "low-confidence" filter, not first.
+MINOR_STAKE = 1.0
+OVERRIDE_COLUMNS = "student,criterion,points,delta,clear_flags,comment"
+
+
 @dataclass
 class Review:
-    """Why an instructor should open one student's report: one line per reason."""
+    """Why an instructor should open one student's report: one line per reason, how many points a look could
+    move (`at_stake`), and a line for an overrides CSV on the criterion that could move most."""
 
     result: SubmissionResult
     reasons: list[str]
+    at_stake: float = 0.0
+    override: str = ""
+    integrity: bool = False
+
+    @property
+    def minor(self) -> bool:
+        """Only doubts that could move the grade by less than :data:`MINOR_STAKE` (never a failure or a flag)."""
+        return not self.integrity and self.result.status == "ok" and self.at_stake < MINOR_STAKE
 
 
 def findings(result: SubmissionResult, t: Translator) -> list[tuple[str, str]]:
@@ -124,12 +139,90 @@ def findings(result: SubmissionResult, t: Translator) -> list[tuple[str, str]]:
 
 def to_review(results: list[SubmissionResult], t: Translator) -> list[Review]:
     """The students whose result a person should check, with why: integrity flags first (their points
-    are withheld until someone looks), then in the class's order."""
-    found = [(r, findings(r, t)) for r in results]
-    reviews = [
-        (any(flag == "integrity" for flag, _ in f), Review(r, [reason for _, reason in f])) for r, f in found if f
-    ]
-    return [review for _, review in sorted(reviews, key=lambda item: not item[0])]
+    are withheld until someone looks), then by how many points a look could move, most first."""
+    reviews = []
+    for result in results:
+        found = findings(result, t)
+        if not found:
+            continue
+        stakes = criterion_stakes(result)
+        reviews.append(
+            Review(
+                result,
+                [reason for _, reason in found],
+                at_stake=_result_stake(result, stakes),
+                override=_override_line(result, stakes),
+                integrity=any(flag == "integrity" for flag, _ in found),
+            )
+        )
+    return sorted(reviews, key=lambda v: (not v.integrity, -v.at_stake, v.result.student))
+
+
+def criterion_stakes(result: SubmissionResult) -> dict[str, float]:
+    """Per criterion, how many points a person's look could move its mark: the points withheld for an
+    integrity flag; what a model the profile could not measure left unscored; for a doubt, one rounding
+    step when the mark sits on a threshold, else a share of the criterion (:data:`DOUBT_SHARE`). None once the instructor has set
+    the criterion's points (it has been looked at)."""
+    stakes = {}
+    for criterion in result.score.criteria if result.score else []:
+        if criterion.instructor_points is not None:
+            continue
+        stake = float(criterion.withheld_points or 0.0)
+        if any(_key(item.messages.get("text")) == "rb_ev_not_measurable" for item in criterion.evidence):
+            stake = max(stake, criterion.max_points - criterion.points)
+        if low_confidence(criterion):
+            doubts = criterion.messages.get("confidence_reasons", [])
+            stake = max([stake, *(_doubt_stake(criterion, doubt) for doubt in doubts)])
+        if stake > 0:
+            stakes[criterion.id] = round(stake, 3)
+    return stakes
+
+
+# Share of a criterion a doubt could move. Inferred or discovered names decide which model is compared
+# with which: the whole mark rests on them. Text read where or in a language the patterns see less of
+# (a module's docstrings, English in a French course, a section found by its content) is still read.
+DOUBT_SHARE = {"rb_doubt_names": 0.5}
+TEXT_DOUBT_SHARE = 0.25
+
+
+def _doubt_stake(criterion: CriterionScore, doubt) -> float:
+    """A mark on a rounding threshold moves by one step (twice its distance to the boundary); inferred names
+    by half the criterion; text read in an unexpected place or language by a quarter."""
+    if _key(doubt) == "rb_doubt_threshold":
+        marked = criterion.auto_points if criterion.auto_points is not None else criterion.points
+        return 2 * abs(float(doubt.values.get("boundary", marked)) - marked)
+    return criterion.max_points * DOUBT_SHARE.get(_key(doubt), TEXT_DOUBT_SHARE)
+
+
+def _key(message) -> str | None:
+    return getattr(message, "key", None)
+
+
+def _result_stake(result: SubmissionResult, stakes: dict[str, float]) -> float:
+    """A submission not graded has everything it did not earn at stake; otherwise its criteria's stakes."""
+    if result.status != "ok":
+        return (result.score.max_total - result.score.total) if result.score else 20.0
+    return round(sum(stakes.values()), 3)
+
+
+def _override_line(result: SubmissionResult, stakes: dict[str, float]) -> str:
+    """One line for an overrides CSV (:data:`OVERRIDE_COLUMNS`) on the criterion that could move most: its
+    current points to edit, or ``clear_flags`` where points are withheld for an integrity flag."""
+    criteria = {c.id: c for c in result.score.criteria} if result.score else {}
+    if not criteria:
+        return ""
+    chosen = (
+        max(stakes, key=stakes.get)
+        if stakes
+        else max(criteria, key=lambda i: criteria[i].max_points - criteria[i].points)
+    )
+    criterion = criteria[chosen]
+    student = result.student
+    if any(ch in student for ch in ',"\n'):  # a CSV field as the csv module would quote it
+        student = '"' + student.replace('"', '""') + '"'
+    if criterion.withheld_points:
+        return f"{student},{chosen},,,true,"
+    return f"{student},{chosen},{criterion.points:g},,,"
 
 
 def review_flags(result: SubmissionResult, t: Translator) -> list[str]:

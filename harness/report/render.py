@@ -23,6 +23,7 @@ from harness.analysis.analyse import GALLERY_FILE, SUITE_DIR, read_gallery, read
 from harness.report import figure_cache, figures
 from harness.report.exports import OVERRIDES_TEMPLATE, read_roster, write_lms_exports, write_overrides_template
 from harness.report.feedback import (
+    OVERRIDE_COLUMNS,
     class_statistics,
     isolation_key,
     review_flags,
@@ -290,6 +291,7 @@ def render_dashboard(
         histogram=score_histogram(results, t),
         leaderboard=model_ranking(results, reference)[:50],
         reviews=to_review(results, t),
+        override_columns=OVERRIDE_COLUMNS,
         flags={r.student: review_flags(r, t) for r in results},
         statuses=sorted({r.status for r in results}),
         unsandboxed=unsandboxed_runs(results),

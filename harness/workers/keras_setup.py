@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import math
 import sys
 import traceback
 from types import ModuleType
@@ -15,7 +16,7 @@ from types import ModuleType
 import keras
 import tensorflow as tf
 
-from harness.workers import subclassing
+from harness.workers import addons_keras3, display_stubs, subclassing
 
 INPUT_SHAPE = (28, 28, 1)
 CLASSES = 10
@@ -52,24 +53,78 @@ def model_of(returned):
 
 
 def flat_input_adapter(model):
-    """A model that takes flattened images (an MLP on ``x.reshape(-1, 784)``, ``input_shape=(784,)``) is
-    given the harness's ``(28, 28, 1)`` images flattened by a first ``Flatten`` layer; its own compile
-    is kept. Any other model is returned as it is."""
+    """A model that takes the 784 pixels in another shape is given the harness's ``(28, 28, 1)`` images in
+    that shape by a first layer: flattened (an MLP on ``x.reshape(-1, 784)``, ``input_shape=(784,)``) or
+    reshaped (an LSTM over the 28 rows, ``(28, 28)``; channels first, ``(1, 28, 28)``: one channel, the same
+    order). Its own compile is kept. Any other model is returned as it is."""
     try:
         shape = tuple(model.inputs[0].shape[1:])
     except Exception:  # a subclassed model has no symbolic inputs: it takes what its call takes
         return model
-    if len(model.inputs) != 1 or shape != (INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2],):
+    if len(model.inputs) != 1 or shape == INPUT_SHAPE or None in shape or math.prod(shape) != math.prod(INPUT_SHAPE):
         return model
-    adapted = keras.Sequential([keras.Input(INPUT_SHAPE), keras.layers.Flatten(), model], name=model.name)
+    first = keras.layers.Flatten() if len(shape) == 1 else keras.layers.Reshape(shape)
+    adapted = keras.Sequential([keras.Input(INPUT_SHAPE), first, model], name=model.name)
     if getattr(model, "optimizer", None) is not None and getattr(model, "compiled", False):
         adapted.compile(optimizer=model.optimizer, loss=model.loss)
     return adapted
 
 
+# A Rescaling at the model's input with a scale this small was written for 0–255 pixels (1/255, 1/127.5);
+# the harness's images are already divided by 255 (the assignment's preprocessing).
+RAW_PIXEL_SCALE = 0.01
+PIXEL_RANGE = 255.0
+# Layers that may come before it and leave pixel values as they are (or only move them around).
+PASS_THROUGH = ("InputLayer", "Reshape", "Resizing", "Flatten", "Permute")
+
+
+def raw_pixel_rescaling(model) -> str | None:
+    """A model whose first computing layer is a ``Rescaling`` written for raw pixels (``Rescaling(1./255)``,
+    the student's data left 0–255) would see the harness's images divided by 255 twice and train on
+    values under 0.004: its scale is multiplied by 255 (offset kept), so that it computes on the
+    harness's images what it computes on raw pixels. Returns the layer as the student wrote it, or None."""
+    for layer in _leading_layers(model):
+        if type(layer).__name__ != "Rescaling":
+            return None
+        scale = layer.scale
+        if isinstance(scale, (int, float)) and 0 < scale <= RAW_PIXEL_SCALE:
+            layer.scale = float(scale) * PIXEL_RANGE
+            return f"Rescaling(scale={scale:.6g}, offset={layer.offset:.6g})"
+        return None
+    return None
+
+
+def _leading_layers(model):
+    """The layers a model's input goes through first, inside nested Sequential blocks too (a
+    ``data_augmentation`` block), skipping those that keep pixel values (reshapes, random augmentation)."""
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.Sequential):
+            yield from _leading_layers(layer)
+            if any(type(inner).__name__ == "Rescaling" for inner in layer.layers):
+                return
+            continue
+        if type(layer).__name__ in PASS_THROUGH or type(layer).__name__.startswith("Random"):
+            continue
+        yield layer
+        return
+
+
+def raw_pixel_generator(generator) -> str | None:
+    """The same for an ``ImageDataGenerator(rescale=1./255)`` given as the model's augmentation: its
+    ``rescale`` is multiplied by 255. Returns the setting as the student wrote it, or None."""
+    rescale = getattr(generator, "rescale", None)
+    if isinstance(rescale, (int, float)) and 0 < rescale <= RAW_PIXEL_SCALE:
+        generator.rescale = float(rescale) * PIXEL_RANGE
+        return f"ImageDataGenerator(rescale={rescale:.6g})"
+    return None
+
+
 def import_student_module(path: str) -> ModuleType:
     """Run the student's extracted module as ``student_submission``, registered in ``sys.modules``
-    as an ordinary import would be."""
+    as an ordinary import would be. Packages the grading machine lacks are stood in for first: a
+    plotting import draws nothing, TensorFlow Addons' names are Keras 3's (what the ingest's rewrites name)."""
+    display_stubs.install()
+    addons_keras3.install()
     spec = importlib.util.spec_from_file_location("student_submission", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["student_submission"] = module

@@ -21,6 +21,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 KEPT_PREPARATION = "try:  # harness: the student's data preparation, which the factories read"
 TFDS_SHIM = Path(__file__).with_name("tfds_mnist.py")
 DISPLAY_STUBS = Path(__file__).with_name("display_stubs.py")
+ADDONS = Path(__file__).with_name("addons_keras3.py")
 
 
 def loader_source(data: Path, max_epochs: int | None = None) -> str:
@@ -36,6 +37,7 @@ def loader_source(data: Path, max_epochs: int | None = None) -> str:
             _csv_loader(data),
             _tfds_loader(data),
             _display_stubs(),
+            _addons(),
             _fit_cap(max_epochs) if max_epochs else "",
         ]
     )
@@ -142,7 +144,8 @@ def _csv_loader(data: Path) -> str:
     """``pandas.read_csv`` of an MNIST CSV the student had and did not hand in (Kaggle's Digit Recognizer
     ``train.csv`` / ``test.csv``, the "MNIST in CSV" ``mnist_train.csv`` / ``mnist_test.csv``) serves the
     mounted file in that layout: a ``label`` column (none in Kaggle's ``test.csv``), then 784 pixel columns
-    (``pixel0``… as Kaggle names them, ``1x1``… as "MNIST in CSV" does). An existing file is read as it is.
+    (``pixel0``… as Kaggle names them, ``1x1``… as "MNIST in CSV" does; ``header=None``, ``names=`` and
+    ``nrows=`` honoured, as for Colab's ``sample_data/mnist_train_small.csv``). An existing file is read as it is.
     pandas is patched when the student imports it (an import hook), so a notebook without pandas pays nothing."""
     return f"""
 import re as _harness_re
@@ -173,8 +176,18 @@ def _harness_patch_pandas(pd):
         layout = _harness_mnist_csv(filepath_or_buffer)
         if layout is None:
             return read_csv(filepath_or_buffer, *args, **kwargs)
-        return _harness_csv_frame(pd, *layout)
+        return _harness_as_read(_harness_csv_frame(pd, *layout), kwargs)
     pd.read_csv = _harness_read_csv
+def _harness_as_read(frame, kwargs):
+    # what read_csv's own arguments would have made of the file: no header (Colab's sample_data CSVs),
+    # the student's column names, the first rows only
+    if kwargs.get("header", "infer") is None:
+        frame.columns = range(frame.shape[1])
+    names = kwargs.get("names")
+    if names is not None and len(list(names)) == frame.shape[1]:
+        frame.columns = list(names)
+    nrows = kwargs.get("nrows")
+    return frame.head(int(nrows)) if isinstance(nrows, int) and nrows >= 0 else frame
 if "pandas" in _harness_sys.modules:
     _harness_patch_pandas(_harness_sys.modules["pandas"])
 else:
@@ -207,6 +220,16 @@ import types as _harness_types
 _harness_display = _harness_types.ModuleType("_harness_display_stubs")
 exec(compile({DISPLAY_STUBS.read_text(encoding="utf-8")!r}, "<harness display_stubs>", "exec"), _harness_display.__dict__)
 _harness_display.install()
+"""
+
+
+def _addons() -> str:
+    """TensorFlow Addons' names served by Keras 3's, under the name the rewritten imports use
+    (harness/workers/addons_keras3.py)."""
+    return f"""
+_harness_addons = _harness_types.ModuleType("_harness_addons_keras3")
+exec(compile({ADDONS.read_text(encoding="utf-8")!r}, "<harness addons_keras3>", "exec"), _harness_addons.__dict__)
+_harness_addons.install()
 """
 
 

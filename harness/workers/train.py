@@ -22,7 +22,6 @@ import keras  # noqa: E402  (after the log level is set)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from harness.workers import display_stubs  # noqa: E402
 from harness.workers.batchnorm import batchnorm_report  # noqa: E402
 from harness.workers.keras_setup import (  # noqa: E402
     CLASSES,
@@ -33,6 +32,8 @@ from harness.workers.keras_setup import (  # noqa: E402
     flat_input_adapter,
     import_student_module,
     model_of,
+    raw_pixel_generator,
+    raw_pixel_rescaling,
     set_limits,
 )
 from harness.workers.notebook import KEPT_PREPARATION, install_loaders  # noqa: E402
@@ -127,10 +128,21 @@ def check_and_compile(model, training: dict) -> str:
         compiled_by = "harness"
         optimizer, loss = training["optimizer"], training["loss"]
     else:
-        optimizer, loss = model.optimizer, model.loss
+        optimizer, loss = model.optimizer, for_one_hot_labels(model.loss)
     # Recompiled with the student's own optimizer and loss so that every history has `accuracy`.
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return compiled_by
+
+
+def for_one_hot_labels(loss):
+    """The student's loss for the harness's one-hot labels: sparse categorical cross-entropy (integer labels,
+    the TensorFlow tutorials' choice) becomes categorical cross-entropy with the same ``from_logits``; any
+    other loss is kept as it is."""
+    name = loss if isinstance(loss, str) else getattr(loss, "__name__", None) or getattr(loss, "name", "")
+    if "sparse_categorical_crossentropy" not in str(name):
+        return loss
+    config = loss.get_config() if hasattr(loss, "get_config") else {}
+    return keras.losses.CategoricalCrossentropy(from_logits=bool(config.get("from_logits", False)))
 
 
 def resolve_settings(module, name: str) -> tuple[dict, list[str]]:
@@ -236,11 +248,18 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
     keras.utils.set_random_seed(seed)
     factory = getattr(module, name)
     model = flat_input_adapter(model_of(factory()))
+    student_loss = getattr(model, "loss", None)
+    raw_pixels = raw_pixel_rescaling(model)  # before the first call: Rescaling(1./255) meant for 0–255 pixels
     compiled_by = check_and_compile(model, training)
-    spec = describe_model(model)
-    spec["compiled_by"] = compiled_by
-    result.update(spec=spec, params=int(model.count_params()))
     settings, ignored = resolve_settings(module, name)
+    if hasattr(settings.get("augmentation"), "flow"):
+        raw_pixels = raw_pixel_generator(settings["augmentation"]) or raw_pixels
+    spec = describe_model(model)
+    # what the harness adapted so that its images and labels mean to the model what the student's did
+    spec.update(compiled_by=compiled_by, raw_pixels=raw_pixels)
+    if for_one_hot_labels(student_loss) is not student_loss:
+        spec["loss_from"] = "sparse_categorical_crossentropy"
+    result.update(spec=spec, params=int(model.count_params()))
     declared = {k: (v if isinstance(v, (int, float, str)) else type(v).__name__) for k, v in settings.items()}
     declared["callbacks"] = [type(c).__name__ for c in settings["callbacks"]]
     epochs = job["epochs_override"] or _effective_epochs(profile, settings.get("epochs"), training["epochs"])
@@ -342,7 +361,6 @@ def run_training(job: dict, events: Events) -> None:
     with np.load(job["data"]) as npz:
         split = {key: npz[key] for key in ("x_train", "y_train", "x_val", "y_val")}
     events.emit("import")
-    display_stubs.install()  # a plotting import the grading machine lacks draws nothing rather than failing
     try:
         module = import_with_data(job, split)
     except BaseException as error:  # SystemExit and KeyboardInterrupt from student code count too

@@ -239,31 +239,35 @@ def test_the_test_set_being_easier_for_the_reference_too_is_no_flag():
 
 def test_integrity_capacity_rule():
     settings = load_analysis_config().integrity
-    reference = model("create_baseline_model", "reference", 0.90, 0.90, 225_034, 5)
-    tiny = analysis.integrity_flags(model(test=0.97, val=0.97, params=8_000), reference, 12_000, 10_000, settings, EN)
+    reference = model("create_baseline_model", "reference", 0.96, 0.96, 225_034, 5)
+    tiny = analysis.integrity_flags(model(test=0.99, val=0.99, params=8_000), reference, 12_000, 10_000, settings, EN)
     assert [f.rule for f in tiny] == ["capacity"] and "8 000 parameters" in tiny[0].reason
-    short = analysis.integrity_flags(model(test=0.97, val=0.97, epochs=1), reference, 12_000, 10_000, settings, EN)
+    short = analysis.integrity_flags(model(test=0.99, val=0.99, epochs=1), reference, 12_000, 10_000, settings, EN)
     assert [f.rule for f in short] == ["capacity"] and "1 epoch" in short[0].reason
     # a big model trained as long, or a small one that gains little: nothing to look at
-    assert analysis.integrity_flags(model(test=0.97, val=0.97), reference, 12_000, 10_000, settings, EN) == []
+    assert analysis.integrity_flags(model(test=0.99, val=0.99), reference, 12_000, 10_000, settings, EN) == []
     assert (
-        analysis.integrity_flags(model(test=0.905, val=0.905, params=8_000), reference, 12_000, 10_000, settings, EN)
+        analysis.integrity_flags(model(test=0.965, val=0.965, params=8_000), reference, 12_000, 10_000, settings, EN)
         == []
     )
+    # a reference that has not learned yet (one short epoch: the smoke profile) is outrun by any fast learner
+    unlearned = model("create_baseline_model", "reference", 0.66, 0.66, 225_034, 1)
+    fast = model(test=0.72, val=0.72, params=6_810, epochs=1)
+    assert analysis.integrity_flags(fast, unlearned, 400, 1_000, settings, EN) == []
 
 
 def test_integrity_reasons_follow_the_report_language():
     """A flag raised while grading in French reads in English when the report is re-rendered in English."""
     settings = load_analysis_config().integrity
-    reference = model("create_baseline_model", "reference", 0.90, 0.90, 225_034, 5)
+    reference = model("create_baseline_model", "reference", 0.96, 0.96, 225_034, 5)
     (flag,) = analysis.integrity_flags(
-        model(test=0.97, val=0.97, params=8_000, epochs=1), reference, 12_000, 10_000, settings, FR
+        model(test=0.99, val=0.99, params=8_000, epochs=1), reference, 12_000, 10_000, settings, FR
     )
     assert "paramètres" in flag.reason and "époque" in flag.reason
     stored = type(flag).model_validate_json(flag.model_dump_json())
     english = EN.render(stored.message)
     assert english.startswith("8 000 parameters against 225 034 for the reference, 1 epoch(s) against 5")
-    assert "97.00 % against 90.00 %" in english and "paramètres" not in english
+    assert "99.00 % against 96.00 %" in english and "paramètres" not in english
 
 
 def test_verdict_codes_and_language():

@@ -53,3 +53,13 @@ def test_names_of_the_students_own_are_not_rewritten():
     code = "def train(lr=0.1):\n    return lr\nmy_tf.Session = 1\ntf.keras.preprocessing.image.ImageDataGenerator()\n"
     source, edits = modernise(code, None)
     assert source == code and edits == []
+
+
+def test_np_utils_imported_from_keras_utils_is_bound_to_keras_utils():
+    """``from keras.utils import np_utils`` (Keras 2's most copied import) fails under Keras 3."""
+    code = "from keras.utils import np_utils\nfrom tensorflow.keras.utils import to_categorical, np_utils as nu\nY = np_utils.to_categorical([1, 2], 3)\nZ = nu.to_categorical([0], 2)\nprint(Y.shape, Z.shape)\n"
+    source, edits = modernise(code, 2)
+    assert [e.line for e in edits] == [1, 2] and "np_utils' functions" in edits[0].reason
+    done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["(2,", "3)", "(1,", "2)"]

@@ -107,3 +107,45 @@ def test_stored_english_reasons_are_translated_with_their_values():
     assert FR.stored(syntax).startswith("Erreur de syntaxe (cellule 8, ligne 12) : bad.")
     assert FR.stored("something no template knows") == "something no template knows"
     assert Translator("en").stored(stored) == stored
+
+
+def test_the_review_list_puts_integrity_first_then_what_a_look_could_change_most(graded):
+    """Issue 14: sorted by how much a human look could change the grade, each entry with a line for an
+    overrides CSV; doubts worth less than a point (a mark on a rounding threshold) are folded under it."""
+    from harness.results import IntegrityFlag, Message
+
+    base = graded.result("baseline_only")
+
+    def changed(student, criterion_id, **update):
+        sure = {"confidence": "high", "withheld_points": None, "instructor_points": None}
+        criteria = [
+            c.model_copy(update={**sure, **update}) if c.id == criterion_id else c.model_copy(update=sure)
+            for c in base.score.criteria
+        ]
+        return base.model_copy(
+            update={"student": student, "score": base.score.model_copy(update={"criteria": criteria})}
+        )
+
+    def doubt(key, **values):
+        return {"confidence": "low", "messages": {"confidence_reasons": [Message(key=key, values=values)]}}
+
+    modifications = next(c for c in base.score.criteria if c.id == "modifications")
+    threshold = changed(
+        "seuil", "analysis", auto_points=1.5, points=1.5, **doubt("rb_doubt_threshold", exact=1.72, boundary=1.75)
+    )
+    names = changed("noms", "modifications", **doubt("rb_doubt_names", how="x"))
+    looked_at = changed("vu", "modifications", instructor_points=4.0, **doubt("rb_doubt_names", how="x"))
+    flagged = changed("signal", "improvement", withheld_points=2.0, points=0.0)
+    flagged = flagged.model_copy(
+        update={
+            "models": [flagged.models[0].model_copy(update={"integrity": [IntegrityFlag(rule="capacity", reason="r")]})]
+        }
+    )
+    reviews = to_review([threshold, looked_at, names, flagged], FR)
+    order = [(v.result.student, v.at_stake, v.minor) for v in reviews]
+    assert order[:2] == [("signal", 2.0, False), ("noms", modifications.max_points / 2, False)]
+    assert {(s, stake, minor) for s, stake, minor in order[2:]} >= {("seuil", 0.5, True)}
+    by_student = {v.result.student: v for v in reviews}
+    assert by_student["signal"].override == "signal,improvement,,,true,"
+    assert by_student["noms"].override == f"noms,modifications,{modifications.points:g},,,"
+    assert "vu" not in by_student or by_student["vu"].at_stake <= 0.5  # the instructor has set those points

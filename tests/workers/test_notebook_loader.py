@@ -147,6 +147,22 @@ def test_an_mnist_csv_the_student_had_is_served_in_its_layout(mounted, tmp_path)
     assert out == "(30, 785) ['label', 'pixel0'] 3 (10, 784) pixel0 9 (10, 785) 1x1 (1, 2) missing"
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pandas") is None, reason="pandas not installed")
+def test_colab_s_sample_data_csv_is_read_with_the_student_s_own_arguments(mounted):
+    """Colab's ``sample_data/mnist_train_small.csv`` has no header: ``header=None`` gives columns 0…784, the
+    label in column 0; ``names=`` and ``nrows=`` are honoured too."""
+    out = _run(
+        mounted,
+        """
+        import pandas as pd
+        train = pd.read_csv("/content/sample_data/mnist_train_small.csv", header=None)
+        named = pd.read_csv("sample_data/mnist_test.csv", names=["digit", *range(784)], nrows=4)
+        print(train.shape, int(train[0][3]), train.drop(columns=0).shape, list(named.columns[:2]), named.shape)
+        """,
+    )
+    assert out == "(30, 785) 3 (30, 784) ['digit', 0] (4, 785)"
+
+
 HIDE_DISPLAY_PACKAGES = """
 import importlib.machinery, sys
 class _Hide:  # the grading machine without seaborn, plotly, tqdm: the real finder does not find them
