@@ -106,6 +106,7 @@ def modernise(source: str, cell: int | None) -> tuple[str, list[Rewrite]]:
         _module_edits(source)
         + _np_utils_edits(source)
         + _keyword_edits(source)
+        + _monitor_edits(source)
         + _convolution_edits(source)
         + _image_edits(source)
         + _compat_v1_edits(source)
@@ -318,6 +319,37 @@ def _keyword_edits(source: str) -> list[_Edit]:
                 continue
             new = KEYWORDS[old]
             edits.append(_Edit(keyword.lineno, start, start + len(old), new, old, f"Keras 3 names this argument {new}"))
+    return edits
+
+
+# Keras 2 named the accuracy metric "acc" (``metrics=["acc"]``); Keras 3, and the harness's compile, name it
+# "accuracy": a callback monitoring "val_acc" would raise (EarlyStopping) or never act (ReduceLROnPlateau).
+MONITORED = {"acc": "accuracy", "val_acc": "val_accuracy"}
+
+
+def _monitor_edits(source: str) -> list[_Edit]:
+    """``EarlyStopping(monitor="val_acc")`` → ``monitor="val_accuracy"`` (any call's ``monitor=`` keyword)."""
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines()
+    edits = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        for keyword in node.keywords:
+            value = keyword.value
+            if keyword.arg != "monitor" or not (isinstance(value, ast.Constant) and value.value in MONITORED):
+                continue
+            if value.lineno != value.end_lineno:
+                continue
+            line = lines[value.lineno - 1]
+            start, end = _column(line, value.col_offset), _column(line, value.end_col_offset)
+            quote = line[start]
+            after = f"{quote}{MONITORED[value.value]}{quote}"
+            reason = f"Keras 3 names the metric {MONITORED[value.value]!r}, as the harness's compile does"
+            edits.append(_Edit(value.lineno, start, end, after, line[start:end], reason))
     return edits
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import math
+import re
 import sys
 import traceback
 from types import ModuleType
@@ -161,6 +162,12 @@ def limit_breach(error: BaseException) -> tuple[str, str] | None:
     return None
 
 
+# What a download attempt says in the sandbox, which has no network.
+NO_NETWORK = re.compile(
+    r"URL fetch failure|Name or service not known|Temporary failure in name resolution|Network is unreachable"
+)
+
+
 def failure(error: BaseException) -> dict:
     """Status, reason and traceback of a failure, for an event; called while `error` is handled."""
     status = "invalid" if isinstance(error, ModelRejected) else "error"
@@ -169,4 +176,10 @@ def failure(error: BaseException) -> dict:
     breach = limit_breach(error)
     if breach is not None:
         status, reason = breach
+    elif NO_NETWORK.search(message):
+        reason += (
+            " — the model downloads a file (pretrained weights: keras.applications' weights='imagenet'?), and "
+            "student code runs without network: pretrained weights cannot be used; weights=None trains the same "
+            "architecture from scratch"
+        )
     return {"status": status, "reason": reason, "traceback": traceback.format_exc(limit=-8)}

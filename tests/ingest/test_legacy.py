@@ -63,3 +63,23 @@ def test_np_utils_imported_from_keras_utils_is_bound_to_keras_utils():
     done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["(2,", "3)", "(1,", "2)"]
+
+
+def test_callbacks_monitoring_keras_2_s_acc_monitor_keras_3_s_accuracy():
+    """``EarlyStopping(monitor="val_acc")`` raises under Keras 3 (it cannot tell max from min)."""
+    code = (
+        "import keras, numpy as np\n"
+        "stop = keras.callbacks.EarlyStopping(monitor='val_acc', patience=0)\n"
+        'plateau = keras.callbacks.ReduceLROnPlateau(monitor="acc", factor=0.5)\n'
+        "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='softmax')])\n"
+        "m.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])\n"
+        "x, y = np.ones((8, 4)), keras.utils.to_categorical(np.arange(8) % 3, 3)\n"
+        "print(len(m.fit(x, y, epochs=2, validation_split=0.25, callbacks=[stop, plateau], verbose=0).history['loss']))\n"
+    )
+    source, edits = modernise(code, 1)
+    assert [(e.line, e.before, e.after) for e in edits] == [
+        (2, "'val_acc'", "'val_accuracy'"),
+        (3, '"acc"', '"accuracy"'),
+    ]
+    done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

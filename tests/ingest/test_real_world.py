@@ -144,7 +144,8 @@ def test_each_real_world_submission_reaches_its_expected_outcome(real_world_grad
 def test_nine_in_ten_real_world_submissions_have_every_model_graded(real_world_graded):
     """The issue's bar: at least 90 % of the submissions are retrained and scored in full (status ok, as many
     models as expected); every other one says why, in terms of the student's own error, never a failure of the
-    harness. The set holds 5 such submissions in 56, so the bar leaves no room for a failure of ours."""
+    harness — or, for pretrained weights, the sandbox's lack of network. The set holds 6 such submissions in 61,
+    so the bar leaves no room for a failure of ours."""
     results = real_world_graded.by_student()
     full = [
         s
