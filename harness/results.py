@@ -138,6 +138,9 @@ class IngestResult(_Result):
     code_cells: list[CodeCell] = []
     markdown: list[MarkdownCell] = []
     notebook_format: str | None = Field(None, description="nbformat version of the notebook as handed in, e.g. '4.5'")
+    other_framework: str | None = Field(
+        None, description="the deep-learning framework the code imports instead of Keras (PyTorch, JAX…), if any"
+    )
     factory_source: Literal["functions", "mapped", "inferred", "discovered"] = Field(
         "functions",
         description="functions: the convention's names; mapped: --factory-map; inferred: the student's own "

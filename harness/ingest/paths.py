@@ -29,6 +29,49 @@ SUBMISSION_SUFFIXES = (".ipynb", ".py")
 # "Jean Dupont_12345_assignsubmission_file_" (or files named "Jean Dupont_12345_assignsubmission_file_x.ipynb").
 MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<rest>.*)$")
 ARCHIVE_SUFFIXES = (".zip",)
+# What students hand in instead of a notebook: found like a submission, graded `invalid` with the reason
+# (harness/ingest/read.py), so that the student is in the gradebook; any other file is listed as ignored. A
+# PDF or a document beside the submissions may be the instructor's (a syllabus): only an HTML file that is a
+# notebook's export (NOTEBOOK_HTML) and the archive formats the harness does not open count.
+HANDED_IN_INSTEAD = {
+    ".html": "an HTML export of a notebook",
+    ".htm": "an HTML export of a notebook",
+    ".rar": "a RAR archive",
+    ".7z": "a 7-Zip archive",
+    ".tar": "a tar archive",
+    ".tgz": "a tar archive",
+    ".gz": "a gzip archive",
+}
+
+
+NOTEBOOK_HTML = re.compile(rb"(?i)jp-Notebook|jp-Cell|nbconvert|jupyter|colab|ipynb")
+
+
+def handed_in_instead(path: Path) -> bool:
+    """A file in a class folder that a student handed in instead of a notebook (see HANDED_IN_INSTEAD)."""
+    suffix = path.suffix.lower()
+    if suffix not in HANDED_IN_INSTEAD:
+        return False
+    if suffix in (".html", ".htm"):
+        try:
+            with path.open("rb") as opened:
+                return bool(NOTEBOOK_HTML.search(opened.read(256 * 1024)))
+        except OSError:
+            return False
+    return True
+
+
+def wrong_format_reason(path: Path) -> str:
+    """Why a file handed in instead of a notebook is not graded, and what to hand in."""
+    what = HANDED_IN_INSTEAD.get(path.suffix.lower(), f"a {path.suffix or 'file without extension'} file")
+    if "archive" in what:
+        return f"{path.name} is {what}: the harness opens .zip archives only; hand in a .zip or the notebook itself."
+    return (
+        f"{path.name} is {what}, not a notebook: the harness retrains the models of the notebook itself "
+        "(.ipynb) or of a .py module; hand in the notebook."
+    )
+
+
 ARCHIVE_MAX_MEMBERS = 5000
 ARCHIVE_MAX_FILE_BYTES = 200 * 2**20
 ARCHIVE_MAX_TOTAL_BYTES = 1024 * 2**20
@@ -87,9 +130,33 @@ def _is_student_folder(folder: Path) -> bool:
         return True
     notebooks = [p for p in files if p.suffix == ".ipynb"]
     modules = [p for p in files if p.suffix == ".py"]
-    if _has_submissions_below(folder):
+    if _has_submissions_below(folder) or _archives_with_work(folder):
         return False
     return len(notebooks) == 1 or (not notebooks and len(modules) == 1)
+
+
+def _archives_with_work(folder: Path) -> bool:
+    """Whether `folder` holds a zip with a notebook or module inside: another student's archive beside a loose
+    notebook makes it a class folder (a zip of data or models beside one's notebook does not)."""
+    for archive in folder.iterdir():
+        if not (archive.is_file() and archive.suffix.lower() in ARCHIVE_SUFFIXES):
+            continue
+        try:
+            with zipfile.ZipFile(archive) as opened:
+                names = opened.namelist()
+        except ZIP_ERRORS:
+            continue
+        if any(_is_work_member(name) for name in names):
+            return True
+    return False
+
+
+def _is_work_member(name: str) -> bool:
+    """A notebook or module in an archive, not a macOS resource fork or a Jupyter checkpoint."""
+    parts = name.replace("\\", "/").split("/")
+    return Path(parts[-1]).suffix in SUBMISSION_SUFFIXES and not any(
+        part in SKIPPED_NAMES or part.startswith(".") or part.startswith("._") for part in parts
+    )
 
 
 def _zip_member_name(info: zipfile.ZipInfo) -> str:
@@ -417,7 +484,7 @@ class _Finder:
                 if self.folder_with_archive(entry):
                     continue
                 self.take_folder(entry)
-            elif entry.suffix in SUBMISSION_SUFFIXES:
+            elif entry.suffix in SUBMISSION_SUFFIXES or handed_in_instead(entry):
                 self.found.append(entry)
             elif entry.suffix.lower() in ARCHIVE_SUFFIXES:
                 self.take_archive(entry)

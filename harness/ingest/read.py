@@ -27,7 +27,7 @@ import nbformat
 from harness.ingest import data_names
 from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
-from harness.ingest.paths import choose_main_file, student_id
+from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_id, wrong_format_reason
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
 from harness.results import (
     CodeCell,
@@ -1099,6 +1099,8 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     )
     try:
         saved_as = None
+        if main_file.suffix not in SUBMISSION_SUFFIXES:
+            raise IngestError(wrong_format_reason(main_file))
         if main_file.suffix == ".ipynb":
             code_cells, markdown, saved_as = _read_notebook(main_file)
         else:
@@ -1158,7 +1160,18 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         factory_map=applied,
         factory_source=("inferred" if inferred else "mapped") if applied else "functions",
     )
-    if not factories:
+    framework = other_framework(code_cells)
+    if not factories and framework:
+        update.update(
+            status="invalid",
+            other_framework=framework,
+            reason=(
+                f"Written with {framework}, not Keras: the course's models are Keras models, which the harness "
+                "retrains under its protocol; no model of this submission can be graded (the instructor may grade "
+                "it by hand with an override)."
+            ),
+        )
+    elif not factories:
         update.update(
             status="invalid",
             reason=(
@@ -1181,13 +1194,32 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     return result.model_copy(update=update)
 
 
+# Deep-learning frameworks other than Keras, by their import name: a submission written with one of them and
+# no Keras model is told so (running it to find Keras models would find none).
+OTHER_FRAMEWORKS = {"torch": "PyTorch", "jax": "JAX", "flax": "JAX (Flax)", "mxnet": "MXNet", "paddle": "PaddlePaddle"}
+KERAS_MODULES = {"keras", "tensorflow", "tf_keras"}
+
+
+def other_framework(cells: list[CodeCell]) -> str | None:
+    """The framework the code imports instead of Keras (``import torch`` and no Keras or TensorFlow), or None."""
+    imported = set()
+    for node in _top_level_nodes(cells):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module.split(".")[0])
+    if imported & KERAS_MODULES:
+        return None
+    return next((OTHER_FRAMEWORKS[name] for name in OTHER_FRAMEWORKS if name in imported), None)
+
+
 def needs_discovery(ingest: IngestResult) -> bool:
     """Whether to find models by running the submission with training intercepted
     (harness/ingest/discovery.py): a readable notebook or script without factories (its models may be
     built at top level, or in its ``__main__`` block), or one with factories that also builds and fits
     other models at top level (a mixed submission: both are graded)."""
     if ingest.status == "invalid":
-        return not ingest.factories and bool(ingest.code_cells)
+        return not ingest.factories and bool(ingest.code_cells) and not ingest.other_framework
     return bool(ingest.factories) and builds_other_models(ingest)
 
 

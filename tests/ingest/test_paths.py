@@ -132,6 +132,45 @@ def test_a_folder_holding_one_zip_is_that_student_s_and_a_folder_of_zips_is_a_cl
     assert set(assign_ids(paths)) == {"Jean Dupont", "alice", "bob"}
 
 
+def test_a_loose_notebook_beside_another_student_s_zip_is_a_class_and_a_data_zip_is_not(tmp_path):
+    """One notebook and a zip holding a notebook (with its Jupyter checkpoint and macOS fork) are two students;
+    a student's notebook beside a zip of data or models stays that student's folder."""
+    notebook = notebook_bytes([("code", FACTORY)])
+    class_folder = tmp_path / "classe"
+    class_folder.mkdir()
+    (class_folder / "becker_tom.ipynb").write_bytes(notebook)
+    make_zip(
+        class_folder / "leclerc_anais.zip",
+        {
+            "projet/mnist.ipynb": notebook,
+            "projet/.ipynb_checkpoints/mnist-checkpoint.ipynb": notebook,
+            "__MACOSX/projet/._mnist.ipynb": b"\x00\x05\x16\x07",
+        },
+    )
+    paths, _ = discover([class_folder], extract_to=tmp_path / "x")
+    assert sorted(assign_ids(paths)) == ["becker_tom", "leclerc_anais"]
+    student = tmp_path / "Jean Dupont"
+    student.mkdir()
+    (student / "mini_projet.ipynb").write_bytes(notebook)
+    make_zip(student / "modeles.zip", {"best.keras": b"weights", "__MACOSX/._best.py": b"fork"})
+    assert list(assign_ids(discover([student], extract_to=tmp_path / "y")[0])) == ["Jean Dupont"]
+
+
+def test_an_export_or_another_archive_handed_in_instead_of_a_notebook_is_graded_invalid_with_why(tmp_path):
+    """The student is in the gradebook, with what to hand in; a roster or the instructions are not a student."""
+    export = '<html><body class="jp-Notebook"><pre>model = Sequential()</pre></body></html>'
+    (tmp_path / "moulin_lucas.html").write_text(export, encoding="utf-8")
+    (tmp_path / "roy_emma.rar").write_bytes(b"Rar!\x1a\x07\x00")
+    (tmp_path / "roster.csv").write_text("student\n", encoding="utf-8")
+    (tmp_path / "consignes.html").write_text("<html><h1>Mini-projet</h1></html>", encoding="utf-8")
+    paths, ignored = discover([tmp_path], extract_to=tmp_path / "x")
+    assert sorted(assign_ids(paths)) == ["moulin_lucas", "roy_emma"]
+    assert sorted(i.name for i in ignored) == [str(tmp_path / "consignes.html"), str(tmp_path / "roster.csv")]
+    html, rar = (ingest_path(p) for p in sorted(paths))
+    assert html.status == "invalid" and "HTML export" in html.reason and "hand in the notebook" in html.reason
+    assert rar.status == "invalid" and ".zip archives only" in rar.reason
+
+
 def test_archives_over_the_size_limit_stop_and_say_why(tmp_path, monkeypatch):
     monkeypatch.setattr(paths_module, "ARCHIVE_MAX_TOTAL_BYTES", 10_000)
     archive = make_zip(

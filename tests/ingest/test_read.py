@@ -11,6 +11,7 @@ import pytest
 from conftest import SAMPLES, copy_samples
 
 from harness.ingest import assign_ids, discover, ingest_path, student_id, submission_sha256
+from harness.ingest.read import needs_discovery
 
 
 def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
@@ -575,3 +576,20 @@ def test_factories_named_by_an_alias_a_lambda_or_a_partial_are_graded(tmp_path):
         "create_improved_model_2": ("improved", 18, True),
     }  # build_with needs an argument: an alias of it is no factory
     assert not result.factory_map and "lambda: build_model(dropout=0.3)" in result.module_source
+
+
+def test_a_pytorch_notebook_is_told_so_and_not_run(tmp_path):
+    """No Keras model can come out of it: the reason names the framework, and discovery does not run it."""
+    path = tmp_path / "becker_tom.py"
+    path.write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass Net(nn.Module):\n    def forward(self, x):\n"
+        "        return x\n\n\nmodel = Net()\n",
+        encoding="utf-8",
+    )
+    result = ingest_path(path)
+    assert result.status == "invalid" and result.other_framework == "PyTorch"
+    assert result.reason.startswith("Written with PyTorch, not Keras") and not needs_discovery(result)
+    path.write_text(
+        "import torch\nfrom tensorflow import keras\nx = 1\n", encoding="utf-8"
+    )  # Keras too: the usual reason
+    assert ingest_path(path).other_framework is None
