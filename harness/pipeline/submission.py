@@ -40,6 +40,7 @@ from harness.results import (
     TrainingRecord,
     WorkerInfo,
 )
+from harness.sandbox import Limits
 from harness.scoring import Rubric, failed_score, score_result
 from harness.util.i18n import Translator
 from harness.util.pysource import formatted_traceback
@@ -136,6 +137,16 @@ def _notebook_data(session: Session, train_images: int, test_images: int) -> Pat
     return notebook_data_file(session.raw, session.options.out / WORK_DIR / "data", train_images, test_images)
 
 
+def discovery_limits(session: Session, limits: Limits) -> Limits:
+    """The notebook run prepares MNIST at its full size whatever the profile (DISCOVERY_TRAIN_IMAGES): its
+    memory is at least the full profile's (a Kaggle notebook's pandas frames of 60,000 rows need about 1.5 GiB
+    besides TensorFlow's), the run's other limits unchanged."""
+    full = Limits.from_table(session.protocol.limits_table("full"))
+    return limits.replace(
+        memory_mb=max(limits.memory_mb, full.memory_mb), resident_mb=max(limits.resident_mb, full.resident_mb)
+    )
+
+
 def discover_top_level(session: Session, ingest: IngestResult, path: Path, scratch: Path) -> IngestResult:
     """A notebook without factories: run it with training intercepted to find its top-level models."""
     data = _notebook_data(session, DISCOVERY_TRAIN_IMAGES, DISCOVERY_TEST_IMAGES)
@@ -146,7 +157,7 @@ def discover_top_level(session: Session, ingest: IngestResult, path: Path, scrat
         data,
         scratch,
         DiscoverOptions(threads=job.threads, use_bubblewrap=job.use_bubblewrap),
-        limits=job.limits,
+        limits=discovery_limits(session, job.limits),
     )
     return apply_discovery(ingest, record, source)
 
