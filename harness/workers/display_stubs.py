@@ -1,13 +1,16 @@
-"""Plotting and progress-bar packages stood in for when they are not installed where the harness grades.
+"""Plotting, progress-bar and experiment-tracking packages stood in for when they are not installed where
+the harness grades.
 
-A student's ``import seaborn as sns`` (or plotly, tqdm) only draws or shows progress: grading needs
-none of it, and a grading machine without the package must not make the whole notebook fail at its
-import cell. :func:`install` appends a finder *after* every real one, so an installed package is
+A student's ``import seaborn as sns`` (or plotly, tqdm; wandb, mlflow, comet_ml, neptune) only draws,
+shows progress or logs runs: grading needs none of it, and a grading machine without the package must
+not make the whole notebook fail at its import cell. A tracking package's Keras callback
+(``WandbCallback()``, ``WandbMetricsLogger()``) is a Keras callback that does nothing. :func:`install` appends a finder *after* every real one, so an installed package is
 always used; only a missing one is replaced by a module whose every call draws nothing (tqdm's
 bars pass their iterable through). The first use says so on stderr, which the cell's output keeps.
 
-Standard library only: it runs in the student's namespace, in the sandbox; the loader cell
-(harness/workers/notebook.py) runs this file's source in a Jupyter kernel too.
+Standard library only (Keras when a tracking callback is asked for): it runs in the student's namespace,
+in the sandbox; the loader cell (harness/workers/notebook.py) runs this file's source in a Jupyter
+kernel too.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import importlib.machinery
 import sys
 import types
 
-# display-only packages: what a notebook does with them changes no model
-PACKAGES = ("seaborn", "plotly", "tqdm")
+# display-only and tracking packages: what a notebook does with them changes no model
+PACKAGES = ("seaborn", "plotly", "tqdm", "wandb", "mlflow", "comet_ml", "neptune")
+TRACKING = ("wandb", "mlflow", "comet_ml", "neptune")
+CALLBACK_NAMES = ("Callback", "Logger", "Checkpoint")  # WandbCallback, WandbMetricsLogger, WandbModelCheckpoint
 _SAID: set[str] = set()
 
 
@@ -80,7 +85,19 @@ class _Stub(types.ModuleType):
         _say(top)
         if top == "tqdm" and name in ("tqdm", "trange", "tqdm_notebook"):
             return _progress
+        if top in TRACKING and name.endswith(CALLBACK_NAMES):
+            return _idle_callback(name)
         return Nothing()
+
+
+def _idle_callback(name: str) -> type:
+    """A Keras callback class named `name` that logs nothing (Keras is imported only when one is asked for)."""
+    import keras  # noqa: PLC0415  (only a tracking callback needs Keras; the plotting stand-ins do not)
+
+    def __init__(self, *args, **kwargs):
+        keras.callbacks.Callback.__init__(self)
+
+    return type(name, (keras.callbacks.Callback,), {"__init__": __init__, "__module__": "harness_stub"})
 
 
 class _StubLoader(importlib.abc.Loader):

@@ -206,6 +206,28 @@ def test_plotting_packages_missing_where_the_harness_grades_draw_nothing_instead
     assert "seaborn is not installed where the harness grades" in done.stderr
 
 
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="the real package is installed")
+def test_experiment_tracking_missing_where_the_harness_grades_logs_nothing_and_its_callback_is_keras_s(mounted):
+    """A notebook that logs its runs to Weights & Biases failed at its import cell: no model was found."""
+    out = _run(
+        mounted,
+        """
+        import keras, numpy as np, wandb
+        from wandb.keras import WandbCallback
+        from wandb.integration.keras import WandbMetricsLogger
+        run = wandb.init(project="mnist", config={"epochs": 2})
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "categorical_crossentropy")
+        callbacks = [WandbCallback(save_model=False), WandbMetricsLogger(log_freq=5)]
+        history = model.fit(np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1]], epochs=2, callbacks=callbacks, verbose=0)
+        wandb.log({"loss": 1.0}); wandb.finish()
+        print(len(history.history["loss"]), all(isinstance(c, keras.callbacks.Callback) for c in callbacks),
+              type(callbacks[0]).__name__)
+        """,
+    )
+    assert out == "2 True WandbCallback"
+
+
 @pytest.mark.skipif(importlib.util.find_spec("seaborn") is None, reason="seaborn not installed")
 def test_an_installed_plotting_package_is_the_real_one(mounted):
     out = _run(mounted, "import seaborn\nprint(hasattr(seaborn, '__version__'), type(seaborn).__name__)")
