@@ -31,6 +31,7 @@ import signal
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -435,7 +436,8 @@ class _Recorder:
         try:
             entry["model_json"] = model.to_json()
             rebuilt = self.keras.models.model_from_json(
-                entry["model_json"], custom_objects={k: v for k, v in self.namespace.items() if isinstance(v, type)}
+                entry["model_json"],
+                custom_objects={k: v for k, v in self.namespace.items() if isinstance(v, (type, types.FunctionType))},
             )
             del rebuilt
         except Exception as error:

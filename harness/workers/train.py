@@ -100,7 +100,9 @@ def describe_model(model) -> dict:
         "layers": layers,
         "optimizer": type(optimizer).__name__ if optimizer is not None else None,
         "learning_rate": learning_rate,
-        "loss": loss if isinstance(loss, str) or loss is None else getattr(loss, "name", type(loss).__name__),
+        "loss": loss
+        if isinstance(loss, str) or loss is None
+        else getattr(loss, "name", None) or getattr(loss, "__name__", None) or type(loss).__name__,
     }
 
 

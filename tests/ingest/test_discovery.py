@@ -4,6 +4,8 @@ intercepted, then retrained by the harness like any factory."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -145,3 +147,33 @@ def test_discovery_can_be_turned_off(tmp_path, mnist_npz, protocol_path, stage_c
     )
     result = graded.result("nothing")
     assert result.status == "invalid" and "No factory found" in result.reason and not result.discovered_models
+
+
+CUSTOM = [
+    "import keras\nfrom keras import layers\n(x, y), _ = keras.datasets.mnist.load_data()\n"
+    "x = x.reshape(-1, 28, 28, 1) / 255.0\ny = keras.utils.to_categorical(y, 10)",
+    "def perte_lissee(y_true, y_pred):\n    return keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=0.1)\n\n\n"
+    "def swish_maison(t):\n    return t * keras.ops.sigmoid(t)",
+    "model = keras.Sequential([layers.Input((28, 28, 1)), layers.Flatten(), layers.Dense(8, activation=swish_maison),"
+    " layers.Dense(10, activation='softmax')])\nmodel.compile(optimizer='adam', loss=perte_lissee)\n"
+    "model.fit(x, y, epochs=1)",
+]
+
+
+def test_a_top_level_model_with_the_notebook_s_own_loss_and_activation_is_rebuilt(tmp_path, mnist_npz):
+    """The synthesised factory resolves the notebook's functions (a loss, an activation), not only its classes:
+    a model compiled with a loss written in the notebook failed with "Could not locate function"."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in CUSTOM]
+    path = tmp_path / "custom.ipynb"
+    nbformat.write(notebook, path)
+    ingest = ingest_path(path)
+    data = notebook_data_file(load_mnist(mnist_npz), tmp_path / "data", 200, 50)
+    record, source = discover_models(ingest, path, data, tmp_path / "scratch", DiscoverOptions())
+    assert record.status == "ok" and not any(n.startswith("not graded") for n in record.models[0].notes), record
+    module = tmp_path / "synthesised.py"
+    built = f"\nm = {record.models[0].factory}()\nprint(m.loss.__name__, m.layers[1].activation.__name__)\n"
+    module.write_text(source + built)
+    done = subprocess.run([sys.executable, str(module)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-2:] == ["perte_lissee", "swish_maison"]
