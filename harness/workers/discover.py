@@ -107,11 +107,21 @@ class _Recorder:
         return factory
 
     def variable(self, model) -> str | None:
-        """The notebook's name for `model`, if a public variable holds it."""
-        for name, value in self.namespace.items():
-            if value is model and not name.startswith("_"):
-                return name
-        return None
+        """The notebook's name for `model`: a public variable that holds it, else a local variable of the
+        notebook's own function that is running (``base = build_cnn(…)`` in a script's ``main()``); of
+        several, one that says "baseline"/"ref" (the role is read from it), else the first."""
+        names = [n for n, value in self.namespace.items() if value is model and not n.startswith("_")]
+        names = names or self._local_names(model)
+        return next((n for n in names if BASELINE_NAME.search(n)), names[0] if names else None)
+
+    def _local_names(self, model) -> list[str]:
+        """Names that hold `model` in the frames of the notebook's own functions now running, innermost first."""
+        names, frame = [], inspect.currentframe()
+        while frame is not None:
+            if frame.f_globals is self.namespace and frame.f_code.co_name != "<module>":
+                names += [n for n, v in frame.f_locals.items() if v is model and not n.startswith("_") and n != "self"]
+            frame = frame.f_back
+        return names
 
     # ----------------------------------------------------------------------- Keras's methods replaced
 

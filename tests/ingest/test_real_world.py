@@ -359,6 +359,13 @@ def test_addons_hypermodels_and_sparse_labels_are_trained_with_what_the_student_
     assert "Compilé avec sparse_categorical_crossentropy" in report
 
 
+@pytest.mark.slow
+def test_a_model_held_by_a_local_variable_named_base_is_the_baseline(real_world_graded):
+    """fournier_leo builds both models in main(): the variable names are local, and still say which is which."""
+    result = real_world_graded.result("fournier_leo")
+    assert [(m.variable, m.role) for m in result.discovered_models] == [("base", "baseline"), ("improved", "improved")]
+
+
 def test_models_built_only_by_running_the_code_are_sent_to_discovery():
     for student in ("lemaire_jules.ipynb", "diallo_aminata.ipynb", "costa_rafael.py", "rossi_marco.py"):
         result = ingest_path(REAL_WORLD / student)
