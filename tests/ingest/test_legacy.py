@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from harness.ingest.legacy import modernise
 
 TF1_SCRIPT = """import tensorflow as tf
@@ -55,6 +57,7 @@ def test_names_of_the_students_own_are_not_rewritten():
     assert source == code and edits == []
 
 
+@pytest.mark.slow  # a TensorFlow process of its own: ~5 s, kept out of the fast tier
 def test_np_utils_imported_from_keras_utils_is_bound_to_keras_utils():
     """``from keras.utils import np_utils`` (Keras 2's most copied import) fails under Keras 3."""
     code = "from keras.utils import np_utils\nfrom tensorflow.keras.utils import to_categorical, np_utils as nu\nY = np_utils.to_categorical([1, 2], 3)\nZ = nu.to_categorical([0], 2)\nprint(Y.shape, Z.shape)\n"
@@ -65,6 +68,7 @@ def test_np_utils_imported_from_keras_utils_is_bound_to_keras_utils():
     assert done.stdout.split() == ["(2,", "3)", "(1,", "2)"]
 
 
+@pytest.mark.slow  # a TensorFlow process of its own: ~5 s, kept out of the fast tier
 def test_callbacks_monitoring_keras_2_s_acc_monitor_keras_3_s_accuracy():
     """``EarlyStopping(monitor="val_acc")`` raises under Keras 3 (it cannot tell max from min)."""
     code = (

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from harness.ingest.legacy import modernise
 
 STUDENT = textwrap.dedent(
@@ -58,6 +60,7 @@ def test_the_import_is_rewritten_on_its_own_lines_and_recorded():
     assert "Keras 3" in edits[0].reason
 
 
+@pytest.mark.slow  # a TensorFlow process of its own: ~5 s, kept out of the fast tier
 def test_served_names_behave_like_tensorflow_addons_and_others_are_refused_with_a_reason():
     done = _run_rewritten(STUDENT)
     assert done.returncode == 0, done.stderr[-3000:]

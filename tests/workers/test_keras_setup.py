@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 PROGRAM = textwrap.dedent(
     """
     import keras, numpy as np
@@ -96,6 +98,7 @@ RAW_PIXELS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a TensorFlow process of its own: ~5 s, kept out of the fast tier
 def test_a_rescaling_written_for_raw_pixels_is_scaled_for_the_harness_s_images(tmp_path):
     """``Rescaling(1./255)`` at a model's input (or ``ImageDataGenerator(rescale=1./255)``) is written for 0–255
     pixels; on the harness's images, already in [0, 1], its scale is multiplied by 255. Elsewhere, untouched."""

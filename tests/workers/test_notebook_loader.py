@@ -147,6 +147,7 @@ def test_an_mnist_csv_the_student_had_is_served_in_its_layout(mounted, tmp_path)
     assert out == "(30, 785) ['label', 'pixel0'] 3 (10, 784) pixel0 9 (10, 785) 1x1 (1, 2) missing"
 
 
+@pytest.mark.slow  # a TensorFlow process of its own: ~5 s, kept out of the fast tier
 @pytest.mark.skipif(importlib.util.find_spec("pandas") is None, reason="pandas not installed")
 def test_colab_s_sample_data_csv_is_read_with_the_student_s_own_arguments(mounted):
     """Colab's ``sample_data/mnist_train_small.csv`` has no header: ``header=None`` gives columns 0…784, the
@@ -206,6 +207,7 @@ def test_plotting_packages_missing_where_the_harness_grades_draw_nothing_instead
     assert "seaborn is not installed where the harness grades" in done.stderr
 
 
+@pytest.mark.slow  # a TensorFlow process of its own: ~5 s, kept out of the fast tier
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="the real package is installed")
 def test_experiment_tracking_missing_where_the_harness_grades_logs_nothing_and_its_callback_is_keras_s(mounted):
     """A notebook that logs its runs to Weights & Biases failed at its import cell: no model was found."""
