@@ -107,6 +107,7 @@ def modernise(source: str, cell: int | None) -> tuple[str, list[Rewrite]]:
         + _np_utils_edits(source)
         + _keyword_edits(source)
         + _monitor_edits(source)
+        + _decay_edits(source)
         + _convolution_edits(source)
         + _image_edits(source)
         + _compat_v1_edits(source)
@@ -350,6 +351,60 @@ def _monitor_edits(source: str) -> list[_Edit]:
             after = f"{quote}{MONITORED[value.value]}{quote}"
             reason = f"Keras 3 names the metric {MONITORED[value.value]!r}, as the harness's compile does"
             edits.append(_Edit(value.lineno, start, end, after, line[start:end], reason))
+    return edits
+
+
+# Keras 2's optimizers took ``decay=``: the learning rate divided by (1 + decay × iterations). Keras 3 ignores
+# the argument (with a warning), so the rate would stay constant; InverseTimeDecay(lr, 1, decay) is the same
+# rate at every step. Learning rates when none is given: Keras 3's defaults.
+OPTIMIZER_DEFAULT_RATES = {
+    "SGD": "0.01",
+    "Adam": "0.001",
+    "RMSprop": "0.001",
+    "Adagrad": "0.001",
+    "Adadelta": "0.001",
+    "Adamax": "0.001",
+    "Nadam": "0.001",
+}
+DECAY_SCHEDULE = '__import__("keras").optimizers.schedules.InverseTimeDecay({rate}, 1, {decay})'
+
+
+def _decay_edits(source: str) -> list[_Edit]:
+    """``SGD(lr=0.01, decay=1e-6)`` → ``SGD(lr=InverseTimeDecay(0.01, 1, 1e-6), decay=None)``: the schedule
+    Keras 2 applied, which Keras 3 no longer does (a literal zero decay is left alone)."""
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines()
+    edits = []
+    for node in ast.walk(tree):
+        name = call_name(node) if isinstance(node, ast.Call) else None
+        if name not in OPTIMIZER_DEFAULT_RATES:
+            continue
+        keywords = {k.arg: k for k in node.keywords if k.arg}
+        decay = keywords.get("decay")
+        rate = keywords.get("learning_rate") or keywords.get("lr")
+        if decay is None or (isinstance(decay.value, ast.Constant) and not decay.value.value):
+            continue
+        if any(k.value.lineno != k.value.end_lineno for k in (decay, rate) if k is not None):
+            continue
+        decay_line = lines[decay.value.lineno - 1]
+        decay_text = decay_line[
+            _column(decay_line, decay.value.col_offset) : _column(decay_line, decay.value.end_col_offset)
+        ]
+        reason = "Keras 2's decay= divided the learning rate by (1 + decay × iterations); Keras 3 ignores it"
+        if rate is not None:
+            line = lines[rate.value.lineno - 1]
+            start, end = _column(line, rate.value.col_offset), _column(line, rate.value.end_col_offset)
+            after = DECAY_SCHEDULE.format(rate=line[start:end], decay=decay_text)
+            edits.append(_Edit(rate.value.lineno, start, end, after, line[start:end], reason))
+            start, end = _column(decay_line, decay.value.col_offset), _column(decay_line, decay.value.end_col_offset)
+            edits.append(_Edit(decay.value.lineno, start, end, "None", decay_text, "the schedule above applies it"))
+        else:  # no rate given: the whole decay= keyword becomes the rate with its schedule
+            start, end = _column(decay_line, decay.col_offset), _column(decay_line, decay.value.end_col_offset)
+            after = "learning_rate=" + DECAY_SCHEDULE.format(rate=OPTIMIZER_DEFAULT_RATES[name], decay=decay_text)
+            edits.append(_Edit(decay.value.lineno, start, end, after, decay_line[start:end], reason))
     return edits
 
 

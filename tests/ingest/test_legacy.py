@@ -87,3 +87,25 @@ def test_callbacks_monitoring_keras_2_s_acc_monitor_keras_3_s_accuracy():
     ]
     done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+DECAYED = "opt = SGD(lr=0.01, decay=1e-2, momentum=0.9)\nother = keras.optimizers.Adam(decay=1e-4)\nkept = RMSprop(lr=0.001, decay=0.0)\n"
+
+
+def test_keras_2_s_decay_becomes_the_schedule_keras_2_applied():
+    """Keras 3 ignores ``decay=`` (the rate would stay constant); Keras 2 divided it by 1 + decay × iterations."""
+    source, edits = modernise(DECAYED, 1)
+    assert "InverseTimeDecay(0.01, 1, 1e-2), decay=None" in source
+    assert 'Adam(learning_rate=__import__("keras").optimizers.schedules.InverseTimeDecay(0.001, 1, 1e-4))' in source
+    assert "RMSprop(learning_rate=0.001, decay=0.0)" in source  # no decay to apply
+    assert all("decay" in e.reason or e.before == "lr" or e.after == "None" for e in edits)
+
+
+@pytest.mark.slow  # a TensorFlow process of its own: ~5 s, kept out of the fast tier
+def test_the_rewritten_decay_gives_keras_2_s_rate_at_every_step():
+    source, _ = modernise("import keras\nfrom keras.optimizers import SGD\n" + DECAYED.splitlines()[0], 1)
+    program = source + "\nprint(*(round(float(opt.learning_rate(step)), 6) for step in (0, 100)))\n"
+    program = program.replace("opt.learning_rate(step)", "opt._learning_rate(step)")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0.01", "0.005"]  # 0.01 / (1 + 0.01 × 100)
