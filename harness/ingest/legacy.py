@@ -237,17 +237,16 @@ def _compat_v1_edits(source: str) -> list[_Edit]:
     """TensorFlow 1's runtime set-up calls → ``None``; its optimizers → Keras's (``tf.compat.v1.train.
     AdamOptimizer(1e-3, beta1=0.9)`` → ``tf.keras.optimizers.Adam(1e-3, beta_1=0.9)``); its names that
     TensorFlow 2 moved (``tf.set_random_seed`` → ``tf.random.set_seed``, ``tf.Session`` → ``tf.compat.v1.Session``)."""
-    edits = _tf1_name_edits(source)
-    try:
-        tree = parse_python(source)
-    except SyntaxError:
+    calls = _calls(source)
+    if calls is None:
         return []
+    edits = _tf1_name_edits(source)
     lines = source.splitlines()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or node.lineno != node.end_lineno:
+    for node in calls:
+        if node.lineno != node.end_lineno:
             continue
         line = lines[node.lineno - 1]
-        start, end = _column(line, node.col_offset), _column(line, node.end_col_offset)
+        start, end, text = _span(lines, node)
         called = ast.unparse(node.func)
         if RUNTIME_SETUP.search(called):
             edits.append(
@@ -256,7 +255,7 @@ def _compat_v1_edits(source: str) -> list[_Edit]:
                     start,
                     end,
                     "None",
-                    line[start:end],
+                    text,
                     "TensorFlow 1 runtime set-up: the harness runs Keras 3 eagerly, with its own seed and threads",
                 )
             )
@@ -299,15 +298,9 @@ def _keyword_edits(source: str) -> list[_Edit]:
     """Renamed keyword arguments of Keras's own classes (``Adam(lr=…)``, ``Conv2D(border_mode=…)``) and of
     ``fit`` (``nb_epoch=``); never a parameter or a call of the student's own functions, whose names are
     theirs to choose (``def build_model(lr=1e-3)``)."""
-    try:
-        tree = parse_python(source)
-    except SyntaxError:
-        return []
     lines = source.splitlines()
     edits = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
+    for node in _calls(source) or []:
         name = call_name(node) or ""
         keras_class = name[:1].isupper()
         for keyword in node.keywords:
@@ -330,27 +323,19 @@ MONITORED = {"acc": "accuracy", "val_acc": "val_accuracy"}
 
 def _monitor_edits(source: str) -> list[_Edit]:
     """``EarlyStopping(monitor="val_acc")`` → ``monitor="val_accuracy"`` (any call's ``monitor=`` keyword)."""
-    try:
-        tree = parse_python(source)
-    except SyntaxError:
-        return []
     lines = source.splitlines()
     edits = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
+    for node in _calls(source) or []:
         for keyword in node.keywords:
             value = keyword.value
             if keyword.arg != "monitor" or not (isinstance(value, ast.Constant) and value.value in MONITORED):
                 continue
             if value.lineno != value.end_lineno:
                 continue
-            line = lines[value.lineno - 1]
-            start, end = _column(line, value.col_offset), _column(line, value.end_col_offset)
-            quote = line[start]
-            after = f"{quote}{MONITORED[value.value]}{quote}"
+            start, end, text = _span(lines, value)
+            after = f"{text[0]}{MONITORED[value.value]}{text[0]}"  # in the student's own quotes
             reason = f"Keras 3 names the metric {MONITORED[value.value]!r}, as the harness's compile does"
-            edits.append(_Edit(value.lineno, start, end, after, line[start:end], reason))
+            edits.append(_Edit(value.lineno, start, end, after, text, reason))
     return edits
 
 
@@ -372,14 +357,10 @@ DECAY_SCHEDULE = '__import__("keras").optimizers.schedules.InverseTimeDecay({rat
 def _decay_edits(source: str) -> list[_Edit]:
     """``SGD(lr=0.01, decay=1e-6)`` → ``SGD(lr=InverseTimeDecay(0.01, 1, 1e-6), decay=None)``: the schedule
     Keras 2 applied, which Keras 3 no longer does (a literal zero decay is left alone)."""
-    try:
-        tree = parse_python(source)
-    except SyntaxError:
-        return []
     lines = source.splitlines()
     edits = []
-    for node in ast.walk(tree):
-        name = call_name(node) if isinstance(node, ast.Call) else None
+    for node in _calls(source) or []:
+        name = call_name(node)
         if name not in OPTIMIZER_DEFAULT_RATES:
             continue
         keywords = {k.arg: k for k in node.keywords if k.arg}
@@ -389,38 +370,31 @@ def _decay_edits(source: str) -> list[_Edit]:
             continue
         if any(k.value.lineno != k.value.end_lineno for k in (decay, rate) if k is not None):
             continue
-        decay_line = lines[decay.value.lineno - 1]
-        decay_text = decay_line[
-            _column(decay_line, decay.value.col_offset) : _column(decay_line, decay.value.end_col_offset)
-        ]
+        start, end, decay_text = _span(lines, decay.value)
         reason = "Keras 2's decay= divided the learning rate by (1 + decay × iterations); Keras 3 ignores it"
         if rate is not None:
-            line = lines[rate.value.lineno - 1]
-            start, end = _column(line, rate.value.col_offset), _column(line, rate.value.end_col_offset)
-            after = DECAY_SCHEDULE.format(rate=line[start:end], decay=decay_text)
-            edits.append(_Edit(rate.value.lineno, start, end, after, line[start:end], reason))
-            start, end = _column(decay_line, decay.value.col_offset), _column(decay_line, decay.value.end_col_offset)
             edits.append(_Edit(decay.value.lineno, start, end, "None", decay_text, "the schedule above applies it"))
+            start, end, rate_text = _span(lines, rate.value)
+            after = DECAY_SCHEDULE.format(rate=rate_text, decay=decay_text)
+            edits.append(_Edit(rate.value.lineno, start, end, after, rate_text, reason))
         else:  # no rate given: the whole decay= keyword becomes the rate with its schedule
-            start, end = _column(decay_line, decay.col_offset), _column(decay_line, decay.value.end_col_offset)
+            line = lines[decay.value.lineno - 1]
+            start = _column(line, decay.col_offset)
             after = "learning_rate=" + DECAY_SCHEDULE.format(rate=OPTIMIZER_DEFAULT_RATES[name], decay=decay_text)
-            edits.append(_Edit(decay.value.lineno, start, end, after, decay_line[start:end], reason))
+            edits.append(_Edit(decay.value.lineno, start, end, after, line[start:end], reason))
     return edits
 
 
 def _convolution_edits(source: str) -> list[_Edit]:
     """``Conv2D(32, 3, 3)`` (Keras 1: filters, rows, columns) → ``Conv2D(32, (3, 3))``: Keras 3 would take
     the third number for the stride."""
-    try:
-        tree = parse_python(source)
-    except SyntaxError:
-        return []
+    lines = source.splitlines()
     edits = []
-    for node in ast.walk(tree):
+    for node in _calls(source) or []:
         name = (
             node.func.attr
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            else (node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None)
+            if isinstance(node.func, ast.Attribute)
+            else (node.func.id if isinstance(node.func, ast.Name) else None)
         )
         if name not in CONVOLUTIONS or len(node.args) != 3:
             continue
@@ -429,7 +403,7 @@ def _convolution_edits(source: str) -> list[_Edit]:
             continue
         if rows.lineno != columns.end_lineno:
             continue
-        line = source.splitlines()[rows.lineno - 1]
+        line = lines[rows.lineno - 1]
         start, end = _column(line, rows.col_offset), _column(line, columns.end_col_offset)
         after = f"({rows.value}, {columns.value})"
         edits.append(
@@ -443,6 +417,23 @@ def _convolution_edits(source: str) -> list[_Edit]:
             )
         )
     return edits
+
+
+def _calls(source: str) -> list[ast.Call] | None:
+    """Every call in `source`, in ``ast.walk``'s order; None when it does not parse (the cell is reported as
+    such elsewhere, and nothing in it is rewritten)."""
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return None
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+
+def _span(lines: list[str], node: ast.AST) -> tuple[int, int, str]:
+    """A one-line node's (start, end) columns on its line, as characters, and its text."""
+    line = lines[node.lineno - 1]
+    start, end = _column(line, node.col_offset), _column(line, node.end_col_offset)
+    return start, end, line[start:end]
 
 
 def _column(line: str, byte_offset: int) -> int:
