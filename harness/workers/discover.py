@@ -242,10 +242,15 @@ class _Recorder:
             else ""
         )
         if "sparse" in str(name).lower():
-            settings["loss"] = "categorical_crossentropy"
+            # the same loss for one-hot labels, on logits where the notebook's was (the TensorFlow quickstart's
+            # Dense(10) with from_logits=True): probabilities' cross-entropy on logits does not train
+            from_logits = bool(loss.get_config().get("from_logits", False)) if hasattr(loss, "get_config") else False
+            one_hot = keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+            settings["loss"] = json.loads(json.dumps(keras.losses.serialize(one_hot), default=float))
             settings["loss_note"] = (
                 "the notebook used sparse categorical cross-entropy (integer labels); the "
                 "harness's labels are one-hot, so it uses categorical cross-entropy"
+                + (" (on logits, as the notebook's)" if from_logits else "")
             )
         return settings
 

@@ -177,3 +177,32 @@ def test_a_top_level_model_with_the_notebook_s_own_loss_and_activation_is_rebuil
     done = subprocess.run([sys.executable, str(module)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-2:] == ["perte_lissee", "swish_maison"]
+
+
+LOGITS = [
+    "import tensorflow as tf\n(x, y), _ = tf.keras.datasets.mnist.load_data()\nx = x / 255.0",
+    "model = tf.keras.models.Sequential([tf.keras.layers.Flatten(input_shape=(28, 28)), tf.keras.layers.Dense(10)])\n"
+    "loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)\n"
+    "model.compile(optimizer='adam', loss=loss_fn, metrics=['accuracy'])\nmodel.fit(x, y, epochs=1)",
+]
+
+
+def test_the_quickstart_s_sparse_loss_on_logits_stays_on_logits(tmp_path, mnist_npz):
+    """TensorFlow's quickstart compiles Dense(10) logits with SparseCategoricalCrossentropy(from_logits=True): the
+    one-hot loss the harness trains with must be on logits too (probabilities' cross-entropy on logits does not
+    train)."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in LOGITS]
+    path = tmp_path / "quickstart.ipynb"
+    nbformat.write(notebook, path)
+    data = notebook_data_file(load_mnist(mnist_npz), tmp_path / "data", 200, 50)
+    record, source = discover_models(ingest_path(path), path, data, tmp_path / "scratch", DiscoverOptions())
+    (model,) = record.models
+    assert any("on logits" in note for note in model.notes), model.notes
+    module = tmp_path / "synthesised.py"
+    module.write_text(
+        source + f"\nm = {model.factory}()\nprint(type(m.loss).__name__, m.loss.get_config()['from_logits'])\n"
+    )
+    done = subprocess.run([sys.executable, str(module)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-2:] == ["CategoricalCrossentropy", "True"]
