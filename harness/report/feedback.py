@@ -10,6 +10,8 @@ them out.
 
 from __future__ import annotations
 
+import csv
+import io
 import statistics
 from dataclasses import dataclass, field
 
@@ -161,8 +163,8 @@ def to_review(results: list[SubmissionResult], t: Translator) -> list[Review]:
 def criterion_stakes(result: SubmissionResult) -> dict[str, float]:
     """Per criterion, how many points a person's look could move its mark: the points withheld for an
     integrity flag; what a model the profile could not measure left unscored; for a doubt, one rounding
-    step when the mark sits on a threshold, else a share of the criterion (:data:`DOUBT_SHARE`). None once the instructor has set
-    the criterion's points (it has been looked at)."""
+    step when the mark sits on a threshold, else a share of the criterion (:data:`DOUBT_SHARE`). Nothing
+    once the instructor has set the criterion's points (it has been looked at)."""
     stakes = {}
     for criterion in result.score.criteria if result.score else []:
         if criterion.instructor_points is not None:
@@ -217,12 +219,13 @@ def _override_line(result: SubmissionResult, stakes: dict[str, float]) -> str:
         else max(criteria, key=lambda i: criteria[i].max_points - criteria[i].points)
     )
     criterion = criteria[chosen]
-    student = result.student
-    if any(ch in student for ch in ',"\n'):  # a CSV field as the csv module would quote it
-        student = '"' + student.replace('"', '""') + '"'
     if criterion.withheld_points:
-        return f"{student},{chosen},,,true,"
-    return f"{student},{chosen},{criterion.points:g},,,"
+        row = [result.student, chosen, "", "", "true", ""]
+    else:
+        row = [result.student, chosen, f"{criterion.points:g}", "", "", ""]
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(row)  # quoted as the overrides reader expects (a comma in a name)
+    return line.getvalue()
 
 
 def review_flags(result: SubmissionResult, t: Translator) -> list[str]:

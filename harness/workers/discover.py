@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from harness.workers import subclassing  # noqa: E402
+from harness.workers.labels import sparse_from_logits  # noqa: E402
 from harness.workers.notebook import clean_output, loader_source  # noqa: E402
 from harness.workers.protocol import Events, serve  # noqa: E402
 
@@ -234,17 +235,10 @@ class _Recorder:
                 settings["loss"] = json.loads(json.dumps(keras.losses.serialize(loss), default=float))
             except Exception:
                 settings["loss"] = getattr(loss, "name", None) or type(loss).__name__
-        name = (
-            settings.get("loss")
-            if isinstance(settings.get("loss"), str)
-            else (settings.get("loss") or {}).get("class_name", "")
-            if isinstance(settings.get("loss"), dict)
-            else ""
-        )
-        if "sparse" in str(name).lower():
+        from_logits = sparse_from_logits(loss)
+        if from_logits is not None:
             # the same loss for one-hot labels, on logits where the notebook's was (the TensorFlow quickstart's
             # Dense(10) with from_logits=True): probabilities' cross-entropy on logits does not train
-            from_logits = bool(loss.get_config().get("from_logits", False)) if hasattr(loss, "get_config") else False
             one_hot = keras.losses.CategoricalCrossentropy(from_logits=from_logits)
             settings["loss"] = json.loads(json.dumps(keras.losses.serialize(one_hot), default=float))
             settings["loss_note"] = (

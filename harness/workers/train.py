@@ -36,6 +36,7 @@ from harness.workers.keras_setup import (  # noqa: E402
     raw_pixel_rescaling,
     set_limits,
 )
+from harness.workers.labels import SPARSE, sparse_from_logits  # noqa: E402
 from harness.workers.notebook import KEPT_PREPARATION, install_loaders  # noqa: E402
 from harness.workers.protocol import Events, serve  # noqa: E402
 
@@ -140,11 +141,8 @@ def for_one_hot_labels(loss):
     """The student's loss for the harness's one-hot labels: sparse categorical cross-entropy (integer labels,
     the TensorFlow tutorials' choice) becomes categorical cross-entropy with the same ``from_logits``; any
     other loss is kept as it is."""
-    name = loss if isinstance(loss, str) else getattr(loss, "__name__", None) or getattr(loss, "name", "")
-    if "sparse_categorical_crossentropy" not in str(name):
-        return loss
-    config = loss.get_config() if hasattr(loss, "get_config") else {}
-    return keras.losses.CategoricalCrossentropy(from_logits=bool(config.get("from_logits", False)))
+    logits = sparse_from_logits(loss)
+    return loss if logits is None else keras.losses.CategoricalCrossentropy(from_logits=logits)
 
 
 def resolve_settings(module, name: str) -> tuple[dict, list[str]]:
@@ -259,8 +257,8 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
     spec = describe_model(model)
     # what the harness adapted so that its images and labels mean to the model what the student's did
     spec.update(compiled_by=compiled_by, raw_pixels=raw_pixels)
-    if for_one_hot_labels(student_loss) is not student_loss:
-        spec["loss_from"] = "sparse_categorical_crossentropy"
+    if sparse_from_logits(student_loss) is not None:
+        spec["loss_from"] = SPARSE
     result.update(spec=spec, params=int(model.count_params()))
     declared = {k: (v if isinstance(v, (int, float, str)) else type(v).__name__) for k, v in settings.items()}
     declared["callbacks"] = [type(c).__name__ for c in settings["callbacks"]]
