@@ -29,6 +29,19 @@ SUBMISSION_SUFFIXES = (".ipynb", ".py")
 # "Jean Dupont_12345_assignsubmission_file_" (or files named "Jean Dupont_12345_assignsubmission_file_x.ipynb").
 MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<rest>.*)$")
 ARCHIVE_SUFFIXES = (".zip",)
+ARCHIVE_MAX_MEMBERS = 5000
+ARCHIVE_MAX_FILE_BYTES = 200 * 2**20
+ARCHIVE_MAX_TOTAL_BYTES = 1024 * 2**20
+ARCHIVE_MAX_DEPTH = 2  # a zip inside a zip (a student's upload inside Moodle's download)
+SKIPPED_NAMES = {
+    "__MACOSX": "macOS archive metadata",
+    ".DS_Store": "macOS folder metadata",
+    ".ipynb_checkpoints": "Jupyter autosave checkpoints",
+    "__pycache__": "Python bytecode cache",
+    "Thumbs.db": "Windows thumbnail cache",
+    "desktop.ini": "Windows folder settings",
+}
+
 # What students hand in instead of a notebook: found like a submission, graded `invalid` with the reason
 # (harness/ingest/read.py), so that the student is in the gradebook; any other file is listed as ignored. A
 # PDF or a document beside the submissions may be the instructor's (a syllabus): only an HTML file that is a
@@ -42,8 +55,6 @@ HANDED_IN_INSTEAD = {
     ".tgz": "a tar archive",
     ".gz": "a gzip archive",
 }
-
-
 NOTEBOOK_HTML = re.compile(rb"(?i)jp-Notebook|jp-Cell|nbconvert|jupyter|colab|ipynb")
 
 
@@ -70,20 +81,6 @@ def wrong_format_reason(path: Path) -> str:
         f"{path.name} is {what}, not a notebook: the harness retrains the models of the notebook itself "
         "(.ipynb) or of a .py module; hand in the notebook."
     )
-
-
-ARCHIVE_MAX_MEMBERS = 5000
-ARCHIVE_MAX_FILE_BYTES = 200 * 2**20
-ARCHIVE_MAX_TOTAL_BYTES = 1024 * 2**20
-ARCHIVE_MAX_DEPTH = 2  # a zip inside a zip (a student's upload inside Moodle's download)
-SKIPPED_NAMES = {
-    "__MACOSX": "macOS archive metadata",
-    ".DS_Store": "macOS folder metadata",
-    ".ipynb_checkpoints": "Jupyter autosave checkpoints",
-    "__pycache__": "Python bytecode cache",
-    "Thumbs.db": "Windows thumbnail cache",
-    "desktop.ini": "Windows folder settings",
-}
 
 
 def moodle_name(name: str) -> str | None:
@@ -154,9 +151,12 @@ def _archives_with_work(folder: Path) -> bool:
 def _is_work_member(name: str) -> bool:
     """A notebook or module in an archive, not a macOS resource fork or a Jupyter checkpoint."""
     parts = name.replace("\\", "/").split("/")
-    return Path(parts[-1]).suffix in SUBMISSION_SUFFIXES and not any(
-        part in SKIPPED_NAMES or part.startswith(".") or part.startswith("._") for part in parts
-    )
+    return Path(parts[-1]).suffix in SUBMISSION_SUFFIXES and not _hidden(parts)
+
+
+def _hidden(parts) -> bool:
+    """A path under a skipped folder or file (``__MACOSX``, ``.ipynb_checkpoints``) or a hidden one (``._x``)."""
+    return any(part in SKIPPED_NAMES or part.startswith(".") for part in parts)
 
 
 def _zip_member_name(info: zipfile.ZipInfo) -> str:
@@ -527,9 +527,7 @@ def choose_main_file(folder: Path, ignored: list[IgnoredItem]) -> Path:
     files = _candidates(folder) or sorted(  # a Moodle folder may hold its notebook one level down
         p
         for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix in SUBMISSION_SUFFIXES
-        and not any(part in SKIPPED_NAMES or part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.is_file() and p.suffix in SUBMISSION_SUFFIXES and not _hidden(p.relative_to(folder).parts)
     )
     notebooks = [p for p in files if p.suffix == ".ipynb"]
     chosen = notebooks[0] if notebooks else files[0]

@@ -38,7 +38,7 @@ from harness.results import (
     MarkdownCell,
     Rewrite,
 )
-from harness.util.pysource import call_name, called_names, read_names
+from harness.util.pysource import call_name, called_names, imported_packages, read_names
 from harness.util.pysource import decode as decode_source
 from harness.util.pysource import parse as parse_python
 
@@ -1047,12 +1047,7 @@ MAX_LOCAL_MODULE_BYTES = 1_000_000
 def _local_modules(folder: Path, main_file: Path, module_source: str) -> dict[str, str]:
     """The student's own modules handed in beside the main file (``outils.py``) that the kept code imports:
     the worker gets them beside the extracted code, so ``from outils import bloc`` works there too."""
-    imported = set()
-    for node in ast.walk(parse_python(module_source)):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            imported.add(node.module.split(".")[0])
+    imported = imported_packages(ast.walk(parse_python(module_source)))
     found = {}
     for path in sorted(main_file.parent.glob("*.py")):
         if path != main_file and path.stem in imported and path.stat().st_size <= MAX_LOCAL_MODULE_BYTES:
@@ -1202,12 +1197,7 @@ KERAS_MODULES = {"keras", "tensorflow", "tf_keras"}
 
 def other_framework(cells: list[CodeCell]) -> str | None:
     """The framework the code imports instead of Keras (``import torch`` and no Keras or TensorFlow), or None."""
-    imported = set()
-    for node in _top_level_nodes(cells):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            imported.add(node.module.split(".")[0])
+    imported = imported_packages(_top_level_nodes(cells))
     if imported & KERAS_MODULES:
         return None
     return next((OTHER_FRAMEWORKS[name] for name in OTHER_FRAMEWORKS if name in imported), None)

@@ -97,6 +97,18 @@ def called_names(node: ast.AST) -> set[str]:
     return {name for sub in ast.walk(node) if (name := call_name(sub)) is not None}
 
 
+def imported_packages(nodes) -> set[str]:
+    """The top-level packages the ``import`` statements among `nodes` name (``torch`` for
+    ``from torch.nn import Linear``); relative imports are the submission's own and are left out."""
+    imported: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module.split(".")[0])
+    return imported
+
+
 def read_names(node: ast.AST) -> set[str]:
     """Names `node` reads."""
     return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}

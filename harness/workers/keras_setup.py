@@ -88,11 +88,16 @@ def raw_pixel_rescaling(model) -> str | None:
         if type(layer).__name__ != "Rescaling":
             return None
         scale = layer.scale
-        if isinstance(scale, (int, float)) and 0 < scale <= RAW_PIXEL_SCALE:
+        if _for_raw_pixels(scale):
             layer.scale = float(scale) * PIXEL_RANGE
             return f"Rescaling(scale={scale:.6g}, offset={layer.offset:.6g})"
         return None
     return None
+
+
+def _for_raw_pixels(scale) -> bool:
+    """A scale written for pixels from 0 to 255 (1/255, 1/127.5): a number, at most RAW_PIXEL_SCALE."""
+    return isinstance(scale, (int, float)) and 0 < scale <= RAW_PIXEL_SCALE
 
 
 def _leading_layers(model):
@@ -114,7 +119,7 @@ def raw_pixel_generator(generator) -> str | None:
     """The same for an ``ImageDataGenerator(rescale=1./255)`` given as the model's augmentation: its
     ``rescale`` is multiplied by 255. Returns the setting as the student wrote it, or None."""
     rescale = getattr(generator, "rescale", None)
-    if isinstance(rescale, (int, float)) and 0 < rescale <= RAW_PIXEL_SCALE:
+    if _for_raw_pixels(rescale):
         generator.rescale = float(rescale) * PIXEL_RANGE
         return f"ImageDataGenerator(rescale={rescale:.6g})"
     return None

@@ -214,22 +214,25 @@ except ImportError:
 
 
 def _display_stubs() -> str:
-    """seaborn, plotly and tqdm stood in for when they are not installed (harness/workers/display_stubs.py)."""
-    return f"""
-import types as _harness_types
-_harness_display = _harness_types.ModuleType("_harness_display_stubs")
-exec(compile({DISPLAY_STUBS.read_text(encoding="utf-8")!r}, "<harness display_stubs>", "exec"), _harness_display.__dict__)
-_harness_display.install()
-"""
+    """seaborn, plotly, tqdm and the tracking packages stood in for when they are not installed
+    (harness/workers/display_stubs.py)."""
+    return _installed(DISPLAY_STUBS, "_harness_display_stubs")
 
 
 def _addons() -> str:
     """TensorFlow Addons' names served by Keras 3's, under the name the rewritten imports use
     (harness/workers/addons_keras3.py)."""
+    return _installed(ADDONS, "_harness_addons_keras3")
+
+
+def _installed(path: Path, name: str) -> str:
+    """A worker module's source run in the kernel as module `name`, then its ``install()``: the kernel cannot
+    import the harness (it runs the student's notebook), so the source travels in the loader cell."""
     return f"""
-_harness_addons = _harness_types.ModuleType("_harness_addons_keras3")
-exec(compile({ADDONS.read_text(encoding="utf-8")!r}, "<harness addons_keras3>", "exec"), _harness_addons.__dict__)
-_harness_addons.install()
+import types as _harness_types
+{name} = _harness_types.ModuleType({name!r})
+exec(compile({path.read_text(encoding="utf-8")!r}, "<harness {path.stem}>", "exec"), {name}.__dict__)
+{name}.install()
 """
 
 
