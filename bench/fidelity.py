@@ -11,7 +11,8 @@ protocol's grading of the same model:
 
 * verdict agreement: the model against the reference, "beats" / "not significant" / "worse"
   (exact McNemar at the analysis settings' alpha), the same on both profiles; a model the cheaper
-  profile marks "not measurable" counts as a disagreement, and is also counted apart;
+  profile marks "not measurable" counts as a disagreement, and is also counted apart; and the
+  agreement of the verdicts the profile did give (its measured models);
 * Spearman's ρ of the models' test accuracies against the full protocol's;
 * BatchNormalization models: the test accuracy within 1 point of the full protocol's, or marked
   "not measurable";
@@ -101,15 +102,30 @@ def compare(full: dict, cheaper: dict) -> dict:
     agree = [verdict(full[k]) == verdict(cheaper[k]) for k in common]
     measured = [k for k in common if verdict(cheaper[k]) != "not_measurable"]
     rho = spearmanr([full[k]["test_accuracy"] for k in measured], [cheaper[k]["test_accuracy"] for k in measured])
-    batchnorm = []
-    for k in common:
-        if cheaper[k].get("batchnorm") or full[k].get("batchnorm"):
-            gap = 100 * (cheaper[k]["test_accuracy"] - full[k]["test_accuracy"])
-            batchnorm.append({"model": "/".join(k), "gap_pp": round(gap, 2), "verdict": verdict(cheaper[k])})
+    per_model = [
+        {
+            "model": "/".join(k),
+            "full": full[k]["test_accuracy"],
+            "profile": cheaper[k]["test_accuracy"],
+            "gap_pp": round(100 * (cheaper[k]["test_accuracy"] - full[k]["test_accuracy"]), 2),
+            "verdicts": [verdict(full[k]), verdict(cheaper[k])],
+            "batchnorm": bool(cheaper[k].get("batchnorm") or full[k].get("batchnorm")),
+            "measurement": (cheaper[k].get("measurement") or {}).get("rule"),
+        }
+        for k in common
+    ]
+    batchnorm = [
+        {"model": m["model"], "gap_pp": m["gap_pp"], "verdict": m["verdicts"][1]} for m in per_model if m["batchnorm"]
+    ]
     return {
         "models": len(common),
         "agreement": sum(agree) / len(common) if common else None,
+        # the verdicts the profile gave: how far a verdict it states can be trusted
+        "agreement_measured": sum(verdict(full[k]) == verdict(cheaper[k]) for k in measured) / len(measured)
+        if measured
+        else None,
         "not_measurable": len(common) - len(measured),
+        "per_model": per_model,
         "spearman_rho": float(rho.statistic) if len(measured) > 2 else None,
         "train_seconds": sum(cheaper[k].get("train_seconds") or 0 for k in common),
         "batchnorm": batchnorm,
@@ -124,15 +140,16 @@ def compare(full: dict, cheaper: dict) -> dict:
 def table(rows: dict) -> str:
     """The Markdown table of the docs."""
     lines = [
-        "| profile | models | verdicts agreeing with full | not measurable | Spearman ρ | time ÷ full (whole command) "
-        "| time ÷ full (training) | BatchNorm models within 1 point of full |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| profile | models | verdicts agreeing with full | of the verdicts it gives | not measurable | Spearman ρ "
+        "| time ÷ full (whole command) | time ÷ full (training) | BatchNorm models within 1 point of full |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in rows.items():
         bn = row["batchnorm"]
         within = sum(abs(b["gap_pp"]) <= 1 or b["verdict"] == "not_measurable" for b in bn)
         lines.append(
-            f"| {name} | {row['models']} | {100 * row['agreement']:.0f} % | {row['not_measurable']} | "
+            f"| {name} | {row['models']} | {100 * row['agreement']:.0f} % | {100 * row['agreement_measured']:.0f} % | "
+            f"{row['not_measurable']} | "
             f"{row['spearman_rho']:.2f} | {row['time_ratio']:.2f} | {row['train_ratio']:.2f} | {within} / {len(bn)} |"
         )
     return "\n".join(lines)

@@ -492,7 +492,7 @@ class BatchNormStatistics(_Result):
 class MeasurementNote(_Result):
     """Whether the profile measured a model's accuracy faithfully, and why not (``reference/analysis.toml``)."""
 
-    rule: Literal["collapse", "batchnorm_statistics"]
+    rule: Literal["collapse", "still_learning", "batchnorm_statistics"]
     measurable: bool = Field(description="False: no criterion is scored from this model's accuracy")
     reason: str = Field(description="in the language graded in")
     message: Message
@@ -675,7 +675,8 @@ class RunInfo(_Result):
         "(--no-sandbox, harness demo without bubblewrap, harness check); empty in results written before it",
     )
     fidelity: dict[str, int | str] = Field(
-        {}, description="how the profile stays faithful to the full protocol: images, BatchNorm statistics, collapse"
+        {},
+        description="how the profile stays faithful to the full protocol: images, BatchNorm statistics, collapse, still learning",
     )
 
 

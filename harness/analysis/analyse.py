@@ -695,21 +695,64 @@ def _collapsed(history: dict[str, list[float]], settings: MeasurementSettings) -
     return train[-1], val[-1]
 
 
-def measurement_note(model: ModelResult, settings: MeasurementSettings, collapse: str, profile: str, t):
+def _behind(model: ModelResult) -> tuple[float, float] | None:
+    """(training, validation) accuracy at the last epoch of a model that trained it to the end, else None."""
+    train, val = model.history.get("accuracy") or [], model.history.get("val_accuracy") or []
+    if not train or len(val) != len(train) or model.stopped_by_budget:
+        return None
+    return train[-1], val[-1]
+
+
+def still_learning(model: ModelResult, reference: ModelResult | None, settings: MeasurementSettings):
+    """(model's training, validation; reference's training, validation accuracy) at the last epoch when the
+    model's training accuracy stayed further below its validation accuracy than the reference's did, by more
+    than ``still_learning_min_excess``; None otherwise.
+
+    Keras's training accuracy is the epoch's running average, with Dropout and augmentation on: far below
+    the validation accuracy, it says the model spent the epoch far from where it ended and is strongly
+    regularised — what gains most from the full protocol's further epochs (docs/fidelity.md measures it:
+    the gap and the distance to the full protocol's accuracy rank the models alike). Stopped further from
+    convergence than the reference, the model is underrated against it on a short profile.
+    """
+    mine, theirs = _behind(model), _behind(reference) if reference is not None else None
+    if mine is None or theirs is None:
+        return None
+    if (mine[1] - mine[0]) - (theirs[1] - theirs[0]) <= settings.still_learning_min_excess:
+        return None
+    return (*mine, *theirs)
+
+
+def measurement_note(
+    model: ModelResult, settings: MeasurementSettings, profile: Profile, t, reference: ModelResult | None = None
+):
     """Whether `profile` measured `model` faithfully (None: nothing to say).
 
     ``collapse``: the collapse signature, which makes the model not measurable where the profile's
-    policy says so (``collapse = "not_measurable"``); ``batchnorm_statistics``: the statistics were
-    re-estimated and Keras's own would have measured the model far lower (measurable, said).
+    policy says so (``collapse = "not_measurable"``); ``still_learning``: the profile stopped the model much
+    further from convergence than the `reference` (the profile's ``still_learning`` says what follows);
+    ``batchnorm_statistics``: the statistics were re-estimated and Keras's own would have measured the
+    model far lower (measurable, said).
     """
     collapsed = _collapsed(model.history, settings)
     if collapsed is not None:
-        measurable = collapse == "measured"
+        measurable = profile.collapse == "measured"
         message = Message(
             key="measure_collapse_measured" if measurable else "measure_collapse",
-            values={"train": f"{100 * collapsed[0]:.1f}", "val": f"{100 * collapsed[1]:.1f}", "profile": profile},
+            values={"train": f"{100 * collapsed[0]:.1f}", "val": f"{100 * collapsed[1]:.1f}", "profile": profile.name},
         )
         return MeasurementNote(rule="collapse", measurable=measurable, reason=t.render(message), message=message)
+    rising = still_learning(model, reference, settings) if profile.still_learning != "off" else None
+    if rising is not None:
+        measurable = profile.still_learning == "said"
+        train, val, ref_train, ref_val = rising
+        values = {"train": f"{100 * train:.1f}", "val": f"{100 * val:.1f}", "gap": f"{100 * (val - train):.1f}"}
+        values |= {"ref_train": f"{100 * ref_train:.1f}", "ref_val": f"{100 * ref_val:.1f}"}
+        values["ref_gap"] = f"{100 * (ref_val - ref_train):.1f}"
+        message = Message(
+            key="measure_still_learning_said" if measurable else "measure_still_learning",
+            values={**values, "profile": profile.name},
+        )
+        return MeasurementNote(rule="still_learning", measurable=measurable, reason=t.render(message), message=message)
     stats = model.batchnorm
     if (
         stats is not None
@@ -724,7 +767,7 @@ def measurement_note(model: ModelResult, settings: MeasurementSettings, collapse
                 "moving": f"{100 * stats.val_accuracy_moving:.1f}",
                 "recalibrated": f"{100 * stats.val_accuracy_recalibrated:.1f}",
                 "images": stats.images,
-                "profile": profile,
+                "profile": profile.name,
             },
         )
         return MeasurementNote(rule="batchnorm_statistics", measurable=True, reason=t.render(message), message=message)
@@ -848,7 +891,7 @@ def analyze_model(
         flags += private_set_flags(analysed.private_set, config.integrity, t)
         analysed = analysed.model_copy(update={"integrity": flags})
     if t is not None and profile is not None:
-        note = measurement_note(analysed, config.measurement, profile.collapse, profile.name, t)
+        note = measurement_note(analysed, config.measurement, profile, t, reference)
         analysed = analysed.model_copy(update={"measurement": note})
     return analysed
 

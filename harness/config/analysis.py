@@ -55,6 +55,7 @@ class MeasurementSettings(_Strict):
     collapse_min_train_accuracy: float = 0.5
     collapse_min_gap: float = 0.4
     batchnorm_min_shift: float = 0.01
+    still_learning_min_excess: float = 0.03
 
 
 class AnalysisConfig(_Strict):
@@ -101,6 +102,7 @@ _FILE_LAYOUT = {
     ("measurement.collapse", "min_train_accuracy"): ("measurement", "collapse_min_train_accuracy"),
     ("measurement.collapse", "min_gap"): ("measurement", "collapse_min_gap"),
     ("measurement.batchnorm", "min_shift"): ("measurement", "batchnorm_min_shift"),
+    ("measurement.still_learning", "min_excess"): ("measurement", "still_learning_min_excess"),
 }
 
 

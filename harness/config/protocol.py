@@ -55,6 +55,9 @@ class Profile(_Strict):
     # A model showing the collapse signature: "not_measurable" (no criterion scored from its
     # accuracy: this profile cannot tell) or "measured" (the full protocol: it is the verdict).
     collapse: Literal["not_measurable", "measured"] = "not_measurable"
+    # A model stopped much further from convergence than the reference (docs/fidelity.md): "not_measurable",
+    # "said" (measured, the result says so) or "off" (not looked for: the full protocol is the verdict).
+    still_learning: Literal["not_measurable", "said", "off"] = "off"
     # Images per robustness set that uses a subset of the test set (the suite file's `subset`),
     # capped for this profile; None: the suite's own. The assignment's two tests keep the whole set.
     suite_images: int | None = Field(default=None, gt=0)

@@ -302,6 +302,7 @@ def open_session(options: GradeOptions) -> Session:
             "test_images": profile.test_images,
             "bn_recalibration_images": profile.bn_recalibration_images,
             "collapse": profile.collapse,
+            "still_learning": profile.still_learning,
             **({"suite_images": profile.suite_images} if profile.suite_images else {}),
         },
     )
