@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from harness.ingest.read import ingest_path
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "real_world" / "vincent_chloe.py"
@@ -58,6 +60,7 @@ def test_data_only_a_helper_the_harness_never_calls_reads_stays_out(tmp_path):
     assert any("load_data" in d.code for d in result.dropped)
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_the_factories_get_the_training_split_through_the_students_own_loader(tmp_path):
     """As the training worker imports it: load_data() gives the split's images as uint8, its validation
     images as the "test set", and the factories build with the input shape the preparation computed."""
@@ -85,6 +88,7 @@ print(module.x_train.shape, module.x_test.shape, int(round(float(module.x_test.m
     )
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_where_there_is_nothing_to_serve_the_preparation_fails_at_once_and_the_import_goes_on(tmp_path):
     """The evaluation worker imports the module for a model's custom objects: its loaders read nothing
     (never the network, never that worker's test set), the guarded preparation leaves its names unset."""

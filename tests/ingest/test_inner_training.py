@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from harness.ingest.read import ingest_path
 
 TRAINS_INSIDE = '''
@@ -94,6 +96,7 @@ def test_each_kept_line_keeps_its_place_in_the_student_file(tmp_path):
             assert extracted.strip() == written[line - 1].strip(), (extracted, line)
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_the_rewritten_module_builds_untrained_models_with_the_declared_settings(tmp_path):
     """Runs the extracted module as the training worker does: no NameError for the dropped data, a model
     from `return model, history`, and TRAINING_CONFIG holding the literal epochs and batch size, unless

@@ -29,6 +29,7 @@ print(tf.executing_eagerly(), type(adam).__name__, momentum.nesterov, type(rmspr
 """
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_tensorflow_1_and_image_generator_code_runs_under_keras_3_once_rewritten():
     source, edits = modernise(TF1_SCRIPT, 4)
     assert "tf.compat.v1.disable_eager_execution" not in source and "beta1" not in source

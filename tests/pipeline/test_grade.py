@@ -525,6 +525,7 @@ def test_cli_unknown_profile_exits_2(tmp_path, capsys, mnist_npz):
     assert "unknown profile" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_an_evaluation_worker_started_early_ends_when_nothing_is_sent(tmp_path, protocol_path):
     """Started while models train; when none comes out of training it is told so, and exits."""
     from harness.training.evaluate import EvaluationWorker

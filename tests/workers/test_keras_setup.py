@@ -46,6 +46,7 @@ PROGRAM = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_a_subclassed_model_is_saved_and_rebuilt_with_its_own_arguments(tmp_path):
     done = subprocess.run([sys.executable, "-c", PROGRAM], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -72,6 +73,7 @@ ADAPTER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_a_model_on_the_784_pixels_in_another_shape_is_given_the_images_in_that_shape(tmp_path):
     done = subprocess.run([sys.executable, "-c", ADAPTER], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

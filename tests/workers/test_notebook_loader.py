@@ -34,6 +34,7 @@ def _run(mounted, student_code: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_keras_loader_and_a_local_npz_path_both_read_the_mounted_file(mounted):
     out = _run(
         mounted,
@@ -50,6 +51,7 @@ def test_keras_loader_and_a_local_npz_path_both_read_the_mounted_file(mounted):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn not installed")
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_scikit_learn_fetch_openml_mnist_is_served_from_the_mounted_file(mounted):
     out = _run(
         mounted,
@@ -77,6 +79,7 @@ def test_a_loader_imported_after_the_injected_cell_is_served_too(mounted):
     assert out == "30 10 9"
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_another_local_npz_name_is_served_but_an_existing_file_is_read_as_it_is(mounted, tmp_path):
     own = tmp_path / "mnist_own.npz"
     np.savez(own, x_train=np.zeros((3, 28, 28), np.uint8))
@@ -93,6 +96,7 @@ def test_another_local_npz_name_is_served_but_an_existing_file_is_read_as_it_is(
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow_datasets") is not None, reason="the real package is installed")
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_tensorflow_datasets_mnist_is_served_without_the_package(mounted):
     out = _run(
         mounted,
@@ -109,6 +113,7 @@ def test_tensorflow_datasets_mnist_is_served_without_the_package(mounted):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow_datasets") is not None, reason="the real package is installed")
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_tensorflow_datasets_other_than_mnist_names_the_missing_package(mounted):
     out = _run(
         mounted,
@@ -124,6 +129,7 @@ def test_tensorflow_datasets_other_than_mnist_names_the_missing_package(mounted)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pandas") is None, reason="pandas not installed")
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_an_mnist_csv_the_student_had_is_served_in_its_layout(mounted, tmp_path):
     """Kaggle's Digit Recognizer (label + pixel0…pixel783; test.csv without labels) and "MNIST in CSV"
     (label + 1x1…28x28); any other CSV, and one that exists, is read as it is."""
@@ -178,6 +184,7 @@ for name in [n for n in sys.modules if n.split(".")[0] in ("seaborn", "plotly", 
 """
 
 
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
 def test_plotting_packages_missing_where_the_harness_grades_draw_nothing_instead_of_failing(mounted):
     """CI had no seaborn: a Kaggle-style script failed at its import cell and built no model (issue 13)."""
     program = (
