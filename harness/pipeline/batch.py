@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.analysis.analyse import suite_cache_dir
 from harness.ingest import assign_ids, discover, submission_sha256
 from harness.pipeline.backends import make_backend
 from harness.pipeline.lock import output_lock
-from harness.pipeline.reference import complete_reference, reference_model
+from harness.pipeline.reference import complete_reference, reference_cache, reference_model
 from harness.pipeline.rescore import result_paths
 from harness.pipeline.session import (
     REFERENCE_DIR,
@@ -136,6 +137,10 @@ def _gradebook(out: Path, graded: list[SubmissionResult], options: GradeOptions)
     return graded + others
 
 
+# A cache entry is staged for seconds; in the per-user caches, one an hour old is what a killed grader left.
+SHARED_LEFTOVER_AGE_S = 3600.0
+
+
 def grade(options: GradeOptions) -> BatchSummary:
     """Grade every submission under `options.paths`; results are written as each one finishes.
     The output folder is locked for the run (harness/pipeline/lock.py)."""
@@ -153,6 +158,8 @@ def _grade(options: GradeOptions, out: Path) -> BatchSummary:
         options.log(f"ignored {item.name}: {item.reason}")
     submissions = assign_ids(paths)
     session = open_session(options)
+    for shared in (reference_cache(session).root, suite_cache_dir(out)):  # other graders' too: old leftovers only
+        remove_leftovers(shared, older_than_s=SHARED_LEFTOVER_AGE_S)
     reference = complete_reference(session, reference_model(session))
     reference_key = ReferenceSummary.read(out / REFERENCE_DIR / "reference.json").trained_for
     options.log(

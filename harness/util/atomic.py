@@ -6,6 +6,7 @@ share a temporary name: each write goes to its own ``mkstemp`` file in the targe
 then ``os.replace`` moves it into place (atomic on POSIX and Windows within one filesystem).
 
 >>> from pathlib import Path; import tempfile
+import time
 >>> target = Path(tempfile.mkdtemp()) / "a.json"
 >>> _ = write_json_atomic(target, {"x": 1}); target.read_text()
 '{\\n "x": 1\\n}'
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -70,20 +72,31 @@ _LEFT_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _LEFT_FOLDER = re.compile(r"^\..+\.[a-z0-9_]{8}$")
 
 
-def remove_leftovers(folder: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+def remove_leftovers(folder: Path, skip: tuple[str, ...] = (), older_than_s: float | None = None) -> list[Path]:
     """Remove, under `folder` (not in its top-level entries named in `skip`), what writes interrupted by a
-    kill left behind; return what was removed. Only where no other process may be writing: under the
-    output folder's lock, before any worker starts."""
+    kill left behind; return what was removed. Without `older_than_s`, only where no other process may be
+    writing: under the output folder's lock, before any worker starts. With it, only what was last
+    modified that long ago: in a folder other graders share (the per-user caches), a fresh one may be
+    another run's write in progress."""
+    cutoff = None if older_than_s is None else time.time() - older_than_s
+
+    def stale(path: Path) -> bool:
+        try:
+            return cutoff is None or path.stat().st_mtime < cutoff
+        except FileNotFoundError:  # its writer finished (or another sweep took it) meanwhile
+            return False
+
     removed = []
     for root, dirs, files in os.walk(folder):
         if Path(root) == Path(folder):
             dirs[:] = [d for d in dirs if d not in skip]
         for name in [d for d in dirs if _LEFT_FOLDER.match(d)]:
-            shutil.rmtree(Path(root) / name, ignore_errors=True)
-            removed.append(Path(root) / name)
             dirs.remove(name)
+            if stale(Path(root) / name):
+                shutil.rmtree(Path(root) / name, ignore_errors=True)
+                removed.append(Path(root) / name)
         for name in files:
-            if _LEFT_FILE.match(name):
+            if _LEFT_FILE.match(name) and stale(Path(root) / name):
                 (Path(root) / name).unlink(missing_ok=True)
                 removed.append(Path(root) / name)
     return removed

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +96,23 @@ def test_what_a_killed_write_leaves_is_removed_and_nothing_else(tmp_path):
     assert all(p.exists() for p in [*kept, scratch])
     assert not (out / left[0]).exists() and not staging.exists()
     assert not (out / "grades.csv").exists()  # the killed write never replaced anything
+
+
+def test_in_a_shared_cache_only_old_leftovers_are_removed(tmp_path):
+    """The per-user caches are shared by graders of other output folders: a fresh staging folder may be
+    another run's write in progress; one an hour old is a killed run's."""
+    models = tmp_path / "reference" / "62"
+    models.mkdir(parents=True)
+    old = Path(tempfile.mkdtemp(prefix=".6214e0c4.", dir=models))
+    old_file = models / ".model.json.abcd1234.tmp"
+    old_file.write_text("{", encoding="utf-8")
+    fresh = Path(tempfile.mkdtemp(prefix=".6214e0c4.", dir=models))
+    entry = models / "6214e0c4" / "model.json"
+    entry.parent.mkdir()
+    entry.write_text("{}", encoding="utf-8")
+    two_hours_ago = time.time() - 7200
+    for path in (old, old_file, entry, entry.parent):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    removed = remove_leftovers(tmp_path, older_than_s=3600)
+    assert sorted(removed) == sorted([old, old_file])
+    assert fresh.exists() and entry.exists()
