@@ -69,15 +69,18 @@ def calibrate(
     parameters with cross-validation when `fit`; write the JSON, the HTML page and the proposed rubric."""
     folder = out / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
+    stored = {result.student: (path, result) for path, result in stored_results(out)}
     if expectations is not None:
+        # the ranges for the profile the class was graded on (a corpus may judge the full protocol apart)
+        profile = next((result.run.profile for _, result in stored.values()), None)
         marks = calibration.write_marks(
-            calibration.marks_from_expectations(expectations, half), folder / f"marks-{half or 'all'}.csv"
+            calibration.marks_from_expectations(expectations, half, profile=profile),
+            folder / f"marks-{half or 'all'}.csv",
         )
     if marks is None:
         raise ValueError("calibrate needs --marks FILE.csv or --expectations FILE.toml")
     rubric_path = provenance.kept(out).rubric or bundled("rubric", "default.toml")
     rubric, t = load_rubric(rubric_path), Translator(language)
-    stored = {result.student: (path, result) for path, result in stored_results(out)}
     given = calibration.read_marks(marks)
     known = [m for m in given if m.student in stored and _auto(stored[m.student][1], m.criterion) is not None]
     harness = {(m.student, m.criterion): _auto(stored[m.student][1], m.criterion) for m in known}

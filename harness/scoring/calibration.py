@@ -133,19 +133,29 @@ def read_marks(path: Path) -> list[Mark]:
     return marks
 
 
-def marks_from_expectations(path: Path, half: str | None = None, criteria: Iterable[str] | None = None) -> list[Mark]:
+def marks_from_expectations(
+    path: Path, half: str | None = None, criteria: Iterable[str] | None = None, profile: str | None = None
+) -> list[Mark]:
     """A labelled corpus's expected ranges (``tests/fixtures/labelled/expectations.toml``) as marks:
-    the range's midpoint, the range kept, the written reason as comment; only `half` when given."""
+    the range's midpoint, the range kept, the written reason as comment; only `half` when given. Where
+    the class was graded on one of the corpus's ``full_protocol_profiles``, a submission's
+    ``full_protocol`` ranges (judged for the full protocol's data) replace its own."""
     expected = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     names = list(criteria or expected.get("criteria", []))
+    full = profile is not None and profile in expected.get("full_protocol_profiles", [])
     marks = []
     for student, entry in expected.items():
         if not isinstance(entry, dict) or (half and entry.get("half") != half):
             continue
+        ranges, reasons = dict(entry), dict(entry.get("reasons", {}))
+        if full and "full_protocol" in entry:
+            on_full = {k: v for k, v in entry["full_protocol"].items() if k in names}
+            ranges |= on_full
+            reasons |= dict.fromkeys(on_full, entry["full_protocol"].get("reason", ""))
         for criterion in names:
-            if criterion in entry:
-                low, high = entry[criterion]
-                reason = entry.get("reasons", {}).get(criterion, "")
+            if criterion in ranges:
+                low, high = ranges[criterion]
+                reason = reasons.get(criterion, "")
                 marks.append(Mark(student, criterion, (low + high) / 2, reason, float(low), float(high)))
     return marks
 

@@ -82,6 +82,21 @@ def test_the_corpus_expectations_become_midpoint_marks(tmp_path):
     assert again == held
 
 
+def test_on_the_full_protocols_data_the_corpus_marks_improvement_against_its_full_protocol_ranges():
+    expected = tomllib.loads(EXPECTATIONS.read_text(encoding="utf-8"))
+    entry = expected["en_handout_batch"]
+    for profile, table in (("smoke", entry), ("quick", entry["full_protocol"]), ("full", entry["full_protocol"])):
+        marks = calibration.marks_from_expectations(EXPECTATIONS, half="heldout", profile=profile)
+        mark = next(m for m in marks if m.student == "en_handout_batch" and m.criterion == "improvement")
+        assert [mark.low, mark.high] == table["improvement"], profile
+        other = next(m for m in marks if m.student == "en_handout_batch" and m.criterion == "analysis")
+        assert [other.low, other.high] == entry["analysis"]  # the other criteria hold on every profile
+    assert entry["full_protocol"]["improvement"] != entry["improvement"]  # the test can tell them apart
+    for value in (v for v in expected.values() if isinstance(v, dict)):
+        low, high = value["full_protocol"]["improvement"]
+        assert 0 <= low <= high <= 4 and value["full_protocol"]["reason"]
+
+
 def test_the_corpus_is_split_in_two_halves_that_cover_every_case():
     expected = tomllib.loads(EXPECTATIONS.read_text(encoding="utf-8"))
     entries = [v for v in expected.values() if isinstance(v, dict)]
