@@ -95,7 +95,8 @@ class Rewrite(_Result):
     line: int
     before: str
     after: str
-    reason: str
+    reason: str = Field(description="in English")
+    message: Message | None = Field(None, description="the reason as a translation key and values")
 
 
 class Factory(_Result):

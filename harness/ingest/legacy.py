@@ -5,7 +5,8 @@ Course material and answers found online are often older than Keras 3: ``keras.l
 ``Convolution2D(32, 3, 3)``, ``border_mode=``. Keras 3 refuses most of them, and one (three
 positional integers to ``Conv2D``) it accepts with another meaning (the third becomes the stride).
 The code the worker runs is rewritten, edit by edit, on the same lines (cells and line numbers
-stay those of the student's notebook); each edit is recorded with its reason. The student's own
+stay those of the student's notebook); each edit is recorded with its reason, as a message (a ``rewrite_*``
+translation key and its values, said in the report's language) and in English. The student's own
 code, as shown in the report and linted by the rubric, is not changed.
 
 Three families beyond renames. ``ImageDataGenerator`` left ``keras.preprocessing.image`` in Keras 3
@@ -33,9 +34,10 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from harness.results import Rewrite
+from harness.results import Message, Rewrite
+from harness.util.i18n import Translator
 from harness.util.pysource import call_name
 from harness.util.pysource import parse as parse_python
 
@@ -97,7 +99,8 @@ class _Edit:
     end: int
     after: str
     before: str
-    reason: str
+    key: str  # the reason's translation key (templates/i18n/, ``rewrite_*``)
+    values: dict[str, str] = field(default_factory=dict)
 
 
 def modernise(source: str, cell: int | None) -> tuple[str, list[Rewrite]]:
@@ -120,11 +123,16 @@ def modernise(source: str, cell: int | None) -> tuple[str, list[Rewrite]]:
     for edit in sorted(edits, key=lambda e: (e.line, e.start), reverse=True):
         text = lines[edit.line - 1]
         lines[edit.line - 1] = text[: edit.start] + edit.after + text[edit.end :]
-    rewrites = [
-        Rewrite(cell=cell, line=e.line, before=e.before, after=e.after, reason=e.reason)
-        for e in sorted(edits, key=lambda e: (e.line, e.start))
-    ]
-    return "".join(lines), rewrites
+    english = Translator("en")
+    return "".join(lines), [_rewrite(e, cell, english) for e in sorted(edits, key=lambda e: (e.line, e.start))]
+
+
+def _rewrite(edit: _Edit, cell: int | None, english: Translator) -> Rewrite:
+    """`edit` as recorded: its reason as a message, said in the report's language, and in English, for the
+    readers of result.json and for the reports of results written before the message existed."""
+    message = Message(key=edit.key, values=edit.values)
+    reason = str(english.render(message))
+    return Rewrite(cell=cell, line=edit.line, before=edit.before, after=edit.after, reason=reason, message=message)
 
 
 def _without_overlaps(edits: list[_Edit]) -> list[_Edit]:
@@ -150,7 +158,8 @@ def _module_edits(source: str) -> list[_Edit]:
                     match.end(),
                     parent,
                     match.group(0),
-                    f"Keras 3 has this module's names in {parent}",
+                    "rewrite_module",
+                    {"parent": parent},
                 )
             )
     return edits
@@ -187,7 +196,7 @@ def _np_utils_edits(source: str) -> list[_Edit]:
                 len(text.rstrip()),
                 after,
                 text[start:].rstrip(),
-                "Keras 3 has np_utils' functions in keras.utils",
+                "rewrite_np_utils",
             )
         )
     return edits
@@ -212,22 +221,19 @@ def _image_edits(source: str) -> list[_Edit]:
     return edits
 
 
-IMAGE_REASON = "Keras 3 keeps ImageDataGenerator only in tensorflow.keras.preprocessing.image"
+IMAGE_REASON = "rewrite_image_generator"  # its translation key (templates/i18n/)
+
 
 # TensorFlow Addons (``import tensorflow_addons as tfa``): no release for Keras 3; the worker serves its most
 # used names with Keras 3's own under this name (harness/workers/addons_keras3.py).
 ADDONS = re.compile(r"(?<![\w.])tensorflow_addons\b")
 ADDONS_SERVED = "tensorflow_addons_keras3"
-ADDONS_REASON = (
-    "TensorFlow Addons does not install with Keras 3: its AdamW, SGDW, GroupNormalization, InstanceNormalization, "
-    "gelu, mish, F1Score, rotate and translate are served by Keras 3's own (docs/submissions.md)"
-)
 
 
 def _addons_edits(source: str) -> list[_Edit]:
     """``tensorflow_addons`` → ``tensorflow_addons_keras3``, in imports and attribute uses alike."""
     return [
-        _Edit(number, match.start(), match.end(), ADDONS_SERVED, match.group(0), ADDONS_REASON)
+        _Edit(number, match.start(), match.end(), ADDONS_SERVED, match.group(0), "rewrite_addons")
         for number, text in enumerate(source.splitlines(), start=1)
         for match in ADDONS.finditer(text)
     ]
@@ -256,7 +262,7 @@ def _compat_v1_edits(source: str) -> list[_Edit]:
                     end,
                     "None",
                     text,
-                    "TensorFlow 1 runtime set-up: the harness runs Keras 3 eagerly, with its own seed and threads",
+                    "rewrite_runtime_setup",
                 )
             )
             continue
@@ -273,9 +279,7 @@ def _tf1_name_edits(source: str) -> list[_Edit]:
         for match in TF1_NAMES.finditer(text):
             alias, name = match.groups()
             after = f"{alias}.random.set_seed" if name == "set_random_seed" else f"{alias}.compat.v1.{name}"
-            edits.append(
-                _Edit(number, match.start(), match.end(), after, match.group(0), "TensorFlow 2 has this name there")
-            )
+            edits.append(_Edit(number, match.start(), match.end(), after, match.group(0), "rewrite_tensorflow_2_name"))
     return edits
 
 
@@ -284,13 +288,15 @@ def _v1_optimizer_edits(node: ast.Call, line: str, optimizer: re.Match) -> list[
     alias, name = optimizer.group(1), optimizer.group(2)
     start, end = _column(line, node.func.col_offset), _column(line, node.func.end_col_offset)
     keras_name = f"{alias}.keras.optimizers.{V1_OPTIMIZERS[name]}"
-    reason = f"TensorFlow 1's {name} is Keras's {V1_OPTIMIZERS[name]} in Keras 3"
-    edits = [_Edit(node.lineno, start, end, keras_name, line[start:end], reason)]
+    values = {"name": name, "keras": V1_OPTIMIZERS[name]}
+    edits = [_Edit(node.lineno, start, end, keras_name, line[start:end], "rewrite_v1_optimizer", values)]
     for keyword in node.keywords:
         if keyword.arg in V1_OPTIMIZER_KEYWORDS and keyword.lineno == node.lineno:
             at = _column(line, keyword.col_offset)
             new = V1_OPTIMIZER_KEYWORDS[keyword.arg]
-            edits.append(_Edit(node.lineno, at, at + len(keyword.arg), new, keyword.arg, f"Keras names it {new}"))
+            edits.append(
+                _Edit(node.lineno, at, at + len(keyword.arg), new, keyword.arg, "rewrite_v1_keyword", {"new": new})
+            )
     return edits
 
 
@@ -312,7 +318,7 @@ def _keyword_edits(source: str) -> list[_Edit]:
             if line[start : start + len(old)] != old:
                 continue
             new = KEYWORDS[old]
-            edits.append(_Edit(keyword.lineno, start, start + len(old), new, old, f"Keras 3 names this argument {new}"))
+            edits.append(_Edit(keyword.lineno, start, start + len(old), new, old, "rewrite_keyword", {"new": new}))
     return edits
 
 
@@ -334,8 +340,8 @@ def _monitor_edits(source: str) -> list[_Edit]:
                 continue
             start, end, text = _span(lines, value)
             after = f"{text[0]}{MONITORED[value.value]}{text[0]}"  # in the student's own quotes
-            reason = f"Keras 3 names the metric {MONITORED[value.value]!r}, as the harness's compile does"
-            edits.append(_Edit(value.lineno, start, end, after, text, reason))
+            values = {"metric": MONITORED[value.value]}
+            edits.append(_Edit(value.lineno, start, end, after, text, "rewrite_monitor", values))
     return edits
 
 
@@ -371,17 +377,16 @@ def _decay_edits(source: str) -> list[_Edit]:
         if any(k.value.lineno != k.value.end_lineno for k in (decay, rate) if k is not None):
             continue
         start, end, decay_text = _span(lines, decay.value)
-        reason = "Keras 2's decay= divided the learning rate by (1 + decay × iterations); Keras 3 ignores it"
         if rate is not None:
-            edits.append(_Edit(decay.value.lineno, start, end, "None", decay_text, "the schedule above applies it"))
+            edits.append(_Edit(decay.value.lineno, start, end, "None", decay_text, "rewrite_decay_applied"))
             start, end, rate_text = _span(lines, rate.value)
             after = DECAY_SCHEDULE.format(rate=rate_text, decay=decay_text)
-            edits.append(_Edit(rate.value.lineno, start, end, after, rate_text, reason))
+            edits.append(_Edit(rate.value.lineno, start, end, after, rate_text, "rewrite_decay"))
         else:  # no rate given: the whole decay= keyword becomes the rate with its schedule
             line = lines[decay.value.lineno - 1]
             start = _column(line, decay.col_offset)
             after = "learning_rate=" + DECAY_SCHEDULE.format(rate=OPTIMIZER_DEFAULT_RATES[name], decay=decay_text)
-            edits.append(_Edit(decay.value.lineno, start, end, after, line[start:end], reason))
+            edits.append(_Edit(decay.value.lineno, start, end, after, line[start:end], "rewrite_decay"))
     return edits
 
 
@@ -413,7 +418,8 @@ def _convolution_edits(source: str) -> list[_Edit]:
                 end,
                 after,
                 line[start:end],
-                f"{name}(filters, rows, columns) is Keras 1's kernel size; Keras 3 reads the third number as strides",
+                "rewrite_kernel_size",
+                {"name": name},
             )
         )
     return edits

@@ -3,12 +3,16 @@ what is rewritten runs under Keras 3, and the student's own names are left alone
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from harness.ingest import legacy
 from harness.ingest.legacy import modernise
+from harness.util.i18n import Translator
 
 TF1_SCRIPT = """import tensorflow as tf
 import keras
@@ -110,3 +114,40 @@ def test_the_rewritten_decay_gives_keras_2_s_rate_at_every_step():
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["0.01", "0.005"]  # 0.01 / (1 + 0.01 × 100)
+
+
+def test_rewrite_reasons_are_said_in_french_and_in_english_as_before():
+    """The report is in French by default: a rewrite's reason is a message it says in French, and its English
+    text (what result.json's readers and the reports of older results read) is the sentence it always was."""
+    _, edits = modernise("opt = Adam(lr=0.01)\nstop = EarlyStopping(monitor='val_acc')\n", 1)
+    french, english = Translator("fr"), Translator("en")
+    assert [french.render(e.message) for e in edits] == [
+        "Keras 3 appelle cet argument learning_rate",
+        "Keras 3 appelle la métrique 'val_accuracy', comme le correcteur dans son appel à compile",
+    ]
+    assert [e.reason for e in edits] == [
+        "Keras 3 names this argument learning_rate",
+        "Keras 3 names the metric 'val_accuracy', as the harness's compile does",
+    ]
+    assert [english.render(e.message) for e in edits] == [e.reason for e in edits]
+
+
+# One source that every rewriter of legacy.py edits.
+EVERY_REWRITE = (
+    TF1_SCRIPT
+    + DECAYED
+    + "from keras.layers.convolutional import Conv2D\nfrom keras.utils import np_utils\n"
+    + "import tensorflow_addons as tfa\nstop = EarlyStopping(monitor='val_acc')\nconv = Conv2D(32, 3, 3)\n"
+)
+
+
+def test_every_rewrite_reason_is_translated_in_both_languages():
+    """A key missing from a language would show the key itself (or the English) in that language's report."""
+    keys_in_legacy = set(re.findall(r'"(rewrite_\w+)"', Path(legacy.__file__).read_text(encoding="utf-8")))
+    _, edits = modernise(EVERY_REWRITE, 1)
+    assert {e.message.key for e in edits} == keys_in_legacy  # the source exercises every reason
+    french, english = Translator("fr"), Translator("en")
+    assert keys_in_legacy <= french.messages.keys() and keys_in_legacy <= english.messages.keys()
+    for edit in edits:
+        assert english.render(edit.message) == edit.reason
+        assert french.render(edit.message) != edit.reason, edit.message.key

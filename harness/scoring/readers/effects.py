@@ -126,7 +126,7 @@ def measure(model: ModelResult, parent: ModelResult, is_reference: bool, limits:
     """The step's measured effects against its parent: drops beyond the limits, costs beyond the ratios."""
     effect = Effect()
     if not model.measurable or not parent.measurable:
-        return effect  # a collapse on this profile says nothing about the change
+        return effect  # a model this profile could not measure (collapse, still learning) says nothing of the change
     if model.test_accuracy is not None and parent.test_accuracy is not None:
         diff = 100 * (model.test_accuracy - parent.test_accuracy)
         effect.accuracy_pp = diff

@@ -53,7 +53,7 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
     notes = Notes(t, ev)
     top = max((s.points for s in p.thresholds), default=0.0)
     evaluated = [m for m in ev.models if m.role == "improved" and m.test_accuracy is not None]
-    # a model this profile could not measure (collapse) counts neither for nor against the student
+    # a model this profile could not measure (collapse, still learning) counts neither for nor against the student
     trained = [m for m in evaluated if m.measurable]
     for model in evaluated:
         if not model.measurable:
