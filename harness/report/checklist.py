@@ -137,12 +137,16 @@ def _factories(c: _Context) -> list[str]:
                 )
             )
             for note in model.notes:
-                add(f"      {warn} {note}")
+                add(f"      {warn} {t.stored(note)}")
         for cell in ingest.discovery.cells:
             if cell.status != "ok":
                 add(
                     f"  {warn} "
-                    + t("chk_discovery_cell_failed", cell=cell.cell, error=f"{cell.error_name}: {cell.error_message}")
+                    + t(
+                        "chk_discovery_cell_failed",
+                        cell=cell.cell,
+                        error=": ".join(filter(None, (cell.error_name, t.stored(cell.error_message)))),
+                    )
                 )
     elif ingest.factories:
         names = ", ".join(f"{f.name} ({t('cell', n=f.cell)})" if f.cell else f.name for f in ingest.factories)
@@ -153,9 +157,12 @@ def _factories(c: _Context) -> list[str]:
         if not any(f.role == "improved" for f in ingest.factories):
             add(f"  {warn} " + t("chk_no_improved"))
     else:
-        add(f"{bad} " + t("chk_no_model", reason=ingest.reason))
+        add(f"{bad} " + t("chk_no_model", reason=t.stored(ingest.reason)))
         if ingest.discovery is not None:
-            add(f"  {warn} " + t("chk_discovery_failed", reason=ingest.discovery.reason or ingest.discovery.status))
+            add(
+                f"  {warn} "
+                + t("chk_discovery_failed", reason=t.stored(ingest.discovery.reason) or ingest.discovery.status)
+            )
     for item in ingest.ignored_functions:
         add(f"  {warn} {item.name}: {item.reason}")
     for item in ingest.candidates:
