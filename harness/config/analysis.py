@@ -55,7 +55,7 @@ class MeasurementSettings(_Strict):
     collapse_min_train_accuracy: float = 0.5
     collapse_min_gap: float = 0.4
     batchnorm_min_shift: float = 0.01
-    still_learning_min_excess: float = 0.03
+    still_learning_min_excess: float = 0.04
 
 
 class AnalysisConfig(_Strict):
