@@ -680,12 +680,19 @@ def private_set_flags(check: PrivateCheck | None, settings: IntegritySettings, t
 # --------------------------------------------------------------------------- measurement
 
 
+def _accuracies(history: dict[str, list[float]]) -> tuple[list[float], list[float]] | None:
+    """(training, validation) accuracy per epoch, where the history has both for every epoch; else None."""
+    train, val = history.get("accuracy") or [], history.get("val_accuracy") or []
+    return (train, val) if train and len(val) == len(train) else None
+
+
 def _collapsed(history: dict[str, list[float]], settings: MeasurementSettings) -> tuple[float, float] | None:
     """(training, validation) accuracy at the last epoch when the collapse signature holds at the first
     epoch and at the last (see ``reference/analysis.toml``), else None."""
-    train, val = history.get("accuracy") or [], history.get("val_accuracy") or []
-    if not train or len(val) != len(train):
+    curves = _accuracies(history)
+    if curves is None:
         return None
+    train, val = curves
     for epoch in {0, len(train) - 1}:
         if not (
             train[epoch] >= settings.collapse_min_train_accuracy
@@ -697,10 +704,10 @@ def _collapsed(history: dict[str, list[float]], settings: MeasurementSettings) -
 
 def _behind(model: ModelResult) -> tuple[float, float] | None:
     """(training, validation) accuracy at the last epoch of a model that trained it to the end, else None."""
-    train, val = model.history.get("accuracy") or [], model.history.get("val_accuracy") or []
-    if not train or len(val) != len(train) or model.stopped_by_budget:
+    curves = _accuracies(model.history)
+    if curves is None or model.stopped_by_budget:
         return None
-    return train[-1], val[-1]
+    return curves[0][-1], curves[1][-1]
 
 
 def still_learning(model: ModelResult, reference: ModelResult | None, settings: MeasurementSettings):
