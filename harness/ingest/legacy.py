@@ -212,16 +212,16 @@ def _image_edits(source: str) -> list[_Edit]:
         package = IMAGE_PACKAGE.match(text)
         if package:  # from keras.preprocessing import image
             start, end = package.end(1), package.start(2)
-            edits.append(_Edit(number, start, end, "tensorflow.keras.preprocessing", text[start:end], IMAGE_REASON))
+            edits.append(_Edit(number, start, end, "tensorflow.keras.preprocessing", text[start:end], IMAGE_KEY))
             continue
         statement = text.lstrip().startswith(("from ", "import "))
         for match in IMAGE_MODULE.finditer(text):
             prefix = "tensorflow.keras.preprocessing" if statement else '__import__("tensorflow").keras.preprocessing'
-            edits.append(_Edit(number, match.start(), match.end(), prefix, match.group(0), IMAGE_REASON))
+            edits.append(_Edit(number, match.start(), match.end(), prefix, match.group(0), IMAGE_KEY))
     return edits
 
 
-IMAGE_REASON = "rewrite_image_generator"  # its translation key (templates/i18n/)
+IMAGE_KEY = "rewrite_image_generator"  # the reason's translation key (templates/i18n/)
 
 
 # TensorFlow Addons (``import tensorflow_addons as tfa``): no release for Keras 3; the worker serves its most
