@@ -38,6 +38,7 @@ from harness.results import (
     MarkdownCell,
     Rewrite,
 )
+from harness.util.i18n import Translator
 from harness.util.pysource import call_name, called_names, imported_packages, read_names
 from harness.util.pysource import decode as decode_source
 from harness.util.pysource import parse as parse_python
@@ -46,6 +47,8 @@ BASELINE_FACTORY = "create_baseline_model"
 IMPROVED_FACTORY = re.compile(r"^create_improved_model(?:_\w+)?$")
 LOOKS_LIKE_FACTORY = re.compile(r"^(create|build|make|get)_\w*model\w*$", re.IGNORECASE)
 TRAINING_CONFIG = "TRAINING_CONFIG"
+# reasons are stored in English and said in the report's language from the same catalog entry
+ENGLISH = Translator("en")
 
 # Method and function names whose call at top level means training, evaluating, plotting,
 # loading data or printing: the student's own run, which the harness never repeats.
@@ -1158,35 +1161,22 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     framework = other_framework(code_cells)
     if not factories and framework:
         update.update(
-            status="invalid",
-            other_framework=framework,
-            reason=(
-                f"Written with {framework}, not Keras: the course's models are Keras models, which the harness "
-                "retrains under its protocol; no model of this submission can be graded (the instructor may grade "
-                "it by hand with an override)."
-            ),
+            status="invalid", other_framework=framework, reason=ENGLISH("why_other_framework", framework=framework)
         )
     elif not factories:
-        update.update(
-            status="invalid",
-            reason=(
-                "No factory found: define create_baseline_model() and/or create_improved_model_1(), "
-                "create_improved_model_2(), … each returning a Keras model"
-                + (
-                    f" (found {', '.join(i.name for i in ignored_functions)}, which the harness does not call)"
-                    if ignored_functions
-                    else ""
-                )
-                + (
-                    f". Functions that return a Keras model: {', '.join(c.name + '()' for c in candidates)} — "
-                    "grade them with --factory-map create_improved_model_1=NAME"
-                    if candidates
-                    else ""
-                )
-                + "."
-            ),
-        )
+        update.update(status="invalid", reason=_no_factory_reason(ignored_functions, candidates))
     return result.model_copy(update=update)
+
+
+def _no_factory_reason(ignored: list, candidates: list) -> str:
+    """Why nothing can be graded, stored in English (a report says it in its language, ``Translator.stored``):
+    the functions found that the harness does not call, and those that return a Keras model."""
+    key = "why_no_factory" + ("_ignored" if ignored else "") + ("_candidates" if candidates else "")
+    return ENGLISH(
+        key,
+        ignored=", ".join(i.name for i in ignored),
+        candidates=", ".join(c.name + "()" for c in candidates),
+    )
 
 
 # Deep-learning frameworks other than Keras, by their import name: a submission written with one of them and

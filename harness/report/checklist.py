@@ -64,6 +64,11 @@ def can_print(text: str) -> bool:
         return False
 
 
+def _cell_error(t: Translator, cell) -> str:
+    """A cell that did not run cleanly: its exception's name and its message, in `t`'s language."""
+    return ": ".join(filter(None, (cell.error_name, t.stored(cell.error_message))))
+
+
 def _evidence(criterion: CriterionScore | None, kinds: set[str]) -> list[str]:
     if criterion is None:
         return []
@@ -145,7 +150,7 @@ def _factories(c: _Context) -> list[str]:
                     + t(
                         "chk_discovery_cell_failed",
                         cell=cell.cell,
-                        error=": ".join(filter(None, (cell.error_name, t.stored(cell.error_message)))),
+                        error=_cell_error(t, cell),
                     )
                 )
     elif ingest.factories:
@@ -293,7 +298,7 @@ def _execution(c: _Context) -> list[str]:
                         "chk_execute_cell",
                         cell=cell.cell,
                         status=cell.status,
-                        error=f"{cell.error_name or ''}: {(cell.error_message or '')[:160]}",
+                        error=_cell_error(t, cell)[:200],
                     )
                 )
         for accuracy in execution.accuracies[:8]:

@@ -12,6 +12,7 @@ from conftest import SAMPLES, copy_samples
 
 from harness.ingest import assign_ids, discover, ingest_path, student_id, submission_sha256
 from harness.ingest.read import needs_discovery
+from harness.util.i18n import Translator
 
 
 def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
@@ -452,6 +453,27 @@ def test_no_factory_is_invalid_and_lists_lookalikes(tmp_path):
     assert result.status == "invalid"
     assert result.reason.startswith("No factory found")
     assert "build_model" in result.reason and "create_cnn_model" in result.reason
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        [],
+        ["def build_model():\n    return 1\n"],
+        ["import keras\n\ndef build(units):\n    return keras.Sequential([keras.layers.Dense(units)])\n"],
+        [
+            "import keras\n\ndef make_cnn(units):\n    return keras.Sequential([keras.layers.Dense(units)])\n",
+            "def get_model():\n    return 1\n",
+        ],
+    ],
+)
+def test_the_no_factory_reason_is_said_in_french_in_each_of_its_forms(tmp_path, cells):
+    """Each of its four forms: nothing, functions it does not call, functions that need arguments, both."""
+    result = ingest_path(write_notebook(tmp_path / "nofactory.ipynb", [("code", c) for c in cells]))
+    french = Translator("fr").stored(result.reason)
+    assert result.reason.startswith("No factory found")
+    assert french.startswith("Aucune fabrique trouvée") and "Keras model" not in french
+    assert all(name in french for name in ("build_model", "make_cnn", "get_model", "build()") if name in result.reason)
 
 
 def test_empty_notebook_is_invalid(tmp_path):
