@@ -72,6 +72,11 @@ class Evidence:
         return rubric_text.passages(self.prose)
 
     @functools.cached_property
+    def passage_models(self) -> list[list[str]]:
+        """For each passage, the improved models it names in order (by name, or by a results table's row)."""
+        return rubric_text.passage_models(self.passages, rubric_text.factory_numbers(self.ingest.factories))
+
+    @functools.cached_property
     def language(self) -> str | None:
         """The prose's language, "fr" or "en", by its commonest short words; None without enough prose."""
         words = re.findall(r"[a-z']+", plain(" ".join(line.text for line in self.prose)))
@@ -282,10 +287,8 @@ def nearby_passages(ev: Evidence, name: str, context: int, settings: bool = Fals
         found += _node_passages(ev, config_nodes)
         if config_nodes and config_nodes[0].lineno - 1 < len(ev.ingest.line_map):
             found += _markdown_near(ev, ev.ingest.line_map[config_nodes[0].lineno - 1][0], context)
-    numbers = rubric_text.factory_numbers(ev.ingest.factories)
-    for passage in ev.passages:
-        refs = rubric_text.model_refs(plain(passage.text), numbers)
-        if refs and refs[0][2] == name:  # about this model (not one that merely starts from it)
+    for passage, models in zip(ev.passages, ev.passage_models, strict=True):
+        if models and models[0] == name:  # about this model (not one that merely starts from it)
             found.append(passage)
     unique: dict[tuple, Passage] = {}
     for passage in found:

@@ -144,6 +144,9 @@ def test_the_handout_plus_one_line_earns_no_more_than_functional():
         ("robustness", "The model is fairly robust to noise.", False),
         ("comparisons", "Le modèle 3 atteint 99,2 % contre 99,0 % pour la référence.", True),
         ("comparisons", "Le meilleur modèle est le modèle 3.", False),
+        ("comparisons", "Seul M1 dépasse le bruit (±0,1 pt sur 10 000 images).", True),
+        ("comparisons", "Only model 2 beats the baseline's 98.9.", True),
+        ("comparisons", "Le modèle 2 utilise 64 filtres et 3 époques.", False),
         ("causes", "The validation loss rises after epoch 3 because the model overfits.", True),
         ("limits", "Il faudrait tester l'augmentation de données sur de vrais formulaires.", True),
         ("causes", "Dropout fixed the 3/5 confusions (14 -> 5), consistent with it curbing memorised strokes.", True),
@@ -326,7 +329,61 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
 
 def test_an_effect_quoted_beyond_what_such_models_reach_is_not_discussed(tmp_path):
     text = "Modèle 1 : je baisse le taux d'apprentissage afin de stabiliser la convergence ; il atteint {acc}."
-    sound = _modifications(tmp_path, text.format(acc="99,2 %"), 5e-4)
+    compared = " contre 99,0 % pour la référence"
+    sound = _modifications(tmp_path, text.format(acc="99,2 %" + compared), 5e-4)
     assert {c.id: c for c in sound.components}["judgement"].points == pytest.approx(2 * 0.75, abs=1e-3)
-    inflated = _modifications(tmp_path / "x", text.format(acc="99,9 %"), 5e-4)
+    inflated = _modifications(tmp_path / "x", text.format(acc="99,9 %" + compared), 5e-4)
     assert {c.id: c for c in inflated.components}["judgement"].points == pytest.approx(2 * 0.25, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("results", "share"),
+    [
+        ("Modèle 1 : 99,2 %.", 0.25),  # quoted, set against nothing
+        ("Réf. 98,9 · M1 99,2 (%).", 0.25),  # an accuracy without its sign
+        ("Modèle 1 : 99,2 % contre 98,9 % pour la référence.", 0.5),
+        ("Model 1's gain (6 errors) is noise.", 0.5),
+        ("Rotation: baseline −3.1, model 1 −1.0; only augmentation changes robustness.", 0.5),
+        ("Model 1 uses a smaller learning rate.", 0),  # no effect at all
+    ],
+)
+def test_an_effect_set_against_something_is_discussed_and_quoted_alone_earns_less(tmp_path, results, share):
+    text = "Modèle 1 : je baisse le taux d'apprentissage afin de stabiliser la convergence.\n\n" + results
+    judged = {c.id: c for c in _modifications(tmp_path, text, 5e-4).components}["judgement"]
+    assert judged.points == pytest.approx(2 * (0.25 + share), abs=1e-3)
+
+
+def test_a_results_table_names_its_models_by_the_number_that_starts_a_row():
+    numbers = {"1": "create_improved_model_1", "2": "create_improved_model_2"}
+    table = (
+        "| model | accuracy |\n|---|---|\n| baseline | 98.90 % |\n| 1 batch norm | 99.12 % |\n| 2 batch 32 | 99.20 % |"
+    )
+    epochs = "| epoch | accuracy |\n|---|---|\n| 1 | 97.1 % |\n| 2 | 98.0 % |"
+    passages = rubric_text.passages([rubric_text.Line(line, 3, n) for n, line in enumerate(table.splitlines(), 1)])
+    passages += rubric_text.passages([rubric_text.Line(line, 5, n) for n, line in enumerate(epochs.splitlines(), 1)])
+    named = rubric_text.passage_models(passages, numbers)
+    assert named[3:5] == [["create_improved_model_1"], ["create_improved_model_2"]]
+    assert named[5:] == [[], [], [], []]  # an epochs table's rows are no models
+
+
+@pytest.mark.parametrize(
+    "passage",
+    [
+        "Batches of 32: four times as many updates per epoch, to get further in the same 5 epochs.",
+        "Random rotations up to 10°, to target the rotation test.",
+        "M3 — rotations ±8° : cible directement la perte de 3 pts sous rotation.",
+    ],
+)
+def test_a_purpose_a_target_or_a_measured_quantity_is_a_reason(passage):
+    params = _rubric_params("modifications")
+    assert rubric_text.matches_any(params["reasons"], rubric_text.plain(passage))
+
+
+def test_a_setting_with_no_reason_is_still_not_justified():
+    params = _rubric_params("modifications")
+    for passage in (
+        "Batches of 32.",
+        "Rotations up to 10°.",
+        "I changed the batch size to 32 and went from 3 to 5 epochs",
+    ):
+        assert not rubric_text.matches_any(params["reasons"], rubric_text.plain(passage)), passage

@@ -540,6 +540,8 @@ def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
     factories = {"create_baseline_model", "create_improved_model_1"}
     dead = {(d.kind, d.line) for d in rubric_code.dead_code(code.source, factories)}
     assert dead == {("unreachable", 16), ("unused_function", 19), ("commented_code", 21)}
+    # the commented-out lines are dead code, not comments: only the sentence counts
+    assert rubric_code.comment_stats(code.source, set(range(19, 25)))[0] == 1
     pairs, n = rubric_code.duplicated_factories(ingest, 0.9, 2)
     assert n == 2 and [(p.first, p.second) for p in pairs] == [("create_baseline_model", "create_improved_model_1")]
     result = criterion(

@@ -185,15 +185,25 @@ def lint(
 
 def comment_stats(source: str, lines: set[int] | None = None) -> tuple[int, int, int]:
     """(comment lines, documented functions, functions) of the student's code; with `lines`, only
-    the comments on those lines and the functions defined on them (the student's own)."""
+    the comments on those lines and the functions defined on them (the student's own). Commented-out
+    code is not a comment: it is dead code (:func:`commented_code`)."""
     mine = (lambda n: True) if lines is None else lines.__contains__
+
+    def prose(comment: str) -> bool:
+        text = comment.strip().lstrip("#").strip()
+        return bool(text) and not _is_code(text)
+
     comments = 0
     try:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT and token.string.strip("# \t") and mine(token.start[0]):
+            if token.type == tokenize.COMMENT and mine(token.start[0]) and prose(token.string):
                 comments += 1
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        comments = sum(1 for n, line in enumerate(source.splitlines(), 1) if line.strip().startswith("#") and mine(n))
+        comments = sum(
+            1
+            for n, line in enumerate(source.splitlines(), 1)
+            if line.strip().startswith("#") and mine(n) and prose(line)
+        )
     try:
         tree = parse_python(source)
     except SyntaxError:

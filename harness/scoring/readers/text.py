@@ -382,6 +382,34 @@ def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]
     return found
 
 
+# a results table whose first column lists the models: "| Modèle | Précision |", "| # | model | acc |"
+MODEL_COLUMN = re.compile(
+    r"^\|\s*(?:#|n[o°]|modeles?|models?|reseaux?|networks?|versions?|essais?|experiences?|experiments?"
+    r"|variantes?|runs?)\s*\|"
+)
+ROW_NUMBER = re.compile(r"^\|\s*(?:#\s*)?(\d{1,2})\b(?![.,]\d)")
+
+
+def passage_models(passages: list[Passage], numbers: dict[str, str]) -> list[list[str]]:
+    """For each passage, the improved models it names, in order of mention: by name ("modèle 2", "M2")
+    or, in a results table whose first column lists the models, by the number that starts its row
+    ("| 2 batch 32 | 99.20 % |")."""
+    named = []
+    model_column = False
+    for index, passage in enumerate(passages):
+        text = plain(passage.text).strip()
+        row = text.startswith("|")
+        previous = passages[index - 1] if index else None
+        if row and not (previous and previous.cell == passage.cell and plain(previous.text).strip().startswith("|")):
+            model_column = bool(MODEL_COLUMN.match(text))  # a table's first row is its header
+        models = [ref[2] for ref in model_refs(text, numbers)]
+        number = ROW_NUMBER.match(text) if row and model_column else None
+        if number and str(int(number.group(1))) in numbers:
+            models.insert(0, numbers[str(int(number.group(1)))])
+        named.append(models)
+    return named
+
+
 # --------------------------------------------------------------------------- claims: "the best model is…"
 
 BEST_MARKERS = re.compile(

@@ -63,8 +63,10 @@ class ModificationsParams(RuleParams):
     helpful_share: float = 0.5
     costly_share: float = 0.0
     discussed_share: float = 0.5
+    quoted_share: float = 0.25  # the effect quoted without being set against anything
     harmful_justification_share: float = 0.25
     effect_words: list[str] = []
+    interpretation_words: list[str] = []
     plausible_max_accuracy: float = 0.997  # a passage quoting more does not discuss a measured effect
     harm_words: list[str] = []
     # settings far outside what works for MNIST, and the measured drops that make a change harmful
@@ -322,12 +324,9 @@ def _judge_step(
         )
     else:
         base = p.helpful_share if scored and effect.helpful else p.costly_share if costs else p.neutral_share
-        # an effect quoted as an accuracy no such model reaches is not the measured effect
-        discussed = _mentions(
-            [x for x in about if not rubric_text.implausible(x.text, p.plausible_max_accuracy)], p.effect_words
-        )
-        share = min(1.0, base + (p.discussed_share if discussed else 0.0))
-        _note_effect(notes, t, model, effect, discussed, scored, (cell, line))
+        discussed, interpreted = _discussion(about, p)
+        share = min(1.0, base + (p.discussed_share if interpreted else p.quoted_share if discussed else 0.0))
+        _note_effect(notes, t, model, effect, (discussed, interpreted), scored, (cell, line))
         if len(step) > p.max_categories_per_step:
             # several changes measured together: no one of them can be credited with the effect
             share *= p.max_categories_per_step / len(step)
@@ -340,15 +339,36 @@ def _at(passage, cell: int | None, line: int | None) -> tuple[int | None, int | 
     return (passage.cell, passage.line) if passage is not None else (cell, line)
 
 
-def _note_effect(notes: Notes, t: Translator, model: ModelResult, effect, discussed, comparable: bool, where) -> None:
-    """A step that harms nothing: its measured effect, and the sentence that discusses it (or that none does)."""
+def _discussion(about: list, p: ModificationsParams) -> tuple:
+    """(the passage that quotes the step's effect, whether it also interprets it): a number about the
+    model is a quote ("99,1 %", "−2,9", "80 errors"); set against something (a parent, the noise, a
+    cost, a cause: `interpretation_words`) it is a discussion. An effect quoted as an accuracy no such
+    model reaches is not the measured effect."""
+    quoting = [
+        x
+        for x in about
+        if not rubric_text.implausible(x.text, p.plausible_max_accuracy)
+        and rubric_text.matches_any(p.effect_words, rubric_text.plain(x.text))
+    ]
+    interpreted = _mentions(quoting, p.interpretation_words)
+    return (interpreted or (quoting[0] if quoting else None)), interpreted is not None
+
+
+def _note_effect(notes: Notes, t: Translator, model: ModelResult, effect, discussion, comparable: bool, where) -> None:
+    """A step that harms nothing: its measured effect, and the sentence that discusses it (or only
+    quotes it, or that none does)."""
+    discussed, interpreted = discussion
     if effect.accuracy_pp is not None:
         noise = {True: t("rb_effect_beyond_noise"), False: t("rb_effect_noise"), None: ""}[effect.significant]
         shown = "" if comparable else t("rb_effect_short_profile")
         notes.add(t("rb_ev_effect", model=model.name, diff=effect.accuracy_pp, noise=noise) + shown, *where)
     if discussed is not None:
         notes.add(
-            t("rb_ev_effect_discussed", model=model.name, excerpt=excerpt(discussed.text)),
+            t(
+                "rb_ev_effect_discussed" if interpreted else "rb_ev_effect_quoted",
+                model=model.name,
+                excerpt=excerpt(discussed.text),
+            ),
             discussed.cell,
             discussed.line,
             "found",
@@ -359,12 +379,7 @@ def _note_effect(notes: Notes, t: Translator, model: ModelResult, effect, discus
 
 def _text_about(ev: Evidence, p: ModificationsParams, name: str) -> list:
     """The student's passages about a model: near it, or naming it anywhere (a results table, a conclusion)."""
-    numbers = rubric_text.factory_numbers(ev.ingest.factories)
-    naming = [
-        passage
-        for passage in ev.passages
-        if any(ref[2] == name for ref in rubric_text.model_refs(rubric_text.plain(passage.text), numbers))
-    ]
+    naming = [passage for passage, models in zip(ev.passages, ev.passage_models, strict=True) if name in models]
     near = nearby_passages(ev, name, p.context_cells, settings=True)
     return near + [passage for passage in naming if passage not in near]
 
