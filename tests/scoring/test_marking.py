@@ -327,6 +327,24 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
     assert any(e.kind == "flag" and "99,9 %" in e.text and "99,7" in e.text for e in result.evidence)
 
 
+@pytest.mark.parametrize(
+    ("sentence", "found"),
+    [
+        (
+            "Le modèle 3 ne fait plus que 10 erreurs sur 10 000, toutes sur des chiffres illisibles.",
+            "10 erreurs sur 10 000",
+        ),
+        ("Model 3 makes only 20 errors, mostly 4 vs 9.", "only 20 errors"),
+        ("25 errors out of 10,000 test images.", "25 errors out of 10,000"),
+        ("M1 : 80 erreurs dont 26 entre 4 et 9.", None),  # a plausible count, and a part of it
+        ("Only 12 errors on the 4/9 pair.", None),  # a part of the errors, not all of them
+        ("Il ne reste que 3 erreurs sur 50 images tournées.", None),
+    ],
+)
+def test_a_count_of_errors_no_such_model_reaches_is_implausible(sentence, found):
+    assert rubric_text.implausible(sentence, 0.997) == found
+
+
 def test_an_effect_quoted_beyond_what_such_models_reach_is_not_discussed(tmp_path):
     text = "Modèle 1 : je baisse le taux d'apprentissage afin de stabiliser la convergence ; il atteint {acc}."
     compared = " contre 99,0 % pour la référence"

@@ -578,11 +578,35 @@ def _accuracy_in(raw: str, numbers: dict[str, str], table: bool) -> tuple[str, f
 DECIMAL_PERCENT = re.compile(r"(?<![\d.,])(\d{2}[.,]\d+) ?%")
 
 
+ERROR_WORDS = r"(?:erreurs?|errors?|mistakes?|fautes|images? mal class\w*)"
+# "10 erreurs sur 10 000", "20 errors out of 10,000": a count of errors against the test set's size
+ERRORS_OUT_OF = re.compile(
+    rf"(?<![\d.,])(\d{{1,4}}) {ERROR_WORDS} (?:sur|on|out of|of|pour) (?:les )?(\d{{1,3}}(?:[ ,.\u202f]?\d{{3}})?)\b"
+)
+# "only 20 errors", "ne fait plus que 12 erreurs": the model's whole count, said as small; not a part
+# of it ("only 12 errors on the 4/9 pair", "que 3 erreurs sur les images tournées")
+ONLY_ERRORS = re.compile(
+    rf"\b(?:only|just|seulement|ne fait (?:plus )?que|n'a (?:plus )?que|plus que) (\d{{1,4}}) {ERROR_WORDS}\b"
+    r"(?! (?:on|sur|for|pour|in|dans|among|parmi|entre|between|with|avec) (?:the |les |le |la |l'|des |a |an |un |une )?"
+    r"(?:\d|digits?|chiffres?|pairs?|paires?|class|confus|rotat|nois|brui|tourn|images? (?:tourn|bruit|rotat|nois)))"
+)
+TEST_IMAGES = 10_000  # MNIST's test set: what a student's own count of errors is out of
+
+
 def implausible(text: str, ceiling: float) -> str | None:
-    """A percentage with decimals the text quotes above `ceiling` (a share, 0.997) and below 100 %:
-    an accuracy no model of the assignment reaches on MNIST's test set ("99,9 %"), or None."""
-    for match in DECIMAL_PERCENT.finditer(plain(text)):
+    """An accuracy no model of the assignment reaches on MNIST's test set, quoted by the text: a
+    percentage with decimals above `ceiling` (a share, 0.997) and below 100 % ("99,9 %"), or a count of
+    errors that small ("10 erreurs sur 10 000", "only 20 errors"); None when there is none."""
+    text = plain(text)
+    for match in DECIMAL_PERCENT.finditer(text):
         if ceiling * 100 < float(match.group(1).replace(",", ".")) < 100:
+            return match.group(0)
+    for match in ERRORS_OUT_OF.finditer(text):
+        total = int(re.sub(r"\D", "", match.group(2)))
+        if total >= 1000 and int(match.group(1)) < (1 - ceiling) * total:
+            return match.group(0)
+    for match in ONLY_ERRORS.finditer(text):
+        if int(match.group(1)) < (1 - ceiling) * TEST_IMAGES:
             return match.group(0)
     return None
 
