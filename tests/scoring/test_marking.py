@@ -322,8 +322,11 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
     honest = "Le modèle 1 atteint 99,2 % contre 99,0 % pour la référence. Il faudrait tester plus d'époques."
     parts = _analysis(tmp_path, honest)[1]
     assert parts["marker_comparisons"].points == 0.25 and parts["claims"].points > 0
+    assert parts["marker_limits"].points == 0.25
     result, parts = _analysis(tmp_path / "x", honest.replace("99,2 %", "99,9 %"))
     assert parts["marker_comparisons"].points == 0 and parts["claims"].points == 0
+    # what such a text says it observed grounds nothing: its other markers earn half
+    assert parts["marker_limits"].points == 0.125
     assert any(e.kind == "flag" and "99,9 %" in e.text and "99,7" in e.text for e in result.evidence)
 
 

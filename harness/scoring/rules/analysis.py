@@ -42,6 +42,9 @@ class AnalysisParams(RuleParams):
     # an accuracy above this (a share) is beyond what the assignment's models reach on MNIST: a
     # sentence quoting one earns no marker and the claims part is 0, on every profile
     plausible_max_accuracy: float = 0.997
+    # a text that quotes a number no model of this kind reaches observed nothing it can be held to:
+    # its grounding markers ground nothing and every marker earns `ungrounded_share`
+    distrust_implausible: bool = True
     claims_points: float = 0.5
     claim_tolerance_pp: float = 0.3
     no_claim_share: float = 0.5
@@ -54,7 +57,11 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     """Score the analysis: each section by its words, the best-model claim, the printed numbers."""
     notes = Notes(t, ev)
     found = _markers_found(ev, p)
-    grounded = not p.grounding_markers or any(name in found for name in p.grounding_markers)
+    implausible = _implausible(ev, notes, t, p)
+    distrusted = implausible and p.distrust_implausible
+    grounded = not distrusted and (not p.grounding_markers or any(name in found for name in p.grounding_markers))
+    if distrusted:
+        notes.add(t("rb_ev_numbers_distrusted", share=p.ungrounded_share), kind="flag")
     # words that observe nothing (no digit, no number) count like the interpretations: in part
     words_share = 1.0 if grounded else p.ungrounded_share
     if words_share < 1 and any(n in ev.sections for n in p.sections_points):
@@ -65,9 +72,9 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         words = ev.sections[name].words if name in ev.sections else 0
         components.append(component(t, f"section_{name}", weight * share, weight, str(words)))
 
-    components += _substance(notes, t, p, found, grounded)
+    components += _substance(notes, t, p, found, grounded, distrusted)
     share, agree, disagreement, claim = _claims(ev, notes, t, p)
-    if _implausible(ev, notes, t, p):
+    if implausible:
         share = 0.0
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
 
@@ -114,13 +121,17 @@ def _markers_found(ev: Evidence, p: AnalysisParams) -> dict:
     )
 
 
-def _substance(notes: Notes, t: Translator, p: AnalysisParams, found: dict, grounded: bool) -> list:
+def _substance(
+    notes: Notes, t: Translator, p: AnalysisParams, found: dict, grounded: bool, distrusted: bool = False
+) -> list:
     """One part per marker of substance (`substance_points`), earned by the sentence `found` for it,
-    quoted with where it is; without a grounding marker, the others earn `ungrounded_share`."""
+    quoted with where it is; without a grounding marker, the others earn `ungrounded_share`, and
+    every marker does in a text `distrusted` for its implausible numbers."""
     parts = []
     for name, weight in p.substance_points.items():
         sentence = found.get(name)
-        share = 1.0 if grounded or name in p.grounding_markers else p.ungrounded_share
+        trusted = grounded or (name in p.grounding_markers and not distrusted)
+        share = 1.0 if trusted else p.ungrounded_share
         if sentence is not None:
             notes.add(
                 t("rb_ev_substance", what=t(f"rb_marker_{name}"), excerpt=excerpt(sentence.text)),
