@@ -42,6 +42,9 @@ class SectionSpec(BaseModel):
     headings: list[str]
     content: list[str] = []
     min_content_hits: int = 2
+    # what the section must say to be complete (a results section without a number is not): its words
+    # count for documentation only when one of these patterns is in its text
+    needs: list[str] = []
 
 
 class Rubric(BaseModel):

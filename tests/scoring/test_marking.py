@@ -275,6 +275,35 @@ def _analysis(tmp_path, conclusion: str, errors: str = "Le modèle fait peu d'er
     return result, {c.id: c for c in result.components}
 
 
+def test_a_results_section_without_a_number_is_incomplete(tmp_path):
+    def documentation(folder, results):
+        cells = [new_code_cell(FACTORIES), new_markdown_cell("## Results\n\n" + results)]
+        ingest = ingest_path(notebook(tmp_path / folder, cells))
+        models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+        return criterion(score(evidence(ingest, models), EN), "documentation")
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    vague = documentation(
+        "a", "The comparison table shows that every model reaches a good accuracy in a reasonable time."
+    )
+    said = documentation("b", "Model 1 reaches 99.1 % against 98.9 % for the baseline, in about the same time.")
+    assert any(e.kind == "missing" and "results without a number" in e.text for e in vague.evidence)
+    assert not any("results without a number" in e.text for e in said.evidence)
+    # its heading still counts: half of its seventh of the criterion
+    assert vague.components[0].points == pytest.approx(0.5 / 7, abs=0.01)
+    assert said.components[0].points > vague.components[0].points
+
+
+def test_robustness_discussed_without_a_number_grounds_nothing(tmp_path):
+    generic = "Le modèle 1 est meilleur parce qu'il est plus profond. Il faudrait tester plus d'époques."
+    hypothetical = "Un modèle robuste devrait supporter le bruit sans chute de précision."
+    parts = _analysis(tmp_path, generic, errors=hypothetical)[1]
+    assert parts["marker_robustness"].points == 0.25  # robustness is discussed ...
+    assert parts["marker_causes"].points == pytest.approx(0.25, abs=1e-3)  # ... but nothing observed is explained
+    observed = "Sur les images bruitées, la précision chute de 2 points."
+    assert _analysis(tmp_path / "o", generic, errors=observed)[1]["marker_causes"].points == 0.5
+
+
 def test_causes_and_limits_explaining_nothing_observed_earn_half(tmp_path):
     generic = "Le modèle 1 est meilleur parce qu'il est plus profond. Il faudrait tester plus d'époques."
     result, parts = _analysis(tmp_path, generic)
@@ -345,6 +374,7 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
     ],
 )
 def test_a_count_of_errors_no_such_model_reaches_is_implausible(sentence, found):
+    """A count of errors is an accuracy: no more than 30 of MNIST's 10,000 test images is beyond 99.7 %."""
     assert rubric_text.implausible(sentence, 0.997) == found
 
 

@@ -471,6 +471,44 @@ def test_a_title_does_not_stand_for_a_section_and_content_finds_unusual_headings
     assert found["baseline"].title == "Point de départ" and found["conclusion"].title == "Bilan"
 
 
+RUN_IN_REPORT = '''"""Mini-projet MNIST : trois modifications, une à la fois.
+
+Référence : 98,92 % sur le test ; la perte de validation remonte après l'époque 3.
+
+Erreurs (M3, 82) : 4→9 (11), 7→2 (7) ; les chiffres décentrés ont presque disparu.
+
+Robustesse (bruit σ 0,2 / rotation ±15°), même perturbation pour tous :
+    référence 96,9 / 95,8 ; M3 97,2 / 96,4
+
+Note : M1 ≈ M2 ≈ M3 sur le test propre.
+
+Recommandation : M3, puis des rotations de ±10°.
+"""
+from tensorflow import keras
+
+
+def create_baseline_model():
+    return keras.Sequential()
+'''
+
+
+def test_a_paragraph_s_run_in_label_is_a_section_heading(tmp_path):
+    path = tmp_path / "bref.py"
+    path.write_text(RUN_IN_REPORT, encoding="utf-8")
+    lines = rubric_text.prose_lines(ingest_path(path))
+    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
+    found = rubric_text.find_sections(lines, spec)
+    assert {n: s.title for n, s in found.items() if s.how == "heading"} == {
+        "baseline": "Référence",
+        "errors": "Erreurs",
+        "robustness": "Robustesse, même perturbation pour tous",
+        "conclusion": "Recommandation",
+    }
+    # a run-in section is its paragraph, the label's line included; "Note :" names no section
+    assert found["errors"].text.startswith("Erreurs (M3, 82) : 4→9") and "Recommandation" not in found["errors"].text
+    assert "96,9" in found["robustness"].text and "Note" in found["robustness"].text
+
+
 def test_module_prose_is_its_docstrings_and_comments_with_lines(tmp_path):
     path = tmp_path / "student.py"
     path.write_text(

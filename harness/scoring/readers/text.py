@@ -170,6 +170,7 @@ class Heading:
     title: str
     cell: int | None
     line: int
+    run_in: bool = False  # "Erreurs (M3) : 4→9 …": a paragraph's opening label, its text on the same line
 
 
 @dataclass
@@ -199,6 +200,33 @@ def headings(lines: list[Line]) -> list[Heading]:
     return found
 
 
+# a paragraph that opens with a short label and a colon: "Robustesse (bruit σ 0,2) : …", "**Results**: …"
+RUN_IN = re.compile(r"^[*_]{0,2}([^\W\d_][^:]{0,120}?)[*_]{0,2}\s*:(?:\s+\S|\s*$)")
+RUN_IN_WORDS = 6  # words of the label, its parentheses left out
+
+
+def run_in_headings(lines: list[Line], spec: dict[str, dict]) -> list[Heading]:
+    """Labels that open a paragraph ("Erreurs (M3, 82) : 4→9 (11) …", "Conclusion: …") and name a
+    section of `spec`: the headings of a terse report or of a module's docstring, below every other
+    level, their text on their own line."""
+    found = []
+    for index, line in enumerate(lines):
+        previous = lines[index - 1] if index else None
+        if previous is not None and previous.cell == line.cell and previous.text.strip():
+            continue  # inside a paragraph
+        match = RUN_IN.match(line.text.strip())
+        label = (
+            re.sub(r"\s+([,;])", r"\1", " ".join(re.sub(r"\([^)]*\)", " ", match.group(1)).split())) if match else ""
+        )
+        label = label.strip(" ,*_—–-")
+        if not label or len(label.split()) > RUN_IN_WORDS or heading_level(line.text, "") is not None:
+            continue
+        title = _strip_numbering(label)
+        if any(_first_match(s.get("headings", []), title) is not None for s in spec.values()):
+            found.append(Heading(index, UNKNOWN_LEVEL + 1, label, line.cell, line.line, run_in=True))
+    return found
+
+
 def _body(lines: list[Line], start: int, end: int, skip: set[int]) -> str:
     return "\n".join(lines[i].text for i in range(start, end) if i not in skip)
 
@@ -219,14 +247,15 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
     "min_content_hits": n}}) found in the prose, by heading first, by content otherwise.
 
     A heading's section runs to the next heading of the same or a higher level (sub-headings
-    included), except a heading that holds three or more headings of other sections (a document
+    included; a paragraph's run-in label, "Erreurs : …", is a heading below every level), except a heading that holds three or more headings of other sections (a document
     title, a "Partie 2"): only its own introduction counts, and it is passed over when it has none. When
     several headings match a section, the one whose matching word comes first in the title wins
     ("Améliorations proposées" beats "Modèle amélioré 1"), then the higher level, then the longer
     text; a container heading comes after every other.
     """
-    found_headings = headings(lines)
-    heading_lines = {h.index for h in found_headings}
+    titled = headings(lines)
+    found_headings = sorted(titled + run_in_headings(lines, spec), key=lambda h: h.index)
+    heading_lines = {h.index for h in titled}  # a run-in heading's line is its section's text
     matches: dict[int, dict[str, int]] = {}
     for h in found_headings:
         title = _strip_numbering(h.title)
@@ -247,7 +276,7 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
         container = len(others) >= 3
         if container:  # a title or a part: only its own introduction is its text
             end = found_headings[number + 1].index if number + 1 < len(found_headings) else len(lines)
-        text = _body(lines, h.index + 1, end, heading_lines)
+        text = _body(lines, h.index + (0 if h.run_in else 1), end, heading_lines)
         words = count_words(text)
         if container and words == 0:
             continue
@@ -289,7 +318,8 @@ def _segments(lines: list[Line], found_headings: list[Heading]) -> list[tuple[in
                 out.append((*meta, "\n".join(current)))
             h = starts.get(index)
             meta, current = ((h.cell, h.line, h.title) if h else (line.cell, line.line, None)), []
-            continue
+            if h is None or not h.run_in:  # a run-in heading's line is its text
+                continue
         if meta is None:
             meta = (line.cell, line.line, None)
         current.append(line.text)

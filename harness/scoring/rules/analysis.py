@@ -38,6 +38,9 @@ class AnalysisParams(RuleParams):
     # markers that observe what the models did (a digit, a number); without one of them the other
     # markers (causes, limits) explain nothing observed and earn `ungrounded_share` of their points
     grounding_markers: list[str] = ["error_patterns", "robustness", "comparisons"]
+    # what a grounding marker's sentence must hold to ground the rest: something observed, a number
+    # ("a robust model should handle noise without a big drop" observes nothing)
+    grounding_evidence: list[str] = ["\\d"]
     ungrounded_share: float = 0.5
     # an accuracy above this (a share) is beyond what the assignment's models reach on MNIST: a
     # sentence quoting one earns no marker and the claims part is 0, on every profile
@@ -59,7 +62,9 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     found = _markers_found(ev, p)
     implausible = _implausible(ev, notes, t, p)
     distrusted = implausible and p.distrust_implausible
-    grounded = not distrusted and (not p.grounding_markers or any(name in found for name in p.grounding_markers))
+    grounded = not distrusted and (
+        not p.grounding_markers or any(_grounds(found.get(n), p) for n in p.grounding_markers)
+    )
     if distrusted:
         notes.add(t("rb_ev_numbers_distrusted", share=p.ungrounded_share), kind="flag")
     # words that observe nothing (no digit, no number) count like the interpretations: in part
@@ -106,6 +111,13 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     )
     doubts = text_doubts(ev, t, list(p.sections_points)) + model_doubts(ev, t)
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items, doubts)
+
+
+def _grounds(sentence, p: AnalysisParams) -> bool:
+    """Whether a grounding marker's sentence observes something (`grounding_evidence`: a number)."""
+    return sentence is not None and (
+        not p.grounding_evidence or rubric_text.matches_any(p.grounding_evidence, rubric_text.plain(sentence.text))
+    )
 
 
 def _markers_found(ev: Evidence, p: AnalysisParams) -> dict:

@@ -27,19 +27,23 @@ class DocumentationParams(RuleParams):
 def _substance(ev: Evidence, notes: Notes, t: Translator, p: DocumentationParams, name: str, share: float) -> float:
     """A found section's share with its words counted only in proportion to what it says: the
     distinct `content` patterns of its section in its text, full at `substance_hits`; the first
-    sentence that holds one is quoted."""
+    sentence that holds one is quoted. A section without what it `needs` (results without a number)
+    is incomplete: its heading's share only."""
     section = ev.sections.get(name)
     spec = ev.rubric.sections.get(name)
     if section is None or spec is None or share <= p.heading_share:
         return share
     text = rubric_text.plain(section.text)
+    label = t("section_" + name)
+    if spec.needs and not rubric_text.matches_any(spec.needs, text):
+        notes.add(t("rb_ev_doc_incomplete", section=label), section.cell, section.line, "missing")
+        return p.heading_share
     hits = [pattern for pattern in spec.content if re.search(pattern, text)]
     factor = min(1.0, len(hits) / max(1, p.substance_hits))
     sentence = next(
         (s for s in re.split(r"(?<=[.!?;])\s+|\n", section.text) if hits and re.search(hits[0], rubric_text.plain(s))),
         "",
     )
-    label = t("section_" + name)
     if sentence:
         notes.add(
             t("rb_ev_doc_substance", section=label, hits=len(hits), excerpt=excerpt(sentence)),
