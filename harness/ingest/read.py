@@ -25,6 +25,7 @@ import nbformat
 # assign_ids, discover and main_file_path are re-exported: callers that import them from here
 # (the pipeline) keep working; they live in harness.ingest.paths.
 from harness.ingest import data_names
+from harness.ingest.fit_calls import declared_by_calls
 from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
 from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_id, wrong_format_reason
@@ -49,6 +50,7 @@ LOOKS_LIKE_FACTORY = re.compile(r"^(create|build|make|get)_\w*model\w*$", re.IGN
 TRAINING_CONFIG = "TRAINING_CONFIG"
 # reasons are stored in English and said in the report's language from the same catalog entry
 ENGLISH = Translator("en")
+TRAINING_CALL_SAID = ENGLISH("why_training_call_kept", model="", kept="").split(":")[0]  # "training call"
 
 # Method and function names whose call at top level means training, evaluating, plotting,
 # loading data or printing: the student's own run, which the harness never repeats.
@@ -1044,6 +1046,65 @@ def _with_factory_map(
     return mapped_source, fixed, [i for i in ignored_functions if i.name not in used], applied
 
 
+def _with_declared_settings(
+    module_source: str,
+    cells: list[CodeCell],
+    factories: list[Factory],
+    applied: dict[str, str],
+    dropped: list[DroppedStatement],
+) -> tuple[str, list[DroppedStatement]]:
+    """The settings of the student's own training calls (``model.fit(…, epochs=15)`` on a graded model:
+    harness/ingest/fit_calls.py) added to the module as TRAINING_CONFIG entries that an entry of the
+    student's own wins over, and each call's line said to keep them (the dropped statement it is, or one
+    added for a call in a function the harness never runs)."""
+    built_by = {f.name: applied.get(f.name, f.name) for f in factories}
+    trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
+    declared = declared_by_calls(trees, built_by, kept=parse_python(module_source))
+    if not declared:
+        return module_source, dropped
+    entries = ", ".join(f"{name!r}: {d.as_entry()}" for name, d in declared.items())
+    integers = {name: d.settings for name, d in declared.items() if d.settings}
+    source = (
+        module_source
+        + "\ntry:  # harness: the settings of the student's own training calls (harness/ingest/fit_calls.py)\n"
+        + f"    _harness_declared = {{{entries}}}\n"
+        + "except Exception:  # a callback or a generator that cannot be built here: the numbers alone\n"
+        + f"    _harness_declared = {integers!r}\n"
+        + 'if isinstance(globals().setdefault("TRAINING_CONFIG", {}), dict):\n'
+        + "    for _harness_name, _harness_entry in _harness_declared.items():\n"
+        + "        TRAINING_CONFIG.setdefault(_harness_name, _harness_entry)\n"
+    )
+    said, added = list(dropped), []
+    for name, d in declared.items():
+        reason = ENGLISH("why_training_call_kept", model=name, kept=d.said())
+        covering = [i for i, s in enumerate(dropped) if (s.cell, s.line) == (d.cell, d.line)]
+        if covering:  # the dropped statement the call starts
+            said[covering[0]] = said[covering[0]].model_copy(update={"reason": reason})
+        else:
+            code = _line_of(cells, d.cell, d.line)
+            added.append(DroppedStatement(cell=d.cell, line=d.line, kind="training", code=code, reason=reason))
+    return source, said + added
+
+
+def _extended(
+    line_map: list[tuple[int | None, int]], lines_before: int, source: str, dropped: list[DroppedStatement]
+) -> list[tuple[int | None, int]]:
+    """The line map with the lines the declared settings added pointing to the first training call they
+    come from (an error there is about that call), when the map covered the module before them."""
+    added = source.count("\n") - lines_before
+    calls = [d for d in dropped if d.reason.startswith(TRAINING_CALL_SAID)]
+    if not added or not calls or len(line_map) < lines_before:
+        return line_map
+    return [*line_map[:lines_before], *[(calls[0].cell, calls[0].line)] * added]
+
+
+def _line_of(cells: list[CodeCell], cell: int | None, line: int) -> str:
+    """The text of one line of a code cell (of the module when `cell` is None), stripped."""
+    source = next((c.source for c in cells if c.cell == cell), "")
+    lines = source.splitlines()
+    return lines[line - 1].strip()[:120] if 0 < line <= len(lines) else ""
+
+
 MAX_LOCAL_MODULE_BYTES = 1_000_000
 
 
@@ -1131,6 +1192,9 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         module_source, factories, ignored_functions, applied = _with_factory_map(
             module_source, extractor, factories, ignored_functions, factory_map
         )
+    lines_before = module_source.count("\n")
+    module_source, dropped = _with_declared_settings(module_source, modern, factories, applied, extractor.dropped)
+    line_map = _extended(extractor.line_map, lines_before, module_source, dropped)
     candidates = []
     if not any(f.role == "improved" for f in factories):
         used = {_called_function(own) or own for own in applied.values()}
@@ -1146,8 +1210,8 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         code_cells=code_cells,
         markdown=markdown,
         module_source=module_source,
-        line_map=extractor.line_map,
-        dropped=extractor.dropped,
+        line_map=line_map,
+        dropped=dropped,
         factories=factories,
         ignored_functions=ignored_functions,
         has_training_config=has_config,

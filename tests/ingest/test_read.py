@@ -298,7 +298,7 @@ def test_dependent_assignments_name_what_they_depend_on(crafted):
 
 def test_kept_statements(crafted):
     tree = ast.parse(crafted.module_source)
-    kept = {type(node).__name__ for node in tree.body}
+    kept = {type(node).__name__ for node in tree.body if not _harness_block(node)}
     assert kept <= {"Import", "ImportFrom", "FunctionDef", "Assign"}
     names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert {"helper_config", "create_baseline_model", "create_improved_model_2", "build_model"} <= names
@@ -311,8 +311,17 @@ def test_kept_statements(crafted):
     assert crafted.has_training_config
     namespace: dict = {}
     exec(compile(crafted.module_source, "submission.py", "exec"), namespace)  # plain Python: safe here
-    assert namespace["TRAINING_CONFIG"] == {"create_improved_model_2": {"epochs": 2, "batch_size": 32}}
+    # the baseline's own top-level fit(…, epochs=5) declares its epochs (harness/ingest/fit_calls.py)
+    assert namespace["TRAINING_CONFIG"] == {
+        "create_improved_model_2": {"epochs": 2, "batch_size": 32},
+        "create_baseline_model": {"epochs": 5},
+    }
     assert namespace["create_improved_model_2"]() == 1e-3
+
+
+def _harness_block(node: ast.stmt) -> bool:
+    """The blocks the harness adds to set declared settings (names starting with ``_harness_``)."""
+    return isinstance(node, (ast.If, ast.Try)) and "_harness_" in ast.unparse(node)
 
 
 def test_factories_in_natural_order_baseline_first(crafted):

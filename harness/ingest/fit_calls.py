@@ -1,0 +1,215 @@
+"""The settings a submission trains its graded models with, read from its own training calls.
+
+Students set epochs, batch sizes, callbacks and an ``ImageDataGenerator`` where they train, not in a
+``TRAINING_CONFIG``: ``model = build_cnn(0.25)`` then ``model.fit(gen.flow(x, y, batch_size=64),
+epochs=15, callbacks=[EarlyStopping(patience=3)])`` at top level or in a ``main()``, or the handout's
+``evaluate_model(create_improved_model_2, "M2", epochs=10)``. The harness drops those calls (it trains
+every model itself), so what they declare is read here, statically, and becomes that model's
+``TRAINING_CONFIG`` entry, as if the student had written one (an entry they did write wins).
+
+Only what can be read without running anything is kept: integer epochs and batch sizes (literals,
+or module constants such as ``EPOCHS = 15``), and callbacks and generators built by a call of a name
+imported at the top of the module with literal arguments (``keras.callbacks.EarlyStopping(patience=3)``,
+``ImageDataGenerator(rotation_range=10)``). The first training call of a model wins; calls in a
+loop are not one model's settings.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from harness.util.pysource import call_name
+
+TRAINING = {"fit", "fit_generator"}
+INTEGERS = ("epochs", "batch_size")
+CALLBACKS = {"EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN"}
+GENERATORS = {"ImageDataGenerator"}
+
+
+@dataclass
+class Declared:
+    """One graded model's settings read from a training call, and where that call is."""
+
+    settings: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # "callbacks"/"augmentation" -> Python source
+    line: int = 0  # of the call, in the parsed code (a cell, or the module)
+    cell: int | None = None
+
+    def as_entry(self) -> str:
+        """The TRAINING_CONFIG entry, as Python source."""
+        parts = [f"{k!r}: {v!r}" for k, v in self.settings.items()] + [f"{k!r}: {v}" for k, v in self.sources.items()]
+        return "{" + ", ".join(parts) + "}"
+
+    def said(self) -> str:
+        """``epochs=15, batch_size=64, callbacks, augmentation``: what was kept, for the report."""
+        return ", ".join([f"{k}={v}" for k, v in self.settings.items()] + list(self.sources))
+
+
+def declared_by_calls(
+    trees: list[tuple[int | None, ast.Module]], built_by: dict[str, str], kept: ast.Module | None = None
+) -> dict[str, Declared]:
+    """Each graded model's settings from the submission's own training calls. `trees`: the parsed code
+    cells (cell, tree) in order; `built_by`: harness name -> how the submission builds that model, a
+    function name (``build_model``) or a call (``build_cnn(dropout=0.25)``); `kept`: the module the
+    worker imports, whose imports a callback or a generator must be built from (all the code's when None)."""
+    imported = _imported_names(trees if kept is None else [(None, kept)])
+    constants = _constants(trees)
+    calls = {_normal(how): name for name, how in built_by.items()}
+    functions = {_normal(how).split("(")[0]: name for name, how in built_by.items() if "(" not in how}
+    found: dict[str, Declared] = {}
+    for scope in _scopes(trees):
+        reader = _Scope(calls, functions, imported, constants)
+        for cell, statement in scope:
+            for name, declared in reader.read(statement):
+                if name not in found:  # the first call says how the model was trained, defaults or not
+                    declared.cell = cell
+                    found[name] = declared
+    return {name: declared for name, declared in found.items() if declared.settings or declared.sources}
+
+
+def _normal(how: str) -> str:
+    """A call's text as ``ast.unparse`` writes it, a plain name as ``name()``."""
+    try:
+        node = ast.parse(how, mode="eval").body
+    except SyntaxError:
+        return how
+    return ast.unparse(node) if isinstance(node, ast.Call) else f"{how}()"
+
+
+def _scopes(trees: list[tuple[int | None, ast.Module]]) -> list[list[tuple[int | None, ast.stmt]]]:
+    """Each scope a model can be built and trained in, as (cell, statement) in order: the top level
+    (every cell, in order, as one scope), and each function's body."""
+    top: list[tuple[int | None, ast.stmt]] = []
+    functions = []
+    for cell, tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                functions.append([(cell, statement) for statement in node.body])
+            elif not isinstance(node, ast.ClassDef):
+                top.append((cell, node))
+    return [top, *functions]
+
+
+class _Scope:
+    """Reads one scope's statements in order: which variable holds which graded model, which list of
+    callbacks and which generator, and the training calls that use them."""
+
+    def __init__(self, calls: dict[str, str], functions: dict[str, str], imported: set[str], constants: dict) -> None:
+        self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
+        self.models: dict[str, str] = {}  # variable -> harness name
+        self.values: dict[str, ast.expr] = {}  # variable -> what it was last set to
+
+    def read(self, statement: ast.stmt):
+        """(harness name, Declared) for each training call of this statement; remembers its assignments."""
+        if isinstance(statement, (ast.For, ast.While, ast.AsyncFor)):
+            return  # a call repeated by a loop is not one model's settings
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+            if isinstance(target, ast.Name):
+                self.values[target.id] = statement.value
+                model = self._built(statement.value)
+                if model is not None:
+                    self.models[target.id] = model
+                else:
+                    self.models.pop(target.id, None)
+        for node in ast.walk(statement):
+            if not isinstance(node, ast.Call):
+                continue
+            if call_name(node) in TRAINING and isinstance(node.func, ast.Attribute):
+                model = self._model_of(node.func.value)
+                if model is not None:
+                    yield model, self._declared(node)
+            else:  # the model, or its factory, handed to the student's own helper: train(m, epochs=10)
+                names = [a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name)]
+                for model in filter(None, (self.models.get(n) or self.functions.get(n) for n in names)):
+                    yield model, self._declared(node, helper=True)
+
+    def _built(self, value: ast.expr) -> str | None:
+        if isinstance(value, ast.Call):
+            return self.calls.get(ast.unparse(value))
+        return None
+
+    def _model_of(self, node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            return self.models.get(node.id)
+        return self._built(node)
+
+    def _declared(self, call: ast.Call, helper: bool = False) -> Declared:
+        declared = Declared(line=call.lineno)
+        keywords = {k.arg: k.value for k in call.keywords if k.arg}
+        data = call.args[0] if call.args else keywords.get("x")
+        flow = data if isinstance(data, ast.Call) and call_name(data) == "flow" else None
+        if flow is not None:  # gen.flow(x, y, batch_size=64): the batch size and the generator
+            keywords = {**{k.arg: k.value for k in flow.keywords if k.arg == "batch_size"}, **keywords}
+        for key in INTEGERS:
+            value = self._integer(keywords.get(key))
+            if value is not None and value > 0:
+                declared.settings[key] = value
+        callbacks = self._callbacks(keywords.get("callbacks"))
+        if callbacks:
+            declared.sources["callbacks"] = "[" + ", ".join(callbacks) + "]"
+        if not helper and flow is not None and isinstance(flow.func, ast.Attribute):
+            generator = self._resolved(flow.func.value)
+            if isinstance(generator, ast.Call) and self._buildable(generator, GENERATORS):
+                declared.sources["augmentation"] = ast.unparse(generator)
+        return declared
+
+    def _resolved(self, node: ast.expr | None) -> ast.expr | None:
+        return self.values.get(node.id, node) if isinstance(node, ast.Name) else node
+
+    def _integer(self, node: ast.expr | None) -> int | None:
+        node = self._resolved(node)
+        if isinstance(node, ast.Name):
+            return self.constants.get(node.id)
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        return None
+
+    def _callbacks(self, node: ast.expr | None) -> list[str]:
+        node = self._resolved(node)
+        if not isinstance(node, (ast.List, ast.Tuple)):
+            return []
+        return [ast.unparse(c) for c in node.elts if isinstance(c, ast.Call) and self._buildable(c, CALLBACKS)]
+
+    def _buildable(self, call: ast.Call, classes: set[str]) -> bool:
+        """A call of one of `classes`, through a name imported at the module's top, with literal arguments."""
+        root = call.func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        literal = all(_is_literal(a) for a in [*call.args, *(k.value for k in call.keywords)])
+        return call_name(call) in classes and isinstance(root, ast.Name) and root.id in self.imported and literal
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+
+
+def _imported_names(trees: list[tuple[int | None, ast.Module]]) -> set[str]:
+    """The names the module's top-level imports bind (``keras``, ``ImageDataGenerator``)."""
+    names = set()
+    for _, tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
+    return names
+
+
+def _constants(trees: list[tuple[int | None, ast.Module]]) -> dict[str, int]:
+    """Top-level integer constants (``EPOCHS = 15``) assigned once."""
+    seen: dict[str, list] = {}
+    for _, tree in trees:
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        seen.setdefault(target.id, []).append(node.value)
+    return {
+        name: values[0].value
+        for name, values in seen.items()
+        if len(values) == 1 and isinstance(values[0], ast.Constant) and type(values[0].value) is int
+    }

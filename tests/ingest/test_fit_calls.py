@@ -1,0 +1,128 @@
+"""The settings a submission trains its graded models with, read from its own training calls
+(harness/ingest/fit_calls.py), and their way into the module the worker imports."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+from harness.ingest.fit_calls import declared_by_calls
+from harness.ingest.read import ingest_path
+
+IMPORTS = """
+from tensorflow import keras
+from tensorflow.keras.callbacks import EarlyStopping
+from tensorflow.keras.preprocessing.image import ImageDataGenerator
+EPOCHS = 15
+"""
+
+
+def _declared(code: str, built_by: dict[str, str]):
+    return declared_by_calls([(None, ast.parse(IMPORTS + textwrap.dedent(code)))], built_by)
+
+
+def test_a_model_trained_at_top_level_declares_what_its_fit_sets():
+    found = _declared(
+        """
+        gen = ImageDataGenerator(rotation_range=10, zoom_range=0.1)
+        m2 = build_cnn(dropout=0.25)
+        m2.fit(gen.flow(x, y, batch_size=64), epochs=EPOCHS, callbacks=[EarlyStopping(patience=3)])
+        """,
+        {"create_improved_model_1": "build_cnn(dropout=0.25)"},
+    )
+    declared = found["create_improved_model_1"]
+    assert declared.settings == {"epochs": 15, "batch_size": 64}
+    assert declared.sources == {
+        "callbacks": "[EarlyStopping(patience=3)]",
+        "augmentation": "ImageDataGenerator(rotation_range=10, zoom_range=0.1)",
+    }
+    assert declared.said() == "epochs=15, batch_size=64, callbacks, augmentation"
+
+
+def test_the_handout_s_helper_called_with_epochs_declares_them():
+    found = _declared(
+        'r2 = evaluate_model(create_improved_model_2, "Modèle 2", epochs=10)\n'
+        'r1 = evaluate_model(create_improved_model_1, "Modèle 1")\n',
+        {"create_improved_model_1": "create_improved_model_1", "create_improved_model_2": "create_improved_model_2"},
+    )
+    assert {name: d.settings for name, d in found.items()} == {"create_improved_model_2": {"epochs": 10}}
+
+
+def test_a_model_trained_in_main_declares_what_main_sets():
+    found = _declared(
+        """
+        def main():
+            model = build_model()
+            callbacks = [keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=2)]
+            model.fit(x, y, epochs=EPOCHS, batch_size=32, callbacks=callbacks)
+        """,
+        {"create_improved_model_1": "build_model"},
+    )
+    assert found["create_improved_model_1"].settings == {"epochs": 15, "batch_size": 32}
+    assert found["create_improved_model_1"].sources["callbacks"].startswith("[keras.callbacks.ReduceLROnPlateau(")
+
+
+def test_what_cannot_be_one_model_s_settings_is_not_read():
+    found = _declared(
+        """
+        m = build_model()
+        m.fit(x, y)                        # the first training call: the protocol's defaults
+        m.fit(x, y, epochs=30)             # training it further is not how it was trained
+        for rate in [0.2, 0.5]:
+            other = build_other()
+            other.fit(x, y, epochs=3)      # repeated by a loop
+        cb = [EarlyStopping(patience=p)]   # not literal
+        last = build_last()
+        last.fit(x, y, epochs=n_epochs, callbacks=cb)
+        """,
+        {
+            "create_improved_model_1": "build_model",
+            "create_improved_model_2": "build_other",
+            "create_improved_model_3": "build_last",
+        },
+    )
+    assert found == {}
+
+
+def test_the_settings_reach_the_module_and_the_student_s_own_entry_wins(tmp_path):
+    cells = [
+        "from tensorflow import keras\n\n"
+        "def create_baseline_model():\n    return keras.Sequential()\n\n"
+        "def create_improved_model_1():\n    return keras.Sequential()\n\n"
+        "def create_improved_model_2():\n    return keras.Sequential()\n\n"
+        "TRAINING_CONFIG = {'create_improved_model_2': {'epochs': 7}}\n",
+        "m1 = create_improved_model_1()\nh1 = m1.fit(x_train, y_train, epochs=12, batch_size=32)\n",
+        "m2 = create_improved_model_2()\nh2 = m2.fit(x_train, y_train, epochs=20)\n",
+    ]
+    path = tmp_path / "student.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+    result = ingest_path(path)
+    config_code = result.module_source[result.module_source.index("TRAINING_CONFIG = {") :]
+    namespace: dict = {}
+    exec(config_code, namespace)  # only the two TRAINING_CONFIG statements: no Keras needed
+    assert namespace["TRAINING_CONFIG"] == {
+        "create_improved_model_1": {"epochs": 12, "batch_size": 32},
+        "create_improved_model_2": {"epochs": 7},
+    }
+    said = {(d.cell, d.line): d.reason for d in result.dropped}
+    assert "epochs=12, batch_size=32 kept as its declared settings" in said[(2, 2)]
+
+
+def test_a_callback_whose_import_the_module_drops_is_left_out_and_the_numbers_kept(tmp_path):
+    cells = [
+        "from tensorflow import keras\nfrom tensorflow.keras.callbacks import EarlyStopping\n\n"
+        "def create_baseline_model():\n    return keras.Sequential()\n\n"
+        "def create_improved_model_1():\n    return keras.Sequential()\n",
+        "m1 = create_improved_model_1()\nm1.fit(x_train, y_train, epochs=12, callbacks=[EarlyStopping(patience=2)])\n",
+    ]
+    path = tmp_path / "student.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+    result = ingest_path(path)
+    # EarlyStopping is imported only for the dropped fit: the module does not import it, so no callback
+    assert "import EarlyStopping" not in result.module_source and "EarlyStopping(" not in result.module_source
+    assert "'create_improved_model_1': {'epochs': 12}" in result.module_source
+    compile(result.module_source, "submission.py", "exec")
+    assert len(result.line_map) >= len(result.module_source.splitlines())
