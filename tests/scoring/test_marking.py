@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 
+import nbformat
 import pytest
 from conftest import REPO, run_grade
 from nbformat.v4 import new_code_cell, new_markdown_cell
@@ -376,6 +377,35 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
 def test_a_count_of_errors_no_such_model_reaches_is_implausible(sentence, found):
     """A count of errors is an accuracy: no more than 30 of MNIST's 10,000 test images is beyond 99.7 %."""
     assert rubric_text.implausible(sentence, 0.997) == found
+
+
+def test_a_report_whose_numbers_its_own_printed_run_contradicts_grounds_nothing(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    printed = nbformat.v4.new_output("stream", text="baseline 98.92\nv1 98.81\nv2 98.97\n")
+    run = new_code_cell("for name, acc in results.items():\n    print(name, acc)", outputs=[printed])
+    cells = [
+        new_code_cell(FACTORIES + "\ndef create_improved_model_2():\n    return keras.Sequential()\n"),
+        run,
+        new_markdown_cell("## Résultats\n\n| modèle | précision |\n|---|---|\n| v1 | 99,4 % |\n| v2 | 99,5 % |"),
+        new_markdown_cell("## Conclusion\n\nLe modèle v2 confond encore le 4 et le 9. Il faudrait plus d'époques."),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    found = rubric_text.self_contradictions(ingest, passages, 0.5)
+    assert [(q.model, round(q.accuracy, 3), round(o.accuracy, 4)) for q, o in found] == [
+        ("create_improved_model_1", 0.994, 0.9881),
+        ("create_improved_model_2", 0.995, 0.9897),
+    ]
+    assert rubric_text.self_contradictions(ingest, passages, 0.55) == [found[0]]  # v2 is 0.53 point off
+    models = [
+        model("create_baseline_model", role="baseline"),
+        model("create_improved_model_1"),
+        model("create_improved_model_2"),
+    ]
+    result = criterion(score(evidence(ingest, models), FR), "analysis")
+    parts = {c.id: c for c in result.components}
+    assert any(e.kind == "flag" and "votre propre exécution a affiché 98,81" in e.text for e in result.evidence)
+    assert parts["claims"].points == 0 and parts["marker_error_patterns"].points == 0.25  # distrusted: half
 
 
 def test_an_effect_quoted_beyond_what_such_models_reach_is_not_discussed(tmp_path):

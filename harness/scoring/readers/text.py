@@ -381,6 +381,7 @@ MODEL_REF = re.compile(
     r"(?:n[o°]\s*|#\s*)?(?P<n1>\d{1,2})\b"
     r"|\b(?:ameliores?|improved|ameliorations?|improvements?|modifications?)\s+(?:n[o°]\s*|#\s*)?(?P<n2>\d{1,2})\b"
     r"|\bm(?P<n3>\d{1,2})\b"
+    r"|(?<!keras )(?<!tensorflow )(?<!tf )(?<!python )\bv(?P<n4>\d{1,2})\b"  # "v3", a version of the model
 )
 REFERENCE_REF = re.compile(r"\b(?:modele de (?:reference|base)|reference|baseline|modele initial|initial model)\b")
 
@@ -405,7 +406,7 @@ def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]
             if factory in numbers.values():
                 found.append((match.start(), match.end(), factory))
             continue
-        number = match.group("n1") or match.group("n2") or match.group("n3")
+        number = match.group("n1") or match.group("n2") or match.group("n3") or match.group("n4")
         number = str(int(number)) if number else None
         if number in numbers:
             found.append((match.start(), match.end(), numbers[number]))
@@ -563,11 +564,20 @@ def reported_accuracies(ingest: IngestResult) -> list[Reported]:
     found = []
     for code in ingest.code_cells:
         for output in code.outputs:
-            table = bool(ACCURACY_WORDS.search(plain(output)))
+            table = bool(ACCURACY_WORDS.search(plain(output))) or _named_numbers(output)
             for raw in output.splitlines():
                 if not SKIP_LINE.search(raw) and (value := _accuracy_in(raw, numbers, table)) is not None:
                     found.append(Reported(value[0], value[1], code.cell, raw.strip()[:120]))
     return found
+
+
+NAMED_NUMBER = re.compile(r"^\s*[^\W\d_][\w .()-]{0,40}?[\s:=|]+\d{2}[.,]\d{1,3}\s*%?\s*$")
+
+
+def _named_numbers(output: str) -> bool:
+    """An output that is a list of names and percentages without a header ("baseline 98.92", "v3 97.64")."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    return len(lines) >= 2 and all(NAMED_NUMBER.match(line) for line in lines)
 
 
 def quoted_accuracies(passages: list[Passage], factories: list[Factory]) -> list[Reported]:
@@ -603,6 +613,30 @@ def _accuracy_in(raw: str, numbers: dict[str, str], table: bool) -> tuple[str, f
         number = float(m.group(1).replace(",", "."))
         value = number / 100 if 10 <= number <= 100 else None
     return (model, value) if value is not None and 0 < value <= 1 else None
+
+
+ROBUSTNESS_WORDS = re.compile(r"bruit|nois|rotat|tourn|perturb|robust|decal|shift|alter|corrupt")
+
+
+def self_contradictions(
+    ingest: IngestResult, passages: list[Passage], tolerance_pp: float
+) -> list[tuple[Reported, Reported]]:
+    """(quoted, printed) for each model whose accuracies in the text all differ by more than `tolerance_pp`
+    points from the last one the student's own run printed for it (their saved outputs): the report's
+    numbers are not the work's. Sentences about robustness quote other accuracies and are left out;
+    `tolerance_pp` 0 finds none."""
+    if not tolerance_pp:
+        return []
+    printed = {r.model: r for r in reported_accuracies(ingest)}  # the last printed: the saved run
+    quoted: dict[str, list[Reported]] = {}
+    for q in quoted_accuracies(passages, ingest.factories):
+        if not ROBUSTNESS_WORDS.search(plain(q.text)):
+            quoted.setdefault(q.model, []).append(q)
+    return [
+        (quoted[model][0], own)
+        for model, own in printed.items()
+        if quoted.get(model) and all(100 * abs(q.accuracy - own.accuracy) > tolerance_pp for q in quoted[model])
+    ]
 
 
 DECIMAL_PERCENT = re.compile(r"(?<![\d.,])(\d{2}[.,]\d+) ?%")

@@ -48,6 +48,9 @@ class AnalysisParams(RuleParams):
     # a text that quotes a number no model of this kind reaches observed nothing it can be held to:
     # its grounding markers ground nothing and every marker earns `ungrounded_share`
     distrust_implausible: bool = True
+    # a text whose accuracies for a model all differ by more than this (points) from what the student's
+    # own run printed for it contradicts its own work: treated like an implausible number (0: off)
+    self_contradiction_pp: float = 0.5
     claims_points: float = 0.5
     claim_tolerance_pp: float = 0.3
     no_claim_share: float = 0.5
@@ -60,7 +63,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     """Score the analysis: each section by its words, the best-model claim, the printed numbers."""
     notes = Notes(t, ev)
     found = _markers_found(ev, p)
-    implausible = _implausible(ev, notes, t, p)
+    implausible = _implausible(ev, notes, t, p) | _self_contradicted(ev, notes, t, p)
     distrusted = implausible and p.distrust_implausible
     grounded = not distrusted and (
         not p.grounding_markers or any(_grounds(found.get(n), p) for n in p.grounding_markers)
@@ -171,6 +174,27 @@ def _implausible(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -
             notes.add(t("rb_ev_implausible", number=number, limit=limit, line=excerpt(text, 80)), cell, line, "flag")
             return True
     return False
+
+
+def _self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
+    """Whether the text quotes, for a model, only accuracies further than `self_contradiction_pp` from what
+    the student's own run printed for it: numbers the student's own work contradicts, on every profile."""
+    found = rubric_text.self_contradictions(ev.ingest, ev.passages, p.self_contradiction_pp)
+    for said, own in found:
+        label = t("rb_reference_label") if said.model == "reference" else said.model
+        notes.add(
+            t(
+                "rb_ev_self_contradicted",
+                model=label,
+                quoted=said.accuracy,
+                printed=own.accuracy,
+                line=excerpt(said.text, 80),
+                output=excerpt(own.text, 60),
+            ),
+            said.cell,
+            kind="flag",
+        )
+    return bool(found)
 
 
 def _claims(

@@ -68,6 +68,7 @@ class ModificationsParams(RuleParams):
     effect_words: list[str] = []
     interpretation_words: list[str] = []
     plausible_max_accuracy: float = 0.997  # a passage quoting more does not discuss a measured effect
+    self_contradiction_pp: float = 0.5  # nor does one its own printed run contradicts by more (points)
     harm_words: list[str] = []
     # settings far outside what works for MNIST, and the measured drops that make a change harmful
     learning_rate_ranges: dict[str, list[float]] = {"default": [1e-4, 0.02], "sgd": [1e-3, 0.5]}
@@ -324,7 +325,7 @@ def _judge_step(
         )
     else:
         base = p.helpful_share if scored and effect.helpful else p.costly_share if costs else p.neutral_share
-        discussed, interpreted = _discussion(about, p)
+        discussed, interpreted = _discussion(ev, about, p)
         share = min(1.0, base + (p.discussed_share if interpreted else p.quoted_share if discussed else 0.0))
         _note_effect(notes, t, model, effect, (discussed, interpreted), scored, (cell, line))
         if len(step) > p.max_categories_per_step:
@@ -339,15 +340,19 @@ def _at(passage, cell: int | None, line: int | None) -> tuple[int | None, int | 
     return (passage.cell, passage.line) if passage is not None else (cell, line)
 
 
-def _discussion(about: list, p: ModificationsParams) -> tuple:
+def _discussion(ev: Evidence, about: list, p: ModificationsParams) -> tuple:
     """(the passage that quotes the step's effect, whether it also interprets it): a number about the
     model is a quote ("99,1 %", "−2,9", "80 errors"); set against something (a parent, the noise, a
     cost, a cause: `interpretation_words`) it is a discussion. An effect quoted as an accuracy no such
-    model reaches is not the measured effect."""
+    model reaches, or that the student's own printed run contradicts, is not the measured effect."""
+    contradicted = {
+        said.text for said, _ in rubric_text.self_contradictions(ev.ingest, ev.passages, p.self_contradiction_pp)
+    }
     quoting = [
         x
         for x in about
         if not rubric_text.implausible(x.text, p.plausible_max_accuracy)
+        and not any(text in x.text for text in contradicted)
         and rubric_text.matches_any(p.effect_words, rubric_text.plain(x.text))
     ]
     interpreted = _mentions(quoting, p.interpretation_words)
