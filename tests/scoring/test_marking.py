@@ -368,6 +368,7 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
             "10 erreurs sur 10 000",
         ),
         ("Model 3 makes only 20 errors, mostly 4 vs 9.", "only 20 errors"),
+        ("v3 makes only about 25 errors.", "only about 25 errors"),
         ("25 errors out of 10,000 test images.", "25 errors out of 10,000"),
         ("M1 : 80 erreurs dont 26 entre 4 et 9.", None),  # a plausible count, and a part of it
         ("Only 12 errors on the 4/9 pair.", None),  # a part of the errors, not all of them

@@ -650,7 +650,8 @@ ERRORS_OUT_OF = re.compile(
 # "only 20 errors", "ne fait plus que 12 erreurs": the model's whole count, said as small; not a part
 # of it ("only 12 errors on the 4/9 pair", "que 3 erreurs sur les images tournées")
 ONLY_ERRORS = re.compile(
-    rf"\b(?:only|just|seulement|ne fait (?:plus )?que|n'a (?:plus )?que|plus que) (\d{{1,4}}) {ERROR_WORDS}\b"
+    rf"\b(?:only|just|seulement|ne fait (?:plus )?que|n'a (?:plus )?que|plus que) "
+    rf"(?:about |around |roughly |environ |a peine |~ ?)?(\d{{1,4}}) {ERROR_WORDS}\b"
     r"(?! (?:on|sur|for|pour|in|dans|among|parmi|entre|between|with|avec) (?:the |les |le |la |l'|des |a |an |un |une )?"
     r"(?:\d|digits?|chiffres?|pairs?|paires?|class|confus|rotat|nois|brui|tourn|images? (?:tourn|bruit|rotat|nois)))"
 )
