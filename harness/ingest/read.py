@@ -501,6 +501,7 @@ class _Extractor:
         elif calls & self.student_functions:
             used = ", ".join(sorted(calls & self.student_functions))
             kind, reason = "statement", f"calls {used} at top level: the harness calls factories itself"
+            self._taint(node)
         elif calls & {"Sequential", "Model"}:
             kind, reason = "statement", "builds a model at top level"
         elif calls & RUN_CALLS:
@@ -513,7 +514,10 @@ class _Extractor:
 
     def _taint(self, node: ast.AST) -> None:
         """Names a dropped statement defines, or changes in place (`results["m1"] = …`, `scores.append(…)`,
-        `del table[k]`): the statements after it that use them are dropped too."""
+        `del table[k]`), itself or through a function of the student's it calls (`run(m, "baseline")`
+        filling the global `runs`): the statements after it that use them are dropped too."""
+        for name in called_names(node) & set(self.functions):
+            self.tainted |= _mutated_globals(self.functions[name][0])
         for sub in ast.walk(node):
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                 self.tainted.add(sub.id)
@@ -570,6 +574,23 @@ class _Extractor:
     def source(self) -> str:
         declared = {name: settings for name, settings in self.inner_settings.items() if settings}
         return "\n\n".join(self.kept) + "\n" + declared_settings_source(declared)
+
+
+def _mutated_globals(function: ast.FunctionDef) -> set[str]:
+    """The module-level names a function changes when it runs: those it declares ``global``, and those it
+    changes in place without binding them itself (``runs[name] = …``, ``history.append(…)``)."""
+    declared = {n for sub in ast.walk(function) if isinstance(sub, ast.Global) for n in sub.names}
+    arguments = function.args
+    local = {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]}
+    local |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
+    local |= {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    changed = set()
+    for sub in ast.walk(function):
+        if isinstance(sub, (ast.Subscript, ast.Attribute)) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            changed |= _base_name(sub.value)
+        elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in MUTATING_METHODS:
+            changed |= _base_name(sub.func.value)
+    return declared | (changed - (local - declared))
 
 
 def _may_be_called(function: ast.FunctionDef) -> bool:

@@ -464,6 +464,22 @@ def test_no_factory_is_invalid_and_lists_lookalikes(tmp_path):
     assert "build_model" in result.reason and "create_cnn_model" in result.reason
 
 
+def test_a_global_filled_by_a_dropped_call_of_the_student_s_own_function_is_not_read_at_import(tmp_path):
+    helper = (
+        "from tensorflow import keras\n\nruns = {}\nLOG = []\n\n"
+        "def create_baseline_model():\n    return keras.Sequential()\n\n"
+        "def run(make, name):\n    model = make()\n    history = model.fit(x_train, y_train)\n"
+        "    runs[name] = {'hist': history.history}\n    LOG.append(name)\n    local = []\n    local.append(1)\n"
+    )
+    use = 'run(create_baseline_model, "baseline")\nh = runs["baseline"]["hist"]\nlast = LOG[-1]\nlocal = [2]\n'
+    result = ingest_path(write_notebook(tmp_path / "s.ipynb", [("code", helper), ("code", use)]))
+    dropped = dropped_by_code(result)
+    assert dropped['h = runs["baseline"]["hist"]'].kind == "depends_on_dropped"
+    assert dropped["last = LOG[-1]"].kind == "depends_on_dropped"
+    assert "local = [2]" in result.module_source  # run()'s own `local` is not the module's
+    compile(result.module_source, "submission.py", "exec")
+
+
 @pytest.mark.parametrize(
     "cells",
     [
