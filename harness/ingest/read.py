@@ -17,6 +17,7 @@ import ast
 import hashlib
 import json
 import re
+import textwrap
 from pathlib import Path
 from typing import Literal
 
@@ -407,6 +408,10 @@ class _Extractor:
             if verdict is None:
                 if isinstance(node, ast.FunctionDef):
                     node, segment = self._without_inner_training(node, segment, first, cell)
+                elif _may_fail_at_import(node):
+                    segment = GUARD_TRY + "\n" + textwrap.indent(segment, "    ") + "\n" + GUARD_EXCEPT
+                    end = (cell, node.end_lineno)
+                    lines_of = [(cell, first), *lines_of[:-1], end, end, lines_of[-1]]
                 self.entries.append((node, segment, lines_of, cell, first))
             else:
                 kind, reason = verdict
@@ -574,6 +579,29 @@ class _Extractor:
     def source(self) -> str:
         declared = {name: settings for name, settings in self.inner_settings.items() if settings}
         return "\n\n".join(self.kept) + "\n" + declared_settings_source(declared)
+
+
+# a kept top-level assignment that computes something: a value the student's dropped run was to fill in
+# (``h = runs["baseline"]``) must not stop the import of the whole submission
+GUARD_TRY = "try:  # harness: a top-level assignment kept; if what it reads was dropped, its names stay undefined"
+GUARD_EXCEPT = (
+    "except Exception:  # harness: a model that needs these names fails with a NameError, not every model\n    pass"
+)
+
+
+def _may_fail_at_import(node: ast.stmt) -> bool:
+    """A kept assignment that computes its value (not a literal, a lambda, TRAINING_CONFIG or a factory:
+    ``create_improved_model_1 = partial(build, 0.3)`` is a definition the harness reads)."""
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+        return False
+    names = _target_names(node.targets if isinstance(node, ast.Assign) else [node.target])
+    if TRAINING_CONFIG in names or any(is_factory_name(n) for n in names) or isinstance(node.value, ast.Lambda):
+        return False
+    try:
+        ast.literal_eval(node.value)
+        return False
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return True
 
 
 def _mutated_globals(function: ast.FunctionDef) -> set[str]:

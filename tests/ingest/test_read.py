@@ -480,6 +480,21 @@ def test_a_global_filled_by_a_dropped_call_of_the_student_s_own_function_is_not_
     compile(result.module_source, "submission.py", "exec")
 
 
+def test_a_kept_assignment_that_fails_at_import_leaves_only_its_own_names_undefined(tmp_path):
+    code = (
+        "CONFIG = {}\nSCALE = CONFIG['scale']\nUNITS = int('64')\n\n"
+        "def create_baseline_model():\n    return UNITS\n\ndef create_improved_model_1():\n    return SCALE\n"
+    )
+    result = ingest_path(write_notebook(tmp_path / "s.ipynb", [("code", code)]))
+    assert "try:  # harness" in result.module_source and "CONFIG = {}\n" in result.module_source
+    assert len(result.line_map) >= len(result.module_source.splitlines())
+    namespace: dict = {}
+    exec(compile(result.module_source, "submission.py", "exec"), namespace)  # plain Python: safe here
+    assert namespace["create_baseline_model"]() == 64
+    with pytest.raises(NameError, match="SCALE"):
+        namespace["create_improved_model_1"]()
+
+
 @pytest.mark.parametrize(
     "cells",
     [
