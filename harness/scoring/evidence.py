@@ -272,10 +272,12 @@ def _markdown_near(ev: Evidence, cell: int | None, context: int) -> list[Passage
     return [passage for passage in ev.passages if passage.cell in wanted]
 
 
-def nearby_passages(ev: Evidence, name: str, context: int, settings: bool = False) -> list[Passage]:
+def nearby_passages(
+    ev: Evidence, name: str, context: int, settings: bool = False, naming: bool = True
+) -> list[Passage]:
     """The student's text about one model: the markdown around its factory's cell, the factory's
-    (and its helpers') docstrings and comments, and every passage whose first model mention is
-    this model. With `settings`, also the text around its TRAINING_CONFIG entry."""
+    (and its helpers') docstrings and comments, and (with `naming`) every passage whose first model
+    mention is this model. With `settings`, also the text around its TRAINING_CONFIG entry."""
     factory = ev.factory(name)
     static = ev.statics.get(name, {})
     found: list[Passage] = []
@@ -288,7 +290,7 @@ def nearby_passages(ev: Evidence, name: str, context: int, settings: bool = Fals
         if config_nodes and config_nodes[0].lineno - 1 < len(ev.ingest.line_map):
             found += _markdown_near(ev, ev.ingest.line_map[config_nodes[0].lineno - 1][0], context)
     for passage, models in zip(ev.passages, ev.passage_models, strict=True):
-        if models and models[0] == name:  # about this model (not one that merely starts from it)
+        if naming and models and models[0] == name:  # about this model (not one that merely starts from it)
             found.append(passage)
     unique: dict[tuple, Passage] = {}
     for passage in found:

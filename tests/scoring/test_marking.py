@@ -435,6 +435,30 @@ def test_an_effect_set_against_something_is_discussed_and_quoted_alone_earns_les
     assert judged.points == pytest.approx(2 * (0.25 + share), abs=1e-3)
 
 
+def test_a_table_s_number_interpreted_in_a_later_sentence_is_discussed_but_not_by_the_model_s_introduction(tmp_path):
+    intro = "Modèle 1 : je baisse le taux d'apprentissage afin de stabiliser la convergence, ce qui aide."
+    table = "## Résultats\n\n| modèle | précision |\n|---|---|\n| Modèle 1 | 99,2 % |"
+    later = "\n\nLe modèle 1 gagne un peu, mais l'écart reste de l'ordre du bruit."
+
+    def judgement(folder, results):
+        (tmp_path / folder).mkdir()
+        cells = [
+            new_code_cell(FACTORIES.split("def create_improved_model_1")[0]),
+            new_markdown_cell(intro),
+            new_code_cell("def create_improved_model_1():\n    return keras.Sequential()"),
+            new_code_cell("results = {}"),
+            new_markdown_cell(results),
+        ]
+        ingest = ingest_path(notebook(tmp_path / folder, cells))
+        models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1", lr=5e-4)]
+        found = criterion(score(evidence(ingest, models), FR), "modifications")
+        return {c.id: c for c in found.components}["judgement"].points
+
+    # "ce qui aide" in the model's own introduction interprets nothing measured
+    assert judgement("q", table) == pytest.approx(2 * 0.5, abs=1e-3)
+    assert judgement("d", table + later) == pytest.approx(2 * 0.75, abs=1e-3)
+
+
 def test_a_results_table_names_its_models_by_the_number_that_starts_a_row():
     numbers = {"1": "create_improved_model_1", "2": "create_improved_model_2"}
     table = (

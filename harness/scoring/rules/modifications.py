@@ -305,8 +305,8 @@ def _judge_step(
     scored = ev.comparable
     harms = effect.extremes + (effect.harms if scored else [])
     costs = [c for c in effect.costs if scored or c[0] == "rb_cost_params"]
-    about = _text_about(ev, p, model.name)
-    noticed = _mentions(about, p.harm_words)
+    text = _text_about(ev, p, model.name)
+    noticed = _mentions(text[0], p.harm_words)
     for key, values in harms:
         notes.add(t("rb_ev_harmful", model=model.name, why=t(key, **values)), cell, line, "flag")
     for key, values in [] if scored else effect.harms:
@@ -325,7 +325,7 @@ def _judge_step(
         )
     else:
         base = p.helpful_share if scored and effect.helpful else p.costly_share if costs else p.neutral_share
-        discussed, interpreted = _discussion(ev, about, p)
+        discussed, interpreted = _discussion(ev, text, p)
         share = min(1.0, base + (p.discussed_share if interpreted else p.quoted_share if discussed else 0.0))
         _note_effect(notes, t, model, effect, (discussed, interpreted), scored, (cell, line))
         if len(step) > p.max_categories_per_step:
@@ -340,11 +340,14 @@ def _at(passage, cell: int | None, line: int | None) -> tuple[int | None, int | 
     return (passage.cell, passage.line) if passage is not None else (cell, line)
 
 
-def _discussion(ev: Evidence, about: list, p: ModificationsParams) -> tuple:
-    """(the passage that quotes the step's effect, whether it also interprets it): a number about the
-    model is a quote ("99,1 %", "−2,9", "80 errors"); set against something (a parent, the noise, a
-    cost, a cause: `interpretation_words`) it is a discussion. An effect quoted as an accuracy no such
-    model reaches, or that the student's own printed run contradicts, is not the measured effect."""
+def _discussion(ev: Evidence, text: tuple[list, list], p: ModificationsParams) -> tuple:
+    """(the passage that quotes the step's effect, whether it is interpreted): a number about the model is
+    a quote ("99,1 %", "−2,9", "80 errors"); set against something (a parent, the noise, a cost, a cause:
+    `interpretation_words`), in the same passage or in one that names the model away from the text that
+    introduces it (a results table, then "l'essai 3 est le meilleur, 1 et 2 restent dans le bruit"), it
+    is a discussion. An effect quoted as an accuracy no such model reaches, or that the student's own
+    printed run contradicts, is not the measured effect."""
+    about, elsewhere = text
     contradicted = {
         said.text for said, _ in rubric_text.self_contradictions(ev.ingest, ev.passages, p.self_contradiction_pp)
     }
@@ -356,6 +359,8 @@ def _discussion(ev: Evidence, about: list, p: ModificationsParams) -> tuple:
         and rubric_text.matches_any(p.effect_words, rubric_text.plain(x.text))
     ]
     interpreted = _mentions(quoting, p.interpretation_words)
+    if interpreted is None and quoting:
+        interpreted = _mentions(elsewhere, p.interpretation_words)
     return (interpreted or (quoting[0] if quoting else None)), interpreted is not None
 
 
@@ -382,11 +387,14 @@ def _note_effect(notes: Notes, t: Translator, model: ModelResult, effect, discus
         notes.add(t("rb_ev_effect_not_discussed", model=model.name), *where, "missing")
 
 
-def _text_about(ev: Evidence, p: ModificationsParams, name: str) -> list:
-    """The student's passages about a model: near it, or naming it anywhere (a results table, a conclusion)."""
+def _text_about(ev: Evidence, p: ModificationsParams, name: str) -> tuple[list, list]:
+    """The student's passages about a model: (all of them: near it, or naming it anywhere; those that name
+    it away from where it is introduced, the text around its factory and its settings: a results table,
+    a conclusion)."""
     naming = [passage for passage, models in zip(ev.passages, ev.passage_models, strict=True) if name in models]
+    introduced = nearby_passages(ev, name, p.context_cells, settings=True, naming=False)
     near = nearby_passages(ev, name, p.context_cells, settings=True)
-    return near + [passage for passage in naming if passage not in near]
+    return near + [x for x in naming if x not in near], [x for x in naming if x not in introduced]
 
 
 def _mentions(passages: list, patterns: list[str]):
