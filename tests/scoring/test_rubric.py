@@ -303,7 +303,7 @@ def test_changing_one_threshold_in_the_rubric_file_changes_the_points(tmp_path):
 def test_rubric_file_errors_name_the_criterion(tmp_path):
     text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
     bad = tmp_path / "bad.toml"
-    bad.write_text(text.replace("lint_points = 0.75", "lint_pionts = 0.75"), encoding="utf-8")
+    bad.write_text(text.replace("lint_points = 0.5", "lint_pionts = 0.5"), encoding="utf-8")
     with pytest.raises(ValueError, match="code_quality.*lint_pionts"):
         load_rubric(bad)
     bad.write_text(text.replace('rule = "analysis"', 'rule = "analyse"'), encoding="utf-8")
@@ -600,10 +600,10 @@ def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
     source = code.source.splitlines()
     own = sum(1 for n in rubric_code.own_lines(code) if not source[n - 1].strip().startswith("#"))
     assert 0 < own < 20
-    assert parts["runs"] == 0.75 and parts["dead_code"] == pytest.approx(
+    assert parts["runs"] == 1.25 / 2 and parts["dead_code"] == pytest.approx(
         0.5 * 0.25 * own / 20, abs=1e-3
     )  # dead_code_points 0.5, 3 items
-    assert parts["duplication"] == pytest.approx(0.25 * own / 20, abs=1e-3)  # bodies under duplication_min_lines
+    assert parts["duplication"] == pytest.approx(0.75 * own / 20, abs=1e-3)  # bodies under duplication_min_lines
     where = {e.text.split(":")[0]: e.line for e in result.evidence if e.kind == "flag"}
     assert where["ruff F841"] == 20 and where["unreachable code (after return/raise/break/continue)"] == 16
 

@@ -20,8 +20,8 @@ from harness.util.i18n import Translator
 class CodeQualityParams(RuleParams):
     """The ``code_quality`` criterion's parameters (see ``rubric/default.toml``)."""
 
-    runs_points: float = 1.5
-    lint_points: float = 0.75
+    runs_points: float = 1.25
+    lint_points: float = 0.5
     lint_per_100_lines: float = 1.0
     lint_zero_per_100_lines: float = 5.0
     linter: str = "ruff"
@@ -31,7 +31,7 @@ class CodeQualityParams(RuleParams):
     comments_points: float = 1.0
     comment_ratio: float = 0.10
     docstring_share: float = 0.5
-    duplication_points: float = 0.25
+    duplication_points: float = 0.75
     duplication_similarity: float = 0.9
     duplication_min_lines: int = 6
     dead_code_points: float = 0.5
