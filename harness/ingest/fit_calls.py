@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from harness.util.pysource import call_name
+from harness.util.pysource import call_name, is_literal
 
 TRAINING = {"fit", "fit_generator"}
 INTEGERS = ("epochs", "batch_size")
@@ -177,16 +177,8 @@ class _Scope:
         root = call.func
         while isinstance(root, ast.Attribute):
             root = root.value
-        literal = all(_is_literal(a) for a in [*call.args, *(k.value for k in call.keywords)])
+        literal = all(is_literal(a) for a in [*call.args, *(k.value for k in call.keywords)])
         return call_name(call) in classes and isinstance(root, ast.Name) and root.id in self.imported and literal
-
-
-def _is_literal(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-        return True
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
 
 
 def _imported_names(trees: list[tuple[int | None, ast.Module]]) -> set[str]:

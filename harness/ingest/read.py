@@ -41,7 +41,7 @@ from harness.results import (
     Rewrite,
 )
 from harness.util.i18n import Translator
-from harness.util.pysource import call_name, called_names, imported_packages, read_names
+from harness.util.pysource import call_name, called_names, imported_packages, is_literal, read_names
 from harness.util.pysource import decode as decode_source
 from harness.util.pysource import parse as parse_python
 
@@ -597,11 +597,7 @@ def _may_fail_at_import(node: ast.stmt) -> bool:
     names = _target_names(node.targets if isinstance(node, ast.Assign) else [node.target])
     if TRAINING_CONFIG in names or any(is_factory_name(n) for n in names) or isinstance(node.value, ast.Lambda):
         return False
-    try:
-        ast.literal_eval(node.value)
-        return False
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return True
+    return not is_literal(node.value)
 
 
 def _mutated_globals(function: ast.FunctionDef) -> set[str]:
@@ -861,7 +857,7 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str,
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in required):
             continue
         arguments = [*node.args, *(k.value for k in node.keywords)]
-        if any(k.arg is None for k in node.keywords) or not all(_is_literal(a) for a in arguments):
+        if any(k.arg is None for k in node.keywords) or not all(is_literal(a) for a in arguments):
             continue
         if len(arguments) < required[node.func.id]:  # a call that would fail: not the student's own use
             continue
@@ -906,14 +902,6 @@ def _compiles(fn: ast.FunctionDef) -> bool:
 def _compiles_at_top_level(cells: list[CodeCell]) -> bool:
     """Whether the code cells call ``.compile(…)`` outside any function."""
     return any(_is_compile(n) for n in _top_level_nodes(cells))
-
-
-def _is_literal(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-        return True
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
 
 
 def infer_factory_map(

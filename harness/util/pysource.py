@@ -118,3 +118,12 @@ def stored_names(node: ast.AST) -> list[str]:
     """Names `node` sets, in order of appearance, once each."""
     names = [sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)]
     return list(dict.fromkeys(names))
+
+
+def is_literal(node: ast.expr) -> bool:
+    """Whether `node` is a Python literal (``ast.literal_eval`` accepts it): a value known without running anything."""
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
