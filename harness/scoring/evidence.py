@@ -76,6 +76,14 @@ class Evidence:
         """For each passage, the improved models it names in order (by name, or by a results table's row)."""
         return rubric_text.passage_models(self.passages, rubric_text.factory_numbers(self.ingest.factories))
 
+    def contradicted(self, tolerance_pp: float) -> list[tuple[rubric_text.Reported, rubric_text.Reported]]:
+        """(quoted, printed) accuracies of the text that the student's own printed run contradicts by more
+        than `tolerance_pp` points (``rubric_text.self_contradictions``), read once per tolerance."""
+        cache = self.__dict__.setdefault("_contradicted", {})
+        if tolerance_pp not in cache:
+            cache[tolerance_pp] = rubric_text.self_contradictions(self.ingest, self.passages, tolerance_pp)
+        return cache[tolerance_pp]
+
     @functools.cached_property
     def language(self) -> str | None:
         """The prose's language, "fr" or "en", by its commonest short words; None without enough prose."""

@@ -179,7 +179,7 @@ def _implausible(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -
 def _self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
     """Whether the text quotes, for a model, only accuracies further than `self_contradiction_pp` from what
     the student's own run printed for it: numbers the student's own work contradicts, on every profile."""
-    found = rubric_text.self_contradictions(ev.ingest, ev.passages, p.self_contradiction_pp)
+    found = ev.contradicted(p.self_contradiction_pp)
     for said, own in found:
         label = t("rb_reference_label") if said.model == "reference" else said.model
         notes.add(

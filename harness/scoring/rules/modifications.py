@@ -348,14 +348,12 @@ def _discussion(ev: Evidence, text: tuple[list, list], p: ModificationsParams) -
     is a discussion. An effect quoted as an accuracy no such model reaches, or that the student's own
     printed run contradicts, is not the measured effect."""
     about, elsewhere = text
-    contradicted = {
-        said.text for said, _ in rubric_text.self_contradictions(ev.ingest, ev.passages, p.self_contradiction_pp)
-    }
+    contradicted = {said.text for said, _ in ev.contradicted(p.self_contradiction_pp)}
     quoting = [
         x
         for x in about
         if not rubric_text.implausible(x.text, p.plausible_max_accuracy)
-        and not any(text in x.text for text in contradicted)
+        and not any(said in x.text for said in contradicted)
         and rubric_text.matches_any(p.effect_words, rubric_text.plain(x.text))
     ]
     interpreted = _mentions(quoting, p.interpretation_words)
@@ -391,9 +389,11 @@ def _text_about(ev: Evidence, p: ModificationsParams, name: str) -> tuple[list, 
     """The student's passages about a model: (all of them: near it, or naming it anywhere; those that name
     it away from where it is introduced, the text around its factory and its settings: a results table,
     a conclusion)."""
-    naming = [passage for passage, models in zip(ev.passages, ev.passage_models, strict=True) if name in models]
+    named = list(zip(ev.passages, ev.passage_models, strict=True))
+    naming = [passage for passage, models in named if name in models]
     introduced = nearby_passages(ev, name, p.context_cells, settings=True, naming=False)
-    near = nearby_passages(ev, name, p.context_cells, settings=True)
+    # nearby_passages' own "naming" part: the passages whose first model is this one
+    near = introduced + [x for x, models in named if models and models[0] == name and x not in introduced]
     return near + [x for x in naming if x not in near], [x for x in naming if x not in introduced]
 
 
