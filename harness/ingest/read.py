@@ -51,7 +51,6 @@ LOOKS_LIKE_FACTORY = re.compile(r"^(create|build|make|get)_\w*model\w*$", re.IGN
 TRAINING_CONFIG = "TRAINING_CONFIG"
 # reasons are stored in English and said in the report's language from the same catalog entry
 ENGLISH = Translator("en")
-TRAINING_CALL_SAID = ENGLISH("why_training_call_kept", model="", kept="").split(":")[0]  # "training call"
 
 # Method and function names whose call at top level means training, evaluating, plotting,
 # loading data or printing: the student's own run, which the harness never repeats.
@@ -1088,51 +1087,49 @@ def _with_declared_settings(
     cells: list[CodeCell],
     factories: list[Factory],
     applied: dict[str, str],
-    dropped: list[DroppedStatement],
-) -> tuple[str, list[DroppedStatement]]:
+    extractor: _Extractor,
+) -> tuple[str, list[DroppedStatement], list[tuple[int | None, int]]]:
     """The settings of the student's own training calls (``model.fit(…, epochs=15)`` on a graded model:
     harness/ingest/fit_calls.py) added to the module as TRAINING_CONFIG entries that an entry of the
-    student's own wins over, and each call's line said to keep them (the dropped statement it is, or one
-    added for a call in a function the harness never runs)."""
+    student's own wins over; returns (the module, the dropped statements with each call's line saying
+    what it kept, the line map with the added lines pointing to the first call: an error there is
+    about that call)."""
     built_by = {f.name: applied.get(f.name, f.name) for f in factories}
     trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
     declared = declared_by_calls(trees, built_by, kept=parse_python(module_source))
     if not declared:
-        return module_source, dropped
+        return module_source, extractor.dropped, extractor.line_map
     entries = ", ".join(f"{name!r}: {d.as_entry()}" for name, d in declared.items())
     integers = {name: d.settings for name, d in declared.items() if d.settings}
-    source = (
-        module_source
-        + "\ntry:  # harness: the settings of the student's own training calls (harness/ingest/fit_calls.py)\n"
-        + f"    _harness_declared = {{{entries}}}\n"
-        + "except Exception:  # a callback or a generator that cannot be built here: the numbers alone\n"
-        + f"    _harness_declared = {integers!r}\n"
-        + 'if isinstance(globals().setdefault("TRAINING_CONFIG", {}), dict):\n'
-        + "    for _harness_name, _harness_entry in _harness_declared.items():\n"
-        + "        TRAINING_CONFIG.setdefault(_harness_name, _harness_entry)\n"
+    block = (
+        "\ntry:  # harness: the settings of the student's own training calls (harness/ingest/fit_calls.py)\n"
+        f"    _harness_declared = {{{entries}}}\n"
+        "except Exception:  # a callback or a generator that cannot be built here: the numbers alone\n"
+        f"    _harness_declared = {integers!r}\n"
+        'if isinstance(globals().setdefault("TRAINING_CONFIG", {}), dict):\n'
+        "    for _harness_name, _harness_entry in _harness_declared.items():\n"
+        "        TRAINING_CONFIG.setdefault(_harness_name, _harness_entry)\n"
     )
+    line_map, lines = extractor.line_map, module_source.count("\n")
+    if len(line_map) >= lines:  # the map covers the module so far: the block's lines go to the first call
+        first = next(iter(declared.values()))
+        line_map = [*line_map[:lines], *[(first.cell, first.line)] * block.count("\n")]
+    return module_source + block, _said_on_their_lines(extractor.dropped, declared, cells), line_map
+
+
+def _said_on_their_lines(dropped: list[DroppedStatement], declared: dict, cells: list[CodeCell]) -> list:
+    """The dropped statements, each training call's saying what it kept: the statement the call starts, or
+    one added for a call in a function the harness never runs (a ``main()``)."""
     said, added = list(dropped), []
     for name, d in declared.items():
         reason = ENGLISH("why_training_call_kept", model=name, kept=d.said())
         covering = [i for i, s in enumerate(dropped) if (s.cell, s.line) == (d.cell, d.line)]
-        if covering:  # the dropped statement the call starts
+        if covering:
             said[covering[0]] = said[covering[0]].model_copy(update={"reason": reason})
         else:
             code = _line_of(cells, d.cell, d.line)
             added.append(DroppedStatement(cell=d.cell, line=d.line, kind="training", code=code, reason=reason))
-    return source, said + added
-
-
-def _extended(
-    line_map: list[tuple[int | None, int]], lines_before: int, source: str, dropped: list[DroppedStatement]
-) -> list[tuple[int | None, int]]:
-    """The line map with the lines the declared settings added pointing to the first training call they
-    come from (an error there is about that call), when the map covered the module before them."""
-    added = source.count("\n") - lines_before
-    calls = [d for d in dropped if d.reason.startswith(TRAINING_CALL_SAID)]
-    if not added or not calls or len(line_map) < lines_before:
-        return line_map
-    return [*line_map[:lines_before], *[(calls[0].cell, calls[0].line)] * added]
+    return said + added
 
 
 def _line_of(cells: list[CodeCell], cell: int | None, line: int) -> str:
@@ -1229,9 +1226,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         module_source, factories, ignored_functions, applied = _with_factory_map(
             module_source, extractor, factories, ignored_functions, factory_map
         )
-    lines_before = module_source.count("\n")
-    module_source, dropped = _with_declared_settings(module_source, modern, factories, applied, extractor.dropped)
-    line_map = _extended(extractor.line_map, lines_before, module_source, dropped)
+    module_source, dropped, line_map = _with_declared_settings(module_source, modern, factories, applied, extractor)
     candidates = []
     if not any(f.role == "improved" for f in factories):
         used = {_called_function(own) or own for own in applied.values()}
