@@ -55,11 +55,12 @@ def declared_by_calls(
     worker imports, whose imports a callback or a generator must be built from (all the code's when None)."""
     imported = _imported_names(trees if kept is None else [(None, kept)])
     constants = _constants(trees)
+    trainers = _trainers(trees)
     calls = {_normal(how): name for name, how in built_by.items()}
     functions = {_normal(how).split("(")[0]: name for name, how in built_by.items() if "(" not in how}
     found: dict[str, Declared] = {}
     for scope in _scopes(trees):
-        reader = _Scope(calls, functions, imported, constants)
+        reader = _Scope(calls, functions, imported, constants, trainers)
         for cell, statement in scope:
             for name, declared in reader.read(statement):
                 if name not in found:  # the first call says how the model was trained, defaults or not
@@ -95,8 +96,11 @@ class _Scope:
     """Reads one scope's statements in order: which variable holds which graded model, which list of
     callbacks and which generator, and the training calls that use them."""
 
-    def __init__(self, calls: dict[str, str], functions: dict[str, str], imported: set[str], constants: dict) -> None:
+    def __init__(
+        self, calls: dict[str, str], functions: dict[str, str], imported: set[str], constants: dict, trainers: set[str]
+    ) -> None:
         self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
+        self.trainers = trainers  # the student's functions that train what they are given
         self.models: dict[str, str] = {}  # variable -> harness name
         self.values: dict[str, ast.expr] = {}  # variable -> what it was last set to
 
@@ -120,7 +124,7 @@ class _Scope:
                 model = self._model_of(node.func.value)
                 if model is not None:
                     yield model, self._declared(node)
-            else:  # the model, or its factory, handed to the student's own helper: train(m, epochs=10)
+            elif call_name(node) in self.trainers:  # handed to the student's own helper: train(m, epochs=10)
                 names = [a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name)]
                 for model in filter(None, (self.models.get(n) or self.functions.get(n) for n in names)):
                     yield model, self._declared(node, helper=True)
@@ -179,6 +183,17 @@ class _Scope:
             root = root.value
         literal = all(is_literal(a) for a in [*call.args, *(k.value for k in call.keywords)])
         return call_name(call) in classes and isinstance(root, ast.Name) and root.id in self.imported and literal
+
+
+def _trainers(trees: list[tuple[int | None, ast.Module]]) -> set[str]:
+    """The student's top-level functions that call ``fit`` (the handout's ``evaluate_model``): a model or a
+    factory handed to one of them is trained with what the call passes (``plot_model(m)`` trains nothing)."""
+    return {
+        node.name
+        for _, tree in trees
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and any(call_name(sub) in TRAINING for sub in ast.walk(node))
+    }
 
 
 def _imported_names(trees: list[tuple[int | None, ast.Module]]) -> set[str]:

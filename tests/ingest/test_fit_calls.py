@@ -42,13 +42,29 @@ def test_a_model_trained_at_top_level_declares_what_its_fit_sets():
     assert declared.said() == "epochs=15, batch_size=64, callbacks, augmentation"
 
 
+HANDOUT_HELPER = """
+def evaluate_model(model_creator, model_name, epochs=5):
+    model = model_creator()
+    history = model.fit(x_train, y_train, epochs=epochs, batch_size=128)
+    return history
+"""
+
+
 def test_the_handout_s_helper_called_with_epochs_declares_them():
     found = _declared(
-        'r2 = evaluate_model(create_improved_model_2, "Modèle 2", epochs=10)\n'
+        HANDOUT_HELPER + 'r2 = evaluate_model(create_improved_model_2, "Modèle 2", epochs=10)\n'
         'r1 = evaluate_model(create_improved_model_1, "Modèle 1")\n',
         {"create_improved_model_1": "create_improved_model_1", "create_improved_model_2": "create_improved_model_2"},
     )
     assert {name: d.settings for name, d in found.items()} == {"create_improved_model_2": {"epochs": 10}}
+
+
+def test_a_call_that_only_shows_the_model_is_not_its_training():
+    found = _declared(
+        HANDOUT_HELPER + "m = build_model()\nplot_model(m, show_shapes=True)\nprint(m)\nm.fit(x, y, epochs=12)\n",
+        {"create_improved_model_1": "build_model"},
+    )
+    assert found["create_improved_model_1"].settings == {"epochs": 12}
 
 
 def test_a_model_trained_in_main_declares_what_main_sets():
