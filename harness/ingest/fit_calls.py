@@ -10,8 +10,9 @@ every model itself), so what they declare is read here, statically, and becomes 
 Only what can be read without running anything is kept: integer epochs and batch sizes (literals,
 or module constants such as ``EPOCHS = 15``), and callbacks and generators built by a call of a name
 imported at the top of the module with literal arguments (``keras.callbacks.EarlyStopping(patience=3)``,
-``ImageDataGenerator(rotation_range=10)``). The first training call of a model wins; calls in a
-loop are not one model's settings.
+``ImageDataGenerator(rotation_range=10)``). Only what every training call of a model says alike is
+kept (a quick check with ``epochs=1`` before the real run declares no epochs); calls in a loop are not
+one model's settings.
 """
 
 from __future__ import annotations
@@ -58,15 +59,24 @@ def declared_by_calls(
     trainers = _trainers(trees)
     calls = {_normal(how): name for name, how in built_by.items()}
     functions = {_normal(how).split("(")[0]: name for name, how in built_by.items() if "(" not in how}
-    found: dict[str, Declared] = {}
+    found: dict[str, list[Declared]] = {}
     for scope in _scopes(trees):
         reader = _Scope(calls, functions, imported, constants, trainers)
         for cell, statement in scope:
             for name, declared in reader.read(statement):
-                if name not in found:  # the first call says how the model was trained, defaults or not
-                    declared.cell = cell
-                    found[name] = declared
-    return {name: declared for name, declared in found.items() if declared.settings or declared.sources}
+                declared.cell = cell
+                found.setdefault(name, []).append(declared)
+    agreed = {name: _agreed(calls) for name, calls in found.items()}
+    return {name: declared for name, declared in agreed.items() if declared.settings or declared.sources}
+
+
+def _agreed(calls: list[Declared]) -> Declared:
+    """What every training call of one model says alike (a quick check with ``epochs=1`` before the real
+    run, or a model trained again, leaves its epochs to the protocol), placed at the first call."""
+    first = calls[0]
+    settings = {k: v for k, v in first.settings.items() if all(c.settings.get(k) == v for c in calls)}
+    sources = {k: v for k, v in first.sources.items() if all(c.sources.get(k) == v for c in calls)}
+    return Declared(settings=settings, sources=sources, line=first.line, cell=first.cell)
 
 
 def _normal(how: str) -> str:
