@@ -50,3 +50,13 @@ def test_an_unmeasurable_lookalike_of_the_best_never_earns_points(ingest):
     too_good = model("create_improved_model_1", accuracy=0.999).model_copy(update={"measurement": COLLAPSE})
     _, points = improvement(ingest, too_good, model("create_improved_model_2", accuracy=0.975))
     assert points == 0
+
+
+def test_a_mark_below_the_top_says_an_unmeasured_model_may_be_the_best(ingest):
+    unmeasured = model("create_improved_model_2", accuracy=0.975).model_copy(update={"measurement": COLLAPSE})
+    verdict, points = improvement(ingest, model("create_improved_model_1", accuracy=0.981), unmeasured)
+    assert 0 < points < 4
+    assert any("create_improved_model_2 could not be measured" in d for d in verdict.doubts)
+    # at the top mark no model left out could raise it: no doubt
+    verdict, points = improvement(ingest, model("create_improved_model_1", accuracy=0.99), unmeasured)
+    assert points == 4 and not verdict.doubts

@@ -112,9 +112,12 @@ def rule_improvement(ev: Evidence, p: ImprovementParams, t: Translator) -> Verdi
         verdict=status,
         profile=ev.profile,
     )
+    # a model left out as not measurable may be the best one: below the top mark, this one may be too low
+    unmeasured = [m.name for m in evaluated if not m.measurable]
+    doubts = [t("rb_doubt_unmeasured", models=t.join(", ", unmeasured))] if unmeasured and points < top else []
     return Verdict(
         reason,
         [component(t, "gain", points, top, t("rb_gain_pp", gain=gain))],
         notes.items,
-        model_doubts(ev, t),
+        model_doubts(ev, t) + doubts,
     )
