@@ -522,15 +522,8 @@ class _Extractor:
         filling the global `runs`): the statements after it that use them are dropped too."""
         for name in called_names(node) & set(self.functions):
             self.tainted |= _mutated_globals(self.functions[name][0])
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                self.tainted.add(sub.id)
-            elif isinstance(sub, (ast.Subscript, ast.Attribute)) and isinstance(sub.ctx, (ast.Store, ast.Del)):
-                self.tainted |= _base_name(sub.value)
-            elif (
-                isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in MUTATING_METHODS
-            ):
-                self.tainted |= _base_name(sub.func.value)
+        self.tainted |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        self.tainted |= _changed_in_place(node)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             self.tainted |= {(a.asname or a.name).split(".")[0] for a in node.names}
 
@@ -607,13 +600,19 @@ def _mutated_globals(function: ast.FunctionDef) -> set[str]:
     local = {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]}
     local |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
     local |= {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return declared | (_changed_in_place(function) - (local - declared))
+
+
+def _changed_in_place(node: ast.AST) -> set[str]:
+    """The names whose value `node` changes without binding them: ``runs[name] = …``, ``del table[k]``,
+    ``model.attr = …``, ``history.append(…)``."""
     changed = set()
-    for sub in ast.walk(function):
+    for sub in ast.walk(node):
         if isinstance(sub, (ast.Subscript, ast.Attribute)) and isinstance(sub.ctx, (ast.Store, ast.Del)):
             changed |= _base_name(sub.value)
         elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in MUTATING_METHODS:
             changed |= _base_name(sub.func.value)
-    return declared | (changed - (local - declared))
+    return changed
 
 
 def _may_be_called(function: ast.FunctionDef) -> bool:

@@ -176,12 +176,17 @@ def _implausible(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -
     return False
 
 
+def _label(t: Translator, name: str) -> str:
+    """A model's name as the evidence says it: the reference by its label."""
+    return t("rb_reference_label") if name == "reference" else name
+
+
 def _self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
     """Whether the text quotes, for a model, only accuracies further than `self_contradiction_pp` from what
     the student's own run printed for it: numbers the student's own work contradicts, on every profile."""
     found = ev.contradicted(p.self_contradiction_pp)
     for said, own in found:
-        label = t("rb_reference_label") if said.model == "reference" else said.model
+        label = _label(t, said.model)
         notes.add(
             t(
                 "rb_ev_self_contradicted",
@@ -279,7 +284,7 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
         if measured is None:
             continue
         compared += 1
-        label = t("rb_reference_label") if name == "reference" else name
+        label = _label(t, name)
         diff = 100 * (reported.accuracy - measured)
         text = t(
             "rb_ev_reported",
