@@ -39,6 +39,7 @@ from harness.scoring.overrides import load_overrides
 from harness.scoring.readers import code as rubric_code
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.readers.models import differences, features
+from harness.scoring.readers.structure import read_structure
 from harness.scoring.rubric import load_rubric
 from harness.scoring.rules import RULES, UnknownRuleError, get_rule
 from harness.util.i18n import Translator
@@ -580,8 +581,8 @@ def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
     assert dead == {("unreachable", 16), ("unused_function", 19), ("commented_code", 21)}
     # the commented-out lines are dead code, not comments: only the sentence counts
     assert rubric_code.comment_stats(code.source, set(range(19, 25)))[0] == 1
-    pairs, n = rubric_code.duplicated_factories(ingest, 0.9, 2)
-    assert n == 2 and [(p.first, p.second) for p in pairs] == [("create_baseline_model", "create_improved_model_1")]
+    copies = read_structure(ingest.code_cells, set(), min_lines=2).copies
+    assert [(c.first.name, c.second.name) for c in copies] == [("create_baseline_model", "create_improved_model_1")]
     result = criterion(
         score(
             evidence(
@@ -600,10 +601,10 @@ def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
     source = code.source.splitlines()
     own = sum(1 for n in rubric_code.own_lines(code) if not source[n - 1].strip().startswith("#"))
     assert 0 < own < 20
-    assert parts["runs"] == 1.25 / 2 and parts["dead_code"] == pytest.approx(
+    assert parts["runs"] == 1.0 / 2 and parts["dead_code"] == pytest.approx(
         0.5 * 0.25 * own / 20, abs=1e-3
     )  # dead_code_points 0.5, 3 items
-    assert parts["duplication"] == pytest.approx(0.75 * own / 20, abs=1e-3)  # bodies under duplication_min_lines
+    assert parts["structure"] == pytest.approx(1.0 * own / 20, abs=1e-3)  # bodies under duplication_min_lines
     where = {e.text.split(":")[0]: e.line for e in result.evidence if e.kind == "flag"}
     assert where["ruff F841"] == 20 and where["unreachable code (after return/raise/break/continue)"] == 16
 

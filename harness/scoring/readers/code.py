@@ -1,10 +1,10 @@
-"""Reading the student's code for the rubric: lint findings, comments, dead code, duplicated factories.
+"""Reading the student's code for the rubric: lint findings, comments, dead code (structure: :mod:`.structure`).
 
 The code is every code cell of the notebook (or the module), as the student wrote it, with shell
 and magic lines blanked: what a linter can read. Each finding keeps its cell and line.
 Linting is delegated to ruff (or pyflakes when ruff is not installed); the few other checks are
 small AST walks: functions never used, statements after ``return``/``raise``, commented-out code,
-and how similar the factories' bodies are (difflib on their tokens).
+a run's output pasted as comments.
 
 >>> student_code([CodeCell(cell=3, source="x = 1\\n!pip install keras")]).locate(2)
 (3, 2)
@@ -13,10 +13,10 @@ and how similar the factories' bodies are (difflib on their tokens).
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
 import io
 import json
+import re
 import shutil
 import subprocess
 import tokenize
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from harness.ingest.read import blank_shell_and_magic_lines
 from harness.resources import bundled
-from harness.results import CodeCell, IngestResult
+from harness.results import CodeCell
 from harness.util.pysource import parse as parse_python
 
 STATEMENT_NODES = (
@@ -186,12 +186,14 @@ def lint(
 def comment_stats(source: str, lines: set[int] | None = None) -> tuple[int, int, int]:
     """(comment lines, documented functions, functions) of the student's code; with `lines`, only
     the comments on those lines and the functions defined on them (the student's own). Commented-out
-    code is not a comment: it is dead code (:func:`commented_code`)."""
-    mine = (lambda n: True) if lines is None else lines.__contains__
+    code is not a comment: it is dead code (:func:`commented_code`); a run's output pasted as
+    comments (:func:`pasted_output`) explains nothing either."""
+    output = pasted_output(source.splitlines())
+    mine = (lambda n: n not in output) if lines is None else (lambda n: n in lines and n not in output)
 
     def prose(comment: str) -> bool:
         text = comment.strip().lstrip("#").strip()
-        return bool(text) and not _is_code(text)
+        return bool(re.search(r"[^\W\d_]{2}", text)) and not _is_code(text)
 
     comments = 0
     try:
@@ -283,6 +285,33 @@ def commented_code(lines: list[str]) -> list[DeadCode]:
     return found
 
 
+def pasted_output(lines: list[str], min_run: int = 3) -> set[int]:
+    """The lines of comment runs that are mostly a program's output (training logs, printed
+    accuracies, a classification report): at least `min_run` lines, most of them digit-heavy."""
+    found: set[int] = set()
+    run: list[int] = []
+
+    def close() -> None:
+        texts = [lines[n - 1].strip().lstrip("#").strip() for n in run]
+        numeric = sum(1 for text in texts if _digit_heavy(text))
+        if len(run) >= min_run and numeric >= 0.5 * sum(1 for text in texts if text):
+            found.update(run)
+
+    for number, line in enumerate([*lines, ""], start=1):
+        if line.strip().startswith("#"):
+            run.append(number)
+        else:
+            if run:
+                close()
+            run = []
+    return found
+
+
+def _digit_heavy(text: str) -> bool:
+    characters = [c for c in text if c.isalnum()]
+    return bool(characters) and sum(c.isdigit() for c in characters) >= 0.3 * len(characters)
+
+
 def _is_code(text: str) -> bool:
     if not text or text.startswith(("!", "%")):
         return False
@@ -299,62 +328,3 @@ def _is_code(text: str) -> bool:
     if isinstance(node, ast.Expr):
         return isinstance(node.value, ast.Call)
     return isinstance(node, STATEMENT_NODES)
-
-
-# --------------------------------------------------------------------------- duplicated factories
-
-
-def _tokens(segment: str) -> list[str]:
-    out = []
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(segment).readline):
-            if token.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING):
-                out.append(token.string)
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        out = segment.split()
-    return out
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    """Two factories whose bodies are near copies: their similarity and length."""
-
-    first: str
-    second: str
-    similarity: float
-    lines: int
-
-
-def duplicated_factories(ingest: IngestResult, similarity: float, min_lines: int) -> tuple[list[Duplicate], int]:
-    """Pairs of factories whose bodies (docstring left out) are at least `similarity` alike
-    (difflib ratio of their token streams) and at least `min_lines` long; and how many factories
-    there are. Each factory is paired with its most similar predecessor only."""
-    try:
-        tree = parse_python(ingest.module_source)
-    except SyntaxError:
-        return [], 0
-    names = [f.name for f in ingest.factories]
-    bodies: dict[str, tuple[list[str], int]] = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name in names:
-            body = node.body[1:] if ast.get_docstring(node) is not None else node.body
-            if not body:
-                continue
-            segment = "\n".join(ast.get_source_segment(ingest.module_source, statement) or "" for statement in body)
-            lines = sum(1 for line in segment.splitlines() if line.strip() and not line.strip().startswith("#"))
-            bodies[node.name] = (_tokens(segment), lines)
-    pairs = []
-    ordered = [n for n in names if n in bodies]
-    for index, name in enumerate(ordered):
-        tokens, lines = bodies[name]
-        best = None
-        for earlier in ordered[:index]:
-            other, other_lines = bodies[earlier]
-            if min(lines, other_lines) < min_lines:
-                continue
-            ratio = difflib.SequenceMatcher(None, other, tokens, autojunk=False).ratio()
-            if ratio >= similarity and (best is None or ratio > best.similarity):
-                best = Duplicate(earlier, name, ratio, lines)
-        if best:
-            pairs.append(best)
-    return pairs, len(ordered)

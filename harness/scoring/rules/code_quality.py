@@ -1,8 +1,9 @@
-"""Rule ``code_quality``: the factories run, the code lints clean, is commented, not duplicated, not dead.
+"""Rule ``code_quality``: the factories run, the code lints clean, is commented, well structured, not dead.
 
 Five parts ("fonctionnel", lint, "commenté", "bien structuré", dead code), each scored by a
 helper below that also writes its evidence; their thresholds are the parameters, documented in
-``rubric/default.toml``.
+``rubric/default.toml``. "Bien structuré" reads all the code, not only the factories
+(:mod:`harness.scoring.readers.structure`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from harness.results import ModelResult
 from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, ratio
 from harness.scoring.readers import code as rubric_code
+from harness.scoring.readers.structure import Structure, read_structure
 from harness.scoring.rules.registry import RuleParams, rule
 from harness.scoring.thresholds import at_most
 from harness.util.i18n import Translator
@@ -20,7 +22,7 @@ from harness.util.i18n import Translator
 class CodeQualityParams(RuleParams):
     """The ``code_quality`` criterion's parameters (see ``rubric/default.toml``)."""
 
-    runs_points: float = 1.25
+    runs_points: float = 1.0
     lint_points: float = 0.5
     lint_per_100_lines: float = 1.0
     lint_zero_per_100_lines: float = 5.0
@@ -31,9 +33,14 @@ class CodeQualityParams(RuleParams):
     comments_points: float = 1.0
     comment_ratio: float = 0.10
     docstring_share: float = 0.5
-    duplication_points: float = 0.75
+    structure_points: float = 1.0
+    structure_cost: float = 0.25
     duplication_similarity: float = 0.9
-    duplication_min_lines: int = 6
+    duplication_min_lines: int = 4
+    function_share: float = 0.3
+    long_function_lines: int = 60
+    cryptic_share: float = 0.3
+    cryptic_min: int = 5
     dead_code_points: float = 0.5
     dead_code_cost: float = 0.25
     min_own_lines: int = 20
@@ -57,7 +64,7 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
     own = _own_code(ev, notes, t, p)
     tool, findings, per_100, lint_share = _lint(ev, notes, t, p, own)
     comments_ratio, documented, functions, comment_share = _comments(ev, notes, t, p, own)
-    pairs, dup_share = _duplication(ev, notes, t, p)
+    structure, structure_share = _structure(ev, notes, t, p, own)
     dead, dead_share = _dead_code(ev, notes, t, p, own)
     # the handout's code is nobody's work: every part but "fonctionnel" grows with the student's own code
     s = own.share
@@ -71,7 +78,9 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
             p.comments_points,
             t("rb_detail_percent", value=100 * comments_ratio),
         ),
-        component(t, "duplication", p.duplication_points * dup_share * s, p.duplication_points, str(len(pairs))),
+        component(
+            t, "structure", p.structure_points * structure_share * s, p.structure_points, str(_findings(structure, p))
+        ),
         component(t, "dead_code", p.dead_code_points * dead_share * s, p.dead_code_points, str(len(dead))),
     ]
     reason = t(
@@ -85,7 +94,8 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
         documented=documented,
         functions=functions,
         dead=len(dead),
-        duplicates=len(pairs),
+        copies=len(structure.copies),
+        structure=_findings(structure, p),
     )
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
 
@@ -178,23 +188,77 @@ def _comments(
     return per_line, documented, functions, comment_share
 
 
-def _duplication(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> tuple[list, float]:
-    """ "bien structuré": (the near-copy factory pairs, the part's share); each pair noted at the copy."""
-    pairs, n_factories = rubric_code.duplicated_factories(ev.ingest, p.duplication_similarity, p.duplication_min_lines)
-    for pair in pairs:
-        factory = ev.factory(pair.second)
+def _structure(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: _Own) -> tuple[Structure, float]:
+    """ "bien structuré", over all the code: (what the structure reader found, the part's share),
+    each finding noted where it is and costing `structure_cost` of the part."""
+    code = ev.code
+    structure = read_structure(
+        ev.ingest.code_cells,
+        _handout_code_lines(code, own),
+        similarity=p.duplication_similarity,
+        min_lines=p.duplication_min_lines,
+        long_function=p.long_function_lines,
+        module=ev.ingest.kind != "notebook",
+    )
+    for copy in structure.copies:
         notes.add(
             t(
-                "rb_ev_duplicate",
-                first=pair.first,
-                second=pair.second,
-                similarity=100 * pair.similarity,
-                lines=pair.lines,
+                "rb_ev_copy",
+                second=_block_name(t, code, copy.second),
+                first=_block_name(t, code, copy.first),
+                similarity=100 * copy.similarity,
+                lines=copy.second.lines,
             ),
-            factory.cell if factory else None,
-            factory.line if factory else None,
+            *code.locate(copy.second.start),
+            "flag",
         )
-    return pairs, 1 - len(pairs) / max(1, n_factories - 1)
+    if structure.function_share < p.function_share:
+        notes.add(
+            t("rb_ev_outside_functions", share=100 * structure.function_share, lines=structure.code_lines), kind="flag"
+        )
+    if structure.training_on_import is not None:
+        notes.add(t("rb_ev_training_on_import"), *code.locate(structure.training_on_import), "flag")
+    for name, line, lines in structure.long_functions:
+        notes.add(
+            t("rb_ev_long_function", name=name, lines=lines, limit=p.long_function_lines), *code.locate(line), "flag"
+        )
+    if _too_cryptic(structure, p):
+        names = ", ".join(f"« {name} »" for name, _ in structure.cryptic[:10])
+        notes.add(
+            t("rb_ev_cryptic_names", count=len(structure.cryptic), total=structure.names, names=names), kind="flag"
+        )
+    findings = _findings(structure, p)
+    if not findings:
+        notes.add(t("rb_ev_well_structured", share=100 * structure.function_share), kind="found")
+    return structure, max(0.0, 1 - p.structure_cost * findings)
+
+
+def _findings(structure: Structure, p: CodeQualityParams) -> int:
+    """How many structure findings cost points: each copy and long function, and each of the three flags."""
+    flags = (
+        structure.function_share < p.function_share,
+        structure.training_on_import is not None,
+        _too_cryptic(structure, p),
+    )
+    return len(structure.copies) + len(structure.long_functions) + sum(flags)
+
+
+def _too_cryptic(structure: Structure, p: CodeQualityParams) -> bool:
+    count = len(structure.cryptic)
+    return count >= p.cryptic_min and count >= p.cryptic_share * structure.names
+
+
+def _handout_code_lines(code: rubric_code.StudentCode, own: _Own) -> set[int]:
+    """The flattened code's lines that hold code and are not the student's: the handout's."""
+    return {n for n, line in enumerate(code.source.splitlines(), 1) if line.strip() and n not in own.lines}
+
+
+def _block_name(t: Translator, code: rubric_code.StudentCode, block) -> str:
+    """A block as the student finds it: the function's name, or the cell and line (the line in a module)."""
+    if block.name:
+        return t("rb_block_function", name=block.name)
+    cell, line = code.locate(block.start)
+    return t("rb_block_cell", cell=cell, line=line) if cell is not None else t("rb_block_line", line=line)
 
 
 def _dead_code(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: _Own) -> tuple[list, float]:

@@ -1,0 +1,204 @@
+"""The structure reader ("bien structuré", issue 14): near-copied blocks anywhere in the code, code
+outside functions, training on import, over-long functions, cryptic names; and the part they earn.
+
+Each case is a pattern real classes hand in (a notebook of pasted cells, a loop body written three
+times, a module that trains when imported), written here in small.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from test_rubric import EN, FR, criterion, evidence, model
+
+from harness.ingest.read import ingest_path
+from harness.results import CodeCell
+from harness.scoring.engine import score
+from harness.scoring.readers import code as rubric_code
+from harness.scoring.readers.structure import read_structure
+
+STACK = """\
+{m} = Sequential()
+{m}.add(Conv2D({f}, (3, 3), activation="relu", input_shape=(28, 28, 1)))
+{m}.add(MaxPooling2D((2, 2)))
+{extra}{m}.add(Flatten())
+{m}.add(Dense(10, activation="softmax"))
+{m}.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+{h} = {m}.fit(X_train, y_train, epochs=5, batch_size={b}, validation_split=0.2)
+print({m}.evaluate(X_test, y_test))
+"""
+
+
+def cells(*sources: str) -> list[CodeCell]:
+    return [CodeCell(cell=n, source=textwrap.dedent(s)) for n, s in enumerate(sources, 1)]
+
+
+def pasted_cells() -> list[CodeCell]:
+    """The same stack pasted into three cells, renamed, with other values and an extra layer."""
+    return cells(
+        STACK.format(m="model", h="hist", f=32, b=128, extra=""),
+        STACK.format(m="model2", h="hist2", f=64, b=64, extra=""),
+        STACK.format(m="model3", h="hist3", f=32, b=128, extra="model3.add(Dropout(0.25))\n"),
+    )
+
+
+def test_a_stack_pasted_into_cells_renamed_and_changed_is_a_copy_where_it_was_pasted():
+    structure = read_structure(pasted_cells(), set())
+    code = rubric_code.student_code(pasted_cells())
+    assert [(code.locate(c.first.start), code.locate(c.second.start)) for c in structure.copies] == [
+        ((1, 1), (2, 1)),
+        ((1, 1), (3, 1)),
+    ]
+    assert all(c.similarity >= 0.9 for c in structure.copies)
+    assert structure.function_share == 0  # a script: nothing inside a function
+
+
+def test_a_loop_body_written_three_times_is_two_copies_and_a_loop_over_the_settings_is_none():
+    loop = "res_{n} = {{}}\nfor v in {values}:\n    m = build({n}=v)\n    m.fit(x, y, epochs=5)\n    res_{n}[v] = m.evaluate(x, y)[1]\n    print(v, res_{n}[v])\n"
+    three = cells(
+        *(loop.format(n=n, values=values) for n, values in (("drop", [0.2, 0.5]), ("lr", [1e-3]), ("f", [32])))
+    )
+    assert len(read_structure(three, set()).copies) == 2
+    once = cells(
+        "for name, values in {'drop': [0.2], 'lr': [1e-3]}.items():\n    for v in values:\n"
+        "        m = build(**{name: v})\n        m.fit(x, y, epochs=5)\n        print(name, v, m.evaluate(x, y)[1])\n"
+    )
+    assert read_structure(once, set()).copies == []
+
+
+def test_the_handouts_own_repetition_is_not_the_students_copy():
+    code = rubric_code.student_code(pasted_cells()[:2])
+    every_line = {n for n, line in enumerate(code.source.splitlines(), 1) if line.strip()}
+    assert read_structure(pasted_cells()[:2], every_line).copies == []
+    assert len(read_structure(pasted_cells()[:2], set()).copies) == 1
+
+
+def test_different_factories_are_not_copies():
+    factories = cells(
+        "def small():\n    m = Sequential([Dense(10)])\n    m.compile(optimizer='adam', loss='mse')\n    return m\n",
+        "def deep():\n    inputs = Input((28, 28, 1))\n    z = Conv2D(32, 3)(inputs)\n    z = BatchNormalization()(z)\n"
+        "    z = GlobalAveragePooling2D()(z)\n    return Model(inputs, Dense(10)(z))\n",
+    )
+    assert read_structure(factories, set(), min_lines=2).copies == []
+
+
+MODULE = """\
+def build():
+    return make()
+
+
+def run():
+    m = build()
+    m.fit(x, y, epochs=5)
+    return m
+
+
+{call}
+"""
+
+
+def test_a_module_that_trains_on_import_is_found_through_the_helper_that_trains():
+    on_import = cells(MODULE.format(call="results = run()"))
+    guarded = cells(MODULE.format(call='if __name__ == "__main__":\n    results = run()'))
+    assert read_structure(on_import, set(), module=True).training_on_import == 11
+    assert read_structure(guarded, set(), module=True).training_on_import is None
+    # a notebook trains at top level by design: not a finding there
+    assert read_structure(on_import, set(), module=False).training_on_import is None
+
+
+def test_a_long_function_and_cryptic_names_are_found_and_conventions_are_not():
+    body = "".join(f"    v{n} = step({n})\n" for n in range(8))
+    code = cells(
+        f"def main():\n{body}",
+        "m = build()\nm2 = build()\nhh = m2.fit(x, y)\ntmp = hh.history\nfig, ax1 = plt.subplots()\n"
+        "for i in range(3):\n    x_train = X[i]\ndf = frame()\n",
+    )
+    structure = read_structure(code, set(), long_function=5)
+    assert [(name, lines) for name, _, lines in structure.long_functions] == [("main", 9)]
+    assert sorted(name for name, _ in structure.cryptic) == sorted(
+        ["m", "m2", "hh", "tmp", *(f"v{n}" for n in range(8))]
+    )
+
+
+def test_module_docstrings_are_text_not_code_outside_functions():
+    report = (
+        '"""Report.\n\n' + "A line of the report.\n" * 40 + '"""\n\n\ndef build():\n    """Doc."""\n    return make()\n'
+    )
+    assert read_structure(cells(report), set()).function_share == 1.0
+
+
+def test_a_runs_output_pasted_as_comments_is_not_a_comment():
+    source = (
+        "# normalise the images to [0, 1]\nx = x / 255\n"
+        "# Epoch 13/15\n# 782/782 - 21s - accuracy: 0.9921 - loss: 0.0461\n# baseline {'clean': 98.91, 'noise': 97.02}\n"
+        "#            0     0.9969    0.9980    0.9975       980\n"
+    )
+    assert rubric_code.comment_stats(source)[0] == 1
+    assert rubric_code.pasted_output(source.splitlines()) == {3, 4, 5, 6}
+
+
+SCRIPT = """
+from keras.models import Sequential
+from keras.layers import Conv2D, MaxPooling2D, Flatten, Dense, Dropout
+
+(X_train, y_train), (X_test, y_test) = load()
+
+{body}
+"""
+
+FACTORED = """
+def train_and_report(model, batch_size=128):
+    \"\"\"Train `model` the same way as every other and print its test accuracy.\"\"\"
+    history = model.fit(X_train, y_train, epochs=5, batch_size=batch_size, validation_split=0.2)
+    print(model.evaluate(X_test, y_test))
+    return history
+
+
+def create_baseline_model(filters=32, dropout=0.0):
+    \"\"\"The handout's CNN, with the number of filters and a dropout rate as settings.\"\"\"
+    model = Sequential()
+    model.add(Conv2D(filters, (3, 3), activation="relu", input_shape=(28, 28, 1)))
+    model.add(MaxPooling2D((2, 2)))
+    if dropout:
+        model.add(Dropout(dropout))
+    model.add(Flatten())
+    model.add(Dense(10, activation="softmax"))
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+if __name__ == "__main__":
+    for f, d, b in ((32, 0, 128), (64, 0, 64), (32, 0.25, 128)):
+        train_and_report(create_baseline_model(f, d), b)
+"""
+
+
+def test_the_same_work_pasted_as_a_script_earns_less_structure_than_factored_with_located_reasons(tmp_path):
+    pasted = "\n\n".join(
+        STACK.format(m=m, h=h, f=f, b=b, extra=extra)
+        for m, h, f, b, extra in (
+            ("model", "hist", 32, 128, ""),
+            ("model2", "hist2", 64, 64, ""),
+            ("model3", "hist3", 32, 128, "model3.add(Dropout(0.25))\n"),
+        )
+    )
+    parts = {}
+    for name, body in (("pasted", pasted), ("factored", FACTORED)):
+        path = tmp_path / f"{name}.py"
+        path.write_text(SCRIPT.format(body=body), encoding="utf-8")
+        ingest = ingest_path(path)
+        for lang, t in (("fr", FR), ("en", EN)):
+            result = criterion(
+                score(evidence(ingest, [model("create_baseline_model", role="baseline")]), t), "code_quality"
+            )
+            parts[name, lang] = ({c.id: c for c in result.components}["structure"], result.evidence)
+    pasted_part, pasted_notes = parts["pasted", "en"]
+    factored_part, factored_notes = parts["factored", "en"]
+    assert factored_part.detail == "0" and factored_part.points > 0.5
+    assert pasted_part.detail == "4" and pasted_part.points == 0  # two copies, a script, training on import
+    flags = [e for e in pasted_notes if e.kind == "flag"]
+    assert any("repeats the block at line" in e.text and e.line for e in flags)
+    assert any("trains a model as soon as it is imported" in e.text for e in flags)
+    assert any("inside functions" in e.text for e in flags)
+    assert any("structure : aucun bloc recopié" in e.text for e in parts["factored", "fr"][1])
+    assert any("reprend le bloc de la ligne" in e.text for e in parts["pasted", "fr"][1])
