@@ -13,6 +13,12 @@ imported at the top of the module with literal arguments (``keras.callbacks.Earl
 ``ImageDataGenerator(rotation_range=10)``). Only what every training call of a model says alike is
 kept (a quick check with ``epochs=1`` before the real run declares no epochs); calls in a loop are not
 one model's settings.
+
+One builder trained two ways is two models: ``baseline = create_baseline_model()`` trained plainly,
+then ``model_aug = create_baseline_model()`` trained on ``datagen.flow(…)`` or with callbacks. A
+variable whose training calls add a generator or callbacks, or change the batch size, against the
+first variable that trains that builder, is a *variant*: graded as a model of its own, named after
+the variable (:class:`Variant`). Calls that differ only in epochs are one model (a quick check).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class Declared:
     sources: dict[str, str] = field(default_factory=dict)  # "callbacks"/"augmentation" -> Python source
     line: int = 0  # of the call, in the parsed code (a cell, or the module)
     cell: int | None = None
+    holder: str | None = None  # the variable the trained model is in (None: a helper, or the builder's call)
+    built_at: int = 0  # the line of the assignment that put a new model in `holder`
 
     def as_entry(self) -> str:
         """The TRAINING_CONFIG entry, as Python source."""
@@ -47,13 +55,23 @@ class Declared:
         return ", ".join([f"{k}={v}" for k, v in self.settings.items()] + list(self.sources))
 
 
+@dataclass
+class Variant:
+    """A graded model's builder trained another way, in its own variable: a model of its own."""
+
+    holder: str  # the student's variable
+    model: str  # the harness name of the model it is built like
+    declared: Declared
+
+
 def declared_by_calls(
     trees: list[tuple[int | None, ast.Module]], built_by: dict[str, str], kept: ast.Module | None = None
-) -> dict[str, Declared]:
-    """Each graded model's settings from the submission's own training calls. `trees`: the parsed code
-    cells (cell, tree) in order; `built_by`: harness name -> how the submission builds that model, a
-    function name (``build_model``) or a call (``build_cnn(dropout=0.25)``); `kept`: the module the
-    worker imports, whose imports a callback or a generator must be built from (all the code's when None)."""
+) -> tuple[dict[str, Declared], list[Variant]]:
+    """Each graded model's settings from the submission's own training calls, and the variants (see the
+    module's docstring). `trees`: the parsed code cells (cell, tree) in order; `built_by`: harness name ->
+    how the submission builds that model, a function name (``build_model``) or a call
+    (``build_cnn(dropout=0.25)``); `kept`: the module the worker imports, whose imports a callback or a
+    generator must be built from (all the code's when None)."""
     imported = _imported_names(trees if kept is None else [(None, kept)])
     constants = _constants(trees)
     trainers = _trainers(trees)
@@ -66,8 +84,38 @@ def declared_by_calls(
             for name, declared in reader.read(statement):
                 declared.cell = cell
                 found.setdefault(name, []).append(declared)
-    agreed = {name: _agreed(calls) for name, calls in found.items()}
-    return {name: declared for name, declared in agreed.items() if declared.settings or declared.sources}
+    agreed, variants = {}, []
+    for name, calls in found.items():
+        own, others = _split_variants(calls)
+        agreed[name] = _agreed(own)
+        variants += [Variant(holder, name, _agreed(group)) for holder, group in others.items()]
+    declared = {name: d for name, d in agreed.items() if d.settings or d.sources}
+    return declared, variants
+
+
+def _split_variants(calls: list[Declared]) -> tuple[list[Declared], dict[str, list[Declared]]]:
+    """(the model's own calls, {variable: its calls} of each variant): a variable is a variant when its
+    calls agree on a generator, callbacks or a batch size that the first variable's calls do not."""
+    groups: dict[tuple[str | None, int], list[Declared]] = {}
+    for call in calls:  # a variable assigned a new model again holds another model
+        groups.setdefault((call.holder, call.built_at), []).append(call)
+    first, *rest = groups
+    base = _agreed(groups[first])
+    own, variants = list(groups[first]), {}
+    for key in rest:
+        holder, mine = key[0], _agreed(groups[key])
+        if holder is not None and holder not in variants and _trained_otherwise(mine, base):
+            variants[holder] = groups[key]
+        else:
+            own += groups[key]
+    return own, variants
+
+
+def _trained_otherwise(variant: Declared, base: Declared) -> bool:
+    """Whether a variable's training differs from the model's by more than its epochs."""
+    adds = bool(variant.sources) and variant.sources != base.sources
+    batch = variant.settings.get("batch_size")
+    return adds or (batch is not None and batch != base.settings.get("batch_size"))
 
 
 def _agreed(calls: list[Declared]) -> Declared:
@@ -76,7 +124,7 @@ def _agreed(calls: list[Declared]) -> Declared:
     first = calls[0]
     settings = {k: v for k, v in first.settings.items() if all(c.settings.get(k) == v for c in calls)}
     sources = {k: v for k, v in first.sources.items() if all(c.sources.get(k) == v for c in calls)}
-    return Declared(settings=settings, sources=sources, line=first.line, cell=first.cell)
+    return Declared(settings=settings, sources=sources, line=first.line, cell=first.cell, holder=first.holder)
 
 
 def _normal(how: str) -> str:
@@ -112,6 +160,7 @@ class _Scope:
         self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
         self.trainers = trainers  # the student's functions that train what they are given
         self.models: dict[str, str] = {}  # variable -> harness name
+        self.built_at: dict[str, int] = {}  # variable -> the line its model was built at
         self.values: dict[str, ast.expr] = {}  # variable -> what it was last set to
 
     def read(self, statement: ast.stmt):
@@ -125,6 +174,7 @@ class _Scope:
                 model = self._built(statement.value)
                 if model is not None:
                     self.models[target.id] = model
+                    self.built_at[target.id] = statement.lineno
                 else:
                     self.models.pop(target.id, None)
         for node in ast.walk(statement):
@@ -133,7 +183,11 @@ class _Scope:
             if call_name(node) in TRAINING and isinstance(node.func, ast.Attribute):
                 model = self._model_of(node.func.value)
                 if model is not None:
-                    yield model, self._declared(node)
+                    declared = self._declared(node)
+                    if isinstance(node.func.value, ast.Name):
+                        declared.holder = node.func.value.id
+                        declared.built_at = self.built_at.get(declared.holder, 0)
+                    yield model, declared
             elif call_name(node) in self.trainers:  # handed to the student's own helper: train(m, epochs=10)
                 names = [a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name)]
                 for model in filter(None, (self.models.get(n) or self.functions.get(n) for n in names)):

@@ -1087,20 +1087,39 @@ def _with_declared_settings(
     factories: list[Factory],
     applied: dict[str, str],
     extractor: _Extractor,
-) -> tuple[str, list[DroppedStatement], list[tuple[int | None, int]]]:
+) -> tuple[str, list[Factory], list[DroppedStatement], list[tuple[int | None, int]]]:
     """The settings of the student's own training calls (``model.fit(…, epochs=15)`` on a graded model:
     harness/ingest/fit_calls.py) added to the module as TRAINING_CONFIG entries that an entry of the
-    student's own wins over; returns (the module, the dropped statements with each call's line saying
-    what it kept, the line map with the added lines pointing to the first call: an error there is
-    about that call)."""
+    student's own wins over, and a builder trained another way in its own variable added as a factory of
+    its own; returns (the module, the factories, the dropped statements with each call's line saying what
+    it kept, the line map with the added lines pointing to the first call: an error there is about that
+    call)."""
     built_by = {f.name: applied.get(f.name, f.name) for f in factories}
     trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
-    declared = declared_by_calls(trees, built_by, kept=parse_python(module_source))
-    if not declared:
-        return module_source, extractor.dropped, extractor.line_map
+    declared, variants = declared_by_calls(trees, built_by, kept=parse_python(module_source))
+    if not declared and not variants:
+        return module_source, factories, extractor.dropped, extractor.line_map
+    said = {
+        (d.cell, d.line): ENGLISH("why_training_call_kept", model=name, kept=d.said()) for name, d in declared.items()
+    }
+    taken = {f.name for f in factories} | _bound_at_top(module_source)
+    definitions, added = "", []
+    for variant in variants:
+        name = _variant_name(variant.holder, taken)
+        taken.add(name)
+        d = variant.declared
+        definitions += (
+            f"\n\ndef {name}():  # harness: {variant.holder!r}, built like {variant.model} and trained its own way\n"
+            f"    return {variant.model}()\n"
+        )
+        added.append(Factory(name=name, role="improved", cell=d.cell, line=d.line))
+        declared[name] = d
+        said[(d.cell, d.line)] = ENGLISH(
+            "why_training_variant", holder=variant.holder, model=variant.model, kept=d.said(), name=name
+        )
     entries = ", ".join(f"{name!r}: {d.as_entry()}" for name, d in declared.items())
     integers = {name: d.settings for name, d in declared.items() if d.settings}
-    block = (
+    block = definitions + (
         "\ntry:  # harness: the settings of the student's own training calls (harness/ingest/fit_calls.py)\n"
         f"    _harness_declared = {{{entries}}}\n"
         "except Exception:  # a callback or a generator that cannot be built here: the numbers alone\n"
@@ -1113,22 +1132,42 @@ def _with_declared_settings(
     if len(line_map) >= lines:  # the map covers the module so far: the block's lines go to the first call
         first = next(iter(declared.values()))
         line_map = [*line_map[:lines], *[(first.cell, first.line)] * block.count("\n")]
-    return module_source + block, _said_on_their_lines(extractor.dropped, declared, cells), line_map
+    return module_source + block, factories + added, _said_on_their_lines(extractor.dropped, said, cells), line_map
 
 
-def _said_on_their_lines(dropped: list[DroppedStatement], declared: dict, cells: list[CodeCell]) -> list:
-    """The dropped statements, each training call's saying what it kept: the statement the call starts, or
-    one added for a call in a function the harness never runs (a ``main()``)."""
-    said, added = list(dropped), []
-    for name, d in declared.items():
-        reason = ENGLISH("why_training_call_kept", model=name, kept=d.said())
-        covering = [i for i, s in enumerate(dropped) if (s.cell, s.line) == (d.cell, d.line)]
+def _variant_name(holder: str, taken: set[str]) -> str:
+    """A factory name for a variable's model: ``model_aug`` -> ``create_improved_model_aug``, the whole
+    variable's name when that is taken, then a number."""
+    short = re.sub(r"^(?:model|modele|m)_?", "", holder, flags=re.IGNORECASE) or holder
+    numbered = (f"{holder}_{n}" for n in range(2, 10_000))
+    return next(
+        f"create_improved_model_{s}" for s in (short, holder, *numbered) if f"create_improved_model_{s}" not in taken
+    )
+
+
+def _bound_at_top(module_source: str) -> set[str]:
+    """The names the module binds at its top level (a variant's factory must not replace one)."""
+    names: set[str] = set()
+    for node in parse_python(module_source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            names |= set(_target_names(node.targets if isinstance(node, ast.Assign) else [node.target]))
+    return names
+
+
+def _said_on_their_lines(dropped: list[DroppedStatement], said: dict, cells: list[CodeCell]) -> list:
+    """The dropped statements, each training call's saying what it kept (`said`: (cell, line) -> reason):
+    the statement the call starts, or one added for a call in a function the harness never runs (a ``main()``)."""
+    out, added = list(dropped), []
+    for (cell, line), reason in said.items():
+        covering = [i for i, s in enumerate(dropped) if (s.cell, s.line) == (cell, line)]
         if covering:
-            said[covering[0]] = said[covering[0]].model_copy(update={"reason": reason})
+            out[covering[0]] = out[covering[0]].model_copy(update={"reason": reason})
         else:
-            code = _line_of(cells, d.cell, d.line)
-            added.append(DroppedStatement(cell=d.cell, line=d.line, kind="training", code=code, reason=reason))
-    return said + added
+            code = _line_of(cells, cell, line)
+            added.append(DroppedStatement(cell=cell, line=line, kind="training", code=code, reason=reason))
+    return out + added
 
 
 def _line_of(cells: list[CodeCell], cell: int | None, line: int) -> str:
@@ -1225,7 +1264,9 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         module_source, factories, ignored_functions, applied = _with_factory_map(
             module_source, extractor, factories, ignored_functions, factory_map
         )
-    module_source, dropped, line_map = _with_declared_settings(module_source, modern, factories, applied, extractor)
+    module_source, factories, dropped, line_map = _with_declared_settings(
+        module_source, modern, factories, applied, extractor
+    )
     candidates = []
     if not any(f.role == "improved" for f in factories):
         used = {_called_function(own) or own for own in applied.values()}

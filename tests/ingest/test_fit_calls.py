@@ -20,8 +20,12 @@ EPOCHS = 15
 """
 
 
-def _declared(code: str, built_by: dict[str, str]):
+def _read(code: str, built_by: dict[str, str]):
     return declared_by_calls([(None, ast.parse(IMPORTS + textwrap.dedent(code)))], built_by)
+
+
+def _declared(code: str, built_by: dict[str, str]):
+    return _read(code, built_by)[0]
 
 
 def test_a_model_trained_at_top_level_declares_what_its_fit_sets():
@@ -142,3 +146,78 @@ def test_a_callback_whose_import_the_module_drops_is_left_out_and_the_numbers_ke
     assert "'create_improved_model_1': {'epochs': 12}" in result.module_source
     compile(result.module_source, "submission.py", "exec")
     assert len(result.line_map) >= len(result.module_source.splitlines())
+
+
+def test_one_builder_trained_another_way_in_its_own_variable_is_a_variant():
+    declared, variants = _read(
+        """
+        gen = ImageDataGenerator(rotation_range=10)
+        baseline = create_baseline_model()
+        baseline.fit(x, y, epochs=5, batch_size=128)
+        model_aug = create_baseline_model()
+        model_aug.fit(gen.flow(x, y, batch_size=128), epochs=5)
+        model_cb = create_baseline_model()
+        model_cb.fit(x, y, epochs=20, batch_size=128, callbacks=[EarlyStopping(patience=3)])
+        model_bs = create_baseline_model()
+        model_bs.fit(x, y, epochs=5, batch_size=32)
+        longer = create_baseline_model()
+        longer.fit(x, y, epochs=12, batch_size=128)     # only more epochs: the same model (no variant)
+        """,
+        {"create_baseline_model": "create_baseline_model"},
+    )
+    assert [(v.holder, v.model) for v in variants] == [
+        ("model_aug", "create_baseline_model"),
+        ("model_cb", "create_baseline_model"),
+        ("model_bs", "create_baseline_model"),
+    ]
+    assert [v.declared.said() for v in variants] == [
+        "epochs=5, batch_size=128, augmentation",
+        "epochs=20, batch_size=128, callbacks",
+        "epochs=5, batch_size=32",
+    ]
+    # the model's own settings: its first variable's and the epochs-only one's, agreed
+    assert declared["create_baseline_model"].settings == {"batch_size": 128}
+
+
+def test_a_variable_built_again_holds_another_model():
+    _, variants = _read(
+        """
+        m = build_model()
+        m.fit(x, y, batch_size=128)
+        m = build_model()
+        m.fit(x, y, batch_size=128, callbacks=[EarlyStopping(patience=3)])
+        """,
+        {"create_improved_model_1": "build_model"},
+    )
+    assert [(v.holder, v.declared.said()) for v in variants] == [("m", "batch_size=128, callbacks")]
+
+
+def test_a_variant_is_graded_as_a_factory_of_its_own_named_after_its_variable(tmp_path):
+    cells = [
+        "from tensorflow import keras\nfrom tensorflow.keras.preprocessing.image import ImageDataGenerator\n\n"
+        "def create_baseline_model():\n    return keras.Sequential()\n\n"
+        "def create_improved_model_1():\n    return keras.Sequential()\n",
+        "baseline = create_baseline_model()\nbaseline.fit(x_train, y_train, epochs=5, batch_size=128)\n",
+        "datagen = ImageDataGenerator(rotation_range=10)\nmodel_aug = create_baseline_model()\n"
+        "model_aug.fit(datagen.flow(x_train, y_train, batch_size=128), epochs=8)\n",
+    ]
+    path = tmp_path / "student.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+    result = ingest_path(path)
+    assert [(f.name, f.role, f.cell, f.line) for f in result.factories][-1] == (
+        "create_improved_model_aug",
+        "improved",
+        3,
+        3,
+    )
+    namespace: dict = {"keras": None}
+    source = result.module_source
+    exec(source[source.index("def create_improved_model_aug") :].replace("ImageDataGenerator(", "dict("), namespace)
+    assert namespace["TRAINING_CONFIG"]["create_improved_model_aug"] == {
+        "epochs": 8,
+        "batch_size": 128,
+        "augmentation": {"rotation_range": 10},
+    }
+    said = {(d.cell, d.line): d.reason for d in result.dropped}
+    assert "« model_aug » is create_baseline_model trained its own way" in said[(3, 3)]
+    assert "create_improved_model_aug" in said[(3, 3)]
