@@ -214,7 +214,13 @@ def _structure(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, 
         )
     if structure.function_share < p.function_share:
         notes.add(
-            t("rb_ev_outside_functions", share=100 * structure.function_share, lines=structure.code_lines), kind="flag"
+            t(
+                "rb_ev_outside_functions",
+                share=100 * structure.function_share,
+                lines=structure.code_lines,
+                least=100 * p.function_share,
+            ),
+            kind="flag",
         )
     if structure.training_on_import is not None:
         notes.add(t("rb_ev_training_on_import"), *code.locate(structure.training_on_import), "flag")
