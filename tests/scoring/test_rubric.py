@@ -437,6 +437,18 @@ def test_printed_accuracies_are_compared_with_the_harness(tmp_path):
             ],
             7,
         ),
+        (
+            [
+                "## Q1. What was asked?",
+                "## Q2. What does the baseline get wrong?",
+                "## Q3. What I changed, and why",
+                "## Q4. Did it work?",
+                "## Q5. Where does the best model still fail?",
+                "## Q6. How robust is it?",
+                "## Q7. What should the company do?",
+            ],
+            7,
+        ),
         (["## Introduction", "**So what should the company do?**"], 2),
         (["## Introduction", "## Que retenir ?"], 2),
         (["## Partie A", "## Partie B"], 0),
@@ -455,9 +467,7 @@ def test_a_title_does_not_stand_for_a_section_and_content_finds_unusual_headings
         new_markdown_cell("# Mes expériences sur MNIST"),
         new_code_cell(FACTORIES),
         new_markdown_cell("## Point de départ\n\nLe modèle fourni par l'entreprise, tel quel."),
-        new_markdown_cell(
-            "## Ce que j'ai changé\n\nDu dropout, puis de l'augmentation et un learning rate plus faible."
-        ),
+        new_markdown_cell("## Trois idées\n\nDu dropout, puis de l'augmentation et un learning rate plus faible."),
         new_markdown_cell(
             "## Quand il se trompe\n\nLe réseau confond les 4 et les 9 : ces chiffres mal classés "
             "ont des traits coupés."
@@ -467,7 +477,7 @@ def test_a_title_does_not_stand_for_a_section_and_content_finds_unusual_headings
     lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
     spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
     found = rubric_text.find_sections(lines, spec)
-    assert found["improvements"].title == "Ce que j'ai changé" and found["improvements"].how == "content"
+    assert found["improvements"].title == "Trois idées" and found["improvements"].how == "content"
     assert found["errors"].title == "Quand il se trompe" and found["errors"].how == "heading"
     assert found["baseline"].title == "Point de départ" and found["conclusion"].title == "Bilan"
 
@@ -491,6 +501,36 @@ from tensorflow import keras
 def create_baseline_model():
     return keras.Sequential()
 '''
+
+
+def test_a_long_title_underlined_to_its_length_is_a_heading_and_a_divider_under_a_paragraph_is_not():
+    title = "Results (full output at the bottom of the file)"
+    assert rubric_text.heading_level(title, "-" * len(title)) == (2, title)
+    sentence = "The improved model is better everywhere and I cannot say which change matters most here."
+    assert rubric_text.heading_level(sentence, "---") is None
+
+
+def test_a_heading_that_names_no_section_ends_the_section_before_it(tmp_path):
+    cells = [
+        new_code_cell(FACTORIES),
+        new_markdown_cell("**What I changed and why**\n\nDropout after each block, because the baseline overfits."),
+        new_markdown_cell("**The scoreboard**\n\n| model | accuracy |\n| --- | --- |\n| baseline | 98.9 % |"),
+        new_markdown_cell(
+            "**Where it still trips up**\n\nA third of the 80 errors are 4s taken for 9s; these are errors of "
+            "style, not of position, which is why shift augmentation did little for them."
+        ),
+    ]
+    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
+    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
+    section_of = rubric_text.section_ranges(lines, rubric_text.find_sections(lines, spec))
+    where = {line.text[:12]: section_of(line.cell, line.line) for line in lines if not line.text.startswith("**")}
+    assert where["Dropout afte"] == "improvements"
+    assert where["| baseline |"] != "improvements" and where["A third of t"] != "improvements"
+    result = criterion(
+        score(evidence(ingest_path(notebook(tmp_path, cells)), [model("create_improved_model_1")]), EN), "analysis"
+    )
+    causes = next(e for e in result.evidence if e.text.startswith("causes proposed"))
+    assert "which is why" in causes.text
 
 
 def test_a_paragraph_s_run_in_label_is_a_section_heading(tmp_path):

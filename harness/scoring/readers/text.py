@@ -146,8 +146,10 @@ def heading_level(line: str, next_line: str) -> tuple[int, str] | None:
         return len(match.group(1)), match.group(2)
     if re.fullmatch(r"\*\*[^*]{2,80}\*\*:?|__[^_]{2,80}__:?", stripped):
         return UNKNOWN_LEVEL, stripped.strip("*_: ")
-    if stripped and len(stripped.split()) <= 8 and not stripped.startswith(("-", "*", "|")):
-        underline = next_line.strip()
+    underline = next_line.strip()
+    # a long title counts when its underline is cut to its length (not a divider under a paragraph)
+    sized = len(stripped.split()) <= 16 and len(underline) >= 0.8 * len(stripped)
+    if stripped and (len(stripped.split()) <= 8 or sized) and not stripped.startswith(("-", "*", "|")):
         if re.fullmatch(r"={3,}", underline):
             return 1, stripped
         if re.fullmatch(r"[-~]{3,}", underline):
@@ -506,17 +508,30 @@ def best_model_claims(lines: list[Line], sections: dict[str, Section], factories
 
 
 def section_ranges(lines: list[Line], sections: dict[str, Section]):
-    """A function (cell, line) -> the name of the section (found by its heading) that holds that line, or None."""
+    """A function (cell, line) -> the name of the section under a heading that holds that line, or None.
+    A section runs to the next heading of the same or a higher level, or to where another section
+    starts: a heading that names no section (a "The scoreboard" of the student's own) ends the section
+    before it, as it does for the reader. (A section found by its content under no heading has no
+    bounds to trust.)"""
     order = {(line.cell, line.line): index for index, line in enumerate(lines)}
-    starts = sorted((order.get((s.cell, s.line), -1), name) for name, s in sections.items() if s.how == "heading")
+    titled = headings(lines)
+    level_at = {h.index: h.level for h in titled}
+    starts = {
+        name: order[(s.cell, s.line)]
+        for name, s in sections.items()
+        if s.how == "heading" and (s.cell, s.line) in order
+    }
+    spans = []
+    for name, start in starts.items():
+        level = level_at.get(start)  # None for a run-in label: below every heading
+        ends = [h.index for h in titled if h.index > start and (level is None or h.level <= level)]
+        ends += [other for other in starts.values() if other > start]
+        spans.append((start, min(ends, default=len(lines)), name))
 
     def section_of(cell: int | None, line: int) -> str | None:
         position = order.get((cell, line), -1)
-        current = None
-        for start, name in starts:
-            if start <= position:
-                current = name
-        return current
+        inside = [(start, name) for start, end, name in spans if start <= position < end]
+        return max(inside)[1] if inside else None
 
     return section_of
 
