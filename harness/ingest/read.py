@@ -26,11 +26,12 @@ import nbformat
 # assign_ids, discover and main_file_path are re-exported: callers that import them from here
 # (the pipeline) keep working; they live in harness.ingest.paths.
 from harness.ingest import data_names
-from harness.ingest.fit_calls import declared_by_calls
+from harness.ingest.fit_calls import Declared, declared_by_calls
 from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
 from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_id, wrong_format_reason
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
+from harness.ingest.trainers import see_through
 from harness.results import (
     CodeCell,
     DroppedStatement,
@@ -1081,12 +1082,43 @@ def _with_factory_map(
     return mapped_source, fixed, [i for i in ignored_functions if i.name not in used], applied
 
 
+def _through_trainers(
+    module_source: str, cells: list[CodeCell], factory_map: dict[str, str]
+) -> tuple[dict[str, str], dict[str, Declared]]:
+    """A mapping to a trainer helper's call (``run("E1", dropout=0.25)``: harness/ingest/trainers.py) made
+    a mapping to the builder call it makes, and the settings it trains with, placed at the call."""
+    functions = {n.name: n for n in parse_python(module_source).body if isinstance(n, ast.FunctionDef)}
+    mapped, trained = dict(factory_map), {}
+    for name, how in factory_map.items():
+        try:
+            call = ast.parse(how, mode="eval").body
+        except SyntaxError:
+            continue
+        seen = see_through(call, functions) if isinstance(call, ast.Call) else None
+        if seen is None:
+            continue
+        mapped[name] = seen.builder
+        cell, line = _where_called(cells, ast.unparse(call))
+        trained[name] = Declared(settings=seen.settings, line=line, cell=cell)
+    return mapped, trained
+
+
+def _where_called(cells: list[CodeCell], text: str) -> tuple[int | None, int]:
+    """(cell, line) of the first top-level call written `text`; (None, 0) when there is none."""
+    for cell, _, tree in _parsed_cells(cells):
+        for node in _outside_definitions(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node) == text:
+                return cell, node.lineno
+    return None, 0
+
+
 def _with_declared_settings(
     module_source: str,
     cells: list[CodeCell],
     factories: list[Factory],
     applied: dict[str, str],
     extractor: _Extractor,
+    trained: dict[str, Declared] | None = None,
 ) -> tuple[str, list[Factory], list[DroppedStatement], list[tuple[int | None, int]]]:
     """The settings of the student's own training calls (``model.fit(…, epochs=15)`` on a graded model:
     harness/ingest/fit_calls.py) added to the module as TRAINING_CONFIG entries that an entry of the
@@ -1097,6 +1129,9 @@ def _with_declared_settings(
     built_by = {f.name: applied.get(f.name, f.name) for f in factories}
     trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
     declared, variants = declared_by_calls(trees, built_by, kept=parse_python(module_source))
+    for name, d in (trained or {}).items():  # a trainer helper's call: what it trains with (harness/ingest/trainers.py)
+        if d.settings and name not in declared:
+            declared[name] = d
     if not declared and not variants:
         return module_source, factories, extractor.dropped, extractor.line_map
     said = {
@@ -1260,12 +1295,14 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     if not factory_map:  # the instructor's --factory-map, when given, says it all
         factory_map = infer_factory_map(module_source, modern, factories, markdown)
         inferred = bool(factory_map)
+    trained: dict[str, Declared] = {}
     if factory_map:
+        factory_map, trained = _through_trainers(module_source, modern, factory_map)
         module_source, factories, ignored_functions, applied = _with_factory_map(
             module_source, extractor, factories, ignored_functions, factory_map
         )
     module_source, factories, dropped, line_map = _with_declared_settings(
-        module_source, modern, factories, applied, extractor
+        module_source, modern, factories, applied, extractor, trained
     )
     candidates = []
     if not any(f.role == "improved" for f in factories):

@@ -1,0 +1,135 @@
+"""A student's trainer helper seen through.
+
+Careful students write one helper that builds, trains, records and returns a model, and call it once
+per experiment: ``m_e1 = run("E1-dropout", dropout=0.25)``, ``m_e2 = run("E2", epochs=20)``, with
+``def run(name, epochs=5, batch_size=128, **arch): model = build_cnn(**arch); model.fit(x, y,
+epochs=epochs, batch_size=batch_size); return model``. The harness trains every model itself, so
+such a call is graded as the builder call it makes (``build_cnn(dropout=0.25)``), with the epochs
+and batch size it trains with as that model's declared settings.
+
+Read statically, as a person would: the helper's parameters are bound to the call's literal
+arguments and its defaults, the builder call's arguments that name a parameter take its value, and
+``**arch`` forwards the keywords the helper does not name. Anything computed gives up (the call is
+then left as it is).
+
+>>> tree = ast.parse("def run(name, epochs=5, **arch):\\n    m = build(**arch)\\n    m.fit(x, y, epochs=epochs)\\n    return m")
+>>> see_through(ast.parse("run('E1', epochs=9, dropout=0.3)", mode="eval").body, {"run": tree.body[0]})
+SeenThrough(builder='build(dropout=0.3)', settings={'epochs': 9})
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from dataclasses import dataclass
+
+from harness.util.pysource import call_name, is_literal
+
+TRAINING = {"fit", "fit_generator"}
+SETTINGS = ("epochs", "batch_size")
+
+
+@dataclass(frozen=True)
+class SeenThrough:
+    """What a trainer call builds (the builder call, as Python source) and trains it with."""
+
+    builder: str
+    settings: dict[str, int]
+
+
+def see_through(call: ast.Call, functions: dict[str, ast.FunctionDef]) -> SeenThrough | None:
+    """The builder call and the settings of a call of a trainer helper among `functions`; None when
+    `call` is not one, or when what it builds cannot be read without running it."""
+    helper = functions.get(call_name(call) or "")
+    if helper is None or not isinstance(call.func, ast.Name):
+        return None
+    fit = next((n for n in ast.walk(helper) if isinstance(n, ast.Call) and call_name(n) in TRAINING), None)
+    if fit is None or not isinstance(fit.func, ast.Attribute) or not isinstance(fit.func.value, ast.Name):
+        return None
+    built = _returned_build(helper, fit.func.value.id)
+    bound = _bind(helper, call)
+    if built is None or bound is None or call_name(built) == helper.name:
+        return None
+    values, extra = bound
+    local = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    kwargs = helper.args.kwarg.arg if helper.args.kwarg else None
+    builder = _substituted(built, values, extra, kwargs, local)
+    if builder is None:
+        return None
+    settings = {}
+    for keyword in fit.keywords:
+        if keyword.arg in SETTINGS:
+            value = values.get(keyword.value.id) if isinstance(keyword.value, ast.Name) else keyword.value
+            if isinstance(value, ast.Constant) and type(value.value) is int and value.value > 0:
+                settings[keyword.arg] = value.value
+    return SeenThrough(ast.unparse(builder), settings)
+
+
+def _returned_build(helper: ast.FunctionDef, trained: str) -> ast.Call | None:
+    """The call that builds the variable the helper trains, when the helper returns that variable."""
+    returns = any(
+        isinstance(n, ast.Return) and isinstance(n.value, ast.Name) and n.value.id == trained for n in ast.walk(helper)
+    )
+    builds = [
+        n.value
+        for n in ast.walk(helper)
+        if isinstance(n, ast.Assign)
+        and isinstance(n.value, ast.Call)
+        and isinstance(n.value.func, ast.Name)
+        and any(isinstance(t, ast.Name) and t.id == trained for t in n.targets)
+    ]
+    return builds[0] if returns and len(builds) == 1 else None
+
+
+def _bind(helper: ast.FunctionDef, call: ast.Call) -> tuple[dict[str, ast.expr], list[ast.keyword]] | None:
+    """({parameter: its literal value}, the keywords left for ``**kwargs``), as Python would bind them."""
+    arguments = helper.args
+    if arguments.vararg or any(isinstance(a, ast.Starred) for a in call.args):
+        return None
+    positional = [a.arg for a in [*arguments.posonlyargs, *arguments.args]]
+    values: dict[str, ast.expr] = dict(zip(positional[len(positional) - len(arguments.defaults) :], arguments.defaults))
+    values.update({a.arg: d for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults) if d is not None})
+    if len(call.args) > len(positional):
+        return None
+    values.update(zip(positional, call.args))
+    named = set(positional) | {a.arg for a in arguments.kwonlyargs}
+    extra = []
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            return None
+        if keyword.arg in named:
+            values[keyword.arg] = keyword.value
+        elif arguments.kwarg:
+            extra.append(keyword)
+        else:
+            return None
+    if not all(is_literal(v) for v in [*values.values(), *(k.value for k in extra)]):
+        return None
+    return values, extra
+
+
+def _substituted(
+    built: ast.Call, values: dict[str, ast.expr], extra: list[ast.keyword], kwargs: str | None, local: set[str]
+) -> ast.Call | None:
+    """The builder call with the helper's parameters replaced by their values and ``**kwargs`` spelled
+    out; None when it reads one of the helper's own variables (only a run could tell its value)."""
+
+    def value(node: ast.expr) -> ast.expr | None:
+        if isinstance(node, ast.Name) and node.id in values:
+            return values[node.id]
+        if isinstance(node, ast.Name) and node.id in local:
+            return None
+        return node if is_literal(node) or isinstance(node, (ast.Name, ast.Attribute)) else None
+
+    args = [value(a) for a in built.args]
+    keywords = []
+    for keyword in built.keywords:
+        if keyword.arg is None:
+            if not (isinstance(keyword.value, ast.Name) and keyword.value.id == kwargs):
+                return None
+            keywords += extra
+        else:
+            keywords.append(ast.keyword(arg=keyword.arg, value=value(keyword.value)))
+    if any(a is None for a in args) or any(k.value is None for k in keywords):
+        return None
+    return ast.Call(func=copy.deepcopy(built.func), args=args, keywords=keywords)
