@@ -848,11 +848,12 @@ def _called_function(own: str) -> str | None:
 
 
 def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str, list[str]]:
-    """Top-level calls of the functions in `required` ({name: its required arguments}) whose arguments are all
+    """Calls of the functions in `required` ({name: its required arguments}) whose arguments are all
     literals and enough, as source text in the order they appear (``build_model(0.3, lr=1e-3)``): how the
-    submission itself uses its builders. Cells that do not parse are skipped."""
+    submission itself uses its builders, at top level or in the functions it runs from there (a
+    ``main()``: :func:`_used_nodes`). Cells that do not parse are skipped."""
     calls: dict[str, list[str]] = {name: [] for name in required}
-    for node in _top_level_nodes(cells):
+    for node in _used_nodes(cells, set(required)):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in required):
             continue
         arguments = [*node.args, *(k.value for k in node.keywords)]
@@ -864,6 +865,33 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str,
         if text not in calls[node.func.id]:
             calls[node.func.id].append(text)
     return calls
+
+
+def _used_nodes(cells: list[CodeCell], builders: set[str]):
+    """Every node outside function and class bodies, then the bodies of the functions that code calls (a
+    ``main()`` under the ``__main__`` guard, what it calls in turn), in the order they are first called;
+    the `builders`' own bodies are not the submission's use of a builder but a builder's."""
+    trees = [tree for _, _, tree in _parsed_cells(cells)]
+    functions = {n.name: n for tree in trees for n in tree.body if isinstance(n, ast.FunctionDef)}
+    queue: list[str] = []
+
+    def called(node: ast.AST) -> None:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions:
+            queue.append(node.func.id)
+
+    for tree in trees:
+        for node in _outside_definitions(tree):
+            called(node)
+            yield node
+    seen: set[str] = set()
+    while queue:
+        name = queue.pop(0)
+        if name in seen or name in builders:
+            continue
+        seen.add(name)
+        for node in ast.walk(functions[name]):
+            called(node)
+            yield node
 
 
 def _top_level_nodes(cells: list[CodeCell]):
@@ -957,7 +985,9 @@ def _uncalled_model(fn: ast.FunctionDef) -> list[str]:
 
 
 def _inferred_baseline(models: list[str], texts: Texts) -> str | None:
-    """The model that is the starting point: by its function's name, else its text, else a comparison."""
+    """The model that is the starting point: by its function's name, else its text, else a comparison,
+    else a builder called at its defaults beside calls that change them (``build()`` beside
+    ``build(dropout=True)``); of a function's models, its call at its defaults first."""
     function = {m: _called_function(m) or m for m in models}
     by_name = next((m for m in models if BASELINE_NAME.search(function[m])), None)
     if by_name is not None:
@@ -965,7 +995,10 @@ def _inferred_baseline(models: list[str], texts: Texts) -> str | None:
     named = baseline_by_text(list(dict.fromkeys(function.values())), texts.about)
     if named is None:
         named = next((f for f in texts.compared_first if f in function.values()), None)
-    return next((m for m in models if function[m] == named), None)
+    if named is None:
+        named = next((m for m in models if m in function.values() and list(function.values()).count(m) > 1), None)
+    candidates = [m for m in models if function[m] == named]
+    return named if named in candidates else next(iter(candidates), None)
 
 
 def _parsed_cells(cells: list[CodeCell]) -> list[tuple[int | None, str, ast.Module]]:

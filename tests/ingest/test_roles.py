@@ -83,3 +83,47 @@ def test_a_discovered_model_under_a_baseline_heading_becomes_the_baseline(tmp_pa
         ("create_improved_model_1", "improved"),
         ("create_baseline_model", "baseline"),
     ]
+
+
+SWITCHES = (
+    "def construire_cnn(dropout=False, augmentation=False, learning_rate=1e-3):\n"
+    "    model = keras.Sequential([keras.Input((28, 28, 1))])\n"
+    "    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss='mse')\n"
+    "    return model\n"
+)
+
+
+def test_a_builder_called_at_its_defaults_beside_calls_that_change_them_is_the_baseline(tmp_path):
+    result = _notebook(
+        tmp_path,
+        [
+            "import keras",
+            SWITCHES,
+            "m0 = construire_cnn()\nm1 = construire_cnn(dropout=True)\nm2 = construire_cnn(learning_rate=5e-4)",
+        ],
+    )
+    assert result.factory_map == {
+        "create_baseline_model": "construire_cnn",
+        "create_improved_model_1": "construire_cnn(dropout=True)",
+        "create_improved_model_2": "construire_cnn(learning_rate=0.0005)",
+    }
+
+
+def test_the_models_a_main_function_builds_are_the_submissions_models(tmp_path):
+    main = (
+        "def main():\n"
+        "    experiences = {\n"
+        "        'Référence': dict(modele=construire_cnn(), epochs=5),\n"
+        "        'Dropout': dict(modele=construire_cnn(dropout=True), epochs=5),\n"
+        "        'Augmentation': dict(modele=construire_cnn(augmentation=True), epochs=5),\n"
+        "    }\n"
+        "    for nom, exp in experiences.items():\n"
+        "        exp['modele'].fit(x, y, epochs=exp['epochs'])\n"
+        "\n\nif __name__ == '__main__':\n    main()\n"
+    )
+    result = _notebook(tmp_path, ["import keras", SWITCHES + "\n\n" + main])
+    assert result.factory_map == {
+        "create_baseline_model": "construire_cnn",
+        "create_improved_model_1": "construire_cnn(dropout=True)",
+        "create_improved_model_2": "construire_cnn(augmentation=True)",
+    }
