@@ -400,7 +400,9 @@ class _Recorder:
         order = [key for key in self.order if self.seen[key].get("made_by") not in self.factory_functions]
         for key in order[:MAX_MODELS]:
             entry = self._entry(key)
-            spec_key = json.dumps([entry["model_json"], entry["compile"], entry["fit"]], sort_keys=True, default=str)
+            spec_key = json.dumps(
+                [architecture(entry["model_json"]), entry["compile"], entry["fit"]], sort_keys=True, default=str
+            )
             if entry["model_json"] and spec_key in seen_specs:
                 seen_specs[spec_key]["notes"].append(
                     f"the same model was built again in cell {entry['built_cell']} and fitted the same way: graded once"
@@ -544,6 +546,39 @@ class CellTimeout(BaseException):
 
 def _on_alarm(signum, frame):
     raise CellTimeout()
+
+
+def architecture(model_json: str) -> str:
+    """A model's configuration without the names Keras numbers as it builds (``conv2d_7``, ``dense_12``): the
+    same network built twice (another seed, a second run) reads the same. Names become their order of
+    appearance; what is not JSON is left as it is."""
+    try:
+        config = json.loads(model_json)
+    except ValueError:
+        return model_json
+    names: list[str] = []
+
+    def collect(node) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("name"), str):
+                names.append(node["name"])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(config)
+    index = {name: f"#{number}" for number, name in enumerate(dict.fromkeys(names))}
+
+    def canonical(node):
+        if isinstance(node, dict):
+            return {key: canonical(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [canonical(value) for value in node]
+        return index.get(node, node) if isinstance(node, str) else node
+
+    return json.dumps(canonical(config), sort_keys=True)
 
 
 def _reference_signature(job: dict, recorder: _Recorder) -> list[str]:

@@ -1,0 +1,29 @@
+"""Discovery grades one of each identical set-up: the same network built twice reads the same whatever
+names Keras numbered its layers with (harness/workers/discover.py, ``architecture``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.workers.discover import architecture
+
+
+def _functional(batchnorm: bool):
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(8, 3)(inputs)
+    if batchnorm:
+        x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x), name="E1")
+
+
+def test_the_same_network_built_twice_has_one_architecture_and_another_network_another():
+    first, again, other = _functional(True).to_json(), _functional(True).to_json(), _functional(False).to_json()
+    assert first != again  # Keras numbered the second build's layers on: conv2d_1, batch_normalization_1…
+    assert architecture(first) == architecture(again)
+    assert architecture(first) != architecture(other)
+
+
+def test_what_is_not_json_is_left_as_it_is():
+    assert architecture("") == "" and architecture("not json") == "not json"
