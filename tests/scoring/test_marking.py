@@ -352,6 +352,10 @@ def test_a_change_is_justified_by_a_passage_anywhere_that_quotes_its_value(tmp_p
 def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path):
     assert rubric_text.implausible("Le modèle 3 garde 99,8 % sur les images tournées.", 0.997) == "99,8 %"
     assert rubric_text.implausible("Le modèle 3 atteint 99,4 % ; 100 % des 7 sont lus.", 0.997) is None
+    # a class's recall, or the training set's accuracy, is not a test accuracy
+    per_class = "classification_report du modèle final : rappel minimal 99,21 % (classe 9), maximal 99,91 % (classe 1)"
+    assert rubric_text.implausible(per_class, 0.997) is None
+    assert rubric_text.implausible("99,95 % on the training set but 99,1 % on the test set", 0.997) is None
     honest = "Le modèle 1 atteint 99,2 % contre 99,0 % pour la référence. Il faudrait tester plus d'époques."
     parts = _analysis(tmp_path, honest)[1]
     assert parts["marker_comparisons"].points == 0.25 and parts["claims"].points > 0
@@ -483,3 +487,17 @@ def test_a_setting_with_no_reason_is_still_not_justified():
         "I changed the batch size to 32 and went from 3 to 5 epochs",
     ):
         assert not rubric_text.matches_any(params["reasons"], rubric_text.plain(passage)), passage
+
+
+@pytest.mark.parametrize(
+    "marker, sentence",
+    [
+        ("error_patterns", "M3 : 7→2 + 2→7 passent de 12 à 6 ; rotation +3,0 pt."),
+        ("comparisons", "Bruit des graines : ±0,06 pt → M2 (+0,08) n'est pas significatif."),
+        ("causes", "Sur ces 7 images les 4 sont fermés en haut, pas penchés → la rotation ne peut pas les corriger."),
+        ("causes", "These are errors of style, not of position, which is why shift augmentation did little."),
+    ],
+)
+def test_terse_notes_show_their_substance(marker, sentence):
+    markers = next(c for c in load_rubric().criteria if c.id == "analysis").params["markers"]
+    assert rubric_substance.shows(markers[marker], rubric_text.plain(sentence))

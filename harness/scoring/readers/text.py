@@ -673,13 +673,20 @@ ONLY_ERRORS = re.compile(
 TEST_IMAGES = 10_000  # MNIST's test set: what a student's own count of errors is out of
 
 
+NOT_TEST_ACCURACY = re.compile(
+    r"rappel|recall|\bf1\b|par classe|per class|\bclasse? \d|\bdigit \d|\bchiffre \d|train|entrainement"
+)
+
+
 def implausible(text: str, ceiling: float) -> str | None:
     """An accuracy no model of the assignment reaches on MNIST's test set, quoted by the text: a
     percentage with decimals above `ceiling` (a share, 0.997) and below 100 % ("99,9 %"), or a count of
-    errors that small ("10 erreurs sur 10 000", "only 20 errors"); None when there is none."""
+    errors that small ("10 erreurs sur 10 000", "only 20 errors"); None when there is none. A
+    percentage said of one class (a recall, "classe 1") or of the training set is not a test accuracy."""
     text = plain(text)
     for match in DECIMAL_PERCENT.finditer(text):
-        if ceiling * 100 < float(match.group(1).replace(",", ".")) < 100:
+        near = text[max(0, match.start() - 50) : match.end() + 30]
+        if ceiling * 100 < float(match.group(1).replace(",", ".")) < 100 and not NOT_TEST_ACCURACY.search(near):
             return match.group(0)
     for match in ERRORS_OUT_OF.finditer(text):
         total = int(re.sub(r"\D", "", match.group(2)))
