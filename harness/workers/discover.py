@@ -400,9 +400,8 @@ class _Recorder:
         order = [key for key in self.order if self.seen[key].get("made_by") not in self.factory_functions]
         for key in order[:MAX_MODELS]:
             entry = self._entry(key)
-            spec_key = json.dumps(
-                [architecture(entry["model_json"]), entry["compile"], entry["fit"]], sort_keys=True, default=str
-            )
+            built = json.loads(entry["model_json"]) if entry["model_json"] else ""
+            spec_key = architecture(json.dumps([built, entry["compile"], entry["fit"]], sort_keys=True, default=str))
             if entry["model_json"] and spec_key in seen_specs:
                 seen_specs[spec_key]["notes"].append(
                     f"the same model was built again in cell {entry['built_cell']} and fitted the same way: graded once"
@@ -549,9 +548,9 @@ def _on_alarm(signum, frame):
 
 
 def architecture(model_json: str) -> str:
-    """A model's configuration without the names Keras numbers as it builds (``conv2d_7``, ``dense_12``): the
-    same network built twice (another seed, a second run) reads the same. Names become their order of
-    appearance; what is not JSON is left as it is."""
+    """A configuration (JSON: a model's, its optimizer's) without the names Keras numbers as it builds
+    (``conv2d_7``, ``adam_3``): the same set-up built twice (another seed, a second run) reads the same.
+    Names become their order of appearance; what is not JSON is left as it is."""
     try:
         config = json.loads(model_json)
     except ValueError:

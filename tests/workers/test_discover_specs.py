@@ -3,6 +3,8 @@ names Keras numbered its layers with (harness/workers/discover.py, ``architectur
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from harness.workers.discover import architecture
@@ -23,6 +25,12 @@ def test_the_same_network_built_twice_has_one_architecture_and_another_network_a
     assert first != again  # Keras numbered the second build's layers on: conv2d_1, batch_normalization_1…
     assert architecture(first) == architecture(again)
     assert architecture(first) != architecture(other)
+
+
+def test_an_optimizer_numbered_by_keras_is_the_same_optimizer():
+    keras = pytest.importorskip("keras")
+    first, again = (json.dumps(keras.optimizers.serialize(keras.optimizers.Adam(1e-3))) for _ in range(2))
+    assert first != again and architecture(first) == architecture(again)
 
 
 def test_what_is_not_json_is_left_as_it_is():
