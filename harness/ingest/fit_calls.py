@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from harness.ingest.trainers import trained_with
 from harness.util.pysource import call_name, is_literal
 
 TRAINING = {"fit", "fit_generator"}
@@ -155,7 +156,12 @@ class _Scope:
     callbacks and which generator, and the training calls that use them."""
 
     def __init__(
-        self, calls: dict[str, str], functions: dict[str, str], imported: set[str], constants: dict, trainers: set[str]
+        self,
+        calls: dict[str, str],
+        functions: dict[str, str],
+        imported: set[str],
+        constants: dict,
+        trainers: dict[str, ast.FunctionDef],
     ) -> None:
         self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
         self.trainers = trainers  # the student's functions that train what they are given
@@ -189,9 +195,27 @@ class _Scope:
                         declared.built_at = self.built_at.get(declared.holder, 0)
                     yield model, declared
             elif call_name(node) in self.trainers:  # handed to the student's own helper: train(m, epochs=10)
-                names = [a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name)]
-                for model in filter(None, (self.models.get(n) or self.functions.get(n) for n in names)):
-                    yield model, self._declared(node, helper=True)
+                yield from self._helped(node, statement)
+
+    def _helped(self, call: ast.Call, statement: ast.stmt):
+        """(harness name, Declared) for each graded model a call hands to a helper that trains it: a
+        variable, a factory, or a builder's call (``run(cnn(), bs=64)``: a new model, held by the
+        statement's first target)."""
+        helper = self.trainers[call_name(call)]
+        bound = trained_with(call, helper)
+        for argument in [*call.args, *(k.value for k in call.keywords)]:
+            if isinstance(argument, ast.Name):
+                model = self.models.get(argument.id) or self.functions.get(argument.id)
+                holder = argument.id if argument.id in self.models else None
+                built_at = self.built_at.get(argument.id, 0)
+            else:
+                model, holder, built_at = self._built(argument), _first_target(statement), statement.lineno
+            if model is None:
+                continue
+            declared = self._declared(call, helper=True)
+            declared.settings.update(bound or {})
+            declared.holder, declared.built_at = holder, built_at
+            yield model, declared
 
     def _built(self, value: ast.expr) -> str | None:
         if isinstance(value, ast.Call):
@@ -249,15 +273,26 @@ class _Scope:
         return call_name(call) in classes and isinstance(root, ast.Name) and root.id in self.imported and literal
 
 
-def _trainers(trees: list[tuple[int | None, ast.Module]]) -> set[str]:
-    """The student's top-level functions that call ``fit`` (the handout's ``evaluate_model``): a model or a
-    factory handed to one of them is trained with what the call passes (``plot_model(m)`` trains nothing)."""
+def _trainers(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.FunctionDef]:
+    """The student's top-level functions that call ``fit`` (the handout's ``evaluate_model``), by name: a
+    model or a factory handed to one of them is trained with what the call passes (``plot_model(m)``
+    trains nothing)."""
     return {
-        node.name
+        node.name: node
         for _, tree in trees
         for node in tree.body
         if isinstance(node, ast.FunctionDef) and any(call_name(sub) in TRAINING for sub in ast.walk(node))
     }
+
+
+def _first_target(statement: ast.stmt) -> str | None:
+    """The first name a statement assigns (``m2`` of ``m2, acc = run(…)``), or None."""
+    if not isinstance(statement, ast.Assign):
+        return None
+    target = statement.targets[0]
+    if isinstance(target, ast.Tuple) and target.elts:
+        target = target.elts[0]
+    return target.id if isinstance(target, ast.Name) else None
 
 
 def _imported_names(trees: list[tuple[int | None, ast.Module]]) -> set[str]:

@@ -41,10 +41,8 @@ def see_through(call: ast.Call, functions: dict[str, ast.FunctionDef]) -> SeenTh
     """The builder call and the settings of a call of a trainer helper among `functions`; None when
     `call` is not one, or when what it builds cannot be read without running it."""
     helper = functions.get(call_name(call) or "")
-    if helper is None or not isinstance(call.func, ast.Name):
-        return None
-    fit = next((n for n in ast.walk(helper) if isinstance(n, ast.Call) and call_name(n) in TRAINING), None)
-    if fit is None or not isinstance(fit.func, ast.Attribute) or not isinstance(fit.func.value, ast.Name):
+    fit = _fit_call(helper)
+    if helper is None or fit is None or not isinstance(call.func, ast.Name):
         return None
     built = _returned_build(helper, fit.func.value.id)
     bound = _bind(helper, call)
@@ -56,13 +54,47 @@ def see_through(call: ast.Call, functions: dict[str, ast.FunctionDef]) -> SeenTh
     builder = _substituted(built, values, extra, kwargs, local)
     if builder is None:
         return None
+    return SeenThrough(ast.unparse(builder), _settings(fit, values))
+
+
+def trained_with(call: ast.Call, helper: ast.FunctionDef) -> dict[str, int] | None:
+    """The epochs and batch size a call of a helper that trains (``run(m, bs=64)`` with ``def run(m,
+    bs=128, ep=5): m.fit(x, y, batch_size=bs, epochs=ep)``) trains with, its parameters bound to the
+    call's literal arguments and its defaults; None when the helper fits nothing or the call cannot be
+    bound without running anything."""
+    fit = _fit_call(helper)
+    bound = _bind(helper, call, literal_only=False) if fit is not None else None
+    if bound is None:
+        return None
+    # only what the call says: a default of the helper's is the protocol's business, as if unsaid
+    positional = [a.arg for a in [*helper.args.posonlyargs, *helper.args.args]][: len(call.args)]
+    said = set(positional) | {k.arg for k in call.keywords if k.arg}
+    return _settings(fit, {name: value for name, value in bound[0].items() if name in said}, literals=False)
+
+
+def _fit_call(helper: ast.FunctionDef | None) -> ast.Call | None:
+    """The helper's first ``x.fit(…)`` call on a variable."""
+    if helper is None:
+        return None
+    fit = next((n for n in ast.walk(helper) if isinstance(n, ast.Call) and call_name(n) in TRAINING), None)
+    if fit is None or not isinstance(fit.func, ast.Attribute) or not isinstance(fit.func.value, ast.Name):
+        return None
+    return fit
+
+
+def _settings(fit: ast.Call, values: dict[str, ast.expr], literals: bool = True) -> dict[str, int]:
+    """The fit call's integer epochs and batch size, a parameter read as its bound value (and, with
+    `literals`, a literal written in the fit call itself)."""
     settings = {}
     for keyword in fit.keywords:
         if keyword.arg in SETTINGS:
-            value = values.get(keyword.value.id) if isinstance(keyword.value, ast.Name) else keyword.value
+            if isinstance(keyword.value, ast.Name):
+                value = values.get(keyword.value.id)
+            else:
+                value = keyword.value if literals else None
             if isinstance(value, ast.Constant) and type(value.value) is int and value.value > 0:
                 settings[keyword.arg] = value.value
-    return SeenThrough(ast.unparse(builder), settings)
+    return settings
 
 
 def _returned_build(helper: ast.FunctionDef, trained: str) -> ast.Call | None:
@@ -81,8 +113,11 @@ def _returned_build(helper: ast.FunctionDef, trained: str) -> ast.Call | None:
     return builds[0] if returns and len(builds) == 1 else None
 
 
-def _bind(helper: ast.FunctionDef, call: ast.Call) -> tuple[dict[str, ast.expr], list[ast.keyword]] | None:
-    """({parameter: its literal value}, the keywords left for ``**kwargs``), as Python would bind them."""
+def _bind(
+    helper: ast.FunctionDef, call: ast.Call, literal_only: bool = True
+) -> tuple[dict[str, ast.expr], list[ast.keyword]] | None:
+    """({parameter: its value}, the keywords left for ``**kwargs``), as Python would bind them; with
+    `literal_only`, None unless every value is a literal."""
     arguments = helper.args
     if arguments.vararg or any(isinstance(a, ast.Starred) for a in call.args):
         return None
@@ -103,7 +138,7 @@ def _bind(helper: ast.FunctionDef, call: ast.Call) -> tuple[dict[str, ast.expr],
             extra.append(keyword)
         else:
             return None
-    if not all(is_literal(v) for v in [*values.values(), *(k.value for k in extra)]):
+    if literal_only and not all(is_literal(v) for v in [*values.values(), *(k.value for k in extra)]):
         return None
     return values, extra
 

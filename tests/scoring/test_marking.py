@@ -105,7 +105,7 @@ def _modifications(tmp_path, text: str, lr: float):
 
 
 def test_a_harmful_change_loses_the_judgement_and_most_of_its_justification(tmp_path):
-    reason = "Modèle 1 : je baisse le taux d'apprentissage à {lr} afin de stabiliser la convergence."
+    reason = "Modèle 1 : la perte de validation oscille ; je baisse le taux d'apprentissage à {lr} afin de stabiliser."
     sound = {c.id: c for c in _modifications(tmp_path, reason.format(lr="0.0005"), 5e-4).components}
     extreme = _modifications(tmp_path / "x", reason.format(lr="0.000001"), 1e-6)
     parts = {c.id: c for c in extreme.components}

@@ -208,7 +208,8 @@ def test_modifications_counts_categories_method_and_justification(tmp_path):
         new_markdown_cell("# Projet"),
         new_code_cell(FACTORIES.split("def create_improved_model_1")[0]),
         new_markdown_cell(
-            "Modèle 1 : j'ajoute de la Batch Normalization après chaque convolution afin de stabiliser l'apprentissage."
+            "Modèle 1 : la perte de validation du modèle de base oscille ; j'ajoute de la Batch Normalization "
+            "après chaque convolution afin de stabiliser l'apprentissage."
         ),
         new_code_cell("def create_improved_model_1():\n    return keras.Sequential()"),
         new_markdown_cell("Modèle 2 : optimiseur SGD et 20 époques."),
@@ -225,13 +226,19 @@ def test_modifications_counts_categories_method_and_justification(tmp_path):
     assert parts["justification"].detail == "1/3"  # only the BatchNormalization is explained
     assert parts["method"].detail == "1/2"  # model 2 changes hyper-parameters AND training
     texts = [e.text for e in result.evidence]
-    assert any("justified" in t and "stabiliser" in t for t in texts)
+    assert any("justified" in t and "oscille" in t for t in texts)
     flagged = [e for e in result.evidence if e.kind == "flag"]
     assert any("create_improved_model_2 changes 2 categories" in e.text and e.cell == 6 for e in flagged)
     # no accuracy measured and no effect discussed: each step is neutral (a quarter of the judgement),
     # model 2's quarter shared between its two categories
     assert parts["judgement"].points == pytest.approx(2 * (0.25 + 0.125) / 2, abs=1e-3)
     assert result.points == _round(4 / 3 + 1.5 / 3 + 0.5 / 2 + 2 * (0.25 + 0.125) / 2, 0.5)
+    # the same reason without what the student observed: a textbook line, worth half
+    cells[2] = new_markdown_cell("Modèle 1 : j'ajoute de la Batch Normalization afin de stabiliser l'apprentissage.")
+    textbook_ingest = ingest_path(notebook(tmp_path, cells, "textbook.ipynb"))
+    textbook = criterion(score(evidence(textbook_ingest, [base, one, two]), EN), "modifications")
+    assert {c.id: c for c in textbook.components}["justification"].detail == "0.5/3"
+    assert any("textbook reasons" in e.text and e.kind == "flag" for e in textbook.evidence)
 
     # Independent variants of the baseline: each changes one thing against the BASELINE.
     independent = model("create_improved_model_2", optimizer="SGD")

@@ -65,6 +65,8 @@ class ModificationsParams(RuleParams):
     discussed_share: float = 0.5
     quoted_share: float = 0.25  # the effect quoted without being set against anything
     harmful_justification_share: float = 0.25
+    observed_reasons: list[str] = []
+    textbook_share: float = 1.0
     effect_words: list[str] = []
     interpretation_words: list[str] = []
     plausible_max_accuracy: float = 0.997  # a passage quoting more does not discuss a measured effect
@@ -123,6 +125,7 @@ class _Tally:
     steps: int = 0  # models that change something
     good_steps: int = 0  # ... at most max_categories_per_step categories
     justified: float = 0  # changes (model, category) justified (a harmful one counts in part)
+    observed: bool = False  # ... one of them by what the student observed of their own work
     to_justify: int = 0  # changes (model, category)
     judged: float = 0  # the steps' judgement shares, summed
 
@@ -245,13 +248,15 @@ def _justify_step(
     for category in step:
         tally.to_justify += 1
         passages = nearby_passages(ev, model.name, p.context_cells, settings=category in SETTINGS_CATEGORIES)
-        found = justification(passages, p.vocabulary.get(category, []), p.reasons)
+        vocabulary = p.vocabulary.get(category, [])
+        found = justification(passages, vocabulary, p.reasons)
         if found is None:
             quoting = [x for x in ev.passages if x not in passages and _quotes(x.text, values)]
-            if found := justification(quoting, p.vocabulary.get(category, []), p.reasons):
+            if found := justification(quoting, vocabulary, p.reasons):
                 notes.add(t("rb_ev_justified_by_value", model=model.name, category=t("cat_" + category)), cell, line)
         if found:
             tally.justified += worth
+            tally.observed = tally.observed or _observes(found, p)
             notes.add(
                 t("rb_ev_justified", model=model.name, category=t("cat_" + category), excerpt=excerpt(found.text)),
                 found.cell,
@@ -260,6 +265,14 @@ def _justify_step(
             )
         else:
             notes.add(t("rb_ev_not_justified", model=model.name, category=t("cat_" + category)), cell, line, "missing")
+
+
+def _observes(passage, p: ModificationsParams) -> bool:
+    """Whether a passage reasons from what the student observed (`observed_reasons`; all do when unset)."""
+    return (
+        not p.observed_reasons
+        or rubric_text.matches_any(p.observed_reasons, rubric_text.plain(passage.text)) is not None
+    )
 
 
 def _new_values(new: rubric_models.Features, old: rubric_models.Features) -> set[float]:
@@ -417,6 +430,9 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes,
     """The three parts from the tally, and the reason."""
     covered = tally.covered
     explored = _explored(t, p, tally, notes)
+    if tally.justified and not tally.observed:  # "judicieux et justifié": nothing measured motivates a choice
+        tally.justified *= p.textbook_share
+        notes.add(t("rb_ev_textbook_reasons", share=p.textbook_share), kind="flag")
     category_share = min(1.0, explored / max(1, p.required_categories))
     components = [
         component(
