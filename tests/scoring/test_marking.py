@@ -501,3 +501,17 @@ def test_a_setting_with_no_reason_is_still_not_justified():
 def test_terse_notes_show_their_substance(marker, sentence):
     markers = next(c for c in load_rubric().criteria if c.id == "analysis").params["markers"]
     assert rubric_substance.shows(markers[marker], rubric_text.plain(sentence))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("E1, regularisation: dropout, against the rising validation loss.", ["create_improved_model_1"]),
+        ("exp 2 beats the reference; M1 does not", ["create_improved_model_2", "create_improved_model_1"]),
+        ("Adam at 1e-3 for 5 epochs", []),
+        ("v2 is the second version", ["create_improved_model_2"]),
+    ],
+)
+def test_experiments_named_e1_or_exp_2_are_models(text, expected):
+    numbers = {"1": "create_improved_model_1", "2": "create_improved_model_2"}
+    assert [name for _, _, name in rubric_text.model_refs(rubric_text.plain(text), numbers)] == expected

@@ -384,6 +384,7 @@ MODEL_REF = re.compile(
     r"|\b(?:ameliores?|improved|ameliorations?|improvements?|modifications?)\s+(?:n[o°]\s*|#\s*)?(?P<n2>\d{1,2})\b"
     r"|\bm(?P<n3>\d{1,2})\b"
     r"|(?<!keras )(?<!tensorflow )(?<!tf )(?<!python )\bv(?P<n4>\d{1,2})\b"  # "v3", a version of the model
+    r"|\b(?:e|exp\.?\s*)(?P<n5>\d{1,2})\b"  # "E2", "exp 2": an experiment
 )
 REFERENCE_REF = re.compile(r"\b(?:modele de (?:reference|base)|reference|baseline|modele initial|initial model)\b")
 
@@ -408,7 +409,7 @@ def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]
             if factory in numbers.values():
                 found.append((match.start(), match.end(), factory))
             continue
-        number = match.group("n1") or match.group("n2") or match.group("n3") or match.group("n4")
+        number = next((match.group(g) for g in ("n1", "n2", "n3", "n4", "n5") if match.group(g)), None)
         number = str(int(number)) if number else None
         if number in numbers:
             found.append((match.start(), match.end(), numbers[number]))
