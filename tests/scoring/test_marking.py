@@ -380,6 +380,8 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
         ("M1 : 80 erreurs dont 26 entre 4 et 9.", None),  # a plausible count, and a part of it
         ("Only 12 errors on the 4/9 pair.", None),  # a part of the errors, not all of them
         ("Il ne reste que 3 erreurs sur 50 images tournées.", None),
+        ("Only 11 errors are fixed by both, which is why their gains add up.", None),  # what two changes share
+        ("Seulement 9 erreurs en commun entre M1 et M3.", None),
     ],
 )
 def test_a_count_of_errors_no_such_model_reaches_is_implausible(sentence, found):

@@ -664,12 +664,16 @@ ERRORS_OUT_OF = re.compile(
     rf"(?<![\d.,])(\d{{1,4}}) {ERROR_WORDS} (?:sur|on|out of|of|pour) (?:les )?(\d{{1,3}}(?:[ ,.\u202f]?\d{{3}})?)\b"
 )
 # "only 20 errors", "ne fait plus que 12 erreurs": the model's whole count, said as small; not a part
-# of it ("only 12 errors on the 4/9 pair", "que 3 erreurs sur les images tournées")
+# of it ("only 12 errors on the 4/9 pair", "que 3 erreurs sur les images tournées", "only 11 errors are
+# fixed by both")
 ONLY_ERRORS = re.compile(
     rf"\b(?:only|just|seulement|ne fait (?:plus )?que|n'a (?:plus )?que|plus que) "
     rf"(?:about |around |roughly |environ |a peine |~ ?)?(\d{{1,4}}) {ERROR_WORDS}\b"
     r"(?! (?:on|sur|for|pour|in|dans|among|parmi|entre|between|with|avec) (?:the |les |le |la |l'|des |a |an |un |une )?"
     r"(?:\d|digits?|chiffres?|pairs?|paires?|class|confus|rotat|nois|brui|tourn|images? (?:tourn|bruit|rotat|nois)))"
+    # ... nor the errors one change fixed or two models share ("only 11 errors are fixed by both")
+    r"(?! (?:(?:are|were|sont|ont ete) )?(?:fixed|corrected|corrigee?s?|removed|supprimee?s?|in common|en commun|shared"
+    r"|partagee?s?|common|communes?))"
 )
 TEST_IMAGES = 10_000  # MNIST's test set: what a student's own count of errors is out of
 
