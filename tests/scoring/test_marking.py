@@ -299,7 +299,7 @@ def test_robustness_discussed_without_a_number_grounds_nothing(tmp_path):
     generic = "Le modèle 1 est meilleur parce qu'il est plus profond. Il faudrait tester plus d'époques."
     hypothetical = "Un modèle robuste devrait supporter le bruit sans chute de précision."
     parts = _analysis(tmp_path, generic, errors=hypothetical)[1]
-    assert parts["marker_robustness"].points == 0.25  # robustness is discussed ...
+    assert parts["marker_robustness"].points == 0.125  # robustness is discussed, but observed nothing: half ...
     assert parts["marker_causes"].points == pytest.approx(0.25, abs=1e-3)  # ... but nothing observed is explained
     observed = "Sur les images bruitées, la précision chute de 2 points."
     assert _analysis(tmp_path / "o", generic, errors=observed)[1]["marker_causes"].points == 0.5
@@ -314,7 +314,12 @@ def test_causes_and_limits_explaining_nothing_observed_earn_half(tmp_path):
     assert any(e.kind == "flag" and "aucune phrase de l'analyse n'observe" in e.text for e in result.evidence)
     halved = parts["section_conclusion"].points
     assert any(e.kind == "flag" and "leurs mots comptent pour 0,50" in e.text for e in result.evidence)
-    parts = _analysis(tmp_path / "o", generic, errors="Il confond encore le 4 et le 9.")[1]
+    # a pattern named without a count observes nothing either: half, and it grounds nothing
+    assert (
+        _analysis(tmp_path / "n", generic, errors="Il confond encore le 4 et le 9.")[1]["marker_error_patterns"].points
+        == 0.25
+    )
+    parts = _analysis(tmp_path / "o", generic, errors="Il confond encore le 4 et le 9 (12 fois).")[1]
     assert parts["marker_error_patterns"].points == 0.5
     assert parts["section_conclusion"].points == pytest.approx(2 * halved, abs=2e-3) and halved > 0
     assert parts["marker_causes"].points == 0.5 and parts["marker_limits"].points == 0.25

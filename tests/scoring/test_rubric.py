@@ -371,12 +371,12 @@ def test_claims_that_disagree_with_the_harness_are_flagged_on_a_comparable_profi
     full = criterion(score(evidence(ingest, models, profile="full"), EN), "analysis")
     parts = {c.id: c.points for c in full.components if not c.id.startswith("marker_")}
     assert parts == {"section_errors": 0.25, "section_robustness": 0.25, "section_conclusion": 0.25, "claims": 0}
-    flag = next(e for e in full.evidence if e.kind == "flag")
-    assert "create_improved_model_1" in flag.text and "create_improved_model_2" in flag.text and flag.cell == 4
+    flag = next(e for e in full.evidence if e.kind == "flag" and "create_improved_model_1" in e.text)
+    assert "create_improved_model_2" in flag.text and flag.cell == 4
     assert "not the one the harness measures" in full.reason
     smoke = criterion(score(evidence(ingest, models, profile="smoke"), EN), "analysis")
     assert {c.id: c.points for c in smoke.components}["claims"] == 0.5
-    assert not any(e.kind == "flag" for e in smoke.evidence)
+    assert not any(e.kind == "flag" and "create_improved_model" in e.text for e in smoke.evidence)
     agree = [model("create_improved_model_1", accuracy=0.97), model("create_improved_model_2", accuracy=0.95)]
     agreed = criterion(score(evidence(ingest, agree), EN), "analysis")
     assert {c.id: c.points for c in agreed.components}["claims"] == 0.5

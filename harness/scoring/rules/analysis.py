@@ -141,11 +141,13 @@ def _substance(
 ) -> list:
     """One part per marker of substance (`substance_points`), earned by the sentence `found` for it,
     quoted with where it is; without a grounding marker, the others earn `ungrounded_share`, and
-    every marker does in a text `distrusted` for its implausible numbers."""
+    every marker does in a text `distrusted` for its implausible numbers, and an observation marker does
+    when its own sentence holds no evidence ("confond le 4 et le 9" names a pattern and counts nothing)."""
     parts = []
     for name, weight in p.substance_points.items():
         sentence = found.get(name)
-        trusted = grounded or (name in p.grounding_markers and not distrusted)
+        # an observation stands on its own evidence (a count, a percentage); an interpretation on any observation
+        trusted = (_grounds(sentence, p) and not distrusted) if name in p.grounding_markers else grounded
         share = 1.0 if trusted else p.ungrounded_share
         if sentence is not None:
             notes.add(
