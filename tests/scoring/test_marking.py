@@ -367,8 +367,8 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
     assert parts["marker_limits"].points == 0.25
     result, parts = _analysis(tmp_path / "x", honest.replace("99,2 %", "99,9 %"))
     assert parts["marker_comparisons"].points == 0 and parts["claims"].points == 0
-    # what such a text says it observed grounds nothing: its other markers earn half
-    assert parts["marker_limits"].points == 0.125
+    # what such a text says it observed grounds nothing: its other markers earn a quarter (distrusted_share)
+    assert parts["marker_limits"].points == pytest.approx(0.0625, abs=1e-3)
     assert any(e.kind == "flag" and "99,9 %" in e.text and "99,7" in e.text for e in result.evidence)
 
 
@@ -420,7 +420,7 @@ def test_a_report_whose_numbers_its_own_printed_run_contradicts_grounds_nothing(
     result = criterion(score(evidence(ingest, models), FR), "analysis")
     parts = {c.id: c for c in result.components}
     assert any(e.kind == "flag" and "votre propre exécution a affiché 98,81" in e.text for e in result.evidence)
-    assert parts["claims"].points == 0 and parts["marker_error_patterns"].points == 0.25  # distrusted: half
+    assert parts["claims"].points == 0 and parts["marker_error_patterns"].points == 0.125  # distrusted: a quarter
 
 
 def test_an_effect_quoted_beyond_what_such_models_reach_is_not_discussed(tmp_path):

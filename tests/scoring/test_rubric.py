@@ -853,3 +853,27 @@ def test_overrides_show_in_grades_csv_and_report_and_english(labelled, tmp_path)
     assert "Analyse orale convaincante" in report and "automatic" in report and "instructor" in report
     result = SubmissionResult.read(out / "minimal" / "result.json")
     assert "categories explored" in next(c for c in result.score.criteria if c.id == "modifications").reason
+
+
+def test_a_best_model_the_students_own_run_contradicts_distrusts_the_analysis(tmp_path):
+    printed = "Modèle amélioré 1 - Précision: 99.17%\nModèle amélioré 2 - Précision: 98.61%\n"
+    cells = [new_code_cell(FACTORIES, outputs=[new_output("stream", name="stdout", text=printed)])]
+    cells += [
+        new_markdown_cell(
+            "## Conclusion\n\nLe meilleur modèle est le modèle 2 : je recommande de le déployer, il perd moins "
+            "de 0,5 point avec le bruit."
+        )
+    ]
+    models = [model("create_improved_model_1", accuracy=0.9), model("create_improved_model_2", accuracy=0.9)]
+    result = criterion(score(evidence(ingest_path(notebook(tmp_path, cells)), models, profile="smoke"), EN), "analysis")
+    flag = next(e for e in result.evidence if "your own run printed create_improved_model_1" in e.text)
+    assert flag.kind == "flag" and "98.61" in flag.text and "99.17" in flag.text
+    assert any("cannot be a measurement" in e.text or "distrust" in e.text.lower() for e in result.evidence)
+    # the same text, where the run agrees, is trusted
+    agreeing = printed.replace("99.17", "98.50")
+    cells[0] = new_code_cell(FACTORIES, outputs=[new_output("stream", name="stdout", text=agreeing)])
+    trusted = criterion(
+        score(evidence(ingest_path(notebook(tmp_path, cells, "ok.ipynb")), models, profile="smoke"), EN), "analysis"
+    )
+    assert not any("your own run printed" in e.text for e in trusted.evidence)
+    assert trusted.points > result.points

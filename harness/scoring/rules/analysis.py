@@ -48,6 +48,8 @@ class AnalysisParams(RuleParams):
     # a text that quotes a number no model of this kind reaches observed nothing it can be held to:
     # its grounding markers ground nothing and every marker earns `ungrounded_share`
     distrust_implausible: bool = True
+    # ... and earns `distrusted_share` where a text that merely observes nothing earns `ungrounded_share`
+    distrusted_share: float = 0.5
     # a text whose accuracies for a model all differ by more than this (points) from what the student's
     # own run printed for it contradicts its own work: treated like an implausible number (0: off)
     self_contradiction_pp: float = 0.5
@@ -68,10 +70,11 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     grounded = not distrusted and (
         not p.grounding_markers or any(_grounds(found.get(n), p) for n in p.grounding_markers)
     )
+    untrusted_share = p.distrusted_share if distrusted else p.ungrounded_share
     if distrusted:
-        notes.add(t("rb_ev_numbers_distrusted", share=p.ungrounded_share), kind="flag")
+        notes.add(t("rb_ev_numbers_distrusted", share=untrusted_share), kind="flag")
     # words that observe nothing (no digit, no number) count like the interpretations: in part
-    words_share = 1.0 if grounded else p.ungrounded_share
+    words_share = 1.0 if grounded else untrusted_share
     if words_share < 1 and any(n in ev.sections for n in p.sections_points):
         notes.add(t("rb_ev_words_ungrounded", share=words_share), kind="flag")
     components = []
@@ -148,7 +151,7 @@ def _substance(
         sentence = found.get(name)
         # an observation stands on its own evidence (a count, a percentage); an interpretation on any observation
         trusted = (_grounds(sentence, p) and not distrusted) if name in p.grounding_markers else grounded
-        share = 1.0 if trusted else p.ungrounded_share
+        share = 1.0 if trusted else (p.distrusted_share if distrusted else p.ungrounded_share)
         if sentence is not None:
             notes.add(
                 t("rb_ev_substance", what=t(f"rb_marker_{name}"), excerpt=excerpt(sentence.text)),
@@ -201,7 +204,35 @@ def _self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPar
             said.cell,
             kind="flag",
         )
-    return bool(found)
+    return bool(found) | _claim_self_contradicted(ev, notes, t, p)
+
+
+def _claim_self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
+    """Whether the model the text calls best is, by more than `self_contradiction_pp` points, below
+    another improved model in what the student's own run printed (their saved outputs)."""
+    if not p.self_contradiction_pp:
+        return False
+    printed = {r.model: r for r in rubric_text.reported_accuracies(ev.ingest) if r.model != "reference"}
+    claim = rubric_text.claimed_best(rubric_text.best_model_claims(ev.prose, ev.sections, ev.ingest.factories))
+    if claim is None or claim.model not in printed:
+        return False
+    best = max(printed.values(), key=lambda r: r.accuracy)
+    if 100 * (best.accuracy - printed[claim.model].accuracy) <= p.self_contradiction_pp:
+        return False
+    notes.add(
+        t(
+            "rb_ev_claim_self_contradicted",
+            model=claim.model,
+            sentence=excerpt(claim.sentence, 80),
+            best=best.model,
+            best_acc=best.accuracy,
+            acc=printed[claim.model].accuracy,
+        ),
+        claim.cell,
+        claim.line,
+        "flag",
+    )
+    return True
 
 
 def _claims(
