@@ -49,7 +49,7 @@ class AnalysisParams(RuleParams):
     # its grounding markers ground nothing and every marker earns `ungrounded_share`
     distrust_implausible: bool = True
     # ... and earns `distrusted_share` where a text that merely observes nothing earns `ungrounded_share`
-    distrusted_share: float = 0.5
+    distrusted_share: float = 0.25
     # a text whose accuracies for a model all differ by more than this (points) from what the student's
     # own run printed for it contradicts its own work: treated like an implausible number (0: off)
     self_contradiction_pp: float = 0.5

@@ -66,7 +66,7 @@ class ModificationsParams(RuleParams):
     quoted_share: float = 0.25  # the effect quoted without being set against anything
     harmful_justification_share: float = 0.25
     observed_reasons: list[str] = []
-    textbook_share: float = 1.0
+    textbook_share: float = 0.5
     effect_words: list[str] = []
     interpretation_words: list[str] = []
     plausible_max_accuracy: float = 0.997  # a passage quoting more does not discuss a measured effect
