@@ -877,3 +877,39 @@ def test_a_best_model_the_students_own_run_contradicts_distrusts_the_analysis(tm
     )
     assert not any("your own run printed" in e.text for e in trusted.evidence)
     assert trusted.points > result.points
+
+
+COMMENT_REPORT = """from tensorflow import keras
+
+
+def create_baseline_model():
+    return keras.Sequential()
+
+# =====================================================================
+# REPORT
+# =====================================================================
+# Results (one run each, Colab T4)
+#   baseline 98.93, extra conv 99.15, L2 99.06
+#
+# Errors (extra conv model, 85 errors)
+#   The most frequent confusions are 4 -> 9 (9 times) and 7 -> 2 (6).
+#
+# Conclusion
+#   I would recommend the model with the extra convolution (99.15%).
+"""
+
+
+def test_a_label_alone_on_its_line_opens_a_comment_block_reports_section(tmp_path):
+    path = tmp_path / "script.py"
+    path.write_text(COMMENT_REPORT, encoding="utf-8")
+    lines = rubric_text.prose_lines(ingest_path(path))
+    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
+    found = rubric_text.find_sections(lines, spec)
+    assert {n: found[n].title for n in ("results", "errors", "conclusion")} == {
+        "results": "Results",
+        "errors": "Errors",
+        "conclusion": "Conclusion",
+    }
+    assert "4 -> 9" in found["errors"].text and "99.15%" in found["conclusion"].text
+    # a sentence is not a label: a capitalised line that ends like a sentence opens nothing
+    assert rubric_text.BARE_LABEL.match("Results were good.") is None

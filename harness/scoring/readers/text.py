@@ -214,9 +214,10 @@ def run_in_headings(lines: list[Line], spec: dict[str, dict]) -> list[Heading]:
     found = []
     for index, line in enumerate(lines):
         previous = lines[index - 1] if index else None
-        if previous is not None and previous.cell == line.cell and previous.text.strip():
-            continue  # inside a paragraph
-        match = RUN_IN.match(line.text.strip())
+        if previous is not None and previous.cell == line.cell and previous.text.strip(" =-~#*_"):
+            continue  # inside a paragraph (a rule of "=====" above ends one)
+        following = lines[index + 1] if index + 1 < len(lines) else None
+        match = RUN_IN.match(line.text.strip()) or _bare_label(line, following)
         label = (
             re.sub(r"\s+([,;])", r"\1", " ".join(re.sub(r"\([^)]*\)", " ", match.group(1)).split())) if match else ""
         )
@@ -227,6 +228,18 @@ def run_in_headings(lines: list[Line], spec: dict[str, dict]) -> list[Heading]:
         if any(_first_match(s.get("headings", []), title) is not None for s in spec.values()):
             found.append(Heading(index, UNKNOWN_LEVEL + 1, label, line.cell, line.line, run_in=True))
     return found
+
+
+# a line that is only a capitalised label, with text right under it: "Results (one run each)" opening a
+# comment-block report or a docstring's paragraph
+BARE_LABEL = re.compile(r"^((?:\d{1,2}[.)]\s*)?[A-ZÀ-Ý][^.!?;:]{0,80}?)\s*$")
+
+
+def _bare_label(line: Line, following: Line | None) -> re.Match | None:
+    """A label alone on its line at a paragraph's start, the paragraph's text on the next line."""
+    if following is None or following.cell != line.cell or not following.text.strip():
+        return None
+    return BARE_LABEL.match(line.text.strip())
 
 
 def _body(lines: list[Line], start: int, end: int, skip: set[int]) -> str:
