@@ -522,3 +522,22 @@ def test_terse_notes_show_their_substance(marker, sentence):
 def test_experiments_named_e1_or_exp_2_are_models(text, expected):
     numbers = {"1": "create_improved_model_1", "2": "create_improved_model_2"}
     assert [name for _, _, name in rubric_text.model_refs(rubric_text.plain(text), numbers)] == expected
+
+
+@pytest.mark.parametrize(
+    "passage, observed",
+    [
+        ("E1, regularisation: dropout, against the rising validation loss.", True),
+        ("M1 — BatchNorm après chaque conv (vise la remontée de val_loss)", True),
+        ("la perte de validation remonte après l'époque 3, d'où le dropout", True),
+        ("Dropout reduces overfitting by randomly turning off neurons. I add Dropout(0.4).", False),
+        ("ImageDataGenerator with rotations of 10° and shifts of 10 %.", False),
+        ("EarlyStopping stops training when the validation loss stops improving.", False),
+    ],
+)
+def test_a_reason_drawn_from_what_the_student_observed_is_told_from_a_textbook_line(passage, observed):
+    from harness.scoring.readers.text import Passage  # imported here: only this test builds a passage by hand
+    from harness.scoring.rules.modifications import _observes
+
+    params = ModificationsParams(**next(c for c in load_rubric().criteria if c.id == "modifications").params)
+    assert _observes(Passage(passage, 1, 1), params) is observed
