@@ -44,7 +44,7 @@ class Declared:
     line: int = 0  # of the call, in the parsed code (a cell, or the module)
     cell: int | None = None
     holder: str | None = None  # the variable the trained model is in (None: a helper, or the builder's call)
-    built_at: int = 0  # the line of the assignment that put a new model in `holder`
+    built_at: tuple[int | None, int] = (None, 0)  # (cell, line) of the assignment that put a new model in `holder`
 
     def as_entry(self) -> str:
         """The TRAINING_CONFIG entry, as Python source."""
@@ -82,6 +82,7 @@ def declared_by_calls(
     for scope in _scopes(trees):
         reader = _Scope(calls, functions, imported, constants, trainers)
         for cell, statement in scope:
+            reader.cell = cell
             for name, declared in reader.read(statement):
                 declared.cell = cell
                 found.setdefault(name, []).append(declared)
@@ -97,7 +98,7 @@ def declared_by_calls(
 def _split_variants(calls: list[Declared]) -> tuple[list[Declared], dict[str, list[Declared]]]:
     """(the model's own calls, {variable: its calls} of each variant): a variable is a variant when its
     calls agree on a generator, callbacks or a batch size that the first variable's calls do not."""
-    groups: dict[tuple[str | None, int], list[Declared]] = {}
+    groups: dict[tuple, list[Declared]] = {}
     for call in calls:  # a variable assigned a new model again holds another model
         groups.setdefault((call.holder, call.built_at), []).append(call)
     first, *rest = groups
@@ -166,7 +167,8 @@ class _Scope:
         self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
         self.trainers = trainers  # the student's functions that train what they are given
         self.models: dict[str, str] = {}  # variable -> harness name
-        self.built_at: dict[str, int] = {}  # variable -> the line its model was built at
+        self.built_at: dict[str, tuple[int | None, int]] = {}  # variable -> (cell, line) its model was built at
+        self.cell: int | None = None  # the cell of the statement being read
         self.values: dict[str, ast.expr] = {}  # variable -> what it was last set to
 
     def read(self, statement: ast.stmt):
@@ -180,7 +182,7 @@ class _Scope:
                 model = self._built(statement.value)
                 if model is not None:
                     self.models[target.id] = model
-                    self.built_at[target.id] = statement.lineno
+                    self.built_at[target.id] = (self.cell, statement.lineno)
                 else:
                     self.models.pop(target.id, None)
         for node in ast.walk(statement):
@@ -192,7 +194,7 @@ class _Scope:
                     declared = self._declared(node)
                     if isinstance(node.func.value, ast.Name):
                         declared.holder = node.func.value.id
-                        declared.built_at = self.built_at.get(declared.holder, 0)
+                        declared.built_at = self.built_at.get(declared.holder, (None, 0))
                     yield model, declared
             elif call_name(node) in self.trainers:  # handed to the student's own helper: train(m, epochs=10)
                 yield from self._helped(node, statement)
@@ -207,9 +209,9 @@ class _Scope:
             if isinstance(argument, ast.Name):
                 model = self.models.get(argument.id) or self.functions.get(argument.id)
                 holder = argument.id if argument.id in self.models else None
-                built_at = self.built_at.get(argument.id, 0)
+                built_at = self.built_at.get(argument.id, (None, 0))
             else:
-                model, holder, built_at = self._built(argument), _first_target(statement), statement.lineno
+                model, holder, built_at = self._built(argument), _first_target(statement), (self.cell, statement.lineno)
             if model is None:
                 continue
             declared = self._declared(call, helper=True)

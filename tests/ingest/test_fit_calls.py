@@ -221,3 +221,18 @@ def test_a_variant_is_graded_as_a_factory_of_its_own_named_after_its_variable(tm
     said = {(d.cell, d.line): d.reason for d in result.dropped}
     assert "« model_aug » is create_baseline_model trained its own way" in said[(3, 3)]
     assert "create_improved_model_aug" in said[(3, 3)]
+
+
+def test_a_variable_built_again_in_another_cell_holds_another_model():
+    cells = [
+        (
+            4,
+            "from tensorflow.keras.callbacks import EarlyStopping\nmodel = build_model()\nmodel.fit(x, y, batch_size=128)\n",
+        ),
+        (11, "model = build_model()\nmodel.fit(x, y, batch_size=128, callbacks=[EarlyStopping(patience=3)])\n"),
+    ]
+    trees = [(cell, ast.parse(textwrap.dedent(code))) for cell, code in cells]
+    _, variants = declared_by_calls(trees, {"create_improved_model_1": "build_model"})
+    assert [(v.holder, v.declared.cell, v.declared.said()) for v in variants] == [
+        ("model", 11, "batch_size=128, callbacks")
+    ]
