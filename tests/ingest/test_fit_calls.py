@@ -229,7 +229,11 @@ def test_a_variable_built_again_in_another_cell_holds_another_model():
             4,
             "from tensorflow.keras.callbacks import EarlyStopping\nmodel = build_model()\nmodel.fit(x, y, batch_size=128)\n",
         ),
-        (11, "model = build_model()\nmodel.fit(x, y, batch_size=128, callbacks=[EarlyStopping(patience=3)])\n"),
+        # the same line in another cell
+        (
+            11,
+            "# again\nmodel = build_model()\nmodel.fit(x, y, batch_size=128, callbacks=[EarlyStopping(patience=3)])\n",
+        ),
     ]
     trees = [(cell, ast.parse(textwrap.dedent(code))) for cell, code in cells]
     _, variants = declared_by_calls(trees, {"create_improved_model_1": "build_model"})
