@@ -1170,21 +1170,7 @@ def _with_declared_settings(
     said = {
         (d.cell, d.line): ENGLISH("why_training_call_kept", model=name, kept=d.said()) for name, d in declared.items()
     }
-    taken = {f.name for f in factories} | _bound_at_top(module_source)
-    definitions, added = "", []
-    for variant in variants:
-        name = _variant_name(variant.holder, taken)
-        taken.add(name)
-        d = variant.declared
-        definitions += (
-            f"\n\ndef {name}():  # harness: {variant.holder!r}, built like {variant.model} and trained its own way\n"
-            f"    return {variant.model}()\n"
-        )
-        added.append(Factory(name=name, role="improved", cell=d.cell, line=d.line))
-        declared[name] = d
-        said[(d.cell, d.line)] = ENGLISH(
-            "why_training_variant", holder=variant.holder, model=variant.model, kept=d.said(), name=name
-        )
+    definitions, added = _variant_factories(variants, factories, module_source, declared, said)
     entries = ", ".join(f"{name!r}: {d.as_entry()}" for name, d in declared.items())
     integers = {name: d.settings for name, d in declared.items() if d.settings}
     block = definitions + (
@@ -1201,6 +1187,30 @@ def _with_declared_settings(
         first = next(iter(declared.values()))
         line_map = [*line_map[:lines], *[(first.cell, first.line)] * block.count("\n")]
     return module_source + block, factories + added, _said_on_their_lines(extractor.dropped, said, cells), line_map
+
+
+def _variant_factories(
+    variants: list, factories: list[Factory], module_source: str, declared: dict, said: dict
+) -> tuple[str, list[Factory]]:
+    """(the Python source defining a factory for each variant, those factories), at most as many as
+    keep the submission within MAX_INFERRED_MODELS models; each variant's settings go into `declared` and
+    what its call says into `said`."""
+    taken = {f.name for f in factories} | _bound_at_top(module_source)
+    definitions, added = "", []
+    for variant in variants[: max(0, MAX_INFERRED_MODELS - len(factories))]:
+        name = _variant_name(variant.holder, taken)
+        taken.add(name)
+        d = variant.declared
+        definitions += (
+            f"\n\ndef {name}():  # harness: {variant.holder!r}, built like {variant.model} and trained its own way\n"
+            f"    return {variant.model}()\n"
+        )
+        added.append(Factory(name=name, role="improved", cell=d.cell, line=d.line))
+        declared[name] = d
+        said[(d.cell, d.line)] = ENGLISH(
+            "why_training_variant", holder=variant.holder, model=variant.model, kept=d.said(), name=name
+        )
+    return definitions, added
 
 
 def _variant_name(holder: str, taken: set[str]) -> str:
