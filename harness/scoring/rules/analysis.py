@@ -213,7 +213,7 @@ def _claim_self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: Analy
     if not p.self_contradiction_pp:
         return False
     printed = {r.model: r for r in rubric_text.reported_accuracies(ev.ingest) if r.model != "reference"}
-    claim = rubric_text.claimed_best(rubric_text.best_model_claims(ev.prose, ev.sections, ev.ingest.factories))
+    claim = rubric_text.claimed_best(ev.best_claims)
     if claim is None or claim.model not in printed:
         return False
     best = max(printed.values(), key=lambda r: r.accuracy)
@@ -243,7 +243,7 @@ def _claims(
     comparable profile), the claim)."""
     trained = {m.name: m.test_accuracy for m in ev.models if m.role == "improved" and m.test_accuracy is not None}
     measured = max(trained, key=trained.get) if trained else None
-    claims = rubric_text.best_model_claims(ev.prose, ev.sections, ev.ingest.factories)
+    claims = ev.best_claims
     claim = rubric_text.claimed_best(claims)
     for other in claims:
         if other is not claim:
