@@ -533,6 +533,8 @@ def test_a_heading_that_names_no_section_ends_the_section_before_it(tmp_path):
     where = {line.text[:12]: section_of(line.cell, line.line) for line in lines if not line.text.startswith("**")}
     assert where["Dropout afte"] == "improvements"
     assert where["| baseline |"] != "improvements" and where["A third of t"] != "improvements"
+    # a section found by its content under a heading of its own is bounded by that heading
+    assert where["| baseline |"] == "results"
     result = criterion(
         score(evidence(ingest_path(notebook(tmp_path, cells)), [model("create_improved_model_1")]), EN), "analysis"
     )

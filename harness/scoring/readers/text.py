@@ -533,7 +533,7 @@ def section_ranges(lines: list[Line], sections: dict[str, Section]):
     starts = {
         name: order[(s.cell, s.line)]
         for name, s in sections.items()
-        if s.how == "heading" and (s.cell, s.line) in order
+        if s.title is not None and (s.cell, s.line) in order
     }
     spans = []
     for name, start in starts.items():
