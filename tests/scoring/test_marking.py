@@ -530,6 +530,7 @@ def test_experiments_named_e1_or_exp_2_are_models(text, expected):
         ("E1, regularisation: dropout, against the rising validation loss.", True),
         ("M1 — BatchNorm après chaque conv (vise la remontée de val_loss)", True),
         ("la perte de validation remonte après l'époque 3, d'où le dropout", True),
+        ("Un Dropout pour limiter le surapprentissage que l'on voit sur les courbes du modèle de départ.", True),
         ("Dropout reduces overfitting by randomly turning off neurons. I add Dropout(0.4).", False),
         ("ImageDataGenerator with rotations of 10° and shifts of 10 %.", False),
         ("EarlyStopping stops training when the validation loss stops improving.", False),
