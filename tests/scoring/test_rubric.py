@@ -915,3 +915,43 @@ def test_a_label_alone_on_its_line_opens_a_comment_block_reports_section(tmp_pat
     assert "4 -> 9" in found["errors"].text and "99.15%" in found["conclusion"].text
     # a sentence is not a label: a capitalised line that ends like a sentence opens nothing
     assert rubric_text.BARE_LABEL.match("Results were good.") is None
+
+
+QA_REPORT = '''"""Mini-projet MNIST — le rapport, sous forme de questions et réponses
+==================================================================
+
+Q1. Que fallait-il faire, et comment ai-je comparé les modèles ?
+    Améliorer le CNN de l'énoncé (98,9 %) pour lire des formulaires.
+
+Q2. Qu'est-ce qui ne va pas dans la référence ?  (graine 0, 98,96 %, 104 erreurs)
+    29 des 104 erreurs sont des chiffres très inclinés ; 4 -> 9 (11 fois).
+
+Q9. Que recommander à l'entreprise, et quelles limites ?
+    Le modèle final, avec une relecture humaine des prédictions incertaines.
+"""
+from tensorflow import keras
+
+
+def create_baseline_model():
+    return keras.Sequential()
+'''
+
+
+def test_a_report_written_as_numbered_questions_has_its_sections(tmp_path):
+    path = tmp_path / "qa.py"
+    path.write_text(QA_REPORT, encoding="utf-8")
+    lines = rubric_text.prose_lines(ingest_path(path))
+    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
+    found = rubric_text.find_sections(lines, spec)
+    assert found["baseline"].title.startswith("Q2.") and found["conclusion"].title.startswith("Q9.")
+    assert "29 des 104 erreurs" in found["baseline"].text
+    # a heading that starts like a question word is not a numbered question
+    assert rubric_text.heading_level("Quand le réseau se trompe", "") is None
+
+
+def test_the_accuracy_a_confidence_threshold_keeps_is_not_implausible():
+    sentence = (
+        "With a threshold of 0.9, 0.81 % of the digits go to a human and only 13 errors remain on the rest (99.87 %)"
+    )
+    assert rubric_text.implausible(sentence, 0.997) is None
+    assert rubric_text.implausible("The final model reaches 99.87 % on the test set.", 0.997) == "99.87 %"

@@ -154,6 +154,10 @@ def heading_level(line: str, next_line: str) -> tuple[int, str] | None:
             return 1, stripped
         if re.fullmatch(r"[-~]{3,}", underline):
             return 2, stripped
+    # "Q2. Qu'est-ce qui ne va pas ?  (graine 0, 104 erreurs)": a report written as questions and answers
+    question = re.fullmatch(r"(?:Q|Question\s*)\d{1,2}\s*[.):]?\s+\S.{0,160}", stripped)
+    if question and len(re.sub(r"\([^)]*\)", " ", stripped).split()) <= 16:
+        return UNKNOWN_LEVEL, stripped
     if (
         re.fullmatch(r"(?:\d{1,2}|[IVX]{1,4})[.)]\s+[^\W\d_].{0,70}", stripped)
         and len(stripped.split()) <= 8
@@ -248,7 +252,9 @@ def _body(lines: list[Line], start: int, end: int, skip: set[int]) -> str:
 
 def _strip_numbering(title: str) -> str:
     return re.sub(
-        r"^[\s\d.)IVX:–—-]*(?:(?:partie|part|etape|step|section)\s*\d*\s*[:.–—-]?\s*)?", "", plain(title)
+        r"^[\s\d.)IVX:–—-]*(?:(?:(?:partie|part|etape|step|section)\s*\d*|q\d{1,2}|question\s*\d{1,2})\s*[:.–—-]?\s*)?",
+        "",
+        plain(title),
     ).strip()
 
 
@@ -693,6 +699,8 @@ TEST_IMAGES = 10_000  # MNIST's test set: what a student's own count of errors i
 
 NOT_TEST_ACCURACY = re.compile(
     r"rappel|recall|\bf1\b|par classe|per class|\bclasse? \d|\bdigit \d|\bchiffre \d|train|entrainement"
+    # the accuracy on the predictions a confidence threshold keeps (the rest sent to a person)
+    r"|confian|confiden|seuil|threshold|accept|couverture|coverage|review|relecture|humain|human"
 )
 
 
@@ -700,18 +708,22 @@ def implausible(text: str, ceiling: float) -> str | None:
     """An accuracy no model of the assignment reaches on MNIST's test set, quoted by the text: a
     percentage with decimals above `ceiling` (a share, 0.997) and below 100 % ("99,9 %"), or a count of
     errors that small ("10 erreurs sur 10 000", "only 20 errors"); None when there is none. A
-    percentage said of one class (a recall, "classe 1") or of the training set is not a test accuracy."""
+    percentage or a count said of one class (a recall, "classe 1"), of the training set, or of the
+    predictions a confidence threshold keeps, is not a test accuracy."""
     text = plain(text)
+
+    def of_the_test_set(match: re.Match) -> bool:
+        return not NOT_TEST_ACCURACY.search(text[max(0, match.start() - 50) : match.end() + 30])
+
     for match in DECIMAL_PERCENT.finditer(text):
-        near = text[max(0, match.start() - 50) : match.end() + 30]
-        if ceiling * 100 < float(match.group(1).replace(",", ".")) < 100 and not NOT_TEST_ACCURACY.search(near):
+        if ceiling * 100 < float(match.group(1).replace(",", ".")) < 100 and of_the_test_set(match):
             return match.group(0)
     for match in ERRORS_OUT_OF.finditer(text):
         total = int(re.sub(r"\D", "", match.group(2)))
-        if total >= 1000 and int(match.group(1)) < (1 - ceiling) * total:
+        if total >= 1000 and int(match.group(1)) < (1 - ceiling) * total and of_the_test_set(match):
             return match.group(0)
     for match in ONLY_ERRORS.finditer(text):
-        if int(match.group(1)) < (1 - ceiling) * TEST_IMAGES:
+        if int(match.group(1)) < (1 - ceiling) * TEST_IMAGES and of_the_test_set(match):
             return match.group(0)
     return None
 
