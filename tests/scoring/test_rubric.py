@@ -140,6 +140,18 @@ def criterion(result_score, cid: str) -> CriterionScore:
     return next(c for c in result_score.criteria if c.id == cid)
 
 
+def sections_of(lines) -> dict:
+    """The deliverable's sections the default rubric finds in `lines` of prose."""
+    return rubric_text.find_sections(lines, {name: s.model_dump() for name, s in load_rubric().sections.items()})
+
+
+def module_sections(tmp_path, source: str, name: str = "module.py") -> dict:
+    """The sections found in a module written with `source`."""
+    path = tmp_path / name
+    path.write_text(source, encoding="utf-8")
+    return sections_of(rubric_text.prose_lines(ingest_path(path)))
+
+
 FACTORIES = """
 from tensorflow import keras
 
@@ -481,9 +493,7 @@ def test_a_title_does_not_stand_for_a_section_and_content_finds_unusual_headings
         ),
         new_markdown_cell("## Bilan\n\nJe recommande le modèle 2."),
     ]
-    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
-    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
-    found = rubric_text.find_sections(lines, spec)
+    found = sections_of(rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells))))
     assert found["improvements"].title == "Trois idées" and found["improvements"].how == "content"
     assert found["errors"].title == "Quand il se trompe" and found["errors"].how == "heading"
     assert found["baseline"].title == "Point de départ" and found["conclusion"].title == "Bilan"
@@ -528,8 +538,7 @@ def test_a_heading_that_names_no_section_ends_the_section_before_it(tmp_path):
         ),
     ]
     lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
-    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
-    section_of = rubric_text.section_ranges(lines, rubric_text.find_sections(lines, spec))
+    section_of = rubric_text.section_ranges(lines, sections_of(lines))
     where = {line.text[:12]: section_of(line.cell, line.line) for line in lines if not line.text.startswith("**")}
     assert where["Dropout afte"] == "improvements"
     assert where["| baseline |"] != "improvements" and where["A third of t"] != "improvements"
@@ -543,11 +552,7 @@ def test_a_heading_that_names_no_section_ends_the_section_before_it(tmp_path):
 
 
 def test_a_paragraph_s_run_in_label_is_a_section_heading(tmp_path):
-    path = tmp_path / "bref.py"
-    path.write_text(RUN_IN_REPORT, encoding="utf-8")
-    lines = rubric_text.prose_lines(ingest_path(path))
-    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
-    found = rubric_text.find_sections(lines, spec)
+    found = module_sections(tmp_path, RUN_IN_REPORT)
     assert {n: s.title for n, s in found.items() if s.how == "heading"} == {
         "baseline": "Référence",
         "errors": "Erreurs",
@@ -902,11 +907,7 @@ def create_baseline_model():
 
 
 def test_a_label_alone_on_its_line_opens_a_comment_block_reports_section(tmp_path):
-    path = tmp_path / "script.py"
-    path.write_text(COMMENT_REPORT, encoding="utf-8")
-    lines = rubric_text.prose_lines(ingest_path(path))
-    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
-    found = rubric_text.find_sections(lines, spec)
+    found = module_sections(tmp_path, COMMENT_REPORT)
     assert {n: found[n].title for n in ("results", "errors", "conclusion")} == {
         "results": "Results",
         "errors": "Errors",
@@ -938,11 +939,7 @@ def create_baseline_model():
 
 
 def test_a_report_written_as_numbered_questions_has_its_sections(tmp_path):
-    path = tmp_path / "qa.py"
-    path.write_text(QA_REPORT, encoding="utf-8")
-    lines = rubric_text.prose_lines(ingest_path(path))
-    spec = {name: s.model_dump() for name, s in load_rubric().sections.items()}
-    found = rubric_text.find_sections(lines, spec)
+    found = module_sections(tmp_path, QA_REPORT)
     assert found["baseline"].title.startswith("Q2.") and found["conclusion"].title.startswith("Q9.")
     assert "29 des 104 erreurs" in found["baseline"].text
     # a heading that starts like a question word is not a numbered question
