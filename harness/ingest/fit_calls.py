@@ -26,10 +26,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from harness.ingest.trainers import trained_with
+from harness.ingest.trainers import TRAINING, trained_with
 from harness.util.pysource import call_name, is_literal
 
-TRAINING = {"fit", "fit_generator"}
 INTEGERS = ("epochs", "batch_size")
 CALLBACKS = {"EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN"}
 GENERATORS = {"ImageDataGenerator"}

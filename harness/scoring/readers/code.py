@@ -59,7 +59,12 @@ class StudentCode:
     @property
     def code_lines(self) -> int:
         """Lines that hold code (neither blank nor only a comment)."""
-        return sum(1 for line in self.source.splitlines() if line.strip() and not line.strip().startswith("#"))
+        return len(code_line_numbers(self.source))
+
+
+def code_line_numbers(source: str) -> set[int]:
+    """The numbers (from 1) of the lines of `source` that hold code: neither blank nor only a comment."""
+    return {n for n, line in enumerate(source.splitlines(), 1) if line.strip() and not line.strip().startswith("#")}
 
 
 def student_code(cells: list[CodeCell]) -> StudentCode:

@@ -29,15 +29,15 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+from harness.ingest.inner_training import TRAINING
 from harness.ingest.tokens import canonical_tokens
 from harness.results import CodeCell
-from harness.scoring.readers.code import StudentCode, student_code
+from harness.scoring.readers.code import StudentCode, code_line_numbers, student_code
 
 # Loop counters, axes, data frames, the data set's x/y: short by convention, not cryptic.
 CONVENTIONAL = {"x", "y", "X", "Y", "i", "j", "k", "n", "e", "f", "_", "df", "lr", "cm", "fig", "id", "ok", "im", "nb"}
 CRYPTIC = re.compile(r"[a-zA-Z]{1,2}\d*|([a-zA-Z])\1+\d*|(tmp|temp|toto|truc|foo|bar|bidule|machin|test|aaa)\d*")
 AXES = re.compile(r"axe?s?\d*")
-TRAINING_CALLS = {"fit", "fit_generator", "train_on_batch"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def read_structure(
     of them is the handout's own repetition, not the student's."""
     code = student_code(cells)
     trees = _cell_trees(code)
-    code_lines = _code_lines(code.source) - _string_lines(trees)
+    code_lines = code_line_numbers(code.source) - _string_lines(trees)
     tokens = _tokens_by_line(code, cells)
     blocks = [b for tree, _ in trees for b in _blocks(tree, code.source, tokens, code_lines) if b.lines >= min_lines]
     cryptic, names = _cryptic(trees)
@@ -124,10 +124,6 @@ def _cell_trees(code: StudentCode) -> list[tuple[ast.Module, int]]:
         ast.increment_lineno(tree, first - 1)
         trees.append((tree, first))
     return trees
-
-
-def _code_lines(source: str) -> set[int]:
-    return {n for n, line in enumerate(source.splitlines(), 1) if line.strip() and not line.strip().startswith("#")}
 
 
 def _string_lines(trees: list[tuple[ast.Module, int]]) -> set[int]:
@@ -245,7 +241,7 @@ def _trains(node: ast.AST, trainers: set[str]) -> bool:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call):
             called = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", None)
-            if called in TRAINING_CALLS or called in trainers:
+            if called in TRAINING or called in trainers:
                 return True
     return False
 

@@ -70,7 +70,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     grounded = not distrusted and (
         not p.grounding_markers or any(_grounds(found.get(n), p) for n in p.grounding_markers)
     )
-    untrusted_share = p.distrusted_share if distrusted else p.ungrounded_share
+    untrusted_share = _untrusted_share(p, distrusted)
     if distrusted:
         notes.add(t("rb_ev_numbers_distrusted", share=untrusted_share), kind="flag")
     # words that observe nothing (no digit, no number) count like the interpretations: in part
@@ -151,7 +151,7 @@ def _substance(
         sentence = found.get(name)
         # an observation stands on its own evidence (a count, a percentage); an interpretation on any observation
         trusted = (_grounds(sentence, p) and not distrusted) if name in p.grounding_markers else grounded
-        share = 1.0 if trusted else (p.distrusted_share if distrusted else p.ungrounded_share)
+        share = 1.0 if trusted else _untrusted_share(p, distrusted)
         if sentence is not None:
             notes.add(
                 t("rb_ev_substance", what=t(f"rb_marker_{name}"), excerpt=excerpt(sentence.text)),
@@ -165,6 +165,11 @@ def _substance(
             notes.add(t("rb_ev_substance_missing", what=t(f"rb_marker_{name}")), kind="missing")
         parts.append(component(t, f"marker_{name}", weight * share if sentence else 0.0, weight))
     return parts
+
+
+def _untrusted_share(p: AnalysisParams, distrusted: bool) -> float:
+    """What an untrusted part earns: less in a text its own numbers discredit than in one that observes nothing."""
+    return p.distrusted_share if distrusted else p.ungrounded_share
 
 
 def _implausible(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:

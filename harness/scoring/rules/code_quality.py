@@ -256,7 +256,7 @@ def _too_cryptic(structure: Structure, p: CodeQualityParams) -> bool:
 
 def _handout_code_lines(code: rubric_code.StudentCode, own: _Own) -> set[int]:
     """The flattened code's lines that hold code and are not the student's: the handout's."""
-    return {n for n, line in enumerate(code.source.splitlines(), 1) if line.strip() and n not in own.lines}
+    return rubric_code.code_line_numbers(code.source) - own.lines
 
 
 def _block_name(t: Translator, code: rubric_code.StudentCode, block) -> str:
