@@ -736,7 +736,8 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
     """Top-level functions that return a Keras model, read statically: {name: what it returns}.
 
     A function returns a model when it returns ``Sequential(...)``/``Model(...)`` (or a subclass
-    defined in the module), a variable assigned from one, or the result of another such function.
+    defined in the module), a variable assigned from one, the result of another such function, or a
+    model passed through a helper that returns its argument (``return compile_it(Sequential(...))``).
     """
     try:
         tree = parse_python(module_source)
@@ -751,31 +752,53 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
         ):
             constructors.add(node.name)
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    through = {name: p for name, fn in functions.items() if (p := _returned_parameter(fn)) is not None}
     found: dict[str, str] = {}
     changed = True
     while changed:
         changed = False
-        known = constructors | set(found)
         for name, fn in functions.items():
-            if name in found:
-                continue
-            bound: dict[str, str] = {}
-            for node in ast.walk(fn):
-                if isinstance(node, ast.Assign) and call_name(node.value) in known:
-                    for target in _target_names(node.targets):
-                        bound[target] = call_name(node.value)
-            for node in ast.walk(fn):
-                if not isinstance(node, ast.Return) or node.value is None:
-                    continue
-                made = call_name(node.value)
-                if made in known:
-                    found[name] = f"{made}(…)"
-                elif isinstance(node.value, ast.Name) and node.value.id in bound:
-                    found[name] = f"{bound[node.value.id]}(…)"
-                if name in found:
-                    changed = True
-                    break
+            if name not in found and (made := _returned_model(fn, constructors | set(found), through)):
+                found[name] = f"{made}(…)"
+                changed = True
     return found
+
+
+def _returned_parameter(fn: ast.FunctionDef) -> tuple[int, str] | None:
+    """(position, name) of the parameter a helper returns (``def compile_it(model): …; return model``)."""
+    names = [a.arg for a in fn.args.args]
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Name) and node.value.id in names:
+            return names.index(node.value.id), node.value.id
+    return None
+
+
+def _returned_model(fn: ast.FunctionDef, known: set[str], through: dict[str, tuple[int, str]]) -> str | None:
+    """The constructor or builder whose model `fn` returns, directly, through a variable or through a
+    pass-through helper (`through`: {helper: its returned parameter}); None when it returns none."""
+    bound: dict[str, str] = {}
+
+    def made(node: ast.AST | None) -> str | None:
+        name = call_name(node)
+        if name in known:
+            return name
+        if isinstance(node, ast.Name):
+            return bound.get(node.id)
+        if name in through and isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            position, parameter = through[name]
+            passed = [k.value for k in node.keywords if k.arg == parameter]
+            passed += node.args[position : position + 1]
+            return made(passed[0]) if passed else None
+        return None
+
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign) and (maker := made(node.value)):
+            for target in _target_names(node.targets):
+                bound[target] = maker
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Return) and (maker := made(node.value)):
+            return maker
+    return None
 
 
 def _required_args(fn: ast.FunctionDef | ast.Lambda) -> int:
@@ -851,9 +874,17 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str,
     """Calls of the functions in `required` ({name: its required arguments}) whose arguments are all
     literals and enough, as source text in the order they appear (``build_model(0.3, lr=1e-3)``): how the
     submission itself uses its builders, at top level or in the functions it runs from there (a
-    ``main()``: :func:`_used_nodes`). Cells that do not parse are skipped."""
+    ``main()``: :func:`_used_nodes`). A builder without required arguments passed as a value (to a trainer,
+    in a list of experiments) is used at its defaults. Cells that do not parse are skipped."""
     calls: dict[str, list[str]] = {name: [] for name in required}
-    for node in _used_nodes(cells, set(required)):
+    used = list(_used_nodes(cells, set(required)))
+    called = {id(node.func) for node in used if isinstance(node, ast.Call)}
+    for node in used:
+        if isinstance(node, ast.Name) and node.id in required and id(node) not in called and not required[node.id]:
+            # passed as a value (``experiments = [(build_a, "A")]``, ``train(build_a)``): called at its defaults
+            if node.id not in calls[node.id]:
+                calls[node.id].append(node.id)
+            continue
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in required):
             continue
         arguments = [*node.args, *(k.value for k in node.keywords)]

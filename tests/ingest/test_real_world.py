@@ -49,6 +49,33 @@ def test_a_helper_with_arguments_is_called_as_the_submission_calls_it():
     assert "return make_model(0.25, learning_rate=0.0001)" in result.module_source
 
 
+def test_models_returned_through_a_compile_helper_are_read_without_running_the_code():
+    """``return compile_model(model)``: the helper returns its argument, so the model goes through it; the
+    loop passes the builders uncalled (``for fn in (a, b, c)``), each used at its defaults."""
+    result = ingest_path(REAL_WORLD / "kim_minji.ipynb")
+    assert result.status == "ok" and result.factory_source == "inferred"
+    assert result.factory_map == {
+        "create_baseline_model": "baseline_net",
+        "create_improved_model_1": "dropout_net",
+        "create_improved_model_2": "slow_dropout_net",
+    }
+
+
+def test_a_builder_in_a_list_of_experiments_is_used_at_its_defaults_beside_its_calls(tmp_path):
+    source = (
+        "import keras\n\ndef _compiled(model, optimizer='adam'):\n    model.compile(optimizer=optimizer)\n"
+        "    return model\n\ndef create_baseline_model():\n    return _compiled(keras.Sequential())\n\n"
+        "def tiny_sgd(learning_rate=1e-4):\n    model = create_baseline_model()\n"
+        "    return _compiled(model, keras.optimizers.SGD(learning_rate=learning_rate))\n\n"
+        "def main():\n    for build, name in [(tiny_sgd, 'B'), (lambda: tiny_sgd(1e-2), 'check')]:\n"
+        "        build().fit()\n\nif __name__ == '__main__':\n    main()\n"
+    )
+    (tmp_path / "experiments.py").write_text(source, encoding="utf-8")
+    result = ingest_path(tmp_path / "experiments.py")
+    assert result.factory_source == "inferred"
+    assert result.factory_map == {"create_improved_model_1": "tiny_sgd", "create_improved_model_2": "tiny_sgd(0.01)"}
+
+
 def test_the_convention_when_followed_is_never_overridden(tmp_path):
     source = (
         "import keras\n\ndef create_baseline_model():\n    return keras.Sequential()\n\n"
