@@ -74,12 +74,14 @@ class Evidence:
     @functools.cached_property
     def best_claims(self) -> list[rubric_text.Claim]:
         """The sentences that name the student's best (or recommended) model, read once per scoring."""
-        return rubric_text.best_model_claims(self.prose, self.sections, self.ingest.factories)
+        return rubric_text.best_model_claims(self.prose, self.sections, self.ingest.factories, self.ingest.factory_map)
 
     @functools.cached_property
     def passage_models(self) -> list[list[str]]:
         """For each passage, the improved models it names in order (by name, or by a results table's row)."""
-        return rubric_text.passage_models(self.passages, rubric_text.factory_numbers(self.ingest.factories))
+        return rubric_text.passage_models(
+            self.passages, rubric_text.factory_numbers(self.ingest.factories, self.ingest.factory_map)
+        )
 
     def contradicted(self, tolerance_pp: float) -> list[tuple[rubric_text.Reported, rubric_text.Reported]]:
         """(quoted, printed) accuracies of the text that the student's own printed run contradicts by more

@@ -25,6 +25,7 @@ from harness.ingest.read import ingest_path
 from harness.pipeline.rescore import rescore
 from harness.results import (
     CriterionScore,
+    Factory,
     LayerSpec,
     McNemarTest,
     ModelResult,
@@ -590,6 +591,54 @@ def test_module_prose_is_its_docstrings_and_comments_with_lines(tmp_path):
     assert by_text["a comment"] == 12
     claims = rubric_text.best_model_claims(lines, {}, ingest.factories)
     assert [(c.model, c.line) for c in claims] == [("create_improved_model_2", 5)]
+
+
+def test_a_notebook_s_prose_includes_a_report_written_as_a_string_or_a_comment_cell(tmp_path):
+    """A conclusion pasted as a bare string in a code cell, or a cell of comment sentences, is the report; a
+    label string, commented-out code and comments beside code are not."""
+    notebook = new_notebook()
+    notebook.cells = [
+        new_markdown_cell("# Projet"),
+        new_code_cell(
+            "import keras\n\ndef create_baseline_model():\n    return keras.Sequential()  # le modèle du prof"
+        ),
+        new_code_cell(
+            '"""\nCONCLUSION\nle meilleur c\'est le modèle 1 (99.3 % contre 98.9), surtout des 4 et des 9.\n"""'
+        ),
+        new_code_cell("# j'ai essayé un taux plus petit mais ça apprenait trop lentement\n# donc je reste à 1e-3"),
+        new_code_cell("# model.fit(x, y, epochs=3)\n# model.evaluate(x, y)"),
+        new_code_cell('"résultats"\nprint(1)'),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, path)
+    lines = rubric_text.prose_lines(ingest_path(path))
+    assert [(line.cell, line.line, line.text[:20]) for line in lines] == [
+        (1, 1, "# Projet"),
+        (3, 2, "CONCLUSION"),
+        (3, 3, "le meilleur c'est le"),
+        (4, 1, "j'ai essayé un taux "),
+        (4, 2, "donc je reste à 1e-3"),
+    ]
+
+
+def test_a_model_is_named_by_the_student_s_own_function_or_its_distinctive_word():
+    factories = [Factory(name="create_baseline_model", role="baseline", cell=1, line=1)] + [
+        Factory(name=f"create_improved_model_{n}", role="improved", cell=1, line=1) for n in (1, 2)
+    ]
+    own = {
+        "create_baseline_model": "modele_base",
+        "create_improved_model_1": "modele_dropout",
+        "create_improved_model_2": "modele_final",
+    }
+    numbers = rubric_text.factory_numbers(factories, own)
+    refs = lambda text: [r[2][-1] for r in rubric_text.model_refs(text, numbers)]  # noqa: E731
+    assert refs("le meilleur c'est le final (99.36 %)") == ["2"]
+    assert refs("modele_dropout puis the final model") == ["1", "2"]
+    assert refs("final : 0.99, on finit la") == []  # a word alone is not a model's name
+    lines = [rubric_text.Line("Le meilleur est le final, mieux que le dropout.", 2, 1)]
+    assert [c.model for c in rubric_text.best_model_claims(lines, {}, factories, own)] == ["create_improved_model_2"]
+    passages = rubric_text.passages([rubric_text.Line("pas mieux que le dropout, le final gagne", 2, 1)])
+    assert rubric_text.passage_models(passages, numbers) == [["create_improved_model_2", "create_improved_model_1"]]
 
 
 # --------------------------------------------------------------------------- code quality

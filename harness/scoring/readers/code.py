@@ -312,6 +312,11 @@ def pasted_output(lines: list[str], min_run: int = 3) -> set[int]:
     return found
 
 
+def looks_like_code_or_output(text: str) -> bool:
+    """Whether a comment's text is a statement of code or a line of a program's output, not a sentence."""
+    return _is_code(text) or _digit_heavy(text)
+
+
 def _digit_heavy(text: str) -> bool:
     characters = [c for c in text if c.isalnum()]
     return bool(characters) and sum(c.isdigit() for c in characters) >= 0.3 * len(characters)

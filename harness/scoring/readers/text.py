@@ -21,6 +21,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from harness.results import Factory, IngestResult
+from harness.scoring.readers.code import looks_like_code_or_output
 from harness.util.pysource import parse as parse_python
 
 UNKNOWN_LEVEL = 7  # bold, numbered or underlined-less headings: below every '#' level
@@ -56,17 +57,12 @@ class Line:
 def prose_lines(ingest: IngestResult) -> list[Line]:
     """The student's prose, line by line, in document order.
 
-    A notebook's prose is its markdown; a module's is its docstrings (module, classes, functions)
-    and its comments, each at its own line of the file.
+    A notebook's prose is its markdown and the text written in its code cells (:func:`code_cell_prose`);
+    a module's is its docstrings (module, classes, functions), its comments and the sentences it prints,
+    each at its own line of the file.
     """
-    if ingest.markdown:
-        return [
-            Line(text, m.cell, number)
-            for m in ingest.markdown
-            for number, text in enumerate(m.text.splitlines(), start=1)
-        ]
     if not ingest.code_cells or ingest.code_cells[0].cell is not None:
-        return []  # a notebook without markdown has no prose
+        return _notebook_prose(ingest)
     source = ingest.code_cells[0].source
     numbered: dict[int, str] = {}
     for first, doc in _docstrings(source):
@@ -84,6 +80,43 @@ def prose_lines(ingest: IngestResult) -> list[Line]:
         out.append(Line(numbered[number], None, number))
         previous = number
     return out
+
+
+def _notebook_prose(ingest: IngestResult) -> list[Line]:
+    """The markdown cells and the prose of the code cells, in cell order."""
+    by_cell = {m.cell: list(enumerate(m.text.splitlines(), start=1)) for m in ingest.markdown}
+    for cell in ingest.code_cells:
+        if cell.cell is not None and (prose := code_cell_prose(cell.source)):
+            by_cell[cell.cell] = prose
+    return [Line(text, cell, number) for cell in sorted(by_cell) for number, text in by_cell[cell]]
+
+
+# A code cell's text is prose when it is a sentence or more, not a label: "CONCLUSION" alone is not a report
+MIN_CODE_PROSE_WORDS = 8
+
+
+def code_cell_prose(source: str) -> list[tuple[int, str]]:
+    """(line, text) of what a student wrote as prose in a notebook's code cell: a bare string literal at
+    the cell's top level (``\"\"\"CONCLUSION …\"\"\"``), or a cell of nothing but comments that read as
+    sentences (not commented-out code, not a pasted log). Comments beside code explain the code: they are
+    code quality's, not the report's."""
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return []
+    found: list[tuple[int, str]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            text = node.value.value
+            if len(text.split()) >= MIN_CODE_PROSE_WORDS:
+                first = node.lineno + len(text) - len(text.lstrip("\n"))
+                found += [(first + i, line) for i, line in enumerate(text.strip("\n").splitlines())]
+    if not tree.body:
+        comments = comment_lines(source)
+        sentences = [text for _, text in comments if text and not looks_like_code_or_output(text)]
+        if sum(len(t.split()) for t in sentences) >= MIN_CODE_PROSE_WORDS and len(sentences) >= 0.6 * len(comments):
+            found += comments
+    return found
 
 
 def _nodes(source: str) -> list[ast.AST]:
@@ -408,18 +441,41 @@ MODEL_REF = re.compile(
 REFERENCE_REF = re.compile(r"\b(?:modele de (?:reference|base)|reference|baseline|modele initial|initial model)\b")
 
 
-def factory_numbers(factories: list[Factory]) -> dict[str, str]:
-    """'3' -> 'create_improved_model_3' (numeric suffix, else position among the improved models)."""
+def factory_numbers(factories: list[Factory], own: dict[str, str] | None = None) -> dict[str, str]:
+    """'3' -> 'create_improved_model_3' (numeric suffix, else position among the improved models); with
+    `own` (ingest's factory map: the student's own function names), also the name itself
+    ('modele_final') and the word that sets it apart from the others ('final')."""
     improved = [f for f in factories if f.role == "improved"]
     numbers = {}
     for position, factory in enumerate(improved, start=1):
         suffix = factory.name.rsplit("_", 1)[-1]
         numbers[suffix if suffix.isdigit() else str(position)] = factory.name
+    named = {f.name: plain(own[f.name]) for f in improved if own and re.fullmatch(r"\w+", own.get(f.name, ""))}
+    words = {name: set(_name_words(plain(own_name))) for name, own_name in (own or {}).items()}
+    for name, own_name in named.items():
+        numbers.setdefault(own_name, name)
+        shared = {w for other, ws in words.items() if other != name for w in ws}
+        for word in sorted(words[name] - shared):
+            numbers.setdefault(word, name)
     return numbers
 
 
+# Words of a function's name that say nothing about which model it is
+GENERIC_NAME_WORDS = frozenset(
+    "create build make get faire creer construire construct define model modele models modeles cnn net "
+    "network reseau improved ameliore amelioration improvement simple new nouveau my mon base baseline "
+    "reference ref initial".split()
+)
+
+
+def _name_words(own_name: str) -> list[str]:
+    """The distinctive words of a function's name: 'modele_final' -> ['final']; four letters at least."""
+    return [w for w in own_name.split("_") if len(w) >= 4 and w.isalpha() and w not in GENERIC_NAME_WORDS]
+
+
 def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]:
-    """(start, end, factory name) of each mention of an improved model in plain `text`."""
+    """(start, end, factory name) of each mention of an improved model in plain `text`: by number, by the
+    student's function name, or by its distinctive word as a model ("le final", "the dropout model")."""
     found = []
     for match in MODEL_REF.finditer(text):
         name = match.group("name")
@@ -432,7 +488,21 @@ def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]
         number = str(int(number)) if number else None
         if number in numbers:
             found.append((match.start(), match.end(), numbers[number]))
-    return found
+    for key, factory in numbers.items():
+        if not key.isdigit():
+            found += [(m.start(), m.end(), factory) for m in _own_name_ref(key).finditer(text)]
+    return sorted(found)
+
+
+def _own_name_ref(key: str) -> re.Pattern:
+    """A function's name as written, or its distinctive word used as a model's name."""
+    if "_" in key:
+        return re.compile(rf"\b{re.escape(key)}\b")
+    word = re.escape(key)
+    return re.compile(
+        rf"\b(?:(?:le|la|the|l')\s*(?:modele\s+|model\s+|reseau\s+)?{word}\b"
+        rf"|(?:modele|model|reseau|network)\s+{word}\b|{word}\s+(?:model|network|cnn|one)\b)"
+    )
 
 
 # a results table whose first column lists the models: "| Modèle | Précision |", "| # | model | acc |"
@@ -444,8 +514,8 @@ ROW_NUMBER = re.compile(r"^\|\s*(?:#\s*)?(\d{1,2})\b(?![.,]\d)")
 
 
 def passage_models(passages: list[Passage], numbers: dict[str, str]) -> list[list[str]]:
-    """For each passage, the improved models it names, in order of mention: by name ("modèle 2", "M2")
-    or, in a results table whose first column lists the models, by the number that starts its row
+    """For each passage, the improved models it names, in order of mention (those it compares with, after
+    "que"/"than", last): by name ("modèle 2", "M2", "le final") or, in a results table whose first column lists the models, by the number that starts its row
     ("| 2 batch 32 | 99.20 % |")."""
     named = []
     model_column = False
@@ -455,7 +525,10 @@ def passage_models(passages: list[Passage], numbers: dict[str, str]) -> list[lis
         previous = passages[index - 1] if index else None
         if row and not (previous and previous.cell == passage.cell and plain(previous.text).strip().startswith("|")):
             model_column = bool(MODEL_COLUMN.match(text))  # a table's first row is its header
-        models = [ref[2] for ref in model_refs(text, numbers)]
+        refs = model_refs(text, numbers)  # a model named after "than"/"que" is compared with, not the subject
+        compared = [bool(COMPARATIVE_BEFORE.search(text[: ref[0]])) for ref in refs]
+        models = [ref[2] for ref, c in zip(refs, compared, strict=True) if not c]
+        models += [ref[2] for ref, c in zip(refs, compared, strict=True) if c]
         number = ROW_NUMBER.match(text) if row and model_column else None
         if number and str(int(number.group(1))) in numbers:
             models.insert(0, numbers[str(int(number.group(1)))])
@@ -490,7 +563,9 @@ class Claim:
     section: str | None
 
 
-def best_model_claims(lines: list[Line], sections: dict[str, Section], factories: list[Factory]) -> list[Claim]:
+def best_model_claims(
+    lines: list[Line], sections: dict[str, Section], factories: list[Factory], own: dict[str, str] | None = None
+) -> list[Claim]:
     """Sentences that name the student's best (or recommended) model, with the model they name.
 
     In a sentence with a superlative or a recommendation ("meilleur modèle", "le plus précis",
@@ -498,7 +573,7 @@ def best_model_claims(lines: list[Line], sections: dict[str, Section], factories
     characters, after it on a tie) is the claim; a mention right after "que"/"than"/"contre" is a
     comparison, not a claim.
     """
-    numbers = factory_numbers(factories)
+    numbers = factory_numbers(factories, own)
     if not numbers:
         return []
     section_of = section_ranges(lines, sections)
@@ -595,7 +670,7 @@ def reported_accuracies(ingest: IngestResult) -> list[Reported]:
     mentions accuracy — a number between 10 and 100 (a printed table). Training logs (epochs,
     steps, losses) are skipped.
     """
-    numbers = factory_numbers(ingest.factories)
+    numbers = factory_numbers(ingest.factories, ingest.factory_map)
     found = []
     for code in ingest.code_cells:
         for output in code.outputs:
@@ -615,10 +690,12 @@ def _named_numbers(output: str) -> bool:
     return len(lines) >= 2 and all(NAMED_NUMBER.match(line) for line in lines)
 
 
-def quoted_accuracies(passages: list[Passage], factories: list[Factory]) -> list[Reported]:
+def quoted_accuracies(
+    passages: list[Passage], factories: list[Factory], own: dict[str, str] | None = None
+) -> list[Reported]:
     """Accuracies the student's text quotes for a model ("le modèle 3 atteint 99,2 %"), sentence by
     sentence, the same way as printed ones (a percentage after the model's name)."""
-    numbers = factory_numbers(factories)
+    numbers = factory_numbers(factories, own)
     found = []
     for passage in passages:
         for sentence in sentences(passage):
@@ -664,7 +741,7 @@ def self_contradictions(
         return []
     printed = {r.model: r for r in reported_accuracies(ingest)}  # the last printed: the saved run
     quoted: dict[str, list[Reported]] = {}
-    for q in quoted_accuracies(passages, ingest.factories):
+    for q in quoted_accuracies(passages, ingest.factories, ingest.factory_map):
         if not ROBUSTNESS_WORDS.search(plain(q.text)):
             quoted.setdefault(q.model, []).append(q)
     return [
