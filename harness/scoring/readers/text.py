@@ -142,7 +142,8 @@ def _docstrings(source: str) -> list[tuple[int, str]]:
 
 def report_strings(source: str, min_words: int = 4) -> list[tuple[int, str]]:
     """(line, text) of the sentences a module prints (``print("…")``, the literal parts of an
-    f-string) of at least `min_words` words: a script's report is often printed, not written."""
+    f-string) of at least `min_words` words — a script's report is often printed, not written — and
+    of the long texts it holds (:func:`long_strings`: a report it writes to a file)."""
     found = []
     for node in _nodes(source):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
@@ -151,6 +152,37 @@ def report_strings(source: str, min_words: int = 4) -> list[tuple[int, str]]:
                 text = " ".join(p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str))
                 if len(text.split()) >= min_words:
                     found.append((arg.lineno, " ".join(text.split())))
+    return found + long_strings(source)
+
+
+# A string in the code is a text of the report from this many words: a sentence, not a label or a title
+MIN_LONG_STRING_WORDS = 10
+
+
+def long_strings(source: str) -> list[tuple[int, str]]:
+    """(line, text) of each line of the string literals of at least `MIN_LONG_STRING_WORDS` words that are
+    not docstrings nor printed (:func:`report_strings` reads those): ``ANALYSIS = \"\"\"## Error analysis …\"\"\"`` written to ``report.md``, a conclusion
+    left as a bare string."""
+    nodes = _nodes(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in nodes
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and ast.get_docstring(node, clean=False) is not None
+    }
+    printed = {
+        id(sub)
+        for node in nodes
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+        for sub in ast.walk(node)
+    }
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings | printed:
+            text = node.value
+            if count_words(text) >= MIN_LONG_STRING_WORDS:
+                first = node.lineno + len(text) - len(text.lstrip("\n"))
+                found += [(first + i, line) for i, line in enumerate(text.strip("\n").splitlines())]
     return found
 
 
