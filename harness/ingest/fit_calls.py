@@ -11,8 +11,9 @@ Only what can be read without running anything is kept: integer epochs and batch
 or module constants such as ``EPOCHS = 15``), and callbacks and generators built by a call of a name
 imported at the top of the module with literal arguments (``keras.callbacks.EarlyStopping(patience=3)``,
 ``ImageDataGenerator(rotation_range=10)``). Only what every training call of a model says alike is
-kept (a quick check with ``epochs=1`` before the real run declares no epochs); calls in a loop are not
-one model's settings.
+kept (a quick check with ``epochs=1`` before the real run declares no epochs). A loop over a literal
+table of experiments (``for name, (build, batch) in EXPERIMENTS.items(): run(build, batch)``) is read
+round by round (harness/ingest/loops.py); calls in any other loop are not one model's settings.
 
 One builder trained two ways is two models: ``baseline = create_baseline_model()`` trained plainly,
 then ``model_aug = create_baseline_model()`` trained on ``datagen.flow(…)`` or with callbacks. A
@@ -26,6 +27,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from harness.ingest.loops import literal_tables, unrolled
 from harness.ingest.trainers import TRAINING, trained_with
 from harness.util.pysource import call_name, is_literal
 
@@ -78,8 +80,10 @@ def declared_by_calls(
     calls = {_normal(how): name for name, how in built_by.items()}
     functions = {_normal(how).split("(")[0]: name for name, how in built_by.items() if "(" not in how}
     found: dict[str, list[Declared]] = {}
+    containers = literal_tables(trees)
     for scope in _scopes(trees):
         reader = _Scope(calls, functions, imported, constants, trainers)
+        reader.containers = containers
         for cell, statement in scope:
             reader.cell = cell
             for name, declared in reader.read(statement):
@@ -169,11 +173,17 @@ class _Scope:
         self.built_at: dict[str, tuple[int | None, int]] = {}  # variable -> (cell, line) its model was built at
         self.cell: int | None = None  # the cell of the statement being read
         self.values: dict[str, ast.expr] = {}  # variable -> what it was last set to
+        self.containers: dict[str, ast.expr] = {}  # top-level literal tables a loop may run over
 
     def read(self, statement: ast.stmt):
         """(harness name, Declared) for each training call of this statement; remembers its assignments."""
+        if isinstance(statement, ast.For) and (rounds := unrolled(statement, self.containers)) is not None:
+            for body in rounds:  # a loop over a literal table of experiments: each round as written out
+                for inner in body:
+                    yield from self.read(inner)
+            return
         if isinstance(statement, (ast.For, ast.While, ast.AsyncFor)):
-            return  # a call repeated by a loop is not one model's settings
+            return  # a call repeated by a loop over what cannot be read is not one model's settings
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target = statement.targets[0]
             if isinstance(target, ast.Name):

@@ -91,9 +91,9 @@ def test_what_cannot_be_one_model_s_settings_is_not_read():
         m = build_model()
         m.fit(x, y, epochs=1)              # a quick check ...
         m.fit(x, y, epochs=30)             # ... then the real run: the two disagree, the protocol decides
-        for rate in [0.2, 0.5]:
+        for rate in np.linspace(0.2, 0.5, 4):
             other = build_other()
-            other.fit(x, y, epochs=3)      # repeated by a loop
+            other.fit(x, y, epochs=3)      # repeated by a loop over what is not written out
         cb = [EarlyStopping(patience=p)]   # not literal
         last = build_last()
         last.fit(x, y, epochs=n_epochs, callbacks=cb)
@@ -105,6 +105,40 @@ def test_what_cannot_be_one_model_s_settings_is_not_read():
         },
     )
     assert found == {}
+
+
+def test_a_loop_over_a_literal_table_of_experiments_is_read_round_by_round():
+    """``for name, (factory, batch) in EXPERIMENTS.items(): train(factory, batch)``: each round as written
+    out, so each model gets the batch size its row says; a spread dict of settings becomes keywords."""
+    found = _declared(
+        """
+        EXPERIMENTS = {"Reference": (create_baseline_model, 128), "Batch 32": (create_improved_model_3, 32)}
+        CONFIGS = [{"dropout": 0.3}, {"dropout": 0.5}]
+
+        def train(factory, batch_size, epochs=5):
+            model = factory()
+            model.fit(x, y, epochs=epochs, batch_size=batch_size)
+
+        def main():
+            for name, (factory, batch_size) in EXPERIMENTS.items():
+                train(factory, batch_size)
+            for i, (config, epochs) in enumerate(zip(CONFIGS, [10, 11])):
+                m = build_cnn(**config)
+                m.fit(x, y, epochs=epochs)
+        """,
+        {
+            "create_baseline_model": "create_baseline_model",
+            "create_improved_model_3": "create_improved_model_3",
+            "create_improved_model_1": "build_cnn(dropout=0.3)",
+            "create_improved_model_2": "build_cnn(dropout=0.5)",
+        },
+    )
+    assert {name: d.settings for name, d in found.items()} == {
+        "create_baseline_model": {"batch_size": 128},
+        "create_improved_model_3": {"batch_size": 32},
+        "create_improved_model_1": {"epochs": 10},
+        "create_improved_model_2": {"epochs": 11},
+    }
 
 
 def test_the_settings_reach_the_module_and_the_student_s_own_entry_wins(tmp_path):

@@ -1,0 +1,132 @@
+"""A loop over a literal table of experiments, written out round by round.
+
+Students who compare several models often put them in a table and loop over it::
+
+    EXPERIMENTS = {"Reference": (create_baseline_model, 128), "Batch 32": (create_improved_model_3, 32)}
+    for name, (factory, batch_size) in EXPERIMENTS.items():
+        train_and_evaluate(factory, batch_size, data)
+
+Read statically, as a person would, each round is the loop's body with the loop's names replaced by
+that round's values (``train_and_evaluate(create_improved_model_3, 32, data)``), so what each model is
+trained with can be read like any other call. Only tables written as literals are read: a list, a tuple
+or a dict in the loop itself or in a top-level name assigned once, through ``.items()``, ``.values()``,
+``.keys()``, ``enumerate`` and ``zip``. Anything else is not unrolled (None).
+
+>>> loop = ast.parse("for f, bs in [(a, 32), (b, 64)]:\\n    run(f, bs)").body[0]
+>>> [ast.unparse(body[0]) for body in unrolled(loop, {})]
+['run(a, 32)', 'run(b, 64)']
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+
+MAX_ROUNDS = 24  # a table of experiments, not a sweep over hundreds of values
+
+
+def literal_tables(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.expr]:
+    """Top-level names assigned once to a list, a tuple or a dict literal."""
+    seen: dict[str, list[ast.expr]] = {}
+    for _, tree in trees:
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        seen.setdefault(target.id, []).append(node.value)
+    return {
+        name: values[0]
+        for name, values in seen.items()
+        if len(values) == 1 and isinstance(values[0], (ast.List, ast.Tuple, ast.Dict))
+    }
+
+
+def unrolled(loop: ast.For, tables: dict[str, ast.expr]) -> list[list[ast.stmt]] | None:
+    """The loop's body once per round, the loop's names replaced by the round's values; None when the
+    loop does not run over a literal table, or a round cannot be bound to its names."""
+    items = _items(loop.iter, tables)
+    if items is None or not 0 < len(items) <= MAX_ROUNDS or loop.orelse:
+        return None
+    rounds = []
+    for item in items:
+        bound: dict[str, ast.expr] = {}
+        if not _bind(loop.target, item, bound):
+            return None
+        rounds.append([_Substitute(bound).visit(copy.deepcopy(statement)) for statement in loop.body])
+    return rounds
+
+
+def _items(node: ast.expr, tables: dict[str, ast.expr]) -> list[ast.expr] | None:
+    """The values a loop runs over, when written as literals."""
+    if isinstance(node, ast.Name):
+        node = tables.get(node.id, node)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return list(node.elts)
+    if isinstance(node, ast.Dict):
+        return [k for k in node.keys if k is not None] if None not in node.keys else None
+    if not isinstance(node, ast.Call):
+        return None
+    if isinstance(node.func, ast.Attribute) and not node.args:
+        table = node.func.value
+        table = tables.get(table.id, table) if isinstance(table, ast.Name) else table
+        if isinstance(table, ast.Dict) and None not in table.keys:
+            views = {
+                "items": [
+                    ast.Tuple(elts=[k, v], ctx=ast.Load()) for k, v in zip(table.keys, table.values, strict=True)
+                ],
+                "values": list(table.values),
+                "keys": list(table.keys),
+            }
+            return views.get(node.func.attr)
+        return None
+    if isinstance(node.func, ast.Name) and node.func.id in ("enumerate", "zip") and not node.keywords:
+        columns = [_items(argument, tables) for argument in node.args]
+        if not columns or any(c is None for c in columns):
+            return None
+        if node.func.id == "enumerate":
+            if len(columns) != 1:
+                return None
+            columns = [[ast.Constant(i) for i in range(len(columns[0]))], columns[0]]
+        return [ast.Tuple(elts=list(row), ctx=ast.Load()) for row in zip(*columns, strict=False)]
+    return None
+
+
+def _bind(target: ast.expr, value: ast.expr, bound: dict[str, ast.expr]) -> bool:
+    """Bind the loop's target names to one round's value; False when its shape does not fit."""
+    if isinstance(target, ast.Name):
+        bound[target.id] = value
+        return True
+    if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)):
+        return len(target.elts) == len(value.elts) and all(
+            _bind(t, v, bound) for t, v in zip(target.elts, value.elts, strict=True)
+        )
+    return False
+
+
+class _Substitute(ast.NodeTransformer):
+    """The loop's names read in its body replaced by the round's values; ``f(**{"rate": 0.3})`` written as
+    ``f(rate=0.3)``, as a student writing the round out would."""
+
+    def __init__(self, bound: dict[str, ast.expr]) -> None:
+        self.bound = bound
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if isinstance(node.ctx, ast.Load) and node.id in self.bound:
+            return ast.copy_location(copy.deepcopy(self.bound[node.id]), node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.Call:
+        self.generic_visit(node)
+        keywords = []
+        for keyword in node.keywords:
+            spread = keyword.value
+            if keyword.arg is None and isinstance(spread, ast.Dict) and _string_keys(spread):
+                keywords += [ast.keyword(arg=k.value, value=v) for k, v in zip(spread.keys, spread.values, strict=True)]
+            else:
+                keywords.append(keyword)
+        node.keywords = keywords
+        return node
+
+
+def _string_keys(table: ast.Dict) -> bool:
+    return all(isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value.isidentifier() for k in table.keys)
