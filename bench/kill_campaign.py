@@ -1,7 +1,7 @@
 """Kill -9 campaign: ``harness grade`` killed with SIGKILL at random moments, resumed, compared.
 
     nice -n 10 python bench/kill_campaign.py --data /path/to/mnist.npz [--kills 20] [--seed 15]
-                                             [--work DIR] [--out bench/results]
+                                             [--backend local|ray] [--work DIR] [--out bench/results]
 
 A tiny class (3 submissions of a few small models, one with Dropout and a callback) is graded once
 without interruption on a tiny profile appended to the bundled protocol (300 training / 200 test
@@ -24,6 +24,13 @@ again counts as lost), that no temporary file is left, that every JSON file pars
 the same. It prints one line per kill and a summary, "0 results lost, 0 corrupt, grades
 identical" when nothing was found; ``--out`` gets ``kill_campaign.json`` and ``kill_campaign.md``.
 The exit code is 0 when nothing was found, 1 otherwise.
+
+With ``--backend ray`` every graded run (the killed one and its resume) goes through ``harness grade
+--backend ray``, which starts its own local Ray cluster: the kill then also tests that Ray's processes
+(its GCS server, raylet, the task's worker process) die with the grader — any of them alive after the
+grace period is an orphan — and the resumed grades are compared with the uninterrupted *local* run's
+(the Ray backend must give the same grades as the local one). The outputs are then
+``kill_campaign_ray.{json,md}``.
 """
 
 from __future__ import annotations
@@ -69,6 +76,9 @@ GRADE_TIMEOUT_S = 1800
 # a write interrupted midway: a temporary file (.<name>.<random>.tmp) or a stage-cache staging folder
 LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}(\.tmp)?$|^\.result\.json\.")
 ORPHAN_GRACE_S = 5.0  # the kernel's parent-death signals and bubblewrap's --die-with-parent
+RAY_GRACE_S = 30.0  # Ray's own processes notice their driver's death by polling, within seconds
+# Ray's processes, by their command lines: the head's services and the task workers
+RAY_PROCESS = re.compile(r"gcs_server|raylet|ray::|default_worker\.py|ray/_private|ray/dashboard|log_monitor")
 
 DENSE = '''
 """Campaign submission: dense models."""
@@ -150,17 +160,17 @@ def write_protocol(work: Path) -> Path:
 class Campaign:
     """The class, its inputs and the uninterrupted run, and one kill-and-resume cycle at a time."""
 
-    def __init__(self, work: Path, data: Path, rng: random.Random) -> None:
-        self.work, self.data, self.rng = work, data, rng
+    def __init__(self, work: Path, data: Path, rng: random.Random, backend: str = "local") -> None:
+        self.work, self.data, self.rng, self.backend = work, data, rng, backend
         self.paths = write_class(work / "class")
         self.protocol = write_protocol(work)
         self.warm = {"suite": work / "caches" / "warm-suite", "reference": work / "caches" / "warm-reference"}
 
-    def command(self, out: Path, workers: int) -> list[str]:
+    def command(self, out: Path, workers: int, backend: str | None = None) -> list[str]:
         return [
             sys.executable, "-m", "harness.cli", "grade", *map(str, self.paths), "--out", str(out),
             "--profile", PROFILE, "--protocol", str(self.protocol), "--data", str(self.data),
-            "--workers", str(workers),
+            "--workers", str(workers), "--backend", backend or self.backend,
         ]  # fmt: skip
 
     def environment(self, caches: dict[str, Path]) -> dict[str, str]:
@@ -171,9 +181,11 @@ class Campaign:
             "HARNESS_REFERENCE_CACHE": str(caches["reference"]),
         }
 
-    def run_to_end(self, out: Path, workers: int, caches: dict[str, Path]) -> subprocess.CompletedProcess:
+    def run_to_end(
+        self, out: Path, workers: int, caches: dict[str, Path], backend: str | None = None
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            self.command(out, workers),
+            self.command(out, workers, backend),
             cwd=ROOT,
             env=self.environment(caches),
             capture_output=True,
@@ -198,6 +210,21 @@ def processes_of(out: Path, grader: int | None = None) -> list[str]:
             continue
         if cwd == out or out in cwd.parents or str(out) in command:
             found.append(f"{entry.name} {command[:160]}")
+    return found
+
+
+def ray_processes() -> set[str]:
+    """Ray's processes alive on this machine ("PID command"), whoever started them."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if RAY_PROCESS.search(command):
+            found.add(f"{entry.name} {command[:160]}")
     return found
 
 
@@ -257,12 +284,17 @@ def kill_during(campaign: Campaign, out: Path, kill: Kill, caches: dict[str, Pat
             grader.wait()
 
 
-def check_after_kill(out: Path, kill: Kill) -> dict[str, bytes]:
-    """No worker outlived the grader; every result.json written is whole."""
-    deadline = time.monotonic() + ORPHAN_GRACE_S
-    while processes_of(out) and time.monotonic() < deadline:
+def check_after_kill(out: Path, kill: Kill, ray_before: set[str] | None = None) -> dict[str, bytes]:
+    """No worker outlived the grader (nor, with `ray_before`, a Ray process it started); every result.json
+    written is whole."""
+
+    def alive() -> list[str]:
+        return processes_of(out) + sorted(ray_processes() - ray_before if ray_before is not None else ())
+
+    deadline = time.monotonic() + (ORPHAN_GRACE_S if ray_before is None else RAY_GRACE_S)
+    while alive() and time.monotonic() < deadline:
         time.sleep(0.1)
-    kill.orphans = processes_of(out)
+    kill.orphans = alive()
     for pid in kill.orphans:  # leave nothing running for the next cycle
         try:
             os.kill(int(pid.split()[0]), signal.SIGKILL)
@@ -331,8 +363,9 @@ def cycle(campaign: Campaign, number: int, target: str, workers: int, baseline: 
         if fresh
         else campaign.warm
     )
+    ray_before = ray_processes() if campaign.backend == "ray" else None
     kill_during(campaign, out, kill, caches)
-    before = check_after_kill(out, kill)
+    before = check_after_kill(out, kill, ray_before)
     started = time.monotonic()
     resumed = campaign.run_to_end(out, workers, caches)
     kill.resume_s, kill.resume_exit = time.monotonic() - started, resumed.returncode
@@ -366,13 +399,15 @@ def report_line(kill: Kill) -> str:
     )
 
 
-def write_outputs(out: Path, kills: list[Kill], summary: str, seconds: float, command: str) -> None:
+def write_outputs(
+    out: Path, kills: list[Kill], summary: str, seconds: float, command: str, name: str = "kill_campaign"
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     document = {"command": command, "seconds": seconds, "summary": summary, "kills": [asdict(k) for k in kills]}
-    (out / "kill_campaign.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
+    (out / f"{name}.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
     stages = {s: sum(1 for k in kills if k.killed and k.stage == s) for s in ["startup", *STAGES, "between"]}
     lines = [
-        "# Kill -9 campaign",
+        "# Kill -9 campaign" + ("" if name == "kill_campaign" else f" ({name.rsplit('_', 1)[-1]} backend)"),
         "",
         f"`{command}` — {len(kills)} kills in {seconds / 60:.0f} min.",
         "",
@@ -382,7 +417,7 @@ def write_outputs(out: Path, kills: list[Kill], summary: str, seconds: float, co
         "",
         *(f"- {report_line(k)}" for k in kills),
     ]
-    (out / "kill_campaign.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main() -> int:
@@ -390,6 +425,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=os.environ.get("HARNESS_MNIST_NPZ"), help="MNIST .npz")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=15, help="the random moments of the kills")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local", help="the backend killed and resumed")
     parser.add_argument("--work", type=Path, help="a folder for the runs (default: a fresh temporary one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -397,10 +433,10 @@ def main() -> int:
         parser.error("MNIST is needed: --data /path/to/mnist.npz or HARNESS_MNIST_NPZ")
     work = (args.work or Path(tempfile.mkdtemp(prefix="kill-campaign-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    campaign = Campaign(work, args.data.resolve(), random.Random(args.seed))
+    campaign = Campaign(work, args.data.resolve(), random.Random(args.seed), args.backend)
     started = time.monotonic()
     baseline = work / "uninterrupted"
-    first = campaign.run_to_end(baseline, 2, campaign.warm)
+    first = campaign.run_to_end(baseline, 2, campaign.warm, backend="local")
     if first.returncode != 0:
         print(first.stdout[-3000:], first.stderr[-3000:], sep="\n")
         raise SystemExit(f"the uninterrupted run exited {first.returncode}")
@@ -414,7 +450,8 @@ def main() -> int:
     summary = summary_line(kills)
     print(summary)
     command = "nice -n 10 python bench/kill_campaign.py " + " ".join(sys.argv[1:])
-    write_outputs(args.out, kills, summary, time.monotonic() - started, command)
+    name = "kill_campaign" if args.backend == "local" else f"kill_campaign_{args.backend}"
+    write_outputs(args.out, kills, summary, time.monotonic() - started, command, name)
     return 0 if summary.startswith("0 results lost, 0 corrupt, grades identical") and "orphan" not in summary else 1
 
 
