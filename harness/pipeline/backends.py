@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.errors import Interrupted
+from harness.pipeline import ray_reaper
 from harness.pipeline.session import GradeOptions, Session, open_session
 from harness.pipeline.submission import grade_and_draw, internal_failure
 from harness.results import ModelResult, ReferenceSummary, SubmissionResult
@@ -131,14 +132,28 @@ class RayBackend:
         """Submit every task to the cluster; yield results as Ray returns them."""
         import ray  # an optional extra, and a slow import: only when this backend is chosen
 
+        reaper = None
         if not ray.is_initialized():
-            ray.init(
+            context = ray.init(
                 address=self.address,
                 ignore_reinit_error=True,
                 include_dashboard=False,
                 log_to_driver=False,
                 configure_logging=False,
             )
+            if self.address is None:  # a cluster of our own on this machine: it dies with the grader
+                reaper = ray_reaper.start(context.address_info["session_dir"])
+        try:
+            yield from self._submitted(ray, session, tasks, reference, reference_key)
+        finally:
+            if reaper is not None:
+                ray.shutdown()
+                ray_reaper.stop(reaper)
+
+    def _submitted(
+        self, ray, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
+    ) -> Iterator[tuple[str, SubmissionResult]]:
+        """Every task submitted to the cluster; their results as Ray returns them."""
         gpus = self.gpus_per_task
         if gpus is None:
             gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 else 0
