@@ -305,6 +305,38 @@ def test_robustness_discussed_without_a_number_grounds_nothing(tmp_path):
     assert _analysis(tmp_path / "o", generic, errors=observed)[1]["marker_causes"].points == 0.5
 
 
+@pytest.mark.parametrize(
+    ("sentence", "grounds"),
+    [
+        ("Le modèle reste robuste face au bruit, ce qui est un point positif.", False),
+        ("Robustness to noise is a key point of view for the company.", False),
+        ("Sous rotation, il perd un point de plus que la référence.", True),
+        ("On noise it loses half a point.", True),
+    ],
+)
+def test_a_point_is_a_measure_not_a_figure_of_speech(sentence, grounds):
+    evidence = _rubric_params("analysis")["grounding_evidence"]
+    assert (rubric_text.matches_any(evidence, rubric_text.plain(sentence)) is not None) is grounds
+
+
+def test_a_module_s_function_docstrings_describe_the_code_and_analyse_nothing(tmp_path):
+    source = (
+        '"""Rapport.\n\nAnalyse des erreurs\n-------------------\nLe modèle confond encore des chiffres."""\n'
+        + FACTORIES
+        + '\n\ndef robustesse(model):\n    """Évalue le modèle sur des images bruitées (sigma 0.1) et tournées (±15°)."""\n'
+        "    return model\n"
+    )
+    (tmp_path / "student.py").write_text(source, encoding="utf-8")
+    ingest = ingest_path(tmp_path / "student.py")
+    docstring = source.splitlines().index(
+        '    """Évalue le modèle sur des images bruitées (sigma 0.1) et tournées (±15°)."""'
+    )
+    assert rubric_text.description_lines(ingest) == {(None, docstring + 1)}
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    parts = {c.id: c for c in criterion(score(evidence(ingest, models), FR), "analysis").components}
+    assert parts["marker_robustness"].points == 0  # the docstring says what the function does, not what it found
+
+
 def test_causes_and_limits_explaining_nothing_observed_earn_half(tmp_path):
     generic = "Le modèle 1 est meilleur parce qu'il est plus profond. Il faudrait tester plus d'époques."
     result, parts = _analysis(tmp_path, generic)

@@ -140,6 +140,19 @@ def _docstrings(source: str) -> list[tuple[int, str]]:
     return found
 
 
+def description_lines(ingest: IngestResult) -> set[tuple[int | None, int]]:
+    """(cell, line) of a module's function and class docstrings: they say what the code does ("Évalue le
+    modèle sur des images bruitées (sigma 0.1)"), not what the student found; a notebook's are not prose."""
+    if not ingest.code_cells or ingest.code_cells[0].cell is not None:
+        return set()
+    found = set()
+    for node in _nodes(ingest.code_cells[0].source):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+            docstring = node.body[0]
+            found |= {(None, n) for n in range(docstring.lineno, (docstring.end_lineno or docstring.lineno) + 1)}
+    return found
+
+
 def report_strings(source: str, min_words: int = 4) -> list[tuple[int, str]]:
     """(line, text) of the sentences a module prints (``print("…")``, the literal parts of an
     f-string) of at least `min_words` words — a script's report is often printed, not written — and

@@ -128,13 +128,17 @@ def _grounds(sentence, p: AnalysisParams) -> bool:
 
 def _markers_found(ev: Evidence, p: AnalysisParams) -> dict:
     """Marker name -> the first sentence of the student's analysis that shows it; sentences of the
-    sections that describe the work (`not_analysis`) and sentences quoting an implausible accuracy
-    do not count."""
+    sections that describe the work (`not_analysis`), a module's function docstrings (they describe the
+    code) and sentences quoting an implausible accuracy do not count."""
     section_of = rubric_text.section_ranges(ev.prose, ev.sections)
+    describing = rubric_text.description_lines(ev.ingest)
     return rubric_substance.earned(
         {name: p.markers.get(name, []) for name in p.substance_points},
         ev.passages,
-        lambda passage: section_of(passage.cell, passage.line) not in p.not_analysis,
+        lambda passage: (
+            section_of(passage.cell, passage.line) not in p.not_analysis
+            and (passage.cell, passage.line) not in describing
+        ),
         lambda sentence: rubric_text.implausible(sentence, p.plausible_max_accuracy) is None,
     )
 
