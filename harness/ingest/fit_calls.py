@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from harness.ingest.loops import literal_tables, unrolled
 from harness.ingest.trainers import TRAINING, trained_with
-from harness.util.pysource import call_name, is_literal
+from harness.util.pysource import assigned_once, call_name, is_literal
 
 INTEGERS = ("epochs", "batch_size")
 CALLBACKS = {"EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN"}
@@ -318,15 +318,8 @@ def _imported_names(trees: list[tuple[int | None, ast.Module]]) -> set[str]:
 
 def _constants(trees: list[tuple[int | None, ast.Module]]) -> dict[str, int]:
     """Top-level integer constants (``EPOCHS = 15``) assigned once."""
-    seen: dict[str, list] = {}
-    for _, tree in trees:
-        for node in tree.body:
-            if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        seen.setdefault(target.id, []).append(node.value)
     return {
-        name: values[0].value
-        for name, values in seen.items()
-        if len(values) == 1 and isinstance(values[0], ast.Constant) and type(values[0].value) is int
+        name: value.value
+        for name, value in assigned_once(trees).items()
+        if isinstance(value, ast.Constant) and type(value.value) is int
     }

@@ -22,22 +22,17 @@ from __future__ import annotations
 import ast
 import copy
 
+from harness.util.pysource import assigned_once
+
 MAX_ROUNDS = 24  # a table of experiments, not a sweep over hundreds of values
 
 
 def literal_tables(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.expr]:
     """Top-level names assigned once to a list, a tuple or a dict literal."""
-    seen: dict[str, list[ast.expr]] = {}
-    for _, tree in trees:
-        for node in tree.body:
-            if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        seen.setdefault(target.id, []).append(node.value)
     return {
-        name: values[0]
-        for name, values in seen.items()
-        if len(values) == 1 and isinstance(values[0], (ast.List, ast.Tuple, ast.Dict))
+        name: value
+        for name, value in assigned_once(trees).items()
+        if isinstance(value, (ast.List, ast.Tuple, ast.Dict))
     }
 
 

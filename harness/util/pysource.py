@@ -127,3 +127,16 @@ def is_literal(node: ast.expr) -> bool:
         return True
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return False
+
+
+def assigned_once(trees) -> dict[str, ast.expr]:
+    """Top-level names of the parsed code (`trees`: (cell, module) pairs, in order) assigned exactly once,
+    with the value they are assigned: a module's constants and tables, as a reader takes them."""
+    seen: dict[str, list[ast.expr]] = {}
+    for _, tree in trees:
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        seen.setdefault(target.id, []).append(node.value)
+    return {name: values[0] for name, values in seen.items() if len(values) == 1}

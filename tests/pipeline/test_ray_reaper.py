@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 # a "grader": starts the reaper for SESSION, holds a log of the session open itself, then waits or ends
@@ -70,38 +71,35 @@ def _wait_for(condition, timeout_s: float = 20.0) -> bool:
     return condition()
 
 
-def test_a_grader_killed_with_sigkill_takes_its_session_s_processes_with_it(tmp_path):
-    session = tmp_path / "session_1"
-    session.mkdir()
-    ray_like, holder, outsider = _stand_ins(session)
-    try:
-        time.sleep(0.5)  # the holder has opened its log
-        grader, reaper = _grader(session, "kill")
-        os.kill(grader.pid, signal.SIGKILL)
-        grader.wait()
-        assert _wait_for(lambda: not _alive(ray_like.pid) and not _alive(holder.pid))
-        assert _wait_for(lambda: not _alive(reaper))
-        assert outsider.poll() is None  # nothing else is touched
-    finally:
-        for process in (ray_like, holder, outsider):
-            process.kill()
-            process.wait()
+@pytest.fixture
+def session(tmp_path):
+    """A session folder, two of its processes and an outsider; every one of them killed at the end."""
+    folder = tmp_path / "session_1"
+    folder.mkdir()
+    processes = _stand_ins(folder)
+    time.sleep(0.5)  # the holder has opened its log
+    yield folder, processes
+    for process in processes:
+        process.kill()
+        process.wait()
 
 
-def test_a_grader_that_ends_normally_is_spared_and_its_session_cleaned(tmp_path):
-    session = tmp_path / "session_2"
-    session.mkdir()
-    ray_like, holder, outsider = _stand_ins(session)
-    try:
-        time.sleep(0.5)
-        grader, _ = _grader(session, "normal")
-        assert grader.stdout.readline().strip() == "survived"  # it holds a session file itself
-        assert grader.wait(timeout=30) == 0
-        assert not _alive(ray_like.pid) and not _alive(holder.pid) and outsider.poll() is None
-    finally:
-        for process in (ray_like, holder, outsider):
-            process.kill()
-            process.wait()
+def test_a_grader_killed_with_sigkill_takes_its_session_s_processes_with_it(session):
+    folder, (ray_like, holder, outsider) = session
+    grader, reaper = _grader(folder, "kill")
+    os.kill(grader.pid, signal.SIGKILL)
+    grader.wait()
+    assert _wait_for(lambda: not _alive(ray_like.pid) and not _alive(holder.pid))
+    assert _wait_for(lambda: not _alive(reaper))
+    assert outsider.poll() is None  # nothing else is touched
+
+
+def test_a_grader_that_ends_normally_is_spared_and_its_session_cleaned(session):
+    folder, (ray_like, holder, outsider) = session
+    grader, _ = _grader(folder, "normal")
+    assert grader.stdout.readline().strip() == "survived"  # it holds a session file itself
+    assert grader.wait(timeout=30) == 0
+    assert not _alive(ray_like.pid) and not _alive(holder.pid) and outsider.poll() is None
 
 
 def test_ctrl_c_to_the_process_group_does_not_set_the_reaper_off(tmp_path):
