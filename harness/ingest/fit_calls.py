@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from harness.ingest.loops import literal_tables, unrolled
 from harness.ingest.trainers import TRAINING, trained_with
-from harness.util.pysource import assigned_once, call_name, is_literal
+from harness.util.pysource import assigned_once, call_name, is_literal, required_arguments
 
 INTEGERS = ("epochs", "batch_size")
 CALLBACKS = {"EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN"}
@@ -215,6 +215,8 @@ class _Scope:
         helper = self.trainers[call_name(call)]
         bound = trained_with(call, helper)
         for argument in [*call.args, *(k.value for k in call.keywords)]:
+            if isinstance(argument, ast.Lambda) and required_arguments(argument) == 0:  # run(lambda: cnn(8))
+                argument = argument.body
             if isinstance(argument, ast.Name):
                 model = self.models.get(argument.id) or self.functions.get(argument.id)
                 holder = argument.id if argument.id in self.models else None

@@ -36,6 +36,21 @@ def literal_tables(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.
     }
 
 
+def with_loops_unrolled(tree: ast.Module, tables: dict[str, ast.expr]) -> ast.Module:
+    """A copy of `tree` where every loop over a literal table, at any depth, is replaced by its rounds."""
+    return _Unroller(tables).visit(copy.deepcopy(tree))
+
+
+class _Unroller(ast.NodeTransformer):
+    def __init__(self, tables: dict[str, ast.expr]) -> None:
+        self.tables = tables
+
+    def visit_For(self, node: ast.For):
+        self.generic_visit(node)  # loops inside the body first
+        rounds = unrolled(node, self.tables)
+        return node if rounds is None else [statement for body in rounds for statement in body]
+
+
 def unrolled(loop: ast.For, tables: dict[str, ast.expr]) -> list[list[ast.stmt]] | None:
     """The loop's body once per round, the loop's names replaced by the round's values; None when the
     loop does not run over a literal table, or a round cannot be bound to its names."""
@@ -108,6 +123,16 @@ class _Substitute(ast.NodeTransformer):
     def visit_Name(self, node: ast.Name) -> ast.expr:
         if isinstance(node.ctx, ast.Load) and node.id in self.bound:
             return ast.copy_location(copy.deepcopy(self.bound[node.id]), node)
+        return node
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.Lambda:
+        """``lambda p=params: build(**p)``, the idiom that freezes a loop's value: the defaults written into
+        the body, as the call it makes (``build(**{"rate": 0.3})``, then keywords)."""
+        self.generic_visit(node)
+        names = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
+        defaults = dict(zip(names[len(names) - len(node.args.defaults) :], node.args.defaults, strict=True))
+        if defaults:
+            node.body = _Substitute(defaults).visit(node.body)
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.Call:

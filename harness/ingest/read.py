@@ -29,6 +29,7 @@ from harness.ingest import data_names
 from harness.ingest.fit_calls import Declared, declared_by_calls
 from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
+from harness.ingest.loops import literal_tables, with_loops_unrolled
 from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_id, wrong_format_reason
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
 from harness.ingest.trainers import see_through
@@ -42,7 +43,7 @@ from harness.results import (
     Rewrite,
 )
 from harness.util.i18n import Translator
-from harness.util.pysource import call_name, called_names, imported_packages, is_literal, read_names
+from harness.util.pysource import call_name, called_names, imported_packages, is_literal, read_names, required_arguments
 from harness.util.pysource import decode as decode_source
 from harness.util.pysource import parse as parse_python
 
@@ -620,7 +621,7 @@ def _may_be_called(function: ast.FunctionDef) -> bool:
     """Whether the harness may call this function as a factory, itself or through an inferred mapping:
     it needs no argument, or its name says it makes a model (``build_model(dropout)``, called with the
     notebook's literal arguments). The handout's ``evaluate_model(model_creator, …)`` is neither."""
-    return not _required_args(function) or bool(LOOKS_LIKE_FACTORY.match(function.name))
+    return not required_arguments(function) or bool(LOOKS_LIKE_FACTORY.match(function.name))
 
 
 def _unused_import(node: ast.stmt, used: set[str]) -> bool:
@@ -657,7 +658,7 @@ def _factories(extractor: _Extractor, module_source: str) -> tuple[list[Factory]
                     )
                 )
             continue
-        if isinstance(node, ast.FunctionDef) and _required_args(node) > 0:
+        if isinstance(node, ast.FunctionDef) and required_arguments(node) > 0:
             ignored.append(IgnoredItem(name=name, reason="takes arguments; a factory must take none"))
             continue
         cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
@@ -685,9 +686,9 @@ def _factory_assigned(node: ast.stmt, functions: dict[str, ast.FunctionDef]) -> 
     if not is_factory_name(name):
         return None
     if isinstance(value, ast.Lambda):
-        return name if not _required_args(value) else None
+        return name if not required_arguments(value) else None
     if isinstance(value, ast.Name):
-        return name if value.id in functions and not _required_args(functions[value.id]) else None
+        return name if value.id in functions and not required_arguments(functions[value.id]) else None
     if call_name(value) == "partial" and value.args and isinstance(value.args[0], ast.Name):
         return name if value.args[0].id in functions else None
     return None
@@ -801,12 +802,6 @@ def _returned_model(fn: ast.FunctionDef, known: set[str], through: dict[str, tup
     return None
 
 
-def _required_args(fn: ast.FunctionDef | ast.Lambda) -> int:
-    args = fn.args
-    required = len(args.posonlyargs) + len(args.args) - len(args.defaults)
-    return required + sum(1 for d in args.kw_defaults if d is None)
-
-
 # How a KerasTuner hypermodel ``build(hp)`` is built for grading: at its search space's default point, in
 # KerasTuner's own words (harness/workers/hyperparameters.py stands in where KerasTuner is not installed).
 HYPERMODEL_DEFAULTS = "keras_tuner.HyperParameters()"
@@ -820,7 +815,7 @@ HYPERMODEL_IMPORT = (
 
 def _is_hypermodel(fn: ast.FunctionDef) -> bool:
     """A KerasTuner hypermodel: its one required argument is ``hp``."""
-    return _required_args(fn) == 1 and bool(fn.args.args) and fn.args.args[0].arg == "hp"
+    return required_arguments(fn) == 1 and bool(fn.args.args) and fn.args.args[0].arg == "hp"
 
 
 def candidate_factories(module_source: str, factory_names: set[str]) -> list[IgnoredItem]:
@@ -840,7 +835,7 @@ def candidate_factories(module_source: str, factory_names: set[str]) -> list[Ign
                 "no improved model; write the model the search chose as a zero-argument "
                 "create_improved_model_<n>() to have it graded"
             )
-        elif _required_args(functions[name]):
+        elif required_arguments(functions[name]):
             reason = (
                 f"returns a Keras model ({made}) but takes arguments: wrap it in a zero-argument "
                 "create_improved_model_<n>() to have it graded"
@@ -902,7 +897,9 @@ def _used_nodes(cells: list[CodeCell], builders: set[str]):
     """Every node outside function and class bodies, then the bodies of the functions that code calls (a
     ``main()`` under the ``__main__`` guard, what it calls in turn), in the order they are first called;
     the `builders`' own bodies are not the submission's use of a builder but a builder's."""
-    trees = [tree for _, _, tree in _parsed_cells(cells)]
+    parsed = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
+    tables = literal_tables(parsed)  # a loop over a table of experiments: each round as written out
+    trees = [with_loops_unrolled(tree, tables) for _, tree in parsed]
     functions = {n.name: n for tree in trees for n in tree.body if isinstance(n, ast.FunctionDef)}
     queue: list[str] = []
 
@@ -938,12 +935,12 @@ def _top_level_nodes(cells: list[CodeCell]):
 
 def _outside_definitions(tree: ast.Module):
     """Every node of `tree` except those inside a function or class body (the submission's own top-level
-    use of its builders, not a builder calling another)."""
+    use of its builders, not a builder calling another); a lambda's body is a use (``run(lambda: cnn(8))``)."""
     stack = list(reversed(tree.body))  # depth first, in the order of the source
     while stack:
         node = stack.pop()
         yield node
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
@@ -988,11 +985,12 @@ def infer_factory_map(
         # the notebook compiles (and trains) models at top level: functions that do not compile their own
         # model are its building blocks, and its models are found by running it (discovery)
         own = [fn for fn in own if _compiles(fn)]
-    calls = _literal_calls(cells, {fn.name: _required_args(fn) for fn in own})
+    calls = _literal_calls(cells, {fn.name: required_arguments(fn) for fn in own})
     models: list[str] = []
     for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one
         models += calls[fn.name] or _uncalled_model(fn)
-    models = models[:MAX_INFERRED_MODELS]
+    baseline_call = _returned_call(functions, BASELINE_FACTORY) if BASELINE_FACTORY in existing else None
+    models = [m for m in models if _called(m) != baseline_call][:MAX_INFERRED_MODELS]  # not the baseline again
     texts = read_texts(_parsed_cells(cells), list(markdown))
     mapping: dict[str, str] = {}
     if BASELINE_FACTORY not in existing:
@@ -1007,10 +1005,25 @@ def infer_factory_map(
     return mapping
 
 
+def _returned_call(functions: list[ast.FunctionDef], name: str) -> str | None:
+    """What a one-line factory returns, as :func:`_called` writes it (``def create_baseline_model(): return
+    make_cnn()`` → ``make_cnn()``); None for any other factory."""
+    fn = next((f for f in functions if f.name == name), None)
+    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))] if fn else []
+    if len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Call):
+        return ast.unparse(body[0].value)
+    return None
+
+
+def _called(model: str) -> str:
+    """An inferred model as the call it makes: ``make_cnn`` → ``make_cnn()``."""
+    return model if "(" in model else f"{model}()"
+
+
 def _uncalled_model(fn: ast.FunctionDef) -> list[str]:
     """A builder the submission never calls with literal arguments: as is without arguments, a KerasTuner
     hypermodel at its defaults (the search that chose its values is the student's own run), else none."""
-    if not _required_args(fn):
+    if not required_arguments(fn):
         return [fn.name]
     return [f"{fn.name}({HYPERMODEL_DEFAULTS})"] if _is_hypermodel(fn) else []
 
@@ -1082,7 +1095,7 @@ def _apply_factory_map(
             )
         elif target in existing:
             refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {target}() is already defined"))
-        elif _required_args(functions[own]):
+        elif required_arguments(functions[own]):
             refused.append(IgnoredItem(name=f"{target}={own}", reason=f"--factory-map: {own}() takes arguments"))
         else:
             applied[target] = own

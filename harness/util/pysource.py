@@ -140,3 +140,10 @@ def assigned_once(trees) -> dict[str, ast.expr]:
                     if isinstance(target, ast.Name):
                         seen.setdefault(target.id, []).append(node.value)
     return {name: values[0] for name, values in seen.items() if len(values) == 1}
+
+
+def required_arguments(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> int:
+    """How many arguments a call of `function` must give (``lambda p=params: …`` needs none)."""
+    arguments = function.args
+    required = len(arguments.posonlyargs) + len(arguments.args) - len(arguments.defaults)
+    return required + sum(1 for default in arguments.kw_defaults if default is None)

@@ -4,13 +4,15 @@ imports of packages the models do not need."""
 from __future__ import annotations
 
 import shutil
+import textwrap
 import tomllib
 
 import nbformat
 import pytest
-from conftest import FIXTURES, TINY, run_grade
+from conftest import FIXTURES, REPO, TINY, run_grade
 
 from harness.ingest import ingest_path
+from harness.ingest.legacy import modernise
 from harness.ingest.read import factory_functions, needs_discovery
 from harness.workers import hyperparameters
 
@@ -252,6 +254,28 @@ def test_a_students_own_lr_parameter_is_not_renamed():
     exec(compile(result.module_source, "submission.py", "exec"), namespace)  # defines only: safe here
 
 
+def test_a_students_own_class_taking_lr_keeps_it():
+    """``Config("lr_3e-3", lr=3e-3)`` of a ``@dataclass class Config`` is the student's: renaming it to
+    ``learning_rate=`` made the whole module fail (``TypeError``); ``Adam(lr=…)`` beside it is still renamed."""
+    source = textwrap.dedent(
+        """
+        from dataclasses import dataclass
+        from keras.optimizers import Adam
+
+        @dataclass
+        class Config:
+            name: str
+            lr: float = 1e-3
+
+        CONFIGS = [Config("base"), Config("lr_3e-3", lr=3e-3)]
+        optimizer = Adam(lr=1e-3)
+        """
+    )
+    rewritten, rewrites = modernise(source, None)
+    assert 'Config("lr_3e-3", lr=3e-3)' in rewritten and "Adam(learning_rate=1e-3)" in rewritten
+    assert [(w.before, w.after) for w in rewrites] == [("lr", "learning_rate")]
+
+
 def test_top_level_file_and_data_reads_are_left_out():
     result = ingest_path(REAL_WORLD / "lefebvre_hugo.ipynb")
     assert "np.load(" not in result.module_source
@@ -394,9 +418,36 @@ def test_a_model_held_by_a_local_variable_named_base_is_the_baseline(real_world_
 
 
 def test_models_built_only_by_running_the_code_are_sent_to_discovery():
-    for student in ("lemaire_jules.ipynb", "diallo_aminata.ipynb", "costa_rafael.py", "rossi_marco.py"):
+    for student in ("lemaire_jules.ipynb", "diallo_aminata.ipynb", "rossi_marco.py"):
         result = ingest_path(REAL_WORLD / student)
         assert result.status == "invalid" and needs_discovery(result), student
+
+
+def test_a_nested_loop_over_literal_values_is_read_round_by_round():
+    """costa_rafael: ``for lr in [1e-2, 1e-3]: for dropout in [0.0, 0.3]: build(lr, dropout)``, read without
+    running the script, one model per round."""
+    result = ingest_path(REAL_WORLD / "costa_rafael.py")
+    assert result.status == "ok" and result.factory_source == "inferred"
+    assert list(result.factory_map.values()) == [
+        "build(0.01, 0.0)",
+        "build(0.01, 0.3)",
+        "build(0.001, 0.0)",
+        "build(0.001, 0.3)",
+    ]
+
+
+def test_a_table_of_configurations_spread_into_a_builder_is_one_model_per_row_and_the_baseline_is_not_repeated():
+    """A dict of configurations, each handed to the builder through ``lambda p=params: make_cnn(**p)``; the
+    row at the builder's defaults is what ``create_baseline_model`` already returns."""
+    result = ingest_path(REPO / "tests" / "fixtures" / "labelled" / "fr_sklearn_seaborn_b6.ipynb")
+    assert result.factory_map == {
+        "create_improved_model_1": "make_cnn(n_filters=(64, 128))",
+        "create_improved_model_2": "make_cnn(dropout=0.3)",
+        "create_improved_model_3": "make_cnn(kernel_size=5)",
+        "create_improved_model_4": "make_cnn(lr=0.0005)",
+        "create_improved_model_5": "make_cnn(n_filters=(64, 128), dropout=0.3)",
+    }
+    assert "'create_improved_model_5': {'epochs': 10}" in result.module_source  # its own call's epochs
 
 
 @pytest.mark.slow
