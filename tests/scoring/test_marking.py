@@ -8,7 +8,10 @@ three cases of the issue, with their fair ranges in ``expected.toml``) with real
 
 from __future__ import annotations
 
+import functools
+import tempfile
 import tomllib
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -39,6 +42,17 @@ def _rubric_params(rule: str) -> dict:
     """The bundled rubric's parameters of a rule (patterns included)."""
     rubric = tomllib.loads((REPO / "rubric" / "default.toml").read_text(encoding="utf-8"))
     return next(c["params"] for c in rubric["criteria"] if c["rule"] == rule)
+
+
+@functools.cache
+def _per_step_rubric():
+    """The bundled rubric, each step's quality counted in full however few the steps (`quality_by_coverage`
+    off): the tests of one step's justification, method and judgement."""
+    folder = Path(tempfile.mkdtemp(prefix="per-step-rubric-"))
+    text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
+    assert "quality_by_coverage = true" in text
+    (folder / "rubric.toml").write_text(text.replace("quality_by_coverage = true", "quality_by_coverage = false"))
+    return load_rubric(folder / "rubric.toml")
 
 
 # --------------------------------------------------------------------------- judgement
@@ -101,7 +115,7 @@ def _modifications(tmp_path, text: str, lr: float):
     ]
     ingest = ingest_path(notebook(tmp_path, cells))
     models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1", lr=lr)]
-    return criterion(score(evidence(ingest, models), FR), "modifications")
+    return criterion(score(evidence(ingest, models, rubric=_per_step_rubric()), FR), "modifications")
 
 
 def test_a_harmful_change_loses_the_judgement_and_most_of_its_justification(tmp_path):
@@ -232,7 +246,10 @@ def _steps(tmp_path, models):
     tmp_path.mkdir(exist_ok=True)
     ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES)]))
     result = criterion(
-        score(evidence(ingest, [model("create_baseline_model", role="baseline"), *models]), EN), "modifications"
+        score(
+            evidence(ingest, [model("create_baseline_model", role="baseline"), *models], rubric=_per_step_rubric()), EN
+        ),
+        "modifications",
     )
     return result, {c.id: c for c in result.components}
 
@@ -261,6 +278,27 @@ def test_a_step_changing_several_categories_shares_its_judgement_among_them(tmp_
     result, parts = _steps(tmp_path / "t", [model("create_improved_model_1", layers=dropout, optimizer="SGD", lr=0.05)])
     assert parts["judgement"].points == pytest.approx(2 * 0.25 / 2, abs=1e-3)
     assert any(e.kind == "flag" and "2 changes measured together" in e.text for e in result.evidence)
+
+
+def test_fewer_changes_than_asked_earn_their_care_in_proportion(tmp_path):
+    """One well-chosen change is a third of the work the grid asks for: its justification, method and
+    judgement count a third; three changes count in full."""
+    dropout = [*BASE_LAYERS[:-1], layer("Dropout", rate=0.5), BASE_LAYERS[-1]]
+    ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES)]))
+    baseline = model("create_baseline_model", role="baseline")
+
+    def parts(models, rubric=None):
+        found = criterion(score(evidence(ingest, [baseline, *models], rubric=rubric), EN), "modifications")
+        return found, {c.id: c.points for c in found.components}
+
+    one = [model("create_improved_model_1", layers=dropout)]
+    result, scaled = parts(one)
+    full = parts(one, _per_step_rubric())[1]
+    assert scaled["method"] == pytest.approx(full["method"] / 3, abs=1e-3) and full["method"] == 0.5
+    assert scaled["judgement"] == pytest.approx(full["judgement"] / 3, abs=1e-3) and scaled["categories"] == full["categories"]
+    assert any(e.kind == "flag" and "only 1 of the 3 categories" in e.text for e in result.evidence)
+    three = [*one, model("create_improved_model_2", lr=5e-4), model("create_improved_model_3", declared={"batch_size": 64})]
+    assert parts(three)[1]["method"] == 0.5
 
 
 def _analysis(tmp_path, conclusion: str, errors: str = "Le modèle fait peu d'erreurs."):
@@ -377,12 +415,12 @@ def test_a_change_is_justified_by_a_passage_anywhere_that_quotes_its_value(tmp_p
     cells = [new_code_cell(FACTORIES), new_code_cell("history = None"), new_markdown_cell(report)]
     ingest = ingest_path(notebook(tmp_path, cells))
     models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1", lr=3e-4)]
-    result = criterion(score(evidence(ingest, models), EN), "modifications")
+    result = criterion(score(evidence(ingest, models, rubric=_per_step_rubric()), EN), "modifications")
     assert {c.id: c for c in result.components}["justification"].points == 1.5
     assert any("quotes the chosen value" in e.text for e in result.evidence)
     # the same passage does not justify a change to another value
     other = [models[0], model("create_improved_model_1", lr=5e-4)]
-    result = criterion(score(evidence(ingest, other), EN), "modifications")
+    result = criterion(score(evidence(ingest, other, rubric=_per_step_rubric()), EN), "modifications")
     assert {c.id: c for c in result.components}["justification"].points == 0
 
 
@@ -497,7 +535,7 @@ def test_a_table_s_number_interpreted_in_a_later_sentence_is_discussed_but_not_b
         ]
         ingest = ingest_path(notebook(tmp_path / folder, cells))
         models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1", lr=5e-4)]
-        found = criterion(score(evidence(ingest, models), FR), "modifications")
+        found = criterion(score(evidence(ingest, models, rubric=_per_step_rubric()), FR), "modifications")
         return {c.id: c for c in found.components}["judgement"].points
 
     # "ce qui aide" in the model's own introduction interprets nothing measured

@@ -46,6 +46,8 @@ class ModificationsParams(RuleParams):
     """The ``modifications`` criterion's parameters (see ``rubric/default.toml``)."""
 
     required_categories: int = 3
+    # with fewer categories than required, justification, method and judgement count in proportion
+    quality_by_coverage: bool = True
     categories_points: float = 2
     justification_points: float = 1.5
     method_points: float = 0.5
@@ -434,6 +436,11 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes,
         tally.justified *= p.textbook_share
         notes.add(t("rb_ev_textbook_reasons", share=p.textbook_share), kind="flag")
     category_share = min(1.0, explored / max(1, p.required_categories))
+    # the grid asks for `required_categories` changes: the quality of fewer is worth that much less
+    work = max(len(covered), tally.steps)  # three sensible changes are the work asked, in two categories too
+    done = min(1.0, work / max(1, p.required_categories)) if p.quality_by_coverage else 1.0
+    if done < 1 and tally.steps:
+        notes.add(t("rb_ev_partial_work", done=work, required=p.required_categories), kind="flag")
     components = [
         component(
             t,
@@ -445,21 +452,21 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes,
         component(
             t,
             "justification",
-            p.justification_points * (tally.justified / tally.to_justify if tally.to_justify else 0),
+            p.justification_points * done * (tally.justified / tally.to_justify if tally.to_justify else 0),
             p.justification_points,
             ratio(t, tally.justified, tally.to_justify),
         ),
         component(
             t,
             "method",
-            p.method_points * (tally.good_steps / tally.steps if tally.steps else 0),
+            p.method_points * done * (tally.good_steps / tally.steps if tally.steps else 0),
             p.method_points,
             ratio(t, tally.good_steps, tally.steps),
         ),
         component(
             t,
             "judgement",
-            p.judgement_points * (tally.judged / tally.steps if tally.steps else 0),
+            p.judgement_points * done * (tally.judged / tally.steps if tally.steps else 0),
             p.judgement_points,
             ratio(t, tally.judged, tally.steps),
         ),
