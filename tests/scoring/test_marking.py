@@ -295,9 +295,16 @@ def test_fewer_changes_than_asked_earn_their_care_in_proportion(tmp_path):
     result, scaled = parts(one)
     full = parts(one, _per_step_rubric())[1]
     assert scaled["method"] == pytest.approx(full["method"] / 3, abs=1e-3) and full["method"] == 0.5
-    assert scaled["judgement"] == pytest.approx(full["judgement"] / 3, abs=1e-3) and scaled["categories"] == full["categories"]
+    assert (
+        scaled["judgement"] == pytest.approx(full["judgement"] / 3, abs=1e-3)
+        and scaled["categories"] == full["categories"]
+    )
     assert any(e.kind == "flag" and "only 1 of the 3 categories" in e.text for e in result.evidence)
-    three = [*one, model("create_improved_model_2", lr=5e-4), model("create_improved_model_3", declared={"batch_size": 64})]
+    three = [
+        *one,
+        model("create_improved_model_2", lr=5e-4),
+        model("create_improved_model_3", declared={"batch_size": 64}),
+    ]
     assert parts(three)[1]["method"] == 0.5
 
 
