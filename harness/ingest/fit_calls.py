@@ -227,8 +227,22 @@ class _Scope:
                 continue
             declared = self._declared(call, helper=True)
             declared.settings.update(bound or {})
+            declared.sources = {**self._built_inside(helper), **declared.sources}
             declared.holder, declared.built_at = holder, built_at
             yield model, declared
+
+    def _built_inside(self, helper: ast.FunctionDef) -> dict[str, str]:
+        """The generator and callbacks a trainer helper builds for itself (``datagen = ImageDataGenerator(…)``
+        then ``model.fit(datagen.flow(…), callbacks=[ReduceLROnPlateau(…)])`` in ``train_augmented``): what
+        every model it trains is trained with, read in the helper's own body."""
+        fit = next((n for n in ast.walk(helper) if isinstance(n, ast.Call) and call_name(n) in TRAINING), None)
+        if fit is None:
+            return {}
+        inner = _Scope(self.calls, self.functions, self.imported, self.constants, {})
+        for statement in helper.body:
+            if isinstance(statement, ast.Assign):
+                list(inner.read(statement))  # remembers the helper's own values
+        return inner._declared(fit).sources
 
     def _built(self, value: ast.expr) -> str | None:
         if isinstance(value, ast.Call):
@@ -275,7 +289,8 @@ class _Scope:
         node = self._resolved(node)
         if not isinstance(node, (ast.List, ast.Tuple)):
             return []
-        return [ast.unparse(c) for c in node.elts if isinstance(c, ast.Call) and self._buildable(c, CALLBACKS)]
+        built = [self._resolved(c) for c in node.elts]  # [lr_cb] with lr_cb = ReduceLROnPlateau(…) above
+        return [ast.unparse(c) for c in built if isinstance(c, ast.Call) and self._buildable(c, CALLBACKS)]
 
     def _buildable(self, call: ast.Call, classes: set[str]) -> bool:
         """A call of one of `classes`, through a name imported at the module's top, with literal arguments."""

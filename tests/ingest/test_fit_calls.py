@@ -14,7 +14,7 @@ from harness.ingest.read import ingest_path
 
 IMPORTS = """
 from tensorflow import keras
-from tensorflow.keras.callbacks import EarlyStopping
+from tensorflow.keras.callbacks import EarlyStopping, ReduceLROnPlateau
 from tensorflow.keras.preprocessing.image import ImageDataGenerator
 EPOCHS = 15
 """
@@ -139,6 +139,35 @@ def test_a_loop_over_a_literal_table_of_experiments_is_read_round_by_round():
         "create_improved_model_1": {"epochs": 10},
         "create_improved_model_2": {"epochs": 11},
     }
+
+
+def test_a_trainer_helper_s_own_generator_and_callbacks_make_a_variant():
+    """``train_augmented(best, data, epochs=15)`` builds its ``ImageDataGenerator`` and callbacks itself: the
+    model it trains is trained with them, and named callbacks (``[lr_cb]``) are read through their names."""
+    declared, variants = _read(
+        """
+        def train(model, data, epochs=5):
+            model.fit(x, y, epochs=epochs)
+
+        def train_augmented(model, data, epochs=15, batch_size=64):
+            datagen = ImageDataGenerator(rotation_range=10)
+            lr_cb = ReduceLROnPlateau(monitor="val_loss", patience=2)
+            model.fit(datagen.flow(x, y, batch_size=batch_size), epochs=epochs, callbacks=[lr_cb])
+
+        def main():
+            train(build_model_v3(), data)
+            best = build_model_v3()
+            train_augmented(best, data, epochs=15)
+        """,
+        {"create_improved_model_2": "build_model_v3"},
+    )
+    assert [(v.holder, v.model) for v in variants] == [("best", "create_improved_model_2")]
+    assert variants[0].declared.settings == {"epochs": 15}
+    assert variants[0].declared.sources == {
+        "callbacks": "[ReduceLROnPlateau(monitor='val_loss', patience=2)]",
+        "augmentation": "ImageDataGenerator(rotation_range=10)",
+    }
+    assert "create_improved_model_2" not in declared  # its own run set nothing
 
 
 def test_the_settings_reach_the_module_and_the_student_s_own_entry_wins(tmp_path):
