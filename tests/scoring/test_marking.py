@@ -65,6 +65,10 @@ def _per_step_rubric():
         ({"layers": [layer("Conv2D", filters=2, kernel_size=[3, 3]), *BASE_LAYERS[1:]]}, "rb_ex_filters"),
         ({"layers": [*BASE_LAYERS[:-1], layer("Dropout", rate=0.8), BASE_LAYERS[-1]]}, "rb_ex_dropout"),
         ({"declared": {"epochs": 500}}, "rb_ex_epochs"),
+        ({"layers": [layer("RandomRotation", factor=[-0.5, 0.5]), *BASE_LAYERS]}, "rb_ex_rotation"),
+        ({"layers": [layer("RandomFlip", mode="horizontal_and_vertical"), *BASE_LAYERS]}, "rb_ex_flip"),
+        ({"augmentation": "ImageDataGenerator(rotation_range=90)"}, "rb_ex_rotation"),
+        ({"augmentation": "ImageDataGenerator(rotation_range=10, vertical_flip=True)"}, "rb_ex_flip"),
     ],
 )
 def test_settings_far_outside_what_works_are_harmful(changed, key):
@@ -83,6 +87,7 @@ def test_sensible_settings_are_not_flagged():
             lr=5e-4,
             layers=[*BASE_LAYERS[:-1], layer("Dropout", rate=0.5), BASE_LAYERS[-1]],
             declared={"epochs": 15, "batch_size": 64},
+            augmentation="ImageDataGenerator(rotation_range=10, width_shift_range=0.1)",
         )
     )
     assert rubric_effects.extreme_settings(new, base, LIMITS) == []

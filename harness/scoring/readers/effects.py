@@ -26,6 +26,7 @@ from harness.scoring.readers.models import Features
 from harness.scoring.thresholds import at_least, beyond
 
 RATE = re.compile(r"\(([0-9.eE+-]+)\)")
+NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Limits:
     min_dense_units: int
     epochs: list[int]
     batch_sizes: list[int]
+    max_rotation_degrees: float
     harm_drop_pp: float
     robustness_drop_pp: float
     cost_params_ratio: float
@@ -93,12 +95,34 @@ def extreme_settings(new: Features, old: Features, limits: Limits) -> list[tuple
     ):
         if values and min(values) < minimum and min(values) < min(old_values, default=minimum):
             found.append((f"rb_ex_{what}", {"value": min(values), "min": minimum}))
+    found += _extreme_augmentation(new, old, limits)
     for what, value, old_value, (low, high) in (
         ("epochs", new.epochs, old.epochs, limits.epochs),
         ("batch", new.batch_size, old.batch_size, limits.batch_sizes),
     ):
         if value is not None and value != old_value and not low <= value <= high:
             found.append((f"rb_ex_{what}", {"value": value, "low": low, "high": high}))
+    return found
+
+
+ROTATION_RANGE = re.compile(r"rotation_range\s*=\s*([0-9.]+)")
+FLIPS = re.compile(r"(horizontal|vertical)_flip\s*=\s*True")
+
+
+def _extreme_augmentation(new: Features, old: Features, limits: Limits) -> list[tuple[str, dict]]:
+    """Augmentation that changes which digit an image shows: a flip (a mirrored 2 is no digit, a flipped 6 is
+    a 9) or rotations beyond `max_rotation_degrees` (a 6 turned half-way is a 9) — as Keras layers
+    (``RandomRotation(0.5)``: a fraction of a turn) or as an ``ImageDataGenerator``."""
+    found = []
+    added = [a for a in new.augmentation_layers if a not in old.augmentation_layers]
+    declared = new.augmentation if new.augmentation != old.augmentation else None
+    rotations = [NUMBER.findall(a) for a in added if a.startswith("RandomRotation(")]
+    degrees = [360 * max(float(x) for x in factors) for factors in rotations if factors]
+    degrees += [float(m.group(1)) for m in ROTATION_RANGE.finditer(declared or "")]
+    if degrees and max(degrees) > limits.max_rotation_degrees:
+        found.append(("rb_ex_rotation", {"degrees": max(degrees), "max": limits.max_rotation_degrees}))
+    if any(a.startswith("RandomFlip") for a in added) or FLIPS.search(declared or ""):
+        found.append(("rb_ex_flip", {}))
     return found
 
 

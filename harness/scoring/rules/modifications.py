@@ -77,6 +77,7 @@ class ModificationsParams(RuleParams):
     # settings far outside what works for MNIST, and the measured drops that make a change harmful
     learning_rate_ranges: dict[str, list[float]] = {"default": [1e-4, 0.02], "sgd": [1e-3, 0.5]}
     max_dropout_rate: float = 0.6
+    max_rotation_degrees: float = 30
     min_filters: int = 8
     min_dense_units: int = 16
     epochs_range: list[int] = [2, 100]
@@ -102,6 +103,7 @@ class ModificationsParams(RuleParams):
             min_dense_units=self.min_dense_units,
             epochs=self.epochs_range,
             batch_sizes=self.batch_size_range,
+            max_rotation_degrees=self.max_rotation_degrees,
             harm_drop_pp=self.harm_drop_pp,
             robustness_drop_pp=self.robustness_drop_pp,
             cost_params_ratio=self.cost_params_ratio,
