@@ -80,10 +80,9 @@ def declared_by_calls(
     calls = {_normal(how): name for name, how in built_by.items()}
     functions = {_normal(how).split("(")[0]: name for name, how in built_by.items() if "(" not in how}
     found: dict[str, list[Declared]] = {}
-    containers = literal_tables(trees)
+    tables = literal_tables(trees)
     for scope in _scopes(trees):
-        reader = _Scope(calls, functions, imported, constants, trainers)
-        reader.containers = containers
+        reader = _Scope(calls, functions, imported, constants, trainers, tables)
         for cell, statement in scope:
             reader.cell = cell
             for name, declared in reader.read(statement):
@@ -166,18 +165,19 @@ class _Scope:
         imported: set[str],
         constants: dict,
         trainers: dict[str, ast.FunctionDef],
+        tables: dict[str, ast.expr] | None = None,
     ) -> None:
         self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
         self.trainers = trainers  # the student's functions that train what they are given
+        self.tables = tables or {}  # top-level literal tables a loop may run over
         self.models: dict[str, str] = {}  # variable -> harness name
         self.built_at: dict[str, tuple[int | None, int]] = {}  # variable -> (cell, line) its model was built at
         self.cell: int | None = None  # the cell of the statement being read
         self.values: dict[str, ast.expr] = {}  # variable -> what it was last set to
-        self.containers: dict[str, ast.expr] = {}  # top-level literal tables a loop may run over
 
     def read(self, statement: ast.stmt):
         """(harness name, Declared) for each training call of this statement; remembers its assignments."""
-        if isinstance(statement, ast.For) and (rounds := unrolled(statement, self.containers)) is not None:
+        if isinstance(statement, ast.For) and (rounds := unrolled(statement, self.tables)) is not None:
             for body in rounds:  # a loop over a literal table of experiments: each round as written out
                 for inner in body:
                     yield from self.read(inner)
@@ -214,6 +214,7 @@ class _Scope:
         statement's first target)."""
         helper = self.trainers[call_name(call)]
         bound = trained_with(call, helper)
+        inside = self._built_inside(helper)
         for argument in [*call.args, *(k.value for k in call.keywords)]:
             if isinstance(argument, ast.Lambda) and required_arguments(argument) == 0:  # run(lambda: cnn(8))
                 argument = argument.body
@@ -227,7 +228,7 @@ class _Scope:
                 continue
             declared = self._declared(call, helper=True)
             declared.settings.update(bound or {})
-            declared.sources = {**self._built_inside(helper), **declared.sources}
+            declared.sources = {**inside, **declared.sources}
             declared.holder, declared.built_at = holder, built_at
             yield model, declared
 

@@ -304,11 +304,14 @@ def _keyword_edits(source: str) -> list[_Edit]:
     """Renamed keyword arguments of Keras's own classes (``Adam(lr=…)``, ``Conv2D(border_mode=…)``) and of
     ``fit`` (``nb_epoch=``); never a parameter or a call of the student's own functions and classes, whose
     names are theirs to choose (``def build_model(lr=1e-3)``, a ``@dataclass class Config: lr: float``)."""
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return []  # reported elsewhere; nothing in it is rewritten
     lines = source.splitlines()
     edits = []
-    calls = _calls(source) or []
-    own = _defined_names(source) if calls else set()
-    for node in calls:
+    own = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    for node in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
         name = call_name(node) or ""
         keras_class = name[:1].isupper() and name not in own  # ``Config(lr=…)``: the student's own class
         for keyword in node.keywords:
@@ -322,15 +325,6 @@ def _keyword_edits(source: str) -> list[_Edit]:
             new = KEYWORDS[old]
             edits.append(_Edit(keyword.lineno, start, start + len(old), new, old, "rewrite_keyword", {"new": new}))
     return edits
-
-
-def _defined_names(source: str) -> set[str]:
-    """The functions and classes the source defines, at any depth."""
-    try:
-        tree = parse_python(source)
-    except SyntaxError:
-        return set()
-    return {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
 # Keras 2 named the accuracy metric "acc" (``metrics=["acc"]``); Keras 3, and the harness's compile, name it
