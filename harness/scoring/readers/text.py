@@ -107,10 +107,8 @@ def code_cell_prose(source: str) -> list[tuple[int, str]]:
     found: list[tuple[int, str]] = []
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            text = node.value.value
-            if len(text.split()) >= MIN_CODE_PROSE_WORDS:
-                first = node.lineno + len(text) - len(text.lstrip("\n"))
-                found += [(first + i, line) for i, line in enumerate(text.strip("\n").splitlines())]
+            if len(node.value.value.split()) >= MIN_CODE_PROSE_WORDS:
+                found += _string_lines(node.value)
     if not tree.body:
         comments = comment_lines(source)
         sentences = [text for _, text in comments if text and not looks_like_code_or_output(text)]
@@ -174,8 +172,8 @@ MIN_LONG_STRING_WORDS = 10
 
 def long_strings(source: str) -> list[tuple[int, str]]:
     """(line, text) of each line of the string literals of at least `MIN_LONG_STRING_WORDS` words that are
-    not docstrings nor printed (:func:`report_strings` reads those): ``ANALYSIS = \"\"\"## Error analysis …\"\"\"`` written to ``report.md``, a conclusion
-    left as a bare string."""
+    neither docstrings nor printed (:func:`report_strings` reads those): a report written to ``report.md``
+    from constants (``ANALYSIS = \"\"\"## Error analysis …\"\"\"``), a conclusion left as a bare string."""
     nodes = _nodes(source)
     docstrings = {
         id(node.body[0].value)
@@ -189,14 +187,21 @@ def long_strings(source: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
         for sub in ast.walk(node)
     }
+    read_elsewhere = docstrings | printed
     found = []
     for node in nodes:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings | printed:
-            text = node.value
-            if count_words(text) >= MIN_LONG_STRING_WORDS:
-                first = node.lineno + len(text) - len(text.lstrip("\n"))
-                found += [(first + i, line) for i, line in enumerate(text.strip("\n").splitlines())]
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in read_elsewhere:
+            if count_words(node.value) >= MIN_LONG_STRING_WORDS:
+                found += _string_lines(node)
     return found
+
+
+def _string_lines(node: ast.Constant) -> list[tuple[int, str]]:
+    """(line, text) of each line of a string literal, at its line in the source (a triple-quoted string
+    that opens with a line break starts on the next line)."""
+    text = node.value
+    first = node.lineno + len(text) - len(text.lstrip("\n"))
+    return [(first + i, line) for i, line in enumerate(text.strip("\n").splitlines())]
 
 
 def comment_lines(source: str) -> list[tuple[int, str]]:
