@@ -14,6 +14,7 @@ rubric's patterns are written without accents.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import re
 import tokenize
@@ -544,6 +545,7 @@ def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]
     return sorted(found)
 
 
+@functools.lru_cache(maxsize=256)  # read for every sentence and printed line of a submission
 def _own_name_ref(key: str) -> re.Pattern:
     """A function's name as written, or its distinctive word used as a model's name."""
     if "_" in key:
@@ -565,8 +567,8 @@ ROW_NUMBER = re.compile(r"^\|\s*(?:#\s*)?(\d{1,2})\b(?![.,]\d)")
 
 def passage_models(passages: list[Passage], numbers: dict[str, str]) -> list[list[str]]:
     """For each passage, the improved models it names, in order of mention (those it compares with, after
-    "que"/"than", last): by name ("modèle 2", "M2", "le final") or, in a results table whose first column lists the models, by the number that starts its row
-    ("| 2 batch 32 | 99.20 % |")."""
+    "que"/"than", last): by name ("modèle 2", "M2", "le final") or, in a results table whose first column
+    lists the models, by the number that starts its row ("| 2 batch 32 | 99.20 % |")."""
     named = []
     model_column = False
     for index, passage in enumerate(passages):
