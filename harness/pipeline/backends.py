@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import importlib.util
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -134,15 +135,19 @@ class RayBackend:
 
         reaper = None
         if not ray.is_initialized():
-            context = ray.init(
+            own: dict = {}
+            if self.address is None:  # a cluster of our own on this machine: it dies with the grader
+                folder = tempfile.mkdtemp(prefix="harness-ray-")  # short: Ray's socket paths live in it
+                reaper = ray_reaper.start(folder)  # before the cluster, so a kill while it starts is covered
+                own = {"_temp_dir": folder}
+            ray.init(
                 address=self.address,
                 ignore_reinit_error=True,
                 include_dashboard=False,
                 log_to_driver=False,
                 configure_logging=False,
+                **own,
             )
-            if self.address is None:  # a cluster of our own on this machine: it dies with the grader
-                reaper = ray_reaper.start(context.address_info["session_dir"])
         try:
             yield from self._submitted(ray, session, tasks, reference, reference_key)
         finally:

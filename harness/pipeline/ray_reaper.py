@@ -4,18 +4,21 @@
 Ray ties its head services to the driver, but not the agents its raylet starts (``ray::DashboardAgent``,
 ``ray::RuntimeEnvAgent``): measured with ``bench/kill_campaign.py --backend ray``, both were still
 running 30 s after the grader was killed with SIGKILL, holding the session's files, forever. So the
-grader starts this small process beside the cluster and keeps a pipe to it open; when the pipe closes —
-the grader's normal end, an exception, or ``kill -9`` — it kills every process that runs in the
-session (its folder on the command line or among the open files), then exits. It ignores SIGINT and
-SIGTERM: a Ctrl-C reaches the whole process group, and the grader must stop its cluster first.
+grader gives its cluster a temporary folder of its own (``ray.init(_temp_dir=…)``) and, before starting
+the cluster, starts this small process and keeps a pipe to it open; when the pipe closes — the grader's
+normal end, an exception, or ``kill -9``, even while the cluster starts — it kills every process that
+runs in that folder (named on its command line or among its open files), removes the folder, then exits.
+It ignores SIGINT and SIGTERM: a Ctrl-C reaches the whole process group, and the grader must stop its
+cluster first.
 
-Run as ``python harness/pipeline/ray_reaper.py SESSION_DIR`` with the pipe as its standard input;
+Run as ``python harness/pipeline/ray_reaper.py FOLDER`` with the pipe as its standard input;
 :func:`start` does that. It imports nothing of the harness: it starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +26,8 @@ from pathlib import Path
 
 
 def start(session_dir: str) -> subprocess.Popen:
-    """Start the reaper of the Ray session in `session_dir`; closing its stdin (or dying) sets it off."""
+    """Start the reaper of the Ray cluster whose files are in `session_dir`; closing its stdin (or dying)
+    sets it off."""
     return subprocess.Popen(
         # the file itself, not ``-m``: importing the harness's packages would take seconds
         [sys.executable, str(Path(__file__).resolve()), session_dir],
@@ -62,7 +66,8 @@ def session_processes(session_dir: str, spared: set[int]) -> list[int]:
 
 def main() -> int:
     """Wait for the pipe to close, then kill the session's processes (twice: a raylet may start one more),
-    never the grader that started it: at a normal end it is still there, done with Ray."""
+    never the grader that started it (at a normal end it is still there, done with Ray), and remove the
+    folder."""
     session_dir, grader = os.path.realpath(sys.argv[1]), os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -74,6 +79,7 @@ def main() -> int:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+    shutil.rmtree(session_dir, ignore_errors=True)
     return 0
 
 

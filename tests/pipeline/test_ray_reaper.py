@@ -92,6 +92,7 @@ def test_a_grader_killed_with_sigkill_takes_its_session_s_processes_with_it(sess
     assert _wait_for(lambda: not _alive(ray_like.pid) and not _alive(holder.pid))
     assert _wait_for(lambda: not _alive(reaper))
     assert outsider.poll() is None  # nothing else is touched
+    assert not folder.exists()  # the cluster's files go with it
 
 
 def test_a_grader_that_ends_normally_is_spared_and_its_session_cleaned(session):
@@ -100,6 +101,7 @@ def test_a_grader_that_ends_normally_is_spared_and_its_session_cleaned(session):
     assert grader.stdout.readline().strip() == "survived"  # it holds a session file itself
     assert grader.wait(timeout=30) == 0
     assert not _alive(ray_like.pid) and not _alive(holder.pid) and outsider.poll() is None
+    assert not folder.exists()
 
 
 def test_ctrl_c_to_the_process_group_does_not_set_the_reaper_off(tmp_path):
