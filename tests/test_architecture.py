@@ -179,6 +179,31 @@ def test_imports_inside_functions_say_why(module):
     assert not silent, "imports inside functions without a comment saying why:\n" + "\n".join(silent)
 
 
+def _raw_parses(path: Path) -> list[int]:
+    """Lines of ``ast.parse(…)`` calls in a module (not in its docstrings' examples)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "parse"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "ast"
+    ]
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _part(m) != "workers"))
+def test_the_grader_parses_python_through_its_lock(module):
+    """The grader grades several submissions in threads, and two ``ast.parse`` at once can fail ("AST
+    constructor recursion depth mismatch": a whole submission's scoring lost, 2026-12-05): every parse goes
+    through ``harness.util.pysource.parse``, which holds one lock. Workers run alone in their process."""
+    if module == "harness.util.pysource":
+        return
+    raw = _raw_parses(MODULES[module])
+    assert not raw, f"{MODULES[module].name}: ast.parse at lines {raw}; use harness.util.pysource.parse"
+
+
 def test_the_rule_catches_a_violation(tmp_path):
     """The checks above can fail: a worker importing the grader is seen as such."""
     bad = tmp_path / "bad.py"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from harness.ingest.loops import literal_tables, unrolled
 from harness.ingest.trainers import TRAINING, trained_with
 from harness.util.pysource import assigned_once, call_name, is_literal, required_arguments
+from harness.util.pysource import parse as parse_python
 
 INTEGERS = ("epochs", "batch_size")
 CALLBACKS = {"EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN"}
@@ -134,7 +135,7 @@ def _agreed(calls: list[Declared]) -> Declared:
 def _normal(how: str) -> str:
     """A call's text as ``ast.unparse`` writes it, a plain name as ``name()``."""
     try:
-        node = ast.parse(how, mode="eval").body
+        node = parse_python(how, mode="eval").body
     except SyntaxError:
         return how
     return ast.unparse(node) if isinstance(node, ast.Call) else f"{how}()"

@@ -1168,7 +1168,7 @@ def _through_trainers(
     mapped, trained = dict(factory_map), {}
     for name, how in factory_map.items():
         try:
-            call = ast.parse(how, mode="eval").body
+            call = parse_python(how, mode="eval").body
         except SyntaxError:
             continue
         seen = see_through(call, functions) if isinstance(call, ast.Call) else None

@@ -33,6 +33,7 @@ from harness.ingest.inner_training import TRAINING
 from harness.ingest.tokens import canonical_tokens
 from harness.results import CodeCell
 from harness.scoring.readers.code import StudentCode, code_line_numbers, student_code
+from harness.util.pysource import parse as parse_python
 
 # Loop counters, axes, data frames, the data set's x/y: short by convention, not cryptic.
 CONVENTIONAL = {"x", "y", "X", "Y", "i", "j", "k", "n", "e", "f", "_", "df", "lr", "cm", "fig", "id", "ok", "im", "nb"}
@@ -118,7 +119,7 @@ def _cell_trees(code: StudentCode) -> list[tuple[ast.Module, int]]:
     trees = []
     for first, last in spans:
         try:
-            tree = ast.parse("\n".join(lines[first - 1 : last]))
+            tree = parse_python("\n".join(lines[first - 1 : last]))
         except (SyntaxError, ValueError):
             continue  # dead code reports it
         ast.increment_lineno(tree, first - 1)
