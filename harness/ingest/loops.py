@@ -37,7 +37,10 @@ def literal_tables(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.
 
 
 def with_loops_unrolled(tree: ast.Module, tables: dict[str, ast.expr]) -> ast.Module:
-    """A copy of `tree` where every loop over a literal table, at any depth, is replaced by its rounds."""
+    """A copy of `tree` where every loop over a literal table, at any depth, is replaced by its rounds;
+    `tree` itself when it has none (no copy of a large module for nothing)."""
+    if not any(isinstance(node, ast.For) and _items(node.iter, tables) for node in ast.walk(tree)):
+        return tree
     return _Unroller(tables).visit(copy.deepcopy(tree))
 
 
