@@ -178,6 +178,23 @@ def test_substance_markers_in_french_and_english(marker, sentence, expected):
     assert rubric_substance.shows(markers[marker], rubric_text.plain(sentence)) is expected
 
 
+def test_a_report_a_module_writes_from_its_constants_is_its_text():
+    """``report.md`` written from string constants: their lines are the module's text, at their lines; a
+    short label and a printed sentence (read once, by the print rule) are not repeated."""
+    source = (
+        'TITLE = "Results"\n'
+        'ANALYSIS = """## Error analysis\n'
+        'The best model still confuses 4 and 9 (12 times) and 7 and 2, mostly badly written digits.\n"""\n'
+        'print("The report is written to report.md for the company.")\n'
+    )
+    found = rubric_text.report_strings(source)
+    assert found == [
+        (5, "The report is written to report.md for the company."),
+        (2, "## Error analysis"),
+        (3, "The best model still confuses 4 and 9 (12 times) and 7 and 2, mostly badly written digits."),
+    ]
+
+
 def test_a_module_s_printed_sentences_count_as_its_report():
     source = 'print(f"Le modèle 2 confond le 4 et le 9 : {rate:.1f} %")\nprint("ok")\n'
     assert rubric_text.report_strings(source) == [(1, "Le modèle 2 confond le 4 et le 9 : %")]
