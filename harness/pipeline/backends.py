@@ -133,22 +133,22 @@ class RayBackend:
         """Submit every task to the cluster; yield results as Ray returns them."""
         import ray  # an optional extra, and a slow import: only when this backend is chosen
 
-        reaper = None
-        if not ray.is_initialized():
-            own: dict = {}
-            if self.address is None:  # a cluster of our own on this machine: it dies with the grader
-                folder = tempfile.mkdtemp(prefix="harness-ray-")  # short: Ray's socket paths live in it
-                reaper = ray_reaper.start(folder)  # before the cluster, so a kill while it starts is covered
-                own = {"_temp_dir": folder}
-            ray.init(
-                address=self.address,
-                ignore_reinit_error=True,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                **own,
-            )
-        try:
+        reaper, starting = None, not ray.is_initialized()
+        own: dict = {}
+        if starting and self.address is None:  # a cluster of our own on this machine: it dies with the grader
+            folder = tempfile.mkdtemp(prefix="harness-ray-")  # short: Ray's socket paths live in it
+            reaper = ray_reaper.start(folder)  # before the cluster, so a kill while it starts is covered
+            own = {"_temp_dir": folder}
+        try:  # a cluster that fails to start is cleaned up too
+            if starting:
+                ray.init(
+                    address=self.address,
+                    ignore_reinit_error=True,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    **own,
+                )
             yield from self._submitted(ray, session, tasks, reference, reference_key)
         finally:
             if reaper is not None:
