@@ -66,6 +66,29 @@ def test_a_loop_body_written_three_times_is_two_copies_and_a_loop_over_the_setti
     assert read_structure(once, set()).copies == []
 
 
+def main_pasting(stacks: int) -> str:
+    """One ``main()`` that builds, trains and evaluates `stacks` models, the same lines pasted for each."""
+    body = "\n\n".join(
+        textwrap.indent(STACK.format(m=f"model{n}", h=f"hist{n}", f=32 * n, b=128, extra=""), "    ")
+        for n in range(1, stacks + 1)
+    )
+    return f"def main():\n    results = {{}}\n\n{body}"
+
+
+def test_the_same_lines_pasted_inside_one_long_function_are_copies_named_by_line():
+    structure = read_structure(cells(main_pasting(3)), set())
+    assert [(c.first.start, c.second.start, c.second.name) for c in structure.copies] == [(4, 14, ""), (4, 24, "")]
+    assert read_structure(cells(main_pasting(1)), set()).copies == []
+
+
+def test_a_function_pasted_whole_is_one_copy_not_one_per_paragraph():
+    first = main_pasting(2)
+    second = first.replace("def main():", "def main_again():")
+    structure = read_structure(cells(first, second), set())
+    # each function repeats its own paragraph once; the second function repeats the first as a whole
+    assert [(c.first.name, c.second.name) for c in structure.copies] == [("", ""), ("main", "main_again")]
+
+
 def test_the_handouts_own_repetition_is_not_the_students_copy():
     code = rubric_code.student_code(pasted_cells()[:2])
     every_line = {n for n, line in enumerate(code.source.splitlines(), 1) if line.strip()}

@@ -47,7 +47,7 @@ class Block:
 
     start: int  # first line in the flattened code
     end: int
-    name: str  # the function's name, or "" for top-level statements
+    name: str  # the function's name for its whole body, or "" for a run of statements
     tokens: tuple[str, ...] = field(repr=False)
     lines: int  # lines holding code
 
@@ -164,27 +164,39 @@ def _tokens_by_line(code: StudentCode, cells: list[CodeCell]) -> dict[int, list[
 
 
 def _blocks(tree: ast.Module, source: str, tokens: dict[int, list[str]], code_lines: set[int]) -> list[Block]:
-    """Every function body (docstring left out) and every run of top-level statements that no
-    blank line, definition or import interrupts."""
+    """Every function body (docstring left out), every run of top-level statements that no blank
+    line, definition or import interrupts, and the runs of a function body that has several (the
+    same lines pasted once per model inside one long ``main()``)."""
+    lines = source.splitlines()
     blocks = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body[1:] if ast.get_docstring(node) is not None else node.body
             if body:
                 blocks.append(_block(body, tokens, code_lines, node.name))
-    lines = source.splitlines()
+                runs = _statement_runs(body, lines)
+                if len(runs) > 1:  # a single run is the body itself, already a block
+                    blocks += [_block(run, tokens, code_lines, "") for run in runs]  # named by where it is
+    blocks += [_block(run, tokens, code_lines, "") for run in _statement_runs(tree.body, lines)]
+    return blocks
+
+
+def _statement_runs(statements: list[ast.stmt], lines: list[str]) -> list[list[ast.stmt]]:
+    """The runs of `statements` that no blank line, definition or import interrupts (definitions and
+    imports belong to none)."""
+    runs: list[list[ast.stmt]] = []
     run: list[ast.stmt] = []
-    for node in [*tree.body, None]:
+    for node in [*statements, None]:
         apart = node is None or _is_definition(node) or isinstance(node, (ast.Import, ast.ImportFrom))
         if run and not apart and node is not None:
             gap = lines[(run[-1].end_lineno or run[-1].lineno) : node.lineno - 1]
             apart = any(not line.strip() for line in gap)
         if apart and run:
-            blocks.append(_block(run, tokens, code_lines, ""))
+            runs.append(run)
             run = []
         if node is not None and not _is_definition(node) and not isinstance(node, (ast.Import, ast.ImportFrom)):
             run.append(node)
-    return blocks
+    return runs
 
 
 def _block(statements: list[ast.stmt], tokens: dict[int, list[str]], code_lines: set[int], name: str) -> Block:
@@ -195,7 +207,8 @@ def _block(statements: list[ast.stmt], tokens: dict[int, list[str]], code_lines:
 
 def _copies(blocks: list[Block], handout: set[int], code_lines: set[int], similarity: float) -> list[Copy]:
     """Each block paired with its most alike earlier block, when at least `similarity` alike; a
-    pair of blocks that are both wholly the handout's is the handout's own repetition."""
+    pair of blocks that are both wholly the handout's is the handout's own repetition, and a copy
+    inside a larger copy is counted with it."""
 
     def handouts(block: Block) -> bool:
         lines = code_lines & set(range(block.start, block.end + 1))
@@ -213,7 +226,15 @@ def _copies(blocks: list[Block], handout: set[int], code_lines: set[int], simila
                 best = Copy(earlier, block, ratio)
         if best:
             copies.append(best)
-    return copies
+    # a function pasted whole is one copy, not one more for each of its runs
+    return [c for c in copies if not any(_inside(c.second, other.second) for other in copies)]
+
+
+def _inside(block: Block, other: Block) -> bool:
+    """`block` lies within `other` and is not the same span."""
+    return (
+        other.start <= block.start and block.end <= other.end and (other.start, other.end) != (block.start, block.end)
+    )
 
 
 # --------------------------------------------------------------------------- the other findings
