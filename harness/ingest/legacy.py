@@ -127,6 +127,34 @@ def modernise(source: str, cell: int | None) -> tuple[str, list[Rewrite]]:
     return "".join(lines), [_rewrite(e, cell, english) for e in sorted(edits, key=lambda e: (e.line, e.start))]
 
 
+# Keras 2 model methods Keras 3 removed. The harness reads the training settings from them all the same
+# (its factories train under its own protocol), but code that calls them does not run as written on Keras 3.
+REMOVED_METHODS = {
+    "fit_generator": "fit",
+    "evaluate_generator": "evaluate",
+    "predict_generator": "predict",
+    "predict_classes": "predict",
+}
+
+
+def legacy_idioms(source: str) -> list[Rewrite]:
+    """What in `source` does not run as written on Keras 3: the idioms :func:`modernise` rewrites and
+    the calls of the model methods Keras 3 removed (``fit_generator``…), in line order."""
+    found = modernise(source, None)[1]
+    try:
+        calls = [n for n in ast.walk(parse_python(source)) if isinstance(n, ast.Call)]
+    except SyntaxError:
+        calls = []
+    english = Translator("en")
+    for call in calls:
+        method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+        if method in REMOVED_METHODS:
+            values = {"name": method, "new": REMOVED_METHODS[method]}
+            edit = _Edit(call.lineno, 0, 0, REMOVED_METHODS[method], method, "rewrite_removed_method", values)
+            found.append(_rewrite(edit, None, english))
+    return sorted(found, key=lambda r: r.line)
+
+
 def _rewrite(edit: _Edit, cell: int | None, english: Translator) -> Rewrite:
     """`edit` as recorded: its reason as a message, said in the report's language, and in English, for the
     readers of result.json and for the reports of results written before the message existed."""

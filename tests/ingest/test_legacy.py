@@ -138,16 +138,37 @@ EVERY_REWRITE = (
     + DECAYED
     + "from keras.layers.convolutional import Conv2D\nfrom keras.utils import np_utils\n"
     + "import tensorflow_addons as tfa\nstop = EarlyStopping(monitor='val_acc')\nconv = Conv2D(32, 3, 3)\n"
+    + "model.fit_generator(flow, epochs=5)\n"
 )
 
 
 def test_every_rewrite_reason_is_translated_in_both_languages():
     """A key missing from a language would show the key itself (or the English) in that language's report."""
     keys_in_legacy = set(re.findall(r'"(rewrite_\w+)"', Path(legacy.__file__).read_text(encoding="utf-8")))
-    _, edits = modernise(EVERY_REWRITE, 1)
+    edits = legacy.legacy_idioms(EVERY_REWRITE)
     assert {e.message.key for e in edits} == keys_in_legacy  # the source exercises every reason
     french, english = Translator("fr"), Translator("en")
     assert keys_in_legacy <= french.messages.keys() and keys_in_legacy <= english.messages.keys()
     for edit in edits:
         assert english.render(edit.message) == edit.reason
         assert french.render(edit.message) != edit.reason, edit.message.key
+
+
+def test_what_does_not_run_as_written_on_keras_3_is_listed_and_the_students_own_names_are_not():
+    source = (
+        "from keras.utils import np_utils\n"
+        "@dataclass\nclass Config:\n    lr: float = 1e-3\n"
+        "cfg = Config(lr=1e-3)\n"
+        "def build(lr=1e-3):\n    return Adam(lr=lr)\n"
+        "model.fit_generator(gen, epochs=5)\n"
+        "labels = model.predict_classes(x_test)\n"
+        "model.fit(x, y)  # Keras 3's own\n"
+    )
+    found = [(e.line, e.before, e.after) for e in legacy.legacy_idioms(source)]
+    assert found == [
+        (1, "from keras.utils import np_utils", "from keras import utils as np_utils"),
+        (7, "lr", "learning_rate"),
+        (8, "fit_generator", "fit"),
+        (9, "predict_classes", "predict"),
+    ]
+    assert legacy.legacy_idioms("model.fit(x, y, epochs=5)\nopt = Adam(learning_rate=1e-3)\n") == []

@@ -151,6 +151,37 @@ def test_the_handout_plus_one_line_earns_no_more_than_functional():
     assert any("handout" in e.text and e.kind == "flag" for e in result.evidence)
 
 
+KERAS_2_CELLS = [
+    FACTORIES.replace("return keras.Sequential()", "return keras.Sequential()  # the layers"),
+    "from keras.utils import np_utils\ny_train = np_utils.to_categorical(y_train, 10)\n",
+    "opt = keras.optimizers.Adam(lr=1e-3)\nmodel = create_improved_model_1()\nmodel.fit_generator(gen, epochs=5)\n",
+]
+
+
+@pytest.mark.parametrize("cost", [0.5, 0.0])
+def test_code_written_for_keras_2_loses_part_of_functional_with_each_idiom_shown(tmp_path, cost):
+    rubric_file = tmp_path / "rubric.toml"
+    text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
+    rubric_file.write_text(text.replace("legacy_cost = 0.5", f"legacy_cost = {cost}"), encoding="utf-8")
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    parts = {}
+    for name, sources in (("keras3", [KERAS_2_CELLS[0]]), ("keras2", KERAS_2_CELLS)):
+        cells = [new_code_cell(source) for source in sources]
+        ingest = ingest_path(notebook(tmp_path, cells, f"{name}.ipynb"))
+        for lang, t in (("fr", FR), ("en", EN)):
+            result = criterion(score(evidence(ingest, models, rubric=load_rubric(rubric_file)), t), "code_quality")
+            parts[name, lang] = ({c.id: c for c in result.components}["runs"], result.evidence)
+    assert parts["keras3", "en"][0].points == 1.0
+    assert parts["keras2", "en"][0].points == 1.0 - cost
+    flags = [e.text for e in parts["keras2", "en"][1] if e.kind == "flag"]
+    if cost:
+        assert any("written for Keras 2: 3 idiom(s)" in f for f in flags)
+        assert any(f.startswith("lr → learning_rate") for f in flags) and any("fit_generator" in f for f in flags)
+        assert any("écrit pour Keras 2" in e.text for e in parts["keras2", "fr"][1])
+    else:
+        assert not any("Keras 2" in f for f in flags)
+
+
 # --------------------------------------------------------------------------- analysis by substance
 
 

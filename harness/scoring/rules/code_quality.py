@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.ingest import legacy
 from harness.results import ModelResult
 from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, ratio
 from harness.scoring.readers import code as rubric_code
@@ -23,6 +24,8 @@ class CodeQualityParams(RuleParams):
     """The ``code_quality`` criterion's parameters (see ``rubric/default.toml``)."""
 
     runs_points: float = 1.0
+    legacy_cost: float = 0.5
+    legacy_shown: int = 4
     lint_points: float = 0.5
     lint_per_100_lines: float = 1.0
     lint_zero_per_100_lines: float = 5.0
@@ -61,6 +64,7 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
     notes = Notes(t, ev)
     models = ev.models
     ok, runs = _runs(ev, notes, t)
+    runs *= 1 - _legacy(ev, notes, t, p)
     own = _own_code(ev, notes, t, p)
     tool, findings, per_100, lint_share = _lint(ev, notes, t, p, own)
     comments_ratio, documented, functions, comment_share = _comments(ev, notes, t, p, own)
@@ -121,6 +125,22 @@ def _runs(ev: Evidence, notes: Notes, t: Translator) -> tuple[list[ModelResult],
     runs = len(ok) / len(models) if models else 0.0
     notes.add(t("ev_runs", ok=len(ok), total=len(models)), kind="found" if models and runs == 1 else "info")
     return ok, runs
+
+
+def _legacy(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> float:
+    """The share of "fonctionnel" lost to Keras 2 idioms (`legacy_cost` if any): the harness adapts them
+    to train the models, but the code as handed in does not run on the course's Keras 3."""
+    found = legacy.legacy_idioms(ev.code.source)
+    if not found or p.legacy_cost <= 0:
+        return 0.0
+    notes.add(t("rb_ev_legacy", count=len(found), cost=round(100 * p.legacy_cost)), kind="flag")
+    for idiom in found[: p.legacy_shown]:
+        cell, line = ev.code.locate(idiom.line)
+        reason = t(idiom.message.key, **idiom.message.values) if idiom.message else idiom.reason
+        notes.add(t("rb_ev_legacy_line", before=idiom.before, after=idiom.after, reason=reason), cell, line, "flag")
+    if len(found) > p.legacy_shown:
+        notes.add(t("rb_ev_more", n=len(found) - p.legacy_shown))
+    return min(1.0, p.legacy_cost)
 
 
 def _own_code(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> _Own:
