@@ -160,6 +160,13 @@ class IngestResult(_Result):
     )
     discovery: DiscoveryRecord | None = Field(None, description="top-level model discovery (no factories)")
 
+    @property
+    def own_names(self) -> dict[str, str]:
+        """Harness factory name -> the student's own name for it: the function (``factory_map``), or the
+        variable that held a model discovered at top level (``modele_b``), which the student's text uses."""
+        found = {m.factory: m.variable for m in (self.discovery.models if self.discovery else []) if m.variable}
+        return {**found, **self.factory_map}
+
 
 # --------------------------------------------------------------------------- execute + discover
 # harness/ingest/execution.py runs a whole notebook with nbclient; harness/ingest/discovery.py runs its code cells

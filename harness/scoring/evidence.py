@@ -74,13 +74,13 @@ class Evidence:
     @functools.cached_property
     def best_claims(self) -> list[rubric_text.Claim]:
         """The sentences that name the student's best (or recommended) model, read once per scoring."""
-        return rubric_text.best_model_claims(self.prose, self.sections, self.ingest.factories, self.ingest.factory_map)
+        return rubric_text.best_model_claims(self.prose, self.sections, self.ingest.factories, self.ingest.own_names)
 
     @functools.cached_property
     def passage_models(self) -> list[list[str]]:
         """For each passage, the improved models it names in order (by name, or by a results table's row)."""
         return rubric_text.passage_models(
-            self.passages, rubric_text.factory_numbers(self.ingest.factories, self.ingest.factory_map)
+            self.passages, rubric_text.factory_numbers(self.ingest.factories, self.ingest.own_names)
         )
 
     def contradicted(self, tolerance_pp: float) -> list[tuple[rubric_text.Reported, rubric_text.Reported]]:

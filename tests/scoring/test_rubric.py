@@ -25,7 +25,10 @@ from harness.ingest.read import ingest_path
 from harness.pipeline.rescore import rescore
 from harness.results import (
     CriterionScore,
+    DiscoveredModel,
+    DiscoveryRecord,
     Factory,
+    IngestResult,
     LayerSpec,
     McNemarTest,
     ModelResult,
@@ -639,6 +642,36 @@ def test_a_model_is_named_by_the_student_s_own_function_or_its_distinctive_word(
     assert [c.model for c in rubric_text.best_model_claims(lines, {}, factories, own)] == ["create_improved_model_2"]
     passages = rubric_text.passages([rubric_text.Line("pas mieux que le dropout, le final gagne", 2, 1)])
     assert rubric_text.passage_models(passages, numbers) == [["create_improved_model_2", "create_improved_model_1"]]
+
+
+def test_a_model_is_named_by_the_label_of_its_name_and_a_discovered_model_by_its_variable():
+    factories = [Factory(name="create_baseline_model", role="baseline", cell=1, line=1)] + [
+        Factory(name=f"create_improved_model_{n}", role="improved", cell=1, line=n) for n in (1, 2, 3)
+    ]
+    discovered = [
+        DiscoveredModel(factory=f.name, role=f.role, variable=f"modele_{letter}")
+        for f, letter in zip(factories, "abcd", strict=True)
+    ]
+    ingest = IngestResult(
+        student="s",
+        source="s.py",
+        kind="module",
+        main_file="s.py",
+        sha256="0" * 64,
+        status="ok",
+        factories=factories,
+        factory_source="discovered",
+        discovery=DiscoveryRecord(status="ok", models=discovered),
+    )
+    numbers = rubric_text.factory_numbers(factories, ingest.own_names)
+    refs = lambda text: [r[2][-1] for r in rubric_text.model_refs(rubric_text.plain(text), numbers)]  # noqa: E731
+    assert refs("Modèle B : un bloc de convolution en plus") == ["1"]
+    assert refs("le modèle D, la référence avec SGD ; modele_c gagne") == ["3", "2"]
+    assert refs("il a b c d") == []  # a letter alone is not a model's name
+    own = {"create_baseline_model": "build_model_v1", "create_improved_model_1": "build_model_v2"}
+    numbers = rubric_text.factory_numbers(factories[:3], {**own, "create_improved_model_2": "build_model_v3"})
+    # the student's v2 is the harness's model 1: their label decides over the number in it
+    assert refs("v2 dropout 99.14, v3 bn+dropout 99.26") == ["1", "2"]
 
 
 # --------------------------------------------------------------------------- code quality

@@ -503,12 +503,28 @@ def factory_numbers(factories: list[Factory], own: dict[str, str] | None = None)
         numbers[suffix if suffix.isdigit() else str(position)] = factory.name
     named = {f.name: plain(own[f.name]) for f in improved if own and re.fullmatch(r"\w+", own.get(f.name, ""))}
     words = {name: set(_name_words(plain(own_name))) for name, own_name in (own or {}).items()}
+    labels = {name: _name_label(plain(own_name)) for name, own_name in (own or {}).items()}
     for name, own_name in named.items():
         numbers.setdefault(own_name, name)
         shared = {w for other, ws in words.items() if other != name for w in ws}
         for word in sorted(words[name] - shared):
             numbers.setdefault(word, name)
+        label = labels.get(name)
+        if label and list(labels.values()).count(label) == 1:
+            numbers.setdefault(LABEL + label, name)
     return numbers
+
+
+LABEL = "label:"  # a key of factory_numbers that is a short label ("b" of modele_b, "v2" of build_model_v2)
+
+
+def _name_label(own_name: str) -> str | None:
+    """The short label that ends a name made otherwise of generic words: 'modele_b' -> 'b',
+    'build_model_v2' -> 'v2', 'cnn_m3' -> 'm3'; None for 'modele_final' or 'model_2' (a number)."""
+    *rest, last = own_name.split("_")
+    if rest and all(w in GENERIC_NAME_WORDS for w in rest if w) and re.fullmatch(r"[a-z]\d{0,2}", last):
+        return last
+    return None
 
 
 # Words of a function's name that say nothing about which model it is
@@ -526,9 +542,19 @@ def _name_words(own_name: str) -> list[str]:
 
 def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]:
     """(start, end, factory name) of each mention of an improved model in plain `text`: by number, by the
-    student's function name, or by its distinctive word as a model ("le final", "the dropout model")."""
+    student's function name, or by its distinctive word or label as a model ("le final", "the dropout
+    model", "modèle B"). Where the student's own name and a number overlap ("v2" of ``build_model_v2``,
+    which may be the harness's model 1), the student's name decides."""
+    own = [
+        (m.start(), m.end(), factory)
+        for key, factory in numbers.items()
+        if not key.isdigit()
+        for m in _own_name_ref(key).finditer(text)
+    ]
     found = []
     for match in MODEL_REF.finditer(text):
+        if any(start < match.end() and match.start() < end for start, end, _ in own):
+            continue
         name = match.group("name")
         if name is not None:
             factory = f"create_improved_model_{name}"
@@ -539,15 +565,17 @@ def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]
         number = str(int(number)) if number else None
         if number in numbers:
             found.append((match.start(), match.end(), numbers[number]))
-    for key, factory in numbers.items():
-        if not key.isdigit():
-            found += [(m.start(), m.end(), factory) for m in _own_name_ref(key).finditer(text)]
-    return sorted(found)
+    return sorted(set(found + own))
 
 
 @functools.lru_cache(maxsize=256)  # read for every sentence and printed line of a submission
 def _own_name_ref(key: str) -> re.Pattern:
-    """A function's name as written, or its distinctive word used as a model's name."""
+    """A function's name as written, its distinctive word used as a model's name, or its short label after
+    a model word ("modèle B", "model v2"; a label with a digit alone too: "v2 dropout")."""
+    if key.startswith(LABEL):
+        label = re.escape(key[len(LABEL) :])
+        alone = rf"|\b{label}\b" if any(c.isdigit() for c in key) else ""
+        return re.compile(rf"\b(?:modele|model|reseau|network|version|variante|cnn)\s+{label}\b{alone}")
     if "_" in key:
         return re.compile(rf"\b{re.escape(key)}\b")
     word = re.escape(key)
@@ -722,7 +750,7 @@ def reported_accuracies(ingest: IngestResult) -> list[Reported]:
     mentions accuracy — a number between 10 and 100 (a printed table). Training logs (epochs,
     steps, losses) are skipped.
     """
-    numbers = factory_numbers(ingest.factories, ingest.factory_map)
+    numbers = factory_numbers(ingest.factories, ingest.own_names)
     found = []
     for code in ingest.code_cells:
         for output in code.outputs:
@@ -793,7 +821,7 @@ def self_contradictions(
         return []
     printed = {r.model: r for r in reported_accuracies(ingest)}  # the last printed: the saved run
     quoted: dict[str, list[Reported]] = {}
-    for q in quoted_accuracies(passages, ingest.factories, ingest.factory_map):
+    for q in quoted_accuracies(passages, ingest.factories, ingest.own_names):
         if not ROBUSTNESS_WORDS.search(plain(q.text)):
             quoted.setdefault(q.model, []).append(q)
     return [
