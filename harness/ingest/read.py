@@ -1005,6 +1005,48 @@ def infer_factory_map(
     return mapping
 
 
+def extra_factory_map(module_source: str, cells: list[CodeCell], factories: list[Factory]) -> dict[str, str]:
+    """Beside the convention's factories, the student's other functions that build and compile a model
+    the submission itself trains (``create_final_model``, called at top level or handed to a trainer
+    helper, ``lambda: create_final_model(augment=False)``), numbered after the convention's improved
+    models: an instructor grades every model the student trained and reports, not only those named as
+    the handout asks. A function a factory calls is a building block of that factory, not a model."""
+    improved = [f for f in factories if f.role == "improved"]
+    if not improved:
+        return {}
+    body = parse_python(module_source).body
+    functions = [n for n in body if isinstance(n, ast.FunctionDef)]
+    existing = {f.name for f in factories}
+    definitions = [n for n in functions if n.name in existing] + [  # ``create_improved_model_1 = lambda: …`` too
+        n.value for n in body if isinstance(n, ast.Assign) and _target_names(n.targets) & existing
+    ]
+    inside = {
+        node.func.id
+        for definition in definitions
+        for node in ast.walk(definition)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    returning = model_returning_functions(module_source)
+    compiling = {fn.name for fn in functions if _compiles(fn)}
+    own = [
+        fn
+        for fn in functions
+        if fn.name in returning
+        and not is_factory_name(fn.name)
+        and fn.name not in inside
+        and (fn.name in compiling or _calls_any(fn, compiling))  # a whole model, not a backbone to finish
+    ]
+    calls = _literal_calls(cells, {fn.name: required_arguments(fn) for fn in own})
+    models = [model for fn in own for model in calls[fn.name]][: max(0, MAX_INFERRED_MODELS - len(improved))]
+    last = max(int(n) if (n := f.name.rsplit("_", 1)[-1]).isdigit() else 0 for f in improved)
+    return {f"create_improved_model_{last + i}": model for i, model in enumerate(models, start=1)}
+
+
+def _calls_any(fn: ast.FunctionDef, names: set[str]) -> bool:
+    """Whether `fn` calls one of the functions `names` by name."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names for n in ast.walk(fn))
+
+
 def _returned_call(functions: list[ast.FunctionDef], name: str) -> str | None:
     """What a one-line factory returns, as :func:`_called` writes it (``def create_baseline_model(): return
     make_cnn()`` → ``make_cnn()``); None for any other factory."""
@@ -1380,7 +1422,9 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     applied: dict[str, str] = {}
     inferred = False
     if not factory_map:  # the instructor's --factory-map, when given, says it all
-        factory_map = infer_factory_map(module_source, modern, factories, markdown)
+        factory_map = infer_factory_map(module_source, modern, factories, markdown) or extra_factory_map(
+            module_source, modern, factories
+        )
         inferred = bool(factory_map)
     trained: dict[str, Declared] = {}
     if factory_map:

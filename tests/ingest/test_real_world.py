@@ -38,6 +38,57 @@ def test_models_under_other_names_are_graded_with_their_roles_inferred():
     assert not result.candidates
 
 
+BESIDE_THE_CONVENTION = [
+    """
+from tensorflow import keras
+
+def block(filters):
+    return [keras.layers.Conv2D(filters, 3, activation="relu"), keras.layers.MaxPooling2D()]
+
+def stack(layers):
+    model = keras.Sequential([keras.Input((28, 28, 1)), *layers, keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return model
+
+def create_baseline_model():
+    return stack(block(32) + block(64))
+
+def create_improved_model_1():
+    return stack(block(64) + block(128))
+
+create_improved_model_2 = lambda: stack(block(32) + block(64) + [keras.layers.Dropout(0.3)])
+
+def create_final_model(augment=True):
+    layers = [keras.layers.RandomRotation(0.03)] if augment else []
+    return stack(layers + block(64) + block(128))
+
+def run_seeds(creator, name, epochs=5):
+    return [creator().fit(x_train, y_train, epochs=epochs) for _ in range(3)]
+""",
+    "results = {n: run_seeds(c, n) for n, c in [('ref', create_baseline_model), ('wide', create_improved_model_1)]}",
+    "final_plain = run_seeds(lambda: create_final_model(augment=False), 'final without augmentation', epochs=30)\n"
+    "final = run_seeds(create_final_model, 'final', epochs=30)",
+]
+
+
+def test_a_model_function_trained_beside_the_convention_s_factories_is_graded_after_them(tmp_path):
+    path = tmp_path / "beside.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in BESIDE_THE_CONVENTION]), path)
+    result = ingest_path(path)
+    assert result.status == "ok"
+    # stack() is what the factories are built from: a building block, not a model of its own
+    assert result.factory_map == {
+        "create_improved_model_3": "create_final_model(augment=False)",
+        "create_improved_model_4": "create_final_model",
+    }
+    assert [f.name for f in result.factories][-2:] == ["create_improved_model_3", "create_improved_model_4"]
+    last = result.factories[-1]
+    assert (last.cell, last.line) == (1, 20)  # at the student's own function
+    untrained = BESIDE_THE_CONVENTION[:2]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in untrained]), path)
+    assert ingest_path(path).factory_map == {}  # defined but never trained: not the student's model
+
+
 def test_a_helper_with_arguments_is_called_as_the_submission_calls_it():
     result = ingest_path(REAL_WORLD / "helper_with_arguments.py")
     assert result.status == "ok"
