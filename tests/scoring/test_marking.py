@@ -553,6 +553,37 @@ def test_a_report_whose_numbers_its_own_printed_run_contradicts_grounds_nothing(
     assert parts["claims"].points == 0 and parts["marker_error_patterns"].points == 0.125  # distrusted: a quarter
 
 
+@pytest.mark.parametrize(
+    ("conclusion", "inflated"),
+    [
+        ("Our final model (deeper CNN + augmentation) reaches **99.6% test accuracy**.", True),
+        ("Notre meilleur modèle atteint 99,7 % sur le test.", True),
+        ("Our final model reaches 99.3% test accuracy.", False),  # the printed 99.28 %, rounded
+        ("Our final model keeps 98.9% on rotated digits.", False),  # robustness quotes other accuracies
+        ("Data augmentation alone reached 99.6% in an earlier run.", False),  # not the result it presents
+    ],
+)
+def test_a_result_above_everything_the_run_printed_contradicts_the_work_whatever_the_model_is_called(
+    tmp_path, conclusion, inflated
+):
+    printed = nbformat.v4.new_output("stream", text="Baseline: 98.87%\nDeeper + augmentation: test accuracy = 99.28%\n")
+    cells = [
+        new_code_cell(FACTORIES),
+        new_code_cell("print(results)", outputs=[printed]),
+        new_markdown_cell("## Conclusion\n\n" + conclusion + " The hardest digits are 7 and 2."),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    found = rubric_text.inflated_results(ingest, passages, 0.2)
+    assert bool(found) == inflated
+    assert rubric_text.inflated_results(ingest, passages, 0) == []
+    if inflated:
+        models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+        result = criterion(score(evidence(ingest, models), EN), "analysis")
+        assert any(e.kind == "flag" and "at most 99.28" in e.text for e in result.evidence)
+        assert {c.id: c for c in result.components}["claims"].points == 0
+
+
 def test_an_effect_quoted_beyond_what_such_models_reach_is_not_discussed(tmp_path):
     text = "Modèle 1 : je baisse le taux d'apprentissage afin de stabiliser la convergence ; il atteint {acc}."
     compared = " contre 99,0 % pour la référence"

@@ -831,6 +831,48 @@ def self_contradictions(
     ]
 
 
+# "our final model", "le meilleur modèle", "the chosen network": the model a report presents as its result
+RESULT_MODEL = re.compile(
+    r"\b(?:final|best|chosen|selected|our|my|meilleure?|notre|mon)\s+(?:\w+\s+)?(?:models?|modeles?|reseau|network|cnn)\b"
+    r"|\b(?:modele|reseau|model) (?:final|retenu|choisi)\b"
+)
+
+
+def inflated_results(
+    ingest: IngestResult, passages: list[Passage], tolerance_pp: float
+) -> list[tuple[Reported, Reported]]:
+    """(quoted, printed) where the text gives the model it presents as its result ("our final model reaches
+    99.6 %") an accuracy above every test accuracy the student's own run printed (saved outputs, at least
+    two) by more than `tolerance_pp` points: a result the work does not show, whatever the model is
+    called. Robustness sentences are left out; `tolerance_pp` 0 finds none."""
+    if not tolerance_pp:
+        return []
+    printed = [
+        Reported("", float(m.group(1).replace(",", ".")) / 100, code.cell, raw.strip()[:120])
+        for code in ingest.code_cells
+        for output in code.outputs
+        for raw in output.splitlines()
+        if not SKIP_LINE.search(raw)
+        for m in PERCENT.finditer(raw)
+        if 50 <= float(m.group(1).replace(",", ".")) <= 100
+    ]
+    if len(printed) < 2:
+        return []
+    best = max(printed, key=lambda r: r.accuracy)
+    found = []
+    for passage in passages:
+        for sentence in sentences(passage):
+            text = plain(sentence)
+            claim = RESULT_MODEL.search(text)
+            if claim is None or ROBUSTNESS_WORDS.search(text):
+                continue
+            quoted = [float(m.group(1).replace(",", ".")) for m in PERCENT.finditer(text[claim.end() :])]
+            quoted = [q / 100 for q in quoted if 50 <= q <= 100]
+            if quoted and 100 * (max(quoted) - best.accuracy) > tolerance_pp:
+                found.append((Reported("", max(quoted), passage.cell, sentence.strip()[:120]), best))
+    return found
+
+
 DECIMAL_PERCENT = re.compile(r"(?<![\d.,])(\d{2}[.,]\d+) ?%")
 
 

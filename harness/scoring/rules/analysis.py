@@ -53,6 +53,9 @@ class AnalysisParams(RuleParams):
     # a text whose accuracies for a model all differ by more than this (points) from what the student's
     # own run printed for it contradicts its own work: treated like an implausible number (0: off)
     self_contradiction_pp: float = 0.5
+    # a text that gives the model it presents as its result ("our final model") an accuracy above every
+    # test accuracy its own run printed by more than this (points) contradicts its own work too (0: off)
+    inflated_result_pp: float = 0.2
     claims_points: float = 0.5
     claim_tolerance_pp: float = 0.3
     no_claim_share: float = 0.5
@@ -213,7 +216,25 @@ def _self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPar
             said.cell,
             kind="flag",
         )
-    return bool(found) | _claim_self_contradicted(ev, notes, t, p)
+    return bool(found) | _claim_self_contradicted(ev, notes, t, p) | _inflated(ev, notes, t, p)
+
+
+def _inflated(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
+    """Whether the text gives its result model an accuracy above all the student's own run printed."""
+    found = rubric_text.inflated_results(ev.ingest, ev.passages, p.inflated_result_pp)
+    for said, best in found[:1]:  # one is enough to say why; the rest repeat it
+        notes.add(
+            t(
+                "rb_ev_inflated",
+                quoted=said.accuracy,
+                printed=best.accuracy,
+                line=excerpt(said.text, 80),
+                output=excerpt(best.text, 60),
+            ),
+            said.cell,
+            kind="flag",
+        )
+    return bool(found)
 
 
 def _claim_self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
