@@ -84,7 +84,10 @@ def calibrate(
     given = calibration.read_marks(marks)
     known = [m for m in given if m.student in stored and _auto(stored[m.student][1], m.criterion) is not None]
     harness = {(m.student, m.criterion): _auto(stored[m.student][1], m.criterion) for m in known}
-    table = calibration.agreement(known, harness, rubric, explain=lambda s, c: _explain(stored[s][1], c))
+    confidence = {(m.student, m.criterion): _confidence(stored[m.student][1], m.criterion) for m in known}
+    table = calibration.agreement(
+        known, harness, rubric, explain=lambda s, c: _explain(stored[s][1], c), confidence=confidence
+    )
     proposals = _fit(out, rubric, stored, known, t, folds) if fit else []
     proposed = _write_rubric(folder, rubric_path, proposals, marks) if any(p.proposed for p in proposals) else None
     report = CalibrationReport(
@@ -110,6 +113,11 @@ def _auto(result: SubmissionResult, criterion: str) -> float | None:
         if c.id == criterion:
             return c.auto_points if c.auto_points is not None else c.points
     return None
+
+
+def _confidence(result: SubmissionResult, criterion: str) -> str | None:
+    """The harness's confidence in its mark for `criterion` ("low" / "high")."""
+    return next((c.confidence for c in (result.score.criteria if result.score else []) if c.id == criterion), None)
 
 
 def _explain(result: SubmissionResult, criterion: str) -> tuple[str, list[str]]:

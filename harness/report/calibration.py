@@ -28,11 +28,21 @@ def _share(value: float | None, t: Translator) -> str:
 
 def _cells(row, t: Translator) -> list[str]:
     kappa = "—" if row.kappa is None else t.number(row.kappa, 2)
-    return [row.criterion, str(row.n), _share(row.within, t), _share(row.in_range, t), t.number(row.mae, 2), kappa]
+    by_confidence = [f"{_share(share, t)} ({n})" for n, share in (row.low_confidence, row.high_confidence)]
+    return [
+        row.criterion,
+        str(row.n),
+        _share(row.within, t),
+        _share(row.in_range, t),
+        t.number(row.mae, 2),
+        kappa,
+        *by_confidence,
+    ]
 
 
 def _headers(t: Translator) -> list[str]:
-    return [t(k) for k in ("cal_criterion", "cal_n", "cal_within", "cal_in_range", "cal_mae", "cal_kappa")]
+    keys = ("cal_criterion", "cal_n", "cal_within", "cal_in_range", "cal_mae", "cal_kappa", "cal_low", "cal_high")
+    return [t(k) for k in keys]
 
 
 def text_table(report, t: Translator) -> str:

@@ -81,6 +81,10 @@ class CriterionAgreement:
     kappa: float | None
     in_range: float | None
     disagreements: list[Disagreement] = field(default_factory=list)
+    # within ±0.5 among the marks the harness called low / high confidence, and how many each: whether
+    # its doubts point at the marks a look would change
+    low_confidence: tuple[int, float | None] = (0, None)
+    high_confidence: tuple[int, float | None] = (0, None)
 
 
 @dataclass
@@ -205,10 +209,16 @@ def _kappa(x: list[int], y: list[int], bins: int) -> float | None:
 
 
 def agreement(
-    marks: list[Mark], harness: dict[tuple[str, str], float], rubric: Rubric, explain=None, shown: int = 3
+    marks: list[Mark],
+    harness: dict[tuple[str, str], float],
+    rubric: Rubric,
+    explain=None,
+    shown: int = 3,
+    confidence: dict[tuple[str, str], str] | None = None,
 ) -> list[CriterionAgreement]:
-    """Per criterion of the rubric that the marks cover: within ±0.5, in range, MAE, kappa, and the
-    `shown` largest disagreements explained by `explain(student, criterion) -> (reason, evidence)`."""
+    """Per criterion of the rubric that the marks cover: within ±0.5, in range, MAE, kappa, the
+    `shown` largest disagreements explained by `explain(student, criterion) -> (reason, evidence)`, and
+    within ±0.5 apart for the marks of each `confidence` ("low" / "high", by student and criterion)."""
     step = rubric.rounding or TOLERANCE
     table = []
     for criterion in rubric.criteria:
@@ -229,9 +239,17 @@ def agreement(
                 kappa=weighted_kappa([m.points for m, _ in pairs], [h for _, h in pairs], step, criterion.max_points),
                 in_range=sum(m.low - 1e-9 <= h <= m.high + 1e-9 for m, h in ranged) / len(ranged) if ranged else None,
                 disagreements=[_disagreement(m, h, explain) for m, h in worst if abs(h - m.points) > TOLERANCE],
+                low_confidence=_within(pairs, confidence, "low"),
+                high_confidence=_within(pairs, confidence, "high"),
             )
         )
     return table
+
+
+def _within(pairs: list[tuple[Mark, float]], confidence: dict | None, level: str) -> tuple[int, float | None]:
+    """(how many of the pairs have this confidence, the share of them within ±0.5)."""
+    chosen = [abs(h - m.points) for m, h in pairs if (confidence or {}).get((m.student, m.criterion)) == level]
+    return len(chosen), (sum(e <= TOLERANCE + 1e-9 for e in chosen) / len(chosen) if chosen else None)
 
 
 def _disagreement(mark: Mark, harness: float, explain) -> Disagreement:

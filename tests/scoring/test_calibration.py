@@ -57,6 +57,16 @@ def test_agreement_counts_within_half_a_point_mae_and_ranges():
     assert (worst.student, worst.difference, worst.comment, worst.reason) == ("b", 2.0, "trop court", "reason b")
 
 
+def test_agreement_says_how_often_the_harness_s_doubts_point_at_the_marks_it_gets_wrong():
+    marks = [Mark(s, "analysis", 2.0) for s in "abcd"]
+    harness = {("a", "analysis"): 2.0, ("b", "analysis"): 3.0, ("c", "analysis"): 0.5, ("d", "analysis"): 2.5}
+    confidence = {("a", "analysis"): "low", ("b", "analysis"): "low", ("c", "analysis"): "high"}
+    [row] = agreement(marks, harness, load_rubric(), confidence=confidence)
+    assert row.low_confidence == (2, 0.5) and row.high_confidence == (1, 0.0)  # d has none: in neither
+    [row] = agreement(marks, harness, load_rubric())
+    assert row.low_confidence == (0, None) and row.high_confidence == (0, None)
+
+
 def test_marks_csv_is_read_with_semicolons_bom_and_decimal_commas(tmp_path):
     path = tmp_path / "marks.csv"
     path.write_text("\ufeffstudent;criterion;points;comment\nZoé;analysis;2,5;bien vu\nLéo;documentation;1;\n", "utf-8")
@@ -183,6 +193,9 @@ def test_calibrate_writes_the_agreement_json_and_page(calibrated):
     assert report["unknown"] == ["Inconnu"]
     page = (out / "calibration" / "index.html").read_text(encoding="utf-8")
     assert "weighted kappa" in page and "http://" not in page and "https://" not in page
+    assert "high confidence (n)" in page
+    for row in rows.values():  # every mark the harness gave has a confidence, low or high
+        assert row["low_confidence"][0] + row["high_confidence"][0] == row["n"]
 
 
 def test_calibrate_never_applies_its_proposal(calibrated, graded):
