@@ -986,9 +986,13 @@ def infer_factory_map(
         # model are its building blocks, and its models are found by running it (discovery)
         own = [fn for fn in own if _compiles(fn)]
     calls = _literal_calls(cells, {fn.name: required_arguments(fn) for fn in own})
+    configured = {fn.name: _config_models(fn, tree) for fn in own if not calls[fn.name]}
+    # what a builder of configurations calls (``baseline_model()``, ``resnet_model(cfg)``) is its building block
+    blocks = {name for fn in own if configured.get(fn.name) for name in _called_names(fn)}
+    own = [fn for fn in own if fn.name not in blocks]
     models: list[str] = []
     for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one
-        models += calls[fn.name] or _uncalled_model(fn)
+        models += calls[fn.name] or configured.get(fn.name) or _uncalled_model(fn)
     baseline_call = _returned_call(functions, BASELINE_FACTORY) if BASELINE_FACTORY in existing else None
     models = [m for m in models if _called(m) != baseline_call][:MAX_INFERRED_MODELS]  # not the baseline again
     texts = read_texts(_parsed_cells(cells), list(markdown))
@@ -1047,6 +1051,61 @@ def _calls_any(fn: ast.FunctionDef, names: set[str]) -> bool:
     return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names for n in ast.walk(fn))
 
 
+# a builder's parameter that holds one experiment's configuration, when it is not annotated with its class
+CONFIG_PARAMETERS = {
+    "cfg",
+    "config",
+    "conf",
+    "configuration",
+    "params",
+    "hparams",
+    "settings",
+    "spec",
+    "experiment",
+    "exp",
+}
+
+
+def _config_models(fn: ast.FunctionDef, tree: ast.Module) -> list[str]:
+    """A builder that takes one configuration object (``def build_model(cfg: Config)``) and the table of
+    such configurations the module writes out (``EXPERIMENTS = [Config("baseline"), Config("resnet",
+    arch="resnet")]``): one model per configuration, the builder called with it (``build_model(
+    Config("resnet", arch="resnet"))``), whoever loops over the table (a trainer class, a ``main()``)."""
+    if required_arguments(fn) != 1 or not fn.args.args:
+        return []
+    parameter = fn.args.args[0]
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    annotated = parameter.annotation.id if isinstance(parameter.annotation, ast.Name) else None
+    if annotated not in classes and not (annotated is None and parameter.arg in CONFIG_PARAMETERS):
+        return []
+    # the extractor keeps a top-level assignment inside a ``try:`` (what it reads may have been dropped)
+    statements = [s for n in tree.body for s in (n.body if isinstance(n, ast.Try) else [n])]
+    tables = [rows for rows in map(_config_rows, statements) if rows]
+    tables = [rows for rows in tables if rows[0].func.id in classes and (annotated in (None, rows[0].func.id))]
+    if len(tables) != 1:  # none, or several the builder could take: not guessed
+        return []
+    return [f"{fn.name}({ast.unparse(row)})" for row in tables[0]][:MAX_INFERRED_MODELS]
+
+
+def _config_rows(node: ast.stmt) -> list[ast.Call]:
+    """The rows of a module-level table of one class's instances built from literals (a list, a tuple, or
+    a dict's values): ``CONFIGS = [Config("a", lr=1e-3), Config("b")]``; [] for anything else."""
+    value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+    rows = (
+        value.values if isinstance(value, ast.Dict) else value.elts if isinstance(value, (ast.List, ast.Tuple)) else []
+    )
+    calls = [r for r in rows if isinstance(r, ast.Call) and isinstance(r.func, ast.Name)]
+    if len(calls) < 2 or len(calls) != len(rows) or len({c.func.id for c in calls}) != 1:
+        return []
+    arguments = [a for c in calls for a in [*c.args, *(k.value for k in c.keywords)]]
+    return calls if all(is_literal(a) for a in arguments) and all(k.arg for c in calls for k in c.keywords) else []
+
+
+def _called_names(fn: ast.FunctionDef) -> set[str]:
+    """The names `fn` calls directly (``baseline_model()``, ``resnet_model(cfg)``)."""
+    return {n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+
+
 def _returned_call(functions: list[ast.FunctionDef], name: str) -> str | None:
     """What a one-line factory returns, as :func:`_called` writes it (``def create_baseline_model(): return
     make_cnn()`` → ``make_cnn()``); None for any other factory."""
@@ -1076,6 +1135,7 @@ def _inferred_baseline(models: list[str], texts: Texts) -> str | None:
     ``build(dropout=True)``); of a function's models, its call at its defaults first."""
     function = {m: _called_function(m) or m for m in models}
     by_name = next((m for m in models if BASELINE_NAME.search(function[m])), None)
+    by_name = by_name or next((m for m in models if BASELINE_NAME.search(config_label(m) or "")), None)
     if by_name is not None:
         return by_name
     named = baseline_by_text(list(dict.fromkeys(function.values())), texts.about)
@@ -1085,6 +1145,13 @@ def _inferred_baseline(models: list[str], texts: Texts) -> str | None:
         named = next((m for m in models if m in function.values() and list(function.values()).count(m) > 1), None)
     candidates = [m for m in models if function[m] == named]
     return named if named in candidates else next(iter(candidates), None)
+
+
+def config_label(model: str) -> str | None:
+    """The label a configuration gives a model built from it: the first string in the call
+    (``build_model(Config("resnet_sep", arch=…))`` → ``resnet_sep``); None for a plain call."""
+    found = re.search(r"""\(\s*\w+\(\s*(?:name\s*=\s*)?['"]([\w.+-]{2,40})['"]""", model)
+    return found.group(1) if found else None
 
 
 def _parsed_cells(cells: list[CodeCell]) -> list[tuple[int | None, str, ast.Module]]:
@@ -1220,6 +1287,50 @@ def _through_trainers(
         cell, line = _where_called(cells, ast.unparse(call))
         trained[name] = Declared(settings=seen.settings, line=line, cell=cell)
     return mapped, trained
+
+
+CONFIG_SETTINGS = {"epochs": "epochs", "n_epochs": "epochs", "num_epochs": "epochs", "batch_size": "batch_size"}
+
+
+def _configured_settings(module_source: str, cells: list[CodeCell], factory_map: dict[str, str]) -> dict:
+    """The epochs and batch size a configuration declares for the model built from it
+    (``build_model(Config("batch_64", batch_size=64))``): its class's defaults (a dataclass's fields),
+    then the row's own values; placed at the row."""
+    classes = {n.name: n for n in parse_python(module_source).body if isinstance(n, ast.ClassDef)}
+    declared = {}
+    for name, how in factory_map.items():
+        try:
+            call = parse_python(how, mode="eval").body
+        except SyntaxError:
+            continue
+        row = call.args[0] if isinstance(call, ast.Call) and len(call.args) == 1 else None
+        if not (isinstance(row, ast.Call) and isinstance(row.func, ast.Name) and row.func.id in classes):
+            continue
+        values = _dataclass_values(classes[row.func.id], row)
+        settings = {CONFIG_SETTINGS[k]: v for k, v in values.items() if k in CONFIG_SETTINGS and type(v) is int}
+        if settings:
+            cell, line = _where_written(cells, ast.unparse(row))
+            declared[name] = Declared(settings=settings, line=line, cell=cell)
+    return declared
+
+
+def _dataclass_values(cls: ast.ClassDef, row: ast.Call) -> dict:
+    """A dataclass row's literal field values: the class's defaults, then the row's positional and keyword
+    arguments (fields in the order the class declares them)."""
+    fields = [n for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+    values = {f.target.id: ast.literal_eval(f.value) for f in fields if f.value is not None and is_literal(f.value)}
+    values.update({f.target.id: ast.literal_eval(a) for f, a in zip(fields, row.args, strict=False) if is_literal(a)})
+    values.update({k.arg: ast.literal_eval(k.value) for k in row.keywords if k.arg and is_literal(k.value)})
+    return values
+
+
+def _where_written(cells: list[CodeCell], text: str) -> tuple[int | None, int]:
+    """(cell, line) of the first call anywhere in the code written `text`; (None, 0) when there is none."""
+    for cell, _, tree in _parsed_cells(cells):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node) == text:
+                return cell, node.lineno
+    return None, 0
 
 
 def _where_called(cells: list[CodeCell], text: str) -> tuple[int | None, int]:
@@ -1429,6 +1540,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
     trained: dict[str, Declared] = {}
     if factory_map:
         factory_map, trained = _through_trainers(module_source, modern, factory_map)
+        trained = {**_configured_settings(module_source, modern, factory_map), **trained}
         module_source, factories, ignored_functions, applied = _with_factory_map(
             module_source, extractor, factories, ignored_functions, factory_map
         )

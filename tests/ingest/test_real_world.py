@@ -89,6 +89,71 @@ def test_a_model_function_trained_beside_the_convention_s_factories_is_graded_af
     assert ingest_path(path).factory_map == {}  # defined but never trained: not the student's model
 
 
+CONFIG_TABLE = """
+from dataclasses import dataclass
+import keras
+from keras import layers
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    dropout: float = 0.0
+    epochs: int = 5
+    batch_size: int = 64
+
+
+EXPERIMENTS = [
+    Config("baseline", batch_size=128),
+    Config("dropout_0.3", dropout=0.3),
+    Config("long", dropout=0.3, epochs=20),
+]
+
+
+def head(cfg):
+    return [layers.Flatten(), layers.Dropout(cfg.dropout), layers.Dense(10, activation="softmax")]
+
+
+def build_model(cfg: Config):
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(32, 3), *head(cfg)])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return model
+
+
+class Trainer:
+    def run(self, cfg):
+        model = build_model(cfg)
+        model.fit(x, y, epochs=cfg.epochs, batch_size=cfg.batch_size)
+        return model
+
+
+if __name__ == "__main__":
+    for cfg in EXPERIMENTS:
+        Trainer().run(cfg)
+"""
+
+
+def test_a_builder_of_configurations_is_one_model_per_row_of_the_table_with_its_settings(tmp_path):
+    path = tmp_path / "experiments.py"
+    path.write_text(CONFIG_TABLE, encoding="utf-8")
+    result = ingest_path(path)
+    assert result.status == "ok" and result.factory_source == "inferred"
+    assert result.factory_map == {
+        "create_baseline_model": "build_model(Config('baseline', batch_size=128))",  # its label says so
+        "create_improved_model_1": "build_model(Config('dropout_0.3', dropout=0.3))",
+        "create_improved_model_2": "build_model(Config('long', dropout=0.3, epochs=20))",
+    }
+    # each row's epochs and batch size: the class's defaults, then its own
+    assert (
+        "_harness_declared = {'create_baseline_model': {'epochs': 5, 'batch_size': 128}, "
+        "'create_improved_model_1': {'epochs': 5, 'batch_size': 64}, "
+        "'create_improved_model_2': {'epochs': 20, 'batch_size': 64}}" in result.module_source
+    )
+    two_tables = CONFIG_TABLE.replace("\n\n\ndef head", "\nOTHERS = [Config('a'), Config('b')]\n\n\ndef head")
+    path.write_text(two_tables, encoding="utf-8")
+    assert ingest_path(path).factory_map == {}  # which table the builder takes is not guessed
+
+
 def test_a_helper_with_arguments_is_called_as_the_submission_calls_it():
     result = ingest_path(REAL_WORLD / "helper_with_arguments.py")
     assert result.status == "ok"

@@ -672,6 +672,12 @@ def test_a_model_is_named_by_the_label_of_its_name_and_a_discovered_model_by_its
     numbers = rubric_text.factory_numbers(factories[:3], {**own, "create_improved_model_2": "build_model_v3"})
     # the student's v2 is the harness's model 1: their label decides over the number in it
     assert refs("v2 dropout 99.14, v3 bn+dropout 99.26") == ["1", "2"]
+    configured = {
+        "create_improved_model_1": "build_model(Config('dropout_0.25', dropout=0.25))",
+        "create_improved_model_2": "build_model(Config('batchnorm', batchnorm=True))",
+    }
+    numbers = rubric_text.factory_numbers(factories[:3], configured)  # a model built from a configuration: its label
+    assert refs("dropout_0.25 gains +0.19; the batchnorm model +0.15 (borderline)") == ["1", "2"]
 
 
 # --------------------------------------------------------------------------- code quality

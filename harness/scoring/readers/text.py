@@ -21,6 +21,7 @@ import tokenize
 import unicodedata
 from dataclasses import dataclass, field
 
+from harness.ingest.read import config_label
 from harness.results import Factory, IngestResult
 from harness.scoring.readers.code import looks_like_code_or_output
 from harness.util.pysource import parse as parse_python
@@ -502,6 +503,8 @@ def factory_numbers(factories: list[Factory], own: dict[str, str] | None = None)
         suffix = factory.name.rsplit("_", 1)[-1]
         numbers[suffix if suffix.isdigit() else str(position)] = factory.name
     named = {f.name: plain(own[f.name]) for f in improved if own and re.fullmatch(r"\w+", own.get(f.name, ""))}
+    # a model built from a configuration is named by its label: build_model(Config("resnet_sep", …))
+    named |= {f.name: plain(label) for f in improved if own and (label := config_label(own.get(f.name, "")))}
     words = {name: set(_name_words(plain(own_name))) for name, own_name in (own or {}).items()}
     labels = {name: _name_label(plain(own_name)) for name, own_name in (own or {}).items()}
     for name, own_name in named.items():
