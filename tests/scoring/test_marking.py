@@ -524,6 +524,39 @@ def test_a_count_of_errors_no_such_model_reaches_is_implausible(sentence, found)
     assert rubric_text.implausible(sentence, 0.997) == found
 
 
+def test_a_table_s_number_is_read_with_its_column_s_header():
+    rows = ["| config | test acc | train acc (last epoch) |", "|---|---|---|", "| batch_64 | 99.05 % | 99.71 % |"]
+    passages = [rubric_text.Passage(row, 3, n) for n, row in enumerate(rows, 1)]
+    headed = rubric_text.headed(passages)
+    assert headed[2] == "| config: batch_64 | test acc: 99.05 % | train acc (last epoch): 99.71 % |"
+    assert [rubric_text.implausible(text, 0.997) for text in headed] == [None, None, None]  # a training accuracy
+    swapped = ["| train acc | test acc |", "|---|---|", "| 99.1 % | 99.8 % |"]
+    headed = rubric_text.headed([rubric_text.Passage(row, 3, n) for n, row in enumerate(swapped, 1)])
+    assert rubric_text.implausible(headed[2], 0.997) == "99.8 %"  # the test column, read alone
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "M1 converge plus vite (98,5 % de validation dès l'époque 1 contre 97,7 % pour la référence).",
+        "M1 (BatchNorm seule) est le plus fragile (84,7 %, −14 pt) face au bruit fort.",
+        "Model 1 reaches 99.8 % training accuracy.",
+    ],
+)
+def test_a_validation_training_or_robustness_figure_does_not_contradict_the_printed_test_accuracy(tmp_path, sentence):
+    printed = nbformat.v4.new_output("stream", text="modèle 1 99.11\nréférence 98.93\n")
+    cells = [
+        new_code_cell(FACTORIES),
+        new_code_cell("print(results)", outputs=[printed]),
+        new_markdown_cell("## Analyse\n\n" + sentence),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    assert rubric_text.self_contradictions(ingest, passages, 0.5) == []
+    said = rubric_text.Passage("Le modèle 1 atteint 97,0 % sur le test.", 3, 1)
+    assert rubric_text.self_contradictions(ingest, [said], 0.5)  # the test accuracy itself still counts
+
+
 def test_a_report_whose_numbers_its_own_printed_run_contradicts_grounds_nothing(tmp_path):
     tmp_path.mkdir(exist_ok=True)
     printed = nbformat.v4.new_output("stream", text="baseline 98.92\nv1 98.81\nv2 98.97\n")

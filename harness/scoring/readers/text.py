@@ -810,7 +810,10 @@ def _accuracy_in(raw: str, numbers: dict[str, str], table: bool) -> tuple[str, f
     return (model, value) if value is not None and 0 < value <= 1 else None
 
 
-ROBUSTNESS_WORDS = re.compile(r"bruit|nois|rotat|tourn|perturb|robust|decal|shift|alter|corrupt")
+NOT_FINAL_TEST = re.compile(r"validation|\bval\b|val_acc|epoque|epoch")
+ROBUSTNESS_WORDS = re.compile(
+    r"bruit|nois|rotat|tourn|perturb|robust|decal|shift|alter|corrupt|fragil|resist|degrad|sigma|σ"
+)
 
 
 def self_contradictions(
@@ -818,14 +821,16 @@ def self_contradictions(
 ) -> list[tuple[Reported, Reported]]:
     """(quoted, printed) for each model whose accuracies in the text all differ by more than `tolerance_pp`
     points from the last one the student's own run printed for it (their saved outputs): the report's
-    numbers are not the work's. Sentences about robustness quote other accuracies and are left out;
-    `tolerance_pp` 0 finds none."""
+    numbers are not the work's. Sentences about robustness, validation, training or one epoch quote other
+    accuracies and are left out; `tolerance_pp` 0 finds none."""
     if not tolerance_pp:
         return []
     printed = {r.model: r for r in reported_accuracies(ingest)}  # the last printed: the saved run
     quoted: dict[str, list[Reported]] = {}
     for q in quoted_accuracies(passages, ingest.factories, ingest.own_names):
-        if not ROBUSTNESS_WORDS.search(plain(q.text)):
+        text = plain(q.text)
+        # robustness quotes other accuracies; a validation, training or per-epoch figure is not the test's
+        if not (ROBUSTNESS_WORDS.search(text) or NOT_TEST_ACCURACY.search(text) or NOT_FINAL_TEST.search(text)):
             quoted.setdefault(q.model, []).append(q)
     return [
         (quoted[model][0], own)
@@ -906,12 +911,42 @@ NOT_TEST_ACCURACY = re.compile(
 )
 
 
+def headed(passages: list[Passage]) -> list[str]:
+    """Each passage's text; a table row's cells each led by its column's header ("train acc (last epoch):
+    99.71 %"), so that a number is read with what its column says it is. A table's first row (of a run of
+    rows in one cell) is its header."""
+    out: list[str] = []
+    header: list[str] = []
+    for index, passage in enumerate(passages):
+        text = passage.text.strip()
+        previous = passages[index - 1] if index else None
+        in_table = bool(previous and previous.cell == passage.cell and previous.text.strip().startswith("|"))
+        if not text.startswith("|") or not in_table:
+            header = _row_cells(text) if text.startswith("|") else []
+            out.append(passage.text)
+            continue
+        cells = _row_cells(text)
+        if all(re.fullmatch(r":?-+:?", c) for c in cells if c):
+            out.append(passage.text)  # the header's rule
+            continue
+        labels = header + [""] * max(0, len(cells) - len(header))
+        out.append("| " + " | ".join(f"{h}: {c}" if h and c else c for h, c in zip(labels, cells, strict=False)) + " |")
+    return out
+
+
+def _row_cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
 def implausible(text: str, ceiling: float) -> str | None:
     """An accuracy no model of the assignment reaches on MNIST's test set, quoted by the text: a
     percentage with decimals above `ceiling` (a share, 0.997) and below 100 % ("99,9 %"), or a count of
     errors that small ("10 erreurs sur 10 000", "only 20 errors"); None when there is none. A
     percentage or a count said of one class (a recall, "classe 1"), of the training set, or of the
-    predictions a confidence threshold keeps, is not a test accuracy."""
+    predictions a confidence threshold keeps, is not a test accuracy. A table row is read cell by cell
+    (each led by its column's header: :func:`headed`)."""
+    if text.lstrip().startswith("|"):
+        return next((found for cell in _row_cells(text) if (found := implausible(cell, ceiling))), None)
     text = plain(text)
 
     def of_the_test_set(match: re.Match) -> bool:

@@ -183,7 +183,7 @@ def _implausible(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -
     """Whether the text or the saved outputs quote an accuracy beyond `plausible_max_accuracy`:
     a number that cannot be what the model measured, whatever the profile; noted where it is."""
     printed = [(r.text, r.cell, None) for r in rubric_text.reported_accuracies(ev.ingest)]
-    quoted = [(x.text, x.cell, x.line) for x in ev.passages]
+    quoted = [(text, x.cell, x.line) for x, text in zip(ev.passages, rubric_text.headed(ev.passages), strict=True)]
     for text, cell, line in printed + quoted:
         number = rubric_text.implausible(text, p.plausible_max_accuracy)
         if number is not None:
