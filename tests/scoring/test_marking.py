@@ -524,6 +524,30 @@ def test_a_count_of_errors_no_such_model_reaches_is_implausible(sentence, found)
     assert rubric_text.implausible(sentence, 0.997) == found
 
 
+@pytest.mark.parametrize(
+    ("printed", "contradicted"),
+    [
+        ("Modèle de référence 98.87\nModèle 1 97.38\nModèle 2 98.36\n", "le modèle de référence"),  # below the baseline
+        ("Modèle de référence 98.87\nModèle 1 99.20\nModèle 2 98.36\n", "create_improved_model_1"),
+        ("Modèle de référence 98.87\nModèle 1 98.80\nModèle 2 99.10\n", None),
+    ],
+)
+def test_a_best_model_the_student_s_own_run_shows_worse_is_a_conclusion_the_work_contradicts(
+    tmp_path, printed, contradicted
+):
+    cells = [
+        new_code_cell(FACTORIES + "\ndef create_improved_model_2():\n    return keras.Sequential()\n"),
+        new_code_cell("print(results)", outputs=[nbformat.v4.new_output("stream", text=printed)]),
+        new_markdown_cell("## Conclusion\n\nLe meilleur modèle est donc le modèle 2 : c'est une vraie amélioration."),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    models = [model("create_baseline_model", role="baseline")] + [model(f"create_improved_model_{n}") for n in (1, 2)]
+    result = criterion(score(evidence(ingest, models), FR), "analysis")
+    flags = [e.text for e in result.evidence if e.kind == "flag" and "comme le meilleur" in e.text]
+    assert (flags[0].split("affiche ")[1].split(" à ")[0] if flags else None) == contradicted
+    assert ({c.id: c for c in result.components}["claims"].points == 0) == bool(contradicted)
+
+
 def test_a_table_s_number_is_read_with_its_column_s_header():
     rows = ["| config | test acc | train acc (last epoch) |", "|---|---|---|", "| batch_64 | 99.05 % | 99.71 % |"]
     passages = [rubric_text.Passage(row, 3, n) for n, row in enumerate(rows, 1)]

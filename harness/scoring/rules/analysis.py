@@ -239,12 +239,13 @@ def _inflated(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> b
 
 def _claim_self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
     """Whether the model the text calls best is, by more than `self_contradiction_pp` points, below
-    another improved model in what the student's own run printed (their saved outputs)."""
+    another improved model, or the reference itself, in what the student's own run printed (their saved
+    outputs): a "best model" or an "improvement" the student's own numbers show worse."""
     if not p.self_contradiction_pp:
         return False
-    printed = {r.model: r for r in rubric_text.reported_accuracies(ev.ingest) if r.model != "reference"}
+    printed = {r.model: r for r in rubric_text.reported_accuracies(ev.ingest)}
     claim = rubric_text.claimed_best(ev.best_claims)
-    if claim is None or claim.model not in printed:
+    if claim is None or claim.model not in printed or claim.model == "reference":
         return False
     best = max(printed.values(), key=lambda r: r.accuracy)
     if 100 * (best.accuracy - printed[claim.model].accuracy) <= p.self_contradiction_pp:
@@ -254,7 +255,7 @@ def _claim_self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: Analy
             "rb_ev_claim_self_contradicted",
             model=claim.model,
             sentence=excerpt(claim.sentence, 80),
-            best=best.model,
+            best=_label(t, best.model),
             best_acc=best.accuracy,
             acc=printed[claim.model].accuracy,
         ),
