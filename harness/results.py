@@ -66,6 +66,7 @@ class CodeCell(_Result):
         description="the notebook's saved text outputs of this cell (streams, "
         "text/plain results, errors), ANSI codes removed, long ones cut",
     )
+    execution_count: int | None = Field(None, description="the notebook's saved execution count of this cell")
 
 
 class MarkdownCell(_Result):

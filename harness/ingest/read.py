@@ -193,7 +193,15 @@ def _read_notebook(path: Path) -> tuple[list[CodeCell], list[MarkdownCell], str 
     code, markdown = [], []
     for index, cell in enumerate(notebook.cells, start=1):  # cells numbered from 1, as people count
         if cell.cell_type == "code":
-            code.append(CodeCell(cell=index, source=cell.source, outputs=_text_outputs(cell)))
+            count = cell.get("execution_count")
+            code.append(
+                CodeCell(
+                    cell=index,
+                    source=cell.source,
+                    outputs=_text_outputs(cell),
+                    execution_count=count if isinstance(count, int) else None,
+                )
+            )
         elif cell.cell_type == "markdown":
             markdown.append(MarkdownCell(cell=index, text=cell.source))
     if sum(len(c.source) for c in code) > MAX_CODE_CHARS:

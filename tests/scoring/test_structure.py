@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import textwrap
 
+import nbformat
+import pytest
 from test_rubric import EN, FR, criterion, evidence, model
 
 from harness.ingest.read import ingest_path
 from harness.results import CodeCell
 from harness.scoring.engine import score
 from harness.scoring.readers import code as rubric_code
-from harness.scoring.readers.structure import read_structure
+from harness.scoring.readers.structure import out_of_order, read_structure
 
 STACK = """\
 {m} = Sequential()
@@ -87,6 +89,44 @@ def test_a_function_pasted_whole_is_one_copy_not_one_per_paragraph():
     structure = read_structure(cells(first, second), set())
     # each function repeats its own paragraph once; the second function repeats the first as a whole
     assert [(c.first.name, c.second.name) for c in structure.copies] == [("", ""), ("main", "main_again")]
+
+
+@pytest.mark.parametrize(
+    ("counts", "moved"),
+    [
+        ([1, 2, 3, 4], []),  # run top to bottom
+        ([1, 2, 5, 6, 9], []),  # gaps: cells run again or deleted, still in order
+        ([1, 2, 3, 27, 4, 5, None, 2], [4, 8]),  # a cell's outputs from later, another's from earlier
+        ([1, 2, 3, 9, 4], [5]),  # one cell out of order: one
+        ([None, None, None], []),  # never run
+    ],
+)
+def test_cells_run_out_of_the_notebook_s_order_are_the_fewest_that_break_its_order(counts, moved):
+    cells_ = [CodeCell(cell=n, source="x = 1", execution_count=c) for n, c in enumerate(counts, 1)]
+    assert out_of_order(cells_) == moved
+
+
+def test_a_notebook_run_in_a_hidden_order_is_a_structure_finding_said_where(tmp_path):
+    sources = ["import numpy as np", "x = np.zeros(3)", "y = x + 1", "print(y)", "z = y * 2"]
+    counts = [1, 8, 9, 2, 3]  # two cells ran in another order than the notebook's
+    path = tmp_path / "hidden_order.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    for cell, count in zip(notebook.cells, counts, strict=True):
+        cell.execution_count = count
+    nbformat.write(notebook, path)
+    ingest = ingest_path(path)
+    assert [c.execution_count for c in ingest.code_cells] == counts
+    result = criterion(score(evidence(ingest, [model("create_baseline_model", role="baseline")]), EN), "code_quality")
+    flag = next(e.text for e in result.evidence if "hidden order" in e.text)
+    assert "(2)" in flag
+    in_order = [1, 2, 3, 4, 5]
+    for cell, count in zip(notebook.cells, in_order, strict=True):
+        cell.execution_count = count
+    nbformat.write(notebook, path)
+    result = criterion(
+        score(evidence(ingest_path(path), [model("create_baseline_model", role="baseline")]), EN), "code_quality"
+    )
+    assert not any("hidden order" in e.text for e in result.evidence)
 
 
 def test_the_handouts_own_repetition_is_not_the_students_copy():

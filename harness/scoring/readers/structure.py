@@ -72,6 +72,7 @@ class Structure:
     long_functions: list[tuple[str, int, int]]  # (name, line, code lines)
     cryptic: list[tuple[str, int]]  # (name, first line bound)
     names: int  # distinct names the code binds
+    out_of_order: list[int] = field(default_factory=list)  # cells whose saved run came out of the notebook's order
 
 
 def read_structure(
@@ -101,7 +102,22 @@ def read_structure(
         long_functions=_long_functions(trees, code_lines, long_function),
         cryptic=cryptic,
         names=names,
+        out_of_order=out_of_order(cells),
     )
+
+
+def out_of_order(cells: list[CodeCell]) -> list[int]:
+    """The cells whose saved execution counts break the notebook's order, fewest first: the cells left
+    out of the longest run of counts that rises from top to bottom. A notebook run top to bottom has
+    none; one run in a hidden order (a cell's outputs from before the one above it) needs them moved
+    to run again as saved."""
+    counted = [(c.cell, c.execution_count) for c in cells if c.execution_count is not None]
+    best: list[list[int]] = []  # best[i]: the longest rising run of counts ending at counted[i], as indices
+    for i, (_, count) in enumerate(counted):
+        before = [best[j] for j in range(i) if counted[j][1] < count]
+        best.append(max(before, key=len, default=[]) + [i])
+    kept = set(max(best, key=len, default=[]))
+    return [cell for i, (cell, _) in enumerate(counted) if i not in kept and cell is not None]
 
 
 # --------------------------------------------------------------------------- parsing

@@ -44,6 +44,7 @@ class CodeQualityParams(RuleParams):
     long_function_lines: int = 60
     cryptic_share: float = 0.3
     cryptic_min: int = 5
+    out_of_order_min: int = 2
     dead_code_points: float = 0.5
     dead_code_cost: float = 0.25
     min_own_lines: int = 20
@@ -248,6 +249,9 @@ def _structure(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, 
         notes.add(
             t("rb_ev_long_function", name=name, lines=lines, limit=p.long_function_lines), *code.locate(line), "flag"
         )
+    if _out_of_order(structure, p):
+        cells = ", ".join(str(cell) for cell in structure.out_of_order[:8])
+        notes.add(t("rb_ev_out_of_order", count=len(structure.out_of_order), cells=cells), kind="flag")
     if _too_cryptic(structure, p):
         names = ", ".join(f"« {name} »" for name, _ in structure.cryptic[:10])
         notes.add(
@@ -260,13 +264,18 @@ def _structure(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, 
 
 
 def _findings(structure: Structure, p: CodeQualityParams) -> int:
-    """How many structure findings cost points: each copy and long function, and each of the three flags."""
+    """How many structure findings cost points: each copy and long function, and each of the four flags."""
     flags = (
         structure.function_share < p.function_share,
         structure.training_on_import is not None,
         _too_cryptic(structure, p),
+        _out_of_order(structure, p),
     )
     return len(structure.copies) + len(structure.long_functions) + sum(flags)
+
+
+def _out_of_order(structure: Structure, p: CodeQualityParams) -> bool:
+    return p.out_of_order_min > 0 and len(structure.out_of_order) >= p.out_of_order_min
 
 
 def _too_cryptic(structure: Structure, p: CodeQualityParams) -> bool:
