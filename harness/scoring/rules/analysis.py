@@ -200,41 +200,26 @@ def _label(t: Translator, name: str) -> str:
 
 def _self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
     """Whether the text quotes, for a model, only accuracies further than `self_contradiction_pp` from what
-    the student's own run printed for it: numbers the student's own work contradicts, on every profile."""
+    the student's own run printed for it, gives the model it presents as its result an accuracy above all
+    its run printed (`inflated_result_pp`), or calls best a model its run shows worse: numbers the
+    student's own work contradicts, on every profile."""
     found = ev.contradicted(p.self_contradiction_pp)
-    for said, own in found:
-        label = _label(t, said.model)
-        notes.add(
-            t(
-                "rb_ev_self_contradicted",
-                model=label,
-                quoted=said.accuracy,
-                printed=own.accuracy,
-                line=excerpt(said.text, 80),
-                output=excerpt(own.text, 60),
-            ),
-            said.cell,
-            kind="flag",
-        )
-    return bool(found) | _claim_self_contradicted(ev, notes, t, p) | _inflated(ev, notes, t, p)
-
-
-def _inflated(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
-    """Whether the text gives its result model an accuracy above all the student's own run printed."""
-    found = rubric_text.inflated_results(ev.ingest, ev.passages, p.inflated_result_pp)
-    for said, best in found[:1]:  # one is enough to say why; the rest repeat it
-        notes.add(
-            t(
-                "rb_ev_inflated",
-                quoted=said.accuracy,
-                printed=best.accuracy,
-                line=excerpt(said.text, 80),
-                output=excerpt(best.text, 60),
-            ),
-            said.cell,
-            kind="flag",
-        )
-    return bool(found)
+    inflated = rubric_text.inflated_results(ev.ingest, ev.passages, p.inflated_result_pp)[:1]  # one says why
+    for key, pairs in (("rb_ev_self_contradicted", found), ("rb_ev_inflated", inflated)):
+        for said, own in pairs:
+            notes.add(
+                t(
+                    key,
+                    model=_label(t, said.model),
+                    quoted=said.accuracy,
+                    printed=own.accuracy,
+                    line=excerpt(said.text, 80),
+                    output=excerpt(own.text, 60),
+                ),
+                said.cell,
+                kind="flag",
+            )
+    return bool(found) | bool(inflated) | _claim_self_contradicted(ev, notes, t, p)
 
 
 def _claim_self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
