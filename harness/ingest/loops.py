@@ -39,9 +39,23 @@ def literal_tables(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.
 def with_loops_unrolled(tree: ast.Module, tables: dict[str, ast.expr]) -> ast.Module:
     """A copy of `tree` where every loop over a literal table, at any depth, is replaced by its rounds;
     `tree` itself when it has none (no copy of a large module for nothing)."""
-    if not any(isinstance(node, ast.For) and _items(node.iter, tables) for node in ast.walk(tree)):
+    if not any(
+        (isinstance(node, ast.For) and _items(node.iter, tables)) or _repeated(node, tables) is not None
+        for node in ast.walk(tree)
+    ):
         return tree
     return _Unroller(tables).visit(copy.deepcopy(tree))
+
+
+def _repeated(node: ast.AST, tables: dict[str, ast.expr]) -> dict[str, ast.expr] | None:
+    """A list, set or generator comprehension over a literal sequence (``[run(kw, s) for s in (0, 1,
+    2)]``: one experiment repeated, seeds): its names bound to the first value; None for anything else."""
+    if not isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)) or len(node.generators) != 1:
+        return None
+    generator = node.generators[0]
+    items = _items(generator.iter, tables) if not generator.ifs and not generator.is_async else None
+    bound: dict[str, ast.expr] = {}
+    return bound if items and _bind(generator.target, items[0], bound) else None
 
 
 class _Unroller(ast.NodeTransformer):
@@ -52,6 +66,16 @@ class _Unroller(ast.NodeTransformer):
         self.generic_visit(node)  # loops inside the body first
         rounds = unrolled(node, self.tables)
         return node if rounds is None else [statement for body in rounds for statement in body]
+
+    def _first_round(self, node: ast.AST):
+        self.generic_visit(node)
+        bound = _repeated(node, self.tables)
+        if bound is None:
+            return node
+        element = _Substitute(bound).visit(copy.deepcopy(node.elt))
+        return ast.List(elts=[element], ctx=ast.Load())  # the experiment once, as a person reads it
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = _first_round
 
 
 def unrolled(loop: ast.For, tables: dict[str, ast.expr]) -> list[list[ast.stmt]] | None:

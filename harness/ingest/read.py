@@ -998,15 +998,17 @@ def infer_factory_map(
     # what a builder of configurations calls (``baseline_model()``, ``resnet_model(cfg)``) is its building block
     blocks = {name for fn in own if configured.get(fn.name) for name in _called_names(fn)}
     own = [fn for fn in own if fn.name not in blocks]
+    trained, at_defaults = _trainer_calls(cells, functions, {fn.name for fn in own})
     models: list[str] = []
     for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one
-        models += calls[fn.name] or configured.get(fn.name) or _uncalled_model(fn)
+        models += calls[fn.name] or trained.get(fn.name) or configured.get(fn.name) or _uncalled_model(fn)
     baseline_call = _returned_call(functions, BASELINE_FACTORY) if BASELINE_FACTORY in existing else None
     models = [m for m in models if _called(m) != baseline_call][:MAX_INFERRED_MODELS]  # not the baseline again
     texts = read_texts(_parsed_cells(cells), list(markdown))
     mapping: dict[str, str] = {}
     if BASELINE_FACTORY not in existing:
-        baseline = _inferred_baseline(models, texts)
+        # else the first run of a table of runs that builds at the builder's defaults: its starting point
+        baseline = _inferred_baseline(models, texts) or next((m for m in models if m in at_defaults), None)
         if baseline is not None:
             mapping[BASELINE_FACTORY] = baseline
             models.remove(baseline)
@@ -1072,6 +1074,29 @@ CONFIG_PARAMETERS = {
     "experiment",
     "exp",
 }
+
+
+def _trainer_calls(
+    cells: list[CodeCell], functions: list[ast.FunctionDef], builders: set[str]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """({builder: the calls of a trainer helper that build with it}, those that call the builder with no
+    argument): a helper that builds a model with one of the `builders` and fits it, called with literal
+    arguments (``run({"bn": True}, 64, 0)`` for ``def run(kwargs, batch, seed): m = make_model(**kwargs);
+    m.fit(…, batch_size=batch)``, its loop over a table of runs read round by round), each call a model
+    the way the submission trains it; the mapping then sees through the helper (:func:`_through_trainers`)."""
+    helpers = {fn.name: fn for fn in functions if fn.name not in builders}
+    calls = _literal_calls(cells, {name: required_arguments(fn) for name, fn in helpers.items()})
+    by_builder: dict[str, list[str]] = {}
+    at_defaults: list[str] = []
+    for texts in calls.values():
+        for text in texts:
+            seen = see_through(parse_python(text, mode="eval").body, helpers) if "(" in text else None
+            builder = _called_function(seen.builder) if seen else None
+            if builder in builders and text not in by_builder.get(builder, []):
+                by_builder.setdefault(builder, []).append(text)
+                if seen.builder == f"{builder}()":
+                    at_defaults.append(text)
+    return by_builder, at_defaults
 
 
 def _config_models(fn: ast.FunctionDef, tree: ast.Module) -> list[str]:

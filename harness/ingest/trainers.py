@@ -99,8 +99,13 @@ def _settings(fit: ast.Call, values: dict[str, ast.expr], literals: bool = True)
 
 def _returned_build(helper: ast.FunctionDef, trained: str) -> ast.Call | None:
     """The call that builds the variable the helper trains, when the helper returns that variable."""
-    returns = any(
-        isinstance(n, ast.Return) and isinstance(n.value, ast.Name) and n.value.id == trained for n in ast.walk(helper)
+    returns = any(  # the model itself, or among what it returns with it (``return m, acc, history``)
+        isinstance(n, ast.Return)
+        and any(
+            isinstance(v, ast.Name) and v.id == trained
+            for v in (n.value.elts if isinstance(n.value, ast.Tuple) else [n.value])
+        )
+        for n in ast.walk(helper)
     )
     builds = [
         n.value
@@ -160,6 +165,13 @@ def _substituted(
     keywords = []
     for keyword in built.keywords:
         if keyword.arg is None:
+            spread = values.get(keyword.value.id) if isinstance(keyword.value, ast.Name) else None
+            if isinstance(spread, ast.Dict) and all(
+                isinstance(k, ast.Constant) and isinstance(k.value, str) for k in spread.keys
+            ):
+                # ``make_model(**kwargs)`` with ``kwargs`` bound to ``{"bn": True}``: ``make_model(bn=True)``
+                keywords += [ast.keyword(arg=k.value, value=v) for k, v in zip(spread.keys, spread.values, strict=True)]
+                continue
             if not (isinstance(keyword.value, ast.Name) and keyword.value.id == kwargs):
                 return None
             keywords += extra

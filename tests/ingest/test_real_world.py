@@ -154,6 +154,58 @@ def test_a_builder_of_configurations_is_one_model_per_row_of_the_table_with_its_
     assert ingest_path(path).factory_map == {}  # which table the builder takes is not guessed
 
 
+RUNS_TABLE = [
+    """
+import keras
+from keras import layers
+
+def make_model(bn=False, dropout=0.0):
+    m = keras.Sequential([layers.Input((28, 28, 1)), layers.Conv2D(32, 3)])
+    if bn:
+        m.add(layers.BatchNormalization())
+    m.add(layers.Flatten())
+    if dropout:
+        m.add(layers.Dropout(dropout))
+    m.add(layers.Dense(10, activation="softmax"))
+    m.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+RUNS = {                       # name: (model kwargs, batch size)
+    "baseline": ({}, 128),
+    "+BN": ({"bn": True}, 128),
+    "batch 64": ({}, 64),
+}
+
+def run(kwargs, batch, seed):
+    keras.utils.set_random_seed(seed)
+    m = make_model(**kwargs)
+    h = m.fit(x_tr, y_tr, epochs=5, batch_size=batch, validation_split=0.2, verbose=0)
+    return m, m.evaluate(x_te, y_te, verbose=0)[1], h.history
+""",
+    "res = {}\nfor name, (kw, bs) in RUNS.items():\n    res[name] = [run(kw, bs, s) for s in (0, 1, 2)]",
+]
+
+
+def test_a_table_of_runs_through_a_seeded_trainer_helper_is_one_model_per_run_with_its_batch_size(tmp_path):
+    """``run(kwargs, batch, seed)`` builds with ``make_model(**kwargs)``, returns the model among its metrics,
+    and is called once per seed: each run of the table is a model, the first at the builder's defaults its
+    baseline, each with the batch size it trains with."""
+    path = tmp_path / "runs.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in RUNS_TABLE]), path)
+    result = ingest_path(path)
+    assert result.status == "ok"
+    assert result.factory_map == {
+        "create_baseline_model": "make_model()",
+        "create_improved_model_1": "make_model(bn=True)",
+        "create_improved_model_2": "make_model()",
+    }
+    assert (
+        "_harness_declared = {'create_baseline_model': {'epochs': 5, 'batch_size': 128}, "
+        "'create_improved_model_1': {'epochs': 5, 'batch_size': 128}, "
+        "'create_improved_model_2': {'epochs': 5, 'batch_size': 64}}" in result.module_source
+    )
+
+
 def test_a_helper_with_arguments_is_called_as_the_submission_calls_it():
     result = ingest_path(REAL_WORLD / "helper_with_arguments.py")
     assert result.status == "ok"
