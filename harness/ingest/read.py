@@ -1034,12 +1034,7 @@ def extra_factory_map(module_source: str, cells: list[CodeCell], factories: list
     definitions = [n for n in functions if n.name in existing] + [  # ``create_improved_model_1 = lambda: …`` too
         n.value for n in body if isinstance(n, ast.Assign) and _target_names(n.targets) & existing
     ]
-    inside = {
-        node.func.id
-        for definition in definitions
-        for node in ast.walk(definition)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    }
+    inside = {name for definition in definitions for name in _called_names(definition)}
     returning = model_returning_functions(module_source)
     compiling = {fn.name for fn in functions if _compiles(fn)}
     own = [
@@ -1048,17 +1043,12 @@ def extra_factory_map(module_source: str, cells: list[CodeCell], factories: list
         if fn.name in returning
         and not is_factory_name(fn.name)
         and fn.name not in inside
-        and (fn.name in compiling or _calls_any(fn, compiling))  # a whole model, not a backbone to finish
+        and (fn.name in compiling or _called_names(fn) & compiling)  # a whole model, not a backbone to finish
     ]
     calls = _literal_calls(cells, {fn.name: required_arguments(fn) for fn in own})
     models = [model for fn in own for model in calls[fn.name]][: max(0, MAX_INFERRED_MODELS - len(improved))]
     last = max(int(n) if (n := f.name.rsplit("_", 1)[-1]).isdigit() else 0 for f in improved)
     return {f"create_improved_model_{last + i}": model for i, model in enumerate(models, start=1)}
-
-
-def _calls_any(fn: ast.FunctionDef, names: set[str]) -> bool:
-    """Whether `fn` calls one of the functions `names` by name."""
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names for n in ast.walk(fn))
 
 
 # a builder's parameter that holds one experiment's configuration, when it is not annotated with its class
@@ -1134,9 +1124,9 @@ def _config_rows(node: ast.stmt) -> list[ast.Call]:
     return calls if all(is_literal(a) for a in arguments) and all(k.arg for c in calls for k in c.keywords) else []
 
 
-def _called_names(fn: ast.FunctionDef) -> set[str]:
-    """The names `fn` calls directly (``baseline_model()``, ``resnet_model(cfg)``)."""
-    return {n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+def _called_names(node: ast.AST) -> set[str]:
+    """The names a function (or a lambda) calls directly (``baseline_model()``, ``resnet_model(cfg)``)."""
+    return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
 
 
 def _returned_call(functions: list[ast.FunctionDef], name: str) -> str | None:
@@ -1342,7 +1332,7 @@ def _configured_settings(module_source: str, cells: list[CodeCell], factory_map:
         values = _dataclass_values(classes[row.func.id], row)
         settings = {CONFIG_SETTINGS[k]: v for k, v in values.items() if k in CONFIG_SETTINGS and type(v) is int}
         if settings:
-            cell, line = _where_written(cells, ast.unparse(row))
+            cell, line = _where_called(cells, ast.unparse(row), anywhere=True)
             declared[name] = Declared(settings=settings, line=line, cell=cell)
     return declared
 
@@ -1357,19 +1347,11 @@ def _dataclass_values(cls: ast.ClassDef, row: ast.Call) -> dict:
     return values
 
 
-def _where_written(cells: list[CodeCell], text: str) -> tuple[int | None, int]:
-    """(cell, line) of the first call anywhere in the code written `text`; (None, 0) when there is none."""
+def _where_called(cells: list[CodeCell], text: str, anywhere: bool = False) -> tuple[int | None, int]:
+    """(cell, line) of the first top-level call (with `anywhere`, the first call at all: a row of a table
+    of configurations inside a ``try:``) written `text`; (None, 0) when there is none."""
     for cell, _, tree in _parsed_cells(cells):
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and ast.unparse(node) == text:
-                return cell, node.lineno
-    return None, 0
-
-
-def _where_called(cells: list[CodeCell], text: str) -> tuple[int | None, int]:
-    """(cell, line) of the first top-level call written `text`; (None, 0) when there is none."""
-    for cell, _, tree in _parsed_cells(cells):
-        for node in _outside_definitions(tree):
+        for node in ast.walk(tree) if anywhere else _outside_definitions(tree):
             if isinstance(node, ast.Call) and ast.unparse(node) == text:
                 return cell, node.lineno
     return None, 0
