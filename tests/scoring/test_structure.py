@@ -97,7 +97,7 @@ def test_a_function_pasted_whole_is_one_copy_not_one_per_paragraph():
         ([1, 2, 3, 4], []),  # run top to bottom
         ([1, 2, 5, 6, 9], []),  # gaps: cells run again or deleted, still in order
         ([1, 2, 3, 27, 4, 5, None, 2], [4, 8]),  # a cell's outputs from later, another's from earlier
-        ([1, 2, 3, 9, 4], [5]),  # one cell out of order: one
+        ([1, 2, 3, 9, 4], [4]),  # the cell run again last: one
         ([None, None, None], []),  # never run
     ],
 )

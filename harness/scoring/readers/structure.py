@@ -25,6 +25,7 @@ left out here (dead code counts it).
 from __future__ import annotations
 
 import ast
+import bisect
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -112,11 +113,19 @@ def out_of_order(cells: list[CodeCell]) -> list[int]:
     none; one run in a hidden order (a cell's outputs from before the one above it) needs them moved
     to run again as saved."""
     counted = [(c.cell, c.execution_count) for c in cells if c.execution_count is not None]
-    best: list[list[int]] = []  # best[i]: the longest rising run of counts ending at counted[i], as indices
+    # the longest strictly rising run, in n log n (a hostile notebook may have thousands of cells):
+    # tails[k] is the index ending the best run of length k + 1 found so far, back[i] the one before i
+    tails: list[int] = []
+    tail_counts: list[int] = []  # the counts at `tails`, for the search
+    back: list[int | None] = []
     for i, (_, count) in enumerate(counted):
-        before = [best[j] for j in range(i) if counted[j][1] < count]
-        best.append(max(before, key=len, default=[]) + [i])
-    kept = set(max(best, key=len, default=[]))
+        k = bisect.bisect_left(tail_counts, count)
+        back.append(tails[k - 1] if k else None)
+        tails[k : k + 1], tail_counts[k : k + 1] = [i], [count]
+    kept, i = set(), tails[-1] if tails else None
+    while i is not None:
+        kept.add(i)
+        i = back[i]
     return [cell for i, (cell, _) in enumerate(counted) if i not in kept and cell is not None]
 
 
