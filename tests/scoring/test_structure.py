@@ -17,7 +17,7 @@ from harness.ingest.read import ingest_path
 from harness.results import CodeCell
 from harness.scoring.engine import score
 from harness.scoring.readers import code as rubric_code
-from harness.scoring.readers.structure import out_of_order, read_structure
+from harness.scoring.readers.structure import MAX_COPIES, out_of_order, read_structure
 
 STACK = """\
 {m} = Sequential()
@@ -81,6 +81,12 @@ def test_the_same_lines_pasted_inside_one_long_function_are_copies_named_by_line
     structure = read_structure(cells(main_pasting(3)), set())
     assert [(c.first.start, c.second.start, c.second.name) for c in structure.copies] == [(4, 14, ""), (4, 24, "")]
     assert read_structure(cells(main_pasting(1)), set()).copies == []
+
+
+def test_copies_are_looked_for_until_the_part_is_long_spent():
+    """A module of hundreds of pasted paragraphs (hostile or not) costs the grader seconds, not minutes."""
+    structure = read_structure(cells(main_pasting(120)), set())
+    assert len(structure.copies) == MAX_COPIES
 
 
 def test_a_function_pasted_whole_is_one_copy_not_one_per_paragraph():

@@ -42,6 +42,9 @@ CRYPTIC = re.compile(r"[a-zA-Z]{1,2}\d*|([a-zA-Z])\1+\d*|(tmp|temp|toto|truc|foo
 AXES = re.compile(r"axe?s?\d*")
 
 
+MAX_COPIES = 40  # copies looked for; a part that costs a quarter per finding is spent after four
+
+
 @dataclass(frozen=True)
 class Block:
     """A unit of code compared with the others: a function body or a run of top-level statements."""
@@ -239,14 +242,20 @@ def _copies(blocks: list[Block], handout: set[int], code_lines: set[int], simila
         lines = code_lines & set(range(block.start, block.end + 1))
         return bool(lines) and lines <= handout
 
-    copies = []
+    copies: list[Copy] = []
     ordered = sorted(blocks, key=lambda b: b.start)
     for index, block in enumerate(ordered):
+        if len(copies) >= MAX_COPIES:
+            break  # the part is long spent: comparing on would only cost time (every pair is difflib's)
         best = None
         for earlier in ordered[:index]:
             if earlier.end >= block.start or (handouts(block) and handouts(earlier)):
                 continue  # a block inside the other (a function's body and its run), or the handout's
-            ratio = difflib.SequenceMatcher(None, earlier.tokens, block.tokens, autojunk=False).ratio()
+            matcher = difflib.SequenceMatcher(None, earlier.tokens, block.tokens, autojunk=False)
+            # the cheap upper bounds first: most pairs are far apart, and a module may hold hundreds of blocks
+            if matcher.real_quick_ratio() < similarity or matcher.quick_ratio() < similarity:
+                continue
+            ratio = matcher.ratio()
             if ratio >= similarity and (best is None or ratio > best.similarity):
                 best = Copy(earlier, block, ratio)
         if best:
