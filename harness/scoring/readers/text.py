@@ -605,8 +605,7 @@ def passage_models(passages: list[Passage], numbers: dict[str, str]) -> list[lis
     for index, passage in enumerate(passages):
         text = plain(passage.text).strip()
         row = text.startswith("|")
-        previous = passages[index - 1] if index else None
-        if row and not (previous and previous.cell == passage.cell and plain(previous.text).strip().startswith("|")):
+        if row and _opens_table(passages, index):
             model_column = bool(MODEL_COLUMN.match(text))  # a table's first row is its header
         refs = model_refs(text, numbers)  # a model named after "than"/"que" is compared with, not the subject
         compared = [bool(COMPARATIVE_BEFORE.search(text[: ref[0]])) for ref in refs]
@@ -919,9 +918,7 @@ def headed(passages: list[Passage]) -> list[str]:
     header: list[str] = []
     for index, passage in enumerate(passages):
         text = passage.text.strip()
-        previous = passages[index - 1] if index else None
-        in_table = bool(previous and previous.cell == passage.cell and previous.text.strip().startswith("|"))
-        if not text.startswith("|") or not in_table:
+        if not text.startswith("|") or _opens_table(passages, index):
             header = _row_cells(text) if text.startswith("|") else []
             out.append(passage.text)
             continue
@@ -936,6 +933,13 @@ def headed(passages: list[Passage]) -> list[str]:
 
 def _row_cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _opens_table(passages: list[Passage], index: int) -> bool:
+    """Whether the passage at `index`, a table row, is its table's first (header) row: the row before it, if
+    any, is not a row of the same cell."""
+    previous = passages[index - 1] if index else None
+    return not (previous and previous.cell == passages[index].cell and previous.text.strip().startswith("|"))
 
 
 def implausible(text: str, ceiling: float) -> str | None:
