@@ -155,6 +155,7 @@ KERAS_2_CELLS = [
     FACTORIES.replace("return keras.Sequential()", "return keras.Sequential()  # the layers"),
     "from keras.utils import np_utils\ny_train = np_utils.to_categorical(y_train, 10)\n",
     "opt = keras.optimizers.Adam(lr=1e-3)\nmodel = create_improved_model_1()\nmodel.fit_generator(gen, epochs=5)\n",
+    "J'ai essayé plusieurs choses ici, voir plus bas.",  # prose typed into a code cell: it does not parse
 ]
 
 

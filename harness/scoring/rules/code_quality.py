@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.ingest import legacy
+from harness.ingest.read import blank_shell_and_magic_lines
 from harness.results import ModelResult
 from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, ratio
 from harness.scoring.readers import code as rubric_code
@@ -131,14 +132,20 @@ def _runs(ev: Evidence, notes: Notes, t: Translator) -> tuple[list[ModelResult],
 def _legacy(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams) -> float:
     """The share of "fonctionnel" lost to Keras 2 idioms (`legacy_cost` if any): the harness adapts them
     to train the models, but the code as handed in does not run on the course's Keras 3."""
-    found = legacy.legacy_idioms(ev.code.source)
+    # cell by cell: one cell that does not parse (prose typed into it) hides nothing in the others
+    found = [
+        (code.cell, idiom)
+        for code in ev.ingest.code_cells
+        for idiom in legacy.legacy_idioms(blank_shell_and_magic_lines(code.source, code.cell, []))
+    ]
     if not found or p.legacy_cost <= 0:
         return 0.0
     notes.add(t("rb_ev_legacy", count=len(found), cost=round(100 * p.legacy_cost)), kind="flag")
-    for idiom in found[: p.legacy_shown]:
-        cell, line = ev.code.locate(idiom.line)
+    for cell, idiom in found[: p.legacy_shown]:
         reason = t(idiom.message.key, **idiom.message.values) if idiom.message else idiom.reason
-        notes.add(t("rb_ev_legacy_line", before=idiom.before, after=idiom.after, reason=reason), cell, line, "flag")
+        notes.add(
+            t("rb_ev_legacy_line", before=idiom.before, after=idiom.after, reason=reason), cell, idiom.line, "flag"
+        )
     if len(found) > p.legacy_shown:
         notes.add(t("rb_ev_more", n=len(found) - p.legacy_shown))
     return min(1.0, p.legacy_cost)
