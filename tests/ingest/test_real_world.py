@@ -71,10 +71,14 @@ def run_seeds(creator, name, epochs=5):
 ]
 
 
+def notebook_of(path, sources: list[str]):
+    """`path` written as a notebook of these code cells, then ingested."""
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in sources]), path)
+    return ingest_path(path)
+
+
 def test_a_model_function_trained_beside_the_convention_s_factories_is_graded_after_them(tmp_path):
-    path = tmp_path / "beside.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in BESIDE_THE_CONVENTION]), path)
-    result = ingest_path(path)
+    result = notebook_of(tmp_path / "beside.ipynb", BESIDE_THE_CONVENTION)
     assert result.status == "ok"
     # stack() is what the factories are built from: a building block, not a model of its own
     assert result.factory_map == {
@@ -84,9 +88,8 @@ def test_a_model_function_trained_beside_the_convention_s_factories_is_graded_af
     assert [f.name for f in result.factories][-2:] == ["create_improved_model_3", "create_improved_model_4"]
     last = result.factories[-1]
     assert (last.cell, last.line) == (1, 20)  # at the student's own function
-    untrained = BESIDE_THE_CONVENTION[:2]
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in untrained]), path)
-    assert ingest_path(path).factory_map == {}  # defined but never trained: not the student's model
+    untrained = notebook_of(tmp_path / "untrained.ipynb", BESIDE_THE_CONVENTION[:2])
+    assert untrained.factory_map == {}  # defined but never trained: not the student's model
 
 
 CONFIG_TABLE = """
@@ -190,9 +193,7 @@ def test_a_table_of_runs_through_a_seeded_trainer_helper_is_one_model_per_run_wi
     """``run(kwargs, batch, seed)`` builds with ``make_model(**kwargs)``, returns the model among its metrics,
     and is called once per seed: each run of the table is a model, the first at the builder's defaults its
     baseline, each with the batch size it trains with."""
-    path = tmp_path / "runs.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in RUNS_TABLE]), path)
-    result = ingest_path(path)
+    result = notebook_of(tmp_path / "runs.ipynb", RUNS_TABLE)
     assert result.status == "ok"
     assert result.factory_map == {
         "create_baseline_model": "make_model()",
