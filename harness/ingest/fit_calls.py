@@ -28,7 +28,7 @@ import ast
 from dataclasses import dataclass, field
 
 from harness.ingest.loops import literal_tables, unrolled
-from harness.ingest.trainers import TRAINING, trained_with
+from harness.ingest.trainers import TRAINING, generator_passed, trained_with
 from harness.util.pysource import assigned_once, call_name, is_literal, required_arguments
 from harness.util.pysource import parse as parse_python
 
@@ -219,19 +219,24 @@ class _Scope:
         for argument in [*call.args, *(k.value for k in call.keywords)]:
             if isinstance(argument, ast.Lambda) and required_arguments(argument) == 0:  # run(lambda: cnn(8))
                 argument = argument.body
-            if isinstance(argument, ast.Name):
-                model = self.models.get(argument.id) or self.functions.get(argument.id)
-                holder = argument.id if argument.id in self.models else None
-                built_at = self.built_at.get(argument.id, (None, 0))
-            else:
-                model, holder, built_at = self._built(argument), _first_target(statement), (self.cell, statement.lineno)
+            if isinstance(argument, ast.Name) and argument.id in self.models:
+                model, holder, built_at = self.models[argument.id], argument.id, self.built_at[argument.id]
+            else:  # a factory or a builder's call: the helper builds a new model, held by the statement's target
+                model = self.functions.get(argument.id) if isinstance(argument, ast.Name) else self._built(argument)
+                holder, built_at = _first_target(statement), (self.cell, statement.lineno)
             if model is None:
                 continue
             declared = self._declared(call, helper=True)
             declared.settings.update(bound or {})
-            declared.sources = {**inside, **declared.sources}
+            declared.sources = {**inside, **self._generator(call, helper), **declared.sources}
             declared.holder, declared.built_at = holder, built_at
             yield model, declared
+
+    def _generator(self, call: ast.Call, helper: ast.FunctionDef) -> dict[str, str]:
+        """The generator a call hands to a helper that fits on its ``.flow(…)``, as an "augmentation" source."""
+        generator = self._resolved(generator_passed(call, helper))
+        buildable = isinstance(generator, ast.Call) and self._buildable(generator, GENERATORS)
+        return {"augmentation": ast.unparse(generator)} if buildable else {}
 
     def _built_inside(self, helper: ast.FunctionDef) -> dict[str, str]:
         """The generator and callbacks a trainer helper builds for itself (``datagen = ImageDataGenerator(…)``

@@ -739,6 +739,12 @@ def extract(cells: list[CodeCell]) -> tuple[str, _Extractor]:
 # --------------------------------------------------------------------------- other names
 
 MODEL_CONSTRUCTORS = {"Sequential", "Model", "Functional"}
+# Keras's preprocessing and augmentation layers: a Sequential of these alone transforms images (a student's
+# ``augmenter()`` mapped over the training batches); it classifies nothing, so it is no model to grade
+PREPROCESSING_LAYERS = re.compile(
+    r"Random\w*|Rescaling|Resizing|CenterCrop|Normalization|GaussianNoise|RandAugment|AugMix|MixUp|CutMix"
+    r"|Solarization|AutoContrast|Equalization"
+)
 
 
 def model_returning_functions(module_source: str) -> dict[str, str]:
@@ -760,7 +766,8 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
             for b in node.bases
         ):
             constructors.add(node.name)
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef) and not _preprocessing_only(n, defined)}
     through = {name: p for name, fn in functions.items() if (p := _returned_parameter(fn)) is not None}
     found: dict[str, str] = {}
     changed = True
@@ -771,6 +778,14 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
                 found[name] = f"{made}(…)"
                 changed = True
     return found
+
+
+def _preprocessing_only(fn: ast.FunctionDef, functions: set[str]) -> bool:
+    """Whether every layer `fn` builds is a preprocessing or augmentation layer (at least one), and it
+    calls none of the module's `functions` (which could bring the classifier: ``base.layers``)."""
+    called = called_names(fn)
+    layers = {name for name in called if name[:1].isupper()} - MODEL_CONSTRUCTORS - {"Input", "InputLayer"}
+    return bool(layers) and all(PREPROCESSING_LAYERS.fullmatch(name) for name in layers) and not called & functions
 
 
 def _returned_parameter(fn: ast.FunctionDef) -> tuple[int, str] | None:
@@ -999,9 +1014,15 @@ def infer_factory_map(
     blocks = {name for fn in own if configured.get(fn.name) for name in _called_names(fn)}
     own = [fn for fn in own if fn.name not in blocks]
     trained, at_defaults = _trainer_calls(cells, functions, {fn.name for fn in own})
+    # a builder the submission never uses itself but whose calls the thin factories return (``def
+    # make_wide_net(): return build_net(filters=(64, 128))``) is their building block
+    shared = {
+        _called_function(call) for fn in own if not required_arguments(fn) and (call := _returned_call(own, fn.name))
+    }
     models: list[str] = []
     for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one
-        models += calls[fn.name] or trained.get(fn.name) or configured.get(fn.name) or _uncalled_model(fn)
+        uncalled = [] if fn.name in shared else _uncalled_model(fn)
+        models += calls[fn.name] or trained.get(fn.name) or configured.get(fn.name) or uncalled
     baseline_call = _returned_call(functions, BASELINE_FACTORY) if BASELINE_FACTORY in existing else None
     models = [m for m in models if _called(m) != baseline_call][:MAX_INFERRED_MODELS]  # not the baseline again
     texts = read_texts(_parsed_cells(cells), list(markdown))
@@ -1426,9 +1447,10 @@ def _variant_factories(
 
 
 def _variant_name(holder: str, taken: set[str]) -> str:
-    """A factory name for a variable's model: ``model_aug`` -> ``create_improved_model_aug``, the whole
-    variable's name when that is taken, then a number."""
-    short = re.sub(r"^(?:model|modele|m)_?", "", holder, flags=re.IGNORECASE) or holder
+    """A factory name for a variable's model: ``model_aug``, ``aug_model`` or ``aug_results`` ->
+    ``create_improved_model_aug``, the whole variable's name when that is taken, then a number."""
+    short = re.sub(r"^(?:model|modele|m)_?", "", holder, flags=re.IGNORECASE)
+    short = re.sub(r"_?(?:model|modele|results?|res|history|hist)$", "", short, flags=re.IGNORECASE) or holder
     numbered = (f"{holder}_{n}" for n in range(2, 10_000))
     return next(
         f"create_improved_model_{s}" for s in (short, holder, *numbered) if f"create_improved_model_{s}" not in taken

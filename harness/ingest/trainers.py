@@ -72,6 +72,28 @@ def trained_with(call: ast.Call, helper: ast.FunctionDef) -> dict[str, int] | No
     return _settings(fit, {name: value for name, value in bound[0].items() if name in said}, literals=False)
 
 
+def generator_passed(call: ast.Call, helper: ast.FunctionDef) -> ast.expr | None:
+    """What a call of a helper that fits on one of its parameters' ``.flow(…)`` (``def evaluate_model(…,
+    datagen=None): … model.fit(datagen.flow(x, y))``) passes for that parameter; None when it passes none."""
+    flows = [
+        data.func.value.id
+        for fit in ast.walk(helper)
+        if isinstance(fit, ast.Call)
+        and call_name(fit) in TRAINING
+        and fit.args
+        and isinstance(data := fit.args[0], ast.Call)
+        and call_name(data) == "flow"
+        and isinstance(data.func, ast.Attribute)
+        and isinstance(data.func.value, ast.Name)
+    ]
+    bound = _bind(helper, call, literal_only=False) if flows else None
+    if bound is None:
+        return None
+    positional = [a.arg for a in [*helper.args.posonlyargs, *helper.args.args]][: len(call.args)]
+    said = set(positional) | {k.arg for k in call.keywords if k.arg}  # a default (None) passes nothing
+    return next((bound[0][name] for name in flows if name in said), None)
+
+
 def _fit_call(helper: ast.FunctionDef | None) -> ast.Call | None:
     """The helper's first ``x.fit(…)`` call on a variable."""
     if helper is None:

@@ -7,6 +7,7 @@ import ast
 import textwrap
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from harness.ingest.fit_calls import declared_by_calls
@@ -170,6 +171,32 @@ def test_a_trainer_helper_s_own_generator_and_callbacks_make_a_variant():
     assert "create_improved_model_2" not in declared  # its own run set nothing
 
 
+def test_a_factory_handed_to_a_helper_with_a_generator_is_a_variant_held_by_what_the_call_returns():
+    """``aug_model, aug_results = evaluate_model(create_baseline_model, "Aug", epochs=8, datagen=datagen)``: the
+    helper fits on ``datagen.flow(…)`` when given one, so this run of the baseline's factory is another model
+    (augmented, 8 epochs), held by the call's first target; the plain run stays the baseline's."""
+    declared, variants = _read(
+        """
+        def evaluate_model(model_creator, model_name, epochs=5, batch_size=128, datagen=None):
+            model = model_creator()
+            if datagen is None:
+                history = model.fit(x_tr, y_tr, epochs=epochs, batch_size=batch_size)
+            else:
+                history = model.fit(datagen.flow(x_tr, y_tr, batch_size=batch_size), epochs=epochs)
+            return model, history
+
+        baseline_model, baseline_results = evaluate_model(create_baseline_model, "Référence")
+        datagen = ImageDataGenerator(rotation_range=10, zoom_range=0.1)
+        aug_model, aug_results = evaluate_model(create_baseline_model, "Augmentation", epochs=8, datagen=datagen)
+        """,
+        {"create_baseline_model": "create_baseline_model"},
+    )
+    assert [(v.holder, v.model) for v in variants] == [("aug_model", "create_baseline_model")]
+    assert variants[0].declared.settings == {"epochs": 8}
+    assert variants[0].declared.sources == {"augmentation": "ImageDataGenerator(rotation_range=10, zoom_range=0.1)"}
+    assert "create_baseline_model" not in declared  # its own run said nothing the protocol does not
+
+
 def test_the_settings_reach_the_module_and_the_student_s_own_entry_wins(tmp_path):
     cells = [
         "from tensorflow import keras\n\n"
@@ -255,14 +282,15 @@ def test_a_variable_built_again_holds_another_model():
     assert [(v.holder, v.declared.said()) for v in variants] == [("m", "batch_size=128, callbacks")]
 
 
-def test_a_variant_is_graded_as_a_factory_of_its_own_named_after_its_variable(tmp_path):
+@pytest.mark.parametrize("holder", ["model_aug", "aug_model", "aug_results"])
+def test_a_variant_is_graded_as_a_factory_of_its_own_named_after_its_variable(tmp_path, holder):
     cells = [
         "from tensorflow import keras\nfrom tensorflow.keras.preprocessing.image import ImageDataGenerator\n\n"
         "def create_baseline_model():\n    return keras.Sequential()\n\n"
         "def create_improved_model_1():\n    return keras.Sequential()\n",
         "baseline = create_baseline_model()\nbaseline.fit(x_train, y_train, epochs=5, batch_size=128)\n",
-        "datagen = ImageDataGenerator(rotation_range=10)\nmodel_aug = create_baseline_model()\n"
-        "model_aug.fit(datagen.flow(x_train, y_train, batch_size=128), epochs=8)\n",
+        f"datagen = ImageDataGenerator(rotation_range=10)\n{holder} = create_baseline_model()\n"
+        f"{holder}.fit(datagen.flow(x_train, y_train, batch_size=128), epochs=8)\n",
     ]
     path = tmp_path / "student.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
@@ -282,7 +310,7 @@ def test_a_variant_is_graded_as_a_factory_of_its_own_named_after_its_variable(tm
         "augmentation": {"rotation_range": 10},
     }
     said = {(d.cell, d.line): d.reason for d in result.dropped}
-    assert "« model_aug » is create_baseline_model trained its own way" in said[(3, 3)]
+    assert f"« {holder} » is create_baseline_model trained its own way" in said[(3, 3)]
     assert "create_improved_model_aug" in said[(3, 3)]
 
 

@@ -13,7 +13,7 @@ from conftest import FIXTURES, REPO, TINY, run_grade
 
 from harness.ingest import ingest_path
 from harness.ingest.legacy import modernise
-from harness.ingest.read import factory_functions, needs_discovery
+from harness.ingest.read import factory_functions, model_returning_functions, needs_discovery
 from harness.workers import hyperparameters
 
 REAL_WORLD = FIXTURES / "real_world"
@@ -205,6 +205,51 @@ def test_a_table_of_runs_through_a_seeded_trainer_helper_is_one_model_per_run_wi
         "'create_improved_model_1': {'epochs': 5, 'batch_size': 128}, "
         "'create_improved_model_2': {'epochs': 5, 'batch_size': 64}}" in result.module_source
     )
+
+
+FACTORY_PASSED_TO_A_TRAINER = [
+    """
+import keras
+from keras import layers
+
+def augmenter(max_deg=12):
+    \"\"\"Random geometric jitter: applied to the training batches, not a classifier.\"\"\"
+    return keras.Sequential([layers.RandomRotation(max_deg / 360), layers.RandomZoom(0.08)], name="augment")
+
+def build_net(filters=(32, 64), dense=128, bn=False):
+    inp = keras.Input((28, 28, 1))
+    x = inp
+    for f in filters:
+        x = layers.Conv2D(f, 3, activation="relu")(x)
+    x = layers.Flatten()(layers.BatchNormalization()(x) if bn else x)
+    return keras.Model(inp, layers.Dense(10, activation="softmax")(layers.Dense(dense)(x)))
+
+def make_reference_net():  return build_net()
+def make_wide_net():       return build_net(filters=(64, 128))
+
+def run(factory, epochs=5, aug=None, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = factory()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model, model.fit(x_train, y_train, epochs=epochs)
+""",
+    "ref, _ = run(make_reference_net)\nwide, _ = run(make_wide_net, aug=augmenter())",
+]
+
+
+def test_a_shared_builder_and_an_augmentation_pipeline_are_not_models_of_their_own(tmp_path):
+    """``build_net`` is what the thin factories call, never the submission itself: their building block;
+    ``augmenter()`` returns a Sequential of augmentation layers that transforms images, not a classifier."""
+    result = notebook_of(tmp_path / "factories.ipynb", FACTORY_PASSED_TO_A_TRAINER)
+    assert result.status == "ok"
+    assert result.factory_map == {
+        "create_baseline_model": "make_reference_net",
+        "create_improved_model_1": "make_wide_net",
+    }
+    assert "augmenter" not in model_returning_functions(result.module_source)
+    # augmentation layers put in front of a classifier the module builds make a model
+    spin = "def spin():\n    return keras.Sequential([layers.RandomRotation(0.5)] + make_wide_net().layers)\n"
+    assert "spin" in model_returning_functions(result.module_source + spin)
 
 
 def test_a_helper_with_arguments_is_called_as_the_submission_calls_it():
