@@ -24,7 +24,7 @@ from harness.cli import main
 from harness.config.analysis import load_analysis_config
 from harness.pipeline import REFERENCE_DIR
 from harness.results import ModelResult, SeedRun
-from harness.training import evaluate, train
+from harness.training import ahead, train
 from harness.util.i18n import Translator
 
 EN, FR = Translator("en"), Translator("fr")
@@ -315,7 +315,7 @@ class JobSpy:
 
     def __init__(self, monkeypatch):
         self.jobs: list[tuple[str, list[Path]]] = []
-        for module in (train, evaluate):
+        for module in (train, ahead):  # cold training workers; evaluation and warm training workers
             original = module.run_job
 
             def spy(job, scratch, *, readable, _original=original, **kwargs):

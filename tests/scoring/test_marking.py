@@ -44,6 +44,14 @@ def _rubric_params(rule: str) -> dict:
     return next(c["params"] for c in rubric["criteria"] if c["rule"] == rule)
 
 
+def _rubric_with(folder: Path, old: str, new: str):
+    """The bundled rubric with one parameter line changed (`old` must be in it)."""
+    text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
+    assert old in text
+    (folder / "rubric.toml").write_text(text.replace(old, new), encoding="utf-8")
+    return load_rubric(folder / "rubric.toml")
+
+
 @functools.cache
 def _per_step_rubric():
     """The bundled rubric, each step's quality counted in full however few the steps (`quality_by_coverage`
@@ -65,6 +73,7 @@ def _per_step_rubric():
         ({"layers": [layer("Conv2D", filters=2, kernel_size=[3, 3]), *BASE_LAYERS[1:]]}, "rb_ex_filters"),
         ({"layers": [*BASE_LAYERS[:-1], layer("Dropout", rate=0.8), BASE_LAYERS[-1]]}, "rb_ex_dropout"),
         ({"declared": {"epochs": 500}}, "rb_ex_epochs"),
+        ({"declared": {"batch_size": 2048}}, "rb_ex_batch"),
         ({"layers": [layer("RandomRotation", factor=[-0.5, 0.5]), *BASE_LAYERS]}, "rb_ex_rotation"),
         ({"layers": [layer("RandomFlip", mode="horizontal_and_vertical"), *BASE_LAYERS]}, "rb_ex_flip"),
         ({"augmentation": "ImageDataGenerator(rotation_range=90)"}, "rb_ex_rotation"),
@@ -139,6 +148,21 @@ def test_a_harmful_change_loses_the_judgement_and_most_of_its_justification(tmp_
 # --------------------------------------------------------------------------- the student's own code
 
 
+@pytest.mark.parametrize("commented", [False, True])
+def test_with_no_function_of_the_student_s_own_the_comments_are_the_whole_commented_part(tmp_path, commented):
+    """Nothing to document is not documentation earned: without own functions, "commenté" is the comments."""
+    handout = (REPO / "reference" / "handout.py").read_text(encoding="utf-8")
+    own = "".join(
+        (f"# run {n}: a Dropout of 0.{n} after the dense layer\n" if commented else "")
+        + f"model_{n} = create_baseline_model()\nhistory_{n} = model_{n}.fit(x_train, y_train, epochs={n})\n"
+        for n in range(1, 13)
+    )
+    ingest = ingest_path(notebook(tmp_path, [new_code_cell(handout), new_code_cell(own)]))
+    models = [model("create_baseline_model", role="baseline")]
+    parts = {c.id: c for c in criterion(score(evidence(ingest, models), EN), "code_quality").components}
+    assert parts["comments"].points == (1.0 if commented else 0.0)
+
+
 def test_the_handout_plus_one_line_earns_no_more_than_functional():
     ingest = ingest_path(MARKING / "handout_dropout.ipynb")
     code = rubric_code.student_code(ingest.code_cells)
@@ -161,16 +185,14 @@ KERAS_2_CELLS = [
 
 @pytest.mark.parametrize("cost", [0.5, 0.0])
 def test_code_written_for_keras_2_loses_part_of_functional_with_each_idiom_shown(tmp_path, cost):
-    rubric_file = tmp_path / "rubric.toml"
-    text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
-    rubric_file.write_text(text.replace("legacy_cost = 0.5", f"legacy_cost = {cost}"), encoding="utf-8")
+    rubric = _rubric_with(tmp_path, "legacy_cost = 0.5", f"legacy_cost = {cost}")
     models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
     parts = {}
     for name, sources in (("keras3", [KERAS_2_CELLS[0]]), ("keras2", KERAS_2_CELLS)):
         cells = [new_code_cell(source) for source in sources]
         ingest = ingest_path(notebook(tmp_path, cells, f"{name}.ipynb"))
         for lang, t in (("fr", FR), ("en", EN)):
-            result = criterion(score(evidence(ingest, models, rubric=load_rubric(rubric_file)), t), "code_quality")
+            result = criterion(score(evidence(ingest, models, rubric=rubric), t), "code_quality")
             parts[name, lang] = ({c.id: c for c in result.components}["runs"], result.evidence)
     assert parts["keras3", "en"][0].points == 1.0
     assert parts["keras2", "en"][0].points == 1.0 - cost
@@ -201,6 +223,11 @@ def test_code_written_for_keras_2_loses_part_of_functional_with_each_idiom_shown
         ("comparisons", "Le modèle 2 utilise 64 filtres et 3 époques.", False),
         ("causes", "The validation loss rises after epoch 3 because the model overfits.", True),
         ("limits", "Il faudrait tester l'augmentation de données sur de vrais formulaires.", True),
+        ("limits", "Je n'ai fait qu'un seul entraînement par modèle, l'écart n'est donc pas sûr.", True),
+        ("limits", "Ensuite viennent 7 → 2 (5 fois) et 9 → 7.", False),  # "ensuite": then, not a next step
+        ("limits", "**Limit**: B trains 12 epochs vs 5, so its gain mixes augmentation and longer training.", True),
+        ("limits", "One limit of this comparison is the single seed.", True),
+        ("limits", "Dropout limits overfitting in the dense layer.", False),  # the verb, not a limit of the work
         ("causes", "Dropout fixed the 3/5 confusions (14 -> 5), consistent with it curbing memorised strokes.", True),
         ("causes", "Les confusions 3/5 baissent, ce qui confirme que le dropout limite la mémorisation.", True),
     ],
@@ -464,6 +491,10 @@ def test_causes_and_limits_explaining_nothing_observed_earn_half(tmp_path):
         "Batches of 32: four times as many updates per epoch, to get further in the same 5 epochs.",
         "Random rotations up to 10°, to target the rotation test.",
         "M3 — rotations ±8° : cible directement la perte de 3 pts sous rotation.",
+        # a purpose clause with "pour que", a consequence given as the reason
+        "On ajoute une couche de convolution, pour que le réseau extraie des motifs plus complexes.",
+        "La Batch Normalization normalise les activations. Cela rend l'entraînement plus stable.",
+        "BatchNorm makes training faster and less sensitive to the initial weights.",
     ],
 )
 def test_a_symptom_a_purpose_a_target_or_a_measured_quantity_is_a_reason(passage):
@@ -501,6 +532,23 @@ def test_an_accuracy_no_such_model_reaches_earns_no_marker_and_no_claim(tmp_path
     # what such a text says it observed grounds nothing: its other markers earn a quarter (distrusted_share)
     assert parts["marker_limits"].points == pytest.approx(0.0625, abs=1e-3)
     assert any(e.kind == "flag" and "99,9 %" in e.text and "99,7" in e.text for e in result.evidence)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # what a confidence threshold keeps, said far from the number in its sentence: not a test accuracy
+        (
+            "Sending the 0.71 % least-confident images to a human raises the accuracy on the automatically "
+            "processed part to 99.84 %.",
+            None,
+        ),
+        # the same threshold in the sentence before does not excuse a test accuracy of 99.84 %
+        ("Low-confidence digits go to a human. The final model reaches 99.84 % on the test set.", "99.84 %"),
+    ],
+)
+def test_a_percentage_is_read_with_what_its_own_sentence_says_it_is_of(text, found):
+    assert rubric_text.implausible(text, 0.997) == found
 
 
 @pytest.mark.parametrize(
@@ -582,6 +630,46 @@ def test_a_validation_training_or_robustness_figure_does_not_contradict_the_prin
     assert rubric_text.self_contradictions(ingest, [said], 0.5)  # the test accuracy itself still counts
 
 
+def test_printed_robustness_and_per_digit_lines_and_a_long_sentence_s_training_figure_are_not_test_accuracies(
+    tmp_path,
+):
+    """ "Référence - bruit : 98.74 %" and "chiffre 9 : référence 1.78 %" are printed, but not the test accuracy;
+    a sentence that names the reference early and says only at its end that its 60 % is a training figure
+    at epoch 1 is read whole."""
+    printed = nbformat.v4.new_output(
+        "stream", text="Référence 98.91%\nRéférence - bruit : 98.74 %\nchiffre 9 : référence 1.78 % modèle 1 3.67 %\n"
+    )
+    cells = [
+        new_code_cell(FACTORIES),
+        new_code_cell("print(results)", outputs=[printed]),
+        new_markdown_cell(
+            "## Analyse\n\nLe modèle 1 finit par apprendre (97,1 %), mais il perd 1,8 point par rapport à la "
+            "référence et il démarre beaucoup plus lentement : 60 % de précision d'entraînement à la 1re époque."
+        ),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    assert [(r.model, r.accuracy) for r in rubric_text.reported_accuracies(ingest)] == [("reference", 0.9891)]
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    assert rubric_text.self_contradictions(ingest, passages, 0.5) == []
+
+
+def test_a_module_s_pasted_output_is_its_printed_run(tmp_path):
+    """A module saves no output: the run its author pasted under "# Sortie :" is what it printed."""
+    source = (
+        '"""Rapport : le modèle 1 atteint 99,6 % et le modèle 2 99,5 %."""\n' + FACTORIES + "\nprint(results)\n"
+        "# Sortie :\n# Epoch 5/5\n# 375/375 - 3s - loss: 0.0214 - accuracy: 0.9932\n"
+        "# Modèle 1 : 99.08 %\n# Modèle 2 : 98.86 %\n"
+    )
+    (tmp_path / "module.py").write_text(source, encoding="utf-8")
+    ingest = ingest_path(tmp_path / "module.py")
+    assert [(r.model, r.accuracy) for r in rubric_text.reported_accuracies(ingest)] == [
+        ("create_improved_model_1", 0.9908),
+        ("create_improved_model_2", 0.9886),
+    ]
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    assert [q.model for q, _ in rubric_text.self_contradictions(ingest, passages, 0.5)] == ["create_improved_model_1"]
+
+
 def test_a_report_whose_numbers_its_own_printed_run_contradicts_grounds_nothing(tmp_path):
     tmp_path.mkdir(exist_ok=True)
     printed = nbformat.v4.new_output("stream", text="baseline 98.92\nv1 98.81\nv2 98.97\n")
@@ -640,6 +728,16 @@ def test_a_result_above_everything_the_run_printed_contradicts_the_work_whatever
         result = criterion(score(evidence(ingest, models), EN), "analysis")
         assert any(e.kind == "flag" and "at most 99.28" in e.text for e in result.evidence)
         assert {c.id: c for c in result.components}["claims"].points == 0
+    # a report the reader cannot trust: the documentation loses half a point of 3, said where it is
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    documentation = criterion(score(evidence(ingest, models), EN), "documentation")
+    lost = [e.text for e in documentation.evidence if "a report the reader cannot trust" in e.text]
+    assert bool(lost) == inflated
+    trusting = _rubric_with(tmp_path, "untrusted_cost = 0.167", "untrusted_cost = 0")
+    honest = criterion(score(evidence(ingest, models, rubric=trusting), EN), "documentation")
+    assert documentation.auto_points == pytest.approx(
+        max(0.0, honest.auto_points - 0.5) if inflated else honest.auto_points
+    )
 
 
 def test_an_effect_quoted_beyond_what_such_models_reach_is_not_discussed(tmp_path):
@@ -753,6 +851,12 @@ def test_experiments_named_e1_or_exp_2_are_models(text, expected):
         ("Dropout reduces overfitting by randomly turning off neurons. I add Dropout(0.4).", False),
         ("ImageDataGenerator with rotations of 10° and shifts of 10 %.", False),
         ("EarlyStopping stops training when the validation loss stops improving.", False),
+        # naming the baseline, or a filter that "observes" the image, observes nothing of the student's run
+        ("Des noyaux 5×5 : chaque filtre observe une zone plus large de l'image.", False),
+        ("Le modèle de référence obtient des résultats satisfaisants ; le dropout est une technique reconnue.", False),
+        ("Dropout is a standard way to regularise the baseline.", False),
+        ("On observe que la perte de validation du modèle de référence remonte : j'ajoute du dropout.", True),
+        ("We observed 103 errors on the baseline, mostly 4 and 9.", True),
     ],
 )
 def test_a_reason_drawn_from_what_the_student_observed_is_told_from_a_textbook_line(passage, observed):

@@ -263,6 +263,32 @@ def test_modifications_counts_categories_method_and_justification(tmp_path):
     assert parts["method"].detail == "2/2"
 
 
+def test_one_change_at_a_time_then_their_combination_is_the_method_the_handout_asks(tmp_path):
+    """BatchNorm, then Dropout (compared with the baseline, from which it differs by one change, not with the
+    BatchNorm model, from which it differs by two), then an optimizer, each alone; the last model combines
+    the three: a combination of what was measured, judged against the baseline, not three changes at once."""
+    ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES)]))
+    dropout = [*BASE_LAYERS[:-1], layer("Dropout", rate=0.5), BASE_LAYERS[-1]]
+    steps = [
+        model("create_baseline_model", role="baseline"),
+        model("create_improved_model_1", layers=with_bn(BASE_LAYERS)),
+        model("create_improved_model_2", layers=dropout),
+        model("create_improved_model_3", optimizer="RMSprop"),
+        model("create_improved_model_4", layers=with_bn(dropout), optimizer="RMSprop"),
+    ]
+    result = criterion(score(evidence(ingest, steps), EN), "modifications")
+    parts = {c.id: c for c in result.components}
+    assert parts["method"].detail == "4/4"
+    said = [e.text for e in result.evidence]
+    assert any(t.startswith("create_improved_model_2 — against the baseline — regularisation") for t in said)
+    assert any("create_improved_model_4 combines changes each tested alone" in t for t in said)
+    assert not any("measured together" in t for t in said)
+    # the same combination with nothing tested alone before it: changes at once
+    alone = criterion(score(evidence(ingest, [steps[0], steps[4]]), EN), "modifications")
+    assert {c.id: c for c in alone.components}["method"].detail == "0/1"
+    assert any("measured together" in e.text for e in alone.evidence)
+
+
 def test_modifications_without_improved_model_scores_zero(tmp_path):
     ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES.split("def create_improved_model_1")[0])]))
     result = criterion(score(evidence(ingest, [model("create_baseline_model", role="baseline")]), FR), "modifications")
@@ -531,6 +557,22 @@ def test_a_long_title_underlined_to_its_length_is_a_heading_and_a_divider_under_
     assert rubric_text.heading_level(sentence, "---") is None
 
 
+def test_a_bold_label_closed_by_a_period_opens_its_section_and_a_short_version_is_the_introduction(tmp_path):
+    cells = [
+        new_markdown_cell(
+            "# Digit reader for paper forms — pushing the handout CNN past 99.5 %\n\n"
+            "**Short version.** The handout CNN gets 98.96 % on the MNIST test set; BatchNorm and Dropout help "
+            "the company's form reader, augmentation alone does nothing in five epochs.\n\n## Setup"
+        ),
+        new_code_cell(FACTORIES),
+        new_markdown_cell("## Results\n\n| model | accuracy |\n| --- | --- |\n| baseline | 98.96 % |"),
+    ]
+    found = sections_of(rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells))))
+    assert found["introduction"].title == "Short version" and "98.96 %" in found["introduction"].text
+    assert rubric_text.RUN_IN.match("**Results.** 98.96 % for the baseline")
+    assert not rubric_text.RUN_IN.match("**Note.**")  # a label with no text after it on its line
+
+
 def test_a_heading_that_names_no_section_ends_the_section_before_it(tmp_path):
     cells = [
         new_code_cell(FACTORIES),
@@ -707,6 +749,17 @@ def helper_never_called(x=[]):
     # This is a sentence, not code
     return x
 """
+
+
+def test_a_ruff_that_fails_is_not_read_as_clean_code(tmp_path, monkeypatch):
+    """ruff exits 2 when it fails (no thread to spawn on a loaded machine): its empty output is no verdict,
+    and the lint falls back to pyflakes."""
+    failing = tmp_path / "ruff"
+    failing.write_text("#!/bin/sh\necho 'error: Resource temporarily unavailable' >&2\nexit 2\n", encoding="utf-8")
+    failing.chmod(0o755)
+    monkeypatch.setattr(rubric_code, "_ruff_binary", lambda: str(failing))
+    tool, findings = rubric_code.lint("def f():\n    unused = 3\n", "ruff", ["F"], [])
+    assert tool == "pyflakes" and [f.code for f in findings] == ["UnusedVariable"]
 
 
 def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
@@ -1004,6 +1057,35 @@ def test_a_label_alone_on_its_line_opens_a_comment_block_reports_section(tmp_pat
     assert "4 -> 9" in found["errors"].text and "99.15%" in found["conclusion"].text
     # a sentence is not a label: a capitalised line that ends like a sentence opens nothing
     assert rubric_text.BARE_LABEL.match("Results were good.") is None
+
+
+DOCSTRING_TITLES = '''"""Mini-projet MNIST
+
+Résultats (test, 10 000 images)
+
+    modèle        test     delta
+    cnn_reference 98,96 %    --
+    cnn_final     99,47 %  +0,51
+
+Robustesse (bruit sigma 0,1 / 0,3 ; rotation ±15°)
+
+    cnn_reference   98,84   95,1   97,3
+    cnn_final       99,40   97,8   99,1
+"""
+'''
+
+
+def test_a_title_set_apart_by_a_blank_line_in_a_module_s_plain_text_opens_its_section(tmp_path):
+    """In a docstring a title stands on its own line above its table (a parenthesis may hold a ';'); in
+    markdown such a line is not a title: '#' marks them there."""
+    found = module_sections(tmp_path, DOCSTRING_TITLES)
+    assert {n: found[n].title for n in ("results", "robustness")} == {
+        "results": "Résultats",
+        "robustness": "Robustesse",
+    }
+    assert "99,47 %" in found["results"].text and "97,8" in found["robustness"].text
+    lines = [rubric_text.Line("CONCLUSION", 3, 1), rubric_text.Line("", 3, 2), rubric_text.Line("It worked.", 3, 3)]
+    assert "conclusion" not in sections_of(lines) or sections_of(lines)["conclusion"].title != "CONCLUSION"
 
 
 QA_REPORT = '''"""Mini-projet MNIST — le rapport, sous forme de questions et réponses

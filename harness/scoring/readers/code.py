@@ -159,8 +159,13 @@ def lint(
             command += ["--ignore", ",".join(ignore)]
         try:
             run = subprocess.run([*command, "-"], input=source, capture_output=True, text=True, timeout=60)
-            items = json.loads(run.stdout or "[]")
-            return "ruff", [Finding(item["location"]["row"], item["code"] or "E999", item["message"]) for item in items]
+            # 0: clean, 1: findings; anything else is ruff failing (no thread to spawn on a loaded machine…):
+            # its empty output would read as clean code
+            if run.returncode in (0, 1):
+                items = json.loads(run.stdout or "[]")
+                return "ruff", [
+                    Finding(item["location"]["row"], item["code"] or "E999", item["message"]) for item in items
+                ]
         except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
             pass  # fall back to pyflakes below
     # imported here: pyflakes is the fallback linter, needed only when ruff is missing or fails

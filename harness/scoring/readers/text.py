@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from harness.ingest.read import config_label
 from harness.results import Factory, IngestResult
-from harness.scoring.readers.code import looks_like_code_or_output
+from harness.scoring.readers.code import looks_like_code_or_output, pasted_output
 from harness.util.pysource import parse as parse_python
 
 UNKNOWN_LEVEL = 7  # bold, numbered or underlined-less headings: below every '#' level
@@ -292,7 +292,10 @@ def headings(lines: list[Line]) -> list[Heading]:
 
 
 # a paragraph that opens with a short label and a colon: "Robustesse (bruit σ 0,2) : …", "**Results**: …"
-RUN_IN = re.compile(r"^[*_]{0,2}([^\W\d_][^:]{0,120}?)[*_]{0,2}\s*:(?:\s+\S|\s*$)")
+RUN_IN = re.compile(
+    r"^[*_]{0,2}([^\W\d_][^:]{0,120}?)[*_]{0,2}\s*:(?:\s+\S|\s*$)"
+    r"|^(?:\*\*|__)([^\W\d_][^*_:.]{0,60})[.:](?:\*\*|__)\s+\S"  # "**Short version.** The handout CNN…"
+)
 RUN_IN_WORDS = 6  # words of the label, its parentheses left out
 
 
@@ -305,11 +308,9 @@ def run_in_headings(lines: list[Line], spec: dict[str, dict]) -> list[Heading]:
         previous = lines[index - 1] if index else None
         if previous is not None and previous.cell == line.cell and previous.text.strip(" =-~#*_"):
             continue  # inside a paragraph (a rule of "=====" above ends one)
-        following = lines[index + 1] if index + 1 < len(lines) else None
-        match = RUN_IN.match(line.text.strip()) or _bare_label(line, following)
-        label = (
-            re.sub(r"\s+([,;])", r"\1", " ".join(re.sub(r"\([^)]*\)", " ", match.group(1)).split())) if match else ""
-        )
+        match = RUN_IN.match(line.text.strip()) or _bare_label(line, lines[index + 1 : index + 3])
+        said = next((group for group in match.groups() if group), "") if match else ""
+        label = re.sub(r"\s+([,;])", r"\1", " ".join(re.sub(r"\([^)]*\)", " ", said).split()))
         label = label.strip(" ,*_—–-")
         if not label or len(label.split()) > RUN_IN_WORDS or heading_level(line.text, "") is not None:
             continue
@@ -319,16 +320,20 @@ def run_in_headings(lines: list[Line], spec: dict[str, dict]) -> list[Heading]:
     return found
 
 
-# a line that is only a capitalised label, with text right under it: "Results (one run each)" opening a
-# comment-block report or a docstring's paragraph
+# a line that is only a capitalised label, with text right under it or after one blank line: "Results (one
+# run each)" opening a comment-block report or a docstring's paragraph, or a plain-text title over its table
 BARE_LABEL = re.compile(r"^((?:\d{1,2}[.)]\s*)?[A-ZÀ-Ý][^.!?;:]{0,80}?)\s*$")
 
 
-def _bare_label(line: Line, following: Line | None) -> re.Match | None:
-    """A label alone on its line at a paragraph's start, the paragraph's text on the next line."""
-    if following is None or following.cell != line.cell or not following.text.strip():
+def _bare_label(line: Line, following: list[Line]) -> re.Match | None:
+    """A label alone on its line at a paragraph's start, the paragraph's text on the next line or the one
+    after a blank line."""
+    below = [f for f in following if f.cell == line.cell]
+    # a blank line under a title sets it apart in a module's plain text; in markdown, '#' does
+    spaced = line.cell is None and len(below) > 1 and below[1].text.strip()
+    if not below or not (below[0].text.strip() or spaced):
         return None
-    return BARE_LABEL.match(line.text.strip())
+    return BARE_LABEL.match(re.sub(r"\s*\([^)]*\)", "", line.text.strip()))
 
 
 def _body(lines: list[Line], start: int, end: int, skip: set[int]) -> str:
@@ -750,17 +755,38 @@ def reported_accuracies(ingest: IngestResult) -> list[Reported]:
     A line counts when it names a model ("Modèle amélioré 2", "M3", "model 1", "référence") and
     gives a percentage, a fraction after an accuracy word, or — in an output whose header
     mentions accuracy — a number between 10 and 100 (a printed table). Training logs (epochs,
-    steps, losses) are skipped.
+    steps, losses) are skipped, and so are lines of another accuracy than the test set's (under
+    noise or rotation, "Référence - bruit : 98.74 %"; of one digit, "chiffre 9 : référence 1.78 %").
     """
     numbers = factory_numbers(ingest.factories, ingest.own_names)
     found = []
-    for code in ingest.code_cells:
-        for output in code.outputs:
-            table = bool(ACCURACY_WORDS.search(plain(output))) or _named_numbers(output)
-            for raw in output.splitlines():
-                if not SKIP_LINE.search(raw) and (value := _accuracy_in(raw, numbers, table)) is not None:
-                    found.append(Reported(value[0], value[1], code.cell, raw.strip()[:120]))
+    for cell, output in printed_outputs(ingest):
+        table = bool(ACCURACY_WORDS.search(plain(output))) or _named_numbers(output)
+        for raw in output.splitlines():
+            if SKIP_LINE.search(raw) or ROBUSTNESS_WORDS.search(plain(raw)) or NOT_TEST_ACCURACY.search(plain(raw)):
+                continue
+            if (value := _accuracy_in(raw, numbers, table)) is not None:
+                found.append(Reported(value[0], value[1], cell, raw.strip()[:120]))
     return found
+
+
+def printed_outputs(ingest: IngestResult) -> list[tuple[int | None, str]]:
+    """(cell, text) of what the student's own run printed: a notebook's saved outputs; in a module, which
+    saves none, the comment runs that are a program's output pasted in ("# Sortie :" and the log under it)."""
+    saved = [(code.cell, output) for code in ingest.code_cells for output in code.outputs]
+    if saved or ingest.kind == "notebook":
+        return saved
+    pasted = []
+    for code in ingest.code_cells:
+        lines = code.source.splitlines()
+        runs: list[list[int]] = []
+        for number in sorted(pasted_output(lines)):
+            if runs and number == runs[-1][-1] + 1:
+                runs[-1].append(number)
+            else:
+                runs.append([number])
+        pasted += [(code.cell, "\n".join(lines[n - 1].strip().lstrip("#").strip() for n in run)) for run in runs]
+    return pasted
 
 
 NAMED_NUMBER = re.compile(r"^\s*[^\W\d_][\w .()-]{0,40}?[\s:=|]+\d{2}[.,]\d{1,3}\s*%?\s*$")
@@ -783,7 +809,8 @@ def quoted_accuracies(
         for sentence in sentences(passage):
             value = _accuracy_in(sentence, numbers, table=False)
             if value is not None and value[1] >= 0.5:  # an accuracy, not a rate or a share of errors
-                found.append(Reported(value[0], value[1], passage.cell, sentence.strip()[:120]))
+                # the whole sentence: what it says the number is of may come after it (shown as an excerpt)
+                found.append(Reported(value[0], value[1], passage.cell, sentence.strip()))
     return found
 
 
@@ -855,9 +882,8 @@ def inflated_results(
     if not tolerance_pp:
         return []
     printed = [
-        Reported("", float(m.group(1).replace(",", ".")) / 100, code.cell, raw.strip()[:120])
-        for code in ingest.code_cells
-        for output in code.outputs
+        Reported("", float(m.group(1).replace(",", ".")) / 100, cell, raw.strip()[:120])
+        for cell, output in printed_outputs(ingest)
         for raw in output.splitlines()
         if not SKIP_LINE.search(raw)
         for m in PERCENT.finditer(raw)
@@ -954,7 +980,10 @@ def implausible(text: str, ceiling: float) -> str | None:
     text = plain(text)
 
     def of_the_test_set(match: re.Match) -> bool:
-        return not NOT_TEST_ACCURACY.search(text[max(0, match.start() - 50) : match.end() + 30])
+        # what the number is said of: its sentence, up to 120 characters before it and 30 after
+        start = max(0, match.start() - 120)
+        ends = [m.end() for m in re.finditer(r"[.!?;](?:\s|$)", text[start : match.start()])]
+        return not NOT_TEST_ACCURACY.search(text[start + (ends[-1] if ends else 0) : match.end() + 30])
 
     for match in DECIMAL_PERCENT.finditer(text):
         if ceiling * 100 < float(match.group(1).replace(",", ".")) < 100 and of_the_test_set(match):

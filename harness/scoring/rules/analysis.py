@@ -179,6 +179,13 @@ def _untrusted_share(p: AnalysisParams, distrusted: bool) -> float:
     return p.distrusted_share if distrusted else p.ungrounded_share
 
 
+def numbers_untrusted(ev: Evidence, p: AnalysisParams, t: Translator) -> bool:
+    """Whether the text's numbers cannot be what was measured: an implausible accuracy, or one the
+    student's own run contradicts (what the analysis distrusts; the documentation pays for it too)."""
+    scratch = Notes(t, ev)  # the analysis notes where they are; here only the answer counts
+    return _implausible(ev, scratch, t, p) | _self_contradicted(ev, scratch, t, p)
+
+
 def _implausible(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
     """Whether the text or the saved outputs quote an accuracy beyond `plausible_max_accuracy`:
     a number that cannot be what the model measured, whatever the profile; noted where it is."""

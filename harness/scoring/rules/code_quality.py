@@ -201,8 +201,10 @@ def _comments(
     code = ev.code
     comments, documented, functions = rubric_code.comment_stats(code.source, own.lines)
     per_line = comments / max(1, own.code_lines)
-    doc_ratio = documented / functions if functions else 1.0
-    comment_share = 0.5 * min(1.0, per_line / p.comment_ratio) + 0.5 * min(1.0, doc_ratio / p.docstring_share)
+    comment_part = min(1.0, per_line / p.comment_ratio)
+    # no function of the student's own: nothing to document, the comments are the whole part
+    doc_part = min(1.0, documented / functions / p.docstring_share) if functions else comment_part
+    comment_share = 0.5 * comment_part + 0.5 * doc_part
     notes.add(
         t(
             "rb_ev_comments",

@@ -11,6 +11,7 @@ import re
 
 from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, ratio, section_share, text_doubts
 from harness.scoring.readers import text as rubric_text
+from harness.scoring.rules.analysis import numbers_untrusted
 from harness.scoring.rules.registry import RuleParams, rule
 from harness.util.i18n import Translator
 
@@ -22,6 +23,7 @@ class DocumentationParams(RuleParams):
     min_words: int = 20
     heading_share: float = 0.5
     substance_hits: int = 2
+    untrusted_cost: float = 0.5 / 3
 
 
 def _substance(ev: Evidence, notes: Notes, t: Translator, p: DocumentationParams, name: str, share: float) -> float:
@@ -56,6 +58,12 @@ def _substance(ev: Evidence, notes: Notes, t: Translator, p: DocumentationParams
     return p.heading_share + (share - p.heading_share) * factor
 
 
+def _untrusted(ev: Evidence, t: Translator) -> bool:
+    """Whether the analysis criterion (with its own parameters) finds the report's numbers untrustworthy."""
+    analysis = next((c for c in ev.rubric.criteria if c.rule == "analysis"), None)
+    return analysis is not None and numbers_untrusted(ev, ev.rubric.params(analysis), t)
+
+
 @rule("documentation", params=DocumentationParams)
 def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> Verdict:
     """Score the documentation: the mean share of the sections present, with the prose's word count."""
@@ -70,6 +78,9 @@ def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> V
     found = [n for n in p.sections if n in ev.sections]
     missing = [t("section_" + n) for n in p.sections if n not in ev.sections or ev.sections[n].words < p.min_words]
     share = sum(shares) / len(shares) if shares else 0.0
+    if p.untrusted_cost > 0 and _untrusted(ev, t):
+        share = max(0.0, share - p.untrusted_cost)
+        notes.add(t("rb_ev_doc_untrusted", cost=round(100 * p.untrusted_cost)), kind="flag")
     reason = t(
         "rb_reason_documentation",
         found=len(found),

@@ -81,7 +81,7 @@ class ModificationsParams(RuleParams):
     min_filters: int = 8
     min_dense_units: int = 16
     epochs_range: list[int] = [2, 100]
-    batch_size_range: list[int] = [8, 2048]
+    batch_size_range: list[int] = [8, 1024]
     harm_drop_pp: float = 1.0
     robustness_drop_pp: float = 3.0
     cost_params_ratio: float = 10.0
@@ -166,20 +166,33 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         f = _features(ev, model)
         vs_base = rubric_models.differences(f, base_f, t)
         vs_prev = rubric_models.differences(f, previous_f, t) if previous else vs_base
-        use_prev = previous is not None and len(vs_prev) <= len(vs_base)
+        # the parent it differs less from: fewer categories, then fewer changes (a tie goes to the previous one)
+        use_prev = previous is not None and _size(vs_prev) <= _size(vs_base)
+        # "then combine what worked": several categories, each one tested alone by an earlier sound step
+        combined = previous is not None and len(vs_base) > p.max_categories_per_step and set(vs_base) <= tally.sound
+        use_prev = use_prev and not combined
         step, parent, parent_f = (vs_prev, previous, previous_f) if use_prev else (vs_base, base, base_f)
+        limit = len(step) if combined else p.max_categories_per_step
         tally.covered |= set(vs_base)
-        _note_step(ev, notes, t, p, model, f, step, parent.name if use_prev else None, tally)
+        _note_step(ev, notes, t, (p, limit), model, f, step, parent.name if use_prev else None, tally)
+        if combined:
+            names = t.join(", ", [t("cat_" + c) for c in step])
+            notes.add(t("rb_ev_combination", model=model.name, names=names), *factory_at(ev, model.name), "found")
         harmful, noticed = _judge_step(
-            ev, notes, t, p, model, (f, parent_f), parent, step, tally, reference=not use_prev and base_is_reference
+            ev, notes, t, (p, limit), model, (f, parent_f), parent, step, tally, not use_prev and base_is_reference
         )
         worth = p.harmful_justification_share * noticed if harmful else 1.0
         _justify_step(ev, notes, t, p, (model, _new_values(f, parent_f)), step, tally, worth)
         tally.stepped |= set(step)
-        if not harmful and len(step) <= p.max_categories_per_step:
+        if not harmful and len(step) <= limit:
             tally.sound |= set(step)
         previous, previous_f = model, f
     return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
+
+
+def _size(step: dict[str, list[str]]) -> tuple[int, int]:
+    """How far a step goes: (categories, changes)."""
+    return len(step), sum(len(items) for items in step.values())
 
 
 def _features(ev: Evidence, model: ModelResult) -> rubric_models.Features:
@@ -191,14 +204,16 @@ def _note_step(
     ev: Evidence,
     notes: Notes,
     t: Translator,
-    p: ModificationsParams,
+    rules: tuple[ModificationsParams, int],
     model: ModelResult,
     f: rubric_models.Features,
     step: dict[str, list[str]],
     against: str | None,
     tally: _Tally,
 ) -> None:
-    """One model's step: what it changes and against what, and whether it is one change at a time."""
+    """One model's step: what it changes and against what, and whether it changes at most `rules`' limit
+    of categories (the rubric's, or all of a combination's)."""
+    p, limit = rules
     cell, line = factory_at(ev, model.name)
     label = t("rb_against_previous", model=against) if against else t("rb_against_baseline")
     if not f.known:
@@ -216,9 +231,10 @@ def _note_step(
         notes.add(said, cell, line, "found")
     if step:
         tally.steps += 1
-        if len(step) <= p.max_categories_per_step:
+        if len(step) <= limit:
             tally.good_steps += 1
-            notes.add(t("rb_ev_one_step", model=model.name, count=len(step)), cell, line)
+            if len(step) <= p.max_categories_per_step:  # a combination says so itself
+                notes.add(t("rb_ev_one_step", model=model.name, count=len(step)), cell, line)
         else:
             notes.add(
                 t(
@@ -302,7 +318,7 @@ def _judge_step(
     ev: Evidence,
     notes: Notes,
     t: Translator,
-    p: ModificationsParams,
+    rules: tuple[ModificationsParams, int],
     model: ModelResult,
     features: tuple[rubric_models.Features, rubric_models.Features],
     parent: ModelResult,
@@ -310,8 +326,10 @@ def _judge_step(
     tally: _Tally,
     reference: bool,
 ) -> tuple[bool, bool]:
-    """Judge one step by its extreme settings and measured effects against its parent; adds its
-    share to the tally and returns (harmful, the student noticed the harm)."""
+    """Judge one step by its extreme settings and measured effects against its parent (a step beyond
+    `rules`' limit of categories credits each change in part); adds its share to the tally and returns
+    (harmful, the student noticed the harm)."""
+    p, limit = rules
     if not step:
         return False, False
     cell, line = factory_at(ev, model.name)
@@ -345,9 +363,9 @@ def _judge_step(
         discussed, interpreted = _discussion(ev, text, p)
         share = min(1.0, base + (p.discussed_share if interpreted else p.quoted_share if discussed else 0.0))
         _note_effect(notes, t, model, effect, (discussed, interpreted), scored, (cell, line))
-        if len(step) > p.max_categories_per_step:
+        if len(step) > limit:
             # several changes measured together: no one of them can be credited with the effect
-            share *= p.max_categories_per_step / len(step)
+            share *= limit / len(step)
             notes.add(t("rb_ev_tangled", model=model.name, count=len(step), share=share), cell, line, "flag")
     tally.judged += share
     return bool(harms), noticed is not None
