@@ -12,6 +12,9 @@ submissions/ (README.md and expected.toml aside). Sections:
   workers, ingest, discovery, analysis, scoring and the report.
 * outputs — the bytes each student's folder holds, and the whole output folder (stage cache,
   reference, dashboard, exports) divided by the number of students.
+* warm — the same overhead with and without warm training workers (``HARNESS_WARM_WORKERS=0``), the
+  class graded ``--pairs`` times each way into fresh folders, alternating which goes first: the median
+  of each and the grades of both (identical: a warm worker changes nothing but when TensorFlow starts).
 * ray — the same class through a Ray cluster of one machine laid out as a real one
   (``ray.cluster_utils.Cluster``: a head with no CPU, two worker nodes of 2 CPUs each), nothing
   cached but the reference (a fresh output folder): wall time, grades identical to the local run,
@@ -126,6 +129,33 @@ def ray_cluster(paths: list[Path], out: Path, profile: str, data: Path, env: dic
     }
 
 
+def warm_vs_cold(paths: list[Path], work: Path, profile: str, data: Path, env: dict, pairs: int) -> dict:
+    """The overhead per submission with warm training workers and without, `pairs` runs each, alternating."""
+    runs: dict[str, list[float]] = {"warm": [], "cold": []}
+    same = True
+    for pair in range(pairs):
+        for way in ("warm", "cold") if pair % 2 == 0 else ("cold", "warm"):
+            out = work / f"{way}-{pair}"
+            wall = grade(
+                paths,
+                out,
+                profile,
+                data,
+                "--workers",
+                "1",
+                env={**env, "HARNESS_WARM_WORKERS": str(int(way == "warm"))},
+            )
+            runs[way].append(overhead(out, wall)["overhead_per_submission_s"])
+            same = same and grades(out) == grades(work / "warm-0")
+    return {
+        "pairs": pairs,
+        "overhead_per_submission_s": {way: sorted(values) for way, values in runs.items()},
+        "median_warm_s": float(np.median(runs["warm"])),
+        "median_cold_s": float(np.median(runs["cold"])),
+        "grades_identical": same,
+    }
+
+
 def markdown(report: dict) -> str:
     o, s = report["overhead"], report["outputs"]
     lines = [
@@ -141,6 +171,12 @@ def markdown(report: dict) -> str:
         f"| **output folder per student** (cache, reference, dashboard included) | "
         f"**{s['output_folder_per_student_mb']} MB** ({s['output_folder_mb']} MB in all) |",
     ]
+    if "warm" in report:
+        w = report["warm"]
+        lines.append(
+            f"| overhead per submission, warm / cold training workers (median of {w['pairs']} each, alternating) | "
+            f"{w['median_warm_s']:.2f} s / {w['median_cold_s']:.2f} s; grades identical: {w['grades_identical']} |"
+        )
     if "ray" in report:
         r = report["ray"]
         projection = ", ".join(f"{k}: {v} h" for k, v in r["projected_300_students_h"].items())
@@ -160,6 +196,7 @@ def main() -> int:
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--pairs", type=int, default=0, help="warm against cold training workers, this many runs each")
     args = parser.parse_args()
     if not args.data:
         parser.error("--data (or HARNESS_MNIST_NPZ) is needed")
@@ -172,6 +209,8 @@ def main() -> int:
         wall = grade(paths, work / "local", args.profile, args.data, "--workers", "1", env=env)
         report["overhead"] = overhead(work / "local", wall)
         report["outputs"] = outputs(work / "local")
+        if args.pairs:
+            report["warm"] = warm_vs_cold(paths, work, args.profile, args.data, env, args.pairs)
         if not args.skip_ray:
             report["ray"] = ray_cluster(paths, work / "ray", args.profile, args.data, env)
             report["ray_identical"] = grades(work / "ray") == grades(work / "local")

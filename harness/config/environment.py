@@ -9,6 +9,12 @@ DATA_ENV = "HARNESS_MNIST_NPZ"  # a local MNIST .npz (no network needed)
 SUITE_CACHE_ENV = "HARNESS_SUITE_CACHE"  # where built robustness suites are cached (default: per user)
 REFERENCE_CACHE_ENV = "HARNESS_REFERENCE_CACHE"  # where the trained reference models are cached (default: per user)
 PRIVATE_SEED_ENV = "HARNESS_PRIVATE_SEED"  # the private check set's seed (default: OUT/.private/seed)
+WARM_WORKERS_ENV = "HARNESS_WARM_WORKERS"  # "0": no training worker started ahead (saves ~0.4 GB; default on)
+
+
+def warm_workers_wanted() -> bool:
+    """Whether a local batch starts each submission's training worker during the one before."""
+    return os.environ.get(WARM_WORKERS_ENV, "1").strip().lower() not in ("0", "no", "false", "off")
 
 
 def user_cache_dir(kind: str, env: str, fallback: Path) -> Path:

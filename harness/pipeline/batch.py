@@ -11,10 +11,11 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.analysis.analyse import suite_cache_dir
+from harness.config.environment import warm_workers_wanted
 from harness.ingest import assign_ids, discover, submission_sha256
 from harness.pipeline.backends import make_backend
 from harness.pipeline.lock import output_lock
@@ -32,6 +33,7 @@ from harness.pipeline.similarity import refresh as refresh_similarity
 from harness.pipeline.submission import factory_map_for
 from harness.report.render import render_all
 from harness.results import IgnoredItem, ModelResult, ReferenceSummary, SubmissionResult
+from harness.training.warm import WarmPool
 from harness.util.atomic import remove_leftovers
 
 
@@ -170,9 +172,15 @@ def _grade(options: GradeOptions, out: Path) -> BatchSummary:
     results, todo = _resume(session, submissions, reference_key)
     backend = make_backend(options.backend, options.workers, options.address, options.gpus_per_task)
     threading.Thread(target=_import_scipy_stats, daemon=True).start()  # while the first workers start TensorFlow
-    for student, result in backend.run(session, todo, reference, reference_key):
-        results[student] = result
-        session.progress.submission_done(student, _summary_line(student, result))
+    if backend.name == "local" and todo and warm_workers_wanted():  # each training worker started during the one before
+        session = replace(session, warm=WarmPool(session.training_job("warm"), out / WORK_DIR / "warm"))
+    try:
+        for student, result in backend.run(session, todo, reference, reference_key):
+            results[student] = result
+            session.progress.submission_done(student, _summary_line(student, result))
+    finally:
+        if session.warm is not None:
+            session.warm.close()
     session.progress.finish()
     ordered = [results[s] for s in submissions]
     gradebook = _gradebook(out, ordered, options)

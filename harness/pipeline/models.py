@@ -45,6 +45,7 @@ def train_and_evaluate(
     if to_train:
         # the evaluation worker starts TensorFlow and reads the suite while the models train
         early = EvaluationWorker(job, job.work_dir / "evaluate" / "safe", models_dir, session.test_data, session.suite)
+        warm = session.warm.take() if session.warm is not None else None  # started during the previous submission
         try:
             trained, worker = train_submission(
                 module_source,
@@ -54,10 +55,16 @@ def train_and_evaluate(
                 models_dir,
                 on_event=session.progress.worker_event(student),
                 local_modules=local_modules,
+                warm=warm,
             )
         except BaseException:
             early.cancel()
+            if warm is not None:
+                warm.cancel()
             raise
+        finally:
+            if warm is not None:
+                shutil.rmtree(warm.scratch, ignore_errors=True)
         models.update({m.name: m for m in trained})
     to_evaluate = [m for m in models.values() if m.status == "ok" and "evaluate" not in m.from_cache]
     if to_evaluate:

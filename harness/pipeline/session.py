@@ -35,6 +35,7 @@ from harness.results import RunInfo
 from harness.sandbox import Limits, SandboxUnavailable, bubblewrap_available
 from harness.scoring import Rubric, load_rubric
 from harness.training.train import TrainingJob
+from harness.training.warm import WarmPool
 from harness.util.atomic import savez_atomic
 from harness.util.i18n import Translator
 from harness.util.progress import Progress
@@ -130,6 +131,7 @@ class Session:
     seeds: tuple[int, ...] = ()
     analysis_config: AnalysisConfig = field(default_factory=AnalysisConfig)
     n_val: int = 0
+    warm: WarmPool | None = None  # training workers started ahead of the submissions (a local batch)
 
     def training_job(self, scratch_name: str) -> TrainingJob:
         """The training worker's job for this run, with its scratch folder ``OUT/.work/<scratch_name>``."""

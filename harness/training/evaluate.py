@@ -15,10 +15,7 @@ predictions, never taken from the student's metrics.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -26,19 +23,17 @@ import numpy as np
 
 from harness.analysis.analyse import suite_job
 from harness.analysis.perturbations import BuiltSuite
-from harness.errors import Interrupted
 from harness.results import ModelResult
-from harness.sandbox import run_job
+from harness.training.ahead import StartedAhead
 from harness.training.train import TrainingJob
 
 EVALUATION_TIMEOUT_S = 600.0
 EVALUATION_TIMEOUT_PER_MODEL_S = 120.0  # the robustness suite: ~100,000 images per model
-GO_FILE = "go.json"  # the models to predict, written when they are trained
 WAIT_SLACK_S = 600.0  # beyond the training's own budget, for a worker started early
 WORKER = "harness.workers.evaluate"
 
 
-class EvaluationWorker:
+class EvaluationWorker(StartedAhead):
     """One evaluation worker, started before the models it will predict exist.
 
     It starts TensorFlow and reads the test images and the robustness suite while the training
@@ -60,15 +55,11 @@ class EvaluationWorker:
         suite: BuiltSuite | None = None,
         module_path: Path | None = None,
     ) -> None:
-        if scratch.exists():
-            shutil.rmtree(scratch)
-        scratch.mkdir(parents=True)
         models_dir.mkdir(parents=True, exist_ok=True)
-        self.scratch, self.models_dir = scratch, models_dir
+        self.models_dir = models_dir
         self.wait_limit = job.profile.submission_budget_s + WAIT_SLACK_S
         self.limit: float | None = None
         self.sent_at: float | None = None
-        self.outcome = None
         readable = [test_data, models_dir] + ([module_path] if module_path is not None else [])
         if suite is not None:
             readable.append(suite.directory)  # read-only; the training worker never gets it
@@ -81,29 +72,17 @@ class EvaluationWorker:
             "module_path": str(module_path) if module_path else None,
             "models_dir": str(models_dir),
             "suite": suite_job(suite) if suite is not None else None,
-            "go_file": str(scratch / GO_FILE),
             "wait_s": self.wait_limit,
         }
-
-        self.interrupted: Interrupted | None = None
-
-        def run() -> None:
-            try:
-                self.outcome = run_job(
-                    worker_job,
-                    scratch,
-                    worker=WORKER,
-                    readable=readable,
-                    threads=job.threads,
-                    watch=self._watch,
-                    limits=job.limits,
-                    use_bubblewrap=job.use_bubblewrap,
-                )
-            except Interrupted as stop:  # raised again in the thread that waits for the predictions
-                self.interrupted = stop
-
-        self.thread = threading.Thread(target=run, name=f"evaluate:{scratch}", daemon=True)
-        self.thread.start()
+        super().__init__(
+            worker_job,
+            scratch,
+            worker=WORKER,
+            readable=readable,
+            threads=job.threads,
+            limits=job.limits,
+            use_bubblewrap=job.use_bubblewrap,
+        )
 
     def _watch(self, events: list[dict], elapsed: float) -> str | None:
         if self.sent_at is None:
@@ -120,14 +99,9 @@ class EvaluationWorker:
         """Predict `models` (saved in the models folder); returns {name: failure event} for those it could not."""
         self.limit = EVALUATION_TIMEOUT_S + EVALUATION_TIMEOUT_PER_MODEL_S * len(models)
         go = {"models": [{"name": m.name, "model_file": str(self.models_dir / m.model_file)} for m in models]}
-        pending = self.scratch / f".{GO_FILE}.tmp"
-        pending.write_text(json.dumps(go), encoding="utf-8")
         self.sent_at = time.monotonic()
-        os.replace(pending, self.scratch / GO_FILE)  # whole or absent, as the worker polls for it
-        self.thread.join()
-        if self.interrupted is not None:  # the grader is stopping: no model "could not be evaluated"
-            raise self.interrupted
-        outcome = self.outcome
+        self.send(go)
+        outcome = self.wait()  # a stop of the grader is raised: no model "could not be evaluated"
         events = outcome.events if outcome is not None else []
         failures = {e["name"]: e for e in events if e["event"] == "evaluate_failed"}
         for model in models:

@@ -21,6 +21,7 @@ from pathlib import Path
 from harness.config.protocol import Profile, Protocol
 from harness.results import ModelResult, WorkerInfo
 from harness.sandbox import JobOutcome, Limits, run_job
+from harness.training.warm import WORKER, WarmTrainer
 
 STARTUP_ALLOWANCE_S = 120.0  # interpreter + TensorFlow import, before student code runs
 SAVE_ALLOWANCE_S = 120.0
@@ -52,7 +53,6 @@ WORKER_FIELDS = {
     "runtime",
 }
 WORKER_STATUSES = {"ok", "invalid", "error", "out_of_memory", "killed", "timeout", "crashed"}
-WORKER = "harness.workers.train"
 
 
 @dataclass(frozen=True)
@@ -270,14 +270,19 @@ def train_submission(
     models_out: Path,
     on_event: Callable[[dict], None] | None = None,
     local_modules: dict[str, str] | None = None,
+    warm: WarmTrainer | None = None,
 ) -> tuple[list[ModelResult], WorkerInfo]:
     """Train `factories` [(name, role)] defined in `module_source`; saved models go to `models_out`.
 
     `local_modules` ({file name: source}) are the student's own modules the code imports, written beside it.
+    `warm`: a worker already started (harness/training/warm.py) that trains them, in its own scratch
+    folder; a worker started again after a crash is a cold one, in the same folder.
     """
-    if scratch.exists():
+    if warm is not None:
+        scratch = warm.scratch
+    elif scratch.exists():
         shutil.rmtree(scratch)
-    scratch.mkdir(parents=True)
+    scratch.mkdir(parents=True, exist_ok=True)
     for name, source in (local_modules or {}).items():
         (scratch / Path(name).name).write_text(source, encoding="utf-8")  # beside submission.py
     module_path = scratch / "submission.py"
@@ -289,28 +294,32 @@ def train_submission(
     while pending:
         restarts += 1
         started = time.monotonic()
-        outcome = run_job(
-            {
-                "mode": "train",
-                "module_path": str(module_path),
-                "factories": pending,
-                "seed": job.seed,
-                "profile": job.profile.model_dump(),
-                "training": job.protocol.training.model_dump(),
-                "environment": job.protocol.environment.modules,
-                "data": str(job.train_data),
-                "out_dir": str(scratch / "models"),
-                "epochs_override": job.epochs_override,
-            },
-            scratch,
-            worker=WORKER,
-            readable=[job.train_data],
-            threads=job.threads,
-            watch=_Deadlines(job, spent),
-            limits=job.limits,
-            use_bubblewrap=job.use_bubblewrap,
-            on_event=on_event,
-        )
+        fields = {
+            "mode": "train",
+            "module_path": str(module_path),
+            "factories": pending,
+            "seed": job.seed,
+            "profile": job.profile.model_dump(),
+            "training": job.protocol.training.model_dump(),
+            "environment": job.protocol.environment.modules,
+            "data": str(job.train_data),
+            "out_dir": str(scratch / "models"),
+            "epochs_override": job.epochs_override,
+        }
+        outcome = warm.run(fields, _Deadlines(job, spent), on_event) if warm is not None and restarts == 0 else None
+        if outcome is None or not any(e["event"] == "go" for e in outcome.events):
+            # cold: no warm worker, or one that ended before it took the submission (nothing of it ran)
+            outcome = run_job(
+                fields,
+                scratch,
+                worker=WORKER,
+                readable=[job.train_data],
+                threads=job.threads,
+                watch=_Deadlines(job, spent),
+                limits=job.limits,
+                use_bubblewrap=job.use_bubblewrap,
+                on_event=on_event,
+            )
         spent += time.monotonic() - started
         isolation = outcome.isolation
         device = next((str(e.get("device"))[:200] for e in outcome.events if e["event"] == "device"), device)

@@ -11,7 +11,6 @@ the metrics from what it writes.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ from harness.workers.keras_setup import (  # noqa: E402
 )
 from harness.workers.notebook import KEPT_PREPARATION, install_loaders  # noqa: E402
 from harness.workers.probes import private_predictions, probe_predictions  # noqa: E402
-from harness.workers.protocol import Events, serve  # noqa: E402
+from harness.workers.protocol import Events, serve, wait_for_go  # noqa: E402
 
 PREDICT_BATCH = 256  # measured on 2 CPU cores: small batches keep a small CNN's activations in cache
 
@@ -79,20 +78,6 @@ def _confidence(outputs: np.ndarray) -> np.ndarray:
         outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
         outputs /= outputs.sum(axis=1, keepdims=True)
     return outputs.max(axis=1)
-
-
-def _wait_for_models(job: dict, events: Events) -> list[dict]:
-    """The models to predict: from ``go_file``, which the grading process writes (atomically) once
-    they are trained; this worker was started beforehand, so that TensorFlow's start overlaps training."""
-    events.emit("ready")
-    path, deadline = Path(job["go_file"]), time.monotonic() + float(job["wait_s"])
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no models to evaluate arrived within {job['wait_s']:.0f} s")
-        time.sleep(0.05)
-    models = json.loads(path.read_text(encoding="utf-8"))["models"]
-    events.emit("go", models=len(models))
-    return models
 
 
 def prediction_arrays(
@@ -164,7 +149,7 @@ def run_evaluation(job: dict, events: Events) -> None:
         wanted = ("probe_indices", "x_private", "private_indices", "x_control", "x_control_private")
         checks = {key: npz[key] for key in wanted if key in npz.files}
     suite = _load_suite_sets(job.get("suite"))
-    for item in _wait_for_models(job, events):
+    for item in wait_for_go(job, events)["models"]:
         name = item["name"]
         try:
             model = keras.saving.load_model(

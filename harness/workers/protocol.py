@@ -43,6 +43,21 @@ def read_job(path: str | Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def wait_for_go(job: dict, events: Events) -> dict:
+    """What the grader writes (atomically) to the job's ``go_file`` once it knows: a worker started
+    beforehand, so that its TensorFlow start overlaps other work, reports ``ready`` and waits up to
+    ``wait_s`` for it, then reports ``go``."""
+    events.emit("ready")
+    path, deadline = Path(job["go_file"]), time.monotonic() + float(job["wait_s"])
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing to do arrived within {float(job['wait_s']):.0f} s")
+        time.sleep(0.05)
+    go = json.loads(path.read_text(encoding="utf-8"))
+    events.emit("go")
+    return go
+
+
 def error_reason(error: BaseException) -> dict:
     """The ``worker_failed`` fields of a worker with no failure reporting of its own."""
     return {"reason": f"{type(error).__name__}: {error}"}

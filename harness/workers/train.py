@@ -38,7 +38,7 @@ from harness.workers.keras_setup import (  # noqa: E402
 )
 from harness.workers.labels import SPARSE, sparse_from_logits  # noqa: E402
 from harness.workers.notebook import KEPT_PREPARATION, install_loaders  # noqa: E402
-from harness.workers.protocol import Events, serve  # noqa: E402
+from harness.workers.protocol import Events, serve, wait_for_go  # noqa: E402
 
 # Every model is built and trained by this one runtime (Keras 2 code is rewritten for it at ingest,
 # harness/ingest/legacy.py): recorded per model, so that a result says what trained it.
@@ -356,7 +356,13 @@ def import_with_data(job: dict, split: dict):
 
 def run_training(job: dict, events: Events) -> None:
     """The training job: import the student's module once, then train each factory in turn; a
-    factory's failure is reported as its result and the next one still runs."""
+    factory's failure is reported as its result and the next one still runs. A worker started warm
+    (``go_file``: TensorFlow imported before its submission was known) gets the module, the factories
+    and the seed from the grader when it has them; TensorFlow is configured after, before its first op."""
+    if job.get("go_file"):
+        job = {**job, **wait_for_go(job, events)}
+        if job.get("cancel"):
+            return
     events.emit("device", device=configure_tensorflow(job["threads"], job["seed"]))
     with np.load(job["data"]) as npz:
         split = {key: npz[key] for key in ("x_train", "y_train", "x_val", "y_val")}

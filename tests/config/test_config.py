@@ -50,3 +50,14 @@ def test_the_course_environment_names_packages_by_what_students_import(tmp_path)
     assert protocol.environment.modules == ["sklearn", "PIL", "numpy", "no_such_package_xyz"]
     assert "no-such-package-xyz" in missing_packages(protocol) and "numpy" not in missing_packages(protocol)
     assert "scikit-learn" in load_protocol().environment.packages
+
+
+@pytest.mark.parametrize(("value", "wanted"), [(None, True), ("1", True), ("0", False), ("off", False), ("No", False)])
+def test_warm_training_workers_are_on_unless_the_environment_turns_them_off(monkeypatch, value, wanted):
+    from harness.config.environment import WARM_WORKERS_ENV, warm_workers_wanted  # only this test reads it
+
+    if value is None:
+        monkeypatch.delenv(WARM_WORKERS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(WARM_WORKERS_ENV, value)
+    assert warm_workers_wanted() is wanted
