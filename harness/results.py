@@ -160,6 +160,9 @@ class IngestResult(_Result):
         {}, description="the student's own modules (a folder's other .py files) the kept code imports: file -> source"
     )
     discovery: DiscoveryRecord | None = Field(None, description="top-level model discovery (no factories)")
+    run_labels: dict[str, str] = Field(
+        {}, description="harness factory name -> the label the submission's own run gives it ('Augmentation')"
+    )
 
     @property
     def own_names(self) -> dict[str, str]:

@@ -25,9 +25,11 @@ the variable (:class:`Variant`). Calls that differ only in epochs are one model 
 from __future__ import annotations
 
 import ast
+import re
+import unicodedata
 from dataclasses import dataclass, field
 
-from harness.ingest.loops import literal_tables, unrolled
+from harness.ingest.loops import literal_tables, round_label, unrolled
 from harness.ingest.trainers import TRAINING, generator_passed, trained_with
 from harness.util.pysource import assigned_once, call_name, is_literal, required_arguments
 from harness.util.pysource import parse as parse_python
@@ -45,8 +47,10 @@ class Declared:
     sources: dict[str, str] = field(default_factory=dict)  # "callbacks"/"augmentation" -> Python source
     line: int = 0  # of the call, in the parsed code (a cell, or the module)
     cell: int | None = None
-    holder: str | None = None  # the variable the trained model is in (None: a helper, or the builder's call)
-    built_at: tuple[int | None, int] = (None, 0)  # (cell, line) of the assignment that put a new model in `holder`
+    holder: str | None = None  # the variable the trained model is in, or the key or label of its run
+    # (cell, line, round of a loop over a table) of the assignment that put a new model in `holder`
+    built_at: tuple[int | None, int, int] = (None, 0, 0)
+    label: str | None = None  # the label the run is given (``train(m, 'Augmentation')``, a table's row)
 
     def as_entry(self) -> str:
         """The TRAINING_CONFIG entry, as Python source."""
@@ -75,6 +79,32 @@ def declared_by_calls(
     how the submission builds that model, a function name (``build_model``) or a call
     (``build_cnn(dropout=0.25)``); `kept`: the module the worker imports, whose imports a callback or a
     generator must be built from (all the code's when None)."""
+    agreed, variants = {}, []
+    for name, calls in _training_calls(trees, built_by, kept).items():
+        own, others = _split_variants(calls)
+        agreed[name] = _agreed(own)
+        variants += [Variant(holder, name, _agreed(group)) for holder, group in others.items()]
+    declared = {name: d for name, d in agreed.items() if d.settings or d.sources}
+    return declared, variants
+
+
+def run_labels(trees: list[tuple[int | None, ast.Module]], built_by: dict[str, str]) -> dict[str, str]:
+    """Harness name -> the label the submission gives the model's run (``train(create_augmented_model,
+    'Augmentation')``, the row of a table of experiments): the name its printed lines and tables use.
+    A variant's label is on its :class:`Variant`'s ``declared``."""
+    labels = {}
+    for name, calls in _training_calls(trees, built_by).items():
+        own, _ = _split_variants(calls)
+        label = next((c.label for c in own if c.label), None)
+        if label:
+            labels[name] = label
+    return labels
+
+
+def _training_calls(
+    trees: list[tuple[int | None, ast.Module]], built_by: dict[str, str], kept: ast.Module | None = None
+) -> dict[str, list[Declared]]:
+    """Each graded model's training calls, in the order the code makes them."""
     imported = _imported_names(trees if kept is None else [(None, kept)])
     constants = _constants(trees)
     trainers = _trainers(trees)
@@ -89,13 +119,7 @@ def declared_by_calls(
             for name, declared in reader.read(statement):
                 declared.cell = cell
                 found.setdefault(name, []).append(declared)
-    agreed, variants = {}, []
-    for name, calls in found.items():
-        own, others = _split_variants(calls)
-        agreed[name] = _agreed(own)
-        variants += [Variant(holder, name, _agreed(group)) for holder, group in others.items()]
-    declared = {name: d for name, d in agreed.items() if d.settings or d.sources}
-    return declared, variants
+    return found
 
 
 def _split_variants(calls: list[Declared]) -> tuple[list[Declared], dict[str, list[Declared]]]:
@@ -129,7 +153,10 @@ def _agreed(calls: list[Declared]) -> Declared:
     first = calls[0]
     settings = {k: v for k, v in first.settings.items() if all(c.settings.get(k) == v for c in calls)}
     sources = {k: v for k, v in first.sources.items() if all(c.sources.get(k) == v for c in calls)}
-    return Declared(settings=settings, sources=sources, line=first.line, cell=first.cell, holder=first.holder)
+    label = next((c.label for c in calls if c.label), None)
+    return Declared(
+        settings=settings, sources=sources, line=first.line, cell=first.cell, holder=first.holder, label=label
+    )
 
 
 def _normal(how: str) -> str:
@@ -172,16 +199,22 @@ class _Scope:
         self.trainers = trainers  # the student's functions that train what they are given
         self.tables = tables or {}  # top-level literal tables a loop may run over
         self.models: dict[str, str] = {}  # variable -> harness name
-        self.built_at: dict[str, tuple[int | None, int]] = {}  # variable -> (cell, line) its model was built at
+        self.built_at: dict[str, tuple[int | None, int, int]] = {}  # variable -> (cell, line, round) of its model
         self.cell: int | None = None  # the cell of the statement being read
+        self.round: tuple[int, str | None] = (0, None)  # in a loop over a table: (round, its row's label)
         self.values: dict[str, ast.expr] = {}  # variable -> what it was last set to
 
     def read(self, statement: ast.stmt):
         """(harness name, Declared) for each training call of this statement; remembers its assignments."""
         if isinstance(statement, ast.For) and (rounds := unrolled(statement, self.tables)) is not None:
-            for body in rounds:  # a loop over a literal table of experiments: each round as written out
+            outer = self.round
+            for index, body in enumerate(
+                rounds
+            ):  # a loop over a literal table of experiments: each round as written out
+                self.round = (index + 1, round_label(statement, self.tables, index))
                 for inner in body:
                     yield from self.read(inner)
+            self.round = outer
             return
         if isinstance(statement, (ast.For, ast.While, ast.AsyncFor)):
             return  # a call repeated by a loop over what cannot be read is not one model's settings
@@ -192,7 +225,7 @@ class _Scope:
                 model = self._built(statement.value)
                 if model is not None:
                     self.models[target.id] = model
-                    self.built_at[target.id] = (self.cell, statement.lineno)
+                    self.built_at[target.id] = (self.cell, statement.lineno, self.round[0])
                 else:
                     self.models.pop(target.id, None)
         for node in ast.walk(statement):
@@ -203,8 +236,10 @@ class _Scope:
                 if model is not None:
                     declared = self._declared(node)
                     if isinstance(node.func.value, ast.Name):
-                        declared.holder = node.func.value.id
-                        declared.built_at = self.built_at.get(declared.holder, (None, 0))
+                        declared.built_at = self.built_at.get(node.func.value.id, (None, 0, 0))
+                        # a variable reused round after round holds each row's model: the row names it
+                        declared.holder = _slug(self.round[1]) or node.func.value.id
+                    declared.label = self.round[1]
                     yield model, declared
             elif call_name(node) in self.trainers:  # handed to the student's own helper: train(m, epochs=10)
                 yield from self._helped(node, statement)
@@ -214,22 +249,24 @@ class _Scope:
         variable, a factory, or a builder's call (``run(cnn(), bs=64)``: a new model, held by the
         statement's first target)."""
         helper = self.trainers[call_name(call)]
-        bound = trained_with(call, helper)
+        bound = trained_with(call, helper, self.tables)
         inside = self._built_inside(helper)
         for argument in [*call.args, *(k.value for k in call.keywords)]:
             if isinstance(argument, ast.Lambda) and required_arguments(argument) == 0:  # run(lambda: cnn(8))
                 argument = argument.body
             if isinstance(argument, ast.Name) and argument.id in self.models:
                 model, holder, built_at = self.models[argument.id], argument.id, self.built_at[argument.id]
-            else:  # a factory or a builder's call: the helper builds a new model, held by the statement's target
+            else:  # a factory or a builder's call: the helper builds a new model, held by what names the run
                 model = self.functions.get(argument.id) if isinstance(argument, ast.Name) else self._built(argument)
-                holder, built_at = _first_target(statement), (self.cell, statement.lineno)
+                holder = _slug(self.round[1]) or _holder(statement, call)
+                built_at = (self.cell, statement.lineno, self.round[0])
             if model is None:
                 continue
             declared = self._declared(call, helper=True)
             declared.settings.update(bound or {})
             declared.sources = {**inside, **self._generator(call, helper), **declared.sources}
             declared.holder, declared.built_at = holder, built_at
+            declared.label = self.round[1] or _label(call)
             yield model, declared
 
     def _generator(self, call: ast.Call, helper: ast.FunctionDef) -> dict[str, str]:
@@ -320,14 +357,34 @@ def _trainers(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.Funct
     }
 
 
-def _first_target(statement: ast.stmt) -> str | None:
-    """The first name a statement assigns (``m2`` of ``m2, acc = run(…)``), or None."""
-    if not isinstance(statement, ast.Assign):
-        return None
-    target = statement.targets[0]
+def _holder(statement: ast.stmt, call: ast.Call) -> str | None:
+    """What names a run handed to a helper: the first name the statement assigns (``m2`` of ``m2, acc =
+    run(…)``), the key it is stored under (``results['Augmentation'] = run(…)``: ``augmentation``), else the
+    label the call gives it (``run(build(), 'Rotation 20')``: ``rotation_20``); None when nothing does."""
+    target = statement.targets[0] if isinstance(statement, ast.Assign) else None
     if isinstance(target, ast.Tuple) and target.elts:
         target = target.elts[0]
-    return target.id if isinstance(target, ast.Name) else None
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
+        return _slug(target.slice.value)
+    return _slug(_label(call))
+
+
+def _label(call: ast.Call) -> str | None:
+    """The first string a call passes (``run(build(), 'Rotation 20')``: ``'Rotation 20'``), or None."""
+    return next((a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)), None)
+
+
+def _slug(text: object) -> str | None:
+    """A run's label as a Python name (``'Augmentation légère'`` -> ``augmentation_legere``), or None."""
+    if not isinstance(text, str):
+        return None
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"\W+", "_", plain).strip("_").lower()
+    if not slug:
+        return None
+    return slug if slug.isidentifier() else f"run_{slug}"
 
 
 def _imported_names(trees: list[tuple[int | None, ast.Module]]) -> set[str]:

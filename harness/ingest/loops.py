@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import copy
 
-from harness.util.pysource import assigned_once
+from harness.util.pysource import assigned_once, required_arguments
 
 MAX_ROUNDS = 24  # a table of experiments, not a sweep over hundreds of values
 
@@ -91,6 +91,17 @@ def unrolled(loop: ast.For, tables: dict[str, ast.expr]) -> list[list[ast.stmt]]
             return None
         rounds.append([_Substitute(bound).visit(copy.deepcopy(statement)) for statement in loop.body])
     return rounds
+
+
+def round_label(loop: ast.For, tables: dict[str, ast.expr], index: int) -> str | None:
+    """The label of a round of a loop over a table: the first string its row holds (``'M3 batch64'`` of
+    ``'M3 batch64': (lambda: make_cnn(), 64)``), or None."""
+    items = _items(loop.iter, tables) or []
+    row = items[index] if index < len(items) else None
+    strings = (
+        (n.value for n in ast.walk(row) if isinstance(n, ast.Constant) and isinstance(n.value, str)) if row else ()
+    )
+    return next(strings, None)
 
 
 def _items(node: ast.expr, tables: dict[str, ast.expr]) -> list[ast.expr] | None:
@@ -162,8 +173,16 @@ class _Substitute(ast.NodeTransformer):
             node.body = _Substitute(defaults).visit(node.body)
         return node
 
-    def visit_Call(self, node: ast.Call) -> ast.Call:
+    def visit_Call(self, node: ast.Call) -> ast.expr:
         self.generic_visit(node)
+        if (
+            isinstance(node.func, ast.Lambda)
+            and not node.args
+            and not node.keywords
+            and not required_arguments(node.func)
+        ):
+            # ``build()`` with ``build`` bound to ``lambda: make_cnn()``: ``make_cnn()`` (defaults already written in)
+            return node.func.body
         keywords = []
         for keyword in node.keywords:
             spread = keyword.value

@@ -26,7 +26,7 @@ import nbformat
 # assign_ids, discover and main_file_path are re-exported: callers that import them from here
 # (the pipeline) keep working; they live in harness.ingest.paths.
 from harness.ingest import data_names
-from harness.ingest.fit_calls import Declared, declared_by_calls
+from harness.ingest.fit_calls import Declared, declared_by_calls, run_labels
 from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
 from harness.ingest.loops import literal_tables, with_loops_unrolled
@@ -1284,13 +1284,15 @@ def _format_of(data) -> str | None:
 
 def _with_factory_map(
     module_source: str,
+    cells: list[CodeCell],
     extractor: _Extractor,
     factories: list[Factory],
     ignored_functions: list[IgnoredItem],
     factory_map: dict[str, str],
 ) -> tuple[str, list[Factory], list[IgnoredItem], dict[str, str]]:
     """--factory-map applied: the module with its aliases, the factories (placed at the student's own
-    functions), what stays ignored, and the mapping that was applied."""
+    functions; a call with arguments, ``build(dropout=0.3)``, at the submission's first such call, where
+    its text is), what stays ignored, and the mapping that was applied."""
     mapped_source, applied, refused = _apply_factory_map(module_source, factory_map, {f.name for f in factories})
     ignored_functions = ignored_functions + refused
     if not applied:
@@ -1304,12 +1306,40 @@ def _with_factory_map(
         if own:
             node = where[_called_function(own) or own]
             cell, line = line_map[node.lineno - 1] if node.lineno - 1 < len(line_map) else (None, node.lineno)
+            cell, line = _call_site(cells, own, node) or (cell, line)
             factory = factory.model_copy(
                 update={"cell": cell, "line": line, "has_docstring": ast.get_docstring(node) is not None}
             )
         fixed.append(factory)
     used = {_called_function(own) or own for own in applied.values()}
     return mapped_source, fixed, [i for i in ignored_functions if i.name not in used], applied
+
+
+def _call_site(cells: list[CodeCell], own: str, builder: ast.FunctionDef) -> tuple[int | None, int] | None:
+    """(cell, line) of the submission's first call written as `own` with arguments, outside the builder
+    it calls; None for a plain name or when the submission never writes that call."""
+    try:
+        wanted = parse_python(own, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(wanted, ast.Call) or not (wanted.args or wanted.keywords):
+        return None
+    text = ast.unparse(wanted)
+    for cell, _, tree in _parsed_cells(cells):
+        inside = {
+            id(n)
+            for d in ast.walk(tree)
+            if isinstance(d, ast.FunctionDef) and d.name == builder.name
+            for n in ast.walk(d)
+        }
+        lines = [
+            n.lineno
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and id(n) not in inside and ast.unparse(n) == text
+        ]
+        if lines:
+            return cell, min(lines)
+    return None
 
 
 def _through_trainers(
@@ -1385,25 +1415,27 @@ def _with_declared_settings(
     applied: dict[str, str],
     extractor: _Extractor,
     trained: dict[str, Declared] | None = None,
-) -> tuple[str, list[Factory], list[DroppedStatement], list[tuple[int | None, int]]]:
+) -> tuple[str, list[Factory], list[DroppedStatement], list[tuple[int | None, int]], dict[str, str]]:
     """The settings of the student's own training calls (``model.fit(…, epochs=15)`` on a graded model:
     harness/ingest/fit_calls.py) added to the module as TRAINING_CONFIG entries that an entry of the
     student's own wins over, and a builder trained another way in its own variable added as a factory of
     its own; returns (the module, the factories, the dropped statements with each call's line saying what
     it kept, the line map with the added lines pointing to the first call: an error there is about that
-    call)."""
+    call, and each model's run label: harness/ingest/fit_calls.py's ``run_labels``)."""
     built_by = {f.name: applied.get(f.name, f.name) for f in factories}
     trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
     declared, variants = declared_by_calls(trees, built_by, kept=parse_python(module_source))
+    labels = run_labels(trees, built_by)
     for name, d in (trained or {}).items():  # a trainer helper's call: what it trains with (harness/ingest/trainers.py)
         if d.settings and name not in declared:
             declared[name] = d
     if not declared and not variants:
-        return module_source, factories, extractor.dropped, extractor.line_map
+        return module_source, factories, extractor.dropped, extractor.line_map, labels
     said = {
         (d.cell, d.line): ENGLISH("why_training_call_kept", model=name, kept=d.said()) for name, d in declared.items()
     }
     definitions, added = _variant_factories(variants, factories, module_source, declared, said)
+    labels |= {f.name: v.declared.label for f, v in zip(added, variants, strict=False) if v.declared.label}
     entries = ", ".join(f"{name!r}: {d.as_entry()}" for name, d in declared.items())
     integers = {name: d.settings for name, d in declared.items() if d.settings}
     block = definitions + (
@@ -1419,7 +1451,8 @@ def _with_declared_settings(
     if len(line_map) >= lines:  # the map covers the module so far: the block's lines go to the first call
         first = next(iter(declared.values()))
         line_map = [*line_map[:lines], *[(first.cell, first.line)] * block.count("\n")]
-    return module_source + block, factories + added, _said_on_their_lines(extractor.dropped, said, cells), line_map
+    dropped = _said_on_their_lines(extractor.dropped, said, cells)
+    return module_source + block, factories + added, dropped, line_map, labels
 
 
 def _variant_factories(
@@ -1579,9 +1612,9 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         factory_map, trained = _through_trainers(module_source, modern, factory_map)
         trained = {**_configured_settings(module_source, modern, factory_map), **trained}
         module_source, factories, ignored_functions, applied = _with_factory_map(
-            module_source, extractor, factories, ignored_functions, factory_map
+            module_source, modern, extractor, factories, ignored_functions, factory_map
         )
-    module_source, factories, dropped, line_map = _with_declared_settings(
+    module_source, factories, dropped, line_map, labels = _with_declared_settings(
         module_source, modern, factories, applied, extractor, trained
     )
     candidates = []
@@ -1610,6 +1643,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         ignored_files=ignored_files,
         factory_map=applied,
         factory_source=("inferred" if inferred else "mapped") if applied else "functions",
+        run_labels=labels,
     )
     framework = other_framework(code_cells)
     if not factories and framework:

@@ -57,11 +57,14 @@ def see_through(call: ast.Call, functions: dict[str, ast.FunctionDef]) -> SeenTh
     return SeenThrough(ast.unparse(builder), _settings(fit, values))
 
 
-def trained_with(call: ast.Call, helper: ast.FunctionDef) -> dict[str, int] | None:
+def trained_with(
+    call: ast.Call, helper: ast.FunctionDef, tables: dict[str, ast.expr] | None = None
+) -> dict[str, int] | None:
     """The epochs and batch size a call of a helper that trains (``run(m, bs=64)`` with ``def run(m,
     bs=128, ep=5): m.fit(x, y, batch_size=bs, epochs=ep)``) trains with, its parameters bound to the
-    call's literal arguments and its defaults; None when the helper fits nothing or the call cannot be
-    bound without running anything."""
+    call's literal arguments and its defaults, a parameter's key read in the dict it is given (``config[
+    "epochs"]`` with ``CONFIG_AMELIORE``, a literal table of the module: `tables`); None when the helper
+    fits nothing or the call cannot be bound without running anything."""
     fit = _fit_call(helper)
     bound = _bind(helper, call, literal_only=False) if fit is not None else None
     if bound is None:
@@ -69,15 +72,38 @@ def trained_with(call: ast.Call, helper: ast.FunctionDef) -> dict[str, int] | No
     # only what the call says: a default of the helper's is the protocol's business, as if unsaid
     positional = [a.arg for a in [*helper.args.posonlyargs, *helper.args.args]][: len(call.args)]
     said = set(positional) | {k.arg for k in call.keywords if k.arg}
-    return _settings(fit, {name: value for name, value in bound[0].items() if name in said}, literals=False)
+    values = {name: value for name, value in bound[0].items() if name in said}
+    return _settings(fit, values, literals=False, tables=tables or {})
 
 
 def generator_passed(call: ast.Call, helper: ast.FunctionDef) -> ast.expr | None:
-    """What a call of a helper that fits on one of its parameters' ``.flow(…)`` (``def evaluate_model(…,
-    datagen=None): … model.fit(datagen.flow(x, y))``) passes for that parameter; None when it passes none."""
-    flows = [
+    """The generator a call of a helper trains on: what it passes for a parameter the helper fits on the
+    ``.flow(…)`` of (``def evaluate_model(…, datagen=None): … model.fit(datagen.flow(x, y))``), or the
+    module's generator a fit under a flag it sets uses (``if augment: model.fit(datagen.flow(…))`` and
+    ``augment=True``: the name ``datagen``, for the caller to resolve); None when it passes none."""
+    parameters = {a.arg for a in [*helper.args.posonlyargs, *helper.args.args, *helper.args.kwonlyargs]}
+    bound = _bind(helper, call, literal_only=False)
+    if bound is None:
+        return None
+    positional = [a.arg for a in [*helper.args.posonlyargs, *helper.args.args]][: len(call.args)]
+    said = {name: value for name, value in bound[0].items() if name in set(positional) | _keywords(call)}
+    passed = next((said[name] for name in _flows(helper) if name in parameters and name in said), None)
+    if passed is not None:
+        return passed  # a default (None) passes nothing
+    for branch in (n for n in ast.walk(helper) if isinstance(n, ast.If) and isinstance(n.test, ast.Name)):
+        flag = said.get(branch.test.id)
+        if branch.test.id in parameters and isinstance(flag, ast.Constant) and flag.value:
+            module_generator = [g for g in _flows(ast.Module(body=branch.body, type_ignores=[])) if g not in parameters]
+            if module_generator:
+                return ast.Name(id=module_generator[0], ctx=ast.Load())
+    return None
+
+
+def _flows(tree: ast.AST) -> list[str]:
+    """The names whose ``.flow(…)`` a training call in `tree` fits on (``model.fit(datagen.flow(x, y))``)."""
+    return [
         data.func.value.id
-        for fit in ast.walk(helper)
+        for fit in ast.walk(tree)
         if isinstance(fit, ast.Call)
         and call_name(fit) in TRAINING
         and fit.args
@@ -86,12 +112,10 @@ def generator_passed(call: ast.Call, helper: ast.FunctionDef) -> ast.expr | None
         and isinstance(data.func, ast.Attribute)
         and isinstance(data.func.value, ast.Name)
     ]
-    bound = _bind(helper, call, literal_only=False) if flows else None
-    if bound is None:
-        return None
-    positional = [a.arg for a in [*helper.args.posonlyargs, *helper.args.args]][: len(call.args)]
-    said = set(positional) | {k.arg for k in call.keywords if k.arg}  # a default (None) passes nothing
-    return next((bound[0][name] for name in flows if name in said), None)
+
+
+def _keywords(call: ast.Call) -> set[str]:
+    return {k.arg for k in call.keywords if k.arg}
 
 
 def _fit_call(helper: ast.FunctionDef | None) -> ast.Call | None:
@@ -104,19 +128,43 @@ def _fit_call(helper: ast.FunctionDef | None) -> ast.Call | None:
     return fit
 
 
-def _settings(fit: ast.Call, values: dict[str, ast.expr], literals: bool = True) -> dict[str, int]:
-    """The fit call's integer epochs and batch size, a parameter read as its bound value (and, with
-    `literals`, a literal written in the fit call itself)."""
+def _settings(
+    fit: ast.Call, values: dict[str, ast.expr], literals: bool = True, tables: dict[str, ast.expr] | None = None
+) -> dict[str, int]:
+    """The fit call's integer epochs and batch size, a parameter read as its bound value (a key of one, as
+    that key's value in the dict literal it is bound to) and, with `literals`, a literal written in the fit
+    call itself."""
     settings = {}
     for keyword in fit.keywords:
         if keyword.arg in SETTINGS:
             if isinstance(keyword.value, ast.Name):
                 value = values.get(keyword.value.id)
+            elif isinstance(keyword.value, ast.Subscript):
+                value = _keyed(keyword.value, values, tables or {})
             else:
                 value = keyword.value if literals else None
             if isinstance(value, ast.Constant) and type(value.value) is int and value.value > 0:
                 settings[keyword.arg] = value.value
     return settings
+
+
+def _keyed(node: ast.Subscript, values: dict[str, ast.expr], tables: dict[str, ast.expr]) -> ast.expr | None:
+    """``config["epochs"]``, `config` a parameter bound to a dict literal or to a name of one in `tables`."""
+    if not isinstance(node.value, ast.Name) or not isinstance(node.slice, ast.Constant):
+        return None
+    table = values.get(node.value.id)
+    if isinstance(table, ast.Name):
+        table = tables.get(table.id)
+    if not isinstance(table, ast.Dict):
+        return None
+    return next(
+        (
+            v
+            for k, v in zip(table.keys, table.values, strict=True)
+            if isinstance(k, ast.Constant) and k.value == node.slice.value
+        ),
+        None,
+    )
 
 
 def _returned_build(helper: ast.FunctionDef, trained: str) -> ast.Call | None:

@@ -331,3 +331,141 @@ def test_a_variable_built_again_in_another_cell_holds_another_model():
     assert [(v.holder, v.declared.cell, v.declared.said()) for v in variants] == [
         ("model", 11, "batch_size=128, callbacks")
     ]
+
+
+def test_a_run_stored_under_a_key_or_named_by_its_label_is_held_by_that_name():
+    """``results['Augmentation'] = train(build_cnn(), 'Augmentation', datagen=datagen)``: a run stored in a
+    dict, or not stored at all, is held by its key or by the label the call gives it; the baseline's
+    builder trained on a generator that way is a variant, as if it had a variable of its own."""
+    _, variants = _read(
+        """
+        def train(model, name, epochs=5, datagen=None):
+            if datagen is None:
+                model.fit(x, y, epochs=epochs)
+            else:
+                model.fit_generator(datagen.flow(x, y, batch_size=128), epochs=epochs)
+            return model
+
+        results = {}
+        results['Référence'] = train(build_cnn(), 'Référence')
+        datagen = ImageDataGenerator(rotation_range=10)
+        results['Augmentation légère'] = train(build_cnn(), 'Augmentation légère', datagen=datagen)
+        train(build_cnn(), 'Rotation 20', datagen=ImageDataGenerator(rotation_range=20))
+        """,
+        {"create_baseline_model": "build_cnn()"},
+    )
+    assert [(v.holder, v.model) for v in variants] == [
+        ("augmentation_legere", "create_baseline_model"),
+        ("rotation_20", "create_baseline_model"),
+    ]
+    assert variants[0].declared.sources == {"augmentation": "ImageDataGenerator(rotation_range=10)"}
+
+
+def test_a_helper_switching_to_a_module_generator_by_a_flag_trains_the_runs_that_set_it():
+    """``train_model(create_augmented_model, 'Aug', augment=True)`` with ``if augment: model.fit(datagen.flow(…))``
+    on a generator of the module: the runs that set the flag are trained on it, the others are not."""
+    found = _declared(
+        """
+        datagen = ImageDataGenerator(rotation_range=10, zoom_range=0.1)
+
+        def train_model(model_creator, name, epochs=5, batch_size=128, augment=False):
+            model = model_creator()
+            if augment:
+                model.fit(datagen.flow(x, y, batch_size=batch_size), epochs=epochs)
+            else:
+                model.fit(x, y, epochs=epochs, batch_size=batch_size)
+            return model
+
+        results = {}
+        results['Dropout'] = train_model(create_dropout_model, 'Dropout', epochs=6)
+        results['Augmentation'] = train_model(create_augmented_model, 'Augmentation', augment=True)
+        """,
+        {"create_improved_model_1": "create_dropout_model", "create_improved_model_2": "create_augmented_model"},
+    )
+    assert found["create_improved_model_2"].sources == {
+        "augmentation": "ImageDataGenerator(rotation_range=10, zoom_range=0.1)"
+    }
+    assert found["create_improved_model_1"].sources == {}
+
+
+def test_settings_read_from_a_dict_of_the_module_handed_to_the_helper():
+    """``entrainer(creer_modele_ameliore, 'amélioré', CONFIG_AMELIORE)`` with ``model.fit(…,
+    epochs=config["epochs"], batch_size=config["batch_size"])``: the dict's values are the run's settings."""
+    found = _declared(
+        """
+        CONFIG_AMELIORE = {"epochs": 10, "batch_size": 64}
+
+        def entrainer(creer_modele, nom, config, donnees):
+            model = creer_modele()
+            model.fit(x, y, epochs=config["epochs"], batch_size=config["batch_size"])
+            return model
+
+        if __name__ == "__main__":
+            res = entrainer(creer_modele_ameliore, "amélioré", CONFIG_AMELIORE, None)
+        """,
+        {"create_improved_model_1": "creer_modele_ameliore"},
+    )
+    assert found["create_improved_model_1"].settings == {"epochs": 10, "batch_size": 64}
+
+
+def test_a_table_of_builders_and_batch_sizes_looped_over_gives_each_round_its_own_model():
+    """``CONFIGS = {'Ref': (lambda: make_cnn(), 128), 'M3 batch64': (lambda: make_cnn(), 64)}`` and
+    ``for name, (build, bs) in CONFIGS.items(): m = build(); m.fit(…, batch_size=bs)``: the same builder
+    in two rounds with other batch sizes is two models, the second a variant named after its row."""
+    declared, variants = _read(
+        """
+        CONFIGS = {
+            'Ref': (lambda: make_cnn(), 128),
+            'M1 Dropout': (lambda: make_cnn(dropout=0.25), 128),
+            'M3 batch64': (lambda: make_cnn(), 64),
+        }
+        for name, (build, bs) in CONFIGS.items():
+            m = build()
+            h = m.fit(x, y, epochs=5, batch_size=bs).history
+        """,
+        {"create_baseline_model": "make_cnn()", "create_improved_model_1": "make_cnn(dropout=0.25)"},
+    )
+    assert [(v.holder, v.model) for v in variants] == [("m3_batch64", "create_baseline_model")]
+    assert variants[0].declared.settings == {"epochs": 5, "batch_size": 64}
+    assert declared["create_baseline_model"].settings == {"epochs": 5, "batch_size": 128}
+
+
+def test_each_run_s_label_is_kept_with_its_model():
+    """``train_model(create_augmented_model, 'Augmentation', augment=True)``: the label a run is given is the
+    name its printed lines and the report's table use for that model."""
+    from harness.ingest.fit_calls import run_labels  # imported here: the one test of this reader
+
+    trees = [
+        (
+            None,
+            ast.parse(
+                IMPORTS
+                + textwrap.dedent(
+                    """
+                    def train_model(model_creator, name, epochs=5):
+                        model = model_creator()
+                        model.fit(x, y, epochs=epochs)
+                        return model
+
+                    results = {}
+                    results['Baseline'] = train_model(create_baseline_model, 'Baseline')
+                    results['Augmentation'] = train_model(create_augmented_model, 'Augmentation')
+                    CONFIGS = {'M3 batch64': (lambda: make_cnn(), 64)}
+                    for name, (build, bs) in CONFIGS.items():
+                        m = build()
+                        m.fit(x, y, batch_size=bs)
+                    """
+                ),
+            ),
+        )
+    ]
+    built_by = {
+        "create_baseline_model": "create_baseline_model",
+        "create_improved_model_1": "create_augmented_model",
+        "create_improved_model_2": "make_cnn()",
+    }
+    assert run_labels(trees, built_by) == {
+        "create_baseline_model": "Baseline",
+        "create_improved_model_1": "Augmentation",
+        "create_improved_model_2": "M3 batch64",
+    }

@@ -703,3 +703,33 @@ def test_a_factory_that_trains_its_model_is_trained_by_the_harness_with_its_decl
     for model in result.models:
         assert model.status == "ok", (model.name, model.reason)
         assert {k: model.settings.declared[k] for k in ("epochs", "batch_size")} == {"epochs": 5, "batch_size": 128}
+
+
+def test_a_model_built_by_a_call_with_arguments_is_placed_where_the_submission_makes_that_call(tmp_path):
+    """``construire_cnn(dropout=0.3)`` defined in one cell and called in a later one, under the markdown
+    that explains the change: the model is placed at its call (the text around it is about that model), the
+    builder at its definition."""
+    result = notebook_of(
+        tmp_path / "appels.ipynb",
+        [
+            "from tensorflow import keras\n\ndef construire_cnn(lr=0.001, dropout=0.0):\n"
+            "    m = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten()])\n"
+            "    if dropout:\n        m.add(keras.layers.Dropout(dropout))\n"
+            "    m.add(keras.layers.Dense(10, activation='softmax'))\n"
+            "    m.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss='categorical_crossentropy')\n"
+            "    return m\n",
+            "ref = construire_cnn()\nref.fit(x, y)\n",
+            "m1 = construire_cnn(lr=0.0005)\nm1.fit(x, y)\n",
+            "m2 = construire_cnn(dropout=0.3)\nm2.fit(x, y)\n",
+        ],
+    )
+    assert result.factory_map == {
+        "create_baseline_model": "construire_cnn",
+        "create_improved_model_1": "construire_cnn(lr=0.0005)",
+        "create_improved_model_2": "construire_cnn(dropout=0.3)",
+    }
+    assert [(f.name, f.cell) for f in result.factories] == [
+        ("create_baseline_model", 1),
+        ("create_improved_model_1", 3),
+        ("create_improved_model_2", 4),
+    ]
