@@ -653,6 +653,33 @@ def test_printed_robustness_and_per_digit_lines_and_a_long_sentence_s_training_f
     assert rubric_text.self_contradictions(ingest, passages, 0.5) == []
 
 
+def test_a_run_s_label_links_its_printed_line_and_the_table_row_that_contradicts_it(tmp_path):
+    """``train_model(create_augmented_model, 'Augmentation')`` prints ">>> Augmentation: test accuracy = 98.70%";
+    the report's table gives "| **Data augmentation** | **99.4 %** |": the run's label names the model in both,
+    and the table contradicts the run."""
+    code = (
+        "from tensorflow import keras\n\ndef build(dropout=0.0):\n    return keras.Sequential([keras.Input((28, 28, 1))])\n\n"
+        "def create_baseline_model():\n    return build()\n\ndef create_augmented_model():\n    return build()\n\n"
+        "def create_dropout_model():\n    return build(0.5)\n\n"
+        "def train_model(model_creator, name, epochs=5):\n    model = model_creator()\n    model.fit(x, y, epochs=epochs)\n"
+        "    return model\n"
+    )
+    printed = nbformat.v4.new_output(
+        "stream", text=">>> Baseline: test accuracy = 98.91%\n>>> Augmentation: test accuracy = 98.70% (63s)\n"
+    )
+    runs = "train_model(create_baseline_model, 'Baseline')\ntrain_model(create_augmented_model, 'Augmentation')\n"
+    table = "| Model | Test accuracy |\n|---|---|\n| Baseline | 98.9 % |\n| **Data augmentation** | **99.4 %** |\n"
+    cells = [new_code_cell(code), new_code_cell(runs, outputs=[printed]), new_markdown_cell("## Results\n\n" + table)]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    augmented = next(name for name, own in ingest.factory_map.items() if own == "create_augmented_model")
+    assert ingest.run_labels[augmented] == "Augmentation"
+    assert (augmented, 0.987) in [(r.model, r.accuracy) for r in rubric_text.reported_accuracies(ingest)]
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    assert [(q.model, p.model) for q, p in rubric_text.self_contradictions(ingest, passages, 0.5)] == [
+        (augmented, augmented)
+    ]
+
+
 def test_a_module_s_pasted_output_is_its_printed_run(tmp_path):
     """A module saves no output: the run its author pasted under "# Sortie :" is what it printed."""
     source = (
@@ -857,6 +884,17 @@ def test_experiments_named_e1_or_exp_2_are_models(text, expected):
         ("Dropout is a standard way to regularise the baseline.", False),
         ("On observe que la perte de validation du modèle de référence remonte : j'ajoute du dropout.", True),
         ("We observed 103 errors on the baseline, mostly 4 and 9.", True),
+        # the baseline's training accuracy above its validation accuracy, as words or as fractions
+        ("la référence finit avec un train accuracy au-dessus de la validation, donc un peu de surapprentissage", True),
+        ("le train accuracy finit au dessus du val (0.991 vs 0.988) donc on ajoute du dropout", True),
+        ("The training accuracy ends higher than the validation accuracy: dropout.", True),
+        # a count read off the student's own network
+        (
+            "Dropout après Dense(128) : la Dense porte ~200k des ~225k paramètres, c'est là que le surapprentissage se fait.",
+            True,
+        ),
+        ("The dense layer holds 205 000 weights, most of the network: dropout goes there.", True),
+        ("Dropout randomly switches units off during training, a standard regulariser.", False),
     ],
 )
 def test_a_reason_drawn_from_what_the_student_observed_is_told_from_a_textbook_line(passage, observed):
@@ -865,3 +903,43 @@ def test_a_reason_drawn_from_what_the_student_observed_is_told_from_a_textbook_l
 
     params = ModificationsParams(**next(c for c in load_rubric().criteria if c.id == "modifications").params)
     assert _observes(Passage(passage, 1, 1), params) is observed
+
+
+def test_a_notebook_without_markdown_report_is_read_from_its_comment_blocks_and_printed_sentences(tmp_path):
+    """Prose in code cells: a title as the only markdown, the report written as comment blocks above the
+    code and as printed sentences; a notebook with a markdown report keeps its code comments as code's."""
+    block = (
+        "# CONCLUSION\n# Le dropout donne le meilleur modèle, la couche dense en plus n'apporte presque rien\n"
+        "# et le modèle reste moins bon sur les images tournées.\nx = 1  # une variable\n"
+        'print("Le meilleur modèle est celui avec le dropout, je le recommande.")\n'
+    )
+    bare = ingest_path(notebook(tmp_path, [new_markdown_cell("# Mini projet"), new_code_cell(block)], "a.ipynb"))
+    texts = [line.text for line in rubric_text.prose_lines(bare)]
+    assert "Le dropout donne le meilleur modèle, la couche dense en plus n'apporte presque rien" in texts
+    assert "Le meilleur modèle est celui avec le dropout, je le recommande." in texts
+    assert "une variable" not in texts  # a comment beside code explains the code
+    report = new_markdown_cell(
+        "## Conclusion\n\n" + "Le modèle avec dropout est le meilleur des trois modèles testés. " * 5
+    )
+    written = ingest_path(notebook(tmp_path, [report, new_code_cell(block)], "b.ipynb"))
+    assert not any("la couche dense en plus" in line.text for line in rubric_text.prose_lines(written))
+
+
+def test_a_notebook_s_report_written_only_in_its_code_cells_counts_less_than_a_markdown_report(tmp_path):
+    block = (
+        "# INTRODUCTION\n# L'entreprise veut améliorer la précision du modèle de référence pour ses formulaires.\n"
+        "# Je teste trois modifications et je compare les modèles entre eux.\nx = 1\n"
+        "# CONCLUSION\n# Le modèle avec dropout atteint 99,1 % contre 98,9 % pour la référence, je le recommande.\n"
+    )
+    cells = [new_markdown_cell("# Mini projet"), new_code_cell(block)]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    result = criterion(score(evidence(ingest, [model("create_baseline_model", role="baseline")]), FR), "documentation")
+    assert any("pas de rapport en markdown" in e.text for e in result.evidence)
+    folder = tmp_path / "rubric"
+    folder.mkdir()
+    text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
+    (folder / "rubric.toml").write_text(text.replace("code_report_share = 0.75", "code_report_share = 1"))
+    off = load_rubric(folder / "rubric.toml")
+    baseline = [model("create_baseline_model", role="baseline")]
+    full = criterion(score(evidence(ingest, baseline, rubric=off), FR), "documentation")
+    assert result.components[0].points == pytest.approx(0.75 * full.components[0].points, abs=1e-3)

@@ -74,23 +74,62 @@ def prose_lines(ingest: IngestResult) -> list[Line]:
         numbered.setdefault(number, text)
     for number, text in report_strings(source):
         numbered.setdefault(number, text)
-    out: list[Line] = []
+    return [Line(text, None, number) for number, text in _paragraphs(numbered)]
+
+
+def _paragraphs(numbered: dict[int, str]) -> list[tuple[int, str]]:
+    """The numbered lines in order, a blank line where code comes between two of them (it ends a paragraph)."""
+    out: list[tuple[int, str]] = []
     previous = None
     for number in sorted(numbered):
         if previous is not None and number > previous + 1:
-            out.append(Line("", None, previous + 1))  # code in between ends a paragraph
-        out.append(Line(numbered[number], None, number))
+            out.append((previous + 1, ""))
+        out.append((number, numbered[number]))
         previous = number
     return out
 
 
+# A notebook with fewer words of markdown than this (a title, a name) keeps its report in its code cells
+MARKDOWN_REPORT_WORDS = 40
+
+
 def _notebook_prose(ingest: IngestResult) -> list[Line]:
-    """The markdown cells and the prose of the code cells, in cell order."""
+    """The markdown cells and the prose of the code cells, in cell order; in a notebook whose markdown
+    holds no report, its code cells' comment blocks and printed sentences, as a module's are read."""
     by_cell = {m.cell: list(enumerate(m.text.splitlines(), start=1)) for m in ingest.markdown}
+    no_report = sum(len(m.text.split()) for m in ingest.markdown) < MARKDOWN_REPORT_WORDS
     for cell in ingest.code_cells:
-        if cell.cell is not None and (prose := code_cell_prose(cell.source)):
+        prose = code_cell_prose(cell.source) if cell.cell is not None else []
+        if cell.cell is not None and not prose and no_report:
+            prose = _written_in_code(cell.source)
+        if prose:
             by_cell[cell.cell] = prose
     return [Line(text, cell, number) for cell in sorted(by_cell) for number, text in by_cell[cell]]
+
+
+def report_in_code(ingest: IngestResult) -> bool:
+    """Whether a notebook's report is read from its code cells: no markdown report (see `_notebook_prose`),
+    and more words written in its code cells than in its markdown."""
+    notebook = bool(ingest.code_cells) and ingest.code_cells[0].cell is not None
+    markdown = sum(len(m.text.split()) for m in ingest.markdown)
+    if not notebook or markdown >= MARKDOWN_REPORT_WORDS:
+        return False
+    in_code = sum(len(text.split()) for cell in ingest.code_cells for _, text in _written_in_code(cell.source))
+    return in_code > markdown
+
+
+def _written_in_code(source: str) -> list[tuple[int, str]]:
+    """(line, text) of a code cell's whole-line comments that read as sentences and of the sentences it
+    prints, paragraphs split where code comes between."""
+    lines = source.splitlines()
+    numbered = {
+        number: text
+        for number, text in comment_lines(source)
+        if lines[number - 1].lstrip().startswith("#") and text and not looks_like_code_or_output(text)
+    }
+    for number, text in report_strings(source):
+        numbered.setdefault(number, text)
+    return _paragraphs(numbered)
 
 
 # A code cell's text is prose when it is a sentence or more, not a label: "CONCLUSION" alone is not a report
@@ -759,13 +798,14 @@ def reported_accuracies(ingest: IngestResult) -> list[Reported]:
     noise or rotation, "Référence - bruit : 98.74 %"; of one digit, "chiffre 9 : référence 1.78 %").
     """
     numbers = factory_numbers(ingest.factories, ingest.own_names)
+    labels = improved_labels(ingest)
     found = []
     for cell, output in printed_outputs(ingest):
         table = bool(ACCURACY_WORDS.search(plain(output))) or _named_numbers(output)
         for raw in output.splitlines():
             if SKIP_LINE.search(raw) or ROBUSTNESS_WORDS.search(plain(raw)) or NOT_TEST_ACCURACY.search(plain(raw)):
                 continue
-            if (value := _accuracy_in(raw, numbers, table)) is not None:
+            if (value := _accuracy_in(raw, numbers, table, labels)) is not None:
                 found.append(Reported(value[0], value[1], cell, raw.strip()[:120]))
     return found
 
@@ -799,26 +839,32 @@ def _named_numbers(output: str) -> bool:
 
 
 def quoted_accuracies(
-    passages: list[Passage], factories: list[Factory], own: dict[str, str] | None = None
+    passages: list[Passage],
+    factories: list[Factory],
+    own: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> list[Reported]:
     """Accuracies the student's text quotes for a model ("le modèle 3 atteint 99,2 %"), sentence by
-    sentence, the same way as printed ones (a percentage after the model's name)."""
+    sentence, the same way as printed ones (a percentage after the model's name, or after its run's label
+    in the first cell of a table's row)."""
     numbers = factory_numbers(factories, own)
     found = []
     for passage in passages:
         for sentence in sentences(passage):
-            value = _accuracy_in(sentence, numbers, table=False)
+            value = _accuracy_in(sentence, numbers, table=False, labels=labels)
             if value is not None and value[1] >= 0.5:  # an accuracy, not a rate or a share of errors
                 # the whole sentence: what it says the number is of may come after it (shown as an excerpt)
                 found.append(Reported(value[0], value[1], passage.cell, sentence.strip()))
     return found
 
 
-def _accuracy_in(raw: str, numbers: dict[str, str], table: bool) -> tuple[str, float] | None:
+def _accuracy_in(
+    raw: str, numbers: dict[str, str], table: bool, labels: dict[str, str] | None = None
+) -> tuple[str, float] | None:
     """(model, accuracy) of one line naming a model then giving its accuracy, or None."""
     text = plain(raw)
     refs = model_refs(text, numbers)
-    model, end = (refs[0][2], refs[0][1]) if refs else (None, 0)
+    model, end = (refs[0][2], refs[0][1]) if refs else _labelled(text, labels or {})
     if model is None:
         match = REFERENCE_REF.search(text)
         if not match:
@@ -834,6 +880,33 @@ def _accuracy_in(raw: str, numbers: dict[str, str], table: bool) -> tuple[str, f
         number = float(m.group(1).replace(",", "."))
         value = number / 100 if 10 <= number <= 100 else None
     return (model, value) if value is not None and 0 < value <= 1 else None
+
+
+def improved_labels(ingest: IngestResult) -> dict[str, str]:
+    """The improved models' run labels (``'Augmentation'``), plain: the baseline's is the reference's."""
+    improved = {f.name for f in ingest.factories if f.role == "improved"}
+    return {name: plain(label) for name, label in ingest.run_labels.items() if name in improved}
+
+
+# where a row names its model: before the first ":" or "=" of a printed line, the first cell of a table's row
+LEADING_NAME = re.compile(r"^\s*\|([^|]*)\||^([^:=|]{1,60})[:=]")
+
+
+def _labelled(text: str, labels: dict[str, str]) -> tuple[str | None, int]:
+    """(model, where its name ends) of a line whose leading name holds one run's label as whole words
+    (">>> augmentation: test accuracy", "| **data augmentation** | 99.4 % |"), the longest label winning;
+    (None, 0) when none does, or two labels of the same length do."""
+    leading = LEADING_NAME.match(text)
+    if leading is None or not labels:
+        return None, 0
+    name = leading.group(1) if leading.group(1) is not None else leading.group(2)
+    found = [
+        (len(label), model) for model, label in labels.items() if label and re.search(rf"\b{re.escape(label)}\b", name)
+    ]
+    found.sort(reverse=True)
+    if not found or (len(found) > 1 and found[0][0] == found[1][0]):
+        return None, 0
+    return found[0][1], leading.end()
 
 
 NOT_FINAL_TEST = re.compile(r"validation|\bval\b|val_acc|epoque|epoch")
@@ -853,7 +926,7 @@ def self_contradictions(
         return []
     printed = {r.model: r for r in reported_accuracies(ingest)}  # the last printed: the saved run
     quoted: dict[str, list[Reported]] = {}
-    for q in quoted_accuracies(passages, ingest.factories, ingest.own_names):
+    for q in quoted_accuracies(passages, ingest.factories, ingest.own_names, improved_labels(ingest)):
         text = plain(q.text)
         # robustness quotes other accuracies; a validation, training or per-epoch figure is not the test's
         if not (ROBUSTNESS_WORDS.search(text) or NOT_TEST_ACCURACY.search(text) or NOT_FINAL_TEST.search(text)):

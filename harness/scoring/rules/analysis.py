@@ -332,7 +332,8 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
         last[reported.model] = reported
     # numbers the text quotes are held against the measurements like printed ones; a printed
     # number (the student's run) stands first when both exist
-    for quoted in rubric_text.quoted_accuracies(ev.passages, ev.ingest.factories, ev.ingest.own_names):
+    labels = rubric_text.improved_labels(ev.ingest)
+    for quoted in rubric_text.quoted_accuracies(ev.passages, ev.ingest.factories, ev.ingest.own_names, labels):
         last.setdefault(quoted.model, quoted)
     compared = flagged = 0
     for name, reported in last.items():

@@ -24,6 +24,7 @@ class DocumentationParams(RuleParams):
     heading_share: float = 0.5
     substance_hits: int = 2
     untrusted_cost: float = 0.5 / 3
+    code_report_share: float = 0.75
 
 
 def _substance(ev: Evidence, notes: Notes, t: Translator, p: DocumentationParams, name: str, share: float) -> float:
@@ -78,6 +79,9 @@ def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> V
     found = [n for n in p.sections if n in ev.sections]
     missing = [t("section_" + n) for n in p.sections if n not in ev.sections or ev.sections[n].words < p.min_words]
     share = sum(shares) / len(shares) if shares else 0.0
+    if share and p.code_report_share < 1 and rubric_text.report_in_code(ev.ingest):
+        share *= p.code_report_share
+        notes.add(t("rb_ev_doc_in_code", share=round(100 * p.code_report_share)), kind="flag")
     if p.untrusted_cost > 0 and _untrusted(ev, t):
         share = max(0.0, share - p.untrusted_cost)
         notes.add(t("rb_ev_doc_untrusted", cost=round(100 * p.untrusted_cost)), kind="flag")
