@@ -1122,3 +1122,44 @@ def test_the_accuracy_a_confidence_threshold_keeps_is_not_implausible():
     )
     assert rubric_text.implausible(sentence, 0.997) is None
     assert rubric_text.implausible("The final model reaches 99.87 % on the test set.", 0.997) == "99.87 %"
+
+
+def test_of_two_headings_for_one_section_the_one_that_says_what_the_section_is_for_wins():
+    """"## 5. Analyse des erreurs" that only describes the method, then the report's "**Erreurs :** 4 ↔ 9 (15
+    erreurs)": the section is the one that names the errors with numbers; an empty "## 4. Comparaison des
+    modèles" loses to the report's "### Résultats" and its table."""
+    text = (
+        "## 4. Comparaison des modèles\n\n"
+        "## 5. Analyse des erreurs du meilleur modèle\n\n"
+        "Matrice de confusion calculée avec scikit-learn et affichée avec seaborn, et les paires les plus fréquentes.\n\n"
+        "## 7. Rapport\n\n### Résultats\n\n| Modèle | Précision |\n|---|---|\n| Référence | 98.91 % |\n\n"
+        "### Discussion\n\n- **Erreurs :** les confusions restantes sont surtout 4 ↔ 9 (15 erreurs sur 93).\n"
+    )
+    lines = [rubric_text.Line(line, 1, n) for n, line in enumerate(text.splitlines(), start=1)]
+    found = sections_of(lines)
+    assert "4 ↔ 9" in found["errors"].text
+    assert "98.91" in found["results"].text
+
+
+def test_a_passage_that_opens_with_a_model_s_distinctive_word_is_about_that_model():
+    """A module's list of changes, "b) dropout -- Dropout(0.25) after each pooling…", "c) augment: rotations of
+    ±10°…": the item opens with the word that names ``build_dropout`` or ``build_augment``; a sentence that only
+    uses the word further on names nothing."""
+    factories = [
+        Factory(name="create_baseline_model", role="baseline", cell=None, line=1),
+        Factory(name="create_improved_model_1", role="improved", cell=None, line=2),
+        Factory(name="create_improved_model_2", role="improved", cell=None, line=3),
+    ]
+    own = {"create_improved_model_1": "build_dropout", "create_improved_model_2": "build_augment"}
+    numbers = rubric_text.factory_numbers(factories, own)
+    refs = lambda text: [r[2][-1] for r in rubric_text.model_refs(rubric_text.plain(text), numbers)]  # noqa: E731
+    assert refs("b) dropout -- Dropout(0.25) after each pooling, to fight overfitting") == ["1"]
+    assert refs("c) ``augment``: rotations of 10 degrees, because scans are tilted") == ["2"]
+    assert refs("**Augment** -- the digits are not always straight") == ["2"]
+    assert refs("We also tried some dropout in the dense part") == []
+    items = "a) ``dropout`` -- Dropout(0.25), to fight overfitting\n   after the dense layer.\nb) ``augment`` -- rotations"
+    lines = [rubric_text.Line(line, None, n) for n, line in enumerate(items.splitlines(), start=1)]
+    assert [p.text for p in rubric_text.passages(lines)] == [
+        "a) ``dropout`` -- Dropout(0.25), to fight overfitting after the dense layer.",
+        "b) ``augment`` -- rotations",
+    ]

@@ -331,9 +331,9 @@ def headings(lines: list[Line]) -> list[Heading]:
 
 
 # a paragraph that opens with a short label and a colon: "Robustesse (bruit σ 0,2) : …", "**Results**: …"
-RUN_IN = re.compile(
-    r"^[*_]{0,2}([^\W\d_][^:]{0,120}?)[*_]{0,2}\s*:(?:\s+\S|\s*$)"
-    r"|^(?:\*\*|__)([^\W\d_][^*_:.]{0,60})[.:](?:\*\*|__)\s+\S"  # "**Short version.** The handout CNN…"
+RUN_IN = re.compile(  # a list item's label too: "- **Erreurs :** 4 ↔ 9 (15)"
+    r"^(?:[-+*•]\s+)?[*_]{0,2}([^\W\d_][^:]{0,120}?)[*_]{0,2}\s*:(?:\s+\S|\s*$)"
+    r"|^(?:[-+*•]\s+)?(?:\*\*|__)([^\W\d_][^*_:.]{0,60})[.:](?:\*\*|__)\s+\S"  # "**Short version.** The handout CNN…"
 )
 RUN_IN_WORDS = 6  # words of the label, its parentheses left out
 
@@ -399,9 +399,11 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
     A heading's section runs to the next heading of the same or a higher level (sub-headings
     included; a paragraph's run-in label, "Erreurs : …", is a heading below every level), except a heading that holds three or more headings of other sections (a document
     title, a "Partie 2"): only its own introduction counts, and it is passed over when it has none. When
-    several headings match a section, the one whose matching word comes first in the title wins
-    ("Améliorations proposées" beats "Modèle amélioré 1"), then the higher level, then the longer
-    text; a container heading comes after every other.
+    several headings match a section, one whose text says what the section `needs` (a number) beats one
+    that does not (an "Analyse des erreurs" that only describes the method, then the report's "Erreurs :
+    4 ↔ 9 (15)"), then the one whose matching word comes first in the title wins ("Améliorations
+    proposées" beats "Modèle amélioré 1"), then the higher level, then the longer text; a container
+    heading comes after every other.
     """
     titled = headings(lines)
     found_headings = sorted(titled + run_in_headings(lines, spec), key=lambda h: h.index)
@@ -431,7 +433,10 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
         if container and words == 0:
             continue
         for name, position in matches[h.index].items():
-            section = Section(name, h.title, h.cell, h.line, words, text, score=(container, position, h.level, -words))
+            needs = spec[name].get("needs")
+            incomplete = bool(needs) and matches_any(needs, plain(text)) is None
+            score = (container, incomplete, position, h.level, -words)
+            section = Section(name, h.title, h.cell, h.line, words, text, score=score)
             candidates.setdefault(name, []).append(section)
     found = {name: min(options, key=lambda s: s.score) for name, options in candidates.items()}
     # By content: a missing section's words may sit under an unusual heading, or under none.
@@ -505,7 +510,7 @@ def passages(lines: list[Line]) -> list[Passage]:
         stripped = line.text.strip()
         following = lines[index + 1].text if index + 1 < len(lines) else ""
         heading = heading_level(line.text, following) is not None
-        starts_item = bool(re.match(r"^([-*+]\s|\d{1,2}[.)]\s|\|)", stripped))
+        starts_item = bool(re.match(r"^([-*+]\s|\d{1,2}[.)]\s|\(?[a-h]\)\s|\|)", stripped))  # "b) dropout …" too
         if not stripped or line.cell != previous_cell or starts_item or heading:
             flush()
         if stripped and not re.fullmatch(r"[-=~]{3,}", stripped):  # underlines are not text
@@ -629,6 +634,9 @@ def _own_name_ref(key: str) -> re.Pattern:
     return re.compile(
         rf"\b(?:(?:le|la|the|l')\s*(?:modele\s+|model\s+|reseau\s+)?{word}\b"
         rf"|(?:modele|model|reseau|network)\s+{word}\b|{word}\s+(?:model|network|cnn|one)\b)"
+        # the word that opens a list item, or in bold a paragraph, names its subject: "b) dropout -- …",
+        # "- augment: …", "**Augment** -- …" (a word alone at a line's start, "final : 0.99", does not)
+        rf"|^\s*(?:[-*•]\s+|\(?[a-z0-9]{{1,2}}[.)]\s*)[*_`]{{0,2}}{word}\b|^\s*(?:\*\*|__|``?){word}\b"
     )
 
 
