@@ -1125,7 +1125,7 @@ def test_the_accuracy_a_confidence_threshold_keeps_is_not_implausible():
 
 
 def test_of_two_headings_for_one_section_the_one_that_says_what_the_section_is_for_wins():
-    """"## 5. Analyse des erreurs" that only describes the method, then the report's "**Erreurs :** 4 ↔ 9 (15
+    """ "## 5. Analyse des erreurs" that only describes the method, then the report's "**Erreurs :** 4 ↔ 9 (15
     erreurs)": the section is the one that names the errors with numbers; an empty "## 4. Comparaison des
     modèles" loses to the report's "### Résultats" and its table."""
     text = (
@@ -1157,7 +1157,9 @@ def test_a_passage_that_opens_with_a_model_s_distinctive_word_is_about_that_mode
     assert refs("c) ``augment``: rotations of 10 degrees, because scans are tilted") == ["2"]
     assert refs("**Augment** -- the digits are not always straight") == ["2"]
     assert refs("We also tried some dropout in the dense part") == []
-    items = "a) ``dropout`` -- Dropout(0.25), to fight overfitting\n   after the dense layer.\nb) ``augment`` -- rotations"
+    items = (
+        "a) ``dropout`` -- Dropout(0.25), to fight overfitting\n   after the dense layer.\nb) ``augment`` -- rotations"
+    )
     lines = [rubric_text.Line(line, None, n) for n, line in enumerate(items.splitlines(), start=1)]
     assert [p.text for p in rubric_text.passages(lines)] == [
         "a) ``dropout`` -- Dropout(0.25), to fight overfitting after the dense layer.",
