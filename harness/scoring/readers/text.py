@@ -127,7 +127,8 @@ def _written_in_code(source: str) -> list[tuple[int, str]]:
         for number, text in comment_lines(source)
         if lines[number - 1].lstrip().startswith("#") and text and not looks_like_code_or_output(text)
     }
-    for number, text in report_strings(source):
+    # a printed sentence, not a label: the handout's own prints ("Performances du modèle {name}:") are short
+    for number, text in report_strings(source, min_words=MIN_CODE_PROSE_WORDS):
         numbered.setdefault(number, text)
     return _paragraphs(numbered)
 
