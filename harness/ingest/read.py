@@ -43,7 +43,15 @@ from harness.results import (
     Rewrite,
 )
 from harness.util.i18n import Translator
-from harness.util.pysource import call_name, called_names, imported_packages, is_literal, read_names, required_arguments
+from harness.util.pysource import (
+    assigned_once,
+    call_name,
+    called_names,
+    imported_packages,
+    is_literal,
+    read_names,
+    required_arguments,
+)
 from harness.util.pysource import decode as decode_source
 from harness.util.pysource import parse as parse_python
 
@@ -888,13 +896,16 @@ def _called_function(own: str) -> str | None:
     return node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
 
 
-def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str, list[str]]:
+def _literal_calls(cells: list[CodeCell], required: dict[str, int], plain_ok: bool = False) -> dict[str, list[str]]:
     """Calls of the functions in `required` ({name: its required arguments}) whose arguments are all
     literals and enough, as source text in the order they appear (``build_model(0.3, lr=1e-3)``): how the
     submission itself uses its builders, at top level or in the functions it runs from there (a
     ``main()``: :func:`_used_nodes`). A builder without required arguments passed as a value (to a trainer,
-    in a list of experiments) is used at its defaults. Cells that do not parse are skipped."""
+    in a list of experiments) is used at its defaults. With `plain_ok` (trainer helpers, seen through
+    afterwards), an argument may also be a name or a call of literals (``str(i)``, ``EPOCHS``). Cells that
+    do not parse are skipped."""
     calls: dict[str, list[str]] = {name: [] for name in required}
+    imported = _imported(cells)
     used = list(_used_nodes(cells, set(required)))
     called = {id(node.func) for node in used if isinstance(node, ast.Call)}
     for node in used:
@@ -906,7 +917,9 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str,
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in required):
             continue
         arguments = [*node.args, *(k.value for k in node.keywords)]
-        if any(k.arg is None for k in node.keywords) or not all(is_literal(a) for a in arguments):
+        allowed = _plain_argument if plain_ok else is_literal
+        readable = [allowed(a) or _built_from_literals(a, imported) for a in arguments]
+        if any(k.arg is None for k in node.keywords) or not all(readable):
             continue
         if len(arguments) < required[node.func.id]:  # a call that would fail: not the student's own use
             continue
@@ -914,6 +927,41 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int]) -> dict[str,
         if text not in calls[node.func.id]:
             calls[node.func.id].append(text)
     return calls
+
+
+def _imported(cells: list[CodeCell]) -> set[str]:
+    """The names the code cells' top-level imports bind (``keras``, ``regularizers``)."""
+    return {
+        (alias.asname or alias.name).split(".")[0]
+        for _, _, tree in _parsed_cells(cells)
+        for node in tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+        if alias.name != "*"
+    }
+
+
+def _built_from_literals(node: ast.expr, imported: set[str]) -> bool:
+    """A Keras object built from literals through an imported name: ``regularizers.l2(1e-4)``,
+    ``keras.optimizers.SGD(0.01, momentum=0.9)``."""
+    if not isinstance(node, ast.Call):
+        return False
+    root = node.func
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    arguments = [*node.args, *(k.value for k in node.keywords)]
+    return isinstance(root, ast.Name) and root.id in imported and all(is_literal(a) for a in arguments)
+
+
+def _plain_argument(node: ast.expr) -> bool:
+    """A literal, a name, or a call of a name with literal arguments (``str(1)`` once a loop is unrolled)."""
+    if is_literal(node) or isinstance(node, ast.Name):
+        return True
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and all(is_literal(a) for a in [*node.args, *(k.value for k in node.keywords)])
+    )
 
 
 def _used_nodes(cells: list[CodeCell], builders: set[str]):
@@ -1096,7 +1144,7 @@ def _trainer_calls(
     m.fit(…, batch_size=batch)``, its loop over a table of runs read round by round), each call a model
     the way the submission trains it; the mapping then sees through the helper (:func:`_through_trainers`)."""
     helpers = {fn.name: fn for fn in functions if fn.name not in builders}
-    calls = _literal_calls(cells, {name: required_arguments(fn) for name, fn in helpers.items()})
+    calls = _literal_calls(cells, {name: required_arguments(fn) for name, fn in helpers.items()}, plain_ok=True)
     by_builder: dict[str, list[str]] = {}
     at_defaults: list[str] = []
     for texts in calls.values():
@@ -1347,14 +1395,20 @@ def _through_trainers(
 ) -> tuple[dict[str, str], dict[str, Declared]]:
     """A mapping to a trainer helper's call (``run("E1", dropout=0.25)``: harness/ingest/trainers.py) made
     a mapping to the builder call it makes, and the settings it trains with, placed at the call."""
-    functions = {n.name: n for n in parse_python(module_source).body if isinstance(n, ast.FunctionDef)}
+    tree = parse_python(module_source)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    constants = {  # ``EPOCHS = 8``: what a helper's call may pass for its epochs
+        name: value.value
+        for name, value in assigned_once([(None, tree)]).items()
+        if isinstance(value, ast.Constant) and type(value.value) is int
+    }
     mapped, trained = dict(factory_map), {}
     for name, how in factory_map.items():
         try:
             call = parse_python(how, mode="eval").body
         except SyntaxError:
             continue
-        seen = see_through(call, functions) if isinstance(call, ast.Call) else None
+        seen = see_through(call, functions, constants) if isinstance(call, ast.Call) else None
         if seen is None:
             continue
         mapped[name] = seen.builder

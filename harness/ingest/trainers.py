@@ -37,15 +37,19 @@ class SeenThrough:
     settings: dict[str, int]
 
 
-def see_through(call: ast.Call, functions: dict[str, ast.FunctionDef]) -> SeenThrough | None:
+def see_through(
+    call: ast.Call, functions: dict[str, ast.FunctionDef], constants: dict[str, int] | None = None
+) -> SeenThrough | None:
     """The builder call and the settings of a call of a trainer helper among `functions`; None when
-    `call` is not one, or when what it builds cannot be read without running it."""
+    `call` is not one, or when what it builds cannot be read without running it. What the builder is
+    given must be literal; the helper's other arguments (a label ``str(i)``, a seed) may be anything, and
+    its epochs and batch size may be module constants (`constants`: ``EPOCHS = 8``)."""
     helper = functions.get(call_name(call) or "")
     fit = _fit_call(helper)
     if helper is None or fit is None or not isinstance(call.func, ast.Name):
         return None
     built = _returned_build(helper, fit.func.value.id)
-    bound = _bind(helper, call)
+    bound = _bind(helper, call, literal_only=False)
     if built is None or bound is None or call_name(built) == helper.name:
         return None
     values, extra = bound
@@ -54,7 +58,9 @@ def see_through(call: ast.Call, functions: dict[str, ast.FunctionDef]) -> SeenTh
     builder = _substituted(built, values, extra, kwargs, local)
     if builder is None:
         return None
-    return SeenThrough(ast.unparse(builder), _settings(fit, values))
+    known = {k: ast.Constant(v) for k, v in (constants or {}).items()}
+    settled = {name: known.get(v.id, v) if isinstance(v, ast.Name) else v for name, v in values.items()}
+    return SeenThrough(ast.unparse(builder), _settings(fit, settled))
 
 
 def trained_with(
@@ -226,7 +232,7 @@ def _substituted(
 
     def value(node: ast.expr) -> ast.expr | None:
         if isinstance(node, ast.Name) and node.id in values:
-            return values[node.id]
+            return values[node.id] if is_literal(values[node.id]) else None
         if isinstance(node, ast.Name) and node.id in local:
             return None
         return node if is_literal(node) or isinstance(node, (ast.Name, ast.Attribute)) else None
@@ -237,12 +243,15 @@ def _substituted(
         if keyword.arg is None:
             spread = values.get(keyword.value.id) if isinstance(keyword.value, ast.Name) else None
             if isinstance(spread, ast.Dict) and all(
-                isinstance(k, ast.Constant) and isinstance(k.value, str) for k in spread.keys
+                isinstance(k, ast.Constant) and isinstance(k.value, str) and is_literal(v)
+                for k, v in zip(spread.keys, spread.values, strict=True)
             ):
                 # ``make_model(**kwargs)`` with ``kwargs`` bound to ``{"bn": True}``: ``make_model(bn=True)``
                 keywords += [ast.keyword(arg=k.value, value=v) for k, v in zip(spread.keys, spread.values, strict=True)]
                 continue
             if not (isinstance(keyword.value, ast.Name) and keyword.value.id == kwargs):
+                return None
+            if not all(is_literal(k.value) for k in extra):
                 return None
             keywords += extra
         else:

@@ -733,3 +733,54 @@ def test_a_model_built_by_a_call_with_arguments_is_placed_where_the_submission_m
         ("create_improved_model_1", 3),
         ("create_improved_model_2", 4),
     ]
+
+
+GRID_SEARCH = [
+    "import keras\nfrom keras import layers\n\n"
+    "def build(hp):\n    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(hp['filters'], 3)])\n"
+    "    if hp['dropout'] > 0:\n        model.add(layers.Dropout(hp['dropout']))\n"
+    "    model.add(layers.Flatten())\n    model.add(layers.Dense(10, activation='softmax'))\n"
+    "    model.compile(optimizer='adam', loss='categorical_crossentropy')\n    return model\n\n"
+    "def create_baseline_model():\n    return build({'filters': 32, 'dropout': 0.0})\n\n"
+    "def run_config(hp, label, epochs, batch_size, seed=0):\n    keras.utils.set_random_seed(seed)\n"
+    "    model = build(hp)\n    h = model.fit(x, y, epochs=epochs, batch_size=batch_size)\n"
+    "    return {'config': label}, model, h.history\n",
+    "GRID = [{'filters': 32, 'dropout': 0.0}, {'filters': 64, 'dropout': 0.25}, {'filters': 64, 'dropout': 0.4}]\n"
+    "EPOCHS = 8\nBATCH = 64\nrows, models = [], {}\n"
+    "for i, hp in enumerate(GRID):\n"
+    "    row, models[i], _ = run_config(hp, str(i), epochs=EPOCHS, batch_size=BATCH)\n    rows.append(row)\n",
+]
+
+
+def test_a_grid_of_configurations_run_through_a_helper_with_a_computed_label_is_one_model_per_row(tmp_path):
+    """``for i, hp in enumerate(GRID): run_config(hp, str(i), epochs=EPOCHS, batch_size=BATCH)``: the label the
+    helper only prints and the module's constants do not stop each row from being read as the builder call it
+    makes, trained with the constants' epochs and batch size."""
+    result = notebook_of(tmp_path / "grid.ipynb", GRID_SEARCH)
+    built = sorted(result.factory_map.values())
+    assert "build({'filters': 64, 'dropout': 0.25})" in built and "build({'filters': 64, 'dropout': 0.4})" in built
+    assert "_harness_declared" in result.module_source and "'batch_size': 64" in result.module_source
+
+
+def test_a_builder_given_a_keras_object_built_from_literals_is_called_so(tmp_path):
+    """``_cnn(reg=regularizers.l2(1e-4))``, ``build(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))``: an
+    argument that is a Keras object built from literals, through a name the module imports, is as readable
+    as a literal."""
+    result = notebook_of(
+        tmp_path / "reg.ipynb",
+        [
+            "import keras\nfrom keras import layers, regularizers\n\n"
+            "def _cnn(noyau=3, reg=None, optimizer='adam'):\n"
+            "    m = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(32, noyau, kernel_regularizer=reg),"
+            " layers.Flatten(), layers.Dense(10, activation='softmax')])\n"
+            "    m.compile(optimizer, 'categorical_crossentropy')\n    return m\n",
+            "ref = _cnn()\nref.fit(x, y)\nm1 = _cnn(reg=regularizers.l2(1e-4))\nm1.fit(x, y)\n"
+            "m2 = _cnn(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))\nm2.fit(x, y)\n"
+            "m3 = _cnn(reg=undefined_thing(1))\nm3.fit(x, y)\n",
+        ],
+    )
+    assert sorted(result.factory_map.values()) == [
+        "_cnn",
+        "_cnn(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))",
+        "_cnn(reg=regularizers.l2(0.0001))",
+    ]

@@ -58,7 +58,9 @@ def test_parameters_are_bound_positionally_by_keyword_and_by_default():
 def test_what_cannot_be_read_without_running_is_left_alone():
     assert _seen("computed(16)") is None  # the builder reads the helper's own variable
     assert _seen("evaluate_only(model)") is None  # trains what it is given, builds nothing
-    assert _seen("run(name_of(1), dropout=0.3)") is None  # an argument the code computes
+    assert _seen("run('E1', dropout=rate_of(1))") is None  # a value the builder is given, computed
+    # a label the code computes reaches no builder: the call is read all the same
+    assert _seen("run(name_of(1), dropout=0.3)").builder == "build_cnn(dropout=0.3)"
     assert _seen("train(32, 1e-3, 7)") is None  # more positional arguments than the helper takes
     assert _seen("build_cnn(dropout=0.3)") is None  # not a helper of the module
 
