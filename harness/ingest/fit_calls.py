@@ -79,26 +79,24 @@ def declared_by_calls(
     how the submission builds that model, a function name (``build_model``) or a call
     (``build_cnn(dropout=0.25)``); `kept`: the module the worker imports, whose imports a callback or a
     generator must be built from (all the code's when None)."""
+    declared, variants, _ = read_training(trees, built_by, kept)
+    return declared, variants
+
+
+def read_training(
+    trees: list[tuple[int | None, ast.Module]], built_by: dict[str, str], kept: ast.Module | None = None
+) -> tuple[dict[str, Declared], list[Variant], dict[str, str]]:
+    """:func:`declared_by_calls`, and each model's run label (``train(create_augmented_model,
+    'Augmentation')``, the row of a table of experiments: the name its printed lines and tables use; a
+    variant's is on its :class:`Variant`'s ``declared``), from one reading of the code."""
     agreed, variants = {}, []
     for name, calls in _training_calls(trees, built_by, kept).items():
         own, others = _split_variants(calls)
         agreed[name] = _agreed(own)
         variants += [Variant(holder, name, _agreed(group)) for holder, group in others.items()]
     declared = {name: d for name, d in agreed.items() if d.settings or d.sources}
-    return declared, variants
-
-
-def run_labels(trees: list[tuple[int | None, ast.Module]], built_by: dict[str, str]) -> dict[str, str]:
-    """Harness name -> the label the submission gives the model's run (``train(create_augmented_model,
-    'Augmentation')``, the row of a table of experiments): the name its printed lines and tables use.
-    A variant's label is on its :class:`Variant`'s ``declared``."""
-    labels = {}
-    for name, calls in _training_calls(trees, built_by).items():
-        own, _ = _split_variants(calls)
-        label = next((c.label for c in own if c.label), None)
-        if label:
-            labels[name] = label
-    return labels
+    labels = {name: d.label for name, d in agreed.items() if d.label}
+    return declared, variants, labels
 
 
 def _training_calls(
@@ -208,9 +206,8 @@ class _Scope:
         """(harness name, Declared) for each training call of this statement; remembers its assignments."""
         if isinstance(statement, ast.For) and (rounds := unrolled(statement, self.tables)) is not None:
             outer = self.round
-            for index, body in enumerate(
-                rounds
-            ):  # a loop over a literal table of experiments: each round as written out
+            # a loop over a literal table of experiments: each round as written out, with its row's label
+            for index, body in enumerate(rounds):
                 self.round = (index + 1, round_label(statement, self.tables, index))
                 for inner in body:
                     yield from self.read(inner)

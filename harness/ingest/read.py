@@ -26,7 +26,7 @@ import nbformat
 # assign_ids, discover and main_file_path are re-exported: callers that import them from here
 # (the pipeline) keep working; they live in harness.ingest.paths.
 from harness.ingest import data_names
-from harness.ingest.fit_calls import Declared, declared_by_calls, run_labels
+from harness.ingest.fit_calls import Declared, read_training
 from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
 from harness.ingest.loops import literal_tables, with_loops_unrolled
@@ -1475,11 +1475,10 @@ def _with_declared_settings(
     student's own wins over, and a builder trained another way in its own variable added as a factory of
     its own; returns (the module, the factories, the dropped statements with each call's line saying what
     it kept, the line map with the added lines pointing to the first call: an error there is about that
-    call, and each model's run label: harness/ingest/fit_calls.py's ``run_labels``)."""
+    call, and each model's run label: harness/ingest/fit_calls.py's ``read_training``)."""
     built_by = {f.name: applied.get(f.name, f.name) for f in factories}
     trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
-    declared, variants = declared_by_calls(trees, built_by, kept=parse_python(module_source))
-    labels = run_labels(trees, built_by)
+    declared, variants, labels = read_training(trees, built_by, kept=parse_python(module_source))
     for name, d in (trained or {}).items():  # a trainer helper's call: what it trains with (harness/ingest/trainers.py)
         if d.settings and name not in declared:
             declared[name] = d

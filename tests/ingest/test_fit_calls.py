@@ -433,7 +433,7 @@ def test_a_table_of_builders_and_batch_sizes_looped_over_gives_each_round_its_ow
 def test_each_run_s_label_is_kept_with_its_model():
     """``train_model(create_augmented_model, 'Augmentation', augment=True)``: the label a run is given is the
     name its printed lines and the report's table use for that model."""
-    from harness.ingest.fit_calls import run_labels  # imported here: the one test of this reader
+    from harness.ingest.fit_calls import read_training  # imported here: the one test of the labels
 
     trees = [
         (
@@ -464,7 +464,7 @@ def test_each_run_s_label_is_kept_with_its_model():
         "create_improved_model_1": "create_augmented_model",
         "create_improved_model_2": "make_cnn()",
     }
-    assert run_labels(trees, built_by) == {
+    assert read_training(trees, built_by)[2] == {
         "create_baseline_model": "Baseline",
         "create_improved_model_1": "Augmentation",
         "create_improved_model_2": "M3 batch64",
