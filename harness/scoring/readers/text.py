@@ -97,7 +97,7 @@ def _notebook_prose(ingest: IngestResult) -> list[Line]:
     """The markdown cells and the prose of the code cells, in cell order; in a notebook whose markdown
     holds no report, its code cells' comment blocks and printed sentences, as a module's are read."""
     by_cell = {m.cell: list(enumerate(m.text.splitlines(), start=1)) for m in ingest.markdown}
-    no_report = sum(len(m.text.split()) for m in ingest.markdown) < MARKDOWN_REPORT_WORDS
+    no_report = _no_markdown_report(ingest)
     for cell in ingest.code_cells:
         prose = code_cell_prose(cell.source) if cell.cell is not None else []
         if cell.cell is not None and not prose and no_report:
@@ -111,11 +111,15 @@ def report_in_code(ingest: IngestResult) -> bool:
     """Whether a notebook's report is read from its code cells: no markdown report (see `_notebook_prose`),
     and more words written in its code cells than in its markdown."""
     notebook = bool(ingest.code_cells) and ingest.code_cells[0].cell is not None
-    markdown = sum(len(m.text.split()) for m in ingest.markdown)
-    if not notebook or markdown >= MARKDOWN_REPORT_WORDS:
+    if not notebook or not _no_markdown_report(ingest):
         return False
     in_code = sum(len(text.split()) for cell in ingest.code_cells for _, text in _written_in_code(cell.source))
-    return in_code > markdown
+    return in_code > sum(len(m.text.split()) for m in ingest.markdown)
+
+
+def _no_markdown_report(ingest: IngestResult) -> bool:
+    """Fewer words of markdown than `MARKDOWN_REPORT_WORDS`: a title and a name, no report."""
+    return sum(len(m.text.split()) for m in ingest.markdown) < MARKDOWN_REPORT_WORDS
 
 
 def _written_in_code(source: str) -> list[tuple[int, str]]:
