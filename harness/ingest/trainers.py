@@ -76,10 +76,7 @@ def trained_with(
     if bound is None:
         return None
     # only what the call says: a default of the helper's is the protocol's business, as if unsaid
-    positional = [a.arg for a in [*helper.args.posonlyargs, *helper.args.args]][: len(call.args)]
-    said = set(positional) | {k.arg for k in call.keywords if k.arg}
-    values = {name: value for name, value in bound[0].items() if name in said}
-    return _settings(fit, values, literals=False, tables=tables or {})
+    return _settings(fit, _said(helper, call, bound[0]), literals=False, tables=tables or {})
 
 
 def generator_passed(call: ast.Call, helper: ast.FunctionDef) -> ast.expr | None:
@@ -91,8 +88,7 @@ def generator_passed(call: ast.Call, helper: ast.FunctionDef) -> ast.expr | None
     bound = _bind(helper, call, literal_only=False)
     if bound is None:
         return None
-    positional = [a.arg for a in [*helper.args.posonlyargs, *helper.args.args]][: len(call.args)]
-    said = {name: value for name, value in bound[0].items() if name in set(positional) | _keywords(call)}
+    said = _said(helper, call, bound[0])
     passed = next((said[name] for name in _flows(helper) if name in parameters and name in said), None)
     if passed is not None:
         return passed  # a default (None) passes nothing
@@ -120,8 +116,11 @@ def _flows(tree: ast.AST) -> list[str]:
     ]
 
 
-def _keywords(call: ast.Call) -> set[str]:
-    return {k.arg for k in call.keywords if k.arg}
+def _said(helper: ast.FunctionDef, call: ast.Call, values: dict[str, ast.expr]) -> dict[str, ast.expr]:
+    """The bound values that the call itself gives, by position or keyword: a default is as if unsaid."""
+    positional = [a.arg for a in [*helper.args.posonlyargs, *helper.args.args]][: len(call.args)]
+    named = set(positional) | {k.arg for k in call.keywords if k.arg}
+    return {name: value for name, value in values.items() if name in named}
 
 
 def _fit_call(helper: ast.FunctionDef | None) -> ast.Call | None:
