@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from harness.ingest.loops import literal_tables, round_label, unrolled
 from harness.ingest.trainers import TRAINING, generator_passed, trained_with
-from harness.util.pysource import assigned_once, call_name, is_literal, required_arguments
+from harness.util.pysource import assigned_once, call_name, imported_names, is_literal, required_arguments
 from harness.util.pysource import parse as parse_python
 
 INTEGERS = ("epochs", "batch_size")
@@ -103,7 +103,7 @@ def _training_calls(
     trees: list[tuple[int | None, ast.Module]], built_by: dict[str, str], kept: ast.Module | None = None
 ) -> dict[str, list[Declared]]:
     """Each graded model's training calls, in the order the code makes them."""
-    imported = _imported_names(trees if kept is None else [(None, kept)])
+    imported = imported_names(trees if kept is None else [(None, kept)])
     constants = _constants(trees)
     trainers = _trainers(trees)
     calls = {_normal(how): name for name, how in built_by.items()}
@@ -382,16 +382,6 @@ def _slug(text: object) -> str | None:
     if not slug:
         return None
     return slug if slug.isidentifier() else f"run_{slug}"
-
-
-def _imported_names(trees: list[tuple[int | None, ast.Module]]) -> set[str]:
-    """The names the module's top-level imports bind (``keras``, ``ImageDataGenerator``)."""
-    names = set()
-    for _, tree in trees:
-        for node in tree.body:
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
-    return names
 
 
 def _constants(trees: list[tuple[int | None, ast.Module]]) -> dict[str, int]:

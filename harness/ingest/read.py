@@ -47,6 +47,7 @@ from harness.util.pysource import (
     assigned_once,
     call_name,
     called_names,
+    imported_names,
     imported_packages,
     is_literal,
     read_names,
@@ -905,7 +906,7 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int], plain_ok: bo
     afterwards), an argument may also be a name or a call of literals (``str(i)``, ``EPOCHS``). Cells that
     do not parse are skipped."""
     calls: dict[str, list[str]] = {name: [] for name in required}
-    imported = _imported(cells)
+    imported = imported_names([(cell, tree) for cell, _, tree in _parsed_cells(cells)])
     used = list(_used_nodes(cells, set(required)))
     called = {id(node.func) for node in used if isinstance(node, ast.Call)}
     for node in used:
@@ -927,18 +928,6 @@ def _literal_calls(cells: list[CodeCell], required: dict[str, int], plain_ok: bo
         if text not in calls[node.func.id]:
             calls[node.func.id].append(text)
     return calls
-
-
-def _imported(cells: list[CodeCell]) -> set[str]:
-    """The names the code cells' top-level imports bind (``keras``, ``regularizers``)."""
-    return {
-        (alias.asname or alias.name).split(".")[0]
-        for _, _, tree in _parsed_cells(cells)
-        for node in tree.body
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-        if alias.name != "*"
-    }
 
 
 def _built_from_literals(node: ast.expr, imported: set[str]) -> bool:

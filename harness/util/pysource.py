@@ -97,6 +97,16 @@ def called_names(node: ast.AST) -> set[str]:
     return {name for sub in ast.walk(node) if (name := call_name(sub)) is not None}
 
 
+def imported_names(trees: list[tuple[int | None, ast.Module]]) -> set[str]:
+    """The names the top-level imports of `trees` ((cell, tree) pairs) bind: ``keras``, ``ImageDataGenerator``."""
+    names = set()
+    for _, tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
+    return names
+
+
 def imported_packages(nodes) -> set[str]:
     """The top-level packages the ``import`` statements among `nodes` name (``torch`` for
     ``from torch.nn import Linear``); relative imports are the submission's own and are left out."""
