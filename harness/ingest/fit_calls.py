@@ -29,7 +29,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from harness.ingest.loops import literal_tables, round_label, unrolled
+from harness.ingest.loops import literal_tables, round_label, substituted, unrolled
 from harness.ingest.trainers import TRAINING, generator_passed, trained_with
 from harness.util.pysource import assigned_once, call_name, imported_names, is_literal, required_arguments
 from harness.util.pysource import parse as parse_python
@@ -110,8 +110,9 @@ def _training_calls(
     functions = {_normal(how).split("(")[0]: name for name, how in built_by.items() if "(" not in how}
     found: dict[str, list[Declared]] = {}
     tables = literal_tables(trees)
+    returned = _returned_tuples(trees)
     for scope in _scopes(trees):
-        reader = _Scope(calls, functions, imported, constants, trainers, tables)
+        reader = _Scope(calls, functions, imported, constants, trainers, tables, returned)
         for cell, statement in scope:
             reader.cell = cell
             for name, declared in reader.read(statement):
@@ -192,10 +193,12 @@ class _Scope:
         constants: dict,
         trainers: dict[str, ast.FunctionDef],
         tables: dict[str, ast.expr] | None = None,
+        returned: dict[str, list[ast.expr]] | None = None,
     ) -> None:
         self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
         self.trainers = trainers  # the student's functions that train what they are given
         self.tables = tables or {}  # top-level literal tables a loop may run over
+        self.returned = returned or {}  # function -> the tuple it returns (``return cnn(), 15, [stop]``)
         self.models: dict[str, str] = {}  # variable -> harness name
         self.built_at: dict[str, tuple[int | None, int, int]] = {}  # variable -> (cell, line, round) of its model
         self.cell: int | None = None  # the cell of the statement being read
@@ -225,6 +228,8 @@ class _Scope:
                     self.built_at[target.id] = (self.cell, statement.lineno, self.round[0])
                 else:
                     self.models.pop(target.id, None)
+            elif isinstance(target, ast.Tuple):
+                self._unpacked(target, statement)
         for node in ast.walk(statement):
             if not isinstance(node, ast.Call):
                 continue
@@ -240,6 +245,24 @@ class _Scope:
                     yield model, declared
             elif call_name(node) in self.trainers:  # handed to the student's own helper: train(m, epochs=10)
                 yield from self._helped(node, statement)
+
+    def _unpacked(self, target: ast.Tuple, statement: ast.Assign) -> None:
+        """``model, epochs, callbacks = early_stopped()`` with ``return cnn(), 15, [stop]``: the model in the
+        name its call lands in, each other name set to what the builder returns in its place."""
+        model = self._built(statement.value)
+        elements = self.returned.get(call_name(statement.value) or "") if model is not None else None
+        if elements is None or len(elements) != len(target.elts):
+            return
+        held = False
+        for name, element in zip(target.elts, elements, strict=True):
+            if not isinstance(name, ast.Name):
+                continue
+            if not held and isinstance(element, ast.Call) and call_name(element) not in CALLBACKS | GENERATORS:
+                held = True
+                self.models[name.id] = model
+                self.built_at[name.id] = (self.cell, statement.lineno, self.round[0])
+            else:
+                self.values[name.id] = element
 
     def _helped(self, call: ast.Call, statement: ast.stmt):
         """(harness name, Declared) for each graded model a call hands to a helper that trains it: a
@@ -352,6 +375,22 @@ def _trainers(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.Funct
         for node in tree.body
         if isinstance(node, ast.FunctionDef) and any(call_name(sub) in TRAINING for sub in ast.walk(node))
     }
+
+
+def _returned_tuples(trees: list[tuple[int | None, ast.Module]]) -> dict[str, list[ast.expr]]:
+    """The top-level functions that end by returning a tuple (``return cnn(), 15, [stop]``): {name: its
+    elements}, each name the function sets once replaced by its value (``stop = EarlyStopping(…)``)."""
+    found = {}
+    for _, tree in trees:
+        for node in tree.body:
+            last = node.body[-1] if isinstance(node, ast.FunctionDef) else None
+            if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Tuple)):
+                continue
+            assigned = [s for s in node.body if isinstance(s, ast.Assign) and len(s.targets) == 1]
+            names = [s.targets[0].id for s in assigned if isinstance(s.targets[0], ast.Name)]
+            once = {s.targets[0].id: s.value for s in assigned if names.count(getattr(s.targets[0], "id", None)) == 1}
+            found[node.name] = [substituted(element, once) for element in last.value.elts]
+    return found
 
 
 def _holder(statement: ast.stmt, call: ast.Call) -> str | None:

@@ -72,7 +72,7 @@ class _Unroller(ast.NodeTransformer):
         bound = _repeated(node, self.tables)
         if bound is None:
             return node
-        element = _Substitute(bound).visit(copy.deepcopy(node.elt))
+        element = substituted(node.elt, bound)
         return ast.List(elts=[element], ctx=ast.Load())  # the experiment once, as a person reads it
 
     visit_ListComp = visit_SetComp = visit_GeneratorExp = _first_round
@@ -89,8 +89,13 @@ def unrolled(loop: ast.For, tables: dict[str, ast.expr]) -> list[list[ast.stmt]]
         bound: dict[str, ast.expr] = {}
         if not _bind(loop.target, item, bound):
             return None
-        rounds.append([_Substitute(bound).visit(copy.deepcopy(statement)) for statement in loop.body])
+        rounds.append([substituted(statement, bound) for statement in loop.body])
     return rounds
+
+
+def substituted(node: ast.AST, bound: dict[str, ast.expr]):
+    """A copy of `node` with the names in `bound` it reads replaced by their values."""
+    return _Substitute(bound).visit(copy.deepcopy(node))
 
 
 def round_label(loop: ast.For, tables: dict[str, ast.expr], index: int) -> str | None:

@@ -32,7 +32,7 @@ from harness.ingest.legacy import modernise
 from harness.ingest.loops import literal_tables, with_loops_unrolled
 from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_id, wrong_format_reason
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
-from harness.ingest.trainers import see_through
+from harness.ingest.trainers import TRAINING, see_through
 from harness.results import (
     CodeCell,
     DroppedStatement,
@@ -808,13 +808,18 @@ def _returned_parameter(fn: ast.FunctionDef) -> tuple[int, str] | None:
 
 def _returned_model(fn: ast.FunctionDef, known: set[str], through: dict[str, tuple[int, str]]) -> str | None:
     """The constructor or builder whose model `fn` returns, directly, through a variable or through a
-    pass-through helper (`through`: {helper: its returned parameter}); None when it returns none."""
+    pass-through helper (`through`: {helper: its returned parameter}), or among what it returns with the
+    model (``return cnn(), 15, [stop]``) when it trains nothing (a trainer's ``return m, acc`` is seen
+    through elsewhere: harness/ingest/trainers.py); None when it returns none."""
     bound: dict[str, str] = {}
+    trains = any(call_name(n) in TRAINING for n in ast.walk(fn))
 
     def made(node: ast.AST | None) -> str | None:
         name = call_name(node)
         if name in known:
             return name
+        if isinstance(node, ast.Tuple) and not trains:  # ``return model, 15, [stop]``: with how to train it
+            return next((maker for element in node.elts if (maker := made(element))), None)
         if isinstance(node, ast.Name):
             return bound.get(node.id)
         if name in through and isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -1192,8 +1197,11 @@ def _returned_call(functions: list[ast.FunctionDef], name: str) -> str | None:
     make_cnn()`` → ``make_cnn()``); None for any other factory."""
     fn = next((f for f in functions if f.name == name), None)
     body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))] if fn else []
-    if len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Call):
-        return ast.unparse(body[0].value)
+    returned = body[-1].value if body and isinstance(body[-1], ast.Return) else None
+    if isinstance(returned, ast.Tuple):  # ``return make_cnn(), 15, [stop]``: the model's call
+        returned = next((e for e in returned.elts if isinstance(e, ast.Call)), None)
+    if isinstance(returned, ast.Call) and (len(body) == 1 or returned is not body[-1].value):
+        return ast.unparse(returned)
     return None
 
 

@@ -469,3 +469,64 @@ def test_each_run_s_label_is_kept_with_its_model():
         "create_improved_model_1": "Augmentation",
         "create_improved_model_2": "M3 batch64",
     }
+
+
+TUPLE_BUILDERS = '''
+from tensorflow import keras
+from tensorflow.keras import layers
+
+
+def _cnn(kernel=3):
+    """The handout's network; only the kernel size varies."""
+    m = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(32, kernel, activation="relu"),
+                          layers.Flatten(), layers.Dense(10, activation="softmax")])
+    m.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def reference():
+    """The handout's model, 5 epochs."""
+    return _cnn(), 5, []
+
+
+def wide_kernels():
+    """5x5 kernels."""
+    return _cnn(kernel=5), 5, []
+
+
+def early_stopped():
+    """Up to 15 epochs, stopped when val_loss stalls."""
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2)
+    return _cnn(), 15, [stop]
+
+
+def main():
+    for name, make in [("reference", reference), ("5x5", wide_kernels), ("early stopping", early_stopped)]:
+        model, epochs, callbacks = make()
+        model.fit(x, y, epochs=epochs, batch_size=64, validation_split=0.2, callbacks=callbacks)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_builders_returning_a_model_with_its_epochs_and_callbacks_are_factories_with_those_settings(tmp_path):
+    """``def early_stopped(): return _cnn(), 15, [EarlyStopping(…)]`` unpacked as ``model, epochs, callbacks =
+    make()`` before ``model.fit(…, epochs=epochs, callbacks=callbacks)``: each such builder is a model of its
+    own (the one that differs from the reference only by its training too), trained with what it returns."""
+    path = tmp_path / "student.py"
+    path.write_text(TUPLE_BUILDERS)
+    result = ingest_path(path)
+    mapped = {f.name: f.line for f in result.factories}
+    assert mapped == {"create_baseline_model": 14, "create_improved_model_1": 19, "create_improved_model_2": 24}
+    namespace: dict = {}
+    source = result.module_source
+    exec(source[source.index("\ntry:  # harness") :].replace("keras.callbacks.EarlyStopping(", "dict("), namespace)
+    config = namespace["TRAINING_CONFIG"]
+    assert config["create_improved_model_2"] == {
+        "epochs": 15,
+        "batch_size": 64,
+        "callbacks": [{"monitor": "val_loss", "patience": 2}],
+    }
+    assert config["create_baseline_model"] == {"epochs": 5, "batch_size": 64}
