@@ -83,12 +83,19 @@ class Evidence:
             self.passages, rubric_text.factory_numbers(self.ingest.factories, self.ingest.own_names)
         )
 
+    @functools.cached_property
+    def reported(self) -> list[rubric_text.Reported]:
+        """The accuracies the student's own run printed (its saved outputs), read once per scoring."""
+        return rubric_text.reported_accuracies(self.ingest)
+
     def contradicted(self, tolerance_pp: float) -> list[tuple[rubric_text.Reported, rubric_text.Reported]]:
         """(quoted, printed) accuracies of the text that the student's own printed run contradicts by more
         than `tolerance_pp` points (``rubric_text.self_contradictions``), read once per tolerance."""
         cache = self.__dict__.setdefault("_contradicted", {})
         if tolerance_pp not in cache:
-            cache[tolerance_pp] = rubric_text.self_contradictions(self.ingest, self.passages, tolerance_pp)
+            cache[tolerance_pp] = rubric_text.self_contradictions(
+                self.ingest, self.passages, tolerance_pp, self.reported
+            )
         return cache[tolerance_pp]
 
     @functools.cached_property

@@ -929,15 +929,16 @@ ROBUSTNESS_WORDS = re.compile(
 
 
 def self_contradictions(
-    ingest: IngestResult, passages: list[Passage], tolerance_pp: float
+    ingest: IngestResult, passages: list[Passage], tolerance_pp: float, reported: list[Reported] | None = None
 ) -> list[tuple[Reported, Reported]]:
     """(quoted, printed) for each model whose accuracies in the text all differ by more than `tolerance_pp`
     points from the last one the student's own run printed for it (their saved outputs): the report's
     numbers are not the work's. Sentences about robustness, validation, training or one epoch quote other
-    accuracies and are left out; `tolerance_pp` 0 finds none."""
+    accuracies and are left out; `tolerance_pp` 0 finds none. `reported`: the run's printed accuracies when
+    already read (:func:`reported_accuracies`)."""
     if not tolerance_pp:
         return []
-    printed = {r.model: r for r in reported_accuracies(ingest)}  # the last printed: the saved run
+    printed = {r.model: r for r in (reported_accuracies(ingest) if reported is None else reported)}  # the saved run
     quoted: dict[str, list[Reported]] = {}
     for q in quoted_accuracies(passages, ingest.factories, ingest.own_names, improved_labels(ingest)):
         text = plain(q.text)

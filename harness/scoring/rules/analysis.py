@@ -189,7 +189,7 @@ def numbers_untrusted(ev: Evidence, p: AnalysisParams, t: Translator) -> bool:
 def _implausible(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams) -> bool:
     """Whether the text or the saved outputs quote an accuracy beyond `plausible_max_accuracy`:
     a number that cannot be what the model measured, whatever the profile; noted where it is."""
-    printed = [(r.text, r.cell, None) for r in rubric_text.reported_accuracies(ev.ingest)]
+    printed = [(r.text, r.cell, None) for r in ev.reported]
     quoted = [(text, x.cell, x.line) for x, text in zip(ev.passages, rubric_text.headed(ev.passages), strict=True)]
     for text, cell, line in printed + quoted:
         number = rubric_text.implausible(text, p.plausible_max_accuracy)
@@ -235,7 +235,7 @@ def _claim_self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: Analy
     outputs): a "best model" or an "improvement" the student's own numbers show worse."""
     if not p.self_contradiction_pp:
         return False
-    printed = {r.model: r for r in rubric_text.reported_accuracies(ev.ingest)}
+    printed = {r.model: r for r in ev.reported}
     claim = rubric_text.claimed_best(ev.best_claims)
     if claim is None or claim.model not in printed or claim.model == "reference":
         return False
@@ -328,7 +328,7 @@ def _reported_numbers(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPara
     """Accuracies the student printed, against the harness's: flagged when they differ by more
     than `reported_difference_pp` on a comparable profile. Returns (compared, flagged)."""
     last: dict[str, rubric_text.Reported] = {}
-    for reported in rubric_text.reported_accuracies(ev.ingest):
+    for reported in ev.reported:
         last[reported.model] = reported
     # numbers the text quotes are held against the measurements like printed ones; a printed
     # number (the student's run) stands first when both exist
