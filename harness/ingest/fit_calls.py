@@ -30,7 +30,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from harness.ingest.loops import literal_tables, round_label, substituted, unrolled
-from harness.ingest.trainers import TRAINING, generator_passed, trained_with
+from harness.ingest.trainers import TRAINING, bind_arguments, generator_passed, trained_with
 from harness.util.pysource import assigned_once, call_name, imported_names, is_literal, required_arguments
 from harness.util.pysource import parse as parse_python
 
@@ -193,12 +193,12 @@ class _Scope:
         constants: dict,
         trainers: dict[str, ast.FunctionDef],
         tables: dict[str, ast.expr] | None = None,
-        returned: dict[str, list[ast.expr]] | None = None,
+        returned: dict[str, ast.FunctionDef] | None = None,
     ) -> None:
         self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
         self.trainers = trainers  # the student's functions that train what they are given
         self.tables = tables or {}  # top-level literal tables a loop may run over
-        self.returned = returned or {}  # function -> the tuple it returns (``return cnn(), 15, [stop]``)
+        self.returned = returned or {}  # the functions that return a tuple (``return cnn(), 15, [stop]``)
         self.models: dict[str, str] = {}  # variable -> harness name
         self.built_at: dict[str, tuple[int | None, int, int]] = {}  # variable -> (cell, line, round) of its model
         self.cell: int | None = None  # the cell of the statement being read
@@ -250,7 +250,8 @@ class _Scope:
         """``model, epochs, callbacks = early_stopped()`` with ``return cnn(), 15, [stop]``: the model in the
         name its call lands in, each other name set to what the builder returns in its place."""
         model = self._built(statement.value)
-        elements = self.returned.get(call_name(statement.value) or "") if model is not None else None
+        builder = self.returned.get(call_name(statement.value) or "") if model is not None else None
+        elements = returned_for(builder, statement.value) if builder is not None else None
         if elements is None or len(elements) != len(target.elts):
             return
         held = False
@@ -377,20 +378,84 @@ def _trainers(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.Funct
     }
 
 
-def _returned_tuples(trees: list[tuple[int | None, ast.Module]]) -> dict[str, list[ast.expr]]:
-    """The top-level functions that end by returning a tuple (``return cnn(), 15, [stop]``): {name: its
-    elements}, each name the function sets once replaced by its value (``stop = EarlyStopping(…)``)."""
-    found = {}
-    for _, tree in trees:
-        for node in tree.body:
-            last = node.body[-1] if isinstance(node, ast.FunctionDef) else None
-            if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Tuple)):
-                continue
-            assigned = [s for s in node.body if isinstance(s, ast.Assign) and len(s.targets) == 1]
-            names = [s.targets[0].id for s in assigned if isinstance(s.targets[0], ast.Name)]
-            once = {s.targets[0].id: s.value for s in assigned if names.count(getattr(s.targets[0], "id", None)) == 1}
-            found[node.name] = [substituted(element, once) for element in last.value.elts]
-    return found
+def _returned_tuples(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.FunctionDef]:
+    """The top-level functions that end by returning a tuple (``return cnn(), 15, [stop]``), by name."""
+    return {
+        node.name: node
+        for _, tree in trees
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and isinstance(node.body[-1], ast.Return)
+        and isinstance(node.body[-1].value, ast.Tuple)
+    }
+
+
+UNKNOWN = ast.Constant(value=None)  # what only a run could tell: read as nothing
+
+
+def returned_for(function: ast.FunctionDef, call: ast.Call) -> list[ast.expr] | None:
+    """The tuple `function` returns for `call`, each of its names replaced by the value the body gives it
+    on the way, read as Python would run it: ``epochs, cbs = 5, []`` then ``if name == "early": epochs =
+    12`` with ``make("early")`` gives ``12``. A branch whose test is not a comparison of a parameter with
+    literals makes what it sets unknown; None when the call cannot be bound to the parameters."""
+    bound = bind_arguments(function, call, literal_only=False)
+    if bound is None:
+        return None
+    parameters, values = bound[0], dict(bound[0])
+
+    def run(statements: list[ast.stmt]) -> None:
+        for statement in statements:
+            if isinstance(statement, ast.Assign):
+                _assigned(statement, values)
+            elif isinstance(statement, ast.If):
+                taken = _truth(statement.test, parameters)
+                if taken is None:
+                    for name in _stored(statement):
+                        values[name] = UNKNOWN
+                else:
+                    run(statement.body if taken else statement.orelse)
+            else:
+                for name in _stored(statement):
+                    values[name] = UNKNOWN
+
+    run(function.body[:-1])
+    return [substituted(element, values) for element in function.body[-1].value.elts]
+
+
+def _assigned(statement: ast.Assign, values: dict[str, ast.expr]) -> None:
+    """``a = …`` and ``a, b = x, y``: the names set to their values (read with what is known so far)."""
+    target, value = statement.targets[-1], statement.value
+    pairs = [(target, value)]
+    if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+        pairs = list(zip(target.elts, value.elts, strict=True))
+    for name, what in pairs:
+        for stored in _stored(name):
+            values[stored] = substituted(what, values) if isinstance(name, ast.Name) else UNKNOWN
+
+
+def _stored(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _truth(test: ast.expr, parameters: dict[str, ast.expr]) -> bool | None:
+    """Whether ``name == "dropout"`` (``!=``, ``in``, ``not in`` a literal tuple, or a plain flag) holds for
+    the parameters' literal values; None for any other test."""
+    if isinstance(test, ast.Name):
+        value = parameters.get(test.id)
+        return bool(value.value) if isinstance(value, ast.Constant) else None
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)):
+        return None
+    left, right, op = parameters.get(test.left.id), test.comparators[0], test.ops[0]
+    if not (isinstance(left, ast.Constant) and is_literal(right)):
+        return None
+    try:
+        value, against = left.value, ast.literal_eval(right)
+        outcome = {ast.Eq: value == against, ast.NotEq: value != against}.get(type(op))
+        if outcome is None and isinstance(op, (ast.In, ast.NotIn)):
+            outcome = (value in against) == isinstance(op, ast.In)
+    except (TypeError, ValueError):
+        return None
+    return outcome
 
 
 def _holder(statement: ast.stmt, call: ast.Call) -> str | None:

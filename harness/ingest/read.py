@@ -1237,9 +1237,10 @@ def _inferred_baseline(models: list[str], texts: Texts) -> str | None:
 
 
 def config_label(model: str) -> str | None:
-    """The label a configuration gives a model built from it: the first string in the call
-    (``build_model(Config("resnet_sep", arch=…))`` → ``resnet_sep``); None for a plain call."""
-    found = re.search(r"""\(\s*\w+\(\s*(?:name\s*=\s*)?['"]([\w.+-]{2,40})['"]""", model)
+    """The label a configuration gives a model built from it: the string the call opens with, itself or in
+    the configuration it is given (``build_model(Config("resnet_sep", arch=…))`` → ``resnet_sep``,
+    ``creer_modele('reference')`` → ``reference``); None for a plain call."""
+    found = re.search(r"""\(\s*(?:\w+\(\s*)?(?:\w+\s*=\s*)?['"]([\w .+-]{2,40})['"]""", model)
     return found.group(1) if found else None
 
 

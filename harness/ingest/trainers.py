@@ -49,7 +49,7 @@ def see_through(
     if helper is None or fit is None or not isinstance(call.func, ast.Name):
         return None
     built = _returned_build(helper, fit.func.value.id)
-    bound = _bind(helper, call, literal_only=False)
+    bound = bind_arguments(helper, call, literal_only=False)
     if built is None or bound is None or call_name(built) == helper.name:
         return None
     values, extra = bound
@@ -72,7 +72,7 @@ def trained_with(
     "epochs"]`` with ``CONFIG_AMELIORE``, a literal table of the module: `tables`); None when the helper
     fits nothing or the call cannot be bound without running anything."""
     fit = _fit_call(helper)
-    bound = _bind(helper, call, literal_only=False) if fit is not None else None
+    bound = bind_arguments(helper, call, literal_only=False) if fit is not None else None
     if bound is None:
         return None
     # only what the call says: a default of the helper's is the protocol's business, as if unsaid
@@ -85,7 +85,7 @@ def generator_passed(call: ast.Call, helper: ast.FunctionDef) -> ast.expr | None
     module's generator a fit under a flag it sets uses (``if augment: model.fit(datagen.flow(…))`` and
     ``augment=True``: the name ``datagen``, for the caller to resolve); None when it passes none."""
     parameters = {a.arg for a in [*helper.args.posonlyargs, *helper.args.args, *helper.args.kwonlyargs]}
-    bound = _bind(helper, call, literal_only=False)
+    bound = bind_arguments(helper, call, literal_only=False)
     if bound is None:
         return None
     said = _said(helper, call, bound[0])
@@ -193,7 +193,7 @@ def _returned_build(helper: ast.FunctionDef, trained: str) -> ast.Call | None:
     return builds[0] if returns and len(builds) == 1 else None
 
 
-def _bind(
+def bind_arguments(
     helper: ast.FunctionDef, call: ast.Call, literal_only: bool = True
 ) -> tuple[dict[str, ast.expr], list[ast.keyword]] | None:
     """({parameter: its value}, the keywords left for ``**kwargs``), as Python would bind them; with

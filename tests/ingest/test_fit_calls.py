@@ -530,3 +530,45 @@ def test_builders_returning_a_model_with_its_epochs_and_callbacks_are_factories_
         "callbacks": [{"monitor": "val_loss", "patience": 2}],
     }
     assert config["create_baseline_model"] == {"epochs": 5, "batch_size": 64}
+
+
+DISPATCHING_BUILDER = '''
+from tensorflow import keras
+from tensorflow.keras import layers
+
+
+def make_variant(name):
+    """One builder for every variant, by name; returns (model, epochs, callbacks)."""
+    epochs, callbacks, rate = 5, [], 0.0
+    if name == "dropout":
+        rate = 0.25
+    elif name in ("early stopping", "early_stopping"):
+        epochs = 12
+        callbacks = [keras.callbacks.EarlyStopping(patience=3)]
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dropout(rate),
+                              layers.Dense(10, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy")
+    return model, epochs, callbacks
+
+
+for variant in ["reference", "dropout", "early stopping"]:
+    model, epochs, callbacks = make_variant(variant)
+    model.fit(x, y, epochs=epochs, batch_size=128, callbacks=callbacks)
+'''
+
+
+def test_a_builder_dispatching_on_a_name_is_read_branch_by_branch_for_each_call(tmp_path):
+    """``make_variant("early stopping")`` with ``if name == "dropout": … elif name in (…): epochs = 12`` and
+    ``return model, epochs, callbacks``: each call's settings are what its branch sets; the call whose
+    label says so is the baseline."""
+    path = tmp_path / "student.py"
+    path.write_text(DISPATCHING_BUILDER)
+    result = ingest_path(path)
+    source = result.module_source
+    assert "def create_baseline_model():  # make_variant('reference')" in source
+    namespace: dict = {}
+    exec(source[source.index("\ntry:  # harness") :].replace("keras.callbacks.EarlyStopping(", "dict("), namespace)
+    config = namespace["TRAINING_CONFIG"]
+    assert config["create_baseline_model"] == {"epochs": 5, "batch_size": 128}
+    assert config["create_improved_model_1"] == {"epochs": 5, "batch_size": 128}
+    assert config["create_improved_model_2"] == {"epochs": 12, "batch_size": 128, "callbacks": [{"patience": 3}]}
