@@ -110,7 +110,7 @@ def _training_calls(
     functions = {_normal(how).split("(")[0]: name for name, how in built_by.items() if "(" not in how}
     found: dict[str, list[Declared]] = {}
     tables = literal_tables(trees)
-    returned = _returned_tuples(trees)
+    returned = _returning(trees)
     for scope in _scopes(trees):
         reader = _Scope(calls, functions, imported, constants, trainers, tables, returned)
         for cell, statement in scope:
@@ -251,9 +251,10 @@ class _Scope:
         name its call lands in, each other name set to what the builder returns in its place."""
         model = self._built(statement.value)
         builder = self.returned.get(call_name(statement.value) or "") if model is not None else None
-        elements = returned_for(builder, statement.value) if builder is not None else None
-        if elements is None or len(elements) != len(target.elts):
+        returned = returned_for(builder, statement.value) if builder is not None else None
+        if not (isinstance(returned, ast.Tuple) and len(returned.elts) == len(target.elts)):
             return
+        elements = returned.elts
         held = False
         for name, element in zip(target.elts, elements, strict=True):
             if not isinstance(name, ast.Name):
@@ -340,7 +341,12 @@ class _Scope:
         return declared
 
     def _resolved(self, node: ast.expr | None) -> ast.expr | None:
-        return self.values.get(node.id, node) if isinstance(node, ast.Name) else node
+        """What a name was last set to, and what a call of the student's own maker returns
+        (``make_plateau()`` with ``return ReduceLROnPlateau(patience=2)``)."""
+        node = self.values.get(node.id, node) if isinstance(node, ast.Name) else node
+        maker = self.returned.get(call_name(node) or "") if isinstance(node, ast.Call) else None
+        made = returned_for(maker, node) if maker is not None and isinstance(node.func, ast.Name) else None
+        return made if isinstance(made, ast.Call) else node
 
     def _integer(self, node: ast.expr | None) -> int | None:
         node = self._resolved(node)
@@ -378,26 +384,26 @@ def _trainers(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.Funct
     }
 
 
-def _returned_tuples(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.FunctionDef]:
-    """The top-level functions that end by returning a tuple (``return cnn(), 15, [stop]``), by name."""
+def _returning(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.FunctionDef]:
+    """The top-level functions that end by returning a value (``return cnn(), 15, [stop]``,
+    ``return ReduceLROnPlateau(patience=2)``), by name."""
     return {
         node.name: node
         for _, tree in trees
         for node in tree.body
-        if isinstance(node, ast.FunctionDef)
-        and isinstance(node.body[-1], ast.Return)
-        and isinstance(node.body[-1].value, ast.Tuple)
+        if isinstance(node, ast.FunctionDef) and isinstance(node.body[-1], ast.Return) and node.body[-1].value
     }
 
 
 UNKNOWN = ast.Constant(value=None)  # what only a run could tell: read as nothing
 
 
-def returned_for(function: ast.FunctionDef, call: ast.Call) -> list[ast.expr] | None:
-    """The tuple `function` returns for `call`, each of its names replaced by the value the body gives it
-    on the way, read as Python would run it: ``epochs, cbs = 5, []`` then ``if name == "early": epochs =
-    12`` with ``make("early")`` gives ``12``. A branch whose test is not a comparison of a parameter with
-    literals makes what it sets unknown; None when the call cannot be bound to the parameters."""
+def returned_for(function: ast.FunctionDef, call: ast.Call) -> ast.expr | None:
+    """What `function` returns for `call`, each of its names replaced by the value the body gives it on
+    the way, read as Python would run it: ``epochs, cbs = 5, []`` then ``if name == "early": epochs = 12``
+    and ``return model, epochs, cbs`` with ``make("early")`` gives ``(…, 12, [])``. A branch whose test is
+    not a comparison of a parameter with literals makes what it sets unknown; None when the call cannot be
+    bound to the parameters."""
     bound = bind_arguments(function, call, literal_only=False)
     if bound is None:
         return None
@@ -419,7 +425,7 @@ def returned_for(function: ast.FunctionDef, call: ast.Call) -> list[ast.expr] | 
                     values[name] = UNKNOWN
 
     run(function.body[:-1])
-    return [substituted(element, values) for element in function.body[-1].value.elts]
+    return substituted(function.body[-1].value, values)
 
 
 def _assigned(statement: ast.Assign, values: dict[str, ast.expr]) -> None:
@@ -459,10 +465,16 @@ def _truth(test: ast.expr, parameters: dict[str, ast.expr]) -> bool | None:
 
 
 def _holder(statement: ast.stmt, call: ast.Call) -> str | None:
-    """What names a run handed to a helper: the first name the statement assigns (``m2`` of ``m2, acc =
-    run(…)``), the key it is stored under (``results['Augmentation'] = run(…)``: ``augmentation``), else the
+    """What names a run handed to a helper: the key it is stored under (``results['Augmentation'] = run(…)``
+    or ``results = {'Augmentation': run(…), …}``: ``augmentation``), the first name the statement assigns
+    (``m2`` of ``m2, acc = run(…)``), else the
     label the call gives it (``run(build(), 'Rotation 20')``: ``rotation_20``); None when nothing does."""
     target = statement.targets[0] if isinstance(statement, ast.Assign) else None
+    table = statement.value if isinstance(statement, ast.Assign) else None
+    if isinstance(table, ast.Dict):
+        key = next((k for k, v in zip(table.keys, table.values, strict=True) if v is call), None)
+        if isinstance(key, ast.Constant):
+            return _slug(key.value)
     if isinstance(target, ast.Tuple) and target.elts:
         target = target.elts[0]
     if isinstance(target, ast.Name):

@@ -572,3 +572,32 @@ def test_a_builder_dispatching_on_a_name_is_read_branch_by_branch_for_each_call(
     assert config["create_baseline_model"] == {"epochs": 5, "batch_size": 128}
     assert config["create_improved_model_1"] == {"epochs": 5, "batch_size": 128}
     assert config["create_improved_model_2"] == {"epochs": 12, "batch_size": 128, "callbacks": [{"patience": 3}]}
+
+
+def test_runs_in_a_dict_literal_are_held_by_their_keys_and_a_callback_maker_is_seen_through():
+    """``{'Plateau': evaluate_model(create_baseline_model, 'Plateau', callbacks=[make_plateau()])}`` with
+    ``def make_plateau(): return ReduceLROnPlateau(…)``: the run is the baseline's builder trained its own
+    way, held by its key, with the callback its maker returns."""
+    declared, variants = _read(
+        '''
+        def make_plateau():
+            """A fresh callback for each run (it keeps a state)."""
+            return ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2)
+
+        def evaluate_model(model_creator, model_name, epochs=5, callbacks=None):
+            model = model_creator()
+            model.fit(x, y, epochs=epochs, callbacks=callbacks or [])
+            return model
+
+        all_results = {
+            "Reference": evaluate_model(create_baseline_model, "Reference"),
+            "Plateau": evaluate_model(create_baseline_model, "Plateau", callbacks=[make_plateau()]),
+        }
+        ''',
+        {"create_baseline_model": "create_baseline_model"},
+    )
+    assert [(v.holder, v.model) for v in variants] == [("plateau", "create_baseline_model")]
+    assert variants[0].declared.sources == {
+        "callbacks": "[ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=2)]"
+    }
+    assert "create_baseline_model" not in declared
