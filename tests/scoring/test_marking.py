@@ -680,6 +680,29 @@ def test_a_run_s_label_links_its_printed_line_and_the_table_row_that_contradicts
     ]
 
 
+def test_the_improved_model_unnumbered_is_the_only_one_and_its_printed_line_contradicts_the_table(tmp_path):
+    """One improved model (``create_augmented_model``): its run prints "Improved model test accuracy: 98.71%",
+    and the report's table and conclusion give it 99.52 %: "the improved model" can only be that one."""
+    code = (
+        "from tensorflow import keras\n\ndef create_baseline_model():\n    return keras.Sequential()\n\n"
+        "def create_augmented_model():\n    return keras.Sequential()\n"
+    )
+    printed = nbformat.v4.new_output("stream", text="Improved model test accuracy: 98.71%  (training time 131.0 s)\n")
+    table = "| Model | Test accuracy |\n|---|---|\n| Baseline | 98.93 % |\n| Augmented model | **99.52 %** |\n"
+    conclusion = "## Conclusion\n\nWith the augmented model the accuracy went from 98.93 % to 99.52 %."
+    cells = [
+        new_code_cell(code),
+        new_code_cell("print(acc)", outputs=[printed]),
+        new_markdown_cell("## Results\n\n" + table),
+        new_markdown_cell(conclusion),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    improved = next(f.name for f in ingest.factories if f.role == "improved")
+    assert [(r.model, r.accuracy) for r in rubric_text.reported_accuracies(ingest)] == [(improved, 0.9871)]
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    assert {q.model for q, _ in rubric_text.self_contradictions(ingest, passages, 0.5)} == {improved}
+
+
 def test_a_module_s_pasted_output_is_its_printed_run(tmp_path):
     """A module saves no output: the run its author pasted under "# Sortie :" is what it printed."""
     source = (
