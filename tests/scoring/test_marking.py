@@ -237,6 +237,16 @@ def test_substance_markers_in_french_and_english(marker, sentence, expected):
     assert rubric_substance.shows(markers[marker], rubric_text.plain(sentence)) is expected
 
 
+def test_a_heading_s_section_number_is_not_a_measurement():
+    """ "### 6.3 Robustesse" names a section: its "6.3" is no number of the analysis, and the heading
+    discusses no robustness; a sentence with a measure still does."""
+    markers = {"robustness": _rubric_params("analysis")["markers"]["robustness"]}
+    heading = rubric_text.Passage("### 6.3 Robustesse", 19, 23)
+    assert rubric_substance.earned(markers, [heading], lambda p: True) == {}
+    said = rubric_text.Passage("Sous rotation, la précision tombe à 96,1 % pour la référence.", 19, 24)
+    assert rubric_substance.earned(markers, [heading, said], lambda p: True)["robustness"].line == 24
+
+
 def test_a_report_a_module_writes_from_its_constants_is_its_text():
     """``report.md`` written from string constants: their lines are the module's text, at their lines; a
     short label and a printed sentence (read once, by the print rule) are not repeated."""
