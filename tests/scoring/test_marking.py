@@ -512,6 +512,34 @@ def test_a_symptom_a_purpose_a_target_or_a_measured_quantity_is_a_reason(passage
     assert rubric_text.matches_any(params["reasons"], rubric_text.plain(passage))
 
 
+def test_three_modifications_in_two_categories_explore_more_than_two(tmp_path):
+    """Dropout, then BatchNormalization, then EarlyStopping with more epochs, each alone: three of the
+    assignment's modifications in two categories; the second regularisation technique counts
+    `technique_share` of a category. The same Dropout twice at other rates is one technique."""
+    factories = FACTORIES + "\ndef create_improved_model_3():\n    return keras.Sequential()\n"
+    ingest = ingest_path(notebook(tmp_path, [new_code_cell(factories)]))
+    dropout = [*BASE_LAYERS[:-1], layer("Dropout", rate=0.25), BASE_LAYERS[-1]]
+    norm = [*BASE_LAYERS[:1], layer("BatchNormalization"), *BASE_LAYERS[1:]]
+    models = [
+        model("create_baseline_model", role="baseline"),
+        model("create_improved_model_1", layers=dropout),
+        model("create_improved_model_2", layers=norm),
+        model("create_improved_model_3", declared={"epochs": 12}, callbacks=("EarlyStopping",)),
+    ]
+    share = _rubric_params("modifications")["technique_share"]
+    assert share > 0
+    result = criterion(score(evidence(ingest, models), EN), "modifications")
+    categories = {c.id: c for c in result.components}["categories"]
+    assert categories.points == pytest.approx(2 * (2 + share) / 3, abs=1e-3)
+    assert any("BatchNormalization, Dropout, number of epochs" in e.text for e in result.evidence)
+    twice = [
+        *models[:2],
+        model("create_improved_model_2", layers=[*dropout[:-1], layer("Dropout", rate=0.5), dropout[-1]]),
+    ]
+    result = criterion(score(evidence(ingest, twice + models[3:]), EN), "modifications")
+    assert {c.id: c for c in result.components}["categories"].points == pytest.approx(2 * 2 / 3, abs=1e-3)
+
+
 def test_a_change_is_justified_by_a_passage_anywhere_that_quotes_its_value(tmp_path):
     report = "# Report\n\n1. Adam lr 3e-4: the validation loss oscillates at 1e-3."
     cells = [new_code_cell(FACTORIES), new_code_cell("history = None"), new_markdown_cell(report)]

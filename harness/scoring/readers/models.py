@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.results import IngestResult, ModelResult
 from harness.util.i18n import Translator
@@ -190,30 +190,34 @@ def _counted(values: tuple[str, ...]) -> str:
     return ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in counts.items()) or "—"
 
 
+class Change(NamedTuple):
+    """One difference between two models: its category, the technique it uses (``Dropout``,
+    ``filters``, ``learning_rate``…: the assignment's list of modifications) and its words."""
+
+    category: str
+    technique: str
+    text: str
+
+
 def differences(new: Features, old: Features, t: Translator) -> dict[str, list[str]]:
     """Category -> the exact differences from `old` to `new`, in the report's language."""
-    found: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+    found: dict[str, list[str]] = {}
+    for change in changes(new, old, t):
+        found.setdefault(change.category, []).append(change.text)
+    return {c: found[c] for c in CATEGORIES if c in found}
+
+
+def techniques(new: Features, old: Features, t: Translator) -> set[tuple[str, str]]:
+    """(category, technique) of each difference from `old` to `new` (:class:`Change`)."""
+    return {(change.category, change.technique) for change in changes(new, old, t)}
+
+
+def changes(new: Features, old: Features, t: Translator) -> list[Change]:
+    """Each difference from `old` to `new` (:class:`Change`), in the report's language."""
+    found: list[Change] = []
     if new.known and old.known:
-        arch = found["architecture"]
-        if len(new.convs) != len(old.convs):
-            arch.append(t("rb_diff_convs", before=len(old.convs), after=len(new.convs)))
-        if new.filters != old.filters:
-            arch.append(t("rb_diff_filters", before=_seq(old.filters), after=_seq(new.filters)))
-        if sorted(set(new.kernels)) != sorted(set(old.kernels)):
-            arch.append(
-                t("rb_diff_kernels", before=_seq(sorted(set(old.kernels))), after=_seq(sorted(set(new.kernels))))
-            )
-        if new.dense != old.dense:
-            arch.append(t("rb_diff_dense", before=_seq(old.dense), after=_seq(new.dense)))
-        if new.pooling != old.pooling:
-            arch.append(t("rb_diff_pooling", before=_counted(old.pooling), after=_counted(new.pooling)))
-        if new.padding != old.padding and new.convs and old.convs:
-            arch.append(t("rb_diff_padding", before=_seq(sorted(old.padding)), after=_seq(sorted(new.padding))))
-        if new.activations != old.activations:
-            arch.append(
-                t("rb_diff_activations", before=_seq(sorted(old.activations)), after=_seq(sorted(new.activations)))
-            )
-        reg = found["regularization"]
+        _architecture_changes(found, new, old, t)
+        reg: list[tuple[str, str]] = []  # (layer, its change)
         _layer_changes(
             reg,
             [d.split("(")[0] for d in new.dropout],
@@ -223,55 +227,86 @@ def differences(new: Features, old: Features, t: Translator) -> dict[str, list[s
             old.dropout,
         )
         _layer_changes(reg, list(new.norms), list(old.norms), t, (), (), after=new.norm_after - old.norm_after)
+        found += [Change("regularization", layer, text) for layer, text in reg]
         if new.regularizers != old.regularizers:
             if new.regularizers:
-                reg.append(
-                    t(
-                        "rb_diff_regularizer",
-                        what=_counted(tuple(sorted(set(new.regularizers)))),
-                        count=len(new.regularizers),
-                        before=len(old.regularizers),
-                    )
+                text = t(
+                    "rb_diff_regularizer",
+                    what=_counted(tuple(sorted(set(new.regularizers)))),
+                    count=len(new.regularizers),
+                    before=len(old.regularizers),
                 )
             else:
-                reg.append(t("rb_diff_regularizer_removed", count=len(old.regularizers)))
+                text = t("rb_diff_regularizer_removed", count=len(old.regularizers))
+            found.append(Change("regularization", "regularizer", text))
         if new.augmentation_layers != old.augmentation_layers:
-            found["augmentation"].append(
-                t(
-                    "rb_diff_augmentation_layers",
-                    before=_seq(old.augmentation_layers),
-                    after=_seq(new.augmentation_layers),
-                )
+            text = t(
+                "rb_diff_augmentation_layers",
+                before=_seq(old.augmentation_layers),
+                after=_seq(new.augmentation_layers),
             )
-        hyper = found["hyperparameters"]
+            found.append(Change("augmentation", "augmentation", text))
         if (new.optimizer or "").lower() != (old.optimizer or "").lower() and new.optimizer and old.optimizer:
-            hyper.append(t("diff_optimizer", before=old.optimizer, after=new.optimizer))
+            found.append(
+                Change("hyperparameters", "optimizer", t("diff_optimizer", before=old.optimizer, after=new.optimizer))
+            )
         lr_new, lr_old = new.learning_rate, old.learning_rate
         if lr_new and lr_old and abs(lr_new - lr_old) > 1e-6 * max(lr_new, lr_old) and not new.schedule:
-            hyper.append(t("diff_learning_rate", before=lr_old, after=lr_new))
+            text = t("diff_learning_rate", before=lr_old, after=lr_new)
+            found.append(Change("hyperparameters", "learning_rate", text))
     if new.batch_size != old.batch_size:
-        found["hyperparameters"].append(t("diff_batch_size", before=old.batch_size, after=new.batch_size))
+        text = t("diff_batch_size", before=old.batch_size, after=new.batch_size)
+        found.append(Change("hyperparameters", "batch_size", text))
     if new.augmentation != old.augmentation:
-        found["augmentation"].append(
-            t("rb_diff_augmentation", before=old.augmentation or "—", after=new.augmentation or "—")
-        )
-    train = found["training"]
+        text = t("rb_diff_augmentation", before=old.augmentation or "—", after=new.augmentation or "—")
+        found.append(Change("augmentation", "augmentation", text))
+    _training_changes(found, new, old, t)
+    return found
+
+
+def _architecture_changes(found: list[Change], new: Features, old: Features, t: Translator) -> None:
+    def add(technique: str, text: str) -> None:
+        found.append(Change("architecture", technique, text))
+
+    if len(new.convs) != len(old.convs):
+        add("convs", t("rb_diff_convs", before=len(old.convs), after=len(new.convs)))
+    if new.filters != old.filters:
+        add("filters", t("rb_diff_filters", before=_seq(old.filters), after=_seq(new.filters)))
+    if sorted(set(new.kernels)) != sorted(set(old.kernels)):
+        before, after = _seq(sorted(set(old.kernels))), _seq(sorted(set(new.kernels)))
+        add("kernels", t("rb_diff_kernels", before=before, after=after))
+    if new.dense != old.dense:
+        add("dense", t("rb_diff_dense", before=_seq(old.dense), after=_seq(new.dense)))
+    if new.pooling != old.pooling:
+        add("pooling", t("rb_diff_pooling", before=_counted(old.pooling), after=_counted(new.pooling)))
+    if new.padding != old.padding and new.convs and old.convs:
+        add("padding", t("rb_diff_padding", before=_seq(sorted(old.padding)), after=_seq(sorted(new.padding))))
+    if new.activations != old.activations:
+        before, after = _seq(sorted(old.activations)), _seq(sorted(new.activations))
+        add("activations", t("rb_diff_activations", before=before, after=after))
+
+
+# a callback that decides how long to train is the technique "epochs"; one that moves the learning rate, "schedule"
+EPOCH_CALLBACKS = {"EarlyStopping"}
+
+
+def _training_changes(found: list[Change], new: Features, old: Features, t: Translator) -> None:
     if new.epochs != old.epochs:
-        train.append(t("diff_epochs", before=old.epochs, after=new.epochs))
+        found.append(Change("training", "epochs", t("diff_epochs", before=old.epochs, after=new.epochs)))
     if new.callbacks != old.callbacks:
         added = [c for c in new.callbacks if c not in old.callbacks]
         removed = [c for c in old.callbacks if c not in new.callbacks]
-        if added:
-            train.append(t("rb_diff_callbacks_added", callbacks=", ".join(added)))
-        if removed:
-            train.append(t("rb_diff_callbacks_removed", callbacks=", ".join(removed)))
+        for key, names in (("rb_diff_callbacks_added", added), ("rb_diff_callbacks_removed", removed)):
+            if names:
+                technique = "epochs" if set(names) <= EPOCH_CALLBACKS else "schedule"
+                found.append(Change("training", technique, t(key, callbacks=", ".join(names))))
     if new.schedule != old.schedule:
-        train.append(t("rb_diff_schedule", before=old.schedule or "—", after=new.schedule or "—"))
-    return {c: v for c, v in found.items() if v}
+        text = t("rb_diff_schedule", before=old.schedule or "—", after=new.schedule or "—")
+        found.append(Change("training", "schedule", text))
 
 
 def _layer_changes(
-    out: list[str],
+    out: list[tuple[str, str]],
     new_names: list[str],
     old_names: list[str],
     t: Translator,
@@ -289,14 +324,14 @@ def _layer_changes(
                 detail = f" ({', '.join(calls)})"
             if after:
                 detail += t("rb_diff_after_each", layers=", ".join(sorted(after)))
-            out.append(t("rb_diff_adds", layer=name, count=n_new - n_old, detail=detail))
+            out.append((name, t("rb_diff_adds", layer=name, count=n_new - n_old, detail=detail)))
         elif n_new < n_old:
-            out.append(t("rb_diff_removes", layer=name, count=n_old - n_new))
+            out.append((name, t("rb_diff_removes", layer=name, count=n_old - n_new)))
         else:
             before = [d for d in old_detail if d.startswith(name + "(")]
             now = [d for d in new_detail if d.startswith(name + "(")]
             if before != now:
-                out.append(t("rb_diff_rates", layer=name, before=_seq(before), after=_seq(now)))
+                out.append((name, t("rb_diff_rates", layer=name, before=_seq(before), after=_seq(now))))
 
 
 # --------------------------------------------------------------------------- static details from the code

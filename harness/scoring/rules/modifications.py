@@ -56,6 +56,9 @@ class ModificationsParams(RuleParams):
     # a category explored only by harmful steps or steps that change several categories at once
     # counts this share of one in "categories": explored, but not in a way that shows a choice
     unsound_category_share: float = 0.5
+    # another technique of a category already explored (BatchNormalization beside Dropout), tried by a
+    # sound step, counts this share of a category: the assignment lists modifications, not categories
+    technique_share: float = 0.5
     context_cells: int = 3
     vocabulary: dict[str, list[str]] = {}
     reasons: list[str] = []
@@ -124,6 +127,8 @@ class _Tally:
     """What the steps add up to, over the improved models."""
 
     covered: set[str] = field(default_factory=set)  # categories changed against the baseline
+    # (category, technique) changed against the baseline by the sound steps
+    techniques: set[tuple[str, str]] = field(default_factory=set)
     sound: set[str] = field(default_factory=set)  # ... by at least one step alone and not harmful
     stepped: set[str] = field(default_factory=set)  # ... by at least one step
     steps: int = 0  # models that change something
@@ -186,6 +191,7 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         tally.stepped |= set(step)
         if not harmful and len(step) <= limit:
             tally.sound |= set(step)
+            tally.techniques |= rubric_models.techniques(f, base_f, t)
         previous, previous_f = model, f
     return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
 
@@ -439,13 +445,19 @@ def _mentions(passages: list, patterns: list[str]):
 
 def _explored(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes) -> float:
     """Categories explored, a category reached only by harmful or several-at-once steps counting
-    `unsound_category_share`: an extreme value or a tangle of changes explores without choosing."""
+    `unsound_category_share`: an extreme value or a tangle of changes explores without choosing; each
+    further technique of a category a sound step tried counts `technique_share`."""
     unsound = (tally.covered & tally.stepped) - tally.sound
     for category in [c for c in CATEGORIES if c in unsound]:
         notes.add(
             t("rb_ev_category_unsound", category=t("cat_" + category), share=p.unsound_category_share), kind="flag"
         )
-    return len(tally.covered) - len(unsound) * (1 - p.unsound_category_share)
+    further = len(tally.techniques) - len({category for category, _ in tally.techniques})
+    if further and p.technique_share:
+        # a layer is named as the code names it (Dropout), any other technique in the report's language
+        names = sorted(tq if tq[:1].isupper() else t("tech_" + tq) for _, tq in tally.techniques)
+        notes.add(t("rb_ev_techniques", count=len(names), names=", ".join(names), share=p.technique_share))
+    return len(tally.covered) - len(unsound) * (1 - p.unsound_category_share) + further * p.technique_share
 
 
 def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes, doubts: list[str]) -> Verdict:
