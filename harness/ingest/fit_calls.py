@@ -342,11 +342,11 @@ class _Scope:
 
     def _resolved(self, node: ast.expr | None) -> ast.expr | None:
         """What a name was last set to, and what a call of the student's own maker returns
-        (``make_plateau()`` with ``return ReduceLROnPlateau(patience=2)``)."""
+        (``make_plateau()`` with ``return ReduceLROnPlateau(patience=2)``, or a list of callbacks)."""
         node = self.values.get(node.id, node) if isinstance(node, ast.Name) else node
         maker = self.returned.get(call_name(node) or "") if isinstance(node, ast.Call) else None
         made = returned_for(maker, node) if maker is not None and isinstance(node.func, ast.Name) else None
-        return made if isinstance(made, ast.Call) else node
+        return made if isinstance(made, (ast.Call, ast.List, ast.Tuple)) else node
 
     def _integer(self, node: ast.expr | None) -> int | None:
         node = self._resolved(node)

@@ -601,3 +601,18 @@ def test_runs_in_a_dict_literal_are_held_by_their_keys_and_a_callback_maker_is_s
         "callbacks": "[ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=2)]"
     }
     assert "create_baseline_model" not in declared
+    # a maker of the whole list: callbacks=callbacks_list()
+    listed = _read(
+        """
+        def callbacks_list():
+            return [ReduceLROnPlateau(patience=2)]
+
+        def evaluate_model(model_creator, epochs=5, callbacks=None):
+            model = model_creator()
+            model.fit(x, y, epochs=epochs, callbacks=callbacks)
+
+        evaluate_model(create_improved_model_1, callbacks=callbacks_list())
+        """,
+        {"create_improved_model_1": "create_improved_model_1"},
+    )[0]
+    assert listed["create_improved_model_1"].sources == {"callbacks": "[ReduceLROnPlateau(patience=2)]"}
