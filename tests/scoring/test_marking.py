@@ -237,14 +237,29 @@ def test_substance_markers_in_french_and_english(marker, sentence, expected):
     assert rubric_substance.shows(markers[marker], rubric_text.plain(sentence)) is expected
 
 
-def test_a_heading_s_section_number_is_not_a_measurement():
+def test_a_heading_names_a_topic_and_shows_no_substance():
     """ "### 6.3 Robustesse" names a section: its "6.3" is no number of the analysis, and the heading
-    discusses no robustness; a sentence with a measure still does."""
-    markers = {"robustness": _rubric_params("analysis")["markers"]["robustness"]}
+    discusses no robustness, as "### 8.4 Limites" states no limit; a sentence under them still does."""
+    markers = {name: _rubric_params("analysis")["markers"][name] for name in ("robustness", "limits")}
     heading = rubric_text.Passage("### 6.3 Robustesse", 19, 23)
-    assert rubric_substance.earned(markers, [heading], lambda p: True) == {}
+    limits = rubric_text.Passage("### 8.4 Limites", 19, 30)
+    assert rubric_substance.earned(markers, [heading, limits], lambda p: True) == {}
     said = rubric_text.Passage("Sous rotation, la précision tombe à 96,1 % pour la référence.", 19, 24)
     assert rubric_substance.earned(markers, [heading, said], lambda p: True)["robustness"].line == 24
+
+
+def test_a_recap_of_the_theory_is_not_the_analysis(tmp_path):
+    """ "## 2. Rappels théoriques" explains overfitting in general: a textbook cause, about no model of the
+    work; the same sentence under "## Analyse" proposes a cause."""
+    theory = "Le surapprentissage apparaît parce que le réseau mémorise le bruit des images d'entraînement."
+    found = {}
+    for heading in ("2. Rappels théoriques", "6. Analyse"):
+        cells = [new_code_cell(FACTORIES), new_markdown_cell(f"## {heading}\n\n{theory}")]
+        (tmp_path / heading[0]).mkdir()
+        ingest = ingest_path(notebook(tmp_path / heading[0], cells))
+        result = criterion(score(evidence(ingest, [model("create_baseline_model", role="baseline")]), FR), "analysis")
+        found[heading] = any("Le surapprentissage apparaît" in e.text for e in result.evidence)
+    assert found == {"2. Rappels théoriques": False, "6. Analyse": True}
 
 
 def test_a_report_a_module_writes_from_its_constants_is_its_text():

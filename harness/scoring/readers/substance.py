@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 from harness.scoring.readers.text import Passage, plain, sentences
 
-# a markdown heading's section number ("### 6.3 Robustesse", "## II. Analyse"): a place in the report, not a measure
-SECTION_NUMBER = re.compile(r"^(\s*#{1,6}\s*)(?:\d{1,2}(?:\.\d{1,2})*\.?|[IVX]{1,4}\.)\s+")
+# a markdown heading ("### 6.3 Robustesse", "## Limites"): it names a topic and says nothing of it (its
+# section number is no measure either); the sentences under it say what the analysis says
+HEADING = re.compile(r"^\s*#{1,6}\s")
 
 
 def shows(groups: list[list[str]], sentence: str) -> bool:
@@ -41,9 +42,8 @@ def earned(
         if not keep(passage):
             continue
         for sentence in sentences(passage):
-            if not keep_sentence(sentence):
+            if HEADING.match(sentence) or not keep_sentence(sentence):
                 continue
-            sentence = SECTION_NUMBER.sub(r"\1", sentence)
             text = plain(sentence)
             for name, groups in markers.items():
                 if name not in found and shows(groups, text):
