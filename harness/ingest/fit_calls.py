@@ -198,7 +198,7 @@ class _Scope:
         self.calls, self.functions, self.imported, self.constants = calls, functions, imported, constants
         self.trainers = trainers  # the student's functions that train what they are given
         self.tables = tables or {}  # top-level literal tables a loop may run over
-        self.returned = returned or {}  # the functions that return a tuple (``return cnn(), 15, [stop]``)
+        self.returned = returned or {}  # the functions that end by returning a value, read call by call
         self.models: dict[str, str] = {}  # variable -> harness name
         self.built_at: dict[str, tuple[int | None, int, int]] = {}  # variable -> (cell, line, round) of its model
         self.cell: int | None = None  # the cell of the statement being read
@@ -467,8 +467,8 @@ def _truth(test: ast.expr, parameters: dict[str, ast.expr]) -> bool | None:
 def _holder(statement: ast.stmt, call: ast.Call) -> str | None:
     """What names a run handed to a helper: the key it is stored under (``results['Augmentation'] = run(…)``
     or ``results = {'Augmentation': run(…), …}``: ``augmentation``), the first name the statement assigns
-    (``m2`` of ``m2, acc = run(…)``), else the
-    label the call gives it (``run(build(), 'Rotation 20')``: ``rotation_20``); None when nothing does."""
+    (``m2`` of ``m2, acc = run(…)``), else the label the call gives it (``run(build(), 'Rotation 20')``:
+    ``rotation_20``); None when nothing does."""
     target = statement.targets[0] if isinstance(statement, ast.Assign) else None
     table = statement.value if isinstance(statement, ast.Assign) else None
     if isinstance(table, ast.Dict):

@@ -213,47 +213,13 @@ def techniques(new: Features, old: Features, t: Translator) -> set[tuple[str, st
 
 
 def changes(new: Features, old: Features, t: Translator) -> list[Change]:
-    """Each difference from `old` to `new` (:class:`Change`), in the report's language."""
+    """Each difference from `old` to `new` (:class:`Change`), in the report's language: the built models'
+    (when both are known), then their training settings'."""
     found: list[Change] = []
     if new.known and old.known:
         _architecture_changes(found, new, old, t)
-        reg: list[tuple[str, str]] = []  # (layer, its change)
-        _layer_changes(
-            reg,
-            [d.split("(")[0] for d in new.dropout],
-            [d.split("(")[0] for d in old.dropout],
-            t,
-            new.dropout,
-            old.dropout,
-        )
-        _layer_changes(reg, list(new.norms), list(old.norms), t, (), (), after=new.norm_after - old.norm_after)
-        found += [Change("regularization", layer, text) for layer, text in reg]
-        if new.regularizers != old.regularizers:
-            if new.regularizers:
-                text = t(
-                    "rb_diff_regularizer",
-                    what=_counted(tuple(sorted(set(new.regularizers)))),
-                    count=len(new.regularizers),
-                    before=len(old.regularizers),
-                )
-            else:
-                text = t("rb_diff_regularizer_removed", count=len(old.regularizers))
-            found.append(Change("regularization", "regularizer", text))
-        if new.augmentation_layers != old.augmentation_layers:
-            text = t(
-                "rb_diff_augmentation_layers",
-                before=_seq(old.augmentation_layers),
-                after=_seq(new.augmentation_layers),
-            )
-            found.append(Change("augmentation", "augmentation", text))
-        if (new.optimizer or "").lower() != (old.optimizer or "").lower() and new.optimizer and old.optimizer:
-            found.append(
-                Change("hyperparameters", "optimizer", t("diff_optimizer", before=old.optimizer, after=new.optimizer))
-            )
-        lr_new, lr_old = new.learning_rate, old.learning_rate
-        if lr_new and lr_old and abs(lr_new - lr_old) > 1e-6 * max(lr_new, lr_old) and not new.schedule:
-            text = t("diff_learning_rate", before=lr_old, after=lr_new)
-            found.append(Change("hyperparameters", "learning_rate", text))
+        _regularization_changes(found, new, old, t)
+        _optimizer_changes(found, new, old, t)
     if new.batch_size != old.batch_size:
         text = t("diff_batch_size", before=old.batch_size, after=new.batch_size)
         found.append(Change("hyperparameters", "batch_size", text))
@@ -262,6 +228,36 @@ def changes(new: Features, old: Features, t: Translator) -> list[Change]:
         found.append(Change("augmentation", "augmentation", text))
     _training_changes(found, new, old, t)
     return found
+
+
+def _regularization_changes(found: list[Change], new: Features, old: Features, t: Translator) -> None:
+    """Dropout-type and normalisation layers, L1/L2 penalties; and augmentation layers, in the model too."""
+    layers: list[tuple[str, str]] = []  # (layer, its change)
+    dropout_new, dropout_old = [d.split("(")[0] for d in new.dropout], [d.split("(")[0] for d in old.dropout]
+    _layer_changes(layers, dropout_new, dropout_old, t, new.dropout, old.dropout)
+    _layer_changes(layers, list(new.norms), list(old.norms), t, (), (), after=new.norm_after - old.norm_after)
+    found += [Change("regularization", layer, text) for layer, text in layers]
+    if new.regularizers != old.regularizers:
+        if new.regularizers:
+            what = _counted(tuple(sorted(set(new.regularizers))))
+            text = t("rb_diff_regularizer", what=what, count=len(new.regularizers), before=len(old.regularizers))
+        else:
+            text = t("rb_diff_regularizer_removed", count=len(old.regularizers))
+        found.append(Change("regularization", "regularizer", text))
+    if new.augmentation_layers != old.augmentation_layers:
+        before, after = _seq(old.augmentation_layers), _seq(new.augmentation_layers)
+        found.append(
+            Change("augmentation", "augmentation", t("rb_diff_augmentation_layers", before=before, after=after))
+        )
+
+
+def _optimizer_changes(found: list[Change], new: Features, old: Features, t: Translator) -> None:
+    if (new.optimizer or "").lower() != (old.optimizer or "").lower() and new.optimizer and old.optimizer:
+        text = t("diff_optimizer", before=old.optimizer, after=new.optimizer)
+        found.append(Change("hyperparameters", "optimizer", text))
+    lr_new, lr_old = new.learning_rate, old.learning_rate
+    if lr_new and lr_old and abs(lr_new - lr_old) > 1e-6 * max(lr_new, lr_old) and not new.schedule:
+        found.append(Change("hyperparameters", "learning_rate", t("diff_learning_rate", before=lr_old, after=lr_new)))
 
 
 def _architecture_changes(found: list[Change], new: Features, old: Features, t: Translator) -> None:
