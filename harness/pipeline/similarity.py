@@ -89,9 +89,15 @@ def similarity(
     handout = _handout_architecture(out)
     ingests, prints = {}, []
     for path, result in stored:
-        ingests[result.student] = _ingest(path.parent)
-        probabilities = _probabilities(path.parent, result)
-        prints.append(fingerprint(ingests[result.student], result, probabilities, labels, handout, config))
+        try:
+            ingest = _ingest(path.parent)
+            probabilities = _probabilities(path.parent, result)
+            prints.append(fingerprint(ingest, result, probabilities, labels, handout, config))
+        except Exception as error:  # of any kind: one submission's stored files never stop the class's comparison
+            reason = str(error).splitlines()[0][:160] if str(error) else ""
+            notes.append(f"{result.student}: not compared ({type(error).__name__}: {reason})")
+            continue
+        ingests[result.student] = ingest
     for other in against:
         prints += _earlier(other)
     found = compare_class(prints, config, labels is not None, notes)

@@ -103,7 +103,7 @@ def concept_tokens(lines: list[Line], lexicon: dict[str, str]) -> list[tuple[str
     for line in lines:
         for raw in _WORD.findall(line.text):
             word = plain(raw)
-            if raw[0].isdigit():
+            if raw[0].isdecimal():  # "²", "¹⁰" are digits to isdigit(), not numbers to float()
                 found.append((_number(raw), line.cell, line.line))
             elif _TECHNICAL.match(raw):
                 found.append((f"t:{word}", line.cell, line.line))

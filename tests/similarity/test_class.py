@@ -90,3 +90,14 @@ def test_lsh_candidates_find_the_same_planted_pairs(synthetic_class, tmp_path, e
     result = similarity(shutil.copytree(synthetic_class, tmp_path / "out"), settings=settings)
     assert result.candidates == "lsh" and result.compared_pairs < 17 * 16 // 2
     assert {frozenset(pair) for pair in expected["planted"]} <= _flagged(result)
+
+
+def test_a_submission_that_cannot_be_fingerprinted_is_left_out_and_said(synthetic_class, tmp_path):
+    """One student's stored ingest unreadable (a disk error, a file cut short): the class is still compared,
+    that student left out with the reason in the notes."""
+    out = shutil.copytree(synthetic_class, tmp_path / "out")
+    (out / "s1_alice" / "ingest.json").write_text('{"student": "s1_al', encoding="utf-8")
+    result = similarity(out)
+    assert "s1_alice" not in {p.student for p in result.submissions}
+    assert any("s1_alice" in note for note in result.notes)
+    assert frozenset(("s5_emma", "p5_sami")) in _flagged(result)

@@ -7,7 +7,15 @@ from conftest import FIXTURES
 from harness.config.similarity import load_similarity_config
 from harness.ingest import ingest_path
 from harness.results import IngestResult, MarkdownCell
-from harness.similarity.prose import assignment_shingles, concept_shingles, language, report_shingles, words
+from harness.scoring.readers.text import prose_lines
+from harness.similarity.prose import (
+    assignment_shingles,
+    concept_shingles,
+    concept_tokens,
+    language,
+    report_shingles,
+    words,
+)
 
 CONFIG = load_similarity_config()
 
@@ -49,3 +57,12 @@ def test_a_translated_report_shares_its_concepts():
 
 def test_language():
     assert language(_ingest("s4_david")) == "fr" and language(_ingest("p4_rose")) == "en"
+
+
+def test_superscripts_and_other_unicode_figures_are_not_numbers_to_read():
+    """ "≈ 10¹⁰ opérations", "x²": a superscript is a letter-like mark, not a number to read (it once stopped
+    the similarity of the whole class)."""
+    report = _report("Le réseau fait environ 10¹⁰ opérations ; la perte varie comme x² avec 99,1 % en test.")
+    tokens = [token for token, _, _ in concept_tokens(prose_lines(report), CONFIG.concepts())]
+    assert "n:99.1" in tokens and "n:10" in tokens
+    concept_shingles(report, CONFIG.report.concept_k, CONFIG.concepts())  # the stage's own call, once a ValueError
