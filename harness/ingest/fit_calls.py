@@ -35,7 +35,7 @@ from harness.util.pysource import assigned_once, call_name, imported_names, is_l
 from harness.util.pysource import parse as parse_python
 
 INTEGERS = ("epochs", "batch_size")
-CALLBACKS = {"EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN"}
+CALLBACKS = {"EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN", "LearningRateScheduler"}
 GENERATORS = {"ImageDataGenerator"}
 
 
@@ -272,7 +272,7 @@ class _Scope:
         statement's first target)."""
         helper = self.trainers[call_name(call)]
         bound = trained_with(call, helper, self.tables)
-        inside = self._built_inside(helper)
+        inside = self._built_inside(helper, call)
         for argument in [*call.args, *(k.value for k in call.keywords)]:
             if isinstance(argument, ast.Lambda) and required_arguments(argument) == 0:  # run(lambda: cnn(8))
                 argument = argument.body
@@ -286,7 +286,7 @@ class _Scope:
                 continue
             declared = self._declared(call, helper=True)
             declared.settings.update(bound or {})
-            declared.sources = {**inside, **self._generator(call, helper), **declared.sources}
+            declared.sources = {**inside, **self._generator(call, helper), **declared.sources}  # the call's own win
             declared.holder, declared.built_at = holder, built_at
             declared.label = self.round[1] or _label(call)
             yield model, declared
@@ -297,17 +297,17 @@ class _Scope:
         buildable = isinstance(generator, ast.Call) and self._buildable(generator, GENERATORS)
         return {"augmentation": ast.unparse(generator)} if buildable else {}
 
-    def _built_inside(self, helper: ast.FunctionDef) -> dict[str, str]:
+    def _built_inside(self, helper: ast.FunctionDef, call: ast.Call) -> dict[str, str]:
         """The generator and callbacks a trainer helper builds for itself (``datagen = ImageDataGenerator(…)``
-        then ``model.fit(datagen.flow(…), callbacks=[ReduceLROnPlateau(…)])`` in ``train_augmented``): what
-        every model it trains is trained with, read in the helper's own body."""
+        then ``model.fit(datagen.flow(…), callbacks=[ReduceLROnPlateau(…)])`` in ``train_augmented``), read
+        in the helper's own body with `call`'s arguments (``callbacks = [LearningRateScheduler(decay)] if
+        use_schedule else []``: only for the calls that set ``use_schedule``)."""
         fit = next((n for n in ast.walk(helper) if isinstance(n, ast.Call) and call_name(n) in TRAINING), None)
-        if fit is None:
+        values = values_after(helper, call, helper.body) if fit is not None else None
+        if values is None:
             return {}
-        inner = _Scope(self.calls, self.functions, self.imported, self.constants, {})
-        for statement in helper.body:
-            if isinstance(statement, ast.Assign):
-                list(inner.read(statement))  # remembers the helper's own values
+        inner = _Scope(self.calls, self.functions, self.imported, self.constants, {}, returned=self.returned)
+        inner.values = values  # the helper's own names, as this call sets them
         return inner._declared(fit).sources
 
     def _built(self, value: ast.expr) -> str | None:
@@ -345,7 +345,9 @@ class _Scope:
         (``make_plateau()`` with ``return ReduceLROnPlateau(patience=2)``, or a list of callbacks)."""
         node = self.values.get(node.id, node) if isinstance(node, ast.Name) else node
         maker = self.returned.get(call_name(node) or "") if isinstance(node, ast.Call) else None
-        made = returned_for(maker, node) if maker is not None and isinstance(node.func, ast.Name) else None
+        # the call's arguments as this scope knows them (``fresh_callbacks(schedule)`` with ``schedule=True``)
+        known = substituted(node, self.values) if maker is not None and isinstance(node.func, ast.Name) else None
+        made = returned_for(maker, known) if known is not None else None
         return made if isinstance(made, (ast.Call, ast.List, ast.Tuple)) else node
 
     def _integer(self, node: ast.expr | None) -> int | None:
@@ -368,8 +370,20 @@ class _Scope:
         root = call.func
         while isinstance(root, ast.Attribute):
             root = root.value
-        literal = all(is_literal(a) for a in [*call.args, *(k.value for k in call.keywords)])
+        # a literal, or a function of the module's (``LearningRateScheduler(step_decay)``)
+        literal = all(
+            is_literal(a) or (isinstance(a, ast.Name) and a.id in self.returned)
+            for a in [*call.args, *(k.value for k in call.keywords)]
+        )
         return call_name(call) in classes and isinstance(root, ast.Name) and root.id in self.imported and literal
+
+
+def trainer_sources(trees: list[tuple[int | None, ast.Module]], helper: ast.FunctionDef, call: ast.Call) -> dict:
+    """The callbacks and generator (as Python source) one call of a trainer helper trains with: what the
+    helper builds for this call's arguments, the module's generator it switches to, what the call passes."""
+    reader = _Scope({}, {}, imported_names(trees), _constants(trees), {}, literal_tables(trees), _returning(trees))
+    passed = reader._declared(call, helper=True).sources
+    return {**reader._built_inside(helper, call), **reader._generator(call, helper), **passed}
 
 
 def _trainers(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.FunctionDef]:
@@ -399,42 +413,64 @@ UNKNOWN = ast.Constant(value=None)  # what only a run could tell: read as nothin
 
 
 def returned_for(function: ast.FunctionDef, call: ast.Call) -> ast.expr | None:
-    """What `function` returns for `call`, each of its names replaced by the value the body gives it on
-    the way, read as Python would run it: ``epochs, cbs = 5, []`` then ``if name == "early": epochs = 12``
-    and ``return model, epochs, cbs`` with ``make("early")`` gives ``(…, 12, [])``. A branch whose test is
-    not a comparison of a parameter with literals makes what it sets unknown; None when the call cannot be
-    bound to the parameters."""
+    """What `function` returns for `call`, its names replaced by the values the body gives them on the way,
+    read as Python would run it (:func:`values_after`): ``epochs, cbs = 5, []`` then ``if name == "early":
+    epochs = 12`` and ``return model, epochs, cbs`` with ``make("early")`` gives ``(…, 12, [])``; an early
+    ``if not schedule: return []`` returns there. None when the call cannot be bound to the parameters, or
+    a branch it cannot decide may return."""
+    found = _run(function, call, function.body)
+    return found[1] if found is not None else None
+
+
+def values_after(function: ast.FunctionDef, call: ast.Call, statements: list[ast.stmt]) -> dict | None:
+    """{name: its value} once `statements` of `function`'s body have run for `call`, read as Python would
+    run them: a branch (``if``, ``x if flag else y``) whose test compares a parameter with literals is
+    decided by the call's values; any other makes what it sets unknown. None when the call cannot be bound."""
+    found = _run(function, call, statements, returns=False)
+    return found[0] if found is not None else None
+
+
+_GOES_ON = ast.Constant(value=Ellipsis)  # the statements ran to their end without returning
+
+
+def _run(function: ast.FunctionDef, call: ast.Call, statements: list[ast.stmt], returns: bool = True):
+    """(the values, what a ``return`` gives or `_GOES_ON`) of running `statements` for `call`; None when the
+    call cannot be bound, or (with `returns`) when a branch it cannot decide may return."""
     bound = bind_arguments(function, call, literal_only=False)
     if bound is None:
         return None
     parameters, values = bound[0], dict(bound[0])
 
-    def run(statements: list[ast.stmt]) -> None:
-        for statement in statements:
+    def run(body: list[ast.stmt]) -> ast.expr | None:
+        for statement in body:
+            if isinstance(statement, ast.Return) and returns:
+                return substituted(statement.value, values) if statement.value else UNKNOWN
             if isinstance(statement, ast.Assign):
-                _assigned(statement, values)
-            elif isinstance(statement, ast.If):
-                taken = _truth(statement.test, parameters)
-                if taken is None:
-                    for name in _stored(statement):
-                        values[name] = UNKNOWN
-                else:
-                    run(statement.body if taken else statement.orelse)
+                _assigned(statement, values, parameters)
+            elif isinstance(statement, ast.If) and (taken := _truth(statement.test, parameters)) is not None:
+                if (given := run(statement.body if taken else statement.orelse)) is not _GOES_ON:
+                    return given
+            elif returns and any(isinstance(n, ast.Return) for n in ast.walk(statement)):
+                return None  # it may return here, or not: only a run could tell
             else:
                 for name in _stored(statement):
                     values[name] = UNKNOWN
+        return _GOES_ON
 
-    run(function.body[:-1])
-    return substituted(function.body[-1].value, values)
+    given = run(statements)
+    return None if given is None else (values, given)
 
 
-def _assigned(statement: ast.Assign, values: dict[str, ast.expr]) -> None:
-    """``a = …`` and ``a, b = x, y``: the names set to their values (read with what is known so far)."""
+def _assigned(statement: ast.Assign, values: dict[str, ast.expr], parameters: dict[str, ast.expr]) -> None:
+    """``a = …`` and ``a, b = x, y``: the names set to their values (read with what is known so far; of
+    ``x if flag else y``, the branch the parameters take)."""
     target, value = statement.targets[-1], statement.value
     pairs = [(target, value)]
     if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
         pairs = list(zip(target.elts, value.elts, strict=True))
     for name, what in pairs:
+        if isinstance(what, ast.IfExp) and (taken := _truth(what.test, parameters)) is not None:
+            what = what.body if taken else what.orelse
         for stored in _stored(name):
             values[stored] = substituted(what, values) if isinstance(name, ast.Name) else UNKNOWN
 
@@ -444,8 +480,11 @@ def _stored(node: ast.AST) -> set[str]:
 
 
 def _truth(test: ast.expr, parameters: dict[str, ast.expr]) -> bool | None:
-    """Whether ``name == "dropout"`` (``!=``, ``in``, ``not in`` a literal tuple, or a plain flag) holds for
-    the parameters' literal values; None for any other test."""
+    """Whether ``name == "dropout"`` (``!=``, ``in``, ``not in`` a literal tuple, a plain flag, ``not`` one
+    of these) holds for the parameters' literal values; None for any other test."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _truth(test.operand, parameters)
+        return None if inner is None else not inner
     if isinstance(test, ast.Name):
         value = parameters.get(test.id)
         return bool(value.value) if isinstance(value, ast.Constant) else None

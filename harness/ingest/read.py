@@ -26,7 +26,7 @@ import nbformat
 # assign_ids, discover and main_file_path are re-exported: callers that import them from here
 # (the pipeline) keep working; they live in harness.ingest.paths.
 from harness.ingest import data_names
-from harness.ingest.fit_calls import Declared, read_training
+from harness.ingest.fit_calls import Declared, read_training, trainer_sources
 from harness.ingest.inner_training import declared_settings_source, strip_inner_training
 from harness.ingest.legacy import modernise
 from harness.ingest.loops import literal_tables, with_loops_unrolled
@@ -1392,7 +1392,8 @@ def _through_trainers(
     module_source: str, cells: list[CodeCell], factory_map: dict[str, str]
 ) -> tuple[dict[str, str], dict[str, Declared]]:
     """A mapping to a trainer helper's call (``run("E1", dropout=0.25)``: harness/ingest/trainers.py) made
-    a mapping to the builder call it makes, and the settings it trains with, placed at the call."""
+    a mapping to the builder call it makes, and the settings, callbacks and generator it trains with,
+    placed at the call."""
     tree = parse_python(module_source)
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     constants = {  # ``EPOCHS = 8``: what a helper's call may pass for its epochs
@@ -1411,7 +1412,8 @@ def _through_trainers(
             continue
         mapped[name] = seen.builder
         cell, line = _where_called(cells, ast.unparse(call))
-        trained[name] = Declared(settings=seen.settings, line=line, cell=cell)
+        sources = trainer_sources([(None, tree)], functions[call_name(call)], call)
+        trained[name] = Declared(settings=seen.settings, sources=sources, line=line, cell=cell)
     return mapped, trained
 
 
@@ -1478,7 +1480,7 @@ def _with_declared_settings(
     trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
     declared, variants, labels = read_training(trees, built_by, kept=parse_python(module_source))
     for name, d in (trained or {}).items():  # a trainer helper's call: what it trains with (harness/ingest/trainers.py)
-        if d.settings and name not in declared:
+        if (d.settings or d.sources) and name not in declared:
             declared[name] = d
     if not declared and not variants:
         return module_source, factories, extractor.dropped, extractor.line_map, labels

@@ -48,7 +48,7 @@ def see_through(
     fit = _fit_call(helper)
     if helper is None or fit is None or not isinstance(call.func, ast.Name):
         return None
-    built = _returned_build(helper, fit.func.value.id)
+    built = _built_here(helper, fit.func.value.id)
     bound = bind_arguments(helper, call, literal_only=False)
     if built is None or bound is None or call_name(built) == helper.name:
         return None
@@ -172,16 +172,9 @@ def _keyed(node: ast.Subscript, values: dict[str, ast.expr], tables: dict[str, a
     )
 
 
-def _returned_build(helper: ast.FunctionDef, trained: str) -> ast.Call | None:
-    """The call that builds the variable the helper trains, when the helper returns that variable."""
-    returns = any(  # the model itself, or among what it returns with it (``return m, acc, history``)
-        isinstance(n, ast.Return)
-        and any(
-            isinstance(v, ast.Name) and v.id == trained
-            for v in (n.value.elts if isinstance(n.value, ast.Tuple) else [n.value])
-        )
-        for n in ast.walk(helper)
-    )
+def _built_here(helper: ast.FunctionDef, trained: str) -> ast.Call | None:
+    """The one call that builds the variable the helper trains (``model = build_model(**kwargs)``), whether
+    the helper returns the model, its accuracy (``return test_acc``) or nothing: it built what it trained."""
     builds = [
         n.value
         for n in ast.walk(helper)
@@ -190,7 +183,7 @@ def _returned_build(helper: ast.FunctionDef, trained: str) -> ast.Call | None:
         and isinstance(n.value.func, ast.Name)
         and any(isinstance(t, ast.Name) and t.id == trained for t in n.targets)
     ]
-    return builds[0] if returns and len(builds) == 1 else None
+    return builds[0] if len(builds) == 1 else None
 
 
 def bind_arguments(

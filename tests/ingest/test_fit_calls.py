@@ -616,3 +616,77 @@ def test_runs_in_a_dict_literal_are_held_by_their_keys_and_a_callback_maker_is_s
         {"create_improved_model_1": "create_improved_model_1"},
     )[0]
     assert listed["create_improved_model_1"].sources == {"callbacks": "[ReduceLROnPlateau(patience=2)]"}
+
+
+FLAGGED_TRAINER = '''
+import tensorflow as tf
+from tensorflow import keras
+from tensorflow.keras import callbacks, layers
+
+
+def build_model(dropout=0.0):
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dropout(dropout),
+                              layers.Dense(10, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy")
+    return model
+
+
+def step_decay(epoch, lr):
+    return 1e-3 * 0.5 ** (epoch // 4)
+
+
+def run_experiment(name, epochs, use_schedule=False, **model_kwargs):
+    """Trains one configuration, records it, returns its test accuracy (not the model)."""
+    model = build_model(**model_kwargs)
+    schedule = [tf.keras.callbacks.LearningRateScheduler(step_decay)] if use_schedule else []
+    model.fit(x, y, epochs=epochs, callbacks=schedule)
+    return model.evaluate(x, y)[1]
+
+
+run_experiment("A baseline", 5)
+run_experiment("B dropout", 5, dropout=0.25)
+run_experiment("C decay", 12, use_schedule=True, dropout=0.25)
+'''
+
+
+def test_a_trainer_returning_its_accuracy_is_seen_through_with_the_callbacks_each_call_switches_on(tmp_path):
+    """``run_experiment("C decay", 12, use_schedule=True, dropout=0.25)`` with ``schedule =
+    [LearningRateScheduler(step_decay)] if use_schedule else []`` in a helper that returns the model's
+    accuracy: the builder call it makes is the model, with the schedule only where the call sets it."""
+    path = tmp_path / "student.py"
+    path.write_text(FLAGGED_TRAINER)
+    result = ingest_path(path)
+    assert [f.name for f in result.factories] == [
+        "create_baseline_model",
+        "create_improved_model_1",
+        "create_improved_model_2",
+    ]
+    source = result.module_source
+    block = source[source.index("    _harness_declared = ") :].splitlines()[0]
+    assert block.endswith(
+        "'create_improved_model_2': {'epochs': 12, 'callbacks': [tf.keras.callbacks.LearningRateScheduler(step_decay)]}}"
+    )
+    assert block.count("LearningRateScheduler") == 1
+
+
+def test_a_callback_maker_that_returns_early_gives_only_what_the_call_switches_on():
+    """``def fresh_callbacks(stop): if not stop: return []; return [EarlyStopping(…)]`` called in a helper's
+    fit with the helper's own flag: the runs that set it train with the callback, the others without."""
+    declared = _declared(
+        """
+        def fresh_callbacks(stop):
+            if not stop:
+                return []
+            return [EarlyStopping(patience=3)]
+
+        def run(model_creator, epochs=5, stop=False):
+            model = model_creator()
+            model.fit(x, y, epochs=epochs, callbacks=fresh_callbacks(stop))
+
+        run(create_baseline_model)
+        run(create_improved_model_1, stop=True)
+        """,
+        {"create_baseline_model": "create_baseline_model", "create_improved_model_1": "create_improved_model_1"},
+    )
+    assert "create_baseline_model" not in declared
+    assert declared["create_improved_model_1"].sources == {"callbacks": "[EarlyStopping(patience=3)]"}
