@@ -158,7 +158,8 @@ def _bind(target: ast.expr, value: ast.expr, bound: dict[str, ast.expr]) -> bool
 
 class _Substitute(ast.NodeTransformer):
     """The loop's names read in its body replaced by the round's values; ``f(**{"rate": 0.3})`` written as
-    ``f(rate=0.3)``, as a student writing the round out would."""
+    ``f(rate=0.3)``, as a student writing the round out would (a row with its label filtered out too:
+    ``f(**{k: v for k, v in row.items() if k != "nom"})``)."""
 
     def __init__(self, bound: dict[str, ast.expr]) -> None:
         self.bound = bound
@@ -191,12 +192,59 @@ class _Substitute(ast.NodeTransformer):
         keywords = []
         for keyword in node.keywords:
             spread = keyword.value
+            if keyword.arg is None and isinstance(spread, ast.DictComp):  # build(**{k: v for k, v in row.items() …})
+                spread = _kept_items(spread) or spread
             if keyword.arg is None and isinstance(spread, ast.Dict) and _string_keys(spread):
                 keywords += [ast.keyword(arg=k.value, value=v) for k, v in zip(spread.keys, spread.values, strict=True)]
             else:
                 keywords.append(keyword)
         node.keywords = keywords
         return node
+
+
+def _kept_items(node: ast.DictComp) -> ast.Dict | None:
+    """``{k: v for k, v in {"nom": "bn", "bn": True}.items() if k != "nom"}`` as the dict it makes
+    (``{"bn": True}``): a row of a table of experiments with its label left out; None for any other."""
+    if len(node.generators) != 1 or not (isinstance(node.key, ast.Name) and isinstance(node.value, ast.Name)):
+        return None
+    generator = node.generators[0]
+    names = generator.target.elts if isinstance(generator.target, ast.Tuple) else []
+    source = generator.iter
+    if not (
+        [getattr(n, "id", None) for n in names] == [node.key.id, node.value.id]
+        and isinstance(source, ast.Call)
+        and isinstance(source.func, ast.Attribute)
+        and source.func.attr == "items"
+        and isinstance(source.func.value, ast.Dict)
+        and _string_keys(source.func.value)
+    ):
+        return None
+    table, kept = source.func.value, ast.Dict(keys=[], values=[])
+    for key, value in zip(table.keys, table.values, strict=True):
+        verdicts = [_holds(test, node.key.id, key.value) for test in generator.ifs]
+        if None in verdicts:
+            return None
+        if all(verdicts):
+            kept.keys.append(key)
+            kept.values.append(value)
+    return kept
+
+
+def _holds(test: ast.expr, name: str, key: str) -> bool | None:
+    """Whether ``k != "nom"`` (``==``, ``in``, ``not in`` literals) holds for `key`; None for another test."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and getattr(test.left, "id", None) == name):
+        return None
+    try:
+        against = ast.literal_eval(test.comparators[0])
+    except ValueError:
+        return None
+    op = type(test.ops[0])
+    checks = {ast.Eq: lambda: key == against, ast.NotEq: lambda: key != against}
+    checks |= {ast.In: lambda: key in against, ast.NotIn: lambda: key not in against}
+    try:
+        return checks[op]() if op in checks else None
+    except TypeError:
+        return None
 
 
 def _string_keys(table: ast.Dict) -> bool:

@@ -690,3 +690,23 @@ def test_a_callback_maker_that_returns_early_gives_only_what_the_call_switches_o
     )
     assert "create_baseline_model" not in declared
     assert declared["create_improved_model_1"].sources == {"callbacks": "[EarlyStopping(patience=3)]"}
+
+
+def test_a_table_of_rows_whose_label_is_filtered_out_before_the_builder_is_one_model_per_row(tmp_path):
+    """``EXPERIENCES = [{"nom": "base"}, {"nom": "bn", "bn": True}]`` looped over into ``build(**{k: v for k,
+    v in exp.items() if k != "nom"})``: each row is the builder called with the row less its label."""
+    source = (
+        "from tensorflow import keras\n\n"
+        "def build(filters=32, bn=False):\n    return keras.Sequential([keras.Input((28, 28, 1))])\n\n"
+        'EXPERIENCES = [{"nom": "base"}, {"nom": "bn", "bn": True}, {"nom": "large", "filters": 64}]\n\n'
+        "for exp in EXPERIENCES:\n"
+        '    model = build(**{k: v for k, v in exp.items() if k != "nom"})\n'
+        "    model.fit(x, y, epochs=5, batch_size=64)\n"
+    )
+    path = tmp_path / "student.py"
+    path.write_text(source)
+    assert ingest_path(path).factory_map == {
+        "create_baseline_model": "build",
+        "create_improved_model_1": "build(bn=True)",
+        "create_improved_model_2": "build(filters=64)",
+    }
