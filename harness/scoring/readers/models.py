@@ -264,13 +264,15 @@ def _architecture_changes(found: list[Change], new: Features, old: Features, t: 
     def add(technique: str, text: str) -> None:
         found.append(Change("architecture", technique, text))
 
-    if len(new.convs) != len(old.convs):
+    # a convolution added or removed brings its own filters and kernel: one technique, not three
+    layered = len(new.convs) != len(old.convs)
+    if layered:
         add("convs", t("rb_diff_convs", before=len(old.convs), after=len(new.convs)))
     if new.filters != old.filters:
-        add("filters", t("rb_diff_filters", before=_seq(old.filters), after=_seq(new.filters)))
+        add("convs" if layered else "filters", t("rb_diff_filters", before=_seq(old.filters), after=_seq(new.filters)))
     if sorted(set(new.kernels)) != sorted(set(old.kernels)):
         before, after = _seq(sorted(set(old.kernels))), _seq(sorted(set(new.kernels)))
-        add("kernels", t("rb_diff_kernels", before=before, after=after))
+        add("convs" if layered else "kernels", t("rb_diff_kernels", before=before, after=after))
     if new.dense != old.dense:
         add("dense", t("rb_diff_dense", before=_seq(old.dense), after=_seq(new.dense)))
     if new.pooling != old.pooling:
