@@ -31,7 +31,15 @@ from dataclasses import dataclass, field
 
 from harness.ingest.loops import literal_tables, round_label, substituted, unrolled
 from harness.ingest.trainers import TRAINING, bind_arguments, generator_passed, trained_with
-from harness.util.pysource import assigned_once, call_name, imported_names, is_literal, required_arguments
+from harness.util.pysource import (
+    assigned_once,
+    call_name,
+    imported_names,
+    is_literal,
+    literal_truth,
+    required_arguments,
+    stored_names,
+)
 from harness.util.pysource import parse as parse_python
 
 INTEGERS = ("epochs", "batch_size")
@@ -447,13 +455,13 @@ def _run(function: ast.FunctionDef, call: ast.Call, statements: list[ast.stmt], 
                 return substituted(statement.value, values) if statement.value else UNKNOWN
             if isinstance(statement, ast.Assign):
                 _assigned(statement, values, parameters)
-            elif isinstance(statement, ast.If) and (taken := _truth(statement.test, parameters)) is not None:
+            elif isinstance(statement, ast.If) and (taken := literal_truth(statement.test, parameters)) is not None:
                 if (given := run(statement.body if taken else statement.orelse)) is not _GOES_ON:
                     return given
             elif returns and any(isinstance(n, ast.Return) for n in ast.walk(statement)):
                 return None  # it may return here, or not: only a run could tell
             else:
-                for name in _stored(statement):
+                for name in stored_names(statement):
                     values[name] = UNKNOWN
         return _GOES_ON
 
@@ -469,38 +477,10 @@ def _assigned(statement: ast.Assign, values: dict[str, ast.expr], parameters: di
     if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
         pairs = list(zip(target.elts, value.elts, strict=True))
     for name, what in pairs:
-        if isinstance(what, ast.IfExp) and (taken := _truth(what.test, parameters)) is not None:
+        if isinstance(what, ast.IfExp) and (taken := literal_truth(what.test, parameters)) is not None:
             what = what.body if taken else what.orelse
-        for stored in _stored(name):
+        for stored in stored_names(name):
             values[stored] = substituted(what, values) if isinstance(name, ast.Name) else UNKNOWN
-
-
-def _stored(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-
-
-def _truth(test: ast.expr, parameters: dict[str, ast.expr]) -> bool | None:
-    """Whether ``name == "dropout"`` (``!=``, ``in``, ``not in`` a literal tuple, a plain flag, ``not`` one
-    of these) holds for the parameters' literal values; None for any other test."""
-    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        inner = _truth(test.operand, parameters)
-        return None if inner is None else not inner
-    if isinstance(test, ast.Name):
-        value = parameters.get(test.id)
-        return bool(value.value) if isinstance(value, ast.Constant) else None
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)):
-        return None
-    left, right, op = parameters.get(test.left.id), test.comparators[0], test.ops[0]
-    if not (isinstance(left, ast.Constant) and is_literal(right)):
-        return None
-    try:
-        value, against = left.value, ast.literal_eval(right)
-        outcome = {ast.Eq: value == against, ast.NotEq: value != against}.get(type(op))
-        if outcome is None and isinstance(op, (ast.In, ast.NotIn)):
-            outcome = (value in against) == isinstance(op, ast.In)
-    except (TypeError, ValueError):
-        return None
-    return outcome
 
 
 def _holder(statement: ast.stmt, call: ast.Call) -> str | None:

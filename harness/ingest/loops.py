@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import copy
 
-from harness.util.pysource import assigned_once, required_arguments
+from harness.util.pysource import assigned_once, literal_truth, required_arguments
 
 MAX_ROUNDS = 24  # a table of experiments, not a sweep over hundreds of values
 
@@ -221,30 +221,13 @@ def _kept_items(node: ast.DictComp) -> ast.Dict | None:
         return None
     table, kept = source.func.value, ast.Dict(keys=[], values=[])
     for key, value in zip(table.keys, table.values, strict=True):
-        verdicts = [_holds(test, node.key.id, key.value) for test in generator.ifs]
+        verdicts = [literal_truth(test, {node.key.id: key}) for test in generator.ifs]
         if None in verdicts:
             return None
         if all(verdicts):
             kept.keys.append(key)
             kept.values.append(value)
     return kept
-
-
-def _holds(test: ast.expr, name: str, key: str) -> bool | None:
-    """Whether ``k != "nom"`` (``==``, ``in``, ``not in`` literals) holds for `key`; None for another test."""
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and getattr(test.left, "id", None) == name):
-        return None
-    try:
-        against = ast.literal_eval(test.comparators[0])
-    except ValueError:
-        return None
-    op = type(test.ops[0])
-    checks = {ast.Eq: lambda: key == against, ast.NotEq: lambda: key != against}
-    checks |= {ast.In: lambda: key in against, ast.NotIn: lambda: key not in against}
-    try:
-        return checks[op]() if op in checks else None
-    except TypeError:
-        return None
 
 
 def _string_keys(table: ast.Dict) -> bool:

@@ -1200,6 +1200,7 @@ def _returned_call(functions: list[ast.FunctionDef], name: str) -> str | None:
     returned = body[-1].value if body and isinstance(body[-1], ast.Return) else None
     if isinstance(returned, ast.Tuple):  # ``return make_cnn(), 15, [stop]``: the model's call
         returned = next((e for e in returned.elts if isinstance(e, ast.Call)), None)
+    # a one-line factory, or one that sets up what it returns with its model (``stop = EarlyStopping(…)``)
     if isinstance(returned, ast.Call) and (len(body) == 1 or returned is not body[-1].value):
         return ast.unparse(returned)
     return None

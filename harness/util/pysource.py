@@ -139,6 +139,30 @@ def is_literal(node: ast.expr) -> bool:
         return False
 
 
+def literal_truth(test: ast.expr, values: dict[str, ast.expr]) -> bool | None:
+    """Whether a test holds for names bound to literals (`values`): ``name == "dropout"``, ``!=``, ``in``
+    or ``not in`` a literal, a plain flag, ``not`` one of these; None for any other test, or a name whose
+    value is not a literal (only a run could tell)."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = literal_truth(test.operand, values)
+        return None if inner is None else not inner
+    if isinstance(test, ast.Name):
+        value = values.get(test.id)
+        return bool(value.value) if isinstance(value, ast.Constant) else None
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)):
+        return None
+    left, right = values.get(test.left.id), test.comparators[0]
+    if not (isinstance(left, ast.Constant) and is_literal(right)):
+        return None
+    value, against = left.value, ast.literal_eval(right)
+    checks = {ast.Eq: lambda: value == against, ast.NotEq: lambda: value != against}
+    checks |= {ast.In: lambda: value in against, ast.NotIn: lambda: value not in against}
+    try:
+        return checks[type(test.ops[0])]() if type(test.ops[0]) in checks else None
+    except TypeError:  # ``"a" in 3``
+        return None
+
+
 def assigned_once(trees) -> dict[str, ast.expr]:
     """Top-level names of the parsed code (`trees`: (cell, module) pairs, in order) assigned exactly once,
     with the value they are assigned: a module's constants and tables, as a reader takes them."""

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import ast
+
 import pytest
 
-from harness.util.pysource import decode
+from harness.util.pysource import decode, literal_truth
 
 
 def test_decode_drops_a_byte_order_mark():
@@ -48,3 +50,22 @@ def test_a_parse_overlapped_by_code_outside_the_lock_is_tried_again(monkeypatch)
     monkeypatch.setattr(ast, "parse", lambda source, **kwargs: (_ for _ in ()).throw(SystemError("other")))
     with pytest.raises(SystemError, match="other"):
         pysource.parse("x = 1")
+
+
+@pytest.mark.parametrize(
+    ("test", "expected"),
+    [
+        ('name == "dropout"', True),
+        ('name != "dropout"', False),
+        ('name in ("bn", "dropout")', True),
+        ('name not in ("bn", "dropout")', False),
+        ("flag", True),
+        ("not flag", False),
+        ("other == 3", None),  # a name the call does not set: only a run could tell
+        ("name.startswith('d')", None),
+        ("name in 3", None),
+    ],
+)
+def test_a_test_is_decided_only_for_names_bound_to_literals(test, expected):
+    values = {"name": ast.Constant("dropout"), "flag": ast.Constant(True), "other": ast.Name("x")}
+    assert literal_truth(ast.parse(test, mode="eval").body, values) is expected

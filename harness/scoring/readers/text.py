@@ -604,8 +604,9 @@ def _name_words(own_name: str) -> list[str]:
 def model_refs(text: str, numbers: dict[str, str]) -> list[tuple[int, int, str]]:
     """(start, end, factory name) of each mention of an improved model in plain `text`: by number, by the
     student's function name, or by its distinctive word or label as a model ("le final", "the dropout
-    model", "modèle B"); the one improved model of a submission also as "the improved model". Where the student's own name and a number overlap ("v2" of ``build_model_v2``,
-    which may be the harness's model 1), the student's name decides."""
+    model", "modèle B"); the one improved model of a submission also as "the improved model". Where the
+    student's own name and a number overlap ("v2" of ``build_model_v2``, which may be the harness's model
+    1), the student's name decides."""
     own = [
         (m.start(), m.end(), factory)
         for key, factory in numbers.items()
