@@ -280,7 +280,7 @@ class _Scope:
         statement's first target)."""
         helper = self.trainers[call_name(call)]
         bound = trained_with(call, helper, self.tables)
-        inside = self._built_inside(helper, call)
+        inside = self._helper_sources(call, helper)
         for argument in [*call.args, *(k.value for k in call.keywords)]:
             if isinstance(argument, ast.Lambda) and required_arguments(argument) == 0:  # run(lambda: cnn(8))
                 argument = argument.body
@@ -294,10 +294,15 @@ class _Scope:
                 continue
             declared = self._declared(call, helper=True)
             declared.settings.update(bound or {})
-            declared.sources = {**inside, **self._generator(call, helper), **declared.sources}  # the call's own win
+            declared.sources = {**inside, **declared.sources}  # what the call passes wins
             declared.holder, declared.built_at = holder, built_at
             declared.label = self.round[1] or _label(call)
             yield model, declared
+
+    def _helper_sources(self, call: ast.Call, helper: ast.FunctionDef) -> dict[str, str]:
+        """The callbacks and generator a call of a trainer helper trains with that the call does not pass
+        itself: what the helper builds for this call's arguments, the module's generator it switches to."""
+        return {**self._built_inside(helper, call), **self._generator(call, helper)}
 
     def _generator(self, call: ast.Call, helper: ast.FunctionDef) -> dict[str, str]:
         """The generator a call hands to a helper that fits on its ``.flow(…)``, as an "augmentation" source."""
@@ -390,8 +395,7 @@ def trainer_sources(trees: list[tuple[int | None, ast.Module]], helper: ast.Func
     """The callbacks and generator (as Python source) one call of a trainer helper trains with: what the
     helper builds for this call's arguments, the module's generator it switches to, what the call passes."""
     reader = _Scope({}, {}, imported_names(trees), _constants(trees), {}, literal_tables(trees), _returning(trees))
-    passed = reader._declared(call, helper=True).sources
-    return {**reader._built_inside(helper, call), **reader._generator(call, helper), **passed}
+    return {**reader._helper_sources(call, helper), **reader._declared(call, helper=True).sources}
 
 
 def _trainers(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.FunctionDef]:
