@@ -553,6 +553,17 @@ def test_three_modifications_in_two_categories_explore_more_than_two(tmp_path):
     ]
     result = criterion(score(evidence(ingest, twice + models[3:]), EN), "modifications")
     assert {c.id: c for c in result.components}["categories"].points == pytest.approx(2 * 2 / 3, abs=1e-3)
+    # one model's redesign (wider filters, 5x5 kernels, one Dense less) is one architecture technique
+    redesigned = [
+        layer("Conv2D", filters=64, kernel_size=[5, 5], activation="relu", padding="valid"),
+        *BASE_LAYERS[1:2],
+        layer("Conv2D", filters=128, kernel_size=[5, 5], activation="relu", padding="valid"),
+        *BASE_LAYERS[3:5],
+        BASE_LAYERS[-1],
+    ]
+    one = [models[0], model("create_improved_model_1", layers=redesigned), models[2]]
+    result = criterion(score(evidence(ingest, one), EN), "modifications")
+    assert {c.id: c for c in result.components}["categories"].points == pytest.approx(2 * 2 / 3, abs=1e-3)
 
 
 def test_a_change_is_justified_by_a_passage_anywhere_that_quotes_its_value(tmp_path):

@@ -127,7 +127,7 @@ class _Tally:
     """What the steps add up to, over the improved models."""
 
     covered: set[str] = field(default_factory=set)  # categories changed against the baseline
-    # (category, technique) changed against the baseline by the sound steps
+    # (category, technique) a sound step changes against the model it changes, one per category
     techniques: set[tuple[str, str]] = field(default_factory=set)
     sound: set[str] = field(default_factory=set)  # ... by at least one step alone and not harmful
     stepped: set[str] = field(default_factory=set)  # ... by at least one step
@@ -191,7 +191,7 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         tally.stepped |= set(step)
         if not harmful and len(step) <= limit:
             tally.sound |= set(step)
-            tally.techniques |= rubric_models.techniques(f, base_f, t)
+            tally.techniques |= _one_per_category(rubric_models.techniques(f, parent_f, t))
         previous, previous_f = model, f
     return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
 
@@ -443,6 +443,12 @@ def _mentions(passages: list, patterns: list[str]):
     return next((x for x in passages if rubric_text.matches_any(patterns, rubric_text.plain(x.text))), None)
 
 
+def _one_per_category(techniques: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """One technique per category of a step's changes: one model's redesign of its convolutions (more
+    layers, padding, pooling) is one of the modifications the assignment lists, not four."""
+    return {(category, min(tq for c, tq in techniques if c == category)) for category, _ in techniques}
+
+
 def _explored(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes) -> float:
     """Categories explored, a category reached only by harmful or several-at-once steps counting
     `unsound_category_share`: an extreme value or a tangle of changes explores without choosing; each
@@ -455,8 +461,9 @@ def _explored(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes
     further = len(tally.techniques) - len({category for category, _ in tally.techniques})
     if further and p.technique_share:
         # a layer is named as the code names it (Dropout), any other technique in the report's language
-        names = sorted(tq if tq[:1].isupper() else t("tech_" + tq) for _, tq in tally.techniques)
-        notes.add(t("rb_ev_techniques", count=len(names), names=", ".join(names), share=p.technique_share))
+        techniques = sorted(tq for _, tq in tally.techniques)
+        names = t.join(", ", [tq if tq[:1].isupper() else t("tech_" + tq) for tq in techniques])
+        notes.add(t("rb_ev_techniques", count=len(techniques), names=names, share=p.technique_share))
     return len(tally.covered) - len(unsound) * (1 - p.unsound_category_share) + further * p.technique_share
 
 
