@@ -201,15 +201,15 @@ class Change(NamedTuple):
 
 def differences(new: Features, old: Features, t: Translator) -> dict[str, list[str]]:
     """Category -> the exact differences from `old` to `new`, in the report's language."""
-    found: dict[str, list[str]] = {}
-    for change in changes(new, old, t):
-        found.setdefault(change.category, []).append(change.text)
-    return {c: found[c] for c in CATEGORIES if c in found}
+    return grouped(changes(new, old, t))
 
 
-def techniques(new: Features, old: Features, t: Translator) -> set[tuple[str, str]]:
-    """(category, technique) of each difference from `old` to `new` (:class:`Change`)."""
-    return {(change.category, change.technique) for change in changes(new, old, t)}
+def grouped(found: list[Change]) -> dict[str, list[str]]:
+    """Category -> the words of its changes, the categories in their usual order."""
+    by_category: dict[str, list[str]] = {}
+    for change in found:
+        by_category.setdefault(change.category, []).append(change.text)
+    return {c: by_category[c] for c in CATEGORIES if c in by_category}
 
 
 def changes(new: Features, old: Features, t: Translator) -> list[Change]:

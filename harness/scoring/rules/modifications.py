@@ -169,8 +169,9 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
     previous, previous_f = None, base_f
     for model in improved:
         f = _features(ev, model)
-        vs_base = rubric_models.differences(f, base_f, t)
-        vs_prev = rubric_models.differences(f, previous_f, t) if previous else vs_base
+        base_changes = rubric_models.changes(f, base_f, t)
+        prev_changes = rubric_models.changes(f, previous_f, t) if previous else base_changes
+        vs_base, vs_prev = rubric_models.grouped(base_changes), rubric_models.grouped(prev_changes)
         # the parent it differs less from: fewer categories, then fewer changes (a tie goes to the previous one)
         use_prev = previous is not None and _size(vs_prev) <= _size(vs_base)
         # "then combine what worked": several categories, each one tested alone by an earlier sound step
@@ -191,7 +192,8 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         tally.stepped |= set(step)
         if not harmful and len(step) <= limit:
             tally.sound |= set(step)
-            tally.techniques |= _one_per_category(rubric_models.techniques(f, parent_f, t))
+            step_changes = prev_changes if use_prev else base_changes
+            tally.techniques |= _one_per_category({(c.category, c.technique) for c in step_changes})
         previous, previous_f = model, f
     return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
 
