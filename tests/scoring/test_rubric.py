@@ -610,6 +610,37 @@ def test_a_paragraph_s_run_in_label_is_a_section_heading(tmp_path):
     assert "96,9" in found["robustness"].text and "Note" in found["robustness"].text
 
 
+def test_a_run_in_label_in_a_notebook_heads_its_cell_not_the_cells_after_it(tmp_path):
+    """A notebook with no markdown report keeps it in comments: "# change 3: augmentation …" opens the
+    improvements in its cell, and the closing cell's comments ("9 is the worst class …") are the analysis."""
+    cells = [
+        new_markdown_cell("# MNIST mini-project"),
+        new_code_cell(FACTORIES),
+        new_code_cell(
+            "# change 1: batch 128 -> 32, nothing else. 4x more updates per epoch, noisier gradients\n"
+            "m1 = run(create_improved_model_1, bs=32)\n\n"
+            "# change 3: augmentation, a harder task, so 10 epochs instead of 5\n"
+            "m3 = run(create_improved_model_3, epochs=10)\n"
+        ),
+        new_code_cell(
+            "# dropout: train < val, val_loss still falling at epoch 5, so more epochs would help\n"
+            "# 9 is the worst class in all 4 models, 4<->9 (7 errors) and 7->2 (6) dominate\n"
+            "# single seed: differences under 0.1 point are not reliable\n"
+            "print(gains)\n"
+        ),
+    ]
+    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
+    section_of = rubric_text.section_ranges(lines, sections_of(lines))
+    where = {line.text[:12]: section_of(line.cell, line.line) for line in lines if line.text}
+    assert where["change 3: au"] == "improvements"
+    assert where["9 is the wor"] is None and where["single seed:"] is None
+    result = criterion(
+        score(evidence(ingest_path(notebook(tmp_path, cells)), [model("create_improved_model_1")]), EN), "analysis"
+    )
+    errors = next(e for e in result.evidence if e.text.startswith("errors named"))
+    assert "4<->9" in errors.text
+
+
 def test_module_prose_is_its_docstrings_and_comments_with_lines(tmp_path):
     path = tmp_path / "student.py"
     path.write_text(

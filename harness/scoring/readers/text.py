@@ -380,6 +380,16 @@ def _bare_label(line: Line, following: list[Line]) -> re.Match | None:
     return BARE_LABEL.match(re.sub(r"\s*\([^)]*\)", "", line.text.strip()))
 
 
+def cell_end(lines: list[Line], index: int) -> int:
+    """Where the notebook cell of line `index` ends (the index of the next cell's first line): a run-in
+    label ("change 3: augmentation", "Conclusion : …") heads its paragraph within its cell, never the
+    cells after it. A module is one cell: its end is the text's."""
+    cell = lines[index].cell
+    if cell is None:
+        return len(lines)
+    return next((i for i in range(index + 1, len(lines)) if lines[i].cell != cell), len(lines))
+
+
 def _body(lines: list[Line], start: int, end: int, skip: set[int]) -> str:
     return "\n".join(lines[i].text for i in range(start, end) if i not in skip)
 
@@ -425,6 +435,8 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
         if h.index not in matches:
             continue
         end = next((o.index for o in found_headings[number + 1 :] if o.level <= h.level), len(lines))
+        if h.run_in:
+            end = min(end, cell_end(lines, h.index))
         others = [
             o
             for o in found_headings[number + 1 :]
@@ -767,6 +779,8 @@ def section_ranges(lines: list[Line], sections: dict[str, Section]):
         level = level_at.get(start)  # None for a run-in label: below every heading
         ends = [h.index for h in titled if h.index > start and (level is None or h.level <= level)]
         ends += [other for other in starts.values() if other > start]
+        if level is None:
+            ends.append(cell_end(lines, start))
         spans.append((start, min(ends, default=len(lines)), name))
 
     def section_of(cell: int | None, line: int) -> str | None:
