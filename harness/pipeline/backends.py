@@ -1,7 +1,8 @@
 """Where submissions are graded: local worker threads, or tasks on a Ray cluster.
 
-Both run the same :func:`harness.pipeline.submission.grade_and_draw` (which starts the same
-sandboxed workers); a backend only decides where and how many at once. Backends are a plug-in
+Both grade with the same :func:`harness.pipeline.submission.grade_safely` (which starts the same
+sandboxed workers) and draw with :func:`~harness.pipeline.submission.draw_report`; a backend only
+decides where and how many at once. Backends are a plug-in
 point: a class decorated with ``@backend("name")`` whose ``run(session, tasks, reference,
 reference_key)`` yields ``(student, result)`` as each submission finishes (docs/extending.md).
 
@@ -17,14 +18,14 @@ import importlib.util
 import json
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Protocol
 
 from harness.errors import Interrupted
 from harness.pipeline import ray_reaper
 from harness.pipeline.session import GradeOptions, Session, open_session
-from harness.pipeline.submission import grade_and_draw, internal_failure
+from harness.pipeline.submission import draw_report, grade_and_draw, grade_safely, internal_failure
 from harness.results import ModelResult, ReferenceSummary, SubmissionResult
 from harness.sandbox import Limits
 from harness.sandbox.interrupt import workers_stopped
@@ -69,21 +70,30 @@ class LocalBackend:
     def run(
         self, session: Session, tasks: list[Task], reference: ModelResult, reference_key: str
     ) -> Iterator[tuple[str, SubmissionResult]]:
-        """Grade `tasks` in a pool of `workers` threads, each driving its own sandboxed processes.
+        """Grade `tasks` in a pool of `workers` threads, each driving its own sandboxed processes; the
+        reports are drawn by one more thread, so that a grading thread starts its next submission while
+        the last one's report is drawn (drawing is serialised anyway: matplotlib is not thread-safe).
         Interrupted (Ctrl-C, SIGTERM), it kills every running worker, drops the submissions not started and
         returns once every thread has: the results already written stay, the others are not written."""
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = {
-                pool.submit(grade_and_draw, session, student, path, reference, reference_key): student
-                for student, path in tasks
-            }
+        with ThreadPoolExecutor(max_workers=self.workers) as pool, ThreadPoolExecutor(max_workers=1) as drawing:
+
+            def graded(student: str, path: Path) -> Future:
+                """Graded in this thread, its report queued for drawing: the thread is free for the next one."""
+                return drawing.submit(_drawn, session, grade_safely(session, student, path, reference, reference_key))
+
+            futures = {pool.submit(graded, student, path): student for student, path in tasks}
             try:
                 for future in as_completed(futures):
-                    yield futures[future], future.result()
+                    yield futures[future], future.result().result()
             except (KeyboardInterrupt, Interrupted):
                 with workers_stopped():  # else leaving the pool would wait for every submission to finish
                     pool.shutdown(wait=True, cancel_futures=True)
                 raise
+
+
+def _drawn(session: Session, result: SubmissionResult) -> SubmissionResult:
+    draw_report(session, result)
+    return result
 
 
 @functools.lru_cache(maxsize=4)

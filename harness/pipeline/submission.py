@@ -274,20 +274,25 @@ def grade_submission(
     return result
 
 
+def grade_safely(
+    session: Session, student: str, path: Path, reference: ModelResult, reference_key: str
+) -> SubmissionResult:
+    """One submission graded; it never raises: whatever goes wrong in the harness while grading it
+    becomes this submission's ``failed`` result (the traceback in ``result.json``), and the batch goes on."""
+    summary = ReferenceSummary(model=reference, trained_for=reference_key)
+    try:
+        return grade_submission(session, student, path, lambda: summary)
+    except Exception as error:
+        return internal_failure(session, student, path, summary, error)
+
+
 def grade_and_draw(
     session: Session, student: str, path: Path, reference: ModelResult, reference_key: str
 ) -> SubmissionResult:
-    """``harness grade``'s task for one submission (on any backend): graded, then its report drawn.
-
-    It never raises: whatever goes wrong in the harness while grading this submission becomes this
-    submission's ``failed`` result (the traceback in ``result.json``), and the batch goes on.
-    """
-    summary = ReferenceSummary(model=reference, trained_for=reference_key)
-    try:
-        result = grade_submission(session, student, path, lambda: summary)
-    except Exception as error:
-        result = internal_failure(session, student, path, summary, error)
-    _draw_report(session, result)
+    """``harness grade``'s task for one submission (on any backend): graded (:func:`grade_safely`),
+    then its report drawn. It never raises."""
+    result = grade_safely(session, student, path, reference, reference_key)
+    draw_report(session, result)
     return result
 
 
@@ -299,7 +304,7 @@ _STAGES = {
     "_trained": "train",
     "_analyse": "analyse",
     "score_submission": "score",
-    "_draw_report": "report",
+    "draw_report": "report",
 }
 
 
@@ -345,10 +350,9 @@ def internal_failure(
     return result
 
 
-def _draw_report(session: Session, result: SubmissionResult) -> None:
-    """The student's report, drawn as soon as the result is stored: in this submission's thread or Ray
-    task, while the others train, instead of one after another at the end of the batch (which then
-    only re-reads the kept figures)."""
+def draw_report(session: Session, result: SubmissionResult) -> None:
+    """The student's report, drawn as soon as the result is stored, while the others train, instead of
+    one after another at the end of the batch (which then only re-reads the kept figures). It never raises."""
     try:
         render_student(session.options.out, result, session.translator)
     except Exception as error:  # the end of the batch draws it again, and fails loudly there
