@@ -17,9 +17,10 @@ round by round (harness/ingest/loops.py); calls in any other loop are not one mo
 
 One builder trained two ways is two models: ``baseline = create_baseline_model()`` trained plainly,
 then ``model_aug = create_baseline_model()`` trained on ``datagen.flow(…)`` or with callbacks. A
-variable whose training calls add a generator or callbacks, or change the batch size, against the
-first variable that trains that builder, is a *variant*: graded as a model of its own, named after
-the variable (:class:`Variant`). Calls that differ only in epochs are one model (a quick check).
+variable whose training calls add a generator or callbacks, change the batch size or train for more
+epochs, against the first variable that trains that builder, is a *variant*: graded as a model of its
+own, named after the variable (:class:`Variant`). A variable trained for one or two epochs first is a
+quick check.
 """
 
 from __future__ import annotations
@@ -147,11 +148,19 @@ def _split_variants(calls: list[Declared]) -> tuple[list[Declared], dict[str, li
     return own, variants
 
 
+# a run this short is a check that the code runs, before the real one
+QUICK_CHECK_EPOCHS = 2
+
+
 def _trained_otherwise(variant: Declared, base: Declared) -> bool:
-    """Whether a variable's training differs from the model's by more than its epochs."""
+    """Whether a variable's training is another experiment than the model's: a generator or callbacks of its
+    own, another batch size, or more epochs than a real run (the assignment's "modifier le nombre
+    d'époques"; a run of `QUICK_CHECK_EPOCHS` or fewer before the real one is a quick check)."""
     adds = bool(variant.sources) and variant.sources != base.sources
     batch = variant.settings.get("batch_size")
-    return adds or (batch is not None and batch != base.settings.get("batch_size"))
+    epochs, base_epochs = variant.settings.get("epochs"), base.settings.get("epochs")
+    longer = epochs is not None and base_epochs is not None and epochs > base_epochs > QUICK_CHECK_EPOCHS
+    return adds or longer or (batch is not None and batch != base.settings.get("batch_size"))
 
 
 def _agreed(calls: list[Declared]) -> Declared:
@@ -306,7 +315,7 @@ class _Scope:
 
     def _generator(self, call: ast.Call, helper: ast.FunctionDef) -> dict[str, str]:
         """The generator a call hands to a helper that fits on its ``.flow(…)``, as an "augmentation" source."""
-        generator = self._resolved(generator_passed(call, helper))
+        generator = self._resolved(generator_passed(call, helper, self.values))
         buildable = isinstance(generator, ast.Call) and self._buildable(generator, GENERATORS)
         return {"augmentation": ast.unparse(generator)} if buildable else {}
 

@@ -100,11 +100,15 @@ def substituted(node: ast.AST, bound: dict[str, ast.expr]):
 
 def round_label(loop: ast.For, tables: dict[str, ast.expr], index: int) -> str | None:
     """The label of a round of a loop over a table: the first string its row holds (``'M3 batch64'`` of
-    ``'M3 batch64': (lambda: make_cnn(), 64)``), or None."""
+    ``'M3 batch64': (lambda: make_cnn(), 64)``, ``'bn'`` of ``{'name': 'bn', 'kwargs': {…}}``: a key is
+    not a label), or None."""
     items = _items(loop.iter, tables) or []
     row = items[index] if index < len(items) else None
+    if row is None:
+        return None
+    keys = {id(k) for n in ast.walk(row) if isinstance(n, ast.Dict) for k in n.keys}
     strings = (
-        (n.value for n in ast.walk(row) if isinstance(n, ast.Constant) and isinstance(n.value, str)) if row else ()
+        n.value for n in ast.walk(row) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in keys
     )
     return next(strings, None)
 
@@ -179,6 +183,21 @@ class _Substitute(ast.NodeTransformer):
             node.body = _Substitute(defaults).visit(node.body)
         return node
 
+    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
+        """``row["kwargs"]`` of a round bound to ``{"name": "bn", "kwargs": {"bn": True}}`` (``row[1]`` of a
+        tuple): the literal it reads, as the student writing the round out would."""
+        self.generic_visit(node)
+        table, key = node.value, node.slice
+        if isinstance(node.ctx, ast.Load) and isinstance(key, ast.Constant):
+            if isinstance(table, ast.Dict) and None not in table.keys:
+                found = [v for k, v in zip(table.keys, table.values, strict=True) if _is_constant(k, key.value)]
+                if len(found) == 1:
+                    return ast.copy_location(found[0], node)
+            if isinstance(table, (ast.Tuple, ast.List)) and type(key.value) is int:
+                if -len(table.elts) <= key.value < len(table.elts):
+                    return ast.copy_location(table.elts[key.value], node)
+        return node
+
     def visit_Call(self, node: ast.Call) -> ast.expr:
         self.generic_visit(node)
         if (
@@ -228,6 +247,10 @@ def _kept_items(node: ast.DictComp) -> ast.Dict | None:
             kept.keys.append(key)
             kept.values.append(value)
     return kept
+
+
+def _is_constant(node: ast.expr | None, value: object) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is type(value) and node.value == value
 
 
 def _string_keys(table: ast.Dict) -> bool:

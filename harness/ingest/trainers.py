@@ -70,20 +70,31 @@ def trained_with(
     bs=128, ep=5): m.fit(x, y, batch_size=bs, epochs=ep)``) trains with, its parameters bound to the
     call's literal arguments and its defaults, a parameter's key read in the dict it is given (``config[
     "epochs"]`` with ``CONFIG_AMELIORE``, a literal table of the module: `tables`); None when the helper
-    fits nothing or the call cannot be bound without running anything."""
+    fits nothing or the call cannot be bound without running anything. A helper with a fit per branch
+    (``if augment: m.fit(gen.flow(x, y, batch_size=bs), epochs=ep) else: m.fit(x, y, batch_size=bs,
+    epochs=ep)``) trains with what its fits agree on, a flow's batch size counting as its fit's."""
     fit = _fit_call(helper)
     bound = bind_arguments(helper, call, literal_only=False) if fit is not None else None
     if bound is None:
         return None
-    # only what the call says: a default of the helper's is the protocol's business, as if unsaid
-    return _settings(fit, _said(helper, call, bound[0]), literals=False, tables=tables or {})
+    found = [_settings(f, bound[0], literals=False, tables=tables or {}) for f in _fits(helper)]
+    agreed: dict[str, int] = {}
+    for settings in found:
+        for name, value in settings.items():
+            if all(other.get(name, value) == value for other in found):  # a fit that says another value: unsaid
+                agreed.setdefault(name, value)
+    return agreed
 
 
-def generator_passed(call: ast.Call, helper: ast.FunctionDef) -> ast.expr | None:
+def generator_passed(
+    call: ast.Call, helper: ast.FunctionDef, module_values: dict[str, ast.expr] | None = None
+) -> ast.expr | None:
     """The generator a call of a helper trains on: what it passes for a parameter the helper fits on the
     ``.flow(…)`` of (``def evaluate_model(…, datagen=None): … model.fit(datagen.flow(x, y))``), or the
-    module's generator a fit under a flag it sets uses (``if augment: model.fit(datagen.flow(…))`` and
-    ``augment=True``: the name ``datagen``, for the caller to resolve); None when it passes none."""
+    module's generator a fit under a flag uses (``if augment: model.fit(datagen.flow(…))``: the name
+    ``datagen``, for the caller to resolve), the flag a parameter the call sets (``augment=True``) or a
+    module variable set before the call (`module_values`: ``utiliser_augmentation = True``); None when
+    it passes none."""
     parameters = {a.arg for a in [*helper.args.posonlyargs, *helper.args.args, *helper.args.kwonlyargs]}
     bound = bind_arguments(helper, call, literal_only=False)
     if bound is None:
@@ -92,9 +103,11 @@ def generator_passed(call: ast.Call, helper: ast.FunctionDef) -> ast.expr | None
     passed = next((said[name] for name in _flows(helper) if name in parameters and name in said), None)
     if passed is not None:
         return passed  # a default (None) passes nothing
+    local = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     for branch in (n for n in ast.walk(helper) if isinstance(n, ast.If) and isinstance(n.test, ast.Name)):
-        flag = said.get(branch.test.id)
-        if branch.test.id in parameters and isinstance(flag, ast.Constant) and flag.value:
+        name = branch.test.id
+        flag = said.get(name) if name in parameters else None if name in local else (module_values or {}).get(name)
+        if isinstance(flag, ast.Constant) and flag.value:
             module_generator = [g for g in _flows(ast.Module(body=branch.body, type_ignores=[])) if g not in parameters]
             if module_generator:
                 return ast.Name(id=module_generator[0], ctx=ast.Load())
@@ -131,6 +144,18 @@ def _fit_call(helper: ast.FunctionDef | None) -> ast.Call | None:
     if fit is None or not isinstance(fit.func, ast.Attribute) or not isinstance(fit.func.value, ast.Name):
         return None
     return fit
+
+
+def _fits(helper: ast.FunctionDef) -> list[ast.Call]:
+    """Every ``x.fit(…)`` of the helper, a ``gen.flow(…, batch_size=bs)`` it trains on lending the fit its
+    batch size."""
+    fits = []
+    for node in ast.walk(helper):
+        if isinstance(node, ast.Call) and call_name(node) in TRAINING and isinstance(node.func, ast.Attribute):
+            flow = node.args[0] if node.args and isinstance(node.args[0], ast.Call) else None
+            lent = [k for k in flow.keywords if k.arg == "batch_size"] if flow and call_name(flow) == "flow" else []
+            fits.append(ast.Call(func=node.func, args=node.args, keywords=[*node.keywords, *lent]))
+    return fits
 
 
 def _settings(

@@ -61,7 +61,27 @@ def test_the_handout_s_helper_called_with_epochs_declares_them():
         'r1 = evaluate_model(create_improved_model_1, "Modèle 1")\n',
         {"create_improved_model_1": "create_improved_model_1", "create_improved_model_2": "create_improved_model_2"},
     )
-    assert {name: d.settings for name, d in found.items()} == {"create_improved_model_2": {"epochs": 10}}
+    # a parameter the call leaves out trains with the helper's default: that is what the student's run used
+    assert {name: d.settings for name, d in found.items()} == {
+        "create_improved_model_2": {"epochs": 10},
+        "create_improved_model_1": {"epochs": 5},
+    }
+
+
+def test_a_helper_s_own_defaults_are_the_settings_of_the_calls_that_leave_them():
+    """``train_and_eval(create_model_1, "deeper")`` with ``def train_and_eval(model_fn, name, epochs=1,
+    batch_size=16)``: the student trained that model one epoch at batch 16, whatever the handout says."""
+    found = _declared(
+        "def train_and_eval(model_fn, name, epochs=1, batch_size=16):\n"
+        "    model = model_fn()\n"
+        "    model.fit(x, y, epochs=epochs, batch_size=batch_size)\n"
+        "    return model\n"
+        'train_and_eval(create_baseline_model, "Baseline", epochs=5, batch_size=128)\n'
+        'train_and_eval(create_model_1, "deeper")\n',
+        {"create_baseline_model": "create_baseline_model", "create_improved_model_1": "create_model_1"},
+    )
+    assert found["create_baseline_model"].settings == {"epochs": 5, "batch_size": 128}
+    assert found["create_improved_model_1"].settings == {"epochs": 1, "batch_size": 16}
 
 
 def test_a_call_that_only_shows_the_model_is_not_its_training():
@@ -135,8 +155,8 @@ def test_a_loop_over_a_literal_table_of_experiments_is_read_round_by_round():
         },
     )
     assert {name: d.settings for name, d in found.items()} == {
-        "create_baseline_model": {"batch_size": 128},
-        "create_improved_model_3": {"batch_size": 32},
+        "create_baseline_model": {"batch_size": 128, "epochs": 5},
+        "create_improved_model_3": {"batch_size": 32, "epochs": 5},
         "create_improved_model_1": {"epochs": 10},
         "create_improved_model_2": {"epochs": 11},
     }
@@ -163,12 +183,13 @@ def test_a_trainer_helper_s_own_generator_and_callbacks_make_a_variant():
         {"create_improved_model_2": "build_model_v3"},
     )
     assert [(v.holder, v.model) for v in variants] == [("best", "create_improved_model_2")]
-    assert variants[0].declared.settings == {"epochs": 15}
+    assert variants[0].declared.settings == {"epochs": 15, "batch_size": 64}  # the flow's batch size
     assert variants[0].declared.sources == {
         "callbacks": "[ReduceLROnPlateau(monitor='val_loss', patience=2)]",
         "augmentation": "ImageDataGenerator(rotation_range=10)",
     }
-    assert "create_improved_model_2" not in declared  # its own run set nothing
+    assert declared["create_improved_model_2"].settings == {"epochs": 5}  # its own run: the helper's default
+    assert not declared["create_improved_model_2"].sources
 
 
 def test_a_factory_handed_to_a_helper_with_a_generator_is_a_variant_held_by_what_the_call_returns():
@@ -192,9 +213,10 @@ def test_a_factory_handed_to_a_helper_with_a_generator_is_a_variant_held_by_what
         {"create_baseline_model": "create_baseline_model"},
     )
     assert [(v.holder, v.model) for v in variants] == [("aug_model", "create_baseline_model")]
-    assert variants[0].declared.settings == {"epochs": 8}
+    assert variants[0].declared.settings == {"epochs": 8, "batch_size": 128}
     assert variants[0].declared.sources == {"augmentation": "ImageDataGenerator(rotation_range=10, zoom_range=0.1)"}
-    assert "create_baseline_model" not in declared  # its own run said nothing the protocol does not
+    assert declared["create_baseline_model"].settings == {"epochs": 5, "batch_size": 128}  # the helper's defaults
+    assert not declared["create_baseline_model"].sources
 
 
 def test_the_settings_reach_the_module_and_the_student_s_own_entry_wins(tmp_path):
@@ -251,7 +273,7 @@ def test_one_builder_trained_another_way_in_its_own_variable_is_a_variant():
         model_bs = create_baseline_model()
         model_bs.fit(x, y, epochs=5, batch_size=32)
         longer = create_baseline_model()
-        longer.fit(x, y, epochs=12, batch_size=128)     # only more epochs: the same model (no variant)
+        longer.fit(x, y, epochs=12, batch_size=128)     # more epochs: "modifier le nombre d'époques"
         """,
         {"create_baseline_model": "create_baseline_model"},
     )
@@ -259,14 +281,15 @@ def test_one_builder_trained_another_way_in_its_own_variable_is_a_variant():
         ("model_aug", "create_baseline_model"),
         ("model_cb", "create_baseline_model"),
         ("model_bs", "create_baseline_model"),
+        ("longer", "create_baseline_model"),
     ]
     assert [v.declared.said() for v in variants] == [
         "epochs=5, batch_size=128, augmentation",
         "epochs=20, batch_size=128, callbacks",
         "epochs=5, batch_size=32",
+        "epochs=12, batch_size=128",
     ]
-    # the model's own settings: its first variable's and the epochs-only one's, agreed
-    assert declared["create_baseline_model"].settings == {"batch_size": 128}
+    assert declared["create_baseline_model"].settings == {"epochs": 5, "batch_size": 128}
 
 
 def test_a_variable_built_again_holds_another_model():
@@ -600,7 +623,7 @@ def test_runs_in_a_dict_literal_are_held_by_their_keys_and_a_callback_maker_is_s
     assert variants[0].declared.sources == {
         "callbacks": "[ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=2)]"
     }
-    assert "create_baseline_model" not in declared
+    assert not declared["create_baseline_model"].sources  # the plain run: the helper's defaults, no callback
     # a maker of the whole list: callbacks=callbacks_list()
     listed = _read(
         """
@@ -688,7 +711,7 @@ def test_a_callback_maker_that_returns_early_gives_only_what_the_call_switches_o
         """,
         {"create_baseline_model": "create_baseline_model", "create_improved_model_1": "create_improved_model_1"},
     )
-    assert "create_baseline_model" not in declared
+    assert not declared["create_baseline_model"].sources
     assert declared["create_improved_model_1"].sources == {"callbacks": "[EarlyStopping(patience=3)]"}
 
 
@@ -709,4 +732,92 @@ def test_a_table_of_rows_whose_label_is_filtered_out_before_the_builder_is_one_m
         "create_baseline_model": "build",
         "create_improved_model_1": "build(bn=True)",
         "create_improved_model_2": "build(filters=64)",
+    }
+
+
+def test_a_table_of_rows_whose_keywords_sit_under_a_key_is_one_model_per_row_labelled_by_its_name(tmp_path):
+    """``EXPERIMENTS = [{"name": "dropout", "kwargs": {"dropout": 0.3}}, …]`` looped over into
+    ``make_cnn(**exp["kwargs"])``: each row is the builder called with its ``kwargs``, labelled by its name
+    (the row's first string value, never a key)."""
+    source = (
+        "from tensorflow import keras\n\n"
+        "def make_cnn(filters=(32, 64), dropout=0.0, batchnorm=False):\n"
+        "    return keras.Sequential([keras.Input((28, 28, 1))])\n\n"
+        "EXPERIMENTS = [\n"
+        '    {"name": "reference", "kwargs": {}},\n'
+        '    {"name": "dropout", "kwargs": {"dropout": 0.3}},\n'
+        '    {"name": "wider", "kwargs": {"filters": (64, 128)}},\n'
+        "]\n"
+        "RUNS = [('bn', {'batchnorm': True})]\n\n"
+        "for exp in EXPERIMENTS:\n"
+        '    model = make_cnn(**exp["kwargs"])\n'
+        "    model.fit(x, y, epochs=6, batch_size=128)\n"
+        "for run in RUNS:\n"
+        "    model = make_cnn(**run[1])\n"
+        "    model.fit(x, y, epochs=6)\n"
+    )
+    path = tmp_path / "student.py"
+    path.write_text(source)
+    result = ingest_path(path)
+    assert result.factory_map == {
+        "create_baseline_model": "make_cnn",
+        "create_improved_model_1": "make_cnn(dropout=0.3)",
+        "create_improved_model_2": "make_cnn(filters=(64, 128))",
+        "create_improved_model_3": "make_cnn(batchnorm=True)",
+    }
+    assert result.run_labels == {
+        "create_baseline_model": "reference",
+        "create_improved_model_1": "dropout",
+        "create_improved_model_2": "wider",
+        "create_improved_model_3": "bn",
+    }
+
+
+def test_a_run_of_the_same_builder_for_more_epochs_is_a_model_of_its_own_and_a_shorter_one_a_quick_check():
+    """``evaluate_model(create_baseline_model, "Baseline (12 ep)", epochs=12)`` beside the plain run: the
+    assignment's "modifier le nombre d'époques", graded as a model; a one-epoch run on another variable
+    before the real one is a quick check, not an experiment."""
+    declared, variants = _read(
+        HANDOUT_HELPER + 'baseline_results = evaluate_model(create_baseline_model, "Baseline (5 ep)")\n'
+        'long_results = evaluate_model(create_baseline_model, "Baseline (12 ep)", epochs=12)\n',
+        {"create_baseline_model": "create_baseline_model"},
+    )
+    assert [(v.holder, v.model) for v in variants] == [("long_results", "create_baseline_model")]
+    assert variants[0].declared.settings == {"epochs": 12}
+    assert declared["create_baseline_model"].settings == {"epochs": 5}
+    _, checked = _read(
+        "smoke = build_model()\nsmoke.fit(x, y, epochs=1)\nmodel = build_model()\nmodel.fit(x, y, epochs=10)\n",
+        {"create_improved_model_1": "build_model"},
+    )
+    assert checked == []
+
+
+def test_a_module_flag_set_before_a_helper_call_switches_that_run_to_the_generator():
+    """``utiliser_augmentation = True`` before ``entrainer(creer_modele_complet(), …)``, read by the helper's
+    ``if utiliser_augmentation: modele.fit(datagen.flow(…, batch_size=batch_size), …) else: modele.fit(…,
+    batch_size=batch_size)``: that run trains on the generator, every run at the helper's batch size."""
+    declared = _declared(
+        """
+        datagen = ImageDataGenerator(rotation_range=10, zoom_range=0.1)
+        utiliser_augmentation = False
+
+        def entrainer(modele, nom, epochs=8, batch_size=64):
+            if utiliser_augmentation:
+                hist = modele.fit(datagen.flow(X_tr, y_tr, batch_size=batch_size), epochs=epochs)
+            else:
+                hist = modele.fit(X_tr, y_tr, epochs=epochs, batch_size=batch_size)
+            return hist
+
+        res_ref = entrainer(creer_reference(), "Référence")
+        utiliser_augmentation = True
+        res_complet = entrainer(creer_modele_complet(), "BN + Dropout + augmentation")
+        utiliser_augmentation = False
+        """,
+        {"create_baseline_model": "creer_reference", "create_improved_model_1": "creer_modele_complet"},
+    )
+    assert declared["create_baseline_model"].settings == {"epochs": 8, "batch_size": 64}
+    assert not declared["create_baseline_model"].sources
+    assert declared["create_improved_model_1"].settings == {"epochs": 8, "batch_size": 64}
+    assert declared["create_improved_model_1"].sources == {
+        "augmentation": "ImageDataGenerator(rotation_range=10, zoom_range=0.1)"
     }

@@ -661,7 +661,7 @@ def test_a_table_of_configurations_spread_into_a_builder_is_one_model_per_row_an
         "create_improved_model_4": "make_cnn(lr=0.0005)",
         "create_improved_model_5": "make_cnn(n_filters=(64, 128), dropout=0.3)",
     }
-    assert "'create_improved_model_5': {'epochs': 10}" in result.module_source  # its own call's epochs
+    assert "'create_improved_model_5': {'epochs': 10, 'batch_size': 128}" in result.module_source  # its own call's
 
 
 @pytest.mark.slow
