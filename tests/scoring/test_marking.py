@@ -767,6 +767,32 @@ def test_the_improved_model_unnumbered_is_the_only_one_and_its_printed_line_cont
     assert {q.model for q, _ in rubric_text.self_contradictions(ingest, passages, 0.5)} == {improved}
 
 
+def test_a_printed_results_row_with_the_model_s_size_and_two_accuracies_gives_its_test_accuracy(tmp_path):
+    """A loop prints "combined   | params   897098 | val 98.98 % | test 98.93 % | 64.7 s" under each run's
+    label: the row names its model before its first " |", its size is not a Keras summary, and the test set's
+    accuracy is the one "test" stands before; the report's table (99.4 %) contradicts it."""
+    code = (
+        "from tensorflow import keras\n\ndef make_cnn(dropout=0.0, batchnorm=False):\n"
+        "    return keras.Sequential([keras.Input((28, 28, 1))])\n\n"
+        "EXPERIMENTS = [{'name': 'reference', 'kwargs': {}}, {'name': 'combined', 'kwargs': {'dropout': 0.3}}]\n"
+        "for exp in EXPERIMENTS:\n    model = make_cnn(**exp['kwargs'])\n    model.fit(x, y, epochs=6)\n"
+    )
+    printed = nbformat.v4.new_output(
+        "stream",
+        text="reference  | params   225034 | val 98.87 % | test 98.91 % | 31.2 s\n"
+        "combined   | params   897098 | val 98.98 % | test 98.93 % | 64.7 s\n"
+        " Total params: 897,098 (3.42 MB)\n",
+    )
+    table = "| Variant | Test accuracy |\n|---|---|\n| reference | 98.9 % |\n| **combined** | **99.4 %** |\n"
+    cells = [new_code_cell(code, outputs=[printed]), new_markdown_cell("## Results\n\n" + table)]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    combined = next(name for name, label in ingest.run_labels.items() if label == "combined")
+    found = [(r.model, round(r.accuracy, 4)) for r in rubric_text.reported_accuracies(ingest)]
+    assert found == [("reference", 0.9891), (combined, 0.9893)]
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    assert [q.model for q, _ in rubric_text.self_contradictions(ingest, passages, 0.3)] == [combined]
+
+
 def test_a_module_s_pasted_output_is_its_printed_run(tmp_path):
     """A module saves no output: the run its author pasted under "# Sortie :" is what it printed."""
     source = (

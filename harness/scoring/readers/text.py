@@ -811,7 +811,9 @@ FRACTION = re.compile(r"(?<![\d.,])(0[.,]\d{2,})(?![\d.,])")
 # a change quoted as its two ends ("went from 98.93 % to 99.52 %", "passe de 98,9 à 99,3 %"): the second is the model's
 FROM_TO = re.compile(r"\b(?:from|de)\s+(\d{1,3}(?:[.,]\d+)?)\s*%?\s+(?:to|a)\s+(\d{1,3}(?:[.,]\d+)?)\s*%")
 TABLE_NUMBER = re.compile(r"(?<![\d.,])(\d{2,3}[.,]\d{1,3})(?![\d.,])")
-SKIP_LINE = re.compile(r"\bstep\b|epoch|val_|loss|/step|━|\bparam", re.IGNORECASE)
+# a training log or a Keras summary ("Total params: 225,034", "Param #"), not a result; a results row that
+# gives the model's size ("combined | params 897098 | test 98.93 %") is one
+SKIP_LINE = re.compile(r"\bstep\b|epoch|val_|loss|/step|━|\bparams?\s*[:#]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -908,7 +910,7 @@ def _accuracy_in(
         model, end = "reference", match.end()
     rest = text[end:]
     value = None
-    change, m = FROM_TO.search(rest), PERCENT.search(rest)
+    change, m = FROM_TO.search(rest), _test_percent(rest)
     if change is not None and m is not None and change.start(1) <= m.start(1):  # "from 98.93 % to 99.52 %"
         value = float(change.group(2).replace(",", ".")) / 100
     elif m is not None:
@@ -921,14 +923,24 @@ def _accuracy_in(
     return (model, value) if value is not None and 0 < value <= 1 else None
 
 
+def _test_percent(text: str) -> re.Match | None:
+    """The line's first percentage, or the one a "test" word stands just before when it gives several
+    ("val 98.96 % | test 99.08 %": the test set's)."""
+    found = list(PERCENT.finditer(text))
+    tested = [
+        m for m in found if re.search(r"\btest\w*\W{0,3}(?:\w+\W{1,3})?$", text[max(0, m.start() - 30) : m.start()])
+    ]
+    return (tested or found or [None])[0]
+
+
 def improved_labels(ingest: IngestResult) -> dict[str, str]:
     """The improved models' run labels (``'Augmentation'``), plain: the baseline's is the reference's."""
     improved = {f.name for f in ingest.factories if f.role == "improved"}
     return {name: plain(label) for name, label in ingest.run_labels.items() if name in improved}
 
 
-# where a row names its model: before the first ":" or "=" of a printed line, the first cell of a table's row
-LEADING_NAME = re.compile(r"^\s*\|([^|]*)\||^([^:=|]{1,60})[:=]")
+# where a row names its model: before the first ":", "=" or " |" of a printed line, the first cell of a table's row
+LEADING_NAME = re.compile(r"^\s*\|([^|]*)\||^([^:=|]{1,60})(?:[:=]|\s\|)")
 
 
 def _labelled(text: str, labels: dict[str, str]) -> tuple[str | None, int]:
