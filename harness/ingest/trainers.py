@@ -106,7 +106,10 @@ def generator_passed(
     local = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     for branch in (n for n in ast.walk(helper) if isinstance(n, ast.If) and isinstance(n.test, ast.Name)):
         name = branch.test.id
-        flag = said.get(name) if name in parameters else None if name in local else (module_values or {}).get(name)
+        if name in parameters:
+            flag = said.get(name)
+        else:  # a module variable, unless the helper sets it itself
+            flag = None if name in local else (module_values or {}).get(name)
         if isinstance(flag, ast.Constant) and flag.value:
             module_generator = [g for g in _flows(ast.Module(body=branch.body, type_ignores=[])) if g not in parameters]
             if module_generator:

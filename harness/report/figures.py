@@ -70,8 +70,8 @@ def image_grid(
     digit_inches: float = 0.85,
 ) -> str:
     """Rows of 28×28 digits, each row with an optional label at its left and each digit with an optional
-    caption above it, drawn as one image on one axes. A grid of small axes (one per digit) took about
-    a second per figure to lay out and save: most of a report's drawing time."""
+    caption above it, drawn as one image on one axes: a grid of small axes, one per digit, was the
+    slowest figure of a report to lay out and save (docs/benchmarks.md, "Footprint")."""
     pixel = digit_inches / 28  # inches per image pixel
     above = int(np.ceil(caption_lines * caption_size * 1.3 / 72 / pixel)) if caption_lines else 0
     gap = 4
