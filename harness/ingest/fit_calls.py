@@ -31,7 +31,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from harness.ingest.loops import literal_tables, round_label, substituted, unrolled
-from harness.ingest.trainers import TRAINING, bind_arguments, generator_passed, trained_with
+from harness.ingest.trainers import TRAINING, bind_arguments, flow_of, generator_passed, trained_with
 from harness.util.pysource import (
     assigned_once,
     call_name,
@@ -345,8 +345,7 @@ class _Scope:
     def _declared(self, call: ast.Call, helper: bool = False) -> Declared:
         declared = Declared(line=call.lineno)
         keywords = {k.arg: k.value for k in call.keywords if k.arg}
-        data = call.args[0] if call.args else keywords.get("x")
-        flow = data if isinstance(data, ast.Call) and call_name(data) == "flow" else None
+        flow = flow_of(call)
         if flow is not None:  # gen.flow(x, y, batch_size=64): the batch size and the generator
             keywords = {**{k.arg: k.value for k in flow.keywords if k.arg == "batch_size"}, **keywords}
         for key in INTEGERS:

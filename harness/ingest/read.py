@@ -52,6 +52,7 @@ from harness.util.pysource import (
     is_literal,
     read_names,
     required_arguments,
+    stored_names,
 )
 from harness.util.pysource import decode as decode_source
 from harness.util.pysource import parse as parse_python
@@ -541,7 +542,7 @@ class _Extractor:
         filling the global `runs`): the statements after it that use them are dropped too."""
         for name in called_names(node) & set(self.functions):
             self.tainted |= _mutated_globals(self.functions[name][0])
-        self.tainted |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        self.tainted |= set(stored_names(node))
         self.tainted |= _changed_in_place(node)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             self.tainted |= {(a.asname or a.name).split(".")[0] for a in node.names}
@@ -618,7 +619,7 @@ def _mutated_globals(function: ast.FunctionDef) -> set[str]:
     arguments = function.args
     local = {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]}
     local |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
-    local |= {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    local |= set(stored_names(function))
     return declared | (_changed_in_place(function) - (local - declared))
 
 

@@ -23,7 +23,7 @@ import ast
 import copy
 from dataclasses import dataclass
 
-from harness.util.pysource import call_name, is_literal
+from harness.util.pysource import call_name, is_literal, stored_names
 
 TRAINING = {"fit", "fit_generator"}
 SETTINGS = ("epochs", "batch_size")
@@ -53,7 +53,7 @@ def see_through(
     if built is None or bound is None or call_name(built) == helper.name:
         return None
     values, extra = bound
-    local = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    local = set(stored_names(helper))
     kwargs = helper.args.kwarg.arg if helper.args.kwarg else None
     builder = _substituted(built, values, extra, kwargs, local)
     if builder is None:
@@ -103,7 +103,7 @@ def generator_passed(
     passed = next((said[name] for name in _flows(helper) if name in parameters and name in said), None)
     if passed is not None:
         return passed  # a default (None) passes nothing
-    local = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    local = set(stored_names(helper))
     for branch in (n for n in ast.walk(helper) if isinstance(n, ast.If) and isinstance(n.test, ast.Name)):
         name = branch.test.id
         if name in parameters:
@@ -149,14 +149,19 @@ def _fit_call(helper: ast.FunctionDef | None) -> ast.Call | None:
     return fit
 
 
+def flow_of(fit: ast.Call) -> ast.Call | None:
+    """The ``gen.flow(x, y, batch_size=64)`` a training call trains on (its data argument), or None."""
+    data = fit.args[0] if fit.args else next((k.value for k in fit.keywords if k.arg == "x"), None)
+    return data if isinstance(data, ast.Call) and call_name(data) == "flow" else None
+
+
 def _fits(helper: ast.FunctionDef) -> list[ast.Call]:
-    """Every ``x.fit(…)`` of the helper, a ``gen.flow(…, batch_size=bs)`` it trains on lending the fit its
-    batch size."""
+    """Every ``x.fit(…)`` of the helper, a flow it trains on lending the fit its batch size."""
     fits = []
     for node in ast.walk(helper):
         if isinstance(node, ast.Call) and call_name(node) in TRAINING and isinstance(node.func, ast.Attribute):
-            flow = node.args[0] if node.args and isinstance(node.args[0], ast.Call) else None
-            lent = [k for k in flow.keywords if k.arg == "batch_size"] if flow and call_name(flow) == "flow" else []
+            flow = flow_of(node)
+            lent = [k for k in flow.keywords if k.arg == "batch_size"] if flow is not None else []
             fits.append(ast.Call(func=node.func, args=node.args, keywords=[*node.keywords, *lent]))
     return fits
 
