@@ -45,6 +45,9 @@ class SectionSpec(BaseModel):
     # what the section must say to be complete (a results section without a number is not): its words
     # count for documentation only when one of these patterns is in its text
     needs: list[str] = []
+    # headings a content-found section may not sit under: a piece the student titled "Analyse" is not the
+    # description of the changes, however many of their words it repeats
+    not_under: list[str] = []
 
 
 class Rubric(BaseModel):

@@ -214,6 +214,7 @@ def test_code_written_for_keras_2_loses_part_of_functional_with_each_idiom_shown
         ("error_patterns", "Le modèle confond souvent le 4 et le 9.", True),
         ("error_patterns", "Most mistakes are 7s read as 1s: digit 7 has the highest error rate.", True),
         ("error_patterns", "Le modèle fait encore quelques erreurs sur certains chiffres.", False),
+        ("error_patterns", "Errors are the same pairs in both: **4 ↔ 9** (21 → 16) and **3 ↔ 5**.", True),
         ("robustness", "Sur les images bruitées, la précision chute à 91 %.", True),
         ("robustness", "The model is fairly robust to noise.", False),
         ("comparisons", "Le modèle 3 atteint 99,2 % contre 99,0 % pour la référence.", True),

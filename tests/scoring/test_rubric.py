@@ -529,6 +529,25 @@ def test_a_title_does_not_stand_for_a_section_and_content_finds_unusual_headings
     assert found["baseline"].title == "Point de départ" and found["conclusion"].title == "Bilan"
 
 
+def test_prose_the_student_titled_analysis_is_never_taken_for_the_description_of_the_changes(tmp_path):
+    """An "## Analysis" that names Dropout, early stopping and augmentation as next steps is the analysis:
+    found by content as "improvements", its sentences were hidden from the analysis criterion."""
+    cells = [
+        new_markdown_cell("# MNIST mini-project\n\nI kept the handout code and trained for 12 epochs."),
+        new_code_cell(FACTORIES),
+        new_markdown_cell(
+            "## Analysis\n\n- 12 epochs: 99.04 % vs 98.93 %, within run-to-run noise.\n"
+            "- Errors are the same pairs in both: 4 ↔ 9 and 3 ↔ 5.\n\n"
+            "**Next step:** the overfitting calls for Dropout or early stopping, the rotation drop for data augmentation."
+        ),
+    ]
+    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
+    found = sections_of(lines)
+    assert "improvements" not in found or found["improvements"].title != "Analysis"
+    section_of = rubric_text.section_ranges(lines, found)
+    assert section_of(3, 5) not in ("introduction", "baseline", "improvements")
+
+
 RUN_IN_REPORT = '''"""Mini-projet MNIST : trois modifications, une à la fois.
 
 Référence : 98,92 % sur le test ; la perte de validation remonte après l'époque 3.

@@ -409,7 +409,8 @@ def _first_match(patterns: list[str], text: str) -> int | None:
 
 def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section]:
     """Each deliverable section of `spec` ({name: {"headings": [...], "content": [...],
-    "min_content_hits": n}}) found in the prose, by heading first, by content otherwise.
+    "min_content_hits": n, "not_under": [...]}}) found in the prose, by heading first, by content
+    otherwise (never in a piece whose heading matches one of its `not_under` patterns).
 
     A heading's section runs to the next heading of the same or a higher level (sub-headings
     included; a paragraph's run-in label, "Erreurs : …", is a heading below every level), except a heading that holds three or more headings of other sections (a document
@@ -464,7 +465,7 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
             continue
         best = None
         for cell, line, title, text in segments:
-            if (cell, line) in used:
+            if (cell, line) in used or _titled_otherwise(title, s.get("not_under", [])):
                 continue
             body = plain(text if title is None else f"{title}\n{text}")
             hits = sum(1 for pattern in s["content"] if re.search(pattern, body))
@@ -475,6 +476,11 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
             found[name] = Section(name, title, cell, line, count_words(text), text, how="content")
             used.add((cell, line))
     return found
+
+
+def _titled_otherwise(title: str | None, not_under: list[str]) -> bool:
+    """Whether a piece's heading says it is something a section found by content may not be."""
+    return title is not None and _first_match(not_under, _strip_numbering(title)) is not None
 
 
 def _segments(lines: list[Line], found_headings: list[Heading]) -> list[tuple[int | None, int, str | None, str]]:
