@@ -548,6 +548,25 @@ def test_prose_the_student_titled_analysis_is_never_taken_for_the_description_of
     assert section_of(3, 5) not in ("introduction", "baseline", "improvements")
 
 
+def test_a_run_in_label_in_a_notebook_that_introduces_a_list_heads_that_list_only(tmp_path):
+    """ "I tried 3 changes:" opening a "## Results" cell heads its list; the results after it are the
+    results (they were hidden from the analysis as the description of the changes)."""
+    cells = [
+        new_code_cell(FACTORIES),
+        new_markdown_cell(
+            "## Results\n\nI tried 3 changes:\n- model 1: dropout, to reduce overfitting\n- model 2: more filters\n\n"
+            "| model | test acc |\n|---|---|\n| baseline | 98.84 |\n\n"
+            "Most errors of the best model are 4 predicted as 9 (7) and 7 predicted as 2 (6)."
+        ),
+    ]
+    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
+    found = sections_of(lines)
+    section_of = rubric_text.section_ranges(lines, found)
+    at = {line.text[:12]: section_of(line.cell, line.line) for line in lines}
+    assert at["- model 1: d"] == "improvements" and at["Most errors "] == "results"
+    assert "Most errors" not in found["improvements"].text
+
+
 RUN_IN_REPORT = '''"""Mini-projet MNIST : trois modifications, une à la fois.
 
 Référence : 98,92 % sur le test ; la perte de validation remonte après l'époque 3.

@@ -390,6 +390,22 @@ def cell_end(lines: list[Line], index: int) -> int:
     return next((i for i in range(index + 1, len(lines)) if lines[i].cell != cell), len(lines))
 
 
+LIST_ITEM = re.compile(r"^\s*(?:[-+*•]|\d{1,2}[.)])\s+\S")
+
+
+def run_in_end(lines: list[Line], index: int) -> int:
+    """Where the section of the run-in label at line `index` ends: within its cell, and with its list
+    when the label only introduces one ("I tried 3 changes:" then its items): the paragraphs after the
+    list are the text of the heading above it (a "## Results" cell that opens with the list of changes
+    goes on with the results)."""
+    end = cell_end(lines, index)
+    after = [i for i in range(index + 1, end) if lines[i].text.strip()]
+    introduces_list = re.sub(r"^.*?:", "", lines[index].text).strip(" *_") == "" and after
+    if lines[index].cell is None or not introduces_list or not LIST_ITEM.match(lines[after[0]].text):
+        return end  # a module's labels are its only headings; a label's own paragraph runs to its cell's end
+    return next((i for i in after if not LIST_ITEM.match(lines[i].text)), end)
+
+
 def _body(lines: list[Line], start: int, end: int, skip: set[int]) -> str:
     return "\n".join(lines[i].text for i in range(start, end) if i not in skip)
 
@@ -437,7 +453,7 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
             continue
         end = next((o.index for o in found_headings[number + 1 :] if o.level <= h.level), len(lines))
         if h.run_in:
-            end = min(end, cell_end(lines, h.index))
+            end = min(end, run_in_end(lines, h.index))
         others = [
             o
             for o in found_headings[number + 1 :]
@@ -766,6 +782,12 @@ def best_model_claims(
     return claims
 
 
+def _nested(lines: list[Line], level_at: dict[int, int], start: int) -> bool:
+    """Whether the section starting at `start` is a list's run-in label inside the section around it,
+    which goes on after the list."""
+    return start not in level_at and run_in_end(lines, start) < cell_end(lines, start)
+
+
 def section_ranges(lines: list[Line], sections: dict[str, Section]):
     """A function (cell, line) -> the name of the section under a heading that holds that line, or None.
     A section runs to the next heading of the same or a higher level, or to where another section
@@ -784,9 +806,9 @@ def section_ranges(lines: list[Line], sections: dict[str, Section]):
     for name, start in starts.items():
         level = level_at.get(start)  # None for a run-in label: below every heading
         ends = [h.index for h in titled if h.index > start and (level is None or h.level <= level)]
-        ends += [other for other in starts.values() if other > start]
+        ends += [other for other in starts.values() if other > start and not _nested(lines, level_at, other)]
         if level is None:
-            ends.append(cell_end(lines, start))
+            ends.append(run_in_end(lines, start))
         spans.append((start, min(ends, default=len(lines)), name))
 
     def section_of(cell: int | None, line: int) -> str | None:
