@@ -1193,6 +1193,14 @@ def test_the_accuracy_a_confidence_threshold_keeps_is_not_implausible():
     assert rubric_text.implausible("The final model reaches 99.87 % on the test set.", 0.997) == "99.87 %"
 
 
+def test_a_count_of_errors_out_of_one_digit_s_test_images_is_not_implausible():
+    """1,135 is how many 1s the test set holds: "3 erreurs sur 1135" is one digit's, not the test accuracy."""
+    assert rubric_text.implausible("Le 1 est presque parfait (3 erreurs sur 1135).", 0.997) is None
+    assert (
+        rubric_text.implausible("Le modèle ne fait que 3 erreurs sur 10 000 images.", 0.997) == "3 erreurs sur 10 000"
+    )
+
+
 def test_of_two_headings_for_one_section_the_one_that_says_what_the_section_is_for_wins():
     """ "## 5. Analyse des erreurs" that only describes the method, then the report's "**Erreurs :** 4 ↔ 9 (15
     erreurs)": the section is the one that names the errors with numbers; an empty "## 4. Comparaison des

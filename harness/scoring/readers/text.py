@@ -1080,6 +1080,8 @@ ONLY_ERRORS = re.compile(
     r"|partagee?s?|common|communes?))"
 )
 TEST_IMAGES = 10_000  # MNIST's test set: what a student's own count of errors is out of
+# how many images of each digit, 0 to 9, the test set holds: "3 erreurs sur 1135" is said of the 1s
+DIGIT_TEST_IMAGES = {980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009}
 
 
 NOT_TEST_ACCURACY = re.compile(
@@ -1127,7 +1129,7 @@ def implausible(text: str, ceiling: float) -> str | None:
     """An accuracy no model of the assignment reaches on MNIST's test set, quoted by the text: a
     percentage with decimals above `ceiling` (a share, 0.997) and below 100 % ("99,9 %"), or a count of
     errors that small ("10 erreurs sur 10 000", "only 20 errors"); None when there is none. A
-    percentage or a count said of one class (a recall, "classe 1"), of the training set, or of the
+    percentage or a count said of one class (a recall, "classe 1", "3 erreurs sur 1135": the test set's 1s), of the training set, or of the
     predictions a confidence threshold keeps, is not a test accuracy. A table row is read cell by cell
     (each led by its column's header: :func:`headed`)."""
     if text.lstrip().startswith("|"):
@@ -1145,7 +1147,13 @@ def implausible(text: str, ceiling: float) -> str | None:
             return match.group(0)
     for match in ERRORS_OUT_OF.finditer(text):
         total = int(re.sub(r"\D", "", match.group(2)))
-        if total >= 1000 and int(match.group(1)) < (1 - ceiling) * total and of_the_test_set(match):
+        of_one_digit = total in DIGIT_TEST_IMAGES
+        if (
+            total >= 1000
+            and not of_one_digit
+            and int(match.group(1)) < (1 - ceiling) * total
+            and of_the_test_set(match)
+        ):
             return match.group(0)
     for match in ONLY_ERRORS.finditer(text):
         if int(match.group(1)) < (1 - ceiling) * TEST_IMAGES and of_the_test_set(match):
