@@ -222,6 +222,7 @@ def test_code_written_for_keras_2_loses_part_of_functional_with_each_idiom_shown
         ("comparisons", "Seul M1 dépasse le bruit (±0,1 pt sur 10 000 images).", True),
         ("comparisons", "Only model 2 beats the baseline's 98.9.", True),
         ("comparisons", "Le modèle 2 utilise 64 filtres et 3 époques.", False),
+        ("comparisons", "La référence fait 107 erreurs contre 78 pour le modèle régularisé.", True),
         ("causes", "The validation loss rises after epoch 3 because the model overfits.", True),
         ("limits", "Il faudrait tester l'augmentation de données sur de vrais formulaires.", True),
         ("limits", "Je n'ai fait qu'un seul entraînement par modèle, l'écart n'est donc pas sûr.", True),
@@ -507,6 +508,17 @@ def test_causes_and_limits_explaining_nothing_observed_earn_half(tmp_path):
     assert parts["marker_error_patterns"].points == 0.5
     assert parts["section_conclusion"].points == pytest.approx(2 * halved, abs=2e-3) and halved > 0
     assert parts["marker_causes"].points == 0.5 and parts["marker_limits"].points == 0.25
+
+
+def test_a_list_s_label_names_a_pattern_and_its_items_observe_it(tmp_path):
+    """The first sentence that shows a marker used to earn it: a label ("Confusions dominantes (les 3
+    modèles) :") that observes nothing hid the counted item under it, and the analysis counted as ungrounded."""
+    errors = (
+        "Confusions dominantes (mêmes paires pour les 3 modèles) :\n- 4 <-> 9 : 16 erreurs sur 107 pour la référence."
+    )
+    result, parts = _analysis(tmp_path, "Je recommande le modèle 1.", errors=errors)
+    assert parts["marker_error_patterns"].points == 0.5
+    assert any(e.kind == "found" and "16 erreurs sur 107" in e.text for e in result.evidence)
 
 
 @pytest.mark.parametrize(

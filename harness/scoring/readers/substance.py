@@ -34,10 +34,14 @@ def earned(
     passages: list[Passage],
     keep: Callable[[Passage], bool],
     keep_sentence: Callable[[str], bool] = lambda sentence: True,
+    grounds: Callable[[str, str], bool] = lambda name, sentence: True,
 ) -> dict[str, Passage]:
     """Marker name -> the first sentence (as a passage at its passage's place, among those
-    `keep_sentence` keeps) that shows it."""
+    `keep_sentence` keeps) that shows it and that `grounds` (name, plain sentence) holds for, or else
+    the first that shows it: a list's label ("Confusions dominantes :") names the topic, its items
+    ("4 <-> 9 : 16 erreurs") observe it."""
     found: dict[str, Passage] = {}
+    settled: set[str] = set()
     for passage in passages:
         if not keep(passage):
             continue
@@ -46,6 +50,9 @@ def earned(
                 continue
             text = plain(sentence)
             for name, groups in markers.items():
-                if name not in found and shows(groups, text):
-                    found[name] = Passage(sentence.strip(), passage.cell, passage.line)
+                if name not in settled and shows(groups, text):
+                    if name not in found or grounds(name, text):
+                        found[name] = Passage(sentence.strip(), passage.cell, passage.line)
+                    if grounds(name, text):
+                        settled.add(name)
     return found

@@ -124,8 +124,13 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
 
 def _grounds(sentence, p: AnalysisParams) -> bool:
     """Whether a grounding marker's sentence observes something (`grounding_evidence`: a number)."""
-    return sentence is not None and (
-        not p.grounding_evidence or rubric_text.matches_any(p.grounding_evidence, rubric_text.plain(sentence.text))
+    return sentence is not None and _observes(sentence.text, p)
+
+
+def _observes(text: str, p: AnalysisParams) -> bool:
+    """Whether a text holds what a grounding marker's sentence needs (`grounding_evidence`)."""
+    return (
+        not p.grounding_evidence or rubric_text.matches_any(p.grounding_evidence, rubric_text.plain(text)) is not None
     )
 
 
@@ -143,6 +148,7 @@ def _markers_found(ev: Evidence, p: AnalysisParams) -> dict:
             and (passage.cell, passage.line) not in describing
         ),
         lambda sentence: rubric_text.implausible(sentence, p.plausible_max_accuracy) is None,
+        lambda name, sentence: name not in p.grounding_markers or _observes(sentence, p),
     )
 
 
