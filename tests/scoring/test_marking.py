@@ -217,6 +217,8 @@ def test_code_written_for_keras_2_loses_part_of_functional_with_each_idiom_shown
         ("error_patterns", "Errors are the same pairs in both: **4 ↔ 9** (21 → 16) and **3 ↔ 5**.", True),
         ("robustness", "Sur les images bruitées, la précision chute à 91 %.", True),
         ("robustness", "The model is fairly robust to noise.", False),
+        ("robustness", "A next step would be data augmentation, to make the model even more robust.", False),
+        ("robustness", "With noise, model 2 is clearly more robust.", True),
         ("comparisons", "Le modèle 3 atteint 99,2 % contre 99,0 % pour la référence.", True),
         ("comparisons", "Le meilleur modèle est le modèle 3.", False),
         ("comparisons", "Seul M1 dépasse le bruit (±0,1 pt sur 10 000 images).", True),
