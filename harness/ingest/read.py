@@ -1063,9 +1063,11 @@ def infer_factory_map(
         _called_function(call) for fn in own if not required_arguments(fn) and (call := _returned_call(own, fn.name))
     }
     models: list[str] = []
-    for fn in own:  # each distinct literal call is a model; uncalled, a function without arguments is one
-        uncalled = [] if fn.name in shared else _uncalled_model(fn)
-        models += calls[fn.name] or trained.get(fn.name) or configured.get(fn.name) or uncalled
+    for fn in own:  # each run a trainer helper makes, else each distinct literal call, is a model
+        uncalled = [] if fn.name in shared else _uncalled_model(fn)  # uncalled, a function without arguments is one
+        # a helper's runs are what the submission trains (``run("Aug", "baseline", augment=True)``); a bare
+        # call beside them (``build_net(v).count_params()`` over the variants) only builds
+        models += trained.get(fn.name) or calls[fn.name] or configured.get(fn.name) or uncalled
     baseline_call = _returned_call(functions, BASELINE_FACTORY) if BASELINE_FACTORY in existing else None
     models = [m for m in models if _called(m) != baseline_call][:MAX_INFERRED_MODELS]  # not the baseline again
     texts = read_texts(_parsed_cells(cells), list(markdown))
@@ -1484,6 +1486,8 @@ def _with_declared_settings(
     for name, d in (trained or {}).items():  # a trainer helper's call: what it trains with (harness/ingest/trainers.py)
         if (d.settings or d.sources) and name not in declared:
             declared[name] = d
+        elif name in declared:  # the generator the call switches to (``augment=True``), unless read already
+            declared[name].sources = {**d.sources, **declared[name].sources}
     if not declared and not variants:
         return module_source, factories, extractor.dropped, extractor.line_map, labels
     said = {

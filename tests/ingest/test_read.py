@@ -652,3 +652,46 @@ def test_a_pytorch_notebook_is_told_so_and_not_run(tmp_path):
         "import torch\nfrom tensorflow import keras\nx = 1\n", encoding="utf-8"
     )  # Keras too: the usual reason
     assert ingest_path(path).other_framework is None
+
+
+VARIANT_RUNS = [
+    (
+        "code",
+        "from tensorflow import keras\nfrom tensorflow.keras import layers\n"
+        "from tensorflow.keras.preprocessing.image import ImageDataGenerator",
+    ),
+    (
+        "code",
+        "def build_net(variant='baseline'):\n"
+        "    model = keras.Sequential([layers.Input((28, 28, 1)), layers.Conv2D(32, 3), layers.Flatten()])\n"
+        "    if variant == 'dropout':\n        model.add(layers.Dropout(0.5))\n"
+        "    model.add(layers.Dense(10, activation='softmax'))\n"
+        "    model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n"
+        "    return model\n\n"
+        "for v in ('baseline', 'dropout'):\n    print(v, build_net(v).count_params())",
+    ),
+    (
+        "code",
+        "datagen = ImageDataGenerator(rotation_range=10, width_shift_range=0.1)\n\n"
+        "def run_experiment(name, variant='baseline', augment=False, epochs=10):\n"
+        "    model = build_net(variant)\n"
+        "    if augment:\n        history = model.fit(datagen.flow(X_tr, y_tr, batch_size=128), epochs=epochs)\n"
+        "    else:\n        history = model.fit(X_tr, y_tr, batch_size=128, epochs=epochs)\n"
+        "    return {'model': model, 'history': history.history}\n\nresults = {}",
+    ),
+    ("code", "results['Baseline'] = run_experiment('Baseline', 'baseline')"),
+    ("code", "results['Dropout'] = run_experiment('Dropout', 'dropout')"),
+    (
+        "code",
+        "# same architecture, only the data changes\nresults['Aug'] = run_experiment('Aug', 'baseline', augment=True)",
+    ),
+]
+
+
+def test_a_helper_s_runs_are_the_models_and_a_flag_it_sets_trains_on_the_module_s_generator(tmp_path):
+    """``build_net(v).count_params()`` over the variants only builds; the helper's three runs are what the
+    notebook trains, the third on the generator its ``augment=True`` switches to (it was the baseline again)."""
+    result = ingest_path(write_notebook(tmp_path / "variants.ipynb", VARIANT_RUNS))
+    assert result.factory_source == "inferred" and len(result.factories) == 3
+    declared = result.module_source.split("_harness_declared = ", 1)[1].split("\n")[0]
+    assert "'create_improved_model_2': {'epochs': 10, 'augmentation': ImageDataGenerator(rotation_range=10" in declared
