@@ -274,6 +274,12 @@ def _node_passages(ev: Evidence, nodes: list[ast.AST]) -> list[Passage]:
     return out
 
 
+def _node_cell(ev: Evidence, node: ast.AST) -> int | None:
+    """The notebook cell a code node of the module comes from."""
+    line_map = ev.ingest.line_map
+    return line_map[node.lineno - 1][0] if hasattr(node, "lineno") and node.lineno - 1 < len(line_map) else None
+
+
 def _markdown_near(ev: Evidence, cell: int | None, context: int) -> list[Passage]:
     """Markdown passages just before a code cell (back to the previous factory's cell, at most
     `context` cells) and the markdown cells right after it (up to the next code cell)."""
@@ -305,7 +311,12 @@ def nearby_passages(
     found: list[Passage] = []
     if factory is not None:
         found += _markdown_near(ev, factory.cell, context)
-    found += _node_passages(ev, static.get("nodes", []))
+    nodes = static.get("nodes", [])
+    found += _node_passages(ev, nodes)
+    # a model built by a builder defined elsewhere (``build_net('dropout')`` run in a later cell): the
+    # markdown that presents the builder's options presents this model's change
+    for cell in {_node_cell(ev, node) for node in nodes} - {None, factory.cell if factory else None}:
+        found += _markdown_near(ev, cell, context)
     if settings:
         config_nodes = static.get("config_nodes", [])
         found += _node_passages(ev, config_nodes)

@@ -219,6 +219,30 @@ def test_differences_read_every_category_from_the_built_model():
     assert differences(features(model("m")), base, EN) == {}
 
 
+def test_the_markdown_presenting_a_shared_builder_justifies_the_models_it_builds(tmp_path):
+    """``build_net(batchnorm=True)`` run in a later cell than the builder: the markdown that presents the
+    builder's options is this model's text too (it was out of reach, behind the baseline's cell)."""
+    cells = [
+        new_markdown_cell(
+            "## Construction\n\n- `batchnorm=True` ajoute une BatchNormalization après chaque convolution, "
+            "ce qui normalise les activations et accélère l'apprentissage."
+        ),
+        new_code_cell(
+            "from tensorflow import keras\n\n"
+            "def build_net(batchnorm=False):\n    model = keras.Sequential()\n"
+            "    model.compile(optimizer='adam', loss='categorical_crossentropy')\n    return model"
+        ),
+        new_code_cell("reference = train(build_net(), 5)"),
+        new_code_cell("normalised = train(build_net(batchnorm=True), 5)"),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    assert ingest.factory_source == "inferred"
+    base = model("create_baseline_model", role="baseline")
+    one = model("create_improved_model_1", layers=with_bn(BASE_LAYERS))
+    result = criterion(score(evidence(ingest, [base, one]), EN), "modifications")
+    assert any("justified" in e.text and "accélère" in e.text for e in result.evidence)
+
+
 def test_modifications_counts_categories_method_and_justification(tmp_path):
     cells = [
         new_markdown_cell("# Projet"),
