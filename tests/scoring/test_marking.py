@@ -512,14 +512,6 @@ def test_causes_and_limits_explaining_nothing_observed_earn_half(tmp_path):
     assert parts["marker_causes"].points == 0.5 and parts["marker_limits"].points == 0.25
 
 
-def test_a_best_model_named_by_an_analysis_that_observes_nothing_earns_its_claim_in_part(tmp_path):
-    """ "The improved model seems to give the best results", with no number anywhere: right, but a guess."""
-    generic = "Le modèle 1 semble donner les meilleurs résultats."
-    guessed = _analysis(tmp_path / "g", generic)[1]["claims"]
-    observed = _analysis(tmp_path / "o", generic, errors="Il confond le 4 et le 9 (12 fois).")[1]["claims"]
-    assert observed.points > 0 and guessed.points == pytest.approx(observed.points / 2)
-
-
 def test_a_list_s_label_names_a_pattern_and_its_items_observe_it(tmp_path):
     """The first sentence that shows a marker used to earn it: a label ("Confusions dominantes (les 3
     modèles) :") that observes nothing hid the counted item under it, and the analysis counted as ungrounded."""

@@ -90,7 +90,6 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     share, agree, disagreement, claim = _claims(ev, notes, t, p)
     if implausible:
         share = 0.0
-    share *= words_share  # a best model named by an analysis that observes nothing: a guess that happens to hold
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
 
     compared, flagged = _reported_numbers(ev, notes, t, p)
