@@ -149,6 +149,13 @@ def sections_of(lines) -> dict:
     return rubric_text.find_sections(lines, {name: s.model_dump() for name, s in load_rubric().sections.items()})
 
 
+def read_sections(tmp_path, cells) -> tuple:
+    """(the prose lines, the sections found, the line -> section function) of a notebook of `cells`."""
+    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
+    found = sections_of(lines)
+    return lines, found, rubric_text.section_ranges(lines, found)
+
+
 def module_sections(tmp_path, source: str, name: str = "module.py") -> dict:
     """The sections found in a module written with `source`."""
     path = tmp_path / name
@@ -565,10 +572,8 @@ def test_prose_the_student_titled_analysis_is_never_taken_for_the_description_of
             "**Next step:** the overfitting calls for Dropout or early stopping, the rotation drop for data augmentation."
         ),
     ]
-    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
-    found = sections_of(lines)
+    _, found, section_of = read_sections(tmp_path, cells)
     assert "improvements" not in found or found["improvements"].title != "Analysis"
-    section_of = rubric_text.section_ranges(lines, found)
     assert section_of(3, 5) not in ("introduction", "baseline", "improvements")
 
 
@@ -583,9 +588,7 @@ def test_a_run_in_label_in_a_notebook_that_introduces_a_list_heads_that_list_onl
             "Most errors of the best model are 4 predicted as 9 (7) and 7 predicted as 2 (6)."
         ),
     ]
-    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
-    found = sections_of(lines)
-    section_of = rubric_text.section_ranges(lines, found)
+    lines, found, section_of = read_sections(tmp_path, cells)
     at = {line.text[:12]: section_of(line.cell, line.line) for line in lines}
     assert at["- model 1: d"] == "improvements" and at["Most errors "] == "results"
     assert "Most errors" not in found["improvements"].text
