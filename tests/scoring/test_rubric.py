@@ -648,8 +648,7 @@ def test_a_heading_that_names_no_section_ends_the_section_before_it(tmp_path):
             "style, not of position, which is why shift augmentation did little for them."
         ),
     ]
-    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
-    section_of = rubric_text.section_ranges(lines, sections_of(lines))
+    lines, _, section_of = read_sections(tmp_path, cells)
     where = {line.text[:12]: section_of(line.cell, line.line) for line in lines if not line.text.startswith("**")}
     assert where["Dropout afte"] == "improvements"
     assert where["| baseline |"] != "improvements" and where["A third of t"] != "improvements"
@@ -694,8 +693,7 @@ def test_a_run_in_label_in_a_notebook_heads_its_cell_not_the_cells_after_it(tmp_
             "print(gains)\n"
         ),
     ]
-    lines = rubric_text.prose_lines(ingest_path(notebook(tmp_path, cells)))
-    section_of = rubric_text.section_ranges(lines, sections_of(lines))
+    lines, _, section_of = read_sections(tmp_path, cells)
     where = {line.text[:12]: section_of(line.cell, line.line) for line in lines if line.text}
     assert where["change 3: au"] == "improvements"
     assert where["9 is the wor"] is None and where["single seed:"] is None
