@@ -50,9 +50,11 @@ def earned(
                 continue
             text = plain(sentence)
             for name, groups in markers.items():
-                if name not in settled and shows(groups, text):
-                    if name not in found or grounds(name, text):
-                        found[name] = Passage(sentence.strip(), passage.cell, passage.line)
-                    if grounds(name, text):
-                        settled.add(name)
+                if name in settled or not shows(groups, text):
+                    continue
+                grounded = grounds(name, text)
+                if name not in found or grounded:
+                    found[name] = Passage(sentence.strip(), passage.cell, passage.line)
+                if grounded:
+                    settled.add(name)
     return found

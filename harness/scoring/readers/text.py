@@ -400,8 +400,8 @@ def run_in_end(lines: list[Line], index: int) -> int:
     goes on with the results)."""
     end = cell_end(lines, index)
     after = [i for i in range(index + 1, end) if lines[i].text.strip()]
-    introduces_list = re.sub(r"^.*?:", "", lines[index].text).strip(" *_") == "" and after
-    if lines[index].cell is None or not introduces_list or not LIST_ITEM.match(lines[after[0]].text):
+    said = re.sub(r"^.*?:", "", lines[index].text).strip(" *_")  # the label's own text on its line
+    if lines[index].cell is None or said or not after or not LIST_ITEM.match(lines[after[0]].text):
         return end  # a module's labels are its only headings; a label's own paragraph runs to its cell's end
     return next((i for i in after if not LIST_ITEM.match(lines[i].text)), end)
 
@@ -1129,8 +1129,9 @@ def implausible(text: str, ceiling: float) -> str | None:
     """An accuracy no model of the assignment reaches on MNIST's test set, quoted by the text: a
     percentage with decimals above `ceiling` (a share, 0.997) and below 100 % ("99,9 %"), or a count of
     errors that small ("10 erreurs sur 10 000", "only 20 errors"); None when there is none. A
-    percentage or a count said of one class (a recall, "classe 1", "3 erreurs sur 1135": the test set's 1s), of the training set, or of the
-    predictions a confidence threshold keeps, is not a test accuracy. A table row is read cell by cell
+    percentage or a count said of one class (a recall, "classe 1", "3 erreurs sur 1135": the test
+    set's 1s), of the training set, or of the predictions a confidence threshold keeps, is not a test
+    accuracy. A table row is read cell by cell
     (each led by its column's header: :func:`headed`)."""
     if text.lstrip().startswith("|"):
         return next((found for cell in _row_cells(text) if (found := implausible(cell, ceiling))), None)
@@ -1147,13 +1148,8 @@ def implausible(text: str, ceiling: float) -> str | None:
             return match.group(0)
     for match in ERRORS_OUT_OF.finditer(text):
         total = int(re.sub(r"\D", "", match.group(2)))
-        of_one_digit = total in DIGIT_TEST_IMAGES
-        if (
-            total >= 1000
-            and not of_one_digit
-            and int(match.group(1)) < (1 - ceiling) * total
-            and of_the_test_set(match)
-        ):
+        few = int(match.group(1)) < (1 - ceiling) * total
+        if few and total >= 1000 and total not in DIGIT_TEST_IMAGES and of_the_test_set(match):
             return match.group(0)
     for match in ONLY_ERRORS.finditer(text):
         if int(match.group(1)) < (1 - ceiling) * TEST_IMAGES and of_the_test_set(match):
