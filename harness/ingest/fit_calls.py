@@ -403,20 +403,8 @@ def trainer_sources(trees: list[tuple[int | None, ast.Module]], helper: ast.Func
     """The callbacks and generator (as Python source) one call of a trainer helper trains with: what the
     helper builds for this call's arguments, the module's generator it switches to, what the call passes."""
     reader = _Scope({}, {}, imported_names(trees), _constants(trees), {}, literal_tables(trees), _returning(trees))
-    reader.values = _top_level_values(trees)  # ``datagen = ImageDataGenerator(…)``: what ``if augment:`` fits on
+    reader.values = assigned_once(trees)  # ``datagen = ImageDataGenerator(…)``: what ``if augment:`` fits on
     return {**reader._helper_sources(call, helper), **reader._declared(call, helper=True).sources}
-
-
-def _top_level_values(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.expr]:
-    """What each module variable is set to, the last assignment winning: at top level, or in the
-    ``try:`` the extracted module keeps a top-level assignment in."""
-    values = {}
-    for _, tree in trees:
-        for node in tree.body:
-            for statement in node.body if isinstance(node, ast.Try) else [node]:
-                if isinstance(statement, ast.Assign) and [type(t) for t in statement.targets] == [ast.Name]:
-                    values[statement.targets[0].id] = statement.value
-    return values
 
 
 def _trainers(trees: list[tuple[int | None, ast.Module]]) -> dict[str, ast.FunctionDef]:

@@ -165,10 +165,12 @@ def literal_truth(test: ast.expr, values: dict[str, ast.expr]) -> bool | None:
 
 def assigned_once(trees) -> dict[str, ast.expr]:
     """Top-level names of the parsed code (`trees`: (cell, module) pairs, in order) assigned exactly once,
-    with the value they are assigned: a module's constants and tables, as a reader takes them."""
+    with the value they are assigned: a module's constants and tables, as a reader takes them. An
+    assignment in a top-level ``try:`` is top-level too (the extracted module keeps one there when what
+    it reads may have been dropped)."""
     seen: dict[str, list[ast.expr]] = {}
     for _, tree in trees:
-        for node in tree.body:
+        for node in (n for top in tree.body for n in (top.body if isinstance(top, ast.Try) else [top])):
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     if isinstance(target, ast.Name):

@@ -4,7 +4,7 @@ import ast
 
 import pytest
 
-from harness.util.pysource import decode, literal_truth
+from harness.util.pysource import assigned_once, decode, literal_truth
 
 
 def test_decode_drops_a_byte_order_mark():
@@ -69,3 +69,10 @@ def test_a_parse_overlapped_by_code_outside_the_lock_is_tried_again(monkeypatch)
 def test_a_test_is_decided_only_for_names_bound_to_literals(test, expected):
     values = {"name": ast.Constant("dropout"), "flag": ast.Constant(True), "other": ast.Name("x")}
     assert literal_truth(ast.parse(test, mode="eval").body, values) is expected
+
+
+def test_an_assignment_in_a_top_level_try_is_assigned_at_top_level_and_a_second_one_is_not_once():
+    """The extracted module keeps ``datagen = ImageDataGenerator(…)`` in a ``try:``: still the module's."""
+    tree = ast.parse("try:\n    datagen = make(10)\nexcept Exception:\n    pass\nEPOCHS = 5\nEPOCHS = 6\n")
+    found = assigned_once([(None, tree)])
+    assert ast.unparse(found["datagen"]) == "make(10)" and "EPOCHS" not in found
