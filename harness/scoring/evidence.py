@@ -320,8 +320,8 @@ def nearby_passages(
     if settings:
         config_nodes = static.get("config_nodes", [])
         found += _node_passages(ev, config_nodes)
-        if config_nodes and config_nodes[0].lineno - 1 < len(ev.ingest.line_map):
-            found += _markdown_near(ev, ev.ingest.line_map[config_nodes[0].lineno - 1][0], context)
+        if config_nodes:
+            found += _markdown_near(ev, _node_cell(ev, config_nodes[0]), context)
     for passage, models in zip(ev.passages, ev.passage_models, strict=True):
         if naming and models and models[0] == name:  # about this model (not one that merely starts from it)
             found.append(passage)
