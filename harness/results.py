@@ -166,9 +166,14 @@ class IngestResult(_Result):
 
     @property
     def own_names(self) -> dict[str, str]:
-        """Harness factory name -> the student's own name for it: the function (``factory_map``), or the
-        variable that held a model discovered at top level (``modele_b``), which the student's text uses."""
-        found = {m.factory: m.variable for m in (self.discovery.models if self.discovery else []) if m.variable}
+        """Harness factory name -> the student's own name for it: the function (``factory_map``), or for a
+        model discovered at top level the name the notebook gave it (a config table's run, ``wide_bn``), else
+        the variable that held it (``modele_b``): what the student's text uses."""
+        found = {
+            m.factory: m.name or m.variable
+            for m in (self.discovery.models if self.discovery else [])
+            if m.name or m.variable
+        }
         return {**found, **self.factory_map}
 
 
@@ -224,6 +229,9 @@ class DiscoveredModel(_Result):
     factory: str = Field(description="the factory name the harness gave it")
     role: Literal["baseline", "improved"]
     variable: str | None = Field(None, description="the notebook variable holding the model when it was fitted")
+    name: str | None = Field(
+        None, description="the name the notebook gave the model (keras.Model(..., name='wide')); None for Keras's own"
+    )
     built_cell: int | None = Field(None, description="cell that built the model")
     compiled_cell: int | None = None
     fitted_cell: int | None = None

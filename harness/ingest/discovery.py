@@ -26,6 +26,7 @@ not be reproduced. MNIST comes from the mounted subset through the same injected
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -187,6 +188,7 @@ def record_from_events(
                 factory=entry["factory"],
                 role=entry["role"],
                 variable=entry.get("variable"),
+                name=student_model_name(entry.get("name")),
                 built_cell=entry.get("built_cell"),
                 compiled_cell=entry.get("compiled_cell"),
                 fitted_cell=entry.get("fitted_cell"),
@@ -305,6 +307,17 @@ def _config_source(entry: dict) -> str:
     return "{" + ", ".join(parts) + "}" if parts else ""
 
 
+KERAS_MODEL_NAME = re.compile(r"(sequential|functional|model)(_\d+)?")
+
+
+def student_model_name(name: object) -> str | None:
+    """The name a notebook gave a model (a config table's run, ``"wide_bn"``), as the worker reported it (student
+    code ran there: a short word-like string or nothing); None for the names Keras gives (``sequential_3``)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[\w.+-]{1,40}", name) or KERAS_MODEL_NAME.fullmatch(name):
+        return None
+    return name
+
+
 def apply_discovery(ingest: IngestResult, record: DiscoveryRecord, source: str) -> IngestResult:
     """The ingest result with the discovered models as its factories (or still invalid, with why). A
     mixed submission keeps its own factories and gains the discovered ones; when discovery finds none,
@@ -331,6 +344,8 @@ def apply_discovery(ingest: IngestResult, record: DiscoveryRecord, source: str) 
             "reason": None,
             "module_source": source,
             "discovery": record,
+            # a run's label is the name the notebook gave its model, as a trainer helper's label is
+            "run_labels": {**ingest.run_labels, **{m.factory: m.name for m in usable if m.name}},
             "has_training_config": ingest.has_training_config or any(m.fit for m in usable),
         }
     )

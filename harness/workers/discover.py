@@ -396,9 +396,9 @@ class _Recorder:
         """The fitted models (at most MAX_MODELS, one of each identical set-up; not those a graded factory
         returned), named and given roles after the factory names already `taken`; and the models that
         were compiled but never fitted."""
-        models, seen_specs = [], {}
+        models, seen_specs, extra = [], {}, 0
         order = [key for key in self.order if self.seen[key].get("made_by") not in self.factory_functions]
-        for key in order[:MAX_MODELS]:
+        for key in order:  # the cap counts set-ups, not fits: seven configs run on two seeds are seven models
             entry = self._entry(key)
             built = json.loads(entry["model_json"]) if entry["model_json"] else ""
             spec_key = architecture(json.dumps([built, entry["compile"], entry["fit"]], sort_keys=True, default=str))
@@ -408,12 +408,14 @@ class _Recorder:
                 )
                 continue
             seen_specs[spec_key] = entry
+            if len(models) == MAX_MODELS:
+                extra += 1
+                continue
             entry["schedule_sources"] = [
                 c["schedule_source"] for c in entry["fit"].get("callbacks", []) if c.get("schedule_source")
             ]
             models.append(entry)
-        extra = len(order) - MAX_MODELS
-        if extra > 0 and models:
+        if extra and models:
             models[-1]["notes"].append(f"{extra} more fitted model(s) not graded (at most {MAX_MODELS})")
         self._name(models, reference_signature, taken)
         not_fitted = [
@@ -462,16 +464,19 @@ class _Recorder:
         except Exception:
             entry["params"] = None
         entry["signature"] = self.signature(model)
+        entry["name"] = _own_name(entry["model_json"]) if entry["model_json"] else ""
         return entry
 
     @staticmethod
     def _name(models: list[dict], reference_signature: list[str], taken: list[str] = ()) -> None:
-        """Factory names and roles: the baseline is a model whose variable says "baseline"/"ref", else
-        the first one if it is the reference CNN (unless a factory already is the baseline); the others
+        """Factory names and roles: the baseline is a model whose variable says "baseline"/"ref", else one
+        the student named so (``keras.Model(..., name=cfg["name"])`` with a config table's "baseline" run),
+        else the first one if it is the reference CNN (unless a factory already is the baseline); the others
         are improved models, in order, numbered after the improved factories already `taken`."""
-        baseline = next(
-            (m for m in models if m["variable"] and BASELINE_NAME.search(m["variable"]) and m["model_json"]), None
-        )
+        rebuilt = [m for m in models if m["model_json"]]
+        baseline = next((m for m in rebuilt if m["variable"] and BASELINE_NAME.search(m["variable"])), None)
+        if baseline is None:
+            baseline = next((m for m in rebuilt if BASELINE_NAME.search(_own_name(m["model_json"]))), None)
         if baseline is None and models and models[0]["signature"] == reference_signature:
             baseline = models[0]
         if "create_baseline_model" in taken:
@@ -547,6 +552,12 @@ def _on_alarm(signum, frame):
     raise CellTimeout()
 
 
+def _own_name(model_json: str) -> str:
+    """The name a model was given (Keras's own, ``sequential_3``, when the student gave none)."""
+    config = json.loads(model_json).get("config")
+    return config.get("name") or "" if isinstance(config, dict) else ""
+
+
 def architecture(model_json: str) -> str:
     """A configuration (JSON: a model's, its optimizer's) without the names Keras numbers as it builds
     (``conv2d_7``, ``adam_3``): the same set-up built twice (another seed, a second run) reads the same.
@@ -555,6 +566,12 @@ def architecture(model_json: str) -> str:
         config = json.loads(model_json)
     except ValueError:
         return model_json
+    # the configured object's own name ("sequential_3", "adam_1", a config table's run "dropout") is left
+    # out: a student's model named "dropout" and the Dropout layer Keras names "dropout" in one build and
+    # "dropout_1" in the next would otherwise share a number in one build only
+    for part in config if isinstance(config, list) else [config]:  # finish() passes [model, compile, fit]
+        if isinstance(part, dict) and isinstance(part.get("config"), dict):
+            part["config"].pop("name", None)
     names: list[str] = []
 
     def collect(node) -> None:

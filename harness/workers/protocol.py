@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,9 @@ def serve(
     may read the traceback).
     """
     job = read_job(argv[0])
+    # The student's code sees the command line of `python their_file.py`: no argument. A script that
+    # picks its runs from sys.argv[1:] ("all of them when none is named") was handed the job file.
+    del sys.argv[1:]
     if configure is not None:
         configure(job)
     events = Events(job["events"])

@@ -206,3 +206,68 @@ def test_the_quickstart_s_sparse_loss_on_logits_stays_on_logits(tmp_path, mnist_
     done = subprocess.run([sys.executable, str(module)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-2:] == ["CategoricalCrossentropy", "True"]
+
+
+CONFIG_TABLE_MODULE = '''
+import sys
+import keras
+from keras import layers
+
+EXPERIMENTS = [dict(name="baseline", filters=(32, 64), dropout=0.0)] + [
+    dict(name=name, filters=(8 * k, 16), dropout=rate)
+    for k, (name, rate) in enumerate([("dropout", 0.25), ("d1", 0.0), ("d2", 0.0), ("d3", 0.0), ("d4", 0.0),
+                                      ("d5", 0.0), ("d6", 0.0), ("d7", 0.0), ("d8", 0.0), ("d9", 0.0),
+                                      ("d10", 0.0), ("d11", 0.0), ("last", 0.5)], start=1)
+]
+
+
+def build_from_config(cfg):
+    """The CNN a config describes."""
+    model = keras.Sequential([keras.Input((28, 28, 1))], name=cfg["name"])
+    for n in cfg["filters"]:
+        model.add(layers.Conv2D(n, 3, activation="relu"))
+        model.add(layers.MaxPooling2D())
+    if cfg["dropout"]:
+        model.add(layers.Dropout(cfg["dropout"]))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(10, activation="softmax"))
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def main(selected=None):
+    (x, y), _ = keras.datasets.mnist.load_data()
+    x, y = x.reshape(-1, 28, 28, 1) / 255.0, keras.utils.to_categorical(y, 10)
+    for cfg in [c for c in EXPERIMENTS if not selected or c["name"] in selected]:
+        for seed in (0, 1):
+            keras.utils.set_random_seed(seed)
+            build_from_config(cfg).fit(x, y, epochs=1, batch_size=128)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+'''
+
+
+def test_a_module_run_as_a_script_sees_a_command_line_without_arguments(tmp_path, mnist_npz):
+    """`python experiments.py` gives the script no argument: a module that picks its runs from ``sys.argv[1:]``
+    (run them all when there is none) must not be handed the worker's own job file, which filtered every run
+    out ("running the notebook built no model"). A config table run on two seeds is one model per config."""
+    path = tmp_path / "experiments.py"
+    path.write_text(CONFIG_TABLE_MODULE, encoding="utf-8")
+    ingest = ingest_path(path)
+    assert needs_discovery(ingest)
+    data = notebook_data_file(load_mnist(mnist_npz), tmp_path / "data", 200, 50)
+    record, source = discover_models(ingest, path, data, tmp_path / "scratch", DiscoverOptions())
+    assert record.status == "ok", record.reason
+    # 14 set-ups fitted twice each (two seeds): one of each graded, the cap counting set-ups, not fits, and the
+    # run named "dropout" (like the first Dropout layer Keras names) read as the same set-up on both seeds
+    assert len(record.models) == 12, [m.notes for m in record.models]
+    assert all("built again" in " ".join(m.notes) for m in record.models)
+    assert "2 more fitted model(s) not graded" in " ".join(record.models[-1].notes)
+    # the model the student named "baseline" is the baseline, though its layers are not the handout's
+    assert [m.role for m in record.models] == ["baseline"] + ["improved"] * 11
+    updated = apply_discovery(ingest, record, source)
+    assert updated.status == "ok"
+    # each run's label is the name its model was given: the student's text names the runs so
+    assert updated.run_labels["create_improved_model_1"] == "dropout" == updated.own_names["create_improved_model_1"]

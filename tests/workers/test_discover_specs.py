@@ -10,14 +10,16 @@ import pytest
 from harness.workers.discover import architecture
 
 
-def _functional(batchnorm: bool):
+def _functional(batchnorm: bool, name: str = "E1", dropout: bool = False):
     keras = pytest.importorskip("keras")
     inputs = keras.Input((28, 28, 1))
     x = keras.layers.Conv2D(8, 3)(inputs)
     if batchnorm:
         x = keras.layers.BatchNormalization()(x)
+    if dropout:
+        x = keras.layers.Dropout(0.25)(x)
     x = keras.layers.Flatten()(x)
-    return keras.Model(inputs, keras.layers.Dense(10)(x), name="E1")
+    return keras.Model(inputs, keras.layers.Dense(10)(x), name=name)
 
 
 def test_the_same_network_built_twice_has_one_architecture_and_another_network_another():
@@ -25,6 +27,14 @@ def test_the_same_network_built_twice_has_one_architecture_and_another_network_a
     assert first != again  # Keras numbered the second build's layers on: conv2d_1, batch_normalization_1…
     assert architecture(first) == architecture(again)
     assert architecture(first) != architecture(other)
+
+
+def test_a_model_named_like_a_layer_keras_names_is_still_the_same_network():
+    """A config table's run called "dropout" names a model whose first Dropout layer Keras also names
+    "dropout" (then "dropout_1" in the second seed's build): the model's own name is not one Keras numbers."""
+    pytest.importorskip("keras").backend.clear_session()  # the first Dropout is then named "dropout"
+    first, again = (_functional(False, name="dropout", dropout=True).to_json() for _ in range(2))
+    assert architecture(first) == architecture(again)
 
 
 def test_an_optimizer_numbered_by_keras_is_the_same_optimizer():
