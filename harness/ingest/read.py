@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -1062,12 +1063,18 @@ def infer_factory_map(
     shared = {
         _called_function(call) for fn in own if not required_arguments(fn) and (call := _returned_call(own, fn.name))
     }
+    # a builder bound to another name to be trained otherwise (``modele_c = modele_a``, then ``entrainer(modele_c,
+    # epochs=10, augmentation=True)``) is one more model, under that name
+    trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
+    aliases = _aliases(trees, [fn.name for fn in own if not required_arguments(fn)])
+    alias_uses = _literal_calls(cells, dict.fromkeys(aliases, 0))
     models: list[str] = []
     for fn in own:  # each run a trainer helper makes, else each distinct literal call, is a model
         uncalled = [] if fn.name in shared else _uncalled_model(fn)  # uncalled, a function without arguments is one
         # a helper's runs are what the submission trains (``run("Aug", "baseline", augment=True)``); a bare
         # call beside them (``build_net(v).count_params()`` over the variants) only builds
         models += trained.get(fn.name) or calls[fn.name] or configured.get(fn.name) or uncalled
+    models += [use for alias in aliases for use in alias_uses[alias]]  # bound after the functions they name
     baseline_call = _returned_call(functions, BASELINE_FACTORY) if BASELINE_FACTORY in existing else None
     models = [m for m in models if _called(m) != baseline_call][:MAX_INFERRED_MODELS]  # not the baseline again
     texts = read_texts(_parsed_cells(cells), list(markdown))
@@ -1130,6 +1137,17 @@ CONFIG_PARAMETERS = {
     "experiment",
     "exp",
 }
+
+
+def _aliases(trees: list[tuple[int | None, ast.Module]], functions: Iterable[str]) -> dict[str, str]:
+    """Top-level names bound once to one of the `functions` (``modele_c_augmente = modele_a_dropout``): name ->
+    function."""
+    functions = set(functions)
+    return {
+        name: value.id
+        for name, value in assigned_once(trees).items()
+        if isinstance(value, ast.Name) and value.id in functions and name not in functions
+    }
 
 
 def _trainer_calls(
@@ -1265,14 +1283,20 @@ def is_factory_name(name: str) -> bool:
     return name == BASELINE_FACTORY or bool(IMPROVED_FACTORY.match(name))
 
 
+def _top_level_functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    """The module's functions by name, a top-level name bound once to one of them included (``modele_c =
+    modele_a_dropout``: a model the student trains otherwise under that name)."""
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    return functions | {name: functions[function] for name, function in _aliases([(None, tree)], functions).items()}
+
+
 def _apply_factory_map(
     module_source: str, factory_map: dict[str, str], existing: set[str]
 ) -> tuple[str, dict[str, str], list[IgnoredItem]]:
     """The module with one zero-argument alias per mapping (``create_improved_model_1`` calling the
     student's ``build_cnn``), TRAINING_CONFIG entries keyed by the student's names copied to the
     harness's names; returns (source, mappings applied, mappings refused with why)."""
-    tree = parse_python(module_source)
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    functions = _top_level_functions(parse_python(module_source))
     applied, refused, aliases = {}, [], []
     for target, own in factory_map.items():
         called = _called_function(own)
@@ -1348,7 +1372,7 @@ def _with_factory_map(
     if not applied:
         return module_source, factories, ignored_functions, applied
     mapped, _ = _factories(extractor, mapped_source)
-    where = {n.name: n for n in parse_python(mapped_source).body if isinstance(n, ast.FunctionDef)}
+    where = _top_level_functions(parse_python(mapped_source))
     line_map = extractor.line_map
     fixed = []
     for factory in mapped:

@@ -695,3 +695,57 @@ def test_a_helper_s_runs_are_the_models_and_a_flag_it_sets_trains_on_the_module_
     assert result.factory_source == "inferred" and len(result.factories) == 3
     declared = result.module_source.split("_harness_declared = ", 1)[1].split("\n")[0]
     assert "'create_improved_model_2': {'epochs': 10, 'augmentation': ImageDataGenerator(rotation_range=10" in declared
+
+
+ALIAS_RUNS = [
+    (
+        "code",
+        "from tensorflow import keras\nfrom tensorflow.keras import layers\n"
+        "from tensorflow.keras.preprocessing.image import ImageDataGenerator",
+    ),
+    (
+        "code",
+        "def modele_reference():\n"
+        "    m = keras.Sequential([layers.Input((28, 28, 1)), layers.Conv2D(32, 3), layers.Flatten(),"
+        " layers.Dense(10, activation='softmax')])\n"
+        "    m.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n"
+        "    return m\n\n\n"
+        "def modele_a_dropout():\n"
+        "    m = keras.Sequential([layers.Input((28, 28, 1)), layers.Conv2D(32, 3), layers.Flatten(),"
+        " layers.Dropout(0.5), layers.Dense(10, activation='softmax')])\n"
+        "    m.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n"
+        "    return m\n\n\n"
+        "# C: the same network as A, only the training changes (augmented data, 10 epochs)\n"
+        "modele_c_augmente = modele_a_dropout\n"
+        "generateur = ImageDataGenerator(rotation_range=10, zoom_range=0.1)",
+    ),
+    (
+        "code",
+        "EPOCHS, BATCH = 5, 64\n\n\n"
+        "def entrainer(constructeur, nom, epochs=EPOCHS, augmentation=False):\n"
+        "    m = constructeur()\n"
+        "    if augmentation:\n        h = m.fit(generateur.flow(X_tr, Y_tr, batch_size=BATCH), epochs=epochs)\n"
+        "    else:\n        h = m.fit(X_tr, Y_tr, batch_size=BATCH, epochs=epochs)\n"
+        "    return m, h.history\n\n\n"
+        "resultats = {}\n"
+        "for nom, constr, ep, aug in [('reference', modele_reference, EPOCHS, False),\n"
+        "                             ('A dropout', modele_a_dropout, EPOCHS, False),\n"
+        "                             ('C augmentation', modele_c_augmente, 10, True)]:\n"
+        "    resultats[nom] = entrainer(constr, nom, epochs=ep, augmentation=aug)",
+    ),
+]
+
+
+@pytest.mark.parametrize("kind", ["notebook", "module"])
+def test_a_builder_bound_to_another_name_and_trained_otherwise_is_a_model_of_its_own(tmp_path, kind):
+    """``modele_c_augmente = modele_a_dropout``, then trained on augmented data for 10 epochs: the same network
+    trained otherwise is the student's third model (in a module, it was not graded at all)."""
+    if kind == "notebook":
+        path = write_notebook(tmp_path / "alias.ipynb", ALIAS_RUNS)
+    else:
+        path = tmp_path / "alias.py"
+        path.write_text("\n\n".join(source for _, source in ALIAS_RUNS), encoding="utf-8")
+    result = ingest_path(path)
+    assert [f.role for f in result.factories] == ["baseline", "improved", "improved"], result.factory_map
+    declared = result.module_source.split("_harness_declared = ", 1)[1].split("\n")[0]
+    assert "'create_improved_model_2': {'epochs': 10, 'augmentation': ImageDataGenerator(rotation_range=10" in declared
