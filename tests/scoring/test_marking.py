@@ -416,6 +416,16 @@ def test_fewer_changes_than_asked_earn_their_care_in_proportion(tmp_path):
         model("create_improved_model_3", declared={"batch_size": 64}),
     ]
     assert parts(three)[1]["method"] == 0.5
+    # two categories changed by one model (batch 32 and one epoch more) explore one category's worth, as the
+    # categories part counts them: their care counts a third, not two thirds
+    tangled = [model("create_improved_model_1", declared={"batch_size": 32, "epochs": 6})]
+    result, scaled = parts(tangled)
+    full = parts(tangled, _per_step_rubric())[1]
+    assert scaled["categories"] == pytest.approx(2 / 3, abs=1e-3)
+    assert scaled["judgement"] == pytest.approx(full["judgement"] / 3, abs=1e-3) and full["judgement"] > 0
+    # ... while four categories changed by one model cover what is asked: the tangle costs elsewhere
+    four = [model("create_improved_model_1", layers=dropout, lr=5e-4, declared={"batch_size": 64, "epochs": 8})]
+    assert not any("categories asked for" in e.text for e in parts(four)[0].evidence)
 
 
 def _analysis(tmp_path, conclusion: str, errors: str = "Le modèle fait peu d'erreurs."):

@@ -478,7 +478,9 @@ def _verdict(t: Translator, p: ModificationsParams, tally: _Tally, notes: Notes,
         notes.add(t("rb_ev_textbook_reasons", share=p.textbook_share), kind="flag")
     category_share = min(1.0, explored / max(1, p.required_categories))
     # the grid asks for `required_categories` changes: the quality of fewer is worth that much less
-    work = max(len(covered), tally.steps)  # three sensible changes are the work asked, in two categories too
+    # three sensible changes are the work asked, in two categories too; fewer categories than asked count as
+    # explored (a tangle of two counts as one)
+    work = max(len(covered) if len(covered) >= p.required_categories else explored, tally.steps)
     done = min(1.0, work / max(1, p.required_categories)) if p.quality_by_coverage else 1.0
     if done < 1 and tally.steps:
         notes.add(t("rb_ev_partial_work", done=work, required=p.required_categories), kind="flag")
