@@ -143,6 +143,12 @@ def test_a_harmful_change_loses_the_judgement_and_most_of_its_justification(tmp_
     assert "create_improved_model_1" in harmful.text and "MNIST" in harmful.text
     noticed = _modifications(tmp_path / "y", reason.format(lr="0.000001") + " La précision chute.", 1e-6)
     assert {c.id: c for c in noticed.components}["justification"].points == pytest.approx(1.5 * 0.25)
+    # "worse", "drop" in the reason for the choice are not its harm noticed; with the effect quoted they are
+    sold = reason.format(lr="0.000001") + " Adam is known to generalise worse than SGD; the more we drop, the better."
+    assert {c.id: c for c in _modifications(tmp_path / "z", sold, 1e-6).components}["justification"].points == 0
+    for folder, said in [("w", " The accuracy drops to 21.3 %."), ("v", " Le modèle perd 1,8 point.")]:
+        noticed = _modifications(tmp_path / folder, reason.format(lr="0.000001") + said, 1e-6)
+        assert {c.id: c for c in noticed.components}["justification"].points == pytest.approx(1.5 * 0.25)
 
 
 # --------------------------------------------------------------------------- the student's own code

@@ -77,6 +77,7 @@ class ModificationsParams(RuleParams):
     plausible_max_accuracy: float = 0.997  # a passage quoting more does not discuss a measured effect
     self_contradiction_pp: float = 0.5  # nor does one its own printed run contradicts by more (points)
     harm_words: list[str] = []
+    harm_effect_words: list[str] = []  # ... and those words said of a measured outcome (the accuracy drops)
     # settings far outside what works for MNIST, and the measured drops that make a change harmful
     learning_rate_ranges: dict[str, list[float]] = {"default": [1e-4, 0.02], "sgd": [1e-3, 0.5]}
     max_dropout_rate: float = 0.6
@@ -349,7 +350,7 @@ def _judge_step(
     harms = effect.extremes + (effect.harms if scored else [])
     costs = [c for c in effect.costs if scored or c[0] == "rb_cost_params"]
     text = _text_about(ev, p, model.name)
-    noticed = _mentions(text[0], p.harm_words)
+    noticed = _mentions(text[0], p.harm_words + p.harm_effect_words)
     for key, values in harms:
         notes.add(t("rb_ev_harmful", model=model.name, why=t(key, **values)), cell, line, "flag")
     for key, values in [] if scored else effect.harms:
