@@ -814,6 +814,14 @@ def test_a_model_is_named_by_the_label_of_its_name_and_a_discovered_model_by_its
     }
     numbers = rubric_text.factory_numbers(factories[:3], configured)  # a model built from a configuration: its label
     assert refs("dropout_0.25 gains +0.19; the batchnorm model +0.15 (borderline)") == ["1", "2"]
+    # a label followed by what the model is ("modele_b_batchnorm": "b"), named by the list item it opens
+    own = {"create_improved_model_1": "modele_a_dropout", "create_improved_model_2": "modele_b_batchnorm"}
+    numbers = rubric_text.factory_numbers(factories[:3], own)
+    assert refs("B. BatchNormalization apres chaque convolution -> stabilise") == ["2"]
+    assert refs("* B (BatchNorm) : 99,18 %") == ["2"] and refs("A : Dropout 0.25") == ["1"]
+    assert refs("a b c, then a dropout") == []
+    lines = [rubric_text.Line(text, None, n) for n, text in enumerate(["  A. Dropout 0.25", "  B. BatchNorm"], 1)]
+    assert [x.text for x in rubric_text.passages(lines)] == ["A. Dropout 0.25", "B. BatchNorm"]
 
 
 # --------------------------------------------------------------------------- code quality

@@ -549,7 +549,8 @@ def passages(lines: list[Line]) -> list[Passage]:
         stripped = line.text.strip()
         following = lines[index + 1].text if index + 1 < len(lines) else ""
         heading = heading_level(line.text, following) is not None
-        starts_item = bool(re.match(r"^([-*+]\s|\d{1,2}[.)]\s|\(?[a-h]\)\s|\|)", stripped))  # "b) dropout …" too
+        # "b) dropout …", "B. BatchNormalization …" too
+        starts_item = bool(re.match(r"^([-*+]\s|\d{1,2}[.)]\s|\(?[a-h]\)\s|[A-H][.)]\s|\|)", stripped))
         if not stripped or line.cell != previous_cell or starts_item or heading:
             flush()
         if stripped and not re.fullmatch(r"[-=~]{3,}", stripped):  # underlines are not text
@@ -614,11 +615,13 @@ LABEL = "label:"  # a key of factory_numbers that is a short label ("b" of model
 
 
 def _name_label(own_name: str) -> str | None:
-    """The short label that ends a name made otherwise of generic words: 'modele_b' -> 'b',
-    'build_model_v2' -> 'v2', 'cnn_m3' -> 'm3'; None for 'modele_final' or 'model_2' (a number)."""
-    *rest, last = own_name.split("_")
-    if rest and all(w in GENERIC_NAME_WORDS for w in rest if w) and re.fullmatch(r"[a-z]\d{0,2}", last):
-        return last
+    """The short label that follows a name's generic words: 'modele_b' -> 'b', 'build_model_v2' -> 'v2',
+    'cnn_m3' -> 'm3', 'modele_b_batchnorm' -> 'b'; None for 'modele_final' or 'model_2' (a number)."""
+    parts = [w for w in own_name.split("_") if w]
+    first = next((i for i, w in enumerate(parts) if w not in GENERIC_NAME_WORDS), None)
+    # the first word that is not generic, after generic ones: "modele_b_batchnorm" -> "b" too
+    if first and re.fullmatch(r"[a-z]\d{0,2}", parts[first]):
+        return parts[first]
     return None
 
 
@@ -673,7 +676,9 @@ def _own_name_ref(key: str) -> re.Pattern:
     if key.startswith(LABEL):
         label = re.escape(key[len(LABEL) :])
         alone = rf"|\b{label}\b" if any(c.isdigit() for c in key) else ""
-        return re.compile(rf"\b(?:modele|model|reseau|network|version|variante|cnn)\s+{label}\b{alone}")
+        # ... or the list item it opens ("B. BatchNormalization après…", "- B (BatchNorm) : 99,18 %", "B : …")
+        item = rf"|^\s*(?:[-*•]\s+)?\(?{label}(?:[.)]\s|\s*[(:]|\s+[-–—]\s)"
+        return re.compile(rf"\b(?:modele|model|reseau|network|version|variante|cnn)\s+{label}\b{alone}{item}")
     if "_" in key:
         return re.compile(rf"\b{re.escape(key)}\b")
     word = re.escape(key)
