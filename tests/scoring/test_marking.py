@@ -551,11 +551,22 @@ def test_a_list_s_label_names_a_pattern_and_its_items_observe_it(tmp_path):
         "On ajoute une couche de convolution, pour que le réseau extraie des motifs plus complexes.",
         "La Batch Normalization normalise les activations. Cela rend l'entraînement plus stable.",
         "BatchNorm makes training faster and less sensitive to the initial weights.",
+        # what a listed change is for, after a double dash or an arrow
+        "* wide : 64/128 filters instead of 32/64 -- more stroke detectors.",
+        "B. BatchNormalization apres chaque convolution -> stabilise les activations.",
     ],
 )
 def test_a_symptom_a_purpose_a_target_or_a_measured_quantity_is_a_reason(passage):
     params = _rubric_params("modifications")
     assert rubric_text.matches_any(params["reasons"], rubric_text.plain(passage))
+
+
+@pytest.mark.parametrize(
+    "passage", ["Model 1 — batch normalisation", "Modèle 3 – Dropout 0.5", "(conv -> BN -> relu)", "filtres 32 -> 64"]
+)
+def test_a_title_s_dash_or_a_layer_chain_is_not_a_reason(passage):
+    params = _rubric_params("modifications")
+    assert not rubric_text.matches_any(params["reasons"], rubric_text.plain(passage))
 
 
 def test_three_modifications_in_two_categories_explore_more_than_two(tmp_path):
