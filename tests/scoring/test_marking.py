@@ -396,6 +396,23 @@ def test_a_step_changing_several_categories_shares_its_judgement_among_them(tmp_
     assert any(e.kind == "flag" and "2 changes measured together" in e.text for e in result.evidence)
 
 
+def test_filters_and_kernel_size_changed_by_one_model_are_two_changes_at_once(tmp_path):
+    """The assignment lists "modifier le nombre de filtres" and "changer la taille des noyaux" apart: one model
+    changing both is not one change at a time, though both are its architecture; either alone is."""
+    wide = [
+        layer("Conv2D", filters=64, kernel_size=[3, 3], activation="relu", padding="valid"),
+        BASE_LAYERS[1],
+        layer("Conv2D", filters=128, kernel_size=[3, 3], activation="relu", padding="valid"),
+        *BASE_LAYERS[3:],
+    ]
+    alone = _steps(tmp_path, [model("create_improved_model_1", layers=wide)])[1]
+    assert alone["method"].points == 0.5
+    both = [layer(x.class_name, **{**x.config, "kernel_size": [5, 5]}) if x.class_name == "Conv2D" else x for x in wide]
+    result, parts = _steps(tmp_path / "b", [model("create_improved_model_1", layers=both)])
+    assert parts["method"].points == 0 and parts["judgement"].points == pytest.approx(alone["judgement"].points / 2)
+    assert any(e.kind == "flag" and "number of filters, kernel size" in e.text for e in result.evidence)
+
+
 def test_fewer_changes_than_asked_earn_their_care_in_proportion(tmp_path):
     """One well-chosen change is a third of the work the grid asks for: its justification, method and
     judgement count a third; three changes count in full."""
@@ -605,7 +622,9 @@ def test_three_modifications_in_two_categories_explore_more_than_two(tmp_path):
     ]
     one = [models[0], model("create_improved_model_1", layers=redesigned), models[2]]
     result = criterion(score(evidence(ingest, one), EN), "modifications")
-    assert {c.id: c for c in result.components}["categories"].points == pytest.approx(2 * 2 / 3, abs=1e-3)
+    # ... changing the filters and the kernel size together, a tangle (separate_modifications): half a category
+    unsound = _rubric_params("modifications")["unsound_category_share"]
+    assert {c.id: c for c in result.components}["categories"].points == pytest.approx(2 * (1 + unsound) / 3, abs=1e-3)
 
 
 def test_a_change_is_justified_by_a_passage_anywhere_that_quotes_its_value(tmp_path):

@@ -53,6 +53,7 @@ class ModificationsParams(RuleParams):
     method_points: float = 0.5
     judgement_points: float = 2
     max_categories_per_step: int = 1
+    separate_modifications: dict[str, list[str]] = {}  # category -> techniques the assignment lists apart
     # a category explored only by harmful steps or steps that change several categories at once
     # counts this share of one in "categories": explored, but not in a way that shows a choice
     unsound_category_share: float = 0.5
@@ -179,24 +180,51 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         combined = previous is not None and len(vs_base) > p.max_categories_per_step and set(vs_base) <= tally.sound
         use_prev = use_prev and not combined
         step, parent, parent_f = (vs_prev, previous, previous_f) if use_prev else (vs_base, base, base_f)
-        limit = len(step) if combined else p.max_categories_per_step
+        step_changes = prev_changes if use_prev else base_changes
+        bundled = _bundled(step_changes, p.separate_modifications)
+        size = _step_size(step, bundled)
+        limit = size if combined else p.max_categories_per_step
         tally.covered |= set(vs_base)
-        _note_step(ev, notes, t, (p, limit), model, f, step, parent.name if use_prev else None, tally)
+        _note_step(ev, notes, t, (p, limit, bundled), model, f, step, parent.name if use_prev else None, tally)
         if combined:
             names = t.join(", ", [t("cat_" + c) for c in step])
             notes.add(t("rb_ev_combination", model=model.name, names=names), *factory_at(ev, model.name), "found")
         harmful, noticed = _judge_step(
-            ev, notes, t, (p, limit), model, (f, parent_f), parent, step, tally, not use_prev and base_is_reference
+            ev,
+            notes,
+            t,
+            (p, limit, bundled),
+            model,
+            (f, parent_f),
+            parent,
+            step,
+            tally,
+            not use_prev and base_is_reference,
         )
         worth = p.harmful_justification_share * noticed if harmful else 1.0
         _justify_step(ev, notes, t, p, (model, _new_values(f, parent_f)), step, tally, worth)
         tally.stepped |= set(step)
-        if not harmful and len(step) <= limit:
+        if not harmful and size <= limit:
             tally.sound |= set(step)
-            step_changes = prev_changes if use_prev else base_changes
             tally.techniques |= _one_per_category({(c.category, c.technique) for c in step_changes})
         previous, previous_f = model, f
     return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
+
+
+def _bundled(changes: list, separate: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(category, technique) of the modifications a step changes together that the assignment lists apart
+    within one category (`separate`: filters and kernel size); [] when it changes at most one of each."""
+    bundled = []
+    for category, listed in separate.items():
+        techniques = sorted({c.technique for c in changes if c.category == category} & set(listed))
+        bundled += [(category, technique) for technique in techniques] if len(techniques) > 1 else []
+    return bundled
+
+
+def _step_size(step: dict[str, list[str]], bundled: list[tuple[str, str]]) -> int:
+    """How many things a step changes at once: its categories, and each further modification of one that
+    the assignment lists apart (:func:`_bundled`)."""
+    return len(step) + len(bundled) - len({category for category, _ in bundled})
 
 
 def _size(step: dict[str, list[str]]) -> tuple[int, int]:
@@ -222,7 +250,8 @@ def _note_step(
 ) -> None:
     """One model's step: what it changes and against what, and whether it changes at most `rules`' limit
     of categories (the rubric's, or all of a combination's)."""
-    p, limit = rules
+    p, limit, bundled = rules
+    size = _step_size(step, bundled)
     cell, line = factory_at(ev, model.name)
     label = t("rb_against_previous", model=against) if against else t("rb_against_baseline")
     if not f.known:
@@ -240,10 +269,13 @@ def _note_step(
         notes.add(said, cell, line, "found")
     if step:
         tally.steps += 1
-        if len(step) <= limit:
+        if size <= limit:
             tally.good_steps += 1
             if len(step) <= p.max_categories_per_step:  # a combination says so itself
                 notes.add(t("rb_ev_one_step", model=model.name, count=len(step)), cell, line)
+        elif len(step) <= limit:  # one category, several of the modifications the assignment lists in it
+            names = t.join(", ", [t("tech_" + technique) for _, technique in bundled])
+            notes.add(t("rb_ev_bundled", model=model.name, count=len(bundled), names=names), cell, line, "flag")
         else:
             notes.add(
                 t(
@@ -338,7 +370,8 @@ def _judge_step(
     """Judge one step by its extreme settings and measured effects against its parent (a step beyond
     `rules`' limit of categories credits each change in part); adds its share to the tally and returns
     (harmful, the student noticed the harm)."""
-    p, limit = rules
+    p, limit, bundled = rules
+    size = _step_size(step, bundled)
     if not step:
         return False, False
     cell, line = factory_at(ev, model.name)
@@ -372,10 +405,10 @@ def _judge_step(
         discussed, interpreted = _discussion(ev, text, p)
         share = min(1.0, base + (p.discussed_share if interpreted else p.quoted_share if discussed else 0.0))
         _note_effect(notes, t, model, effect, (discussed, interpreted), scored, (cell, line))
-        if len(step) > limit:
+        if size > limit:
             # several changes measured together: no one of them can be credited with the effect
-            share *= limit / len(step)
-            notes.add(t("rb_ev_tangled", model=model.name, count=len(step), share=share), cell, line, "flag")
+            share *= limit / size
+            notes.add(t("rb_ev_tangled", model=model.name, count=size, share=share), cell, line, "flag")
     tally.judged += share
     return bool(harms), noticed is not None
 
