@@ -30,7 +30,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from harness.ingest.loops import literal_tables, round_label, substituted, unrolled
+from harness.ingest.loops import literal_tables, round_label, substituted, unrolled, with_loops_unrolled
 from harness.ingest.trainers import TRAINING, bind_arguments, flow_of, generator_passed, trained_with
 from harness.util.pysource import (
     assigned_once,
@@ -224,6 +224,12 @@ class _Scope:
 
     def read(self, statement: ast.stmt):
         """(harness name, Declared) for each training call of this statement; remembers its assignments."""
+        if not isinstance(statement, ast.For) and any(isinstance(n, ast.DictComp) for n in ast.walk(statement)):
+            # ``{name: run(fn, name) for name, fn in RUNS.items()}``: read as its runs written out
+            module = ast.Module(body=[statement], type_ignores=[])
+            written = with_loops_unrolled(module, self.tables)
+            if written is not module:
+                statement = written.body[0]
         if isinstance(statement, ast.For) and (rounds := unrolled(statement, self.tables)) is not None:
             outer = self.round
             # a loop over a literal table of experiments: each round as written out, with its row's label

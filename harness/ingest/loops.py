@@ -40,7 +40,9 @@ def with_loops_unrolled(tree: ast.Module, tables: dict[str, ast.expr]) -> ast.Mo
     """A copy of `tree` where every loop over a literal table, at any depth, is replaced by its rounds;
     `tree` itself when it has none (no copy of a large module for nothing)."""
     if not any(
-        (isinstance(node, ast.For) and _items(node.iter, tables)) or _repeated(node, tables) is not None
+        (isinstance(node, ast.For) and _items(node.iter, tables))
+        or (isinstance(node, ast.DictComp) and _items(node.generators[0].iter, tables))
+        or _repeated(node, tables) is not None
         for node in ast.walk(tree)
     ):
         return tree
@@ -77,6 +79,23 @@ class _Unroller(ast.NodeTransformer):
 
     visit_ListComp = visit_SetComp = visit_GeneratorExp = _first_round
 
+    def visit_DictComp(self, node: ast.DictComp):
+        """``{name: run(fn, name) for name, fn in RUNS.items()}``: one entry per run, written out as a dict, each
+        round's names replaced by its values (a dict's keys are the runs' labels, not seeds)."""
+        self.generic_visit(node)
+        generator = node.generators[0]
+        items = _items(generator.iter, self.tables) if len(node.generators) == 1 and not generator.ifs else None
+        if not items or len(items) > MAX_ROUNDS or generator.is_async:
+            return node
+        keys, values = [], []
+        for item in items:
+            bound: dict[str, ast.expr] = {}
+            if not _bind(generator.target, item, bound):
+                return node
+            keys.append(substituted(node.key, bound, self.tables))
+            values.append(substituted(node.value, bound, self.tables))
+        return ast.copy_location(ast.Dict(keys=keys, values=values), node)
+
 
 def unrolled(loop: ast.For, tables: dict[str, ast.expr]) -> list[list[ast.stmt]] | None:
     """The loop's body once per round, the loop's names replaced by the round's values; None when the
@@ -89,13 +108,14 @@ def unrolled(loop: ast.For, tables: dict[str, ast.expr]) -> list[list[ast.stmt]]
         bound: dict[str, ast.expr] = {}
         if not _bind(loop.target, item, bound):
             return None
-        rounds.append([substituted(statement, bound) for statement in loop.body])
+        rounds.append([substituted(statement, bound, tables) for statement in loop.body])
     return rounds
 
 
-def substituted(node: ast.AST, bound: dict[str, ast.expr]):
-    """A copy of `node` with the names in `bound` it reads replaced by their values."""
-    return _Substitute(bound).visit(copy.deepcopy(node))
+def substituted(node: ast.AST, bound: dict[str, ast.expr], tables: dict[str, ast.expr] | None = None):
+    """A copy of `node` with the names in `bound` it reads replaced by their values (and a key read in one of
+    the module's literal `tables` by its value: ``BATCH["batch_64"]``)."""
+    return _Substitute(bound, tables or {}).visit(copy.deepcopy(node))
 
 
 def round_label(loop: ast.For, tables: dict[str, ast.expr], index: int) -> str | None:
@@ -165,8 +185,9 @@ class _Substitute(ast.NodeTransformer):
     ``f(rate=0.3)``, as a student writing the round out would (a row with its label filtered out too:
     ``f(**{k: v for k, v in row.items() if k != "nom"})``)."""
 
-    def __init__(self, bound: dict[str, ast.expr]) -> None:
+    def __init__(self, bound: dict[str, ast.expr], tables: dict[str, ast.expr] | None = None) -> None:
         self.bound = bound
+        self.tables = tables or {}
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
         if isinstance(node.ctx, ast.Load) and node.id in self.bound:
@@ -180,7 +201,7 @@ class _Substitute(ast.NodeTransformer):
         names = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
         defaults = dict(zip(names[len(names) - len(node.args.defaults) :], node.args.defaults, strict=True))
         if defaults:
-            node.body = _Substitute(defaults).visit(node.body)
+            node.body = _Substitute(defaults, self.tables).visit(node.body)
         return node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
@@ -188,6 +209,8 @@ class _Substitute(ast.NodeTransformer):
         tuple): the literal it reads, as the student writing the round out would."""
         self.generic_visit(node)
         table, key = node.value, node.slice
+        if isinstance(table, ast.Name):
+            table = self.tables.get(table.id, table)
         if isinstance(node.ctx, ast.Load) and isinstance(key, ast.Constant):
             if isinstance(table, ast.Dict) and None not in table.keys:
                 found = [v for k, v in zip(table.keys, table.values, strict=True) if _is_constant(k, key.value)]

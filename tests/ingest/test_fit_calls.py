@@ -821,3 +821,25 @@ def test_a_module_flag_set_before_a_helper_call_switches_that_run_to_the_generat
     assert declared["create_improved_model_1"].sources == {
         "augmentation": "ImageDataGenerator(rotation_range=10, zoom_range=0.1)"
     }
+
+
+def test_a_dict_comprehension_over_the_runs_gives_each_run_its_settings():
+    """``results = {name: evaluate_model(fn, name, batch_size=BATCH[name]) for name, fn in creators.items()}``:
+    each run of the comprehension is read as written out, its batch size looked up in the module's table."""
+    found = _declared(
+        """
+        BATCH = {'baseline': 128, 'dropout': 128, 'batch_64': 64}
+
+        def evaluate_model(model_creator, model_name, epochs=5, batch_size=128):
+            model = model_creator()
+            model.fit(x, y, epochs=epochs, batch_size=batch_size)
+            return model
+
+        creators = {'baseline': create_baseline_model, 'dropout': create_improved_model_1,
+                    'batch_64': create_improved_model_2}
+        results = {name: evaluate_model(fn, name, batch_size=BATCH[name]) for name, fn in creators.items()}
+        """,
+        {n: n for n in ("create_baseline_model", "create_improved_model_1", "create_improved_model_2")},
+    )
+    assert found["create_improved_model_2"].settings == {"epochs": 5, "batch_size": 64}
+    assert found["create_improved_model_1"].settings == {"epochs": 5, "batch_size": 128}
