@@ -193,7 +193,7 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
             ev,
             notes,
             t,
-            (p, limit, bundled),
+            (p, limit, size),
             model,
             (f, parent_f),
             parent,
@@ -241,7 +241,7 @@ def _note_step(
     ev: Evidence,
     notes: Notes,
     t: Translator,
-    rules: tuple[ModificationsParams, int],
+    rules: tuple[ModificationsParams, int, list[tuple[str, str]]],
     model: ModelResult,
     f: rubric_models.Features,
     step: dict[str, list[str]],
@@ -249,7 +249,7 @@ def _note_step(
     tally: _Tally,
 ) -> None:
     """One model's step: what it changes and against what, and whether it changes at most `rules`' limit
-    of categories (the rubric's, or all of a combination's)."""
+    of things at once (the rubric's, or all of a combination's; the modifications it bundles counting apart)."""
     p, limit, bundled = rules
     size = _step_size(step, bundled)
     cell, line = factory_at(ev, model.name)
@@ -359,7 +359,7 @@ def _judge_step(
     ev: Evidence,
     notes: Notes,
     t: Translator,
-    rules: tuple[ModificationsParams, int],
+    rules: tuple[ModificationsParams, int, int],
     model: ModelResult,
     features: tuple[rubric_models.Features, rubric_models.Features],
     parent: ModelResult,
@@ -367,11 +367,10 @@ def _judge_step(
     tally: _Tally,
     reference: bool,
 ) -> tuple[bool, bool]:
-    """Judge one step by its extreme settings and measured effects against its parent (a step beyond
-    `rules`' limit of categories credits each change in part); adds its share to the tally and returns
-    (harmful, the student noticed the harm)."""
-    p, limit, bundled = rules
-    size = _step_size(step, bundled)
+    """Judge one step by its extreme settings and measured effects against its parent (a step whose size,
+    `rules`' last item, is beyond its limit credits each change in part); adds its share to the tally and
+    returns (harmful, the student noticed the harm)."""
+    p, limit, size = rules
     if not step:
         return False, False
     cell, line = factory_at(ev, model.name)
