@@ -154,6 +154,29 @@ def test_a_harmful_change_loses_the_judgement_and_most_of_its_justification(tmp_
 # --------------------------------------------------------------------------- the student's own code
 
 
+@pytest.mark.parametrize("runs", [4, 20])
+def test_full_marks_in_code_quality_need_enough_of_the_student_s_own_code(tmp_path, runs):
+    """A short, clean, commented notebook is not code "bien structuré" at its best: under
+    `full_marks_min_own_lines` lines of the student's own code, half a point under the maximum; more own
+    code of the same quality reaches it."""
+    own = "".join(
+        f"def experiment_{n}(x_train, y_train):\n"
+        f'    """Experiment {n}: train the baseline for {n} epochs and return its history."""\n'
+        f"    # one more epoch than the previous experiment, the rest unchanged\n"
+        f"    model = create_baseline_model()\n"
+        f"    history = model.fit(x_train, y_train, epochs={n}, batch_size=128)\n"
+        f"    return {{'model': model, 'epochs': {n}, 'loss': history.history['loss'][-1]}}\n\n\n"
+        for n in range(1, runs + 1)
+    )
+    data = "import numpy as np\n\nx_train, y_train = np.zeros((8, 28, 28, 1)), np.eye(10)[np.arange(8) % 10]\n"
+    calls = data + "".join(f"result_{n} = experiment_{n}(x_train, y_train)\n" for n in range(1, runs + 1))
+    ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES), new_code_cell(own), new_code_cell(calls)]))
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    result = criterion(score(evidence(ingest, models), EN), "code_quality")
+    assert result.points == (3.5 if runs == 4 else 4.0), [(c.id, c.points) for c in result.components]
+    assert any("full marks need" in e.text for e in result.evidence) == (runs == 4)
+
+
 @pytest.mark.parametrize("commented", [False, True])
 def test_with_no_function_of_the_student_s_own_the_comments_are_the_whole_commented_part(tmp_path, commented):
     """Nothing to document is not documentation earned: without own functions, "commenté" is the comments."""

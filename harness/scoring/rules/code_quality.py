@@ -49,6 +49,7 @@ class CodeQualityParams(RuleParams):
     dead_code_points: float = 0.5
     dead_code_cost: float = 0.25
     min_own_lines: int = 20
+    full_marks_min_own_lines: int = 0  # under this many lines of the student's own code, at most max - 0.5
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
         ),
         component(t, "dead_code", p.dead_code_points * dead_share * s, p.dead_code_points, str(len(dead))),
     ]
+    components = _short_of_full_marks(components, own, notes, t, p)
     reason = t(
         "rb_reason_code_quality",
         ok=len(ok),
@@ -104,6 +106,21 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
         structure=_findings(structure, p),
     )
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
+
+
+def _short_of_full_marks(components: list, own: _Own, notes: Notes, t: Translator, p: CodeQualityParams) -> list:
+    """Full marks need the student's own work to show it: under `full_marks_min_own_lines` lines of their own
+    code, the criterion stays half a point under its maximum, taken from "structure" (a short clean notebook
+    is not "bien structuré" at its best: there is little to structure)."""
+    total = sum(c.points for c in components)
+    ceiling = sum(c.max_points for c in components) - 0.5
+    if own.code_lines >= p.full_marks_min_own_lines or total <= ceiling:
+        return components
+    notes.add(t("rb_ev_short_of_full", own=own.code_lines, min=p.full_marks_min_own_lines), kind="flag")
+    excess = total - ceiling
+    return [
+        c.model_copy(update={"points": max(0.0, c.points - excess)}) if c.id == "structure" else c for c in components
+    ]
 
 
 def _runs(ev: Evidence, notes: Notes, t: Translator) -> tuple[list[ModelResult], float]:
