@@ -476,7 +476,7 @@ class _Recorder:
         rebuilt = [m for m in models if m["model_json"]]
         baseline = next((m for m in rebuilt if m["variable"] and BASELINE_NAME.search(m["variable"])), None)
         if baseline is None:
-            baseline = next((m for m in rebuilt if BASELINE_NAME.search(_own_name(m["model_json"]))), None)
+            baseline = next((m for m in rebuilt if BASELINE_NAME.search(m["name"])), None)
         if baseline is None and models and models[0]["signature"] == reference_signature:
             baseline = models[0]
         if "create_baseline_model" in taken:
