@@ -1065,8 +1065,10 @@ def infer_factory_map(
     }
     # a builder bound to another name to be trained otherwise (``modele_c = modele_a``, then ``entrainer(modele_c,
     # epochs=10, augmentation=True)``) is one more model, under that name
-    trees = [(cell, tree) for cell, _, tree in _parsed_cells(cells)]
-    aliases = _aliases(trees, [fn.name for fn in own if not required_arguments(fn)])
+    parsed = _parsed_cells(cells)
+    aliases = _aliases(
+        [(cell, tree) for cell, _, tree in parsed], [fn.name for fn in own if not required_arguments(fn)]
+    )
     alias_uses = _literal_calls(cells, dict.fromkeys(aliases, 0))
     models: list[str] = []
     for fn in own:  # each run a trainer helper makes, else each distinct literal call, is a model
@@ -1077,7 +1079,7 @@ def infer_factory_map(
     models += [use for alias in aliases for use in alias_uses[alias]]  # bound after the functions they name
     baseline_call = _returned_call(functions, BASELINE_FACTORY) if BASELINE_FACTORY in existing else None
     models = [m for m in models if _called(m) != baseline_call][:MAX_INFERRED_MODELS]  # not the baseline again
-    texts = read_texts(_parsed_cells(cells), list(markdown))
+    texts = read_texts(parsed, list(markdown))
     mapping: dict[str, str] = {}
     if BASELINE_FACTORY not in existing:
         # else the first run of a table of runs that builds at the builder's defaults: its starting point
