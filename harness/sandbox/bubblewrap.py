@@ -233,16 +233,18 @@ def wrap(
     threads: int = 1,
     use_bubblewrap: bool | None = None,
     limits: Limits | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[list[str], dict[str, str], str]:
     """The command, environment and a description of the isolation for running `argv`.
 
     `scratch` is the worker's only writable folder; `readable` are extra files it may read
     (the training data, the model files). Paths inside `argv` must be under these.
     ``use_bubblewrap=None`` uses bubblewrap when it works here; ``True`` requires it
-    (:class:`SandboxUnavailable` otherwise); ``False`` runs a plain process.
+    (:class:`SandboxUnavailable` otherwise); ``False`` runs a plain process. `extra_env` is added
+    to the worker's environment.
     """
     limits = limits or Limits()
-    env = worker_env(threads)
+    env = {**worker_env(threads), **(extra_env or {})}
     package = _harness_package()
     if use_bubblewrap is None:
         use_bubblewrap = bubblewrap_available()

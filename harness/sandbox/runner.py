@@ -20,7 +20,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from harness.sandbox.cgroups import WorkerCgroup
 from harness.sandbox.interrupt import stop_requested
 from harness.sandbox.limits import Limits
 from harness.sandbox.processes import die_with_parent, tree_tasks, user_task_count
+from harness.workers.lifeline import ENV as LIFELINE_ENV
 
 POLL_SECONDS = 0.2
 RESOURCE_CHECK_SECONDS = 1.0
@@ -188,8 +190,10 @@ def run_command(
     isolation: str = "",
     bubblewrap: bool = False,
     on_event: OnEvent | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> JobOutcome:
     """Run an already wrapped command under `limits`, watching it; the building block of `run_job`.
+    `pass_fds`: descriptors the worker inherits (its lifeline).
     Raises :class:`Interrupted`, the worker killed, once the grader is told to stop (Ctrl-C, SIGTERM)."""
     if (stop := stop_requested()) is not None:  # a submission that had not started its worker yet: none starts
         raise Interrupted(stop)
@@ -221,7 +225,14 @@ def run_command(
     last_check = -RESOURCE_CHECK_SECONDS
     try:
         process = subprocess.Popen(
-            argv, env=env, cwd=scratch, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT, **isolate
+            argv,
+            env=env,
+            cwd=scratch,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+            **isolate,
         )
         try:
             while True:
@@ -353,23 +364,43 @@ def run_job(
     job_path = scratch / "job.json"
     job_path.unlink(missing_ok=True)
     job_path.write_text(json.dumps(job), encoding="utf-8")
-    argv, env, isolation = wrap(
-        [sys.executable, "-m", worker, str(job_path)],
-        scratch=scratch,
-        readable=readable,
-        threads=threads,
-        use_bubblewrap=use_bubblewrap,
-        limits=limits,
-    )
-    return run_command(
-        argv,
-        env,
-        scratch,
-        limits=limits,
-        threads=threads,
-        watch=watch,
-        events_path=events_path,
-        isolation=isolation,
-        bubblewrap=Path(argv[0]).name == "bwrap",
-        on_event=on_event,
-    )
+    with lifeline() as read_end:
+        argv, env, isolation = wrap(
+            [sys.executable, "-m", worker, str(job_path)],
+            scratch=scratch,
+            readable=readable,
+            threads=threads,
+            use_bubblewrap=use_bubblewrap,
+            limits=limits,
+            extra_env={} if read_end is None else {LIFELINE_ENV: str(read_end)},
+        )
+        return run_command(
+            argv,
+            env,
+            scratch,
+            limits=limits,
+            threads=threads,
+            watch=watch,
+            events_path=events_path,
+            isolation=isolation,
+            bubblewrap=Path(argv[0]).name == "bwrap",
+            on_event=on_event,
+            pass_fds=() if read_end is None else (read_end,),
+        )
+
+
+@contextmanager
+def lifeline() -> Iterator[int | None]:
+    """The read end of a pipe whose only write end is this grader's, for the worker started inside
+    the block (``harness.workers.lifeline``): it reads end-of-file once the grader is gone, however
+    it died, and ends itself. Both ends are close-on-exec here, so no other worker inherits them.
+    None where processes are not POSIX."""
+    if not POSIX_PROCESS_CONTROL:
+        yield None
+        return
+    read_end, write_end = os.pipe()
+    try:
+        yield read_end
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -7,5 +7,13 @@ bottom), with what they share: ``protocol`` (the job file and the progress event
 
 Only this package (and ``harness/__init__.py``) is mounted in the sandbox: a worker imports the
 standard library, numpy, Keras, TensorFlow, nbclient/nbformat and ``harness.workers.*``, never
-the grader. This file imports nothing.
+the grader. This file only ties the worker's life to its grader's (``lifeline``), first, before
+a worker imports anything heavy.
 """
+
+import os as _os
+
+if "HARNESS_LIFELINE_FD" in _os.environ:
+    from harness.workers.lifeline import hold
+
+    hold()

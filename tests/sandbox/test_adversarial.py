@@ -321,6 +321,17 @@ def _finished(out: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in sorted(out.glob("*/result.json")) if p.parent.name != REFERENCE_DIR}
 
 
+def _is_worker(pid: int) -> bool:
+    """A worker's Python itself, past its start (not the grader's fork before its exec, not bubblewrap)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return Path(argv[0].decode(errors="replace")).name.startswith("python") and any(
+        arg.startswith(b"harness.workers.") for arg in argv
+    )
+
+
 def test_kill_minus_9_mid_batch_then_resume(tmp_path, mnist_npz, protocol, suite, batches):
     students = ["alice", "bob"]
     klass = tmp_path / "class"
@@ -356,10 +367,12 @@ def test_kill_minus_9_mid_batch_then_resume(tmp_path, mnist_npz, protocol, suite
             while not _finished(out) and time.monotonic() < deadline and grader.poll() is None:
                 time.sleep(0.2)
             assert _finished(out), (tmp_path / "first.log").read_text()
-            # wait for the next submission's worker, so that the kill hits a running sandbox
+            # wait for the next submission's worker to run, so that the kill hits a running sandbox (a
+            # kill in bubblewrap's first milliseconds can leave its sandbox blocked before anything
+            # runs, waiting for a go from the bubblewrap the kill took: docs/sandbox.md)
             workers: list[int] = []
             while time.monotonic() < deadline and grader.poll() is None and not workers:
-                workers = [p for p in processes_under(out / ".work") if p != grader.pid]
+                workers = [p for p in processes_under(out / ".work") if _is_worker(p)]
                 time.sleep(0.1)
             before = _finished(out)
             os.killpg(grader.pid, signal.SIGKILL)

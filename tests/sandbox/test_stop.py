@@ -13,11 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import needs_bwrap
 
+import harness
 from harness.errors import Interrupted
 from harness.sandbox import Limits, run_command
 from harness.sandbox.interrupt import clear_stop, request_stop, stop_on_signals, stop_requested
 from harness.sandbox.processes import die_with_parent
+from harness.sandbox.runner import LIFELINE_ENV, lifeline
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
@@ -88,3 +91,59 @@ def test_a_worker_whose_grader_died_before_it_asked_to_die_with_it_ends_itself()
     finally:
         with_its_grader.kill()
         with_its_grader.wait()
+
+
+LIVES_ON_ITS_LIFELINE = [sys.executable, "-c", "import harness.workers, time; time.sleep(120)"]
+
+
+def test_a_worker_ends_itself_once_its_lifeline_reads_end_of_file():
+    with lifeline() as read_end:
+        env = {**os.environ, "PYTHONPATH": str(Path(harness.__file__).parent.parent), LIFELINE_ENV: str(read_end)}
+        worker = subprocess.Popen(LIVES_ON_ITS_LIFELINE, env=env, pass_fds=(read_end,))
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):  # the grader's end open: the worker runs on
+                worker.wait(timeout=3)
+        except BaseException:
+            worker.kill()
+            raise
+    assert worker.wait(timeout=30) == -signal.SIGKILL  # the grader's end closed, as at its death
+
+
+# A grader that starts a sandboxed worker the way run_job does, through a shell that leaves it running
+# in the background and exits: bubblewrap asks for its parent-death signal once its parent is already
+# gone, so the kernel never sends it. That is what a grader killed in bubblewrap's first milliseconds
+# leaves (bubblewrap forks the sandboxed process, then asks; the kill -9 test hit that window).
+_ORPHANING_GRADER = """
+import subprocess, sys, time
+from pathlib import Path
+from harness.sandbox.bubblewrap import wrap
+from harness.sandbox.runner import LIFELINE_ENV, lifeline
+with lifeline() as read_end:
+    argv, env, _ = wrap(sys.argv[2:], scratch=Path(sys.argv[1]), readable=[], use_bubblewrap=True,
+                        extra_env={LIFELINE_ENV: str(read_end)})
+    subprocess.Popen(["/bin/sh", "-c", '"$@" &', "sh", *argv], env=env, cwd=sys.argv[1], start_new_session=True,
+                     pass_fds=(read_end,))
+    time.sleep(300)
+"""
+
+
+@needs_bwrap
+def test_a_sandboxed_worker_whose_grader_was_killed_before_the_parent_death_signal_ends_itself(tmp_path):
+    grader = subprocess.Popen([sys.executable, "-c", _ORPHANING_GRADER, str(tmp_path), *LIVES_ON_ITS_LIFELINE])
+    try:
+        deadline = time.monotonic() + 60
+        while not _processes_in(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_in(tmp_path), "the sandboxed worker never started"
+        time.sleep(1)  # the worker is past its imports, watching its lifeline
+    finally:
+        grader.kill()
+        grader.wait()
+    for _ in range(100):
+        if not _processes_in(tmp_path):
+            break
+        time.sleep(0.1)
+    orphans = _processes_in(tmp_path)
+    for pid in orphans:
+        os.kill(pid, signal.SIGKILL)
+    assert orphans == [], "the sandboxed worker outlived its grader"
