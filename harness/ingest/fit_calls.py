@@ -331,7 +331,7 @@ class _Scope:
         in the helper's own body with `call`'s arguments (``callbacks = [LearningRateScheduler(decay)] if
         use_schedule else []``: only for the calls that set ``use_schedule``)."""
         fit = next((n for n in ast.walk(helper) if isinstance(n, ast.Call) and call_name(n) in TRAINING), None)
-        values = values_after(helper, call, helper.body) if fit is not None else None
+        values = values_after(helper, call, helper.body, self.returned) if fit is not None else None
         if values is None:
             return {}
         inner = _Scope(self.calls, self.functions, self.imported, self.constants, {}, returned=self.returned)
@@ -449,18 +449,31 @@ def returned_for(function: ast.FunctionDef, call: ast.Call) -> ast.expr | None:
     return found[1] if found is not None else None
 
 
-def values_after(function: ast.FunctionDef, call: ast.Call, statements: list[ast.stmt]) -> dict | None:
+def values_after(
+    function: ast.FunctionDef,
+    call: ast.Call,
+    statements: list[ast.stmt],
+    returned: dict[str, ast.FunctionDef] | None = None,
+) -> dict | None:
     """{name: its value} once `statements` of `function`'s body have run for `call`, read as Python would
     run them: a branch (``if``, ``x if flag else y``) whose test compares a parameter with literals is
-    decided by the call's values; any other makes what it sets unknown. None when the call cannot be bound."""
-    found = _run(function, call, statements, returns=False)
+    decided by the call's values; any other makes what it sets unknown. None when the call cannot be bound.
+    `returned`: the module's functions whose result a tuple assignment unpacks (``model, callbacks =
+    builder()`` with ``builder`` bound to ``build_lr_schedule``, which returns ``model, [schedule]``)."""
+    found = _run(function, call, statements, returns=False, returned=returned)
     return found[0] if found is not None else None
 
 
 _GOES_ON = ast.Constant(value=Ellipsis)  # the statements ran to their end without returning
 
 
-def _run(function: ast.FunctionDef, call: ast.Call, statements: list[ast.stmt], returns: bool = True):
+def _run(
+    function: ast.FunctionDef,
+    call: ast.Call,
+    statements: list[ast.stmt],
+    returns: bool = True,
+    returned: dict[str, ast.FunctionDef] | None = None,
+):
     """(the values, what a ``return`` gives or `_GOES_ON`) of running `statements` for `call`; None when the
     call cannot be bound, or (with `returns`) when a branch it cannot decide may return."""
     bound = bind_arguments(function, call, literal_only=False)
@@ -473,7 +486,7 @@ def _run(function: ast.FunctionDef, call: ast.Call, statements: list[ast.stmt], 
             if isinstance(statement, ast.Return) and returns:
                 return substituted(statement.value, values) if statement.value else UNKNOWN
             if isinstance(statement, ast.Assign):
-                _assigned(statement, values, parameters)
+                _assigned(statement, values, parameters, returned or {})
             elif isinstance(statement, ast.If) and (taken := literal_truth(statement.test, parameters)) is not None:
                 if (given := run(statement.body if taken else statement.orelse)) is not _GOES_ON:
                     return given
@@ -488,10 +501,18 @@ def _run(function: ast.FunctionDef, call: ast.Call, statements: list[ast.stmt], 
     return None if given is None else (values, given)
 
 
-def _assigned(statement: ast.Assign, values: dict[str, ast.expr], parameters: dict[str, ast.expr]) -> None:
+def _assigned(
+    statement: ast.Assign,
+    values: dict[str, ast.expr],
+    parameters: dict[str, ast.expr],
+    returned: dict[str, ast.FunctionDef],
+) -> None:
     """``a = …`` and ``a, b = x, y``: the names set to their values (read with what is known so far; of
-    ``x if flag else y``, the branch the parameters take)."""
+    ``x if flag else y``, the branch the parameters take); ``a, b = f()`` unpacks what the module's `f`
+    returns for that call, one level deep."""
     target, value = statement.targets[-1], statement.value
+    if isinstance(target, ast.Tuple) and isinstance(value, ast.Call):
+        value = _unpacked_call(value, values, returned)
     pairs = [(target, value)]
     if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
         pairs = list(zip(target.elts, value.elts, strict=True))
@@ -500,6 +521,15 @@ def _assigned(statement: ast.Assign, values: dict[str, ast.expr], parameters: di
             what = what.body if taken else what.orelse
         for stored in stored_names(name):
             values[stored] = substituted(what, values) if isinstance(name, ast.Name) else UNKNOWN
+
+
+def _unpacked_call(value: ast.Call, values: dict[str, ast.expr], returned: dict[str, ast.FunctionDef]) -> ast.expr:
+    """What ``f(…)`` returns when ``f`` (or the parameter holding it) names a function of the module that
+    ends by returning a tuple; the call itself otherwise."""
+    call = substituted(value, values)
+    function = returned.get(call_name(call) or "") if isinstance(call, ast.Call) else None
+    given = returned_for(function, call) if function is not None else None
+    return given if isinstance(given, ast.Tuple) else value
 
 
 def _holder(statement: ast.stmt, call: ast.Call) -> str | None:

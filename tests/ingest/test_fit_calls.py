@@ -843,3 +843,36 @@ def test_a_dict_comprehension_over_the_runs_gives_each_run_its_settings():
     )
     assert found["create_improved_model_2"].settings == {"epochs": 5, "batch_size": 64}
     assert found["create_improved_model_1"].settings == {"epochs": 5, "batch_size": 128}
+
+
+def test_a_helper_training_what_a_builder_returns_beside_its_model_trains_with_those_callbacks():
+    """``def build_lr_schedule(): return model, [LearningRateScheduler(step_decay)]`` handed to a trainer helper
+    that unpacks ``model, callbacks = builder()`` and fits with ``callbacks=callbacks``: that model trains with
+    the schedule; a builder returning ``[]`` trains with none."""
+    found = _declared(
+        """
+        from tensorflow.keras.callbacks import LearningRateScheduler
+
+        def step_decay(epoch):
+            return 1e-3 * 0.5 ** (epoch // 2)
+
+        def build_baseline():
+            return _compile(inp, out), []
+
+        def build_lr_schedule():
+            model, _ = build_baseline()
+            return model, [LearningRateScheduler(step_decay, verbose=0)]
+
+        def train_and_evaluate(builder, data):
+            model, callbacks = builder()
+            model.fit(x, y, batch_size=128, epochs=EPOCHS, callbacks=callbacks)
+            return model
+
+        BUILDERS = [('baseline', build_baseline), ('lr_schedule', build_lr_schedule)]
+        for name, builder in BUILDERS:
+            results[name] = train_and_evaluate(builder, data)
+        """,
+        {"create_baseline_model": "build_baseline", "create_improved_model_1": "build_lr_schedule"},
+    )
+    assert found["create_improved_model_1"].sources == {"callbacks": "[LearningRateScheduler(step_decay, verbose=0)]"}
+    assert set(found) == {"create_improved_model_1"}  # the baseline's builder returns no callback
