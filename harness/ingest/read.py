@@ -33,7 +33,7 @@ from harness.ingest.legacy import modernise
 from harness.ingest.loops import literal_tables, with_loops_unrolled
 from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_id, wrong_format_reason
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
-from harness.ingest.trainers import TRAINING, see_through
+from harness.ingest.trainers import TRAINING, bind_arguments, see_through, seed_parameters
 from harness.results import (
     CodeCell,
     DroppedStatement,
@@ -1162,17 +1162,36 @@ def _trainer_calls(
     the way the submission trains it; the mapping then sees through the helper (:func:`_through_trainers`)."""
     helpers = {fn.name: fn for fn in functions if fn.name not in builders}
     calls = _literal_calls(cells, {name: required_arguments(fn) for name, fn in helpers.items()}, plain_ok=True)
+    module = assigned_once([(cell, tree) for cell, _, tree in _parsed_cells(cells)])
     by_builder: dict[str, list[str]] = {}
     at_defaults: list[str] = []
+    runs: set[tuple] = set()
     for texts in calls.values():
         for text in texts:
-            seen = see_through(parse_python(text, mode="eval").body, helpers) if "(" in text else None
+            call = parse_python(text, mode="eval").body if "(" in text else None
+            seen = see_through(call, helpers, module=module) if call is not None else None
             builder = _called_function(seen.builder) if seen else None
-            if builder in builders and text not in by_builder.get(builder, []):
+            if builder in builders and (run := _run_key(call, helpers[call_name(call)])) not in runs:
+                runs.add(run)
                 by_builder.setdefault(builder, []).append(text)
                 if seen.builder == f"{builder}()":
                     at_defaults.append(text)
     return by_builder, at_defaults
+
+
+def _run_key(call: ast.Call, helper: ast.FunctionDef) -> tuple:
+    """What tells one run of a trainer helper from another: its arguments, but for the seed (``run({}, 0)``
+    and ``run({}, s)`` over the seeds are one model trained again)."""
+    bound = bind_arguments(helper, call, literal_only=False)
+    if bound is None:
+        return (ast.unparse(call),)
+    seeds = seed_parameters(helper)
+    values, extra = bound
+    return (
+        helper.name,
+        tuple((name, ast.unparse(value)) for name, value in sorted(values.items()) if name not in seeds),
+        tuple(ast.unparse(k) for k in extra),
+    )
 
 
 def _config_models(fn: ast.FunctionDef, tree: ast.Module) -> list[str]:
@@ -1426,9 +1445,10 @@ def _through_trainers(
     placed at the call."""
     tree = parse_python(module_source)
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    module = assigned_once([(None, tree)])
     constants = {  # ``EPOCHS = 8``: what a helper's call may pass for its epochs
         name: value.value
-        for name, value in assigned_once([(None, tree)]).items()
+        for name, value in module.items()
         if isinstance(value, ast.Constant) and type(value.value) is int
     }
     mapped, trained = dict(factory_map), {}
@@ -1437,7 +1457,7 @@ def _through_trainers(
             call = parse_python(how, mode="eval").body
         except SyntaxError:
             continue
-        seen = see_through(call, functions, constants) if isinstance(call, ast.Call) else None
+        seen = see_through(call, functions, constants, module) if isinstance(call, ast.Call) else None
         if seen is None:
             continue
         mapped[name] = seen.builder

@@ -38,12 +38,17 @@ class SeenThrough:
 
 
 def see_through(
-    call: ast.Call, functions: dict[str, ast.FunctionDef], constants: dict[str, int] | None = None
+    call: ast.Call,
+    functions: dict[str, ast.FunctionDef],
+    constants: dict[str, int] | None = None,
+    module: dict[str, ast.expr] | None = None,
 ) -> SeenThrough | None:
     """The builder call and the settings of a call of a trainer helper among `functions`; None when
     `call` is not one, or when what it builds cannot be read without running it. What the builder is
     given must be literal; the helper's other arguments (a label ``str(i)``, a seed) may be anything, and
-    its epochs and batch size may be module constants (`constants`: ``EPOCHS = 8``)."""
+    its epochs and batch size may be module constants (`constants`: ``EPOCHS = 8``). A configuration
+    spread into the builder (``build_cnn(**config)``) may be a module name assigned once (`module`:
+    ``COMBINED = dict(batchnorm=True)``)."""
     helper = functions.get(call_name(call) or "")
     fit = _fit_call(helper)
     if helper is None or fit is None or not isinstance(call.func, ast.Name):
@@ -55,7 +60,7 @@ def see_through(
     values, extra = bound
     local = set(stored_names(helper))
     kwargs = helper.args.kwarg.arg if helper.args.kwarg else None
-    builder = _substituted(built, values, extra, kwargs, local)
+    builder = _substituted(built, values, extra, kwargs, local, module or {})
     if builder is None:
         return None
     known = {k: ast.Constant(v) for k, v in (constants or {}).items()}
@@ -250,7 +255,12 @@ def bind_arguments(
 
 
 def _substituted(
-    built: ast.Call, values: dict[str, ast.expr], extra: list[ast.keyword], kwargs: str | None, local: set[str]
+    built: ast.Call,
+    values: dict[str, ast.expr],
+    extra: list[ast.keyword],
+    kwargs: str | None,
+    local: set[str],
+    module: dict[str, ast.expr],
 ) -> ast.Call | None:
     """The builder call with the helper's parameters replaced by their values and ``**kwargs`` spelled
     out; None when it reads one of the helper's own variables (only a run could tell its value)."""
@@ -266,13 +276,11 @@ def _substituted(
     keywords = []
     for keyword in built.keywords:
         if keyword.arg is None:
-            spread = values.get(keyword.value.id) if isinstance(keyword.value, ast.Name) else None
-            if isinstance(spread, ast.Dict) and all(
-                isinstance(k, ast.Constant) and isinstance(k.value, str) and is_literal(v)
-                for k, v in zip(spread.keys, spread.values, strict=True)
-            ):
+            bound = values.get(keyword.value.id) if isinstance(keyword.value, ast.Name) else None
+            spread = _spread_keywords(bound, module)
+            if spread is not None:
                 # ``make_model(**kwargs)`` with ``kwargs`` bound to ``{"bn": True}``: ``make_model(bn=True)``
-                keywords += [ast.keyword(arg=k.value, value=v) for k, v in zip(spread.keys, spread.values, strict=True)]
+                keywords += spread
                 continue
             if not (isinstance(keyword.value, ast.Name) and keyword.value.id == kwargs):
                 return None
@@ -284,3 +292,36 @@ def _substituted(
     if any(a is None for a in args) or any(k.value is None for k in keywords):
         return None
     return ast.Call(func=copy.deepcopy(built.func), args=args, keywords=keywords)
+
+
+def _spread_keywords(node: ast.expr | None, module: dict[str, ast.expr]) -> list[ast.keyword] | None:
+    """The keywords ``**node`` passes when they are known without running anything: a dict literal with
+    string keys, ``dict(bn=True)``, or a module name assigned once to either, every value a literal."""
+    if isinstance(node, ast.Name):
+        node = module.get(node.id)
+    if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys):
+        pairs = [(k.value, v) for k, v in zip(node.keys, node.values, strict=True)]
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
+        pairs = [(k.arg, k.value) for k in node.keywords]
+    else:
+        return None
+    if not all(name and is_literal(value) for name, value in pairs):
+        return None
+    return [ast.keyword(arg=name, value=value) for name, value in pairs]
+
+
+def seed_parameters(helper: ast.FunctionDef) -> set[str]:
+    """The helper's parameters that only seed its run (``keras.utils.set_random_seed(seed)``): two calls
+    that differ only there train the same model again."""
+    parameters = {a.arg for a in [*helper.args.posonlyargs, *helper.args.args, *helper.args.kwonlyargs]}
+    seeding = {
+        id(argument)
+        for node in ast.walk(helper)
+        if isinstance(node, ast.Call) and "seed" in (call_name(node) or "").lower()
+        for argument in [*node.args, *(k.value for k in node.keywords)]
+    }
+    used: dict[str, list[bool]] = {}
+    for node in ast.walk(helper):
+        if isinstance(node, ast.Name) and node.id in parameters and isinstance(node.ctx, ast.Load):
+            used.setdefault(node.id, []).append(id(node) in seeding)
+    return {name for name, uses in used.items() if all(uses)}

@@ -784,3 +784,59 @@ def test_a_builder_given_a_keras_object_built_from_literals_is_called_so(tmp_pat
         "_cnn(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))",
         "_cnn(reg=regularizers.l2(0.0001))",
     ]
+
+
+FLAGS_THROUGH_A_SEEDED_RUNNER = [
+    """
+from tensorflow import keras
+from tensorflow.keras import layers
+
+def build_cnn(batchnorm=False, dropout=0.0, augment=False, name='cnn'):
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = layers.Conv2D(32, 3)(inputs)
+    if batchnorm:
+        x = layers.BatchNormalization()(x)
+    x = layers.Flatten()(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout)(x)
+    model = keras.Model(inputs, layers.Dense(10, activation='softmax')(x), name=name)
+    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+    return model
+
+def run(config, seed, epochs=5, make_callbacks=None):
+    keras.utils.set_random_seed(seed)
+    model = build_cnn(**config)
+    callbacks = make_callbacks() if make_callbacks else []
+    hist = model.fit(x_tr, y_tr, epochs=epochs, batch_size=128, callbacks=callbacks, verbose=0)
+    return {'model': model, 'hist': hist.history}
+
+SEEDS = [0, 1, 2]
+""",
+    "runs = {'baseline': [run({}, s) for s in SEEDS]}",
+    """
+SINGLE = {
+    'batchnorm': dict(batchnorm=True),
+    'dropout': dict(dropout=0.3),
+}
+for name, cfg in SINGLE.items():
+    runs[name] = [run(cfg, s) for s in SEEDS]
+""",
+    """
+COMBINED = dict(batchnorm=True, dropout=0.3)
+runs['combined'] = [run(COMBINED, s, epochs=12) for s in SEEDS]
+""",
+]
+
+
+def test_configurations_as_dict_calls_handed_to_a_seeded_runner_are_one_model_each(tmp_path):
+    """``run(config, seed)`` builds with ``build_cnn(**config)``; the configurations are ``dict(batchnorm=True)``
+    rows of a table and a module name bound to one (``COMBINED = dict(…)``), each run on three seeds: one model
+    per configuration (the seeds are the same model again), the empty one the baseline."""
+    result = notebook_of(tmp_path / "flags.ipynb", FLAGS_THROUGH_A_SEEDED_RUNNER)
+    assert result.status == "ok"
+    assert result.factory_map == {
+        "create_baseline_model": "build_cnn()",
+        "create_improved_model_1": "build_cnn(batchnorm=True)",
+        "create_improved_model_2": "build_cnn(dropout=0.3)",
+        "create_improved_model_3": "build_cnn(batchnorm=True, dropout=0.3)",
+    }
