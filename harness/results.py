@@ -268,6 +268,7 @@ class ModelSpec(_Result):
     layers: list[LayerSpec] = []
     optimizer: str | None = None
     learning_rate: float | None = None
+    schedule: str | None = Field(None, description="the LearningRateSchedule the optimizer was given (its class)")
     loss: str | None = None
     compiled_by: Literal["student", "harness"] = "student"
     loss_from: str | None = Field(

@@ -64,7 +64,7 @@ SALIENT_LAYER_KEYS = (
 
 
 def describe_model(model) -> dict:
-    """Layers (nested models flattened), optimizer, learning rate and loss of a built model."""
+    """Layers (nested models flattened), optimizer, learning rate (and its schedule) and loss of a built model."""
     layers = []
 
     def visit(layer) -> None:
@@ -96,11 +96,16 @@ def describe_model(model) -> dict:
             learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         except Exception:
             learning_rate = None
+    # a schedule given to the optimizer: its rate above is only where it starts
+    schedule = getattr(optimizer, "_learning_rate", None)
     loss = getattr(model, "loss", None)
     return {
         "layers": layers,
         "optimizer": type(optimizer).__name__ if optimizer is not None else None,
         "learning_rate": learning_rate,
+        "schedule": type(schedule).__name__
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
+        else None,
         "loss": loss
         if isinstance(loss, str) or loss is None
         else getattr(loss, "name", None) or getattr(loss, "__name__", None) or type(loss).__name__,

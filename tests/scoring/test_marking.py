@@ -24,6 +24,7 @@ from harness.results import Robustness
 from harness.scoring.engine import _on_threshold, score
 from harness.scoring.readers import code as rubric_code
 from harness.scoring.readers import effects as rubric_effects
+from harness.scoring.readers import models as rubric_models
 from harness.scoring.readers import substance as rubric_substance
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.readers.models import features
@@ -1136,3 +1137,13 @@ def test_a_notebook_s_report_written_only_in_its_code_cells_counts_less_than_a_m
     baseline = [model("create_baseline_model", role="baseline")]
     full = criterion(score(evidence(ingest, baseline, rubric=off), FR), "documentation")
     assert result.components[0].points == pytest.approx(0.75 * full.components[0].points, abs=1e-3)
+
+
+def test_a_schedule_the_trained_model_s_optimizer_holds_is_a_change_of_training():
+    """A model found by running the code (a class's ``make_optimizer`` returning ``Adam(ExponentialDecay(…))``)
+    has no factory source to read the schedule in: the trained model's optimizer says it."""
+    base = features(model("create_baseline_model", role="baseline"))
+    scheduled = model("create_improved_model_1")
+    scheduled.spec.schedule = "ExponentialDecay"
+    found = [(c.category, c.technique) for c in rubric_models.changes(features(scheduled), base, EN)]
+    assert found == [("training", "schedule")]

@@ -112,7 +112,8 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
         epochs=int(declared.get("epochs") or epochs),
         callbacks=callbacks,
         augmentation=augmentation,
-        schedule=static.get("schedule"),
+        # in the factory's source, else in the trained model's optimizer (a model found by running the code)
+        schedule=static.get("schedule") or (model.spec.schedule if model.spec else None),
     )
     if model.spec is None:
         return Features(known=False, **common)
