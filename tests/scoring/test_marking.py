@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_rubric import BASE_LAYERS, FACTORIES, criterion, evidence, layer, model, notebook
 
 from harness.ingest.read import ingest_path
-from harness.results import Robustness
+from harness.results import Factory, Robustness
 from harness.scoring.engine import _on_threshold, score
 from harness.scoring.readers import code as rubric_code
 from harness.scoring.readers import effects as rubric_effects
@@ -1147,3 +1147,29 @@ def test_a_schedule_the_trained_model_s_optimizer_holds_is_a_change_of_training(
     scheduled.spec.schedule = "ExponentialDecay"
     found = [(c.category, c.technique) for c in rubric_models.changes(features(scheduled), base, EN)]
     assert found == [("training", "schedule")]
+
+
+def test_a_row_numbering_one_model_and_naming_another_s_run_is_not_read_as_either():
+    """The harness numbered its models otherwise than the student's headings ("Modification 2 : Augmentation"
+    is the harness's augmented variant, its model 3; "Modification 3 : RMSprop" its model 2): a table row
+    "| Modèle 3 | RMSprop lr = 0,0005 | 98,84 % |" names model 3 by number and model 2 by its run's label.
+    Read as model 3's, it contradicted what the run printed for the augmented model."""
+    factories = [
+        Factory(name="create_baseline_model", role="baseline", cell=6, line=1),
+        Factory(name="create_improved_model_1", role="improved", cell=10, line=1),
+        Factory(name="create_improved_model_2", role="improved", cell=17, line=1),
+        Factory(name="create_improved_model_augmentation", role="improved", cell=13, line=7),
+    ]
+    labels = {
+        "create_improved_model_1": "dropout",
+        "create_improved_model_2": "rmsprop lr=0.0005",
+        "create_improved_model_augmentation": "augmentation",
+    }
+    rows = [
+        "| Modèle 1 | Dropout | 5 | 99,18 % |",
+        "| Modèle 2 | Augmentation | 10 | 99,36 % |",
+        "| Modèle 3 | RMSprop lr = 0,0005 | 5 | 98,84 % |",
+    ]
+    passages = [rubric_text.Passage(row, 25, n) for n, row in enumerate(rows, start=4)]
+    found = [(q.model, q.accuracy) for q in rubric_text.quoted_accuracies(passages, factories, labels=labels)]
+    assert found == [("create_improved_model_1", 0.9918)]

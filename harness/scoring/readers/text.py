@@ -936,6 +936,9 @@ def _accuracy_in(
     text = plain(raw)
     refs = model_refs(text, numbers)
     model, end = (refs[0][2], refs[0][1]) if refs else _labelled(text, labels or {})
+    named = _label_owner(text, labels or {})
+    if refs and named not in (None, model):
+        return None  # "| Modèle 3 | RMSprop |": numbered as one model, named as another's run: not read
     if model is None:
         match = REFERENCE_REF.search(text)
         if not match:
@@ -970,6 +973,19 @@ def improved_labels(ingest: IngestResult) -> dict[str, str]:
     """The improved models' run labels (``'Augmentation'``), plain: the baseline's is the reference's."""
     improved = {f.name for f in ingest.factories if f.role == "improved"}
     return {name: plain(label) for name, label in ingest.run_labels.items() if name in improved}
+
+
+def _label_owner(text: str, labels: dict[str, str]) -> str | None:
+    """The one model whose run's label has a word of its own (four letters at least, in no other label)
+    standing as a whole word in plain `text` ("rmsprop" of 'RMSprop lr=0.0005'); None when none or several do."""
+    words = {model: {w for w in re.findall(r"[a-z]{4,}", label)} for model, label in labels.items()}
+    owners = {
+        model
+        for model, own in words.items()
+        for word in own - {w for other, ws in words.items() if other != model for w in ws}
+        if word not in GENERIC_NAME_WORDS and re.search(rf"\b{word}\b", text)
+    }
+    return next(iter(owners)) if len(owners) == 1 else None
 
 
 # where a row names its model: before the first ":", "=" or " |" of a printed line, the first cell of a table's row
