@@ -1173,3 +1173,25 @@ def test_a_row_numbering_one_model_and_naming_another_s_run_is_not_read_as_eithe
     passages = [rubric_text.Passage(row, 25, n) for n, row in enumerate(rows, start=4)]
     found = [(q.model, q.accuracy) for q in rubric_text.quoted_accuracies(passages, factories, labels=labels)]
     assert found == [("create_improved_model_1", 0.9918)]
+
+
+def test_calling_the_only_improved_model_the_best_chooses_nothing(tmp_path):
+    """One improved model measured: "je recommande le modèle 1" agrees with the measurements whatever they
+    are, so it earns what a conclusion without a claim earns (`sole_model_claim_share`), not the part in full;
+    among two, the same claim is a choice the measurements confirm."""
+    conclusion = "Le modèle 1 atteint 99,2 % contre 99,0 % pour la référence. Je recommande le modèle 1."
+    cells = [new_code_cell(FACTORIES), new_markdown_cell("## Conclusion\n\n" + conclusion)]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    sole = [
+        model("create_baseline_model", role="baseline", accuracy=0.97),
+        model("create_improved_model_1", accuracy=0.98),
+    ]
+    two = [*sole, model("create_improved_model_2", accuracy=0.975)]
+
+    def claims(models):
+        result = criterion(score(evidence(ingest, models), FR), "analysis")
+        return {c.id: c for c in result.components}["claims"]
+
+    chosen = claims(two)
+    assert chosen.points == chosen.max_points > 0
+    assert claims(sole).points == pytest.approx(chosen.max_points * _rubric_params("analysis")["no_claim_share"])

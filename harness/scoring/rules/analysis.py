@@ -59,6 +59,7 @@ class AnalysisParams(RuleParams):
     claims_points: float = 0.5
     claim_tolerance_pp: float = 0.3
     no_claim_share: float = 0.5
+    sole_model_claim_share: float = 1.0  # a claim that the only improved model is the best: nothing was chosen
     reported_difference_pp: float = 1.0
     reported_numbers_points: float = 0.0
 
@@ -305,10 +306,10 @@ def _claims(
             profile=ev.profile,
         )
         if claim.model == measured:
-            share = 1.0
+            share = 1.0 if len(trained) > 1 else p.sole_model_claim_share
             notes.add(
                 t(
-                    "rb_ev_claim_same",
+                    "rb_ev_claim_same" if len(trained) > 1 else "rb_ev_claim_sole",
                     model=claim.model,
                     sentence=excerpt(claim.sentence),
                     acc=trained[measured],
