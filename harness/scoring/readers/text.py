@@ -598,12 +598,11 @@ def factory_numbers(factories: list[Factory], own: dict[str, str] | None = None)
     named = {f.name: plain(own[f.name]) for f in improved if own and re.fullmatch(r"\w+", own.get(f.name, ""))}
     # a model built from a configuration is named by its label: build_model(Config("resnet_sep", …))
     named |= {f.name: plain(label) for f in improved if own and (label := config_label(own.get(f.name, "")))}
-    words = {name: set(_name_words(plain(own_name))) for name, own_name in (own or {}).items()}
+    words = _words_of_their_own({name: set(_name_words(plain(own_name))) for name, own_name in (own or {}).items()})
     labels = {name: _name_label(plain(own_name)) for name, own_name in (own or {}).items()}
     for name, own_name in named.items():
         numbers.setdefault(own_name, name)
-        shared = {w for other, ws in words.items() if other != name for w in ws}
-        for word in sorted(words[name] - shared):
+        for word in sorted(words[name]):
             numbers.setdefault(word, name)
         label = labels.get(name)
         if label and list(labels.values()).count(label) == 1:
@@ -978,14 +977,19 @@ def improved_labels(ingest: IngestResult) -> dict[str, str]:
 def _label_owner(text: str, labels: dict[str, str]) -> str | None:
     """The one model whose run's label has a word of its own (four letters at least, in no other label)
     standing as a whole word in plain `text` ("rmsprop" of 'RMSprop lr=0.0005'); None when none or several do."""
-    words = {model: {w for w in re.findall(r"[a-z]{4,}", label)} for model, label in labels.items()}
+    words = _words_of_their_own({model: set(re.findall(r"[a-z]{4,}", label)) for model, label in labels.items()})
     owners = {
         model
         for model, own in words.items()
-        for word in own - {w for other, ws in words.items() if other != model for w in ws}
+        for word in own
         if word not in GENERIC_NAME_WORDS and re.search(rf"\b{word}\b", text)
     }
     return next(iter(owners)) if len(owners) == 1 else None
+
+
+def _words_of_their_own(words: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Each model's words that no other model's name (or label) has: what names it alone."""
+    return {name: own - {w for other, ws in words.items() if other != name for w in ws} for name, own in words.items()}
 
 
 # where a row names its model: before the first ":", "=" or " |" of a printed line, the first cell of a table's row
