@@ -1067,6 +1067,26 @@ def test_experiments_named_e1_or_exp_2_are_models(text, expected):
 
 
 @pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("* ``WiderExperiment`` -- architecture change: 64/128 filters", ["create_improved_model_1"]),
+        (
+            "RegularizedModel adds Dropout; widerNet has 64/128 filters",
+            ["create_improved_model_2", "create_improved_model_1"],
+        ),
+        ("a wider receptive field helps", []),
+    ],
+)
+def test_a_class_named_after_a_runs_label_names_its_model(text, expected):
+    """Models discovered by running are known by their run's label ('wider'); an experiment class or
+    variable joining that word to a model word (``WiderExperiment``) names the same model."""
+    own = {"create_improved_model_1": "wider", "create_improved_model_2": "regularized"}
+    factories = [Factory(name=name, role="improved", cell=1, line=1) for name in own]
+    numbers = rubric_text.factory_numbers(factories, own)
+    assert [name for _, _, name in rubric_text.model_refs(rubric_text.plain(text), numbers)] == expected
+
+
+@pytest.mark.parametrize(
     "passage, observed",
     [
         ("E1, regularisation: dropout, against the rising validation loss.", True),

@@ -684,6 +684,8 @@ def _own_name_ref(key: str) -> re.Pattern:
     return re.compile(
         rf"\b(?:(?:le|la|the|l')\s*(?:modele\s+|model\s+|reseau\s+)?{word}\b"
         rf"|(?:modele|model|reseau|network)\s+{word}\b|{word}\s+(?:model|network|cnn|one)\b)"
+        # a class or variable whose name joins the word to a model word: ``WiderExperiment``, ``dropoutModel``
+        rf"|\b{word}(?:experiments?|models?|nets?|networks?|cnns?|configs?|variants?|modeles?|reseaux?)\b"
         # the word that opens a list item, or in bold a paragraph, names its subject: "b) dropout -- …",
         # "- augment: …", "**Augment** -- …" (a word alone at a line's start, "final : 0.99", does not)
         rf"|^\s*(?:[-*•]\s+|\(?[a-z0-9]{{1,2}}[.)]\s*)[*_`]{{0,2}}{word}\b|^\s*(?:\*\*|__|``?){word}\b"
