@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.sandbox.processes import processes_in
+
 GRADER = """
 import os, signal, subprocess, sys, time
 from pathlib import Path
@@ -42,19 +44,6 @@ with lifeline() as read_end:
     time.sleep(delay)
     os.kill(grader, signal.SIGKILL)
 """
-
-
-def processes_in(folder: Path) -> list[int]:
-    """Processes whose working directory is `folder`."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(f"/proc/{entry.name}/cwd")) == folder:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def one_round(scratch: Path, delay: float, holds: bool) -> list[int]:

@@ -343,17 +343,3 @@ def run_info(**fields) -> RunInfo:
         command="harness grade",
     )
     return RunInfo(**{**defaults, **fields})
-
-
-def processes_under(folder: Path) -> list[int]:
-    """Processes whose working directory is inside `folder` (every worker runs in its scratch folder)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                cwd = Path(os.readlink(f"/proc/{entry.name}/cwd"))
-            except OSError:
-                continue
-            if cwd == folder or folder in cwd.parents:
-                found.append(int(entry.name))
-    return found

@@ -10,6 +10,7 @@ import ctypes
 import os
 import signal
 import sys
+from pathlib import Path
 
 
 def user_task_count() -> int:
@@ -26,6 +27,21 @@ def user_task_count() -> int:
         except OSError:
             continue
     return count
+
+
+def processes_in(folder, nested: bool = False) -> list[int]:
+    """Processes whose working directory is `folder` (with `nested`, or inside it): every worker runs in
+    its scratch folder, so this finds what a worker left; [] where there is no /proc."""
+    folder, found = Path(folder), []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+        if entry.name.isdigit():
+            try:
+                cwd = Path(os.readlink(f"/proc/{entry.name}/cwd"))
+            except OSError:
+                continue
+            if cwd == folder or (nested and folder in cwd.parents):
+                found.append(int(entry.name))
+    return found
 
 
 def tree_tasks(root_pid: int) -> int:

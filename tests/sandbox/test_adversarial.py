@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENT_TESTS, needs_bwrap, processes_under, small_suite
+from conftest import ASSIGNMENT_TESTS, needs_bwrap, small_suite
 
 from harness.pipeline import REFERENCE_DIR, GradeOptions, grade
 from harness.resources import bundled
 from harness.results import SubmissionResult
 from harness.sandbox import cgroups
 from harness.sandbox.cgroups import cgroups_available
+from harness.sandbox.processes import processes_in
 
 pytestmark = [
     pytest.mark.slow,
@@ -195,7 +196,7 @@ def batches(tmp_path_factory, mnist_npz, protocol, suite):
             )
         )
         seconds_a = time.monotonic() - started
-        leftovers = processes_under(out_a)
+        leftovers = processes_in(out_a, nested=True)
     finally:
         listener.close()
     # Batch B gets the reference batch A trained (the same for both: it is trained before any
@@ -372,7 +373,7 @@ def test_kill_minus_9_mid_batch_then_resume(tmp_path, mnist_npz, protocol, suite
             # runs, waiting for a go from the bubblewrap the kill took: docs/sandbox.md)
             workers: list[int] = []
             while time.monotonic() < deadline and grader.poll() is None and not workers:
-                workers = [p for p in processes_under(out / ".work") if _is_worker(p)]
+                workers = [p for p in processes_in(out / ".work", nested=True) if _is_worker(p)]
                 time.sleep(0.1)
             before = _finished(out)
             os.killpg(grader.pid, signal.SIGKILL)
@@ -385,10 +386,10 @@ def test_kill_minus_9_mid_batch_then_resume(tmp_path, mnist_npz, protocol, suite
     assert workers, "no worker was running when the grader was killed"
     assert 1 <= len(before) < len(students)
     for _ in range(50):  # the kernel delivers the parent-death signals
-        if not processes_under(out):
+        if not processes_in(out, nested=True):
             break
         time.sleep(0.1)
-    assert processes_under(out) == [], "workers outlived the grader"
+    assert processes_in(out, nested=True) == [], "workers outlived the grader"
     for path in before:  # every result written is complete
         SubmissionResult.read(path)
 

@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, TINY, needs_bwrap, processes_under
+from conftest import FIXTURES, TINY, needs_bwrap
 
 from harness.results import SubmissionResult
+from harness.sandbox.processes import processes_in
 
 pytestmark = [pytest.mark.slow, needs_bwrap]
 
@@ -45,7 +46,9 @@ def _stop_mid_batch(command: list[str], out: Path, log: Path, signum: int) -> tu
         try:
             deadline = time.monotonic() + 900
             while grader.poll() is None and time.monotonic() < deadline:
-                if set(_results(out)) - done_before and [p for p in processes_under(out / ".work") if p != grader.pid]:
+                if set(_results(out)) - done_before and [
+                    p for p in processes_in(out / ".work", nested=True) if p != grader.pid
+                ]:
                     break
                 time.sleep(0.1)
             at_signal = _results(out)
@@ -61,10 +64,10 @@ def _stop_mid_batch(command: list[str], out: Path, log: Path, signum: int) -> tu
 
 def _no_worker_left(out: Path) -> list[int]:
     for _ in range(30):  # bubblewrap's sandboxed child dies with bwrap: the kernel delivers it
-        if not processes_under(out):
+        if not processes_in(out, nested=True):
             break
         time.sleep(0.1)
-    return processes_under(out)
+    return processes_in(out, nested=True)
 
 
 def test_sigterm_then_ctrl_c_stop_cleanly_and_the_next_run_resumes(tmp_path, mnist_npz, protocol_path, suite_path):

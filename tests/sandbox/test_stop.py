@@ -19,22 +19,10 @@ import harness
 from harness.errors import Interrupted
 from harness.sandbox import Limits, run_command
 from harness.sandbox.interrupt import clear_stop, request_stop, stop_on_signals, stop_requested
-from harness.sandbox.processes import die_with_parent
+from harness.sandbox.processes import die_with_parent, processes_in
 from harness.sandbox.runner import LIFELINE_ENV, lifeline
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
-
-
-def _processes_in(folder: Path) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(f"/proc/{entry.name}/cwd")) == folder:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +42,7 @@ def test_a_running_worker_is_killed_when_the_grader_stops(tmp_path):
         _run_sleeper(tmp_path)
     assert stopped.value.signum == signal.SIGTERM and stopped.value.signal_name == "SIGTERM"
     assert time.monotonic() - started < 10, "the worker ran on after the stop"
-    assert _processes_in(tmp_path) == []
+    assert processes_in(tmp_path) == []
 
 
 def test_no_worker_starts_once_the_grader_is_stopping(tmp_path):
@@ -132,18 +120,18 @@ def test_a_sandboxed_worker_whose_grader_was_killed_before_the_parent_death_sign
     grader = subprocess.Popen([sys.executable, "-c", _ORPHANING_GRADER, str(tmp_path), *LIVES_ON_ITS_LIFELINE])
     try:
         deadline = time.monotonic() + 60
-        while not _processes_in(tmp_path) and time.monotonic() < deadline:
+        while not processes_in(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _processes_in(tmp_path), "the sandboxed worker never started"
+        assert processes_in(tmp_path), "the sandboxed worker never started"
         time.sleep(1)  # the worker is past its imports, watching its lifeline
     finally:
         grader.kill()
         grader.wait()
     for _ in range(300):  # a loaded machine may take seconds to start the worker's Python, which then ends
-        if not _processes_in(tmp_path):
+        if not processes_in(tmp_path):
             break
         time.sleep(0.1)
-    orphans = _processes_in(tmp_path)
+    orphans = processes_in(tmp_path)
     for pid in orphans:
         os.kill(pid, signal.SIGKILL)
     assert orphans == [], "the sandboxed worker outlived its grader"
