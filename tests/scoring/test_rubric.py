@@ -732,6 +732,22 @@ def test_module_prose_is_its_docstrings_and_comments_with_lines(tmp_path):
     assert [(c.model, c.line) for c in claims] == [("create_improved_model_2", 5)]
 
 
+def test_a_module_s_commented_out_code_is_not_its_prose_but_a_results_table_in_comments_is(tmp_path):
+    """``# m2b = Sequential([...])  # dropout 0.5 -> worse`` is code set aside, not a sentence that can
+    justify a change; ``# baseline   98.93   24s`` is the student's own table of results."""
+    path = tmp_path / "student.py"
+    path.write_text(
+        "from tensorflow import keras\n"
+        "# dropout turns neurons off at random to fight overfitting\n"
+        "# m2b = keras.Sequential([...])  # dropout 0.5 everywhere -> worse\n"
+        "# m2b.fit(x, y, epochs=5, batch_size=128)\n"
+        "# v1 baseline      98.93      24s\n",
+        encoding="utf-8",
+    )
+    texts = [line.text for line in rubric_text.prose_lines(ingest_path(path)) if line.text]
+    assert texts == ["dropout turns neurons off at random to fight overfitting", "v1 baseline      98.93      24s"]
+
+
 def test_a_notebook_s_prose_includes_a_report_written_as_a_string_or_a_comment_cell(tmp_path):
     """A conclusion pasted as a bare string in a code cell, or a cell of comment sentences, is the report; a
     label string, commented-out code and comments beside code are not."""

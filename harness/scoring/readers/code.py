@@ -203,7 +203,7 @@ def comment_stats(source: str, lines: set[int] | None = None) -> tuple[int, int,
 
     def prose(comment: str) -> bool:
         text = comment.strip().lstrip("#").strip()
-        return bool(re.search(r"[^\W\d_]{2}", text)) and not _is_code(text)
+        return bool(re.search(r"[^\W\d_]{2}", text)) and not is_code(text)
 
     comments = 0
     try:
@@ -284,7 +284,7 @@ def commented_code(lines: list[str]) -> list[DeadCode]:
             run_start, run_code = None, []
             continue
         text = stripped.lstrip("#").strip()
-        if _is_code(text):
+        if is_code(text):
             if run_start is None or not run_code:
                 run_start = number
             run_code.append(text)
@@ -319,7 +319,7 @@ def pasted_output(lines: list[str], min_run: int = 3) -> set[int]:
 
 def looks_like_code_or_output(text: str) -> bool:
     """Whether a comment's text is a statement of code or a line of a program's output, not a sentence."""
-    return _is_code(text) or _digit_heavy(text)
+    return is_code(text) or _digit_heavy(text)
 
 
 def _digit_heavy(text: str) -> bool:
@@ -327,7 +327,8 @@ def _digit_heavy(text: str) -> bool:
     return bool(characters) and sum(c.isdigit() for c in characters) >= 0.3 * len(characters)
 
 
-def _is_code(text: str) -> bool:
+def is_code(text: str) -> bool:
+    """Whether a comment's text parses as one statement of code (commented-out code), not a sentence."""
     if not text or text.startswith(("!", "%")):
         return False
     try:

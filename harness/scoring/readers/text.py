@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from harness.ingest.read import config_label
 from harness.results import Factory, IngestResult
-from harness.scoring.readers.code import looks_like_code_or_output, pasted_output
+from harness.scoring.readers.code import is_code, looks_like_code_or_output, pasted_output
 from harness.util.pysource import parse as parse_python
 
 UNKNOWN_LEVEL = 7  # bold, numbered or underlined-less headings: below every '#' level
@@ -71,7 +71,8 @@ def prose_lines(ingest: IngestResult) -> list[Line]:
         for offset, text in enumerate(doc.splitlines()):
             numbered[first + offset] = text
     for number, text in comment_lines(source):
-        numbered.setdefault(number, text)
+        if not is_code(text):  # commented-out code is not prose (a results table in comments is)
+            numbered.setdefault(number, text)
     for number, text in report_strings(source):
         numbered.setdefault(number, text)
     return [Line(text, None, number) for number, text in _paragraphs(numbered)]
