@@ -1067,6 +1067,24 @@ def test_experiments_named_e1_or_exp_2_are_models(text, expected):
 
 
 @pytest.mark.parametrize(
+    "own, expected",
+    [
+        ({"create_improved_model_1": "m2", "create_improved_model_2": "m3"}, ["create_improved_model_1"]),
+        ({"create_improved_model_1": "model_2", "create_improved_model_2": "model_3"}, ["create_improved_model_1"]),
+        # not every name numbers its model: the harness's count stands
+        ({"create_improved_model_1": "m2", "create_improved_model_2": "wide"}, ["create_improved_model_2"]),
+    ],
+)
+def test_the_text_numbers_models_as_the_student_s_names_do(own, expected):
+    """``m1`` the baseline, ``m2`` and ``m3`` improved: "modèle 2" of the text is ``m2``, which the harness
+    counts as its improved model 1."""
+    factories = [Factory(name=name, role="improved", cell=1, line=1) for name in own]
+    numbers = rubric_text.factory_numbers(factories, own)
+    text = rubric_text.plain("Modèle 2 : avec dropout, pour limiter le surapprentissage")
+    assert [name for _, _, name in rubric_text.model_refs(text, numbers)] == expected
+
+
+@pytest.mark.parametrize(
     "text, expected",
     [
         ("* ``WiderExperiment`` -- architecture change: 64/128 filters", ["create_improved_model_1"]),

@@ -593,9 +593,10 @@ def factory_numbers(factories: list[Factory], own: dict[str, str] | None = None)
     ('modele_final') and the word that sets it apart from the others ('final')."""
     improved = [f for f in factories if f.role == "improved"]
     numbers = {}
+    counted = _own_numbers(improved, own or {})
     for position, factory in enumerate(improved, start=1):
         suffix = factory.name.rsplit("_", 1)[-1]
-        numbers[suffix if suffix.isdigit() else str(position)] = factory.name
+        numbers[counted.get(factory.name) or (suffix if suffix.isdigit() else str(position))] = factory.name
     named = {f.name: plain(own[f.name]) for f in improved if own and re.fullmatch(r"\w+", own.get(f.name, ""))}
     # a model built from a configuration is named by its label: build_model(Config("resnet_sep", …))
     named |= {f.name: plain(label) for f in improved if own and (label := config_label(own.get(f.name, "")))}
@@ -609,6 +610,19 @@ def factory_numbers(factories: list[Factory], own: dict[str, str] | None = None)
         if label and list(labels.values()).count(label) == 1:
             numbers.setdefault(LABEL + label, name)
     return numbers
+
+
+def _own_numbers(improved: list[Factory], own: dict[str, str]) -> dict[str, str]:
+    """Each improved model's number in the student's own count, when their names all carry one and no
+    two the same ("m2", "model_3", "modele2": "modèle 2" of the text is ``m2``, which the harness may
+    call its model 1, ``m1`` being the baseline); {} otherwise."""
+    found = {f.name: re.fullmatch(OWN_NUMBERED, plain(own.get(f.name, ""))) for f in improved}
+    numbers = {name: str(int(m.group(1))) for name, m in found.items() if m}
+    return numbers if len(numbers) == len(improved) and len(set(numbers.values())) == len(numbers) else {}
+
+
+# a name that numbers its model: "m2", "model_3", "modele2", "cnn_v2", "exp4"
+OWN_NUMBERED = r"(?:m|mod|model|modele|cnn|net|reseau|network|v|version|exp|experiment|experience)_?v?(\d{1,2})"
 
 
 LABEL = "label:"  # a key of factory_numbers that is a short label ("b" of modele_b, "v2" of build_model_v2)
