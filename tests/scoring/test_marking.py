@@ -74,7 +74,7 @@ def _per_step_rubric():
         ({"layers": [layer("Conv2D", filters=2, kernel_size=[3, 3]), *BASE_LAYERS[1:]]}, "rb_ex_filters"),
         ({"layers": [*BASE_LAYERS[:-1], layer("Dropout", rate=0.8), BASE_LAYERS[-1]]}, "rb_ex_dropout"),
         ({"declared": {"epochs": 500}}, "rb_ex_epochs"),
-        ({"declared": {"batch_size": 2048}}, "rb_ex_batch"),
+        ({"declared": {"batch_size": 1024}}, "rb_ex_batch"),
         ({"layers": [layer("RandomRotation", factor=[-0.5, 0.5]), *BASE_LAYERS]}, "rb_ex_rotation"),
         ({"layers": [layer("RandomFlip", mode="horizontal_and_vertical"), *BASE_LAYERS]}, "rb_ex_flip"),
         ({"augmentation": "ImageDataGenerator(rotation_range=90)"}, "rb_ex_rotation"),

@@ -86,7 +86,7 @@ class ModificationsParams(RuleParams):
     min_filters: int = 8
     min_dense_units: int = 16
     epochs_range: list[int] = [2, 100]
-    batch_size_range: list[int] = [8, 1024]
+    batch_size_range: list[int] = [8, 512]
     harm_drop_pp: float = 1.0
     robustness_drop_pp: float = 3.0
     cost_params_ratio: float = 10.0
