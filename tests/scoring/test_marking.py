@@ -1038,6 +1038,47 @@ def test_a_setting_with_no_reason_is_still_not_justified():
         assert not rubric_text.matches_any(params["reasons"], rubric_text.plain(passage)), passage
 
 
+BN_AND_ROTATION = [
+    layer("RandomRotation", factor=[-0.05, 0.05]),
+    *[
+        x
+        for item in BASE_LAYERS
+        for x in ([item, layer("BatchNormalization")] if item.class_name == "Conv2D" else [item])
+    ],
+]
+CREDITING = "BatchNorm gave about +0.2 %: it stabilises training, which explains the gain over the baseline."
+
+
+@pytest.mark.parametrize(
+    ("models", "flagged"),
+    [
+        # BatchNorm and augmentation in one model: the share credited to BatchNorm was never measured
+        ([model("create_improved_model_1", layers=BN_AND_ROTATION, accuracy=0.992)], True),
+        # ... measured once another model adds BatchNorm alone
+        (
+            [
+                model("create_improved_model_1", layers=BN_AND_ROTATION[1:], accuracy=0.991),
+                model("create_improved_model_2", layers=BN_AND_ROTATION, accuracy=0.992),
+            ],
+            False,
+        ),
+    ],
+)
+def test_an_effect_credited_to_a_change_never_measured_alone_earns_nothing(tmp_path, models, flagged):
+    cells = [
+        new_code_cell(FACTORIES),
+        new_markdown_cell("## Analysis\n\n" + CREDITING + "\n\n## Conclusion\n\nWe keep model 1."),
+    ]
+    baseline = model("create_baseline_model", role="baseline", accuracy=0.989)
+    result = criterion(score(evidence(ingest_path(notebook(tmp_path, cells)), [baseline, *models]), EN), "analysis")
+    noted = [e.text for e in result.evidence if "was not measured" in e.text]
+    assert bool(noted) == flagged
+    if flagged:  # no marker quotes it
+        assert not [e.text for e in result.evidence if e.kind == "found" and "BatchNorm gave" in e.text]
+    claims = next(c for c in result.components if c.id == "claims")
+    assert (claims.points == 0) == flagged
+
+
 @pytest.mark.parametrize(
     "marker, sentence",
     [

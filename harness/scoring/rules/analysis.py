@@ -9,6 +9,9 @@ documented in ``rubric/default.toml``.
 
 from __future__ import annotations
 
+import functools
+import re
+
 from harness.scoring.evidence import (
     Evidence,
     Notes,
@@ -20,6 +23,7 @@ from harness.scoring.evidence import (
     section_share,
     text_doubts,
 )
+from harness.scoring.readers import models as rubric_models
 from harness.scoring.readers import substance as rubric_substance
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.rules.registry import RuleParams, rule
@@ -62,13 +66,20 @@ class AnalysisParams(RuleParams):
     sole_model_claim_share: float = 1.0  # a claim that the only improved model is the best: nothing was chosen
     reported_difference_pp: float = 1.0
     reported_numbers_points: float = 0.0
+    # a sentence crediting one change with an effect in numbers ("augmentation gave +0.1 %") where no two
+    # of the student's models differ by that change alone: an effect the work never measured; it earns
+    # no marker (false: off). The changes are named with the modifications criterion's vocabulary.
+    distrust_unmeasured_attribution: bool = True
 
 
 @rule("analysis", params=AnalysisParams)
 def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     """Score the analysis: each section by its words, the best-model claim, the printed numbers."""
     notes = Notes(t, ev)
-    found = _markers_found(ev, p)
+    unmeasured = _unmeasured_attributions(ev, p, t)
+    if unmeasured:
+        notes.add(t("rb_ev_unmeasured_attribution", line=excerpt(unmeasured[0], 100)), kind="flag")
+    found = _markers_found(ev, p, set(unmeasured))
     implausible = _implausible(ev, notes, t, p) | _self_contradicted(ev, notes, t, p)
     distrusted = implausible and p.distrust_implausible
     grounded = not distrusted and (
@@ -89,7 +100,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
 
     components += _substance(notes, t, p, found, grounded, distrusted)
     share, agree, disagreement, claim = _claims(ev, notes, t, p)
-    if implausible:
+    if implausible or unmeasured:  # an effect credited to a change never measured alone is a claim too
         share = 0.0
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
 
@@ -135,10 +146,11 @@ def _observes(text: str, p: AnalysisParams) -> bool:
     )
 
 
-def _markers_found(ev: Evidence, p: AnalysisParams) -> dict:
+def _markers_found(ev: Evidence, p: AnalysisParams, unmeasured: set[str] = frozenset()) -> dict:
     """Marker name -> the first sentence of the student's analysis that shows it; sentences of the
     sections that describe the work (`not_analysis`), a module's function docstrings (they describe the
-    code) and sentences quoting an implausible accuracy do not count."""
+    code), sentences quoting an implausible accuracy and those crediting a change with an effect never
+    measured alone (`unmeasured`) do not count."""
     section_of = rubric_text.section_ranges(ev.prose, ev.sections)
     describing = rubric_text.description_lines(ev.ingest)
     return rubric_substance.earned(
@@ -148,9 +160,70 @@ def _markers_found(ev: Evidence, p: AnalysisParams) -> dict:
             section_of(passage.cell, passage.line) not in p.not_analysis
             and (passage.cell, passage.line) not in describing
         ),
-        lambda sentence: rubric_text.implausible(sentence, p.plausible_max_accuracy) is None,
+        lambda sentence: (
+            rubric_text.implausible(sentence, p.plausible_max_accuracy) is None and sentence.strip() not in unmeasured
+        ),
         lambda name, sentence: name not in p.grounding_markers or _observes(sentence, p),
     )
+
+
+# an effect in numbers: "+0.2 %", "-0,15 point", "+0.37" (a hyphen needs its unit: "- 7 -> 2" is a list of confusions)
+SIGNED_EFFECT = r"(?:[+−]\d+(?:[.,]\d+)?|-\d+(?:[.,]\d+)?\s?(?:%|pts?\b|points?\b|pp\b))"
+# a change credited with it: "BatchNorm gave about +0.2 %", "le dropout apporte +0,15 point"
+CREDIT_VERBS = (
+    r"(?:gave|gives|brought|brings|adds?|added|contribut\w*|accounts? for|explains?|is responsible for|apport\w*"
+    r"|ajout\w*|donn\w*|expliqu\w*|est responsable d\w*)"
+)
+# ... or in words: "thanks to the augmentation", "c'est grâce au dropout"
+CREDITED_TO = r"(?:grace (?:a|au|aux)|thanks to|due to|du (?:a|au|aux)|because of|a cause (?:de|du|des))\s+"
+
+
+@functools.lru_cache(maxsize=64)
+def _credits(word: str) -> re.Pattern:
+    """A sentence crediting the change `word` (a vocabulary pattern) names with an effect."""
+    return re.compile(
+        rf"(?:{word})[^.;:]{{0,40}}?\b{CREDIT_VERBS}\b[^.;]{{0,30}}?(?<![\w.,<>\-]){SIGNED_EFFECT}"
+        rf"|\b{CREDITED_TO}(?:[\w'-]+\s+){{0,2}}?[\w-]*(?:{word})"
+    )
+
+
+def _unmeasured_attributions(ev: Evidence, p: AnalysisParams, t: Translator) -> list[str]:
+    """The analysis's sentences that credit one change (the only category changed by the models that their
+    words name) with a signed number, where no two of the student's models differ by that category alone."""
+    changed, joint = _measured_only_jointly(ev, t) if p.distrust_unmeasured_attribution else (set(), set())
+    vocabulary = {c: words for c, words in _vocabulary(ev).items() if c in changed}
+    found = []
+    for passage in ev.passages if joint and vocabulary else []:
+        for sentence in rubric_text.sentences(passage):
+            text = rubric_text.plain(sentence)
+            named = {c for c, words in vocabulary.items() if rubric_text.matches_any(words, text) is not None}
+            if len(named) == 1 and named <= joint and any(_credits(w).search(text) for w in vocabulary[min(named)]):
+                found.append(sentence.strip())
+    return found
+
+
+def _measured_only_jointly(ev: Evidence, t: Translator) -> tuple[set[str], set[str]]:
+    """(the categories the student's models (their baseline, else the reference, and the improved ones)
+    change between some two of them, those of them never changed alone)."""
+    models = [m for m in ev.models if m.spec is not None]
+    if not any(m.role == "baseline" for m in models) and ev.reference is not None and ev.reference.spec is not None:
+        models.append(ev.reference)
+    found = [
+        rubric_models.features(m, ev.protocol_epochs, ev.protocol_batch_size, ev.statics.get(m.name)) for m in models
+    ]
+    changed, alone = set(), set()
+    for i, new in enumerate(found):
+        for old in found[:i]:
+            categories = set(rubric_models.grouped(rubric_models.changes(new, old, t)))
+            changed |= categories
+            alone |= categories if len(categories) == 1 else set()
+    return changed, changed - alone
+
+
+def _vocabulary(ev: Evidence) -> dict[str, list[str]]:
+    """The words that name each category of change: the modifications criterion's."""
+    criterion = next((c for c in ev.rubric.criteria if c.rule == "modifications"), None)
+    return criterion.params.get("vocabulary", {}) if criterion is not None else {}
 
 
 def _substance(
