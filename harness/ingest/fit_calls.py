@@ -294,7 +294,7 @@ class _Scope:
         variable, a factory, or a builder's call (``run(cnn(), bs=64)``: a new model, held by the
         statement's first target)."""
         helper = self.trainers[call_name(call)]
-        bound = trained_with(call, helper, self.tables)
+        bound = trained_with(call, helper, self.tables, self.constants)
         inside = self._helper_sources(call, helper)
         for argument in [*call.args, *(k.value for k in call.keywords)]:
             if isinstance(argument, ast.Lambda) and required_arguments(argument) == 0:  # run(lambda: cnn(8))

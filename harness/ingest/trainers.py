@@ -69,7 +69,10 @@ def see_through(
 
 
 def trained_with(
-    call: ast.Call, helper: ast.FunctionDef, tables: dict[str, ast.expr] | None = None
+    call: ast.Call,
+    helper: ast.FunctionDef,
+    tables: dict[str, ast.expr] | None = None,
+    constants: dict[str, int] | None = None,
 ) -> dict[str, int] | None:
     """The epochs and batch size a call of a helper that trains (``run(m, bs=64)`` with ``def run(m,
     bs=128, ep=5): m.fit(x, y, batch_size=bs, epochs=ep)``) trains with, its parameters bound to the
@@ -82,7 +85,11 @@ def trained_with(
     bound = bind_arguments(helper, call, literal_only=False) if fit is not None else None
     if bound is None:
         return None
-    found = [_settings(f, bound[0], literals=False, tables=tables or {}) for f in _fits(helper)]
+    # what the helper's fit writes itself counts too (``epochs=EPOCHS``, ``batch_size=64``): every model it
+    # trains is trained so; a parameter's bound value wins over the module constant of the same name
+    known = {k: ast.Constant(v) for k, v in (constants or {}).items()}
+    values = {**known, **{n: known.get(v.id, v) if isinstance(v, ast.Name) else v for n, v in bound[0].items()}}
+    found = [_settings(f, values, tables=tables or {}) for f in _fits(helper)]
     agreed: dict[str, int] = {}
     for settings in found:
         for name, value in settings.items():

@@ -62,10 +62,31 @@ def test_the_handout_s_helper_called_with_epochs_declares_them():
         {"create_improved_model_1": "create_improved_model_1", "create_improved_model_2": "create_improved_model_2"},
     )
     # a parameter the call leaves out trains with the helper's default: that is what the student's run used
+    # the batch size the helper's fit writes itself is every call's
     assert {name: d.settings for name, d in found.items()} == {
-        "create_improved_model_2": {"epochs": 10},
-        "create_improved_model_1": {"epochs": 5},
+        "create_improved_model_2": {"epochs": 10, "batch_size": 128},
+        "create_improved_model_1": {"epochs": 5, "batch_size": 128},
     }
+
+
+def test_a_helper_fitting_with_module_constants_and_literals_trains_every_model_so():
+    """``def run(model_fn, name): model.fit(x, y, epochs=EPOCHS, batch_size=64)``: the student trained
+    every model handed to it for EPOCHS epochs at batch 64, though no call says so."""
+    found = _declared(
+        "def run(model_fn, name):\n"
+        "    model = model_fn()\n"
+        "    model.fit(x, y, epochs=EPOCHS, batch_size=64, validation_split=0.2)\n"
+        "    return model\n"
+        "def run_for(model_fn, epochs):\n"
+        "    model = model_fn()\n"
+        "    model.fit(x, y, epochs=epochs, batch_size=64)\n"
+        'run(create_baseline_model, "Baseline")\n'
+        "run_for(create_model_1, EPOCHS)\n",
+        {"create_baseline_model": "create_baseline_model", "create_improved_model_1": "create_model_1"},
+    )
+    assert found["create_baseline_model"].settings == {"epochs": 15, "batch_size": 64}
+    # a module constant passed for a parameter is its value
+    assert found["create_improved_model_1"].settings == {"epochs": 15, "batch_size": 64}
 
 
 def test_a_helper_s_own_defaults_are_the_settings_of_the_calls_that_leave_them():
@@ -783,8 +804,8 @@ def test_a_run_of_the_same_builder_for_more_epochs_is_a_model_of_its_own_and_a_s
         {"create_baseline_model": "create_baseline_model"},
     )
     assert [(v.holder, v.model) for v in variants] == [("long_results", "create_baseline_model")]
-    assert variants[0].declared.settings == {"epochs": 12}
-    assert declared["create_baseline_model"].settings == {"epochs": 5}
+    assert variants[0].declared.settings == {"epochs": 12, "batch_size": 128}
+    assert declared["create_baseline_model"].settings == {"epochs": 5, "batch_size": 128}
     _, checked = _read(
         "smoke = build_model()\nsmoke.fit(x, y, epochs=1)\nmodel = build_model()\nmodel.fit(x, y, epochs=10)\n",
         {"create_improved_model_1": "build_model"},
@@ -875,4 +896,5 @@ def test_a_helper_training_what_a_builder_returns_beside_its_model_trains_with_t
         {"create_baseline_model": "build_baseline", "create_improved_model_1": "build_lr_schedule"},
     )
     assert found["create_improved_model_1"].sources == {"callbacks": "[LearningRateScheduler(step_decay, verbose=0)]"}
-    assert set(found) == {"create_improved_model_1"}  # the baseline's builder returns no callback
+    assert found["create_baseline_model"].sources == {}  # the baseline's builder returns no callback
+    assert found["create_baseline_model"].settings == {"batch_size": 128, "epochs": 15}
