@@ -118,6 +118,12 @@ class Evidence:
         """Whether the harness trained like the student did (all images, declared epochs)."""
         return self.profile in self.rubric.comparable_profiles
 
+    def features(self, model: ModelResult) -> rubric_models.Features:
+        """A model's comparable features, its declared settings read against the protocol's."""
+        return rubric_models.features(
+            model, self.protocol_epochs, self.protocol_batch_size, self.statics.get(model.name)
+        )
+
     def factory(self, name: str):
         """The factory called ``name``, or None."""
         return next((f for f in self.ingest.factories if f.name == name), None)

@@ -66,9 +66,10 @@ class AnalysisParams(RuleParams):
     sole_model_claim_share: float = 1.0  # a claim that the only improved model is the best: nothing was chosen
     reported_difference_pp: float = 1.0
     reported_numbers_points: float = 0.0
-    # a sentence crediting one change with an effect in numbers ("augmentation gave +0.1 %") where no two
-    # of the student's models differ by that change alone: an effect the work never measured; it earns
-    # no marker (false: off). The changes are named with the modifications criterion's vocabulary.
+    # a sentence crediting one change with an effect ("augmentation gave +0.1 %", "thanks to the dropout")
+    # where no two of the student's models differ by that change alone: an effect the work never measured;
+    # it earns no marker and the claims part is 0 (false: off). The changes are named with the
+    # modifications criterion's vocabulary.
     distrust_unmeasured_attribution: bool = True
 
 
@@ -189,7 +190,8 @@ def _credits(word: str) -> re.Pattern:
 
 def _unmeasured_attributions(ev: Evidence, p: AnalysisParams, t: Translator) -> list[str]:
     """The analysis's sentences that credit one change (the only category changed by the models that their
-    words name) with a signed number, where no two of the student's models differ by that category alone."""
+    words name) with an effect (`_credits`), where no two of the student's models differ by that category
+    alone."""
     changed, joint = _measured_only_jointly(ev, t) if p.distrust_unmeasured_attribution else (set(), set())
     vocabulary = {c: words for c, words in _vocabulary(ev).items() if c in changed}
     found = []
@@ -208,9 +210,7 @@ def _measured_only_jointly(ev: Evidence, t: Translator) -> tuple[set[str], set[s
     models = [m for m in ev.models if m.spec is not None]
     if not any(m.role == "baseline" for m in models) and ev.reference is not None and ev.reference.spec is not None:
         models.append(ev.reference)
-    found = [
-        rubric_models.features(m, ev.protocol_epochs, ev.protocol_batch_size, ev.statics.get(m.name)) for m in models
-    ]
+    found = [ev.features(m) for m in models]
     changed, alone = set(), set()
     for i, new in enumerate(found):
         for old in found[:i]:

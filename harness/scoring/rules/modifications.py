@@ -156,10 +156,10 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
     if not improved or base is None:
         return Verdict(t("reason_no_improved"), [c for c in zero if c.max_points > 0], notes.items)
 
-    base_f = _features(ev, base)
+    base_f = ev.features(base)
     changed: dict[str, list[str]] = {}
     if own is not None and ev.reference is not None and ev.reference.spec is not None:
-        changed = rubric_models.differences(base_f, _features(ev, ev.reference), t)
+        changed = rubric_models.differences(base_f, ev.features(ev.reference), t)
         if changed:
             notes.add(
                 t("rb_ev_own_baseline", changes=t.join("; ", [x for items in changed.values() for x in items])),
@@ -170,7 +170,7 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
     base_is_reference = own is None or not changed
     previous, previous_f = None, base_f
     for model in improved:
-        f = _features(ev, model)
+        f = ev.features(model)
         base_changes = rubric_models.changes(f, base_f, t)
         prev_changes = rubric_models.changes(f, previous_f, t) if previous else base_changes
         vs_base, vs_prev = rubric_models.grouped(base_changes), rubric_models.grouped(prev_changes)
@@ -230,11 +230,6 @@ def _step_size(step: dict[str, list[str]], bundled: list[tuple[str, str]]) -> in
 def _size(step: dict[str, list[str]]) -> tuple[int, int]:
     """How far a step goes: (categories, changes)."""
     return len(step), sum(len(items) for items in step.values())
-
-
-def _features(ev: Evidence, model: ModelResult) -> rubric_models.Features:
-    """A model's comparable features, its declared settings read against the protocol's."""
-    return rubric_models.features(model, ev.protocol_epochs, ev.protocol_batch_size, ev.statics.get(model.name))
 
 
 def _note_step(
