@@ -29,7 +29,7 @@ def user_task_count() -> int:
     return count
 
 
-def processes_in(folder, nested: bool = False) -> list[int]:
+def processes_in(folder: Path | str, nested: bool = False) -> list[int]:
     """Processes whose working directory is `folder` (with `nested`, or inside it): every worker runs in
     its scratch folder, so this finds what a worker left; [] where there is no /proc."""
     folder, found = Path(folder), []
