@@ -236,12 +236,24 @@ class _Substitute(ast.NodeTransformer):
             spread = keyword.value
             if keyword.arg is None and isinstance(spread, ast.DictComp):  # build(**{k: v for k, v in row.items() …})
                 spread = _kept_items(spread) or spread
+            if keyword.arg is None:  # build(**dict(rate=0.3)), a row written with dict()
+                spread = _dict_call(spread) or spread
             if keyword.arg is None and isinstance(spread, ast.Dict) and _string_keys(spread):
                 keywords += [ast.keyword(arg=k.value, value=v) for k, v in zip(spread.keys, spread.values, strict=True)]
             else:
                 keywords.append(keyword)
         node.keywords = keywords
         return node
+
+
+def _dict_call(node: ast.expr) -> ast.Dict | None:
+    """``dict(rate=0.3, bn=True)`` as the literal it makes (``{"rate": 0.3, "bn": True}``); None for any other
+    expression, or a ``dict(…)`` given positions or ``**``."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict") or node.args:
+        return None
+    if any(k.arg is None for k in node.keywords):
+        return None
+    return ast.Dict(keys=[ast.Constant(k.arg) for k in node.keywords], values=[k.value for k in node.keywords])
 
 
 def _kept_items(node: ast.DictComp) -> ast.Dict | None:

@@ -794,6 +794,37 @@ def test_a_table_of_rows_whose_keywords_sit_under_a_key_is_one_model_per_row_lab
     }
 
 
+def test_a_table_of_dict_calls_spread_into_a_builder_is_one_model_per_row(tmp_path):
+    """``VARIANTS = {"dropout 0.3": dict(dropout=0.3), …}`` looped over into ``train(make_cnn(**kwargs), name)``:
+    ``dict(dropout=0.3)`` is the same row as ``{"dropout": 0.3}``, each the builder called with its keywords
+    (they were dropped, and every row read as the builder's defaults: the baseline again)."""
+    source = (
+        "from tensorflow import keras\n\n"
+        "def create_baseline_model():\n    return keras.Sequential([keras.Input((28, 28, 1))])\n\n"
+        "def make_cnn(dropout=0.0, batchnorm=False, filters=32):\n"
+        "    return keras.Sequential([keras.Input((28, 28, 1))])\n\n"
+        "def train(model, name, epochs=15, batch_size=64):\n"
+        "    model.fit(x, y, epochs=epochs, batch_size=batch_size)\n\n"
+        "ref = create_baseline_model()\nref.fit(x, y, epochs=5, batch_size=128)\n"
+        "variants = {\n"
+        "    'dropout 0.3': dict(dropout=0.3),\n"
+        "    'batchnorm': dict(batchnorm=True),\n"
+        "    'dropout+bn+wider': dict(dropout=0.3, batchnorm=True, filters=64),\n"
+        "}\n"
+        "for name, kwargs in variants.items():\n"
+        "    train(make_cnn(**kwargs), name)\n"
+    )
+    path = tmp_path / "student.py"
+    path.write_text(source)
+    result = ingest_path(path)
+    assert [f.role for f in result.factories] == ["baseline", "improved", "improved", "improved"]
+    assert result.factory_map == {
+        "create_improved_model_1": "make_cnn(dropout=0.3)",
+        "create_improved_model_2": "make_cnn(batchnorm=True)",
+        "create_improved_model_3": "make_cnn(dropout=0.3, batchnorm=True, filters=64)",
+    }
+
+
 def test_a_run_of_the_same_builder_for_more_epochs_is_a_model_of_its_own_and_a_shorter_one_a_quick_check():
     """``evaluate_model(create_baseline_model, "Baseline (12 ep)", epochs=12)`` beside the plain run: the
     assignment's "modifier le nombre d'époques", graded as a model; a one-epoch run on another variable
