@@ -674,6 +674,55 @@ def test_a_paragraph_s_run_in_label_is_a_section_heading(tmp_path):
     assert "96,9" in found["robustness"].text and "Note" in found["robustness"].text
 
 
+def test_a_label_given_only_a_number_is_a_row_of_results_not_a_heading(tmp_path):
+    """ "baseline (handout, 5 epochs): 98.94%" in a script's closing string is a result, not the heading of a
+    "baseline" section: read as one, it took every sentence after it (the comparison, the causes, the
+    confusions) out of the analysis."""
+    source = (
+        "from tensorflow import keras\n\n"
+        "def create_baseline_model():\n    return keras.Sequential()\n\n"
+        '"""\nRESULTS (8 epochs each, batch 128)\n\nbaseline (handout, 5 epochs): 98.94%\n\n'
+        "dropout  lr      test acc\n0.3      1e-3    99.24   <- best\n0.7      1e-3    98.71\n\n"
+        "So dropout 0.3 is best, 99.24% so +0.3 over the baseline, 76 errors.\n"
+        "Most errors are 4/9 and 7/2 when I looked at some of them.\n"
+        '"""\n'
+    )
+    found = module_sections(tmp_path, source)
+    assert "baseline" not in found or found["baseline"].how != "heading"
+    assert rubric_text.RUN_IN.match("Référence : 98,92 % sur le test ; la perte de validation remonte")
+    assert not rubric_text.run_in_label("baseline (handout, 5 epochs): 98.94%")
+    assert not rubric_text.run_in_label("Test accuracy : 99,1 %")
+
+
+def test_a_section_found_by_its_words_alone_must_say_what_it_is_there_to_say(tmp_path):
+    """Course theory on augmentation ("rotations, décalages", "L1 ou L2", "Ioffe et Szegedy en 2015") is no
+    robustness test: found by its words, with no measure (a citation's year and a name's digit are none), it
+    is not the section; the same words with a measure are."""
+    theory = (
+        "4. Les techniques de régularisation\n\nLa normalisation par batch, proposée par Ioffe et Szegedy en 2015, "
+        "stabilise l'apprentissage. La régularisation L1 ou L2 pénalise les poids. L'augmentation ajoute des "
+        "rotations, des décalages et du bruit aux images pour rendre le modèle plus robuste aux perturbations.\n"
+    )
+    changes = "3. Modifications\n\nDropout 0.3, BatchNorm et une augmentation légère, un changement à la fois.\n\n"
+    source = f'"""Mini-projet MNIST\n\n{changes}{theory}"""\nfrom tensorflow import keras\n'
+    assert "robustness" not in module_sections(tmp_path, source)
+    measured = source.replace("aux perturbations.", "aux perturbations : sous un bruit de 0,2 il perd 3 points.")
+    assert module_sections(tmp_path, measured)["robustness"].how == "content"
+
+
+def test_a_text_that_observes_nothing_earns_half_of_the_claims_part(tmp_path):
+    """ "We keep model 2, it is the best" in a text quoting no measure chose its best model on nothing it shows."""
+    conclusion = "## Conclusion\n\nModel 2 is the best model, it generalises better, so we recommend it to the company."
+    observed = conclusion + " It reaches 99.2 % against 98.9 % for the baseline."
+    parts = {}
+    for text in (conclusion, observed):
+        cells = [new_code_cell(FACTORIES), new_markdown_cell(text)]
+        models = [model("create_improved_model_1", accuracy=0.991), model("create_improved_model_2", accuracy=0.992)]
+        result = criterion(score(evidence(ingest_path(notebook(tmp_path, cells)), models), EN), "analysis")
+        parts[text] = next(c for c in result.components if c.id == "claims").points
+    assert parts[observed] == 0.5 and parts[conclusion] == 0.25
+
+
 def test_a_run_in_label_in_a_notebook_heads_its_cell_not_the_cells_after_it(tmp_path):
     """A notebook with no markdown report keeps it in comments: "# change 3: augmentation …" opens the
     improvements in its cell, and the closing cell's comments ("9 is the worst class …") are the analysis."""

@@ -342,6 +342,14 @@ RUN_IN = re.compile(  # a list item's label too: "- **Erreurs :** 4 ↔ 9 (15)"
     r"|^(?:[-+*•]\s+)?(?:\*\*|__)([^\W\d_][^*_:.]{0,60})[.:](?:\*\*|__)\s+\S"  # "**Short version.** The handout CNN…"
 )
 RUN_IN_WORDS = 6  # words of the label, its parentheses left out
+# what follows a label that is a row of results, not a heading: a number alone ("baseline: 98.94%")
+MEASURE_ONLY = re.compile(r"^[^:]*:\s*[~≈]?\s*\d+(?:[.,]\d+)?\s*(?:%|pts?|points?)?\s*[*_]{0,2}\s*$")
+
+
+def run_in_label(text: str) -> re.Match | None:
+    """The label opening `text` as a run-in heading ("Conclusion : …", "**Erreurs :** 4 ↔ 9"), or None;
+    a label given only a number ("Baseline (5 epochs): 98.94%") is a row of results, not a heading."""
+    return None if MEASURE_ONLY.match(text) else RUN_IN.match(text)
 
 
 def run_in_headings(lines: list[Line], spec: dict[str, dict]) -> list[Heading]:
@@ -353,7 +361,7 @@ def run_in_headings(lines: list[Line], spec: dict[str, dict]) -> list[Heading]:
         previous = lines[index - 1] if index else None
         if previous is not None and previous.cell == line.cell and previous.text.strip(" =-~#*_"):
             continue  # inside a paragraph (a rule of "=====" above ends one)
-        match = RUN_IN.match(line.text.strip()) or _bare_label(line, lines[index + 1 : index + 3])
+        match = run_in_label(line.text.strip()) or _bare_label(line, lines[index + 1 : index + 3])
         said = next((group for group in match.groups() if group), "") if match else ""
         label = re.sub(r"\s+([,;])", r"\1", " ".join(re.sub(r"\([^)]*\)", " ", said).split()))
         label = label.strip(" ,*_—–-")
@@ -485,6 +493,8 @@ def find_sections(lines: list[Line], spec: dict[str, dict]) -> dict[str, Section
             if (cell, line) in used or _titled_otherwise(title, s.get("not_under", [])):
                 continue
             body = plain(text if title is None else f"{title}\n{text}")
+            if s.get("needs") and matches_any(s["needs"], plain(f"{_strip_numbering(title or '')}\n{text}")) is None:
+                continue  # found by its words alone, it must say what it is there for: theory on rotations tests nothing
             hits = sum(1 for pattern in s["content"] if re.search(pattern, body))
             if hits >= s.get("min_content_hits", 2) and (best is None or hits > best[0]):
                 best = (hits, cell, line, title, text)
