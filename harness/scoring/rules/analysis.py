@@ -83,8 +83,12 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     found = _markers_found(ev, p, set(unmeasured))
     implausible = _implausible(ev, notes, t, p) | _self_contradicted(ev, notes, t, p)
     distrusted = implausible and p.distrust_implausible
-    grounded = not distrusted and (
-        not p.grounding_markers or any(_grounds(found.get(n), p) for n in p.grounding_markers)
+    # an interpretation resting on an effect never measured (a gain shared out among changes made at once)
+    # explains nothing the work showed: interpretations and words count as in a text that observes nothing
+    grounded = (
+        not distrusted
+        and not unmeasured
+        and (not p.grounding_markers or any(_grounds(found.get(n), p) for n in p.grounding_markers))
     )
     untrusted_share = _untrusted_share(p, distrusted)
     if distrusted:
@@ -103,6 +107,7 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     share, agree, disagreement, claim = _claims(ev, notes, t, p)
     if implausible or unmeasured:  # an effect credited to a change never measured alone is a claim too
         share = 0.0
+    share *= words_share  # a text that observes nothing has chosen its best model on nothing it shows
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
 
     compared, flagged = _reported_numbers(ev, notes, t, p)
@@ -197,11 +202,25 @@ def _unmeasured_attributions(ev: Evidence, p: AnalysisParams, t: Translator) -> 
     found = []
     for passage in ev.passages if joint and vocabulary else []:
         for sentence in rubric_text.sentences(passage):
-            text = rubric_text.plain(sentence)
-            named = {c for c, words in vocabulary.items() if rubric_text.matches_any(words, text) is not None}
-            if len(named) == 1 and named <= joint and any(_credits(w).search(text) for w in vocabulary[min(named)]):
+            if any(
+                _credits_one(piece, vocabulary, joint) for piece in _attribution_pieces(rubric_text.plain(sentence))
+            ):
                 found.append(sentence.strip())
     return found
+
+
+def _attribution_pieces(text: str) -> list[str]:
+    """The sentence, and where it shares a gain out in numbers (two signed effects or more: "BatchNorm gave
+    +0.3 %, the rotations +0.1 %"), each of its clauses: each credits its own change."""
+    if len(re.findall(SIGNED_EFFECT, text)) < 2:
+        return [text]
+    return [text, *re.split(r"[,;]\s+", text)]
+
+
+def _credits_one(text: str, vocabulary: dict[str, list[str]], joint: set[str]) -> bool:
+    """Whether `text` names one category of change only, one never measured alone (`joint`), and credits it."""
+    named = {c for c, words in vocabulary.items() if rubric_text.matches_any(words, text) is not None}
+    return len(named) == 1 and named <= joint and any(_credits(w).search(text) for w in vocabulary[min(named)])
 
 
 def _measured_only_jointly(ev: Evidence, t: Translator) -> tuple[set[str], set[str]]:
