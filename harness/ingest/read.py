@@ -378,6 +378,7 @@ class _Extractor:
         self.dropped: list[DroppedStatement] = []
         self.tainted: set[str] = set()
         self.student_functions: set[str] = set()
+        self.training_methods: set[str] = set()  # methods of the student's classes that train (`Experiment.run`)
         self.functions: dict[str, tuple[ast.FunctionDef, int | None]] = {}
         self.inner_settings: dict[str, dict[str, int]] = {}  # function -> epochs/batch size of its own fit
         # kept statements, in order: (node, source, its lines' (cell, line), cell, first line), until finish()
@@ -469,6 +470,8 @@ class _Extractor:
             return None
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             self.tainted.discard(node.name)
+            if isinstance(node, ast.ClassDef):
+                self.training_methods |= _training_methods(node)
             if isinstance(node, ast.FunctionDef):
                 self.student_functions.add(node.name)
                 self.functions[node.name] = (node, None)
@@ -513,7 +516,7 @@ class _Extractor:
         if names == {TRAINING_CONFIG}:
             self.tainted -= names
             return None
-        if calls & {"fit", "fit_generator", "train_on_batch"}:
+        if calls & {"fit", "fit_generator", "train_on_batch"} or _method_calls(value) & self.training_methods:
             kind, reason = "training", "top-level training: the harness retrains every model itself"
         elif calls & SEARCH_CALLS:
             kind, reason = "training", "a hyper-parameter search: the harness does not run the student's search"
@@ -596,6 +599,23 @@ class _Extractor:
 
 # a kept top-level assignment that computes something: a value the student's dropped run was to fill in
 # (``h = runs["baseline"]``) must not stop the import of the whole submission
+def _training_methods(node: ast.ClassDef) -> set[str]:
+    """The methods of a student's class that train: call ``fit`` themselves, or another method that does
+    (``run`` calling ``self._train()``)."""
+    methods = {m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    training = {name for name, m in methods.items() if called_names(m) & {"fit", "fit_generator", "train_on_batch"}}
+    while True:
+        more = {name for name, m in methods.items() if name not in training and _method_calls(m) & training}
+        if not more:
+            return training
+        training |= more
+
+
+def _method_calls(node: ast.AST) -> set[str]:
+    """The names of the methods `node` calls on an object (``exp.run()``, ``self._train()``)."""
+    return {n.func.attr for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+
+
 GUARD_TRY = "try:  # harness: a top-level assignment kept; if what it reads was dropped, its names stay undefined"
 GUARD_EXCEPT = (
     "except Exception:  # harness: a model that needs these names fails with a NameError, not every model\n    pass"

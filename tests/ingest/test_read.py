@@ -749,3 +749,33 @@ def test_a_builder_bound_to_another_name_and_trained_otherwise_is_a_model_of_its
     assert [f.role for f in result.factories] == ["baseline", "improved", "improved"], result.factory_map
     declared = result.module_source.split("_harness_declared = ", 1)[1].split("\n")[0]
     assert "'create_improved_model_2': {'epochs': 10, 'augmentation': ImageDataGenerator(rotation_range=10" in declared
+
+
+def test_a_top_level_run_of_the_students_own_experiment_class_is_training_and_dropped(tmp_path):
+    """``control = Experiment("baseline@8", baseline, epochs=8).run()``: the class's ``run`` calls ``fit`` (through
+    another method), so the line trains a model. Kept, it trained at every import of the submission, and under
+    load the import ran past its deadline: every model of the submission failed."""
+    source = (
+        "from tensorflow import keras\n\n"
+        "class Experiment:\n"
+        "    def __init__(self, name, build_fn, epochs=5):\n"
+        "        self.name, self.build_fn, self.epochs = name, build_fn, epochs\n\n"
+        "    def _train(self):\n"
+        "        self.model.fit(x_train, y_train, epochs=self.epochs)\n\n"
+        "    def run(self):\n"
+        "        self.model = self.build_fn()\n"
+        "        self._train()\n"
+        "        return self\n\n"
+        "    def describe(self):\n"
+        "        return self.name\n\n"
+        "def create_baseline_model():\n    return keras.Sequential([keras.Input((28, 28, 1))])\n\n"
+        "control = Experiment('baseline@8', create_baseline_model, epochs=8).run()\n"
+        "label = Experiment('baseline', create_baseline_model).describe()\n"
+    )
+    path = tmp_path / "student.py"
+    path.write_text(source)
+    result = ingest_path(path)
+    dropped = dropped_by_code(result)
+    assert dropped["control = Experiment('baseline@8', create_baseline_model, epochs=8).run()"].kind == "training"
+    assert "control =" not in result.module_source
+    assert "label = Experiment('baseline', create_baseline_model).describe()" in result.module_source
