@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from conftest import REPO, run_grade
 from nbformat.v4 import new_code_cell, new_markdown_cell
-from test_rubric import BASE_LAYERS, FACTORIES, criterion, evidence, layer, model, notebook
+from test_rubric import BASE_LAYERS, FACTORIES, criterion, evidence, layer, model, notebook, with_bn
 
 from harness.ingest.read import ingest_path
 from harness.results import Factory, Robustness
@@ -744,6 +744,32 @@ def test_a_best_model_the_student_s_own_run_shows_worse_is_a_conclusion_the_work
     flags = [e.text for e in result.evidence if e.kind == "flag" and "comme le meilleur" in e.text]
     assert (flags[0].split("affiche ")[1].split(" à ")[0] if flags else None) == contradicted
     assert ({c.id: c for c in result.components}["claims"].points == 0) == bool(contradicted)
+
+
+@pytest.mark.parametrize("quoted, discussed", [("99,16 %", True), ("99,70 %", False)])
+def test_a_text_its_own_run_contradicts_discusses_no_effect(tmp_path, quoted, discussed):
+    """A report whose numbers its own printed run contradicts (99,70 % written, 99.16 printed) quotes no
+    effect it can be held to: none of its passages discusses a step's measured effect, not only the one
+    holding the contradicted number."""
+    cells = [
+        new_code_cell(FACTORIES),
+        new_code_cell(
+            "print(results)", outputs=[nbformat.v4.new_output("stream", text="Modèle 1 99.16\nModèle 2 99.08\n")]
+        ),
+        new_markdown_cell(
+            f"## Résultats\n\nLe modèle 1 (BatchNorm) fait {quoted}.\n\n"
+            "Le modèle 2 (dropout) fait 99,08 %, mieux que la référence à 98,90 %."
+        ),
+    ]
+    dropout = [*BASE_LAYERS[:-1], layer("Dropout", rate=0.3), BASE_LAYERS[-1]]
+    models = [
+        model("create_baseline_model", role="baseline", accuracy=0.989),
+        model("create_improved_model_1", layers=with_bn(BASE_LAYERS), accuracy=0.9916),
+        model("create_improved_model_2", layers=dropout, accuracy=0.9908),
+    ]
+    result = criterion(score(evidence(ingest_path(notebook(tmp_path, cells)), models), FR), "modifications")
+    said = [e.text for e in result.evidence if e.text.startswith("create_improved_model_2 : effet discuté")]
+    assert bool(said) == discussed
 
 
 def test_a_table_s_number_is_read_with_its_column_s_header():

@@ -76,7 +76,7 @@ class ModificationsParams(RuleParams):
     effect_words: list[str] = []
     interpretation_words: list[str] = []
     plausible_max_accuracy: float = 0.997  # a passage quoting more does not discuss a measured effect
-    self_contradiction_pp: float = 0.5  # nor does one its own printed run contradicts by more (points)
+    self_contradiction_pp: float = 0.5  # nor any of a text its own printed run contradicts by more (points)
     harm_words: list[str] = []
     harm_effect_words: list[str] = []  # ... and those words said of a measured outcome (the accuracy drops)
     # settings far outside what works for MNIST, and the measured drops that make a change harmful
@@ -416,15 +416,15 @@ def _discussion(ev: Evidence, text: tuple[list, list], p: ModificationsParams) -
     a quote ("99,1 %", "−2,9", "80 errors"); set against something (a parent, the noise, a cost, a cause:
     `interpretation_words`), in the same passage or in one that names the model away from the text that
     introduces it (a results table, then "l'essai 3 est le meilleur, 1 et 2 restent dans le bruit"), it
-    is a discussion. An effect quoted as an accuracy no such model reaches, or that the student's own
-    printed run contradicts, is not the measured effect."""
+    is a discussion. An effect quoted as an accuracy no such model reaches is not the measured effect, and a
+    text the student's own printed run contradicts (anywhere) quotes no effect it can be held to."""
     about, elsewhere = text
-    contradicted = {said.text for said, _ in ev.contradicted(p.self_contradiction_pp)}
+    if ev.contradicted(p.self_contradiction_pp):
+        return None, False  # a text its own printed run contradicts quotes no effect it can be held to
     quoting = [
         x
         for x in about
         if not rubric_text.implausible(x.text, p.plausible_max_accuracy)
-        and not any(said in x.text for said in contradicted)
         and rubric_text.matches_any(p.effect_words, rubric_text.plain(x.text))
     ]
     interpreted = _mentions(quoting, p.interpretation_words)
