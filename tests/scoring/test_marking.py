@@ -984,7 +984,7 @@ def test_a_result_above_everything_the_run_printed_contradicts_the_work_whatever
     documentation = criterion(score(evidence(ingest, models), EN), "documentation")
     lost = [e.text for e in documentation.evidence if "a report the reader cannot trust" in e.text]
     assert bool(lost) == inflated
-    trusting = _rubric_with(tmp_path, "untrusted_cost = 0.167", "untrusted_cost = 0")
+    trusting = _rubric_with(tmp_path, "untrusted_cost = 0.25", "untrusted_cost = 0")
     honest = criterion(score(evidence(ingest, models, rubric=trusting), EN), "documentation")
     assert documentation.auto_points == pytest.approx(
         max(0.0, honest.auto_points - 0.5) if inflated else honest.auto_points
