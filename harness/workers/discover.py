@@ -471,13 +471,15 @@ class _Recorder:
     def _name(models: list[dict], reference_signature: list[str], taken: list[str] = ()) -> None:
         """Factory names and roles: the baseline is a model whose variable says "baseline"/"ref", else one
         the student named so (``keras.Model(..., name=cfg["name"])`` with a config table's "baseline" run),
-        else the first one if it is the reference CNN (unless a factory already is the baseline); the others
+        else the first one if it has the reference CNN's layers (unless a factory already is the baseline); the others
         are improved models, in order, numbered after the improved factories already `taken`."""
         rebuilt = [m for m in models if m["model_json"]]
         baseline = next((m for m in rebuilt if m["variable"] and BASELINE_NAME.search(m["variable"])), None)
         if baseline is None:
             baseline = next((m for m in rebuilt if BASELINE_NAME.search(m["name"])), None)
-        if baseline is None and models and models[0]["signature"] == reference_signature:
+        # a subclassed model lists its layers in the order its __init__ assigns them, not the order call() runs
+        # them: the same layers in another order are the reference CNN (MnistNet() at its defaults)
+        if baseline is None and models and sorted(models[0]["signature"]) == sorted(reference_signature):
             baseline = models[0]
         if "create_baseline_model" in taken:
             baseline = None

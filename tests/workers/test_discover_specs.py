@@ -45,3 +45,34 @@ def test_an_optimizer_numbered_by_keras_is_the_same_optimizer():
 
 def test_what_is_not_json_is_left_as_it_is():
     assert architecture("") == "" and architecture("not json") == "not json"
+
+
+REFERENCE = ["Conv2D(32)", "MaxPooling2D()", "Conv2D(64)", "MaxPooling2D()", "Flatten()", "Dense(128)", "Dense(10)"]
+
+
+def _found(signature: list[str], variable: str = "model") -> dict:
+    return {"model_json": "{}", "variable": variable, "name": "mnist_net", "signature": signature, "fit": {}}
+
+
+@pytest.mark.parametrize(
+    ("first", "baseline"),
+    [
+        (REFERENCE, True),
+        # a subclassed model lists its layers in the order its __init__ assigns them, not the order call() runs
+        # them: MnistNet() at its defaults is the handout's network
+        (
+            ["Conv2D(32)", "Conv2D(64)", "MaxPooling2D()", "MaxPooling2D()", "Flatten()", "Dense(128)", "Dense(10)"],
+            True,
+        ),
+        (
+            ["Conv2D(32)", "Conv2D(64)", "MaxPooling2D()", "MaxPooling2D()", "Flatten()", "Dense(256)", "Dense(10)"],
+            False,
+        ),
+    ],
+)
+def test_the_first_model_with_the_reference_s_layers_is_the_baseline(first, baseline):
+    from harness.workers.discover import _Recorder
+
+    models = [_found(first), _found([*first[:-1], "Dropout()", "Dense(10)"])]
+    _Recorder._name(models, REFERENCE)
+    assert (models[0]["role"] == "baseline") == baseline
