@@ -597,8 +597,6 @@ class _Extractor:
         return "\n\n".join(self.kept) + "\n" + declared_settings_source(declared)
 
 
-# a kept top-level assignment that computes something: a value the student's dropped run was to fill in
-# (``h = runs["baseline"]``) must not stop the import of the whole submission
 def _training_methods(node: ast.ClassDef) -> set[str]:
     """The methods of a student's class that train: call ``fit`` themselves, or another method that does
     (``run`` calling ``self._train()``)."""
@@ -616,6 +614,8 @@ def _method_calls(node: ast.AST) -> set[str]:
     return {n.func.attr for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
 
 
+# a kept top-level assignment that computes something: a value the student's dropped run was to fill in
+# (``h = runs["baseline"]``) must not stop the import of the whole submission
 GUARD_TRY = "try:  # harness: a top-level assignment kept; if what it reads was dropped, its names stay undefined"
 GUARD_EXCEPT = (
     "except Exception:  # harness: a model that needs these names fails with a NameError, not every model\n    pass"
