@@ -569,6 +569,38 @@ def test_causes_and_limits_explaining_nothing_observed_earn_half(tmp_path):
     assert parts["marker_causes"].points == 0.5 and parts["marker_limits"].points == 0.25
 
 
+def test_every_analysis_section_written_earns_a_third_however_generic(tmp_path):
+    """The grid asks for the error analysis, the robustness test and the conclusion: written, even
+    generically, they earn a third of the criterion (issue 14's generic_analysis, fair 1-2, got 0.5 once the
+    claim of a text that observes nothing counted half); two of them do not, nor a text its numbers discredit."""
+    errors = (
+        "Le modèle fait encore quelques erreurs sur certains chiffres. Les erreurs sont peu nombreuses et le modèle "
+        "est globalement bon, certaines images sont difficiles à lire."
+    )
+    robustness = (
+        "## Robustesse\n\nLe modèle est assez robuste face aux perturbations. Les images bruitées et tournées sont "
+        "encore bien reconnues dans l'ensemble, ce qui est encourageant."
+    )
+    conclusion = (
+        "Les modifications ont amélioré le modèle. Il est performant et robuste, et il pourra être utilisé par "
+        "l'entreprise pour traiter ses formulaires."
+    )
+
+    def analysis(folder, *extra, conclusion=conclusion):
+        (tmp_path / folder).mkdir()
+        cells = [new_code_cell(FACTORIES), new_markdown_cell("## Analyse des erreurs\n\n" + errors)]
+        cells += [new_markdown_cell(text) for text in extra] + [new_markdown_cell("## Conclusion\n\n" + conclusion)]
+        ingest = ingest_path(notebook(tmp_path / folder, cells))
+        models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+        return criterion(score(evidence(ingest, models), FR), "analysis")
+
+    three = analysis("three", robustness)
+    assert three.points == 1 and any("rédigée" in e.text and "0,33" in e.text for e in three.evidence)
+    assert analysis("two").points < 1  # no robustness section: the floor does not hold
+    inflated = analysis("inflated", robustness, conclusion=conclusion + " Il atteint 99,95 % de précision.")
+    assert inflated.points < 1  # an accuracy no such model reaches: its numbers are distrusted
+
+
 def test_a_list_s_label_names_a_pattern_and_its_items_observe_it(tmp_path):
     """The first sentence that shows a marker used to earn it: a label ("Confusions dominantes (les 3
     modèles) :") that observes nothing hid the counted item under it, and the analysis counted as ungrounded."""

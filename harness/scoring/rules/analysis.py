@@ -71,6 +71,12 @@ class AnalysisParams(RuleParams):
     # it earns no marker and the claims part is 0 (false: off). The changes are named with the
     # modifications criterion's vocabulary.
     distrust_unmeasured_attribution: bool = True
+    # every section of `sections_points` written (`written_min_words` words at least, however generic):
+    # the analysis earns at least this share of the criterion, its sections' words raised to it, unless its
+    # numbers are distrusted. The grid asks for these sections; an instructor gives something for writing
+    # them even where they observe nothing (0: off).
+    written_floor_share: float = 0.3333
+    written_min_words: int = 20
 
 
 @rule("analysis", params=AnalysisParams)
@@ -109,6 +115,8 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
         share = 0.0
     share *= words_share  # a text that observes nothing has chosen its best model on nothing it shows
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
+    if not distrusted:
+        components = _written_floor(ev, notes, t, p, components)
 
     compared, flagged = _reported_numbers(ev, notes, t, p)
     if p.reported_numbers_points > 0:
@@ -138,6 +146,25 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     )
     doubts = text_doubts(ev, t, list(p.sections_points)) + model_doubts(ev, t)
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items, doubts)
+
+
+def _written_floor(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams, components: list) -> list:
+    """The parts with the sections' words raised so that the criterion reaches `written_floor_share`, when
+    every analysis section is written (`written_min_words`); unchanged otherwise."""
+    written = all(n in ev.sections and ev.sections[n].words >= p.written_min_words for n in p.sections_points)
+    floor = p.written_floor_share * sum(c.max_points for c in components)
+    missing = floor - sum(c.points for c in components)
+    if not written or missing <= 0:
+        return components
+    notes.add(t("rb_ev_written_floor", share=p.written_floor_share), kind="found")
+    raised = []
+    for c in components:
+        if c.id.startswith("section_") and missing > 0:
+            added = min(missing, c.max_points - c.points)
+            missing -= added
+            c = component(t, c.id, c.points + added, c.max_points, c.detail)
+        raised.append(c)
+    return raised
 
 
 def _grounds(sentence, p: AnalysisParams) -> bool:
