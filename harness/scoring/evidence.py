@@ -80,7 +80,9 @@ class Evidence:
     def passage_models(self) -> list[list[str]]:
         """For each passage, the improved models it names in order (by name, or by a results table's row)."""
         return rubric_text.passage_models(
-            self.passages, rubric_text.factory_numbers(self.ingest.factories, self.ingest.own_names)
+            self.passages,
+            rubric_text.factory_numbers(self.ingest.factories, self.ingest.own_names),
+            rubric_text.improved_labels(self.ingest),
         )
 
     @functools.cached_property

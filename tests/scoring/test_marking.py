@@ -1086,6 +1086,24 @@ def test_a_results_table_names_its_models_by_the_number_that_starts_a_row():
     assert named[5:] == [[], [], [], []]  # an epochs table's rows are no models
 
 
+def test_a_table_row_names_its_model_by_the_label_the_student_s_run_gave_it():
+    """A results table whose rows are the labels the student's run printed ('BatchNorm', 'Combiné') named no
+    model: each step's effect counted as undiscussed (fr_bn_dropout_plateau_rapport_b12)."""
+    labels = {"create_improved_model_1": "batchnorm", "create_improved_model_2": "combine"}
+    table = (
+        "| Modèle | Précision |\n|---|---|\n| Référence | 98,98 |\n| BatchNorm | 99,17 |\n| **Combiné** | **99,43** |"
+    )
+    passages = rubric_text.passages([rubric_text.Line(line, 3, n) for n, line in enumerate(table.splitlines(), 1)])
+    named = rubric_text.passage_models(passages, {"1": "create_improved_model_1"}, labels)
+    assert named[3:] == [["create_improved_model_1"], ["create_improved_model_2"]]
+    assert named[2] == []  # the reference's row names no improved model
+    # a label two models share names neither; a sentence is not a row
+    shared = {"create_improved_model_1": "batchnorm", "create_improved_model_2": "batchnorm"}
+    assert rubric_text.passage_models(passages, {}, shared)[3:] == [[], []]
+    sentence = rubric_text.passages([rubric_text.Line("BatchNorm | 99,17", 3, 1)])
+    assert rubric_text.passage_models(sentence, {}, labels) == [[]]
+
+
 def test_a_setting_with_no_reason_is_still_not_justified():
     params = _rubric_params("modifications")
     for passage in (

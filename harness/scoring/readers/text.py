@@ -725,10 +725,16 @@ MODEL_COLUMN = re.compile(
 ROW_NUMBER = re.compile(r"^\|\s*(?:#\s*)?(\d{1,2})\b(?![.,]\d)")
 
 
-def passage_models(passages: list[Passage], numbers: dict[str, str]) -> list[list[str]]:
+def passage_models(
+    passages: list[Passage], numbers: dict[str, str], labels: dict[str, str] | None = None
+) -> list[list[str]]:
     """For each passage, the improved models it names, in order of mention (those it compares with, after
-    "que"/"than", last): by name ("modèle 2", "M2", "le final") or, in a results table whose first column
-    lists the models, by the number that starts its row ("| 2 batch 32 | 99.20 % |")."""
+    "que"/"than", last): by name ("modèle 2", "M2", "le final"), in a results table whose first column
+    lists the models by the number that starts its row ("| 2 batch 32 | 99.20 % |"), or in any table by a
+    first cell that is a model's run label (`labels`, plain: "| BatchNorm | 99,17 |" where the student's
+    run printed its results under 'BatchNorm')."""
+    given = [label.strip() for label in (labels or {}).values()]
+    by_label = {label.strip(): name for name, label in (labels or {}).items() if given.count(label.strip()) == 1}
     named = []
     model_column = False
     for index, passage in enumerate(passages):
@@ -743,8 +749,17 @@ def passage_models(passages: list[Passage], numbers: dict[str, str]) -> list[lis
         number = ROW_NUMBER.match(text) if row and model_column else None
         if number and str(int(number.group(1))) in numbers:
             models.insert(0, numbers[str(int(number.group(1)))])
+        labelled = by_label.get(_first_cell(text)) if row else None
+        if labelled and labelled not in models:
+            models.insert(0, labelled)
         named.append(models)
     return named
+
+
+def _first_cell(row: str) -> str:
+    """A table row's first cell, its emphasis and code marks left out: '| **combined** | …' -> 'combined'."""
+    cells = row.strip().strip("|").split("|")
+    return cells[0].strip().strip("*_`").strip() if cells else ""
 
 
 # --------------------------------------------------------------------------- claims: "the best model is…"
