@@ -1267,6 +1267,10 @@ def test_a_class_named_after_a_runs_label_names_its_model(text, expected):
         ("la référence finit avec un train accuracy au-dessus de la validation, donc un peu de surapprentissage", True),
         ("le train accuracy finit au dessus du val (0.991 vs 0.988) donc on ajoute du dropout", True),
         ("The training accuracy ends higher than the validation accuracy: dropout.", True),
+        # the gap between their training and validation curves, named as such
+        ("dropout -- Dropout 0.25 after each pooling block. Motivation: the train/val gap above.", True),
+        ("Du dropout, vu l'écart entre l'entraînement et la validation à la fin.", True),
+        ("Dropout narrows the generalisation gap in general.", False),
         # a count read off the network is a property of the design, not an observation of the run
         ("Global average pooling removes 200k parameters (less overfitting).", False),
         ("Dropout randomly switches units off during training, a standard regulariser.", False),
