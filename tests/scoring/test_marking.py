@@ -601,6 +601,22 @@ def test_every_analysis_section_written_earns_a_third_however_generic(tmp_path):
     assert inflated.points < 1  # an accuracy no such model reaches: its numbers are distrusted
 
 
+def test_a_title_whose_words_describe_the_changes_does_not_keep_the_analysis_under_it_out(tmp_path):
+    """ "## MNIST mini project" over a sentence listing the changes was found, by its content, to be the
+    improvements section, and it ran to the end: every observation below it was a description
+    (en_colab_keras2_messy_b19, analysis 0)."""
+    title = (
+        "## MNIST mini project\n\nBaseline from the handout then 3 changes: dropout, more filters, data augmentation."
+    )
+    observed = "Model 2 loses only 0.5 % under rotation where the baseline loses 2.1 %, since it saw rotated digits."
+    cells = [new_code_cell(FACTORIES), new_markdown_cell(title), new_markdown_cell(observed)]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    result = criterion(score(evidence(ingest, models), EN), "analysis")
+    parts = {c.id: c.points for c in result.components}
+    assert parts["marker_robustness"] == 0.25 and parts["marker_causes"] == 0.5
+
+
 def test_a_list_s_label_names_a_pattern_and_its_items_observe_it(tmp_path):
     """The first sentence that shows a marker used to earn it: a label ("Confusions dominantes (les 3
     modèles) :") that observes nothing hid the counted item under it, and the analysis counted as ungrounded."""

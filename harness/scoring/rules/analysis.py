@@ -184,7 +184,10 @@ def _markers_found(ev: Evidence, p: AnalysisParams, unmeasured: set[str] = froze
     sections that describe the work (`not_analysis`), a module's function docstrings (they describe the
     code), sentences quoting an implausible accuracy and those crediting a change with an effect never
     measured alone (`unmeasured`) do not count."""
-    section_of = rubric_text.section_ranges(ev.prose, ev.sections)
+    # a describing section found by its content sits under a heading of the student's own ("MNIST mini
+    # project"), whose span may be the whole report: only one its heading names is kept out
+    named = {name: s for name, s in ev.sections.items() if s.how != "content" or name not in p.not_analysis}
+    section_of = rubric_text.section_ranges(ev.prose, named)
     describing = rubric_text.description_lines(ev.ingest)
     return rubric_substance.earned(
         {name: p.markers.get(name, []) for name in p.substance_points},
