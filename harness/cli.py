@@ -118,6 +118,12 @@ def _grade_parser(commands) -> None:
         help="keep the trained .keras files in OUT and the cache (default: deleted once evaluated; reports and "
         "re-scoring read the stored predictions)",
     )
+    grade.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="grades, exports and dashboard only, no student's report (faster: their figures are most of the "
+        "grader's own work); 'harness report OUT' draws them later",
+    )
     grade.add_argument("--protocol", type=Path, help="protocol TOML file (default: reference/protocol.toml)")
     limits = grade.add_argument_group("worker limits (defaults: the profile's [limits.*] in the protocol file)")
     limits.add_argument("--memory-mb", type=int, default=None, help="address space of each worker process, MiB")

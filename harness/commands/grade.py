@@ -15,11 +15,9 @@ from harness.report.exports import keep_assignment
 from harness.sandbox.interrupt import stop_on_signals
 
 
-def run(args: argparse.Namespace) -> int:
-    """Grade; exit 0 when every submission is fully graded (with --ci: as expected), else 1; stopped by
-    Ctrl-C or SIGTERM, 130 or 143."""
+def grade_options(args: argparse.Namespace) -> GradeOptions:
+    """The command line's options as the pipeline takes them (the protocol's limits, overridden by the flags)."""
     factory_map = parse_factory_map(args.factory_map)
-    expectations = load_expectations(args.expect) if args.ci else None  # a bad file stops the run before training
     limits = profile_limits(load_protocol(args.protocol), args.profile).replace(
         memory_mb=args.memory_mb,
         resident_mb=args.resident_mb,
@@ -28,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         open_files=args.max_open_files,
         output_mb=args.max_output_mb,
     )
-    options = GradeOptions(
+    return GradeOptions(
         paths=args.paths,
         out=args.out,
         profile=args.profile,
@@ -42,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         cache=args.cache,
         use_cache=not args.no_cache,
         keep_models=args.keep_models,
+        reports=not args.no_reports,
         backend=args.backend,
         address=args.address,
         gpus_per_task=args.gpus_per_task,
@@ -58,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
         only_these=args.only_these,
         wait=args.wait,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Grade; exit 0 when every submission is fully graded (with --ci: as expected), else 1; stopped by
+    Ctrl-C or SIGTERM, 130 or 143."""
+    expectations = load_expectations(args.expect) if args.ci else None  # a bad file stops the run before training
+    options = grade_options(args)
     if args.assignment or args.assignment_id:  # before grading: the exports written at its end name it
         keep_assignment(args.out, args.assignment, args.assignment_id)
     try:

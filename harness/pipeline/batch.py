@@ -185,7 +185,8 @@ def _grade(options: GradeOptions, out: Path) -> BatchSummary:
     ordered = [results[s] for s in submissions]
     gradebook = _gradebook(out, ordered, options)
     refresh_similarity(out, session.translator.language, options.log, locked=True)  # before the dashboard links it
-    for problem in render_all(out, gradebook, reference, session.translator, roster=options.roster):
+    drawn = render_all(out, gradebook, reference, session.translator, roster=options.roster, students=options.reports)
+    for problem in drawn:
         options.log(f"WARNING: {problem}")
     kept = [s for s in submissions if s not in dict(todo)]
     # the run's copies of MNIST (10-20 MB): rewritten from the data file by the next run, under OUT's lock

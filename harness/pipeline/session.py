@@ -86,6 +86,9 @@ class GradeOptions:
     # deleted once evaluated (re-scoring and reports read predictions only): a model file is 0.5-6 MB,
     # the rest of a student's folder about 1 MB.
     keep_models: bool = False
+    # --no-reports: the gradebook, the exports and the dashboard, but no student's report (their figures are
+    # most of a submission's time in the grader's own process); `harness report OUT` draws them later
+    reports: bool = True
 
 
 def library_versions() -> dict[str, str]:

@@ -352,7 +352,10 @@ def internal_failure(
 
 def draw_report(session: Session, result: SubmissionResult) -> None:
     """The student's report, drawn as soon as the result is stored, while the others train, instead of
-    one after another at the end of the batch (which then only re-reads the kept figures). It never raises."""
+    one after another at the end of the batch (which then only re-reads the kept figures). It never raises.
+    Nothing is drawn under ``--no-reports``."""
+    if not session.options.reports:
+        return
     try:
         render_student(session.options.out, result, session.translator)
     except Exception as error:  # the end of the batch draws it again, and fails loudly there

@@ -308,9 +308,15 @@ def render_dashboard(
 
 
 def render_all(
-    out: Path, results: list[SubmissionResult], reference: ModelResult | None, t: Translator, roster: Path | None = None
+    out: Path,
+    results: list[SubmissionResult],
+    reference: ModelResult | None,
+    t: Translator,
+    roster: Path | None = None,
+    students: bool = True,
 ) -> list[str]:
-    """grades.csv, the Moodle and Canvas exports, class.json, every student's report and the dashboard.
+    """grades.csv, the Moodle and Canvas exports, class.json, every student's report (unless `students` is
+    False: ``harness grade --no-reports``) and the dashboard.
 
     The gradebook comes first and a page that cannot be drawn costs only itself: the problems (and
     the students a roster does not name) are returned, one line each, never raised.
@@ -321,7 +327,7 @@ def render_all(
     write_overrides_template(out, results)
     write_json_atomic(out / "class.json", class_summary(results, reference))
     env = _environment(t)
-    for result in results:
+    for result in results if students else []:
         try:
             render_student(out, result, t, env)
         except Exception as error:

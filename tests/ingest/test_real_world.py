@@ -14,6 +14,8 @@ from conftest import FIXTURES, REPO, TINY, run_grade
 from harness.ingest import ingest_path
 from harness.ingest.legacy import modernise
 from harness.ingest.read import factory_functions, model_returning_functions, needs_discovery
+from harness.report.render import render_student
+from harness.util.i18n import Translator
 from harness.workers import hyperparameters
 
 REAL_WORLD = FIXTURES / "real_world"
@@ -359,11 +361,20 @@ EXPECTED = tomllib.loads((REAL_WORLD / "expected.toml").read_text(encoding="utf-
 @pytest.fixture(scope="module")
 def real_world_graded(tmp_path_factory, mnist_npz, protocol_path, stage_cache, suite_path):
     """The whole real-world set graded once, as an instructor would grade a class (2 workers), on the
-    cheap ``tiny`` test profile (tests/fixtures/protocol_test_profiles.toml: 600 images, one epoch)."""
+    cheap ``tiny`` test profile (tests/fixtures/protocol_test_profiles.toml: 600 images, one epoch), without
+    the students' reports (``--no-reports``): their figures took half the set's time, and the reports are
+    the graded class's tests' (tests/report/)."""
     klass = shutil.copytree(REAL_WORLD, tmp_path_factory.mktemp("real_world") / "class")
     out = tmp_path_factory.mktemp("real_world") / "out"
     return run_grade(
-        [klass], out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path, profile=TINY
+        [klass],
+        out,
+        protocol=protocol_path,
+        data=mnist_npz,
+        cache=stage_cache,
+        suite=suite_path,
+        profile=TINY,
+        reports=False,
     )
 
 
@@ -413,6 +424,10 @@ def test_inferred_names_earn_modifications_and_a_measured_improvement(real_world
     assert criteria["modifications"].points > 0
     assert all(m.test_accuracy is not None for m in result.models if m.role == "improved")
     assert any("create_improved_model" in e.text for e in criteria["improvement"].evidence)
+    # graded without reports: the gradebook and the dashboard are there, no student's page until one is drawn
+    assert (real_world_graded.out / "grades.csv").is_file()
+    assert not list(real_world_graded.out.glob("*/report.html"))
+    render_student(real_world_graded.out, result, Translator("fr"))
     report = (real_world_graded.out / "names_inferred_fr" / "report.html").read_text(encoding="utf-8")
     assert "Noms déduits" in report and "build_model_v2" in report and "get_aug_model" in report
     dashboard = (real_world_graded.out / "index.html").read_text(encoding="utf-8")

@@ -27,7 +27,9 @@ def hostile(tmp_path_factory, mnist_npz, protocol_path, stage_cache, suite_path)
     paths = [FIXTURES / "integrity" / f"{name}.py" for name in HOSTILE]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(PRIVATE_SEED_ENV, "18")  # one private set, whatever the machine: the same verdicts
-        graded = run_grade(paths, out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path)
+        graded = run_grade(
+            paths, out, protocol=protocol_path, data=mnist_npz, cache=stage_cache, suite=suite_path, reports=False
+        )
     return out, {r.student: r for r in graded.summary.results}
 
 

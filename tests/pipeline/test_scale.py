@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import build_parser, main
+from harness.commands.grade import grade_options
 from harness.pipeline import REFERENCE_DIR, GradeOptions, grade
 from harness.resources import bundled
 from harness.results import ReferenceSummary, SubmissionResult
@@ -44,7 +46,10 @@ def write_class(folder: Path) -> Path:
 
 
 def options(paths, out: Path, protocol: Path, data: Path, cache: Path | None = None, **extra) -> GradeOptions:
+    """The class graded on the tiny profile; without the students' reports unless asked (``reports=True``):
+    these tests are about caches, workers and outputs, and the figures were most of each run's time."""
     lines: list[str] = []
+    extra.setdefault("reports", False)
     return GradeOptions(
         paths=list(paths),
         out=out,
@@ -76,7 +81,7 @@ def cold_class(tmp_path_factory, protocol_path, mnist_npz):
     root = tmp_path_factory.mktemp("scale")
     classroom = write_class(root / "class")
     out = root / "out"
-    summary = grade(options([classroom], out, protocol_path, mnist_npz, workers=1))
+    summary = grade(options([classroom], out, protocol_path, mnist_npz, workers=1, reports=True))
     return classroom, out, summary
 
 
@@ -100,6 +105,20 @@ def test_a_new_output_folder_sharing_the_cache_takes_every_stage_from_it(
         assert result.models and all(m.from_cache == ["train", "evaluate"] for m in result.models), result.student
         assert result.worker.sandbox.startswith("none needed")
     assert scores(tmp_path / "out") == scores(out)
+
+
+def test_no_reports_leaves_the_students_pages_to_harness_report(cold_class, tmp_path, protocol_path, mnist_npz):
+    """``harness grade --no-reports``: the gradebook, the exports and the dashboard, no student's page;
+    ``harness report OUT`` draws them from the stored results, trains nothing."""
+    classroom, out, _ = cold_class
+    args = build_parser().parse_args(["grade", str(classroom), "--out", str(tmp_path / "out"), "--no-reports"])
+    assert grade_options(args).reports is False
+    assert grade_options(build_parser().parse_args(["grade", str(classroom), "--out", "o"])).reports is True
+    grade(options([classroom], tmp_path / "out", protocol_path, mnist_npz, workers=1, cache=out / ".cache"))
+    assert (tmp_path / "out" / "grades.csv").is_file() and (tmp_path / "out" / "index.html").is_file()
+    assert not list((tmp_path / "out").glob("*/report.html"))
+    assert main(["report", str(tmp_path / "out")]) == 0
+    assert sorted(p.parent.name for p in (tmp_path / "out").glob("*/report.html")) == ["ana", "bruno", "chloé"]
 
 
 def test_a_new_folder_with_its_own_cache_takes_the_reference_from_the_users_cache(
@@ -182,6 +201,7 @@ def test_a_multi_node_ray_cluster_gives_the_same_scores(cold_class, tmp_path, pr
                 backend="ray",
                 address=cluster.address,
                 use_cache=False,
+                reports=True,  # drawn in the Ray tasks, as on a real cluster
             )
         )
     finally:
