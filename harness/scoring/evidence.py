@@ -90,13 +90,20 @@ class Evidence:
         """The accuracies the student's own run printed (its saved outputs), read once per scoring."""
         return rubric_text.reported_accuracies(self.ingest)
 
+    @functools.cached_property
+    def clean_passages(self) -> list[Passage]:
+        """The passages outside the robustness section: those under it quote accuracies on noisy or rotated
+        images ("dropout_bn : 97.02 % (−2.31 pp)" under "Rotation ±15°"), not the test set's."""
+        section_of = rubric_text.section_ranges(self.prose, self.sections)
+        return [x for x in self.passages if section_of(x.cell, x.line) != "robustness"]
+
     def contradicted(self, tolerance_pp: float) -> list[tuple[rubric_text.Reported, rubric_text.Reported]]:
         """(quoted, printed) accuracies of the text that the student's own printed run contradicts by more
         than `tolerance_pp` points (``rubric_text.self_contradictions``), read once per tolerance."""
         cache = self.__dict__.setdefault("_contradicted", {})
         if tolerance_pp not in cache:
             cache[tolerance_pp] = rubric_text.self_contradictions(
-                self.ingest, self.passages, tolerance_pp, self.reported
+                self.ingest, self.clean_passages, tolerance_pp, self.reported
             )
         return cache[tolerance_pp]
 

@@ -854,6 +854,21 @@ def test_a_validation_training_or_robustness_figure_does_not_contradict_the_prin
     assert rubric_text.self_contradictions(ingest, [said], 0.5)  # the test accuracy itself still counts
 
 
+def test_a_model_s_line_under_the_robustness_heading_does_not_contradict_its_test_accuracy(tmp_path):
+    """ "Modèle 1 : 97,02 % (−2,31 pp)" listed under "## 6. Robustesse / Rotation ±15°" is its accuracy on
+    rotated digits: it was read as the test accuracy its run printed (99,33 %), and the whole analysis was
+    distrusted (fr_tfdata_config_b21, analysis 0.5, fair 2.5-3)."""
+    printed = nbformat.v4.new_output("stream", text="modèle 1 : test = 99.33 %\nréférence : test = 98.93 %\n")
+    robustness = "## 6. Robustesse\n\n### Rotation ±15°\n\n- modèle 1 : 97,02 % (−2,31 pp) ;\n- référence : 95,1 %"
+    cells = [new_code_cell(FACTORIES), new_code_cell("print(results)", outputs=[printed])]
+    cells += [new_markdown_cell("## 5. Résultats\n\nLe modèle 1 atteint 99,33 %."), new_markdown_cell(robustness)]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
+    ev = evidence(ingest, models)
+    assert ev.contradicted(0.5) == []
+    assert len(ev.clean_passages) < len(ev.passages)
+
+
 def test_printed_robustness_and_per_digit_lines_and_a_long_sentence_s_training_figure_are_not_test_accuracies(
     tmp_path,
 ):

@@ -340,7 +340,7 @@ def _self_contradicted(ev: Evidence, notes: Notes, t: Translator, p: AnalysisPar
     its run printed (`inflated_result_pp`), or calls best a model its run shows worse: numbers the
     student's own work contradicts, on every profile."""
     found = ev.contradicted(p.self_contradiction_pp)
-    inflated = rubric_text.inflated_results(ev.ingest, ev.passages, p.inflated_result_pp)[:1]  # one says why
+    inflated = rubric_text.inflated_results(ev.ingest, ev.clean_passages, p.inflated_result_pp)[:1]  # one says why
     for key, pairs in (("rb_ev_self_contradicted", found), ("rb_ev_inflated", inflated)):
         for said, own in pairs:
             notes.add(
