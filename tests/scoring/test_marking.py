@@ -1366,6 +1366,26 @@ def test_a_schedule_the_trained_model_s_optimizer_holds_is_a_change_of_training(
     assert found == [("training", "schedule")]
 
 
+def test_label_smoothing_in_a_factory_s_loss_is_a_change_of_regularisation(tmp_path):
+    """``loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1)`` in one factory: the built model's
+    loss keeps only its name, so the change was not seen ("no difference from the baseline",
+    en_modern_gap_b21); it is read in the factory's source."""
+    source = FACTORIES.replace(
+        "def create_improved_model_1():\n    return keras.Sequential()",
+        "def create_improved_model_1():\n    m = keras.Sequential()\n"
+        "    m.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))\n    return m",
+    )
+    assert "label_smoothing" in source
+    ingest = ingest_path(notebook(tmp_path, [new_code_cell(source)]))
+    static = rubric_models.static_details(ingest)
+    assert static["create_improved_model_1"]["label_smoothing"] == 0.1
+    base = features(model("create_baseline_model", role="baseline"), static=static["create_baseline_model"])
+    smoothed = features(model("create_improved_model_1"), static=static["create_improved_model_1"])
+    changed = rubric_models.changes(smoothed, base, FR)
+    assert [(c.category, c.technique) for c in changed] == [("regularization", "label_smoothing")]
+    assert "lissage des étiquettes de la perte 0 → 0,1" in changed[0].text  # a French decimal comma
+
+
 def test_a_row_numbering_one_model_and_naming_another_s_run_is_not_read_as_either():
     """The harness numbered its models otherwise than the student's headings ("Modification 2 : Augmentation"
     is the harness's augmented variant, its model 3; "Modification 3 : RMSprop" its model 2): a table row

@@ -29,6 +29,8 @@ DROPOUT_LAYERS = {"Dropout", "SpatialDropout2D", "GaussianDropout", "AlphaDropou
 NORM_LAYERS = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization"}
 ACTIVATION_LAYERS = {"ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax"}
 AUGMENTATION_LAYER = re.compile(r"^Random\w+$")
+# a loss that softens its targets: CategoricalCrossentropy(label_smoothing=0.1), a regularisation of the output
+LABEL_SMOOTHING = re.compile(r"\blabel_smoothing\s*=\s*(\d*\.?\d+)")
 SCHEDULE = re.compile(
     r"\b(ExponentialDecay|CosineDecay\w*|PiecewiseConstantDecay|PolynomialDecay|InverseTimeDecay"
     r"|LearningRateSchedule)\b"
@@ -94,6 +96,7 @@ class Features:
     epochs: int | None = None
     callbacks: tuple[str, ...] = ()
     schedule: str | None = None  # a LearningRateSchedule object passed to the optimizer
+    label_smoothing: float = 0.0  # of the loss, read in the factory's source
     augmentation: str | None = None  # declared in TRAINING_CONFIG
     known: bool = True  # False: the model was never built (no spec)
     extra: dict = field(default_factory=dict, compare=False)
@@ -114,6 +117,7 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
         augmentation=augmentation,
         # in the factory's source, else in the trained model's optimizer (a model found by running the code)
         schedule=static.get("schedule") or (model.spec.schedule if model.spec else None),
+        label_smoothing=float(static.get("label_smoothing") or 0.0),
     )
     if model.spec is None:
         return Features(known=False, **common)
@@ -245,6 +249,9 @@ def _regularization_changes(found: list[Change], new: Features, old: Features, t
         else:
             text = t("rb_diff_regularizer_removed", count=len(old.regularizers))
         found.append(Change("regularization", "regularizer", text))
+    if new.label_smoothing != old.label_smoothing:
+        text = t("rb_diff_label_smoothing", before=old.label_smoothing, after=new.label_smoothing)
+        found.append(Change("regularization", "label_smoothing", text))
     if new.augmentation_layers != old.augmentation_layers:
         before, after = _seq(old.augmentation_layers), _seq(new.augmentation_layers)
         found.append(
@@ -390,6 +397,7 @@ def static_details(ingest: IngestResult) -> dict[str, dict]:
         config_nodes = reachable_source(tree, source, [entries[factory.name]]) if factory.name in entries else []
         text = "\n".join(ast.get_source_segment(source, n) or "" for n in nodes)
         schedule = SCHEDULE.search(text)
+        smoothing = LABEL_SMOOTHING.search(text)
         generator = None
         for node in config_nodes:
             for call in ast.walk(node):
@@ -403,6 +411,7 @@ def static_details(ingest: IngestResult) -> dict[str, dict]:
                     generator = ", ".join(ranges) or None
         details[factory.name] = {
             "schedule": schedule.group(1) if schedule else None,
+            "label_smoothing": float(smoothing.group(1)) if smoothing else None,
             "generator": generator,
             "nodes": nodes,
             "config_nodes": config_nodes,
