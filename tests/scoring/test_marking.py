@@ -67,6 +67,12 @@ def _per_step_rubric():
 # --------------------------------------------------------------------------- judgement
 
 
+def _penalised(factor: float):
+    """The reference's first convolution with an L2 penalty of `factor`."""
+    config = {**BASE_LAYERS[0].config, "kernel_regularizer": {"class_name": "L2", "config": {"l2": factor}}}
+    return BASE_LAYERS[0].model_copy(update={"config": config})
+
+
 @pytest.mark.parametrize(
     ("changed", "key"),
     [
@@ -79,6 +85,7 @@ def _per_step_rubric():
         ({"layers": [layer("RandomFlip", mode="horizontal_and_vertical"), *BASE_LAYERS]}, "rb_ex_flip"),
         ({"augmentation": "ImageDataGenerator(rotation_range=90)"}, "rb_ex_rotation"),
         ({"augmentation": "ImageDataGenerator(rotation_range=10, vertical_flip=True)"}, "rb_ex_flip"),
+        ({"layers": [_penalised(0.1), *BASE_LAYERS[1:]]}, "rb_ex_penalty"),
     ],
 )
 def test_settings_far_outside_what_works_are_harmful(changed, key):
@@ -103,6 +110,23 @@ def test_sensible_settings_are_not_flagged():
     assert rubric_effects.extreme_settings(new, base, LIMITS) == []
     sgd = features(model("create_improved_model_1", optimizer="SGD", lr=0.05))
     assert rubric_effects.extreme_settings(sgd, base, LIMITS) == []
+    penalised = features(model("create_improved_model_1", layers=[_penalised(1e-3), *BASE_LAYERS[1:]]))
+    assert rubric_effects.extreme_settings(penalised, base, LIMITS) == []
+
+
+def test_a_step_the_student_s_own_run_shows_harmful_costs_judgement_where_this_profile_cannot_tell(tmp_path):
+    """On smoke, the harness's numbers are shown, not scored: a step was judged on nothing although the
+    student's own printed run (their full training) put it 1.5 points below their baseline, and their text
+    called it an improvement (fr_extreme_succes_b21: modifications 4, fair 0.5-1.5)."""
+    printed = nbformat.v4.new_output("stream", text="Référence : 98.93 %\nModèle 1 : 97.40 %\nModèle 2 : 99.10 %\n")
+    cells = [new_code_cell(FACTORIES), new_code_cell("print(results)", outputs=[printed])]
+    cells.append(new_markdown_cell("## Conclusion\n\nChaque modification améliore nettement le modèle."))
+    ingest = ingest_path(notebook(tmp_path, cells))
+    models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1", lr=5e-4)]
+    models.append(model("create_improved_model_2", lr=2e-3))
+    result = criterion(score(evidence(ingest, models, profile="smoke"), FR), "modifications")
+    harmed = [e.text for e in result.evidence if "votre propre exécution affiche" in e.text]
+    assert len(harmed) == 1 and "create_improved_model_1" in harmed[0] and "-1,53 points" in harmed[0]
 
 
 def test_measured_drops_and_costs_against_the_parent():

@@ -40,6 +40,7 @@ class Limits:
     epochs: list[int]
     batch_sizes: list[int]
     max_rotation_degrees: float
+    max_penalty: float  # an L1/L2 factor above it crushes the weights (1e-4 to 1e-3 work for MNIST)
     harm_drop_pp: float
     robustness_drop_pp: float
     cost_params_ratio: float
@@ -96,6 +97,9 @@ def extreme_settings(new: Features, old: Features, limits: Limits) -> list[tuple
         if values and min(values) < minimum and min(values) < min(old_values, default=minimum):
             found.append((f"rb_ex_{what}", {"value": min(values), "min": minimum}))
     found += _extreme_augmentation(new, old, limits)
+    penalties, old_penalties = _rates(new.regularizers), _rates(old.regularizers)
+    if penalties and max(penalties) > limits.max_penalty and max(penalties) > max(old_penalties, default=0):
+        found.append(("rb_ex_penalty", {"value": max(penalties), "max": limits.max_penalty}))
     for what, value, old_value, (low, high) in (
         ("epochs", new.epochs, old.epochs, limits.epochs),
         ("batch", new.batch_size, old.batch_size, limits.batch_sizes),

@@ -83,6 +83,7 @@ class ModificationsParams(RuleParams):
     learning_rate_ranges: dict[str, list[float]] = {"default": [1e-4, 0.02], "sgd": [1e-3, 0.5]}
     max_dropout_rate: float = 0.6
     max_rotation_degrees: float = 30
+    max_penalty: float = 0.01
     min_filters: int = 8
     min_dense_units: int = 16
     epochs_range: list[int] = [2, 100]
@@ -109,6 +110,7 @@ class ModificationsParams(RuleParams):
             epochs=self.epochs_range,
             batch_sizes=self.batch_size_range,
             max_rotation_degrees=self.max_rotation_degrees,
+            max_penalty=self.max_penalty,
             harm_drop_pp=self.harm_drop_pp,
             robustness_drop_pp=self.robustness_drop_pp,
             cost_params_ratio=self.cost_params_ratio,
@@ -374,7 +376,7 @@ def _judge_step(
     # one epoch on a few images: what it measures (a lower learning rate learns less in one epoch) is
     # shown, not scored; the settings and the parameter count are the same on every profile
     scored = ev.comparable
-    harms = effect.extremes + (effect.harms if scored else [])
+    harms = effect.extremes + (effect.harms if scored else _printed_harms(ev, p, model, parent))
     costs = [c for c in effect.costs if scored or c[0] == "rb_cost_params"]
     text = _text_about(ev, p, model.name)
     noticed = _mentions(text[0], p.harm_words + p.harm_effect_words)
@@ -405,6 +407,21 @@ def _judge_step(
             notes.add(t("rb_ev_tangled", model=model.name, count=size, share=share), cell, line, "flag")
     tally.judged += share
     return bool(harms), noticed is not None
+
+
+def _printed_harms(ev: Evidence, p: ModificationsParams, model: ModelResult, parent: ModelResult) -> list:
+    """Where this profile's numbers are not comparable: the student's own run (their saved outputs, their
+    full training) printed this model's test accuracy more than `harm_drop_pp` below the one it printed for
+    the model it changes (its baseline: also the run's "référence"). Nothing when the text contradicts it."""
+    printed = {r.model: r.accuracy for r in ev.reported}
+    own = printed.get(model.name)
+    names = [parent.name, "reference"] if parent.role in ("baseline", "reference") else [parent.name]
+    before = next((printed[n] for n in names if n in printed), None)
+    if own is None or before is None or ev.contradicted(p.self_contradiction_pp):
+        return []
+    diff = 100 * (own - before)
+    limit = float(p.harm_drop_pp)
+    return [("rb_harm_printed", {"diff": diff, "limit": limit, "own": own, "before": before})] if diff < -limit else []
 
 
 def _at(passage, cell: int | None, line: int | None) -> tuple[int | None, int | None]:
