@@ -378,6 +378,12 @@ def real_world_graded(tmp_path_factory, mnist_npz, protocol_path, stage_cache, s
     )
 
 
+def drawn(graded, student: str) -> str:
+    """The student's report, drawn from the stored result (the set is graded without reports)."""
+    render_student(graded.out, graded.result(student), Translator("fr"))
+    return (graded.out / student / "report.html").read_text(encoding="utf-8")
+
+
 def test_every_real_world_submission_has_an_expected_outcome():
     stems = {p.stem for p in REAL_WORLD.iterdir() if p.suffix in (".ipynb", ".py") or p.is_dir()}
     assert stems == set(EXPECTED) and len(EXPECTED) >= 25
@@ -426,9 +432,8 @@ def test_inferred_names_earn_modifications_and_a_measured_improvement(real_world
     assert any("create_improved_model" in e.text for e in criteria["improvement"].evidence)
     # graded without reports: the gradebook and the dashboard are there, no student's page until one is drawn
     assert (real_world_graded.out / "grades.csv").is_file()
-    assert not list(real_world_graded.out.glob("*/report.html"))
-    render_student(real_world_graded.out, result, Translator("fr"))
-    report = (real_world_graded.out / "names_inferred_fr" / "report.html").read_text(encoding="utf-8")
+    assert not (real_world_graded.out / "names_inferred_fr" / "report.html").exists()
+    report = drawn(real_world_graded, "names_inferred_fr")
     assert "Noms déduits" in report and "build_model_v2" in report and "get_aug_model" in report
     dashboard = (real_world_graded.out / "index.html").read_text(encoding="utf-8")
     assert "noms déduits" in dashboard
@@ -635,7 +640,7 @@ def test_addons_hypermodels_and_sparse_labels_are_trained_with_what_the_student_
     lopez = real_world_graded.result("lopez_sofia")
     assert lopez.names_inferred and lopez.factory_names["create_improved_model_2"].startswith("model_builder(")
     assert [m.spec.loss_from for m in lopez.models] == ["sparse_categorical_crossentropy"] * 3
-    report = (real_world_graded.out / "lopez_sofia" / "report.html").read_text(encoding="utf-8")
+    report = drawn(real_world_graded, "lopez_sofia")
     assert "Compilé avec sparse_categorical_crossentropy" in report
 
 
