@@ -125,10 +125,14 @@ class WorkerCgroup:
                     return None
         return None
 
+    def folders(self) -> list[Path]:
+        """The cgroup folders this worker joins (one or two)."""
+        return sorted({self.pids, self.memory} - {None})
+
     def kill_all(self) -> None:
         """SIGKILL every process left in the cgroups (a worker's escaped or daemonised children)."""
         for folder in {self.pids, self.memory} - {None}:
-            _kill_cgroup(folder)
+            kill_cgroup(folder)
 
     def remove(self) -> None:
         """Kill what is left in the cgroups, then delete them."""
@@ -179,7 +183,9 @@ def _cgroup_pids(folder: Path) -> list[int]:
         return []
 
 
-def _kill_cgroup(folder: Path) -> None:
+def kill_cgroup(folder: Path) -> bool:
+    """SIGKILL every process in the cgroup `folder`; True if there was any."""
+    found = bool(_cgroup_pids(folder))
     if (folder / "cgroup.kill").exists():
         try:
             (folder / "cgroup.kill").write_text("1")
@@ -188,13 +194,14 @@ def _kill_cgroup(folder: Path) -> None:
     for _ in range(50):  # a process may fork while we kill: the pids cap bounds how often
         pids = _cgroup_pids(folder)
         if not pids:
-            return
+            return found
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.02)
+    return found
 
 
 def _remove_cgroup(folder: Path) -> None:
@@ -205,7 +212,7 @@ def _remove_cgroup(folder: Path) -> None:
         except FileNotFoundError:
             return
         except OSError:
-            _kill_cgroup(folder)
+            kill_cgroup(folder)
             time.sleep(0.05)
 
 

@@ -44,6 +44,24 @@ def processes_in(folder: Path | str, nested: bool = False) -> list[int]:
     return found
 
 
+def processes_naming(folder: Path | str) -> list[int]:
+    """Processes with `folder`, or a path inside it, among their arguments. A sandbox's bubblewrap (and
+    the namespace's first process it clones, which keeps its command line) names the worker's scratch
+    folder from its first instant, long before its working directory is there; [] where there is no /proc."""
+    folder, found = Path(folder), []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                    argv = handle.read().split(b"\0")
+            except OSError:
+                continue
+            paths = (Path(os.fsdecode(arg)) for arg in argv[1:] if arg.startswith(b"/"))
+            if any(path == folder or folder in path.parents for path in paths):
+                found.append(int(entry.name))
+    return found
+
+
 def tree_tasks(root_pid: int) -> int:
     """Processes + threads of `root_pid` and all its descendants (polled when no pids cgroup); 0 where
     there is no /proc (macOS, Windows): the process count is then not checked."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import Interrupted
+from harness.sandbox import reaper
 from harness.sandbox.bubblewrap import wrap
 from harness.sandbox.cgroups import WorkerCgroup
 from harness.sandbox.interrupt import stop_requested
@@ -223,6 +224,8 @@ def run_command(
         isolate = {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
     started = time.monotonic()
     last_check = -RESOURCE_CHECK_SECONDS
+    # registered before the start: a grader killed from here on leaves nothing of the worker running
+    token = reaper.watch(scratch, [] if cgroup is None else cgroup.folders()) if POSIX_PROCESS_CONTROL else None
     try:
         process = subprocess.Popen(
             argv,
@@ -234,6 +237,8 @@ def run_command(
             pass_fds=pass_fds,
             **isolate,
         )
+        if token is not None:
+            reaper.group(token, process.pid)
         try:
             while True:
                 # exited? (not reaped yet: while the worker is a zombie its process group id cannot be
@@ -263,6 +268,9 @@ def run_command(
             _kill_group(process)  # the worker, if still running, and anything left in its session
             if cgroup is not None:
                 cgroup.kill_all()  # and anything that left the session (setsid, double fork)
+            if token is not None:
+                reaper.release(token)  # before the reaping: its process group id is not reused until then
+                token = None
             if POSIX_PROCESS_CONTROL and process.returncode is None:
                 _, status, usage = os.wait4(process.pid, 0)
                 process.returncode = outcome.returncode = os.waitstatus_to_exitcode(status)
@@ -280,6 +288,8 @@ def run_command(
             "utf-8", "replace"
         )
     finally:
+        if token is not None:
+            reaper.release(token)  # a worker that never started
         if cgroup is not None:
             cgroup.remove()  # kills whatever escaped the session (setsid, double fork), then rmdir
         os.close(log_fd)
