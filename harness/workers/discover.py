@@ -9,7 +9,12 @@ cells run in order, in one namespace, after the injected MNIST loader cell:
 * ``Model.fit`` (and ``fit_generator``) does **not** train: it records the model's architecture
   (``model.to_json()``), its compile settings and the fit settings (epochs, batch size,
   callbacks, an ``ImageDataGenerator`` passed as data), and returns an empty ``History``;
-* ``evaluate``, ``predict`` and friends return zeros at once, ``save`` writes nothing.
+* ``evaluate``, ``predict`` and friends return zeros at once, ``save`` writes nothing;
+* an optimizer's ``apply_gradients`` (and ``apply``), called by the notebook's own training loop
+  (``tf.GradientTape``), updates nothing: it records the model whose weights it was given, as a fit
+  would, with that optimizer (and the notebook's one loss object, if it has one); from then on a
+  ``tf.data`` iterator yields ``LOOP_BATCHES`` more batches only, and a shuffle's buffer holds at
+  most ``SHUFFLE_BUFFER`` elements, so that the loop ends at once.
 
 The worker reports each cell (``cell_done``) and, at the end, the fitted models (``models``); the
 grader (``harness.ingest.discovery``) turns them into factories of a synthesised module.
@@ -47,6 +52,10 @@ from harness.workers.notebook import clean_output, loader_source  # noqa: E402
 from harness.workers.protocol import Events, serve  # noqa: E402
 
 MAX_MODELS = 12
+# a loop's local that names its run: ``for name, cfg in configs.items(): model = Net(**cfg)``
+LABEL_NAMES = ("name", "label", "run", "run_name", "key", "tag", "experiment", "exp", "config_name", "model_name")
+LOOP_BATCHES = 2  # batches a dataset yields once a training loop of the notebook's own has begun
+SHUFFLE_BUFFER = 256  # discovery trains nothing: a shuffle's buffer of 10,000 would be filled for naught
 BASELINE_NAME = re.compile(r"(?i)(base|ref|r[ée]f[ée]rence|initial|original)")
 SERIALISABLE_CALLBACKS = {"EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN"}
 FILE_CALLBACKS = {"ModelCheckpoint", "TensorBoard", "CSVLogger", "BackupAndRestore"}
@@ -64,6 +73,7 @@ class _Recorder:
         self.order: list[int] = []  # fitted models, in order of their first fit
         self.objects: dict[int, Any] = {}  # keep the models alive (ids stay unique)
         self.factory_functions: set[str] = set()  # a mixed submission's graded factories (found statically)
+        self.looping = False  # a training loop of the notebook's own has taken an optimizer step
 
     def info(self, model) -> dict:
         """What is known about `model`; a model seen for the first time was built by this cell."""
@@ -115,6 +125,20 @@ class _Recorder:
         names = names or self._local_names(model)
         return next((n for n in names if BASELINE_NAME.search(n)), names[0] if names else None)
 
+    def run_label(self, model) -> str | None:
+        """The label of the run that trains `model`, read from the innermost of the notebook's frames that
+        holds it: a short string under one of ``LABEL_NAMES`` (a configuration table's key)."""
+        frame = inspect.currentframe()
+        while frame is not None:
+            scope = frame.f_locals if frame.f_globals is self.namespace else {}
+            if any(value is model for value in list(scope.values())):
+                labels = [scope.get(key) for key in LABEL_NAMES]
+                label = next((v for v in labels if isinstance(v, str) and 0 < len(v) <= 40), None)
+                if label is not None:
+                    return label
+            frame = frame.f_back
+        return None
+
     def _local_names(self, model) -> list[str]:
         """Names that hold `model` in the frames of the notebook's own functions now running, innermost first."""
         names, frame = [], inspect.currentframe()
@@ -145,6 +169,15 @@ class _Recorder:
         Model.test_on_batch = lambda self, *a, **k: [0.0, 0.0]
         Model.save = _no_op
         Model.save_weights = _no_op
+        self.keras.optimizers.Optimizer.apply_gradients, self.keras.optimizers.Optimizer.apply = self._recording_step()
+        tf.data.Dataset.__iter__ = self._shortened_iteration(tf.data.Dataset.__iter__)
+        original_shuffle = tf.data.Dataset.shuffle
+        tf.data.Dataset.shuffle = lambda self, buffer_size, *args, **kwargs: original_shuffle(
+            self,
+            min(int(buffer_size), SHUFFLE_BUFFER) if isinstance(buffer_size, int) else buffer_size,
+            *args,
+            **kwargs,
+        )
 
     def _recording_compile(self, original_compile):
         """``Model.compile`` as usual, then the cell and the compile settings recorded."""
@@ -178,11 +211,90 @@ class _Recorder:
             else:
                 info["fitted_cell"] = recorder.cell
                 info["variable"] = recorder.variable(self)
+                info["label"] = recorder.run_label(self)
                 info["fit"] = recorder.fit_settings(arguments, info["notes"])
                 recorder.order.append(id(self))
             return _empty_history(keras, self, arguments.get("epochs") or 1)
 
         return fit
+
+    def _recording_step(self):
+        """``Optimizer.apply_gradients`` and ``apply`` for a training loop of the notebook's own: the model
+        whose weights they are given is recorded as fitted, and nothing is updated."""
+        recorder = self
+
+        def apply_gradients(self, grads_and_vars, *args, **kwargs):
+            recorder.stepped(self, [variable for _, variable in list(grads_and_vars)])
+            return self.iterations
+
+        def apply(self, grads, trainable_variables=None, *args, **kwargs):
+            recorder.stepped(self, list(trainable_variables or []))
+            return self.iterations
+
+        return apply_gradients, apply
+
+    def _shortened_iteration(self, original_iter):
+        """``Dataset.__iter__``: the whole dataset until a loop of the notebook's own trains, then a few batches."""
+        recorder = self
+
+        def __iter__(self):
+            return _Shortened(original_iter(self), recorder)
+
+        return __iter__
+
+    def stepped(self, optimizer, variables: list) -> None:
+        """An optimizer step on `variables`: their model, the first time, is recorded as fitted by the cell."""
+        self.looping = True
+        model = self._owner(variables)
+        if model is None:
+            return
+        info = self.info(model)
+        if "fitted_cell" in info:
+            return
+        info["fitted_cell"] = self.cell
+        info["variable"] = self.variable(model)
+        info["label"] = self.run_label(model)
+        info["fit"] = {}
+        if not info.get("compile"):
+            loss = self._loop_loss()
+            with tf.init_scope():  # a step traced by tf.function: the optimizer's settings are read eagerly
+                info["compile"] = self.compile_settings(types.SimpleNamespace(optimizer=optimizer, loss=loss))
+            info["notes"].append(
+                "trained by the notebook's own loop (an optimizer's apply_gradients): the harness trains it "
+                "with fit under the protocol, with the loop's optimizer and "
+                + ("its loss" if loss is not None else "the protocol's loss")
+            )
+        self.order.append(id(model))
+
+    def _owner(self, variables: list):
+        """The model whose trainable weights include `variables` (the smallest such), or None."""
+        wanted = {id(v) for v in variables}
+        owners = []
+        for model in self._models_in_reach():
+            try:
+                own = {id(v) for v in model.trainable_variables}
+            except Exception:
+                continue
+            if wanted and wanted <= own:
+                owners.append((len(own), model))
+        return min(owners, key=lambda pair: pair[0])[1] if owners else None
+
+    def _models_in_reach(self) -> list:
+        """Models the notebook holds: those already seen, its public names, and its running functions' locals."""
+        Model = self.keras.Model
+        found = {id(m): m for m in self.objects.values()}
+        found.update({id(v): v for v in self.namespace.values() if isinstance(v, Model)})
+        frame = inspect.currentframe()
+        while frame is not None:
+            if frame.f_globals is self.namespace:
+                found.update({id(v): v for v in frame.f_locals.values() if isinstance(v, Model)})
+            frame = frame.f_back
+        return list(found.values())
+
+    def _loop_loss(self):
+        """The notebook's loss object when it has exactly one (``loss_fn = SparseCategoricalCrossentropy()``)."""
+        losses = {id(v): v for v in self.namespace.values() if isinstance(v, self.keras.losses.Loss)}
+        return next(iter(losses.values())) if len(losses) == 1 else None
 
     def _uniform_predict(self):
         """``Model.predict``: the same probability for every class, one row per input, at once."""
@@ -465,6 +577,8 @@ class _Recorder:
             entry["params"] = None
         entry["signature"] = self.signature(model)
         entry["name"] = _own_name(entry["model_json"]) if entry["model_json"] else ""
+        if _named_by_keras(entry["name"], model) and info.get("label"):
+            entry["name"] = info["label"]  # no name of the student's own: the run's label names it
         return entry
 
     @staticmethod
@@ -504,6 +618,27 @@ class _Recorder:
                 }.items()
                 if v
             }
+
+
+class _Shortened:
+    """A dataset's iterator that stops `LOOP_BATCHES` batches after a loop of the notebook's own began
+    to train (the epoch running then included); anything else is the iterator's own."""
+
+    def __init__(self, iterator, recorder: _Recorder) -> None:
+        self._iterator, self._recorder, self._left = iterator, recorder, LOOP_BATCHES
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._recorder.looping:
+            if self._left <= 0:
+                raise StopIteration
+            self._left -= 1
+        return next(self._iterator)
+
+    def __getattr__(self, name: str):
+        return getattr(self._iterator, name)
 
 
 def _evaluate_nothing(self, *args, return_dict=False, **kwargs):
@@ -558,6 +693,13 @@ def _own_name(model_json: str) -> str:
     """The name a model was given (Keras's own, ``sequential_3``, when the student gave none)."""
     config = json.loads(model_json).get("config")
     return config.get("name") or "" if isinstance(config, dict) else ""
+
+
+def _named_by_keras(name: str, model) -> bool:
+    """Whether `name` is one Keras gives: ``sequential_3``, ``functional``, or a subclass's own
+    ``digit_net_1`` for ``DigitNet``."""
+    own_class = re.sub(r"(?<!^)(?=[A-Z])", "_", type(model).__name__).lower()
+    return not name or bool(re.fullmatch(rf"(sequential|functional|model|{re.escape(own_class)})(_\d+)?", name))
 
 
 def architecture(model_json: str) -> str:

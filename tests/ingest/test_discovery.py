@@ -271,3 +271,81 @@ def test_a_module_run_as_a_script_sees_a_command_line_without_arguments(tmp_path
     assert updated.status == "ok"
     # each run's label is the name its model was given: the student's text names the runs so
     assert updated.run_labels["create_improved_model_1"] == "dropout" == updated.own_names["create_improved_model_1"]
+
+
+# A module that never calls fit: a subclassed model built from a table of configurations, trained by the
+# student's own GradientTape loop over a shuffled tf.data dataset (en_subclass_gradienttape_b21's form).
+OWN_LOOP = """
+import time
+import tensorflow as tf
+from tensorflow import keras
+from tensorflow.keras import layers
+
+(x_train, y_train), _ = keras.datasets.mnist.load_data()
+x_train = x_train.reshape(-1, 28, 28, 1).astype("float32") / 255.0
+train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(10000).batch(32)
+
+
+class Net(keras.Model):
+    def __init__(self, units=16, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.flat = layers.Flatten()
+        self.hidden = layers.Dense(units, activation="relu")
+        self.drop = layers.Dropout(dropout)
+        self.out = layers.Dense(10, activation="softmax")
+
+    def call(self, x, training=False):
+        return self.out(self.drop(self.hidden(self.flat(x)), training=training))
+
+
+loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+
+def train(model, epochs, lr):
+    optimizer = keras.optimizers.Adam(learning_rate=lr)
+
+    @tf.function
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    for epoch in range(epochs):
+        for xb, yb in train_ds:
+            step(xb, yb)
+        print("epoch", epoch, flush=True)
+
+
+if __name__ == "__main__":
+    configs = {"baseline": dict(units=16), "wide_dropout": dict(units=32, dropout=0.3)}
+    for name, cfg in configs.items():
+        started = time.time()
+        model = Net(**cfg)
+        train(model, 50, 3e-4)
+        print(name, "trained in", round(time.time() - started, 1), "s")
+"""
+
+
+def test_a_training_loop_of_the_student_s_own_is_found_without_training(tmp_path, mnist_npz):
+    path = tmp_path / "own_loop.py"
+    path.write_text(OWN_LOOP, encoding="utf-8")
+    ingest = ingest_path(path)
+    assert needs_discovery(ingest)
+    data = notebook_data_file(load_mnist(mnist_npz), tmp_path / "data", 60000, 100)
+    record, source = discover_models(ingest, path, data, tmp_path / "scratch", DiscoverOptions())
+    assert record.status == "ok", record.reason
+    assert [c.status for c in record.cells] == ["ok"], record.cells  # 50 epochs of 60,000 images: not run
+    base, wide = record.models
+    assert (base.factory, base.role, wide.factory, wide.role) == (
+        "create_baseline_model",
+        "baseline",
+        "create_improved_model_1",
+        "improved",
+    )
+    assert "own loop" in " ".join(base.notes) and not any(n.startswith("not graded") for n in base.notes + wide.notes)
+    assert not any("not serialisable" in n for n in base.notes)  # the loop's Adam, read eagerly
+    assert "0.0003" in source and "categorical_crossentropy" in source
+    updated = apply_discovery(ingest, record, source)
+    assert [f.name for f in updated.factories] == ["create_baseline_model", "create_improved_model_1"]
