@@ -41,6 +41,8 @@ FRENCH_WORD = {
     "why_disc_sparse_loss": "entropie croisée",
     "why_disc_sparse_loss_logits": "sur les logits",
     "why_disc_optimizer": "à la place",
+    "why_disc_own_loop": "boucle propre",
+    "why_disc_own_loop_protocol_loss": "perte du protocole",
     "why_disc_not_rebuilt": "reconstruit",
     "why_disc_no_model": "aucun modèle",
     "why_disc_no_model_cell_failed": "a échoué",
