@@ -249,17 +249,23 @@ if __name__ == "__main__":
 '''
 
 
+def _discovered(tmp_path, mnist_npz, name: str, text: str, train_images: int = 200):
+    """A module `text` written as `name`, which needs discovery, run by discovery: (ingest, record, source)."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    ingest = ingest_path(path)
+    assert needs_discovery(ingest)
+    data = notebook_data_file(load_mnist(mnist_npz), tmp_path / "data", train_images, 50)
+    record, source = discover_models(ingest, path, data, tmp_path / "scratch", DiscoverOptions())
+    assert record.status == "ok", record.reason
+    return ingest, record, source
+
+
 def test_a_module_run_as_a_script_sees_a_command_line_without_arguments(tmp_path, mnist_npz):
     """`python experiments.py` gives the script no argument: a module that picks its runs from ``sys.argv[1:]``
     (run them all when there is none) must not be handed the worker's own job file, which filtered every run
     out ("running the notebook built no model"). A config table run on two seeds is one model per config."""
-    path = tmp_path / "experiments.py"
-    path.write_text(CONFIG_TABLE_MODULE, encoding="utf-8")
-    ingest = ingest_path(path)
-    assert needs_discovery(ingest)
-    data = notebook_data_file(load_mnist(mnist_npz), tmp_path / "data", 200, 50)
-    record, source = discover_models(ingest, path, data, tmp_path / "scratch", DiscoverOptions())
-    assert record.status == "ok", record.reason
+    ingest, record, source = _discovered(tmp_path, mnist_npz, "experiments.py", CONFIG_TABLE_MODULE)
     # 14 set-ups fitted twice each (two seeds): one of each graded, the cap counting set-ups, not fits, and the
     # run named "dropout" (like the first Dropout layer Keras names) read as the same set-up on both seeds
     assert len(record.models) == 12, [m.notes for m in record.models]
@@ -329,13 +335,7 @@ if __name__ == "__main__":
 
 
 def test_a_training_loop_of_the_student_s_own_is_found_without_training(tmp_path, mnist_npz):
-    path = tmp_path / "own_loop.py"
-    path.write_text(OWN_LOOP, encoding="utf-8")
-    ingest = ingest_path(path)
-    assert needs_discovery(ingest)
-    data = notebook_data_file(load_mnist(mnist_npz), tmp_path / "data", 60000, 100)
-    record, source = discover_models(ingest, path, data, tmp_path / "scratch", DiscoverOptions())
-    assert record.status == "ok", record.reason
+    ingest, record, source = _discovered(tmp_path, mnist_npz, "own_loop.py", OWN_LOOP, train_images=60000)
     assert [c.status for c in record.cells] == ["ok"], record.cells  # 50 epochs of 60,000 images: not run
     base, wide = record.models
     assert (base.factory, base.role, wide.factory, wide.role) == (
