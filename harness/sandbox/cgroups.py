@@ -131,13 +131,13 @@ class WorkerCgroup:
 
     def kill_all(self) -> None:
         """SIGKILL every process left in the cgroups (a worker's escaped or daemonised children)."""
-        for folder in {self.pids, self.memory} - {None}:
+        for folder in self.folders():
             kill_cgroup(folder)
 
     def remove(self) -> None:
         """Kill what is left in the cgroups, then delete them."""
         self.kill_all()
-        for folder in {self.pids, self.memory} - {None}:
+        for folder in self.folders():
             _remove_cgroup(folder)
 
 

@@ -128,25 +128,31 @@ class _Recorder:
     def run_label(self, model) -> str | None:
         """The label of the run that trains `model`, read from the innermost of the notebook's frames that
         holds it: a short string under one of ``LABEL_NAMES`` (a configuration table's key)."""
-        frame = inspect.currentframe()
-        while frame is not None:
-            scope = frame.f_locals if frame.f_globals is self.namespace else {}
+        for _, scope in self._running_scopes():
             if any(value is model for value in list(scope.values())):
                 labels = [scope.get(key) for key in LABEL_NAMES]
                 label = next((v for v in labels if isinstance(v, str) and 0 < len(v) <= 40), None)
                 if label is not None:
                     return label
-            frame = frame.f_back
         return None
 
     def _local_names(self, model) -> list[str]:
         """Names that hold `model` in the frames of the notebook's own functions now running, innermost first."""
-        names, frame = [], inspect.currentframe()
+        return [
+            n
+            for function, scope in self._running_scopes()
+            if function != "<module>"
+            for n, v in scope.items()
+            if v is model and not n.startswith("_") and n != "self"
+        ]
+
+    def _running_scopes(self):
+        """(function name, its names) of each frame of the notebook's own code now running, innermost first."""
+        frame = inspect.currentframe()
         while frame is not None:
-            if frame.f_globals is self.namespace and frame.f_code.co_name != "<module>":
-                names += [n for n, v in frame.f_locals.items() if v is model and not n.startswith("_") and n != "self"]
+            if frame.f_globals is self.namespace:
+                yield frame.f_code.co_name, frame.f_locals
             frame = frame.f_back
-        return names
 
     # ----------------------------------------------------------------------- Keras's methods replaced
 
@@ -284,11 +290,8 @@ class _Recorder:
         Model = self.keras.Model
         found = {id(m): m for m in self.objects.values()}
         found.update({id(v): v for v in self.namespace.values() if isinstance(v, Model)})
-        frame = inspect.currentframe()
-        while frame is not None:
-            if frame.f_globals is self.namespace:
-                found.update({id(v): v for v in frame.f_locals.values() if isinstance(v, Model)})
-            frame = frame.f_back
+        for _, scope in self._running_scopes():
+            found.update({id(v): v for v in list(scope.values()) if isinstance(v, Model)})
         return list(found.values())
 
     def _loop_loss(self):
