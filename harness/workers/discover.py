@@ -215,11 +215,7 @@ class _Recorder:
                     "the harness trains it once, with the first fit's settings"
                 )
             else:
-                info["fitted_cell"] = recorder.cell
-                info["variable"] = recorder.variable(self)
-                info["label"] = recorder.run_label(self)
-                info["fit"] = recorder.fit_settings(arguments, info["notes"])
-                recorder.order.append(id(self))
+                recorder.first_fit(self, info, recorder.fit_settings(arguments, info["notes"]))
             return _empty_history(keras, self, arguments.get("epochs") or 1)
 
         return fit
@@ -257,10 +253,6 @@ class _Recorder:
         info = self.info(model)
         if "fitted_cell" in info:
             return
-        info["fitted_cell"] = self.cell
-        info["variable"] = self.variable(model)
-        info["label"] = self.run_label(model)
-        info["fit"] = {}
         if not info.get("compile"):
             loss = self._loop_loss()
             with tf.init_scope():  # a step traced by tf.function: the optimizer's settings are read eagerly
@@ -270,6 +262,15 @@ class _Recorder:
                 "with fit under the protocol, with the loop's optimizer and "
                 + ("its loss" if loss is not None else "the protocol's loss")
             )
+        self.first_fit(model, info, {})
+
+    def first_fit(self, model, info: dict, fit: dict) -> None:
+        """`model`'s first fit (or first step of a loop of the notebook's own), in this cell, with `fit`'s
+        settings: where it was, what holds it, the run's label; graded in that order."""
+        info["fitted_cell"] = self.cell
+        info["variable"] = self.variable(model)
+        info["label"] = self.run_label(model)
+        info["fit"] = fit
         self.order.append(id(model))
 
     def _owner(self, variables: list):
