@@ -290,6 +290,8 @@ class TrainingSettings(_Result):
     callbacks: list[str] = []
     augmentation: str | None = None
     ignored_keys: list[str] = []
+    # a tf.data map of the student's not reproduced: {"name", "why" (harness/workers/dataset_maps.py), "detail"}
+    augmentation_notes: list[dict[str, str]] = []
 
 
 # --------------------------------------------------------------------------- analysis (harness/analysis/)

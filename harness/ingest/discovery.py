@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.ingest.execution import neutralise
+from harness.ingest.fit_calls import map_settings_source
 from harness.ingest.legacy import modernise
 from harness.ingest.read import blank_shell_and_magic_lines, factory_functions
 from harness.ingest.roles import baseline_by_text, markdown_above
@@ -304,6 +305,8 @@ def _config_source(entry: dict) -> str:
     generator = fit.get("generator")
     if generator and generator.get("source"):
         parts.append(f"'augmentation': {generator['source']}")
+    elif fit.get("dataset_maps"):
+        parts.append(f"'augmentation': {map_settings_source(fit['dataset_maps'])}")
     return "{" + ", ".join(parts) + "}" if parts else ""
 
 

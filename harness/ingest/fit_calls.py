@@ -221,6 +221,7 @@ class _Scope:
         self.cell: int | None = None  # the cell of the statement being read
         self.round: tuple[int, str | None] = (0, None)  # in a loop over a table: (round, its row's label)
         self.values: dict[str, ast.expr] = {}  # variable -> what it was last set to
+        self.outer: dict[str, ast.expr] = {}  # in a trainer helper read for one call: the caller's values
 
     def read(self, statement: ast.stmt):
         """(harness name, Declared) for each training call of this statement; remembers its assignments."""
@@ -244,7 +245,9 @@ class _Scope:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target = statement.targets[0]
             if isinstance(target, ast.Name):
-                self.values[target.id] = statement.value
+                # ``ds = ds.map(augment)``: what the name held is part of its new value
+                before = {target.id: self.values[target.id]} if target.id in self.values else {}
+                self.values[target.id] = substituted(statement.value, before) if before else statement.value
                 model = self._built(statement.value)
                 if model is not None:
                     self.models[target.id] = model
@@ -295,7 +298,9 @@ class _Scope:
         statement's first target)."""
         helper = self.trainers[call_name(call)]
         bound = trained_with(call, helper, self.tables, self.constants)
-        inside = self._helper_sources(call, helper)
+        built = self._built_inside(helper, call)
+        inside = {**built.sources, **self._generator(call, helper)}
+        piped = built.settings.get("batch_size")  # ``fit(train_ds)`` inside: the pipeline's ``.batch(64)``
         for argument in [*call.args, *(k.value for k in call.keywords)]:
             if isinstance(argument, ast.Lambda) and required_arguments(argument) == 0:  # run(lambda: cnn(8))
                 argument = argument.body
@@ -309,6 +314,8 @@ class _Scope:
                 continue
             declared = self._declared(call, helper=True)
             declared.settings.update(bound or {})
+            if piped is not None:
+                declared.settings.setdefault("batch_size", piped)
             declared.sources = {**inside, **declared.sources}  # what the call passes wins
             declared.holder, declared.built_at = holder, built_at
             declared.label = self.round[1] or _label(call)
@@ -317,7 +324,7 @@ class _Scope:
     def _helper_sources(self, call: ast.Call, helper: ast.FunctionDef) -> dict[str, str]:
         """The callbacks and generator a call of a trainer helper trains with that the call does not pass
         itself: what the helper builds for this call's arguments, the module's generator it switches to."""
-        return {**self._built_inside(helper, call), **self._generator(call, helper)}
+        return {**self._built_inside(helper, call).sources, **self._generator(call, helper)}
 
     def _generator(self, call: ast.Call, helper: ast.FunctionDef) -> dict[str, str]:
         """The generator a call hands to a helper that fits on its ``.flow(…)``, as an "augmentation" source."""
@@ -325,18 +332,20 @@ class _Scope:
         buildable = isinstance(generator, ast.Call) and self._buildable(generator, GENERATORS)
         return {"augmentation": ast.unparse(generator)} if buildable else {}
 
-    def _built_inside(self, helper: ast.FunctionDef, call: ast.Call) -> dict[str, str]:
+    def _built_inside(self, helper: ast.FunctionDef, call: ast.Call) -> Declared:
         """The generator and callbacks a trainer helper builds for itself (``datagen = ImageDataGenerator(…)``
         then ``model.fit(datagen.flow(…), callbacks=[ReduceLROnPlateau(…)])`` in ``train_augmented``), read
         in the helper's own body with `call`'s arguments (``callbacks = [LearningRateScheduler(decay)] if
-        use_schedule else []``: only for the calls that set ``use_schedule``)."""
+        use_schedule else []``: only for the calls that set ``use_schedule``); and the batch size of the
+        pipeline it fits on."""
         fit = next((n for n in ast.walk(helper) if isinstance(n, ast.Call) and call_name(n) in TRAINING), None)
         values = values_after(helper, call, helper.body, self.returned) if fit is not None else None
         if values is None:
-            return {}
+            return Declared(line=call.lineno)
         inner = _Scope(self.calls, self.functions, self.imported, self.constants, {}, returned=self.returned)
         inner.values = values  # the helper's own names, as this call sets them
-        return inner._declared(fit).sources
+        inner.outer = self.values  # where the pipeline a parameter names was made (``train(m, train_ds_aug)``)
+        return inner._declared(fit)
 
     def _built(self, value: ast.expr) -> str | None:
         if isinstance(value, ast.Call):
@@ -365,12 +374,31 @@ class _Scope:
             generator = self._resolved(flow.func.value)
             if isinstance(generator, ast.Call) and self._buildable(generator, GENERATORS):
                 declared.sources["augmentation"] = ast.unparse(generator)
+        elif flow is None:
+            self._pipeline(call.args[0] if call.args else keywords.get("x"), declared)
         return declared
+
+    def _pipeline(self, data: ast.expr | None, declared: Declared) -> None:
+        """A tf.data pipeline's batch size and maps (``ds.map(augment).batch(64)``), where `data` is one."""
+        data = self._resolved(data)
+        if isinstance(data, ast.Name) and data.id in self.outer:  # a helper's parameter: the caller's pipeline
+            data = self._resolved(self.outer[data.id])
+        stages = pipeline_stages(data)
+        if stages is None:
+            return
+        batches = [arguments for method, arguments in stages if method in ("batch", "padded_batch") and arguments]
+        size = self._integer(batches[-1][0]) if batches else None
+        if size is not None and size > 0 and "batch_size" not in declared.settings:
+            declared.settings["batch_size"] = size
+        maps = dataset_maps(stages, self.returned)
+        if maps:
+            declared.sources["augmentation"] = maps
 
     def _resolved(self, node: ast.expr | None) -> ast.expr | None:
         """What a name was last set to, and what a call of the student's own maker returns
         (``make_plateau()`` with ``return ReduceLROnPlateau(patience=2)``, or a list of callbacks)."""
-        node = self.values.get(node.id, node) if isinstance(node, ast.Name) else node
+        for _ in range(4):  # ``data = train_ds`` then ``train_ds = make_dataset(…)``: a few names deep
+            node = self.values.get(node.id, node) if isinstance(node, ast.Name) else node
         maker = self.returned.get(call_name(node) or "") if isinstance(node, ast.Call) else None
         # the call's arguments as this scope knows them (``fresh_callbacks(schedule)`` with ``schedule=True``)
         known = substituted(node, self.values) if maker is not None and isinstance(node.func, ast.Name) else None
@@ -403,6 +431,48 @@ class _Scope:
             for a in [*call.args, *(k.value for k in call.keywords)]
         )
         return call_name(call) in classes and isinstance(root, ast.Name) and root.id in self.imported and literal
+
+
+DATASET_METHODS = {"batch", "padded_batch", "shuffle", "prefetch", "cache", "repeat", "from_tensor_slices"}
+
+
+def pipeline_stages(node: ast.expr | None) -> list[tuple[str, list[ast.expr]]] | None:
+    """A tf.data pipeline's method calls, from the arrays to the batches fit reads (``[("from_tensor_slices",
+    …), ("map", [augment]), ("batch", [64])]``); None when `node` is no such chain."""
+    stages = []
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        stages.append((node.func.attr, node.args))
+        node = node.func.value
+    if not {method for method, _ in stages} & DATASET_METHODS:
+        return None
+    return stages[::-1]
+
+
+def dataset_maps(stages: list[tuple[str, list[ast.expr]]], functions: dict[str, ast.FunctionDef]) -> str | None:
+    """A pipeline's maps as the ``augmentation`` setting that the training worker reproduces
+    (harness/workers/dataset_maps.py): each a module function or a lambda, with whether it maps batches.
+    None when it has none, or one of them cannot be named."""
+    entries, batched = [], False
+    for method, arguments in stages:
+        batched = batched or method in ("batch", "padded_batch")
+        if method != "map":
+            continue
+        function = arguments[0] if arguments else None
+        if isinstance(function, ast.Name) and function.id in functions:
+            entries.append({"name": function.id, "source": f"globals().get({function.id!r})", "batched": batched})
+        elif isinstance(function, ast.Lambda):
+            entries.append({"name": "lambda", "source": ast.unparse(function), "batched": batched})
+        else:
+            return None
+    return map_settings_source(entries) if entries else None
+
+
+def map_settings_source(maps: list[dict]) -> str:
+    """``[{'map': globals().get('augmenter'), 'batched': False, 'name': 'augmenter'}]``: a pipeline's maps
+    (``{"name", "source", "batched"}``, read in the code or found by discovery) as the ``augmentation``
+    setting, in the source of the module the worker imports."""
+    entries = [f"{{'map': {m['source']}, 'batched': {bool(m['batched'])}, 'name': {m['name']!r}}}" for m in maps]
+    return "[" + ", ".join(entries) + "]"
 
 
 def trainer_sources(trees: list[tuple[int | None, ast.Module]], helper: ast.FunctionDef, call: ast.Call) -> dict:

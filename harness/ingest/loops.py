@@ -196,8 +196,13 @@ class _Substitute(ast.NodeTransformer):
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.Lambda:
         """``lambda p=params: build(**p)``, the idiom that freezes a loop's value: the defaults written into
-        the body, as the call it makes (``build(**{"rate": 0.3})``, then keywords)."""
-        self.generic_visit(node)
+        the body, as the call it makes (``build(**{"rate": 0.3})``, then keywords). Its own parameters shadow
+        the bound names (``lambda x, y: (augment(x), y)`` in a helper whose parameter is ``x``)."""
+        arguments = node.args
+        own = {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]}
+        own |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
+        node.args = self.visit(arguments)  # the defaults are read where the lambda is made
+        node.body = _Substitute({k: v for k, v in self.bound.items() if k not in own}, self.tables).visit(node.body)
         names = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
         defaults = dict(zip(names[len(names) - len(node.args.defaults) :], node.args.defaults, strict=True))
         if defaults:

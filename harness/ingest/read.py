@@ -378,6 +378,7 @@ class _Extractor:
         self.dropped: list[DroppedStatement] = []
         self.tainted: set[str] = set()
         self.student_functions: set[str] = set()
+        self.preparing_functions: set[str] = set()  # those that only prepare data (_preparing_functions)
         self.training_methods: set[str] = set()  # methods of the student's classes that train (`Experiment.run`)
         self.functions: dict[str, tuple[ast.FunctionDef, int | None]] = {}
         self.inner_settings: dict[str, dict[str, int]] = {}  # function -> epochs/batch size of its own fit
@@ -444,7 +445,7 @@ class _Extractor:
                     reason=reason,
                 )
                 self.dropped.append(record)
-                if data_names.preparation(node, self.student_functions):
+                if data_names.preparation(node, self.student_functions - self.preparing_functions):
                     self.preparation.append(((node, segment, lines_of, cell, first, len(self.entries)), record))
 
     def _without_inner_training(
@@ -530,7 +531,8 @@ class _Extractor:
             used = ", ".join(sorted(calls & self.student_functions))
             kind, reason = "statement", f"calls {used} at top level: the harness calls factories itself"
             self._taint(node)
-        elif calls & {"Sequential", "Model"}:
+        elif calls & {"Sequential", "Model"} and not _preprocessing_only(value, self.student_functions):
+            # an augmenter (``Sequential([RandomRotation(0.1)])``) a pipeline's map calls is kept
             kind, reason = "statement", "builds a model at top level"
         elif calls & RUN_CALLS:
             kind, reason = "statement", "top-level call with side effects"
@@ -751,6 +753,28 @@ def _functions_defined(cells: list[CodeCell]) -> set[str]:
     return names
 
 
+def _preparing_functions(cells: list[CodeCell]) -> set[str]:
+    """The top-level functions that only prepare data (``make_dataset(x, y, augment=True)`` building a tf.data
+    pipeline): they neither train, evaluate, plot, print nor build a model, and call no other function of the
+    student's that does. A statement calling one may be data preparation the factories need (a schedule's
+    ``decay_steps = EPOCHS * len(train_ds)``)."""
+    functions: dict[str, ast.AST] = {}
+    for code in cells:
+        try:
+            tree = parse_python(blank_shell_and_magic_lines(code.source, code.cell, []))
+        except SyntaxError:
+            continue
+        functions.update({n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))})
+    calls = {name: called_names(node) for name, node in functions.items()}
+    preparing = {name for name, called in calls.items() if not called & (data_names.RUN | MODEL_CONSTRUCTORS)}
+    changed = True
+    while changed:  # one that calls a function of the student's that does more is not preparation either
+        unsafe = {name for name in preparing if calls[name] & (set(functions) - preparing)}
+        preparing -= unsafe
+        changed = bool(unsafe)
+    return preparing
+
+
 def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -761,6 +785,7 @@ def extract(cells: list[CodeCell]) -> tuple[str, _Extractor]:
     # a call of a function the notebook defines in a LATER cell (cells run out of order while it was
     # written) is a call of the student's own function all the same
     extractor.student_functions |= _functions_defined(cells)
+    extractor.preparing_functions = _preparing_functions(cells)
     for code in cells:
         extractor.add_cell(code.source, code.cell)
     extractor.finish()
@@ -811,9 +836,10 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
     return found
 
 
-def _preprocessing_only(fn: ast.FunctionDef, functions: set[str]) -> bool:
-    """Whether every layer `fn` builds is a preprocessing or augmentation layer (at least one), and it
-    calls none of the module's `functions` (which could bring the classifier: ``base.layers``)."""
+def _preprocessing_only(fn: ast.AST, functions: set[str]) -> bool:
+    """Whether every layer `fn` (a function, or a statement's value) builds is a preprocessing or augmentation
+    layer (at least one), and it calls none of the module's `functions` (which could bring the classifier:
+    ``base.layers``)."""
     called = called_names(fn)
     layers = {name for name in called if name[:1].isupper()} - MODEL_CONSTRUCTORS - {"Input", "InputLayer"}
     return bool(layers) and all(PREPROCESSING_LAYERS.fullmatch(name) for name in layers) and not called & functions

@@ -229,6 +229,8 @@ def _models(c: _Context) -> list[str]:
             add("    " + t("chk_settings", settings=text))
             for key in settings.ignored_keys:
                 add(f"    {warn} " + t("chk_key_ignored", setting=key))
+            for note in settings.augmentation_notes:
+                add(f"    {warn} " + t("chk_map_not_reproduced", name=note["name"], why=t(f"map_unfit_{note['why']}")))
         if model.stopped_by_budget:
             add(f"    {warn} " + t("chk_budget"))
     reference = result.reference.model if result.reference else None

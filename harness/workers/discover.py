@@ -377,10 +377,9 @@ class _Recorder:
             if isinstance(getattr(x, "batch_size", None), int) and "batch_size" not in fit:
                 fit["batch_size"] = int(x.batch_size)
         elif x is not None and type(x).__module__.startswith("tensorflow") and "Dataset" in type(x).__name__:
-            notes.append(
-                "trained on a tf.data pipeline: any augmentation inside it is not reproduced "
-                "(the harness's own batches are used)"
-            )
+            maps = self.dataset_maps(x, notes)
+            if maps:
+                fit["dataset_maps"] = maps
         elif x is not None and hasattr(x, "__next__"):
             notes.append("trained on a Python generator: not reproduced (the harness's own batches are used)")
         for key in (
@@ -405,6 +404,39 @@ class _Recorder:
             callbacks.append(self.callback_settings(callback, notes))
         fit["callbacks"] = callbacks
         return fit
+
+    def dataset_maps(self, dataset, notes: list[str]) -> list[dict]:
+        """The functions a tf.data pipeline maps, from its source to the batches fit reads (``ds.map(augmenter)``),
+        each as the source that names it again in the synthesised module and whether it maps batches; the
+        training worker keeps those that augment (harness/workers/dataset_maps.py)."""
+        chain = []
+        while dataset is not None:  # from the batches fit reads back to the arrays
+            chain.append(dataset)
+            dataset = getattr(dataset, "_input_dataset", None)
+        maps, batched = [], False
+        for stage in reversed(chain):
+            batched = batched or "Batch" in type(stage).__name__
+            function = getattr(getattr(stage, "_map_func", None), "_func", None)
+            if function is None or "Map" not in type(stage).__name__:
+                continue
+            name = getattr(function, "__name__", "")
+            if name == "<lambda>":
+                text = _lambda_definition(function, "_")
+                source = text.removeprefix("_ = ") if text else None
+            elif name.isidentifier() and getattr(function, "__qualname__", "") == name:
+                source = (
+                    f"globals().get({name!r})"  # a function of the notebook's: kept in the module if defined at top
+                )
+            else:
+                source = None
+            if source is None:
+                notes.append(
+                    "trained on a tf.data pipeline: any augmentation inside it is not reproduced "
+                    "(the harness's own batches are used)"
+                )
+                return []
+            maps.append({"name": name if name != "<lambda>" else "lambda", "source": source, "batched": batched})
+        return maps
 
     def generator_settings(self, generator, notes: list[str]) -> dict:
         """An ``ImageDataGenerator``'s constructor arguments, and the source that builds it again."""
@@ -618,6 +650,7 @@ class _Recorder:
                     "batch_size": fit.get("batch_size"),
                     "callbacks": [c["class_name"] for c in fit.get("callbacks", [])],
                     "generator": (fit.get("generator") or {}).get("class_name"),
+                    "dataset_maps": [{"name": m["name"], "batched": m["batched"]} for m in fit.get("dataset_maps", [])],
                     "ignored": fit.get("ignored"),
                 }.items()
                 if v

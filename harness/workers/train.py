@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from harness.workers.batchnorm import batchnorm_report  # noqa: E402
+from harness.workers.dataset_maps import checked_maps, dataset_maps, describe, mapped_dataset  # noqa: E402
 from harness.workers.keras_setup import (  # noqa: E402
     CLASSES,
     INPUT_SHAPE,
@@ -178,9 +179,12 @@ def resolve_settings(module, name: str) -> tuple[dict, list[str]]:
         raise ModelRejected(f"TRAINING_CONFIG[{name!r}]['callbacks'] must be a list of Keras callbacks")
     settings["callbacks"] = list(callbacks)
     augmentation = settings.get("augmentation")
-    if augmentation is not None and not (callable(augmentation) or hasattr(augmentation, "flow")):
+    if augmentation is not None and not (
+        callable(augmentation) or hasattr(augmentation, "flow") or dataset_maps(augmentation) is not None
+    ):
         raise ModelRejected(
-            f"TRAINING_CONFIG[{name!r}]['augmentation'] must be Keras preprocessing layers or an ImageDataGenerator"
+            f"TRAINING_CONFIG[{name!r}]['augmentation'] must be Keras preprocessing layers, an ImageDataGenerator "
+            "or a tf.data map ({'map': function, 'batched': False})"
         )
     return settings, ignored
 
@@ -220,10 +224,18 @@ class EpochReporter(keras.callbacks.Callback):
         )
 
 
-def training_inputs(split: dict, settings: dict, batch_size: int, seed: int):
-    """fit()'s data argument: arrays, a tf.data pipeline with augmentation layers, or a generator."""
+def training_inputs(split: dict, settings: dict, batch_size: int, seed: int, notes: list[str]):
+    """fit()'s data argument: arrays, a tf.data pipeline with augmentation layers or the student's own
+    maps, or a generator; what is not reproduced goes to `notes`."""
     augmentation = settings.get("augmentation")
     x, y = split["x_train"], split["y_train"]
+    maps = dataset_maps(augmentation)
+    if maps is not None:
+        maps, unfit = checked_maps(maps, x, y)
+        notes += unfit
+        augmentation = None if not maps else augmentation
+        if maps:
+            return {"x": mapped_dataset(x, y, maps, batch_size, seed)}, describe(maps)
     if augmentation is None:
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, None
     if hasattr(augmentation, "flow"):
@@ -266,10 +278,13 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
         spec["loss_from"] = SPARSE
     result.update(spec=spec, params=int(model.count_params()))
     declared = {k: (v if isinstance(v, (int, float, str)) else type(v).__name__) for k, v in settings.items()}
+    if dataset_maps(settings.get("augmentation")):
+        declared["augmentation"] = describe(dataset_maps(settings["augmentation"]))
     declared["callbacks"] = [type(c).__name__ for c in settings["callbacks"]]
     epochs = job["epochs_override"] or _effective_epochs(profile, settings.get("epochs"), training["epochs"])
     batch_size = int(settings.get("batch_size", training["batch_size"]))
-    data, augmentation_name = training_inputs(split, settings, batch_size, seed)
+    augmentation_notes: list[str] = []
+    data, augmentation_name = training_inputs(split, settings, batch_size, seed, augmentation_notes)
     budget = WallClockBudget(profile["model_budget_s"])
     # after the student's callbacks: EarlyStopping restores its best weights before the statistics are re-estimated
     batchnorm, precise = batchnorm_report(model, profile, split, batch_size)
@@ -284,6 +299,8 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
         "augmentation": augmentation_name,
         "ignored_keys": ignored,
     }
+    if augmentation_notes:
+        result["settings"]["augmentation_notes"] = augmentation_notes
     events.emit("model", name=name, phase="train", epochs=epochs)
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()

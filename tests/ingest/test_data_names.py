@@ -108,3 +108,87 @@ print(hasattr(module, "x_train"), hasattr(module, "create_baseline_model"), time
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "False True True"
+
+
+PIPELINE_NOTEBOOK = """
+import tensorflow as tf
+from tensorflow import keras
+from tensorflow.keras import layers
+
+BATCH = 64
+(x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+x_train = (x_train / 255.0).astype("float32")[..., None]
+rot = layers.RandomRotation(0.05)
+
+
+def augmenter(image, label):
+    return rot(image, training=True), label
+
+
+def make_dataset(x, y, augment=False, batch_size=BATCH):
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x))
+    if augment:
+        ds = ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(2)
+
+
+train_ds = make_dataset(x_train, y_train)
+train_ds_aug = make_dataset(x_train, y_train, augment=True)
+
+
+def cnn(learning_rate=1e-3):
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def train(model_fn, data, epochs=5):
+    model = model_fn()
+    model.fit(data, epochs=epochs)
+    return model
+
+
+steps = 20 * len(train_ds_aug)
+schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps)
+
+
+def cnn_cosine():
+    return cnn(learning_rate=schedule)
+
+
+reference = train(cnn, train_ds)
+cosine = train(cnn_cosine, train_ds_aug, epochs=20)
+"""
+
+
+@pytest.mark.slow  # starts its own TensorFlow process (about 5 s)
+def test_a_pipeline_built_by_the_student_s_function_is_prepared_and_its_maps_train_the_model(tmp_path):
+    """``train_ds_aug = make_dataset(…, augment=True)`` calls a function of the student's that only prepares
+    data: put back, so that the schedule reading ``len(train_ds_aug)`` is built (it was a NameError, and the
+    model failed). The pipeline handed to the trainer helper gives the run its batch size and its map, which
+    the training worker reproduces."""
+    path = tmp_path / "pipeline.py"
+    path.write_text(PIPELINE_NOTEBOOK, encoding="utf-8")
+    module = tmp_path / "extracted.py"
+    module.write_text(ingest_path(path).module_source, encoding="utf-8")
+    program = f"""
+import numpy as np
+from harness.workers.train import import_with_data, resolve_settings, training_inputs
+rng = np.random.default_rng(0)
+split = {{
+    "x_train": rng.random((100, 28, 28, 1), dtype="float32"),
+    "y_train": np.eye(10, dtype="float32")[rng.integers(0, 10, 100)],
+    "x_val": rng.random((20, 28, 28, 1), dtype="float32"),
+    "y_val": np.eye(10, dtype="float32")[np.arange(20) % 10],
+}}
+module = import_with_data({{"module_path": {str(module)!r}}}, split)
+settings, _ = resolve_settings(module, "create_improved_model_2")
+notes = []
+data, augmentation = training_inputs(split, settings, settings["batch_size"], 1, notes)
+optimizer = module.create_improved_model_2().optimizer
+print(type(module.schedule).__name__, settings["batch_size"], settings["epochs"], augmentation, notes,
+      type(optimizer.learning_rate).__name__ != "float")
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "CosineDecay 64 20 map(augmenter) [] True"

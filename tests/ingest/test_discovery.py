@@ -349,3 +349,39 @@ def test_a_training_loop_of_the_student_s_own_is_found_without_training(tmp_path
     assert "0.0003" in source and "categorical_crossentropy" in source
     updated = apply_discovery(ingest, record, source)
     assert [f.name for f in updated.factories] == ["create_baseline_model", "create_improved_model_1"]
+
+
+TF_DATA_SCRIPT = """
+import tensorflow as tf
+from tensorflow import keras
+from tensorflow.keras import layers
+
+(x_train, y_train), _ = keras.datasets.mnist.load_data()
+augmenter = keras.Sequential([layers.RandomRotation(0.05)])
+
+
+def shift(image, label):
+    image = tf.image.resize_with_crop_or_pad(tf.cast(image[..., None], tf.float32) / 255.0, 32, 32)
+    return tf.image.random_crop(image, size=[28, 28, 1]), label
+
+
+train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(1000).map(shift).batch(32)
+train_ds = train_ds.map(lambda x, y: (augmenter(x, training=True), y)).prefetch(2)
+for width in (8, 16):
+    model = keras.Sequential([layers.Input((28, 28, 1)), layers.Conv2D(width, 3, activation="relu"),
+                              layers.Flatten(), layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(train_ds, epochs=2)
+"""
+
+
+def test_a_tf_data_pipeline_s_maps_are_found_and_reach_the_training_settings(tmp_path, mnist_npz):
+    """Models built and trained at top level on a tf.data pipeline: its maps (a function before ``.batch``, a
+    lambda after it) are the models' augmentation, named again in the synthesised module."""
+    ingest, record, source = _discovered(tmp_path, mnist_npz, "tfdata.py", TF_DATA_SCRIPT)
+    assert len(record.models) == 2
+    for model in record.models:
+        assert [(m["name"], m["batched"]) for m in model.fit["dataset_maps"]] == [("shift", False), ("lambda", True)]
+        assert not any("tf.data" in n for n in model.notes), model.notes
+    assert "'augmentation': [{'map': globals().get('shift'), 'batched': False, 'name': 'shift'}, " in source
+    assert "{'map': lambda x, y: (augmenter(x, training=True), y), 'batched': True, 'name': 'lambda'}]" in source

@@ -929,3 +929,68 @@ def test_a_helper_training_what_a_builder_returns_beside_its_model_trains_with_t
     assert found["create_improved_model_1"].sources == {"callbacks": "[LearningRateScheduler(step_decay, verbose=0)]"}
     assert found["create_baseline_model"].sources == {}  # the baseline's builder returns no callback
     assert found["create_baseline_model"].settings == {"batch_size": 128, "epochs": 15}
+
+
+TF_DATA_PIPELINE = """
+import tensorflow as tf
+
+def normalise(image, label):
+    return tf.cast(image, tf.float32) / 255.0, label
+
+def shift(image, label):
+    image = tf.image.resize_with_crop_or_pad(image, 32, 32)
+    return tf.image.random_crop(image, size=[28, 28, 1]), label
+
+def pipeline(x, y, augment=False):
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(1000).map(normalise)
+    if augment:
+        ds = ds.map(shift, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(64)
+    if augment:
+        ds = ds.map(lambda x, y: (rotate(x, training=True), y))
+    return ds.prefetch(tf.data.AUTOTUNE)
+"""
+
+
+def test_a_tf_data_pipeline_s_maps_are_its_augmentation_and_make_a_variant():
+    """A pipeline's maps (``ds.map(shift)`` before ``.batch``, a lambda after it), built by a helper under a flag
+    or reassigned step by step at top level, are the run's augmentation: the model trained on the augmented
+    pipeline is a variant of the one trained on the plain one. The lambda keeps its own ``x``, though the
+    helper's parameter is named ``x`` too."""
+    declared, variants = _read(
+        TF_DATA_PIPELINE
+        + """
+        plain = build_cnn()
+        plain.fit(pipeline(x_train, y_train), epochs=3)
+        augmented = build_cnn()
+        augmented.fit(pipeline(x_train, y_train, augment=True), epochs=3)
+        train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).map(normalise)
+        train_ds = train_ds.map(shift).batch(32)
+        other = build_cnn()
+        other.fit(train_ds, epochs=3)
+        """.replace("\n        ", "\n"),
+        {"create_improved_model_1": "build_cnn"},
+    )
+    normalise = "{'map': globals().get('normalise'), 'batched': False, 'name': 'normalise'}"
+    shift = "{'map': globals().get('shift'), 'batched': False, 'name': 'shift'}"
+    rotate = "{'map': lambda x, y: (rotate(x, training=True), y), 'batched': True, 'name': 'lambda'}"
+    assert declared["create_improved_model_1"].sources == {"augmentation": f"[{normalise}]"}
+    assert [(v.holder, v.declared.sources["augmentation"]) for v in variants] == [
+        ("augmented", f"[{normalise}, {shift}, {rotate}]"),
+        ("other", f"[{normalise}, {shift}]"),
+    ]
+
+
+def test_a_map_that_cannot_be_named_is_no_augmentation():
+    """``ds.map(functools.partial(…))`` or a map of a name that is no function of the module: nothing read."""
+    declared = _declared(
+        TF_DATA_PIPELINE
+        + """
+        import functools
+        ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).map(functools.partial(shift)).batch(64)
+        m = build_cnn()
+        m.fit(ds, epochs=3)
+        """.replace("\n        ", "\n"),
+        {"create_improved_model_1": "build_cnn"},
+    )
+    assert declared["create_improved_model_1"].sources == {}
