@@ -878,6 +878,31 @@ def test_a_validation_training_or_robustness_figure_does_not_contradict_the_prin
     assert rubric_text.self_contradictions(ingest, [said], 0.5)  # the test accuracy itself still counts
 
 
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Le modèle 1 passe de **98,93 %** à **99,11 %** (+0,18 point).",
+        "Le modèle 1 atteint **99,11 %** sur le test (contre 98,93 %).",
+        "Model 1 reaches 99.11 % on the test set (vs 98.93 % for the reference).",
+    ],
+)
+def test_the_accuracy_a_sentence_gives_a_model_is_its_own_not_the_one_it_is_set_against(tmp_path, sentence):
+    """ "from 98.93 % to 99.11 %" in bold, "99.11 % on the test (contre 98.93 %)": the model's accuracy is
+    99.11 %, as its own run printed; reading the other model's number contradicted the report
+    (fr_quatre_changements_fonctionnel_b22, its whole analysis distrusted)."""
+    printed = nbformat.v4.new_output("stream", text="modèle 1 99.11\nréférence 98.93\n")
+    cells = [
+        new_code_cell(FACTORIES),
+        new_code_cell("print(results)", outputs=[printed]),
+        new_markdown_cell("## Analyse\n\n" + sentence),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    quoted = rubric_text.quoted_accuracies(passages, ingest.factories, ingest.own_names)
+    assert [(q.model, q.accuracy) for q in quoted] == [("create_improved_model_1", pytest.approx(0.9911))]
+    assert rubric_text.self_contradictions(ingest, passages, 0.5) == []
+
+
 def test_a_model_s_line_under_the_robustness_heading_does_not_contradict_its_test_accuracy(tmp_path):
     """ "Modèle 1 : 97,02 % (−2,31 pp)" listed under "## 6. Robustesse / Rotation ±15°" is its accuracy on
     rotated digits: it was read as the test accuracy its run printed (99,33 %), and the whole analysis was
@@ -1249,6 +1274,22 @@ def test_a_gain_shared_out_among_changes_made_at_once_earns_nothing(tmp_path):
 def test_terse_notes_show_their_substance(marker, sentence):
     markers = next(c for c in load_rubric().criteria if c.id == "analysis").params["markers"]
     assert rubric_substance.shows(markers[marker], rubric_text.plain(sentence))
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Tous les modèles dépassent environ 99 % de précision sur l'ensemble de test.",
+        "All models exceed 99% accuracy.",
+    ],
+)
+def test_models_above_a_threshold_are_not_models_compared(sentence):
+    """ "Tous les modèles dépassent 99 %" sets every model against a number, none against another: no
+    comparison, and so no observation that grounds a generic text (fr_module_docstring_creux_b22)."""
+    markers = next(c for c in load_rubric().criteria if c.id == "analysis").params["markers"]
+    assert not rubric_substance.shows(markers["comparisons"], rubric_text.plain(sentence))
+    for other in ("Le modèle 2 dépasse le modèle 1 de 0,3 point.", "Model 2 exceeds the baseline by 0.3 points."):
+        assert rubric_substance.shows(markers["comparisons"], rubric_text.plain(other))
 
 
 @pytest.mark.parametrize(

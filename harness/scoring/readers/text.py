@@ -883,6 +883,8 @@ ACCURACY_WORDS = re.compile(r"precision|accuracy|\bacc\b|exactitude|justesse|tau
 PERCENT = re.compile(r"(?<![\d.,])(\d{1,3}(?:[.,]\d+)?)\s*%")
 FRACTION = re.compile(r"(?<![\d.,])(0[.,]\d{2,})(?![\d.,])")
 # a change quoted as its two ends ("went from 98.93 % to 99.52 %", "passe de 98,9 à 99,3 %"): the second is the model's
+EMPHASIS = re.compile(r"\*\*|__|`")
+TEST_JUST_BEFORE = re.compile(r"\btest\w*\W{0,3}(?:(?!contre\b|vs\b|versus\b|than\b|against\b|compared\b)\w+\W{1,3})?$")
 FROM_TO = re.compile(r"\b(?:from|de)\s+(\d{1,3}(?:[.,]\d+)?)\s*%?\s+(?:to|a)\s+(\d{1,3}(?:[.,]\d+)?)\s*%")
 TABLE_NUMBER = re.compile(r"(?<![\d.,])(\d{2,3}[.,]\d{1,3})(?![\d.,])")
 # a training log or a Keras summary ("Total params: 225,034", "Param #"), not a result; a results row that
@@ -974,7 +976,7 @@ def _accuracy_in(
     raw: str, numbers: dict[str, str], table: bool, labels: dict[str, str] | None = None
 ) -> tuple[str, float] | None:
     """(model, accuracy) of one line naming a model then giving its accuracy, or None."""
-    text = plain(raw)
+    text = EMPHASIS.sub("", plain(raw))  # "passe de **98,94 %** à **99,54 %**": the numbers as written
     refs = model_refs(text, numbers)
     model, end = (refs[0][2], refs[0][1]) if refs else _labelled(text, labels or {})
     named = _label_owner(text, labels or {})
@@ -1004,9 +1006,8 @@ def _test_percent(text: str) -> re.Match | None:
     """The line's first percentage, or the one a "test" word stands just before when it gives several
     ("val 98.96 % | test 99.08 %": the test set's)."""
     found = list(PERCENT.finditer(text))
-    tested = [
-        m for m in found if re.search(r"\btest\w*\W{0,3}(?:\w+\W{1,3})?$", text[max(0, m.start() - 30) : m.start()])
-    ]
+    # "99,54 % sur le test (contre 98,94 %)": the number after "contre" is the other model's
+    tested = [m for m in found if TEST_JUST_BEFORE.search(text[max(0, m.start() - 30) : m.start()])]
     return (tested or found or [None])[0]
 
 

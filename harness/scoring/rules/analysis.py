@@ -233,7 +233,8 @@ def _unmeasured_attributions(ev: Evidence, p: AnalysisParams, t: Translator) -> 
     for passage in ev.passages if joint and vocabulary else []:
         for sentence in rubric_text.sentences(passage):
             if any(
-                _credits_one(piece, vocabulary, joint) for piece in _attribution_pieces(rubric_text.plain(sentence))
+                _credits_one(piece, vocabulary, joint)
+                for piece in _attribution_pieces(rubric_text.EMPHASIS.sub("", rubric_text.plain(sentence)))
             ):
                 found.append(sentence.strip())
     return found
