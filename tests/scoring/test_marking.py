@@ -856,6 +856,19 @@ def test_a_table_s_number_is_read_with_its_column_s_header():
     assert rubric_text.implausible(headed[2], 0.997) == "99.8 %"  # the test column, read alone
 
 
+def _printed_then_said(tmp_path, sentence: str):
+    """A notebook whose run printed 99.11 % for model 1 and 98.93 % for the reference, then says `sentence`
+    under "Analyse": its ingest and its passages."""
+    printed = nbformat.v4.new_output("stream", text="modèle 1 99.11\nréférence 98.93\n")
+    cells = [
+        new_code_cell(FACTORIES),
+        new_code_cell("print(results)", outputs=[printed]),
+        new_markdown_cell("## Analyse\n\n" + sentence),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    return ingest, rubric_text.passages(rubric_text.prose_lines(ingest))
+
+
 @pytest.mark.parametrize(
     "sentence",
     [
@@ -865,14 +878,7 @@ def test_a_table_s_number_is_read_with_its_column_s_header():
     ],
 )
 def test_a_validation_training_or_robustness_figure_does_not_contradict_the_printed_test_accuracy(tmp_path, sentence):
-    printed = nbformat.v4.new_output("stream", text="modèle 1 99.11\nréférence 98.93\n")
-    cells = [
-        new_code_cell(FACTORIES),
-        new_code_cell("print(results)", outputs=[printed]),
-        new_markdown_cell("## Analyse\n\n" + sentence),
-    ]
-    ingest = ingest_path(notebook(tmp_path, cells))
-    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    ingest, passages = _printed_then_said(tmp_path, sentence)
     assert rubric_text.self_contradictions(ingest, passages, 0.5) == []
     said = rubric_text.Passage("Le modèle 1 atteint 97,0 % sur le test.", 3, 1)
     assert rubric_text.self_contradictions(ingest, [said], 0.5)  # the test accuracy itself still counts
@@ -890,14 +896,7 @@ def test_the_accuracy_a_sentence_gives_a_model_is_its_own_not_the_one_it_is_set_
     """ "from 98.93 % to 99.11 %" in bold, "99.11 % on the test (contre 98.93 %)": the model's accuracy is
     99.11 %, as its own run printed; reading the other model's number contradicted the report
     (fr_quatre_changements_fonctionnel_b22, its whole analysis distrusted)."""
-    printed = nbformat.v4.new_output("stream", text="modèle 1 99.11\nréférence 98.93\n")
-    cells = [
-        new_code_cell(FACTORIES),
-        new_code_cell("print(results)", outputs=[printed]),
-        new_markdown_cell("## Analyse\n\n" + sentence),
-    ]
-    ingest = ingest_path(notebook(tmp_path, cells))
-    passages = rubric_text.passages(rubric_text.prose_lines(ingest))
+    ingest, passages = _printed_then_said(tmp_path, sentence)
     quoted = rubric_text.quoted_accuracies(passages, ingest.factories, ingest.own_names)
     assert [(q.model, q.accuracy) for q in quoted] == [("create_improved_model_1", pytest.approx(0.9911))]
     assert rubric_text.self_contradictions(ingest, passages, 0.5) == []
