@@ -424,9 +424,8 @@ class _Recorder:
                 text = _lambda_definition(function, "_")
                 source = text.removeprefix("_ = ") if text else None
             elif name.isidentifier() and getattr(function, "__qualname__", "") == name:
-                source = (
-                    f"globals().get({name!r})"  # a function of the notebook's: kept in the module if defined at top
-                )
+                # a function of the notebook's, in the synthesised module when defined at its top level
+                source = f"globals().get({name!r})"
             else:
                 source = None
             if source is None:

@@ -224,7 +224,7 @@ class EpochReporter(keras.callbacks.Callback):
         )
 
 
-def training_inputs(split: dict, settings: dict, batch_size: int, seed: int, notes: list[str]):
+def training_inputs(split: dict, settings: dict, batch_size: int, seed: int, notes: list[dict]):
     """fit()'s data argument: arrays, a tf.data pipeline with augmentation layers or the student's own
     maps, or a generator; what is not reproduced goes to `notes`."""
     augmentation = settings.get("augmentation")
@@ -233,9 +233,9 @@ def training_inputs(split: dict, settings: dict, batch_size: int, seed: int, not
     if maps is not None:
         maps, unfit = checked_maps(maps, x, y)
         notes += unfit
-        augmentation = None if not maps else augmentation
         if maps:
             return {"x": mapped_dataset(x, y, maps, batch_size, seed)}, describe(maps)
+        augmentation = None  # none of them augments: the harness's own batches
     if augmentation is None:
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, None
     if hasattr(augmentation, "flow"):
@@ -278,12 +278,12 @@ def train_one(module, name: str, job: dict, split: dict, events: Events) -> dict
         spec["loss_from"] = SPARSE
     result.update(spec=spec, params=int(model.count_params()))
     declared = {k: (v if isinstance(v, (int, float, str)) else type(v).__name__) for k, v in settings.items()}
-    if dataset_maps(settings.get("augmentation")):
-        declared["augmentation"] = describe(dataset_maps(settings["augmentation"]))
+    if maps := dataset_maps(settings.get("augmentation")):
+        declared["augmentation"] = describe(maps)
     declared["callbacks"] = [type(c).__name__ for c in settings["callbacks"]]
     epochs = job["epochs_override"] or _effective_epochs(profile, settings.get("epochs"), training["epochs"])
     batch_size = int(settings.get("batch_size", training["batch_size"]))
-    augmentation_notes: list[str] = []
+    augmentation_notes: list[dict] = []
     data, augmentation_name = training_inputs(split, settings, batch_size, seed, augmentation_notes)
     budget = WallClockBudget(profile["model_budget_s"])
     # after the student's callbacks: EarlyStopping restores its best weights before the statistics are re-estimated

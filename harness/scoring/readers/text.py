@@ -882,9 +882,11 @@ def claimed_best(claims: list[Claim], prefer: tuple[str, ...] = ("conclusion", "
 ACCURACY_WORDS = re.compile(r"precision|accuracy|\bacc\b|exactitude|justesse|taux de reussite|score")
 PERCENT = re.compile(r"(?<![\d.,])(\d{1,3}(?:[.,]\d+)?)\s*%")
 FRACTION = re.compile(r"(?<![\d.,])(0[.,]\d{2,})(?![\d.,])")
-# a change quoted as its two ends ("went from 98.93 % to 99.52 %", "passe de 98,9 à 99,3 %"): the second is the model's
+# markdown emphasis around a number ("**99,54 %**"): the number as written
 EMPHASIS = re.compile(r"\*\*|__|`")
+# a "test" word just before a percentage (a word between allowed, not one that sets it against another model's)
 TEST_JUST_BEFORE = re.compile(r"\btest\w*\W{0,3}(?:(?!contre\b|vs\b|versus\b|than\b|against\b|compared\b)\w+\W{1,3})?$")
+# a change quoted as its two ends ("went from 98.93 % to 99.52 %", "passe de 98,9 à 99,3 %"): the second is the model's
 FROM_TO = re.compile(r"\b(?:from|de)\s+(\d{1,3}(?:[.,]\d+)?)\s*%?\s+(?:to|a)\s+(\d{1,3}(?:[.,]\d+)?)\s*%")
 TABLE_NUMBER = re.compile(r"(?<![\d.,])(\d{2,3}[.,]\d{1,3})(?![\d.,])")
 # a training log or a Keras summary ("Total params: 225,034", "Param #"), not a result; a results row that
