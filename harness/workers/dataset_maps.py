@@ -43,7 +43,7 @@ def checked_maps(entries: list[dict], x: np.ndarray, y: np.ndarray) -> tuple[lis
     not: ``{"name", "why", "detail"}``, ``why`` one of :data:`UNFIT` (the grader words it)."""
     kept, notes = [], []
     for entry in entries:
-        name = str(entry.get("name") or getattr(entry.get("map"), "__name__", "map"))
+        name = map_name(entry)
         why, detail = _unfit(entry, x[:TRIAL_IMAGES], y[:TRIAL_IMAGES])
         if why is None:
             kept.append({**entry, "name": name})
@@ -107,6 +107,11 @@ def _cast(function):
     return mapped
 
 
+def map_name(entry: dict) -> str:
+    """The name a map setting gives its function, else the function's own (a lambda: ``<lambda>``)."""
+    return str(entry.get("name") or getattr(entry.get("map"), "__name__", "map"))
+
+
 def describe(maps: list[dict]) -> str:
-    """``map(translation_aleatoire)``: the kept maps, for the result and the report."""
-    return " + ".join(f"map({e.get('name') or getattr(e.get('map'), '__name__', '?')})" for e in maps)
+    """``map(translation_aleatoire)``: the maps, for the result and the report."""
+    return " + ".join(f"map({map_name(e)})" for e in maps)
