@@ -33,6 +33,7 @@ from harness.ingest.legacy import modernise
 from harness.ingest.loops import literal_tables, with_loops_unrolled
 from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_id, wrong_format_reason
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
+from harness.ingest.searches import HYPERMODEL_CLASS, hypermodel_call, searched_point
 from harness.ingest.trainers import TRAINING, bind_arguments, see_through, seed_parameters
 from harness.results import (
     CodeCell,
@@ -887,11 +888,10 @@ def _returned_model(fn: ast.FunctionDef, known: set[str], through: dict[str, tup
     return None
 
 
-# How a KerasTuner hypermodel ``build(hp)`` is built for grading: at its search space's default point, in
-# KerasTuner's own words (harness/workers/hyperparameters.py stands in where KerasTuner is not installed).
-HYPERMODEL_DEFAULTS = "keras_tuner.HyperParameters()"
+# A KerasTuner hypermodel ``build(hp)`` is built for grading at the point the student's search chose, else
+# at its defaults (harness/ingest/searches.py), with KerasTuner or the harness's stand-in for it.
 HYPERMODEL_IMPORT = (
-    "try:  # harness: hypermodels are built at their search space's defaults\n"
+    "try:  # harness: hypermodels are built at their search's point or their defaults\n"
     "    import keras_tuner\n"
     "except ImportError:\n"
     "    from harness.workers import hyperparameters as keras_tuner\n"
@@ -1118,7 +1118,8 @@ def infer_factory_map(
     alias_uses = _literal_calls(cells, dict.fromkeys(aliases, 0))
     models: list[str] = []
     for fn in own:  # each run a trainer helper makes, else each distinct literal call, is a model
-        uncalled = [] if fn.name in shared else _uncalled_model(fn)  # uncalled, a function without arguments is one
+        # uncalled, a function without arguments is one (a hypermodel at its search's point)
+        uncalled = [] if fn.name in shared else _uncalled_model(fn, cells)
         # a helper's runs are what the submission trains (``run("Aug", "baseline", augment=True)``); a bare
         # call beside them (``build_net(v).count_params()`` over the variants) only builds
         models += trained.get(fn.name) or calls[fn.name] or configured.get(fn.name) or uncalled
@@ -1299,12 +1300,13 @@ def _called(model: str) -> str:
     return model if "(" in model else f"{model}()"
 
 
-def _uncalled_model(fn: ast.FunctionDef) -> list[str]:
+def _uncalled_model(fn: ast.FunctionDef, cells: list[CodeCell]) -> list[str]:
     """A builder the submission never calls with literal arguments: as is without arguments, a KerasTuner
-    hypermodel at its defaults (the search that chose its values is the student's own run), else none."""
+    hypermodel at the point the student's search chose (their run, never the harness's), else at its
+    defaults, else none."""
     if not required_arguments(fn):
         return [fn.name]
-    return [f"{fn.name}({HYPERMODEL_DEFAULTS})"] if _is_hypermodel(fn) else []
+    return [hypermodel_call(fn.name, searched_point(fn, cells))] if _is_hypermodel(fn) else []
 
 
 def _inferred_baseline(models: list[str], texts: Texts) -> str | None:
@@ -1403,7 +1405,7 @@ def _apply_factory_map(
         "        if _own_name in TRAINING_CONFIG and _harness_name not in TRAINING_CONFIG:\n"
         "            TRAINING_CONFIG[_harness_name] = TRAINING_CONFIG[_own_name]\n"
     )
-    if any(HYPERMODEL_DEFAULTS in own for own in applied.values()):
+    if any(HYPERMODEL_CLASS in own for own in applied.values()):
         aliases.insert(0, HYPERMODEL_IMPORT)
     return module_source + "\n\n" + "\n\n".join(aliases) + remap, applied, refused
 

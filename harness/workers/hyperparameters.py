@@ -2,8 +2,9 @@
 
 A student who searched with KerasTuner hands in a hypermodel, ``build(hp)``, and a search the harness
 does not run (it is the student's own training). The harness grades the hypermodel built at its search
-space's default point, ``build(keras_tuner.HyperParameters())`` in KerasTuner's own words (the ingest
-writes that call: harness/ingest/read.py); where KerasTuner is missing, the module's ``keras_tuner``
+space's default point, ``build(keras_tuner.HyperParameters())`` in KerasTuner's own words, or at the
+point the student's search chose, ``HyperParameters.from_config({"space": [], "values": {...}})`` (the
+ingest writes that call: harness/ingest/searches.py); where KerasTuner is missing, the module's ``keras_tuner``
 is this one. Each method returns KerasTuner's default: ``default=`` when given, else an Int's or a
 Float's minimum, a Choice's first value, False for a Boolean, a Fixed's value. A name asked twice
 keeps its first value, as in KerasTuner.
@@ -22,6 +23,14 @@ class HyperParameters:
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> HyperParameters:
+        """KerasTuner's from_config, for its ``values``: the point a student's search chose
+        (harness/ingest/searches.py). A value set there is kept when the hypermodel asks for it."""
+        hp = cls()
+        hp.values = dict(config.get("values", {}))
+        return hp
 
     def _value(self, name: str, default: Any) -> Any:
         return self.values.setdefault(name, default)
