@@ -235,7 +235,8 @@ class _Scope:
             outer = self.round
             # a loop over a literal table of experiments: each round as written out, with its row's label
             for index, body in enumerate(rounds):
-                self.round = (index + 1, round_label(statement, self.tables, index))
+                # a loop inside a round (``for seed in SEEDS:``) keeps the round's label when its rows have none
+                self.round = (index + 1, round_label(statement, self.tables, index) or outer[1])
                 for inner in body:
                     yield from self.read(inner)
             self.round = outer

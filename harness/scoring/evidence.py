@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from harness.results import ComponentScore, EvidenceItem, IngestResult, Message, ModelResult
 from harness.scoring.readers import code as rubric_code
+from harness.scoring.readers import methodology as rubric_methodology
 from harness.scoring.readers import models as rubric_models
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.readers.text import Passage, plain
@@ -62,6 +63,11 @@ class Evidence:
         return rubric_code.student_code(self.ingest.code_cells)
 
     @functools.cached_property
+    def validation_on_test(self) -> rubric_methodology.ValidationOnTest:
+        """The training calls that validate on the test set (``validation_data=(x_test, y_test)``)."""
+        return rubric_methodology.validation_on_test(self.ingest.code_cells)
+
+    @functools.cached_property
     def statics(self) -> dict[str, dict]:
         """What the code says of each factory without running it, by factory name."""
         return rubric_models.static_details(self.ingest)
@@ -74,15 +80,22 @@ class Evidence:
     @functools.cached_property
     def best_claims(self) -> list[rubric_text.Claim]:
         """The sentences that name the student's best (or recommended) model, read once per scoring."""
-        return rubric_text.best_model_claims(self.prose, self.sections, self.ingest.factories, self.ingest.own_names)
+        return rubric_text.best_model_claims(
+            self.prose, self.sections, self.ingest.factories, self.ingest.own_names, self.run_labels
+        )
+
+    @functools.cached_property
+    def run_labels(self) -> dict[str, str]:
+        """The improved models' run labels, plain (``'label_smoothing'``, ``'augmentation'``)."""
+        return rubric_text.improved_labels(self.ingest)
 
     @functools.cached_property
     def passage_models(self) -> list[list[str]]:
         """For each passage, the improved models it names in order (by name, or by a results table's row)."""
         return rubric_text.passage_models(
             self.passages,
-            rubric_text.factory_numbers(self.ingest.factories, self.ingest.own_names),
-            rubric_text.improved_labels(self.ingest),
+            rubric_text.factory_numbers(self.ingest.factories, self.ingest.own_names, self.run_labels),
+            self.run_labels,
         )
 
     @functools.cached_property

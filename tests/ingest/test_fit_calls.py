@@ -494,10 +494,15 @@ def test_each_run_s_label_is_kept_with_its_model():
                     results = {}
                     results['Baseline'] = train_model(create_baseline_model, 'Baseline')
                     results['Augmentation'] = train_model(create_augmented_model, 'Augmentation')
-                    CONFIGS = {'M3 batch64': (lambda: make_cnn(), 64)}
+                    CONFIGS = {'M3 batch64': (lambda: make_cnn(), 64), 'wide': (make_wide, 128)}
                     for name, (build, bs) in CONFIGS.items():
-                        m = build()
-                        m.fit(x, y, batch_size=bs)
+                        if name.startswith('M3'):
+                            m = build()
+                            m.fit(x, y, batch_size=bs)
+                            continue
+                        for seed in [0, 1, 2]:  # rounds inside a round keep its label
+                            m = build()
+                            m.fit(x, y, batch_size=bs)
                     """
                 ),
             ),
@@ -507,11 +512,13 @@ def test_each_run_s_label_is_kept_with_its_model():
         "create_baseline_model": "create_baseline_model",
         "create_improved_model_1": "create_augmented_model",
         "create_improved_model_2": "make_cnn()",
+        "create_improved_model_3": "make_wide",
     }
     assert read_training(trees, built_by)[2] == {
         "create_baseline_model": "Baseline",
         "create_improved_model_1": "Augmentation",
         "create_improved_model_2": "M3 batch64",
+        "create_improved_model_3": "wide",
     }
 
 

@@ -520,10 +520,13 @@ def test_a_results_section_without_a_number_is_incomplete(tmp_path):
         models = [model("create_baseline_model", role="baseline"), model("create_improved_model_1")]
         return criterion(score(evidence(ingest, models), EN), "documentation")
 
-    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
     vague = documentation(
         "a", "The comparison table shows that every model reaches a good accuracy in a reasonable time."
     )
+    # a number that points at a figure, a table or a model measures nothing
+    pointing = documentation("c", "As we can see in Figure 2, model 3 converges faster (see Table 1 and cell 12).")
+    assert any(e.kind == "missing" and "results without a number" in e.text for e in pointing.evidence)
     said = documentation("b", "Model 1 reaches 99.1 % against 98.9 % for the baseline, in about the same time.")
     assert any(e.kind == "missing" and "results without a number" in e.text for e in vague.evidence)
     assert not any("results without a number" in e.text for e in said.evidence)
@@ -1221,9 +1224,27 @@ CREDITING = "BatchNorm gave about +0.2 %: it stabilises training, which explains
     ],
 )
 def test_an_effect_credited_to_a_change_never_measured_alone_earns_nothing(tmp_path, models, flagged):
+    _crediting(tmp_path, models, CREDITING, flagged)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        # a cost in time, not an effect on accuracy
+        "It is slower (57 s vs 31 s) because of the BatchNorm layers.",
+        # the passage says the changes made together cannot be told apart: what it credits is hedged
+        "BatchNorm gave about +0.2 %, though since it stacks two things I cannot say how much comes from it alone.",
+        "Le BatchNorm apporte +0,2 %, mais les deux changements sont confondus : impossible de dire lequel compte.",
+    ],
+)
+def test_a_duration_or_a_hedged_attribution_is_no_unmeasured_effect(tmp_path, sentence):
+    _crediting(tmp_path, [model("create_improved_model_1", layers=BN_AND_ROTATION, accuracy=0.992)], sentence, False)
+
+
+def _crediting(tmp_path, models, sentence: str, flagged: bool):
     cells = [
         new_code_cell(FACTORIES),
-        new_markdown_cell("## Analysis\n\n" + CREDITING + "\n\n## Conclusion\n\nWe keep model 1."),
+        new_markdown_cell("## Analysis\n\n" + sentence + "\n\n## Conclusion\n\nWe keep model 1."),
     ]
     baseline = model("create_baseline_model", role="baseline", accuracy=0.989)
     result = criterion(score(evidence(ingest_path(notebook(tmp_path, cells)), [baseline, *models]), EN), "analysis")

@@ -196,6 +196,14 @@ def test_differences_read_every_category_from_the_built_model():
     assert any("filters 32, 64 → 64, 64" in a for a in arch) and any("5×5" in a for a in arch)
     assert any("hidden dense layers 128 → 256" in a for a in arch) and any("padding" in a for a in arch)
 
+    separable = [
+        *BASE_LAYERS[:2],
+        layer("SeparableConv2D", filters=64, kernel_size=[3, 3], activation="relu"),
+        *BASE_LAYERS[3:],
+    ]
+    kinds = differences(features(model("m", layers=separable)), base, EN)
+    assert kinds == {"architecture": ["convolution types Conv2D ×2 → Conv2D, SeparableConv2D"]}
+
     hyper = differences(features(model("m", optimizer="SGD", lr=0.01, declared={"batch_size": 64})), base, EN)
     assert list(hyper) == ["hyperparameters"]
     assert hyper["hyperparameters"] == ["optimizer Adam → SGD", "learning rate 0.001 → 0.01", "batch size 128 → 64"]
@@ -224,6 +232,15 @@ def test_differences_read_every_category_from_the_built_model():
     ]
     assert "L2(0.0001)" in differences(features(model("m", layers=regularized)), base, EN)["regularization"][0]
     assert differences(features(model("m")), base, EN) == {}
+    # the same weight decay on a separable convolution's kernels: only the convolution's type changed
+    l2 = {"class_name": "L2", "config": {"l2": 0.0001}}
+    separable = layer(
+        "SeparableConv2D", **{**BASE_LAYERS[0].config, "depthwise_regularizer": l2, "pointwise_regularizer": l2}
+    )
+    changed = differences(
+        features(model("m", layers=[separable, *BASE_LAYERS[1:]])), features(model("r", layers=regularized)), EN
+    )
+    assert list(changed) == ["architecture"]
 
 
 def test_the_markdown_presenting_a_shared_builder_justifies_the_models_it_builds(tmp_path):
@@ -887,6 +904,30 @@ def test_a_model_is_named_by_the_label_of_its_name_and_a_discovered_model_by_its
     assert refs("a b c, then a dropout") == []
     lines = [rubric_text.Line(text, None, n) for n, text in enumerate(["  A. Dropout 0.25", "  B. BatchNorm"], 1)]
     assert [x.text for x in rubric_text.passages(lines)] == ["A. Dropout 0.25", "B. BatchNorm"]
+
+
+def test_a_model_is_named_by_its_run_s_label_when_the_label_is_one_name():
+    """``CONFIGS = {"gap": (cnn_gap, 15), "label_smoothing": (cnn_ls, 15)}``: the student's name for each run
+    names its model in the text ("(b) ``gap`` -- Architecture : …"), as a word of the function's name would."""
+    factories = [Factory(name=f"create_improved_model_{n}", role="improved", cell=1, line=n) for n in (1, 2, 3)]
+    own = {
+        "create_improved_model_1": "cnn_gap",
+        "create_improved_model_2": "cnn_ls",
+        "create_improved_model_3": "cnn_x",
+    }
+    labels = {
+        "create_improved_model_1": "gap",
+        "create_improved_model_2": "label_smoothing",
+        "create_improved_model_3": "combined all",
+    }
+    numbers = rubric_text.factory_numbers(factories, own, labels)
+    refs = lambda text: [r[2][-1] for r in rubric_text.model_refs(rubric_text.plain(text), numbers)]  # noqa: E731
+    assert refs("(b) ``gap`` -- Architecture : GlobalAveragePooling2D") == ["1"]
+    assert refs("label_smoothing : meilleur changement isolé") == ["2"]
+    assert refs("a gap of 0.2 points") == []  # a word alone is not a model's name
+    assert "combined all" not in numbers  # a label of several words names no model on its own
+    # without the labels, the three-letter word of ``cnn_gap`` names nothing
+    assert rubric_text.model_refs("(b) gap -- architecture", rubric_text.factory_numbers(factories, own)) == []
 
 
 # --------------------------------------------------------------------------- code quality

@@ -65,7 +65,8 @@ def _kernel(config: dict) -> str:
 
 
 def _regularizer(config: dict) -> str | None:
-    reg = config.get("kernel_regularizer")
+    # a separable convolution's weights are its depthwise and pointwise kernels
+    reg = config.get("kernel_regularizer") or config.get("depthwise_regularizer") or config.get("pointwise_regularizer")
     if not reg:
         return None
     if isinstance(reg, dict):
@@ -79,6 +80,7 @@ class Features:
     """What a model is, in the terms of the five categories."""
 
     convs: tuple[str, ...] = ()  # "32 3×3" per convolution layer
+    conv_kinds: tuple[str, ...] = ()  # "Conv2D", "SeparableConv2D" per convolution layer
     kernels: tuple[str, ...] = ()
     filters: tuple[str, ...] = ()
     dense: tuple[str, ...] = ()  # hidden dense widths (the output layer left out)
@@ -123,7 +125,7 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
         return Features(known=False, **common)
     layers = model.spec.layers
     convs, kernels, filters, dense, pooling, dropout, norms, regs, augment = [], [], [], [], [], [], [], [], []
-    padding, activations, norm_after = set(), set(), set()
+    padding, activations, norm_after, conv_kinds = set(), set(), set(), []
     followed = {"Conv": [0, 0], "Dense": [0, 0]}  # kind -> [layers, followed by a normalisation]
     dense_layers = [i for i, layer in enumerate(layers) if layer.class_name == "Dense"]
     for index, layer in enumerate(layers):
@@ -132,6 +134,7 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
         if name in CONV_LAYERS:
             kernel = _kernel(config)
             convs.append(f"{config.get('filters', '')} {kernel}".strip())
+            conv_kinds.append(name)
             kernels.append(kernel)
             filters.append(str(config.get("filters", "?")))
             padding.add(str(config.get("padding", "valid")))
@@ -167,6 +170,7 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
             norm_after.add("Conv2D" if kind == "Conv" else "Dense")
     return Features(
         convs=tuple(convs),
+        conv_kinds=tuple(conv_kinds),
         kernels=tuple(kernels),
         filters=tuple(filters),
         dense=tuple(dense),
@@ -281,6 +285,8 @@ def _architecture_changes(found: list[Change], new: Features, old: Features, t: 
     if sorted(set(new.kernels)) != sorted(set(old.kernels)):
         before, after = _seq(sorted(set(old.kernels))), _seq(sorted(set(new.kernels)))
         add("convs" if layered else "kernels", t("rb_diff_kernels", before=before, after=after))
+    if set(new.conv_kinds) != set(old.conv_kinds) and new.convs and old.convs:  # Conv2D → SeparableConv2D
+        add("convs", t("rb_diff_conv_kinds", before=_counted(old.conv_kinds), after=_counted(new.conv_kinds)))
     if new.dense != old.dense:
         add("dense", t("rb_diff_dense", before=_seq(old.dense), after=_seq(new.dense)))
     if new.pooling != old.pooling:

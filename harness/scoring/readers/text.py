@@ -597,10 +597,14 @@ SOLE_IMPROVED_REF = re.compile(
 REFERENCE_REF = re.compile(r"\b(?:modele de (?:reference|base)|reference|baseline|modele initial|initial model)\b")
 
 
-def factory_numbers(factories: list[Factory], own: dict[str, str] | None = None) -> dict[str, str]:
+def factory_numbers(
+    factories: list[Factory], own: dict[str, str] | None = None, labels: dict[str, str] | None = None
+) -> dict[str, str]:
     """'3' -> 'create_improved_model_3' (numeric suffix, else position among the improved models); with
     `own` (ingest's factory map: the student's own function names), also the name itself
-    ('modele_final') and the word that sets it apart from the others ('final')."""
+    ('modele_final') and the word that sets it apart from the others ('final'); with `labels` (the improved
+    models' run labels, plain), a label that is one name ('label_smoothing' of ``CONFIGS = {"label_smoothing":
+    cnn_ls, …}``): the student's name for the run is their name for the model."""
     improved = [f for f in factories if f.role == "improved"]
     numbers = {}
     counted = _own_numbers(improved, own or {})
@@ -611,14 +615,18 @@ def factory_numbers(factories: list[Factory], own: dict[str, str] | None = None)
     # a model built from a configuration is named by its label: build_model(Config("resnet_sep", …))
     named |= {f.name: plain(label) for f in improved if own and (label := config_label(own.get(f.name, "")))}
     words = _words_of_their_own({name: set(_name_words(plain(own_name))) for name, own_name in (own or {}).items()})
-    labels = {name: _name_label(plain(own_name)) for name, own_name in (own or {}).items()}
+    short = {name: _name_label(plain(own_name)) for name, own_name in (own or {}).items()}
     for name, own_name in named.items():
         numbers.setdefault(own_name, name)
         for word in sorted(words[name]):
             numbers.setdefault(word, name)
-        label = labels.get(name)
-        if label and list(labels.values()).count(label) == 1:
+        label = short.get(name)
+        if label and list(short.values()).count(label) == 1:
             numbers.setdefault(LABEL + label, name)
+    runs = [label.strip() for label in (labels or {}).values()]
+    for name, label in (labels or {}).items():
+        if re.fullmatch(r"[a-z]\w{2,}", label.strip()) and runs.count(label.strip()) == 1:
+            numbers.setdefault(label.strip(), name)
     return numbers
 
 
@@ -790,7 +798,11 @@ class Claim:
 
 
 def best_model_claims(
-    lines: list[Line], sections: dict[str, Section], factories: list[Factory], own: dict[str, str] | None = None
+    lines: list[Line],
+    sections: dict[str, Section],
+    factories: list[Factory],
+    own: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> list[Claim]:
     """Sentences that name the student's best (or recommended) model, with the model they name.
 
@@ -799,7 +811,7 @@ def best_model_claims(
     characters, after it on a tie) is the claim; a mention right after "que"/"than"/"contre" is a
     comparison, not a claim.
     """
-    numbers = factory_numbers(factories, own)
+    numbers = factory_numbers(factories, own, labels)
     if not numbers:
         return []
     section_of = section_ranges(lines, sections)
@@ -913,8 +925,8 @@ def reported_accuracies(ingest: IngestResult) -> list[Reported]:
     steps, losses) are skipped, and so are lines of another accuracy than the test set's (under
     noise or rotation, "Référence - bruit : 98.74 %"; of one digit, "chiffre 9 : référence 1.78 %").
     """
-    numbers = factory_numbers(ingest.factories, ingest.own_names)
     labels = improved_labels(ingest)
+    numbers = factory_numbers(ingest.factories, ingest.own_names, labels)
     found = []
     for cell, output in printed_outputs(ingest):
         table = bool(ACCURACY_WORDS.search(plain(output))) or _named_numbers(output)
@@ -963,7 +975,7 @@ def quoted_accuracies(
     """Accuracies the student's text quotes for a model ("le modèle 3 atteint 99,2 %"), sentence by
     sentence, the same way as printed ones (a percentage after the model's name, or after its run's label
     in the first cell of a table's row)."""
-    numbers = factory_numbers(factories, own)
+    numbers = factory_numbers(factories, own, labels)
     found = []
     for passage in passages:
         for sentence in sentences(passage):

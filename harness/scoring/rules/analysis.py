@@ -23,6 +23,7 @@ from harness.scoring.evidence import (
     section_share,
     text_doubts,
 )
+from harness.scoring.readers import methodology as rubric_methodology
 from harness.scoring.readers import models as rubric_models
 from harness.scoring.readers import substance as rubric_substance
 from harness.scoring.readers import text as rubric_text
@@ -113,6 +114,9 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     share, agree, disagreement, claim = _claims(ev, notes, t, p)
     if implausible or unmeasured:  # an effect credited to a change never measured alone is a claim too
         share = 0.0
+    if _chosen_on_test(ev):  # the best of several looks at the test set: the gains compared are optimistic
+        notes.add(t("rb_ev_chosen_on_test"), *ev.validation_on_test.calls[0], "flag")
+        share = 0.0
     share *= words_share  # a text that observes nothing has chosen its best model on nothing it shows
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
     if not distrusted:
@@ -146,6 +150,14 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     )
     doubts = text_doubts(ev, t, list(p.sections_points)) + model_doubts(ev, t)
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items, doubts)
+
+
+def _chosen_on_test(ev: Evidence) -> bool:
+    """Whether the test set chose each model's epoch (validation data and a best-epoch callback) and no
+    passage of the text says the numbers are biased by it."""
+    return ev.validation_on_test.selects and not any(
+        rubric_methodology.acknowledged(rubric_text.plain(x.text)) for x in ev.passages
+    )
 
 
 def _written_floor(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams, components: list) -> list:
@@ -223,15 +235,34 @@ def _credits(word: str) -> re.Pattern:
     )
 
 
+# an effect on how long training takes ("it is slower (57 s vs 31 s) because of the augmentation"): a cost, not
+# the accuracy effect a change is credited with
+DURATION = re.compile(
+    r"\b(?:slower|faster|quicker|plus (?:lente?s?|rapides?|longs?|courts?)|duree|temps|time|secondes?|seconds?)\b"
+)
+# a passage that says its changes were made together and cannot be told apart hedges what it credits
+CONFOUND_SAID = re.compile(
+    r"\b(?:cannot|can't|can not|could not|couldn't|impossible to|unable to|no way to)\s+(?:\w+\s+){0,2}?"
+    r"(?:say|tell|know|attribute|separate|isolate|distinguish|disentangle)"
+    r"|\bne (?:peux|peut|pouvons|pourrai|pourrais|pouvait)s? pas (?:\w+ ){0,2}?(?:dire|savoir|attribuer|separer|isoler"
+    r"|distinguer|demeler)|\bimpossible d[e'] ?(?:dire|savoir|attribuer|separer|isoler|distinguer|demeler)"
+    r"|\bconfon(?:d|du|dus|dues)\b|\bconfound"
+)
+
+
 def _unmeasured_attributions(ev: Evidence, p: AnalysisParams, t: Translator) -> list[str]:
     """The analysis's sentences that credit one change (the only category changed by the models that their
-    words name) with an effect (`_credits`), where no two of the student's models differ by that category
-    alone."""
+    words name) with an effect on accuracy (`_credits`), where no two of the student's models differ by that
+    category alone; a passage that says its changes cannot be told apart hedges its own."""
     changed, joint = _measured_only_jointly(ev, t) if p.distrust_unmeasured_attribution else (set(), set())
     vocabulary = {c: words for c, words in _vocabulary(ev).items() if c in changed}
     found = []
     for passage in ev.passages if joint and vocabulary else []:
+        if CONFOUND_SAID.search(rubric_text.plain(passage.text)):
+            continue
         for sentence in rubric_text.sentences(passage):
+            if DURATION.search(rubric_text.plain(sentence)):
+                continue
             if any(
                 _credits_one(piece, vocabulary, joint)
                 for piece in _attribution_pieces(rubric_text.EMPHASIS.sub("", rubric_text.plain(sentence)))

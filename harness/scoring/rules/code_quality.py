@@ -71,7 +71,7 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
     own = _own_code(ev, notes, t, p)
     tool, findings, per_100, lint_share = _lint(ev, notes, t, p, own)
     comments_ratio, documented, functions, comment_share = _comments(ev, notes, t, p, own)
-    structure, structure_share = _structure(ev, notes, t, p, own)
+    structure, structure_share, structure_findings = _structure(ev, notes, t, p, own)
     dead, dead_share = _dead_code(ev, notes, t, p, own)
     # the handout's code is nobody's work: every part but "fonctionnel" grows with the student's own code
     s = own.share
@@ -86,7 +86,7 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
             t("rb_detail_percent", value=100 * comments_ratio),
         ),
         component(
-            t, "structure", p.structure_points * structure_share * s, p.structure_points, str(_findings(structure, p))
+            t, "structure", p.structure_points * structure_share * s, p.structure_points, str(structure_findings)
         ),
         component(t, "dead_code", p.dead_code_points * dead_share * s, p.dead_code_points, str(len(dead))),
     ]
@@ -103,7 +103,7 @@ def rule_code_quality(ev: Evidence, p: CodeQualityParams, t: Translator) -> Verd
         functions=functions,
         dead=len(dead),
         copies=len(structure.copies),
-        structure=_findings(structure, p),
+        structure=structure_findings,
     )
     return Verdict(reason, [c for c in components if c.max_points > 0], notes.items)
 
@@ -235,9 +235,12 @@ def _comments(
     return per_line, documented, functions, comment_share
 
 
-def _structure(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: _Own) -> tuple[Structure, float]:
-    """ "bien structuré", over all the code: (what the structure reader found, the part's share),
-    each finding noted where it is and costing `structure_cost` of the part."""
+def _structure(
+    ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: _Own
+) -> tuple[Structure, float, int]:
+    """ "bien structuré", over all the code: (what the structure reader found, the part's share, its findings),
+    each finding noted where it is and costing `structure_cost` of the part. Training that validates on the
+    test set is one: a methodological bug built into the code (harness/scoring/readers/methodology.py)."""
     code = ev.code
     structure = read_structure(
         ev.ingest.code_cells,
@@ -283,10 +286,14 @@ def _structure(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, 
         notes.add(
             t("rb_ev_cryptic_names", count=len(structure.cryptic), total=structure.names, names=names), kind="flag"
         )
-    findings = _findings(structure, p)
+    on_test = ev.validation_on_test.calls
+    if on_test:
+        cell, line = on_test[0]
+        notes.add(t("rb_ev_validation_on_test", count=len(on_test)), cell, line, "flag")
+    findings = _findings(structure, p) + bool(on_test)
     if not findings:
         notes.add(t("rb_ev_well_structured", share=100 * structure.function_share), kind="found")
-    return structure, max(0.0, 1 - p.structure_cost * findings)
+    return structure, max(0.0, 1 - p.structure_cost * findings), findings
 
 
 def _findings(structure: Structure, p: CodeQualityParams) -> int:

@@ -27,6 +27,14 @@ class DocumentationParams(RuleParams):
     code_report_share: float = 0.75
 
 
+# a number that points at something rather than measures it ("as we can see in Figure 2", "model 3", "cell 12"):
+# a section that needs a number ("results without a number") is not given one by these
+REFERENCE = re.compile(
+    r"\b(?:figures?|fig\.?|tables?|tableaux?|cellules?|cells?|sections?|parties|partie|parts?|etapes?|steps?"
+    r"|annexes?|appendix|graphiques?|graphs?|plots?|charts?|courbes?|curves?|modeles?|models?|versions?)\s*n?[o°]?\s*\d+\b"
+)
+
+
 def _substance(ev: Evidence, notes: Notes, t: Translator, p: DocumentationParams, name: str, share: float) -> float:
     """A found section's share with its words counted only in proportion to what it says: the
     distinct `content` patterns of its section in its text, full at `substance_hits`; the first
@@ -38,7 +46,7 @@ def _substance(ev: Evidence, notes: Notes, t: Translator, p: DocumentationParams
         return share
     text = rubric_text.plain(section.text)
     label = t("section_" + name)
-    if spec.needs and not rubric_text.matches_any(spec.needs, text):
+    if spec.needs and not rubric_text.matches_any(spec.needs, REFERENCE.sub(" ", text)):
         notes.add(t("rb_ev_doc_incomplete", section=label), section.cell, section.line, "missing")
         return p.heading_share
     hits = [pattern for pattern in spec.content if re.search(pattern, text)]
