@@ -8,6 +8,7 @@ justified by one passage of the student's text near the model, and a good step c
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from harness.scoring.readers import effects as rubric_effects
 from harness.scoring.readers import models as rubric_models
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.readers.models import CATEGORIES
+from harness.scoring.readers.searches import searched_categories
 from harness.scoring.rules.registry import RuleParams, rule
 from harness.util.i18n import Translator
 
@@ -209,8 +211,31 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
         if not harmful and size <= limit:
             tally.sound |= set(step)
             tally.techniques |= _one_per_category({(c.category, c.technique) for c in step_changes})
+        _searched(ev, notes, t, model, tally)
         previous, previous_f = model, f
     return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
+
+
+def _searched(ev: Evidence, notes: Notes, t: Translator, model: ModelResult, tally: _Tally) -> None:
+    """A KerasTuner hypermodel's search tried several values of each hyper-parameter, each trial measured on a
+    validation split: each category it searched is explored, soundly, whatever the point it chose
+    (harness/scoring/readers/searches.py)."""
+    hypermodels = [
+        n for n in ev.statics.get(model.name, {}).get("nodes", []) if isinstance(n, ast.FunctionDef) and _is_hp(n)
+    ]
+    searched = {name: c for fn in hypermodels for name, c in searched_categories(fn).items()}
+    if not searched:
+        return
+    categories = sorted(set(searched.values()), key=CATEGORIES.index)
+    tally.covered |= set(categories)
+    tally.stepped |= set(categories)
+    tally.sound |= set(categories)
+    names = t.join(", ", [f"{name} ({t('cat_' + c)})" for name, c in searched.items()])
+    notes.add(t("rb_ev_searched", model=model.name, names=names), *factory_at(ev, model.name), "found")
+
+
+def _is_hp(fn: ast.FunctionDef) -> bool:
+    return bool(fn.args.args) and fn.args.args[0].arg == "hp"
 
 
 def _bundled(changes: list, separate: dict[str, list[str]]) -> list[tuple[str, str]]:
