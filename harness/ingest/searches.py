@@ -38,20 +38,21 @@ def hypermodel_call(name: str, point: dict[str, Any] | None) -> str:
     return f"{name}({HYPERMODEL_CLASS}.from_config({{'space': [], 'values': {point!r}}}))"
 
 
-def asked(fn: ast.FunctionDef) -> dict[str, type | None]:
-    """The hyper-parameters `fn` asks ``hp`` for, with the type KerasTuner gives each (None: as written)."""
+def asked(node: ast.AST) -> dict[str, type | None]:
+    """The hyper-parameters the ``hp.Int("units", …)`` calls inside `node` (a hypermodel, an expression) ask
+    for, in order, with the type KerasTuner gives each (None: as written)."""
     names: dict[str, type | None] = {}
-    for node in ast.walk(fn):
+    for call in ast.walk(node):
         if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in _KINDS
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "hp"
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in _KINDS
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == "hp"
         ):
-            first = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "name"), None)
+            first = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "name"), None)
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                names.setdefault(first.value, _KINDS[node.func.attr])
+                names.setdefault(first.value, _KINDS[call.func.attr])
     return names
 
 

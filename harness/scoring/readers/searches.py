@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import ast
 
+from harness.ingest.searches import asked
 from harness.scoring.readers.models import AUGMENTATION_LAYER, CONV_LAYERS, DROPOUT_LAYERS, NORM_LAYERS, POOL_LAYERS
 
 _ARCHITECTURE = CONV_LAYERS | POOL_LAYERS | {"Dense", "Activation"}
 _REGULARIZATION = DROPOUT_LAYERS | NORM_LAYERS | {"l1", "l2", "l1_l2", "L1", "L2", "L1L2"}
 _OPTIMIZERS = {"Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "Ftrl", "Lion"}
 _KEYWORDS = {"learning_rate": "hyperparameters", "lr": "hyperparameters", "momentum": "hyperparameters"}
-_KINDS = {"Int", "Float", "Choice", "Boolean", "Fixed"}
 
 
 def searched_categories(fn: ast.FunctionDef) -> dict[str, str]:
@@ -47,7 +47,7 @@ def searched_categories(fn: ast.FunctionDef) -> dict[str, str]:
                 kind = added.pop()
                 for name in _hyperparameters(node.test, held):
                     found.setdefault(name, kind)
-    return {name: found[name] for name in dict.fromkeys(_asked(fn)) if name in found}  # in the order asked
+    return {name: found[name] for name in asked(fn) if name in found}  # in the order asked
 
 
 def _held(fn: ast.FunctionDef) -> dict[str, str]:
@@ -55,32 +55,15 @@ def _held(fn: ast.FunctionDef) -> dict[str, str]:
     held = {}
     for node in ast.walk(fn):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            names = _asked(node.value)
+            names = list(asked(node.value))
             if len(names) == 1:
                 held[node.targets[0].id] = names[0]
     return held
 
 
-def _asked(node: ast.AST) -> list[str]:
-    """The hyper-parameters ``hp.Int("units", …)`` calls inside `node` ask for."""
-    names = []
-    for call in ast.walk(node):
-        if (
-            isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Attribute)
-            and call.func.attr in _KINDS
-            and isinstance(call.func.value, ast.Name)
-            and call.func.value.id == "hp"
-            and call.args
-            and isinstance(call.args[0], ast.Constant)
-        ):
-            names.append(str(call.args[0].value))
-    return names
-
-
 def _hyperparameters(node: ast.AST, held: dict[str, str]) -> list[str]:
     """The hyper-parameters an expression uses, asked there or through a variable that holds one."""
-    return _asked(node) + [held[n.id] for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in held]
+    return [*asked(node), *(held[n.id] for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in held)]
 
 
 def _arguments(call: ast.Call) -> list[tuple[ast.AST, str | None]]:
