@@ -27,7 +27,10 @@ HYPERMODEL_DEFAULTS = f"{HYPERMODEL_CLASS}()"
 
 _KINDS = {"Int": int, "Float": float, "Choice": None, "Boolean": bool, "Fixed": None}
 # KerasTuner's results_summary(): "Trial 3 summary / Hyperparameters: / units: 64 / ... / Score: 0.98"
-_SUMMARY = re.compile(r"Hyperparameters:\n((?:[^\n:]+: [^\n]*\n?)+)")
+_SUMMARY = re.compile(r"Hyperparameters:\n((?:[^\n:]+: [^\n]*(?:\n|$))+)")
+# a print read as a pattern: at most this many pieces, over lines at most this long (a hostile notebook's
+# print of a hundred values must not cost a regular expression that backtracks for minutes)
+MAX_PIECES, MAX_LINE = 12, 400
 _BEST_CALL = "get_best_hyperparameters"
 
 
@@ -133,9 +136,9 @@ def _printed_gets(cells: list[CodeCell], names: dict[str, type | None]) -> dict[
         lines = [line for output in cell.outputs for line in output.splitlines()]
         for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_print(n)):
             pattern, shown = _print_pattern(call, names)
-            if not shown:
+            if not shown or pattern.count(".*?") + len(shown) > MAX_PIECES:
                 continue
-            for line in lines:
+            for line in (line for line in lines if len(line) <= MAX_LINE):
                 if match := re.fullmatch(rf"\s*{pattern}\s*", line):
                     found.update({name: match.group(i + 1) for i, name in enumerate(shown)})
                     break

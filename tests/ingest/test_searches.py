@@ -111,3 +111,14 @@ def test_a_notebook_s_hypermodel_is_mapped_at_the_point_its_search_printed(tmp_p
         "build", {"units": 128, "dropout": 0.2, "lr": 0.001}
     )
     assert "from harness.workers import hyperparameters as keras_tuner" in result.module_source
+
+
+def test_a_hostile_print_costs_no_backtracking():
+    """A print of many values over a long line is not read as a pattern (it would backtrack for minutes)."""
+    import time
+
+    many = ", ".join(f"x{i}" for i in range(40))
+    source = SEARCH + f'print({many}, best_hps.get("units"), best_hps.get("dropout"), best_hps.get("lr"))'
+    started = time.monotonic()
+    assert _point((source, [" " * 300 + "x\n"])) is None  # one value where three are asked: no match
+    assert time.monotonic() - started < 1
