@@ -63,3 +63,10 @@ def test_a_search_explores_each_category_it_searched_though_its_point_changes_on
     searched = [e.text for e in result.evidence if "hyper-parameter search" in e.text]
     assert searched and "filters (architecture), wd (regularisation)" in searched[0], searched
     assert not any("only 1 of the 3 categories" in e.text for e in result.evidence)
+
+
+def test_a_hostile_hypermodel_is_left_unread():
+    """Each call's arguments are walked again: a hypermodel of thousands of lines would cost minutes."""
+    body = "".join(f"    x{i} = Dense(hp.Int('u{i}', 8, 64))\n" for i in range(600))
+    fn = ast.parse(f"def build(hp):\n{body}    return x0").body[0]
+    assert searched_categories(fn) == {}

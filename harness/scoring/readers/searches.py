@@ -28,8 +28,14 @@ _OPTIMIZERS = {"Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax
 _KEYWORDS = {"learning_rate": "hyperparameters", "lr": "hyperparameters", "momentum": "hyperparameters"}
 
 
+# a hypermodel is a few dozen lines; each call's arguments are walked again, so a hostile one is left unread
+MAX_NODES = 5000
+
+
 def searched_categories(fn: ast.FunctionDef) -> dict[str, str]:
     """{hyper-parameter: category} for those of `fn`'s hyper-parameters whose use says their category."""
+    if sum(1 for _ in ast.walk(fn)) > MAX_NODES:
+        return {}
     held = _held(fn)
     found: dict[str, str] = {}
     # the innermost call says it (``Conv2D(8, kernel_regularizer=l2(hp.Float("wd", …)))``: a regulariser):
