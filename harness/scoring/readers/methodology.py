@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from harness.results import CodeCell
+from harness.util.pysource import call_name
 from harness.util.pysource import parse as parse_python
 
 TEST_NAME = re.compile(r"(?i)test")
@@ -74,9 +75,7 @@ def _names_test(node: ast.AST) -> bool:
 
 def _selects(call: ast.Call) -> bool:
     """``EarlyStopping(…, restore_best_weights=True)``, ``ModelCheckpoint(…, save_best_only=True)``."""
-    func = call.func
-    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    keyword = SELECTING.get(name or "")
+    keyword = SELECTING.get(call_name(call) or "")
     return keyword is not None and any(
         k.arg == keyword and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords
     )

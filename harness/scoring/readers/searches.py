@@ -21,6 +21,7 @@ import ast
 
 from harness.ingest.searches import asked
 from harness.scoring.readers.models import AUGMENTATION_LAYER, CONV_LAYERS, DROPOUT_LAYERS, NORM_LAYERS, POOL_LAYERS
+from harness.util.pysource import call_name
 
 _ARCHITECTURE = CONV_LAYERS | POOL_LAYERS | {"Dense", "Activation"}
 _REGULARIZATION = DROPOUT_LAYERS | NORM_LAYERS | {"l1", "l2", "l1_l2", "L1", "L2", "L1L2"}
@@ -77,13 +78,13 @@ def _arguments(call: ast.Call) -> list[tuple[ast.AST, str | None]]:
 
 
 def _category_of_call(call: ast.Call) -> str | None:
-    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    name = call_name(call) or ""
     if name in _ARCHITECTURE:
         return "architecture"
     if name in _REGULARIZATION:
         return "regularization"
     if name in _OPTIMIZERS:
         return "hyperparameters"
-    if AUGMENTATION_LAYER.match(name or ""):
+    if AUGMENTATION_LAYER.match(name):
         return "augmentation"
     return None
