@@ -35,6 +35,7 @@ from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
 from harness.ingest.searches import HYPERMODEL_CLASS, hypermodel_call, searched_point
 from harness.ingest.trainers import TRAINING, bind_arguments, see_through, seed_parameters
+from harness.ingest.written import inlined, written_modules
 from harness.results import (
     CodeCell,
     DroppedStatement,
@@ -996,9 +997,16 @@ def _built_from_literals(node: ast.expr, imported: set[str]) -> bool:
 
 
 def _plain_argument(node: ast.expr) -> bool:
-    """A literal, a name, or a call of a name with literal arguments (``str(1)`` once a loop is unrolled)."""
+    """A literal, a name, a call of a name with literal arguments (``str(1)`` once a loop is unrolled), or a
+    label made of these: an f-string (``f"{1e-05:.0e}"``, ``f"lr={lr}"``), ``"L2 " + str(1e-05)``,
+    ``"p=%s" % 0.2``. A label is the run's name, never what the builder is given (:func:`see_through`
+    still wants literals there)."""
     if is_literal(node) or isinstance(node, ast.Name):
         return True
+    if isinstance(node, ast.JoinedStr):
+        return all(_plain_argument(v.value) for v in node.values if isinstance(v, ast.FormattedValue))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
+        return _plain_argument(node.left) and _plain_argument(node.right)
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
@@ -1692,6 +1700,12 @@ def _local_modules(folder: Path, main_file: Path, module_source: str) -> dict[st
     return found
 
 
+def _imported_of(files: dict[str, str], module_source: str) -> dict[str, str]:
+    """The files among `files` ({file name: source}) that the kept code imports as modules."""
+    imported = imported_packages(ast.walk(parse_python(module_source))) if files else set()
+    return {name: source for name, source in files.items() if Path(name).stem in imported}
+
+
 def _modernised(cells: list[CodeCell]) -> tuple[list[CodeCell], list[Rewrite]]:
     """The code cells with their Keras 2 idioms rewritten (harness/ingest/legacy.py), and the edits."""
     modern, rewrites = [], []
@@ -1746,7 +1760,8 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
             if len(text) > MAX_CODE_CHARS:
                 raise IngestError(_too_much_code(main_file, len(text)))
             code_cells, markdown = [CodeCell(cell=None, source=text)], []
-        modern, rewrites = _modernised(code_cells)
+        own_cells, written = inlined(code_cells)
+        modern, rewrites = _modernised(own_cells)
         module_source, extractor = extract(modern)
         factories, ignored_functions = _factories(extractor, module_source)
     except IngestError as error:
@@ -1775,6 +1790,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         used = {_called_function(own) or own for own in applied.values()}
         candidates = candidate_factories(module_source, {f.name for f in factories} | used)
     local_modules = _local_modules(path, main_file, module_source) if kind == "folder" else {}
+    local_modules |= _imported_of(written_modules(code_cells), module_source)
     ignored_files = [i for i in ignored_files if i.name not in local_modules]
     has_config = any(
         TRAINING_CONFIG in _target_names(n.targets if isinstance(n, ast.Assign) else [n.target])
@@ -1791,7 +1807,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         ignored_functions=ignored_functions,
         has_training_config=has_config,
         candidates=candidates,
-        rewrites=[r for r in rewrites if (r.cell, r.line) in set(extractor.line_map)],  # only what runs
+        rewrites=written + [r for r in rewrites if (r.cell, r.line) in set(extractor.line_map)],  # only what runs
         local_modules=local_modules,
         ignored_files=ignored_files,
         factory_map=applied,

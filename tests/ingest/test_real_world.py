@@ -782,6 +782,21 @@ def test_a_grid_of_configurations_run_through_a_helper_with_a_computed_label_is_
     assert "_harness_declared" in result.module_source and "'batch_size': 64" in result.module_source
 
 
+@pytest.mark.parametrize(
+    "label", ['f"{lam:.0e}"', 'f"L2 = {lam}"', '"L2 " + str(lam)', '"%g" % lam', 'f"grid {i}: " + f"{lam}"']
+)
+def test_a_grid_run_through_a_helper_with_a_formatted_label_is_one_model_per_value(tmp_path, label):
+    """``for lam in [1e-5, 1e-4, 1e-3]: experience("L2", f"{lam:.0e}", l2_coef=lam)``: a label written as an
+    f-string, a concatenation or a ``%`` format of the loop's value is a label like ``str(lam)``; it used to hide
+    the whole grid, whose models were then never graded."""
+    loop = f"for i, lam in enumerate([1e-5, 1e-4, 1e-3]):\n    run_config({{'filters': 32, 'dropout': 0.0, 'l2': lam}}, {label}, 8, 64)\n"
+    result = notebook_of(tmp_path / "grid.ipynb", [GRID_SEARCH[0], loop])
+    built = sorted(result.factory_map.values())
+    assert [b for b in built if "'l2'" in b] == [
+        f"build({{'filters': 32, 'dropout': 0.0, 'l2': {v}}})" for v in ("0.0001", "0.001", "1e-05")
+    ], built
+
+
 def test_a_builder_given_a_keras_object_built_from_literals_is_called_so(tmp_path):
     """``_cnn(reg=regularizers.l2(1e-4))``, ``build(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))``: an
     argument that is a Keras object built from literals, through a name the module imports, is as readable
