@@ -63,6 +63,11 @@ class Evidence:
         return rubric_code.student_code(self.ingest.code_cells)
 
     @functools.cached_property
+    def never_tested(self) -> tuple[int | None, int] | None:
+        """Where the code names a test split it never scores a model on (cell, line); None when it does."""
+        return rubric_methodology.never_tested(self.ingest.code_cells)
+
+    @functools.cached_property
     def validation_on_test(self) -> rubric_methodology.ValidationOnTest:
         """The training calls that validate on the test set (``validation_data=(x_test, y_test)``)."""
         return rubric_methodology.validation_on_test(self.ingest.code_cells)
@@ -258,6 +263,14 @@ def section_share(
         return 0.0
     title = section.title or t("rb_no_heading")
     how = t("rb_found_by_content") if section.how == "content" else ""
+    if not_done(ev, name):
+        notes.add(
+            t("rb_ev_section_not_done", section=label, heading=title, excerpt=excerpt(section.text)) + how,
+            section.cell,
+            section.line,
+            "missing",
+        )
+        return 0.0
     if section.words >= min_words:
         notes.add(
             t("rb_ev_section", section=label, heading=title, words=section.words) + how,
@@ -273,6 +286,20 @@ def section_share(
             "missing",
         )
     return heading_share + (1 - heading_share) * min(1.0, section.words / max(1, min_words))
+
+
+def not_done(ev: Evidence, name: str) -> bool:
+    """Whether the section `name` is there and only says its work was not done: a `not_done` pattern of the
+    rubric, no number, and few words (a section that reports results beside a part left undone is a section)."""
+    section, rubric = ev.sections.get(name), ev.rubric
+    if section is None:
+        return False
+    text = rubric_text.plain(section.text)
+    return (
+        section.words <= rubric.not_done_max_words
+        and not re.search(r"\d", text)
+        and rubric_text.matches_any(rubric.not_done, text) is not None
+    )
 
 
 # --------------------------------------------------------------------------- the student's text about a model

@@ -1,6 +1,6 @@
 """Training that validates on the test set (harness/scoring/readers/methodology.py): a finding of the code's
 structure, and, where the test set chose the epoch kept and the text says nothing of it, no credit for the
-comparison of the models in the analysis."""
+comparison of the models in the analysis; nor where the test split is loaded and never scored on."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from test_rubric import BASE_LAYERS, EN, FACTORIES, criterion, evidence, layer, 
 from harness.ingest.read import ingest_path
 from harness.results import CodeCell
 from harness.scoring.engine import score
-from harness.scoring.readers.methodology import validation_on_test
+from harness.scoring.readers.methodology import never_tested, validation_on_test
 
 STOP = "stop = keras.callbacks.EarlyStopping(monitor='val_accuracy', patience=2, restore_best_weights=True)\n"
 
@@ -80,3 +80,73 @@ def test_a_text_that_says_the_test_set_biased_its_numbers_keeps_its_comparison(t
     code, analysis = _scored(tmp_path, "validation_data=(x_test, y_test)", said)
     assert any("the test set is the validation data" in e.text for e in code.evidence)  # the code is still as it is
     assert not any("the test set chose" in e.text for e in analysis.evidence)
+
+
+LOADED = "(x_train, y_train), (x_test, y_test) = mnist.load_data()\nx_test = x_test.reshape(-1, 28, 28, 1) / 255.0\n"
+
+
+@pytest.mark.parametrize(
+    ("use", "tested"),
+    [
+        ("y_test_cat = to_categorical(y_test, 10)\nprint(x_test.shape)\n", False),
+        ("m.evaluate(x_test, y_test)\n", True),
+        ("pred = m.predict(x_bruit)\n", True),  # computed from the split: x_bruit = x_test + noise
+        ("print(accuracy_score(y_test, pred))\n", True),
+        (
+            "def evaluer(m, x, y):\n    return m.evaluate(x, y)\n\ndef tout(m):\n    return evaluer(m, x, y)\n\n"
+            "tout(m)\nresultat = evaluer(m, x_test, y_test)\n",
+            True,
+        ),  # a function of the student's that evaluates
+        ("m.fit(x, y, validation_data=(x_test, y_test))\n", True),
+        ("def montrer(x):\n    print(x.shape)\n\nmontrer(x_test)\n", False),  # a function of theirs that scores nothing
+        ("self.x_test = x_test\nacc = self.model.evaluate(self.x_test, self.y_test)\n", True),
+    ],
+)
+def test_a_test_split_loaded_and_never_scored_on_is_found(use, tested):
+    noisy = "x_bruit = np.clip(x_test + np.random.normal(0, 0.1, x_test.shape), 0, 1)\n"
+    found = never_tested([CodeCell(cell=1, source=LOADED + noisy), CodeCell(cell=2, source=use)])
+    assert found == (None if tested else (1, 1))  # where the split is loaded
+
+
+def test_no_name_saying_test_is_nothing_to_tell():
+    assert never_tested([CodeCell(cell=1, source="(xa, ya), (xb, yb) = mnist.load_data()\nm.fit(xa, ya)\n")]) is None
+
+
+def test_validation_numbers_alone_do_not_count_as_a_comparison_and_a_part_left_undone_is_missing(tmp_path):
+    """Every number a validation accuracy, the test split never scored on: the comparison of the models earns
+    nothing; a robustness section that only says it was not done counts as missing, in the analysis and in the
+    documentation."""
+    rated = [layer("Conv2D", filters=64, kernel_size=[3, 3], activation="relu"), *BASE_LAYERS[1:]]
+    robustness = {
+        "done": "## Robustness\nWith Gaussian noise (sigma 0.1) model 1 keeps 98.1 % and the baseline 97.2 %.",
+        "undone": "## Robustness\nI did not have time to do this part: I think the model is robust but I did not check.",
+    }
+    scored = {}
+    for evaluated in (True, False):
+        for kind, text in robustness.items():
+            cells = [
+                new_code_cell(FACTORIES),
+                new_code_cell(
+                    LOADED
+                    + "m = create_improved_model_1()\nm.fit(x_train, y_train, validation_split=0.1)\n"
+                    + ("m.evaluate(x_test, y_test)\n" if evaluated else "")
+                ),
+                new_markdown_cell("## Conclusion\nModel 1 is the best: 99.21 % against 98.95 % for the baseline."),
+                new_markdown_cell(text),
+            ]
+            folder = tmp_path / f"{evaluated}-{kind}"
+            folder.mkdir()
+            ingest = ingest_path(notebook(folder, cells))
+            models = [
+                model("create_baseline_model", role="baseline", accuracy=0.9895),
+                model("create_improved_model_1", layers=rated, accuracy=0.9921),
+            ]
+            result = score(evidence(ingest, models), EN)
+            scored[evaluated, kind] = criterion(result, "analysis"), criterion(result, "documentation")
+    analysis, documentation = scored[False, "done"]
+    assert any("never scores a model on it" in e.text and e.cell == 2 for e in analysis.evidence)
+    assert _part(analysis, "claims") == 0 < _part(scored[True, "done"][0], "claims")
+    undone_analysis, undone_documentation = scored[True, "undone"]
+    assert any("says the work was not done" in e.text for e in undone_analysis.evidence)
+    assert _part(undone_analysis, "section_robustness") == 0 < _part(scored[True, "done"][0], "section_robustness")
+    assert undone_documentation.points < scored[True, "done"][1].points

@@ -7,6 +7,10 @@ choose the epoch kept, so the test accuracy the student reports, and the gains b
 the best of several looks at the same images. Instructors mark it down in the code (a methodological
 bug built in) and, where the test set chose the model and the text says nothing of it, in the analysis.
 
+The opposite habit is rarer but marked as hard: a test split loaded and never looked at, every number the
+report gives a validation accuracy (often the best epoch's, chosen on the very images it is read on). The
+livrable asks for test accuracies; a comparison of validation maxima is optimistic (:func:`never_tested`).
+
 The harness's own numbers are untouched (it retrains every model on its protocol, its validation split
 its own); this reads only what the student did. A name of the test split is one with "test" in it
 (``x_test``, ``X_test_norm``, ``test_ds``), as students name them.
@@ -62,6 +66,94 @@ def validation_on_test(cells: list[CodeCell]) -> ValidationOnTest:
                 calls.append((cell.cell, node.lineno))
             selects = selects or _selects(node)
     return ValidationOnTest(calls, selects and bool(calls))
+
+
+# what scores a model on data: Keras's methods, scikit-learn's metrics
+EVALUATING = {
+    "evaluate",
+    "predict",
+    "predict_classes",
+    "predict_on_batch",
+    "predict_proba",
+    "evaluate_generator",
+    "predict_generator",
+    "score",
+    "accuracy_score",
+    "confusion_matrix",
+    "classification_report",
+}
+
+
+def never_tested(cells: list[CodeCell]) -> tuple[int | None, int] | None:
+    """Where the code names a test split it never scores a model on, (cell, line) of the split's first use;
+    None when something scores on it: an evaluating call (:data:`EVALUATING`), ``validation_data=``, or a
+    function of the student's that evaluates (``evaluer(m, x_test)``), given the split or a name computed
+    from it (``x_bruit = x_test + bruit``); None too where no name says "test" (nothing to tell)."""
+    trees = [(cell.cell, tree) for cell in cells if (tree := _parsed(cell.source)) is not None]
+    tainted, first = _test_names(trees)
+    if not tainted:
+        return None
+    scoring = _scoring_functions(trees)
+    for _, tree in trees:
+        for node in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            if any(k.arg == "validation_data" and _mentions(k.value, tainted) for k in node.keywords):
+                return None
+            given = [*node.args, *(k.value for k in node.keywords)]
+            if (call_name(node) or "") in EVALUATING | scoring and any(_mentions(a, tainted) for a in given):
+                return None
+    return first
+
+
+def _scoring_functions(trees: list[tuple[int | None, ast.Module]]) -> set[str]:
+    """The student's functions that score a model, directly or through another of theirs (to a fixed point)."""
+    functions = {n.name: n for _, tree in trees for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    calls = {name: {call_name(c) for c in ast.walk(fn) if isinstance(c, ast.Call)} for name, fn in functions.items()}
+    scoring: set[str] = set()
+    while new := {name for name, called in calls.items() if name not in scoring and called & (EVALUATING | scoring)}:
+        scoring |= new
+    return scoring
+
+
+def _test_names(trees: list[tuple[int | None, ast.Module]]) -> tuple[set[str], tuple[int | None, int] | None]:
+    """The names that hold the test split or something computed from it (to a fixed point), and where the
+    first of them is assigned (cell, line)."""
+    names: set[str] = set()
+    first = None
+    assigns = [(cell, n) for cell, tree in trees for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign))]
+    for cell, node in assigns:
+        named = {t.id for target in _targets(node) for t in ast.walk(target) if isinstance(t, ast.Name)}
+        if test := {name for name in named if TEST_NAME.search(name)}:
+            names |= test
+            first = first or (cell, node.lineno)
+    assigns = [node for _, node in assigns]
+    changed = bool(names)
+    while changed:
+        changed = False
+        for node in assigns:
+            if node.value is not None and _mentions(node.value, names):
+                new = {t.id for target in _targets(node) for t in ast.walk(target) if isinstance(t, ast.Name)} - names
+                names |= new
+                changed = changed or bool(new)
+    return names, first
+
+
+def _targets(node: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
+    return node.targets if isinstance(node, ast.Assign) else [node.target]
+
+
+def _mentions(node: ast.AST, names: set[str]) -> bool:
+    """Whether `node` reads one of `names`, or an attribute named as a test split (``self.x_test``)."""
+    return any(
+        (isinstance(n, ast.Name) and n.id in names) or (isinstance(n, ast.Attribute) and TEST_NAME.search(n.attr))
+        for n in ast.walk(node)
+    )
+
+
+def _parsed(source: str) -> ast.Module | None:
+    try:
+        return parse_python(source)
+    except SyntaxError:
+        return None
 
 
 def acknowledged(text: str) -> bool:

@@ -19,6 +19,7 @@ from harness.scoring.evidence import (
     component,
     excerpt,
     model_doubts,
+    not_done,
     ratio,
     section_share,
     text_doubts,
@@ -117,6 +118,9 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
     if _chosen_on_test(ev):  # the best of several looks at the test set: the gains compared are optimistic
         notes.add(t("rb_ev_chosen_on_test"), *ev.validation_on_test.calls[0], "flag")
         share = 0.0
+    if ev.never_tested is not None:  # the models compared by validation numbers alone, often their best epoch's
+        notes.add(t("rb_ev_never_tested"), *ev.never_tested, "flag")
+        share = 0.0
     share *= words_share  # a text that observes nothing has chosen its best model on nothing it shows
     components.append(component(t, "claims", p.claims_points * share, p.claims_points))
     if not distrusted:
@@ -130,7 +134,11 @@ def rule_analysis(ev: Evidence, p: AnalysisParams, t: Translator) -> Verdict:
                 t, "reported", p.reported_numbers_points * share, p.reported_numbers_points, ratio(t, flagged, compared)
             )
         )
-    written = [t("section_" + n) for n in p.sections_points if n in ev.sections and ev.sections[n].words >= p.min_words]
+    written = [
+        t("section_" + n)
+        for n in p.sections_points
+        if n in ev.sections and ev.sections[n].words >= p.min_words and not not_done(ev, n)
+    ]
     reason = t(
         "rb_reason_analysis",
         found=len(written),
@@ -163,7 +171,10 @@ def _chosen_on_test(ev: Evidence) -> bool:
 def _written_floor(ev: Evidence, notes: Notes, t: Translator, p: AnalysisParams, components: list) -> list:
     """The parts with the sections' words raised so that the criterion reaches `written_floor_share`, when
     every analysis section is written (`written_min_words`); unchanged otherwise."""
-    written = all(n in ev.sections and ev.sections[n].words >= p.written_min_words for n in p.sections_points)
+    written = all(
+        n in ev.sections and ev.sections[n].words >= p.written_min_words and not not_done(ev, n)
+        for n in p.sections_points
+    )
     floor = p.written_floor_share * sum(c.max_points for c in components)
     missing = floor - sum(c.points for c in components)
     if not written or missing <= 0:

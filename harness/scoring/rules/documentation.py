@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import re
 
-from harness.scoring.evidence import Evidence, Notes, Verdict, component, excerpt, ratio, section_share, text_doubts
+from harness.scoring.evidence import (
+    Evidence,
+    Notes,
+    Verdict,
+    component,
+    excerpt,
+    not_done,
+    ratio,
+    section_share,
+    text_doubts,
+)
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.rules.analysis import numbers_untrusted
 from harness.scoring.rules.registry import RuleParams, rule
@@ -84,8 +94,8 @@ def rule_documentation(ev: Evidence, p: DocumentationParams, t: Translator) -> V
     total_words = sum(rubric_text.count_words(line.text) for line in ev.prose)
     source = t("rb_prose_module") if ev.is_module else t("rb_prose_markdown")
     notes.add(t("rb_ev_words", words=total_words, source=source))
-    found = [n for n in p.sections if n in ev.sections]
-    missing = [t("section_" + n) for n in p.sections if n not in ev.sections or ev.sections[n].words < p.min_words]
+    found = [n for n in p.sections if n in ev.sections and not not_done(ev, n)]
+    missing = [t("section_" + n) for n in p.sections if n not in found or ev.sections[n].words < p.min_words]
     share = sum(shares) / len(shares) if shares else 0.0
     if share and p.code_report_share < 1 and rubric_text.report_in_code(ev.ingest):
         share *= p.code_report_share
