@@ -35,7 +35,7 @@ from harness.ingest.paths import SUBMISSION_SUFFIXES, choose_main_file, student_
 from harness.ingest.roles import Texts, baseline_by_text, read_texts, text_number
 from harness.ingest.searches import HYPERMODEL_CLASS, hypermodel_call, searched_point
 from harness.ingest.trainers import TRAINING, bind_arguments, see_through, seed_parameters
-from harness.ingest.written import inlined, written_modules
+from harness.ingest.written import inlined
 from harness.results import (
     CodeCell,
     DroppedStatement,
@@ -1760,7 +1760,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
             if len(text) > MAX_CODE_CHARS:
                 raise IngestError(_too_much_code(main_file, len(text)))
             code_cells, markdown = [CodeCell(cell=None, source=text)], []
-        own_cells, written = inlined(code_cells)
+        own_cells, written, written_files = inlined(code_cells)
         modern, rewrites = _modernised(own_cells)
         module_source, extractor = extract(modern)
         factories, ignored_functions = _factories(extractor, module_source)
@@ -1790,7 +1790,7 @@ def ingest_path(path: Path, student: str | None = None, factory_map: dict[str, s
         used = {_called_function(own) or own for own in applied.values()}
         candidates = candidate_factories(module_source, {f.name for f in factories} | used)
     local_modules = _local_modules(path, main_file, module_source) if kind == "folder" else {}
-    local_modules |= _imported_of(written_modules(code_cells), module_source)
+    local_modules |= _imported_of(written_files, module_source)
     ignored_files = [i for i in ignored_files if i.name not in local_modules]
     has_config = any(
         TRAINING_CONFIG in _target_names(n.targets if isinstance(n, ast.Assign) else [n.target])

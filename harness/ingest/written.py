@@ -45,12 +45,14 @@ def written_modules(cells: list[CodeCell]) -> dict[str, str]:
     return files
 
 
-def inlined(cells: list[CodeCell]) -> tuple[list[CodeCell], list[Rewrite]]:
+def inlined(cells: list[CodeCell]) -> tuple[list[CodeCell], list[Rewrite], dict[str, str]]:
     """The cells with each written Python module read in place and its imports elsewhere removed (line
-    numbers kept), and what was changed where; `cells` itself when no cell writes a Python file."""
-    stems = {PurePosixPath(name).stem for name in written_modules(cells)}
+    numbers kept), what was changed where, and the files written (:func:`written_modules`); `cells` itself
+    when no cell writes a Python file."""
+    files = written_modules(cells)
+    stems = {PurePosixPath(name).stem for name in files}
     if not stems:
-        return cells, []
+        return cells, [], {}
     english = Translator("en")
     out, rewrites = [], []
     for cell in cells:
@@ -67,13 +69,13 @@ def inlined(cells: list[CodeCell]) -> tuple[list[CodeCell], list[Rewrite]]:
             for line, before, after, name in edits
         ]
         out.append(cell.model_copy(update={"source": source}) if edits else cell)
-    return out, rewrites
+    return out, rewrites, files
 
 
 def _without_imports_of(source: str, stems: set[str]) -> tuple[str, list[tuple[int, str, str, str]]]:
-    """`source` with its ``from <stem> import …`` statements replaced by ``pass`` or the aliases they bind (the
-    same indent, the same number of lines), and (line, the statement, what replaced it, the module) of each; a cell that does not parse as it
-    stands (a magic line) is read with those lines blanked."""
+    """`source` with its ``from <stem> import …`` statements replaced by ``pass`` or the aliases they bind
+    (the same indent, the same number of lines), and (line, the statement, what replaced it, the module) of
+    each; a cell that does not parse as it stands (a magic line) is read with those lines blanked."""
     lines = source.splitlines(keepends=True)
     try:
         tree = parse_python("".join(re.sub(r"^(\s*)[!%].*", r"\1pass", line) for line in lines))

@@ -68,7 +68,7 @@ class Rubric(BaseModel):
     integrity_cap: float = Field(0.5, ge=0, le=1)
     criteria: list[Criterion]
     sections: dict[str, SectionSpec] = {}
-    # a section that says its work was not done ("je n'ai pas eu le temps", "not measured"), without a number
+    # a section that says its work was not done ("je n'ai pas eu le temps", "not done yet"), without a number
     # and in at most `not_done_max_words` words, is a heading over nothing: it counts as missing
     not_done: list[str] = []
     not_done_max_words: int = 80

@@ -75,7 +75,8 @@ def test_appends_accumulate_and_files_that_are_not_python_are_left_to_the_magic_
         CodeCell(cell=4, source="import os; from outils import A\nfrom outils import (\n    B,\n)\nprint(A)\n"),
     ]
     assert written_modules(cells) == {"outils.py": "A = 1\nB = 2\n"}
-    out, rewrites = inlined(cells)
+    out, rewrites, files = inlined(cells)
+    assert files == written_modules(cells)
     assert out[2] is cells[2]  # not Python: read.py drops it as a foreign cell magic
     # sharing its line with another statement, an import is left alone; one over three lines keeps the count
     assert out[3].source == "import os; from outils import A\npass\n\n\nprint(A)\n"
@@ -84,4 +85,4 @@ def test_appends_accumulate_and_files_that_are_not_python_are_left_to_the_magic_
 
 def test_a_notebook_that_writes_no_python_file_is_untouched():
     cells = [CodeCell(cell=1, source="%%bash\nls\n"), CodeCell(cell=2, source="from modeles import *\n")]
-    assert inlined(cells) == (cells, [])
+    assert inlined(cells) == (cells, [], {})

@@ -85,7 +85,7 @@ EVALUATING = {
 
 
 def never_tested(cells: list[CodeCell]) -> tuple[int | None, int] | None:
-    """Where the code names a test split it never scores a model on, (cell, line) of the split's first use;
+    """Where the code names a test split it never scores a model on, (cell, line) of its first assignment;
     None when something scores on it: an evaluating call (:data:`EVALUATING`), ``validation_data=``, or a
     function of the student's that evaluates (``evaluer(m, x_test)``), given the split or a name computed
     from it (``x_bruit = x_test + bruit``); None too where no name says "test" (nothing to tell)."""
