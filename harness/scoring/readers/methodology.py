@@ -54,16 +54,12 @@ def validation_on_test(cells: list[CodeCell]) -> ValidationOnTest:
     `selects` when the code also keeps a best epoch (``restore_best_weights`` / ``save_best_only``)."""
     calls: list[tuple[int | None, int]] = []
     selects = False
-    for cell in cells:
-        try:
-            tree = parse_python(cell.source)
-        except SyntaxError:
-            continue
+    for cell, tree in _trees(cells):
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
             if any(k.arg == "validation_data" and _names_test(k.value) for k in node.keywords):
-                calls.append((cell.cell, node.lineno))
+                calls.append((cell, node.lineno))
             selects = selects or _selects(node)
     return ValidationOnTest(calls, selects and bool(calls))
 
@@ -89,7 +85,7 @@ def never_tested(cells: list[CodeCell]) -> tuple[int | None, int] | None:
     None when something scores on it: an evaluating call (:data:`EVALUATING`), ``validation_data=``, or a
     function of the student's that evaluates (``evaluer(m, x_test)``), given the split or a name computed
     from it (``x_bruit = x_test + bruit``); None too where no name says "test" (nothing to tell)."""
-    trees = [(cell.cell, tree) for cell in cells if (tree := _parsed(cell.source)) is not None]
+    trees = _trees(cells)
     tainted, first = _test_names(trees)
     if not tainted:
         return None
@@ -121,8 +117,7 @@ def _test_names(trees: list[tuple[int | None, ast.Module]]) -> tuple[set[str], t
     first = None
     assigns = [(cell, n) for cell, tree in trees for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign))]
     for cell, node in assigns:
-        named = {t.id for target in _targets(node) for t in ast.walk(target) if isinstance(t, ast.Name)}
-        if test := {name for name in named if TEST_NAME.search(name)}:
+        if test := {name for name in _assigned(node) if TEST_NAME.search(name)}:
             names |= test
             first = first or (cell, node.lineno)
     assigns = [node for _, node in assigns]
@@ -131,14 +126,16 @@ def _test_names(trees: list[tuple[int | None, ast.Module]]) -> tuple[set[str], t
         changed = False
         for node in assigns:
             if node.value is not None and _mentions(node.value, names):
-                new = {t.id for target in _targets(node) for t in ast.walk(target) if isinstance(t, ast.Name)} - names
+                new = _assigned(node) - names
                 names |= new
                 changed = changed or bool(new)
     return names, first
 
 
-def _targets(node: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
-    return node.targets if isinstance(node, ast.Assign) else [node.target]
+def _assigned(node: ast.Assign | ast.AnnAssign) -> set[str]:
+    """The names an assignment binds (``(x_train, y_train), (x_test, y_test) = …``: all four)."""
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return {n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)}
 
 
 def _mentions(node: ast.AST, names: set[str]) -> bool:
@@ -149,11 +146,15 @@ def _mentions(node: ast.AST, names: set[str]) -> bool:
     )
 
 
-def _parsed(source: str) -> ast.Module | None:
-    try:
-        return parse_python(source)
-    except SyntaxError:
-        return None
+def _trees(cells: list[CodeCell]) -> list[tuple[int | None, ast.Module]]:
+    """(cell, syntax tree) of each code cell that parses, in order (a cell with a magic line is left out)."""
+    trees = []
+    for cell in cells:
+        try:
+            trees.append((cell.cell, parse_python(cell.source)))
+        except SyntaxError:
+            continue
+    return trees
 
 
 def acknowledged(text: str) -> bool:
