@@ -246,6 +246,12 @@ def _score_parser(commands) -> None:
     _common(score)
     _wait(score)
     _roster(score)
+    score.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="grades, exports and dashboard only, no student's report (a rubric tried on a whole class in "
+        "seconds); 'harness report OUT' draws them later",
+    )
 
 
 def _calibrate_parser(commands) -> None:

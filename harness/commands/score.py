@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
         log=log,
         roster=args.roster,
         wait=args.wait,
+        reports=not args.no_reports,
     )
     print(
         f"re-scored {len(results)} submission(s) from {args.out} in {time.monotonic() - started:.1f} s "

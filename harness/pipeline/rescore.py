@@ -63,16 +63,18 @@ def rescore(
     log=None,
     roster: Path | None = None,
     wait: bool = False,
+    reports: bool = True,
 ) -> list[SubmissionResult]:
     """Score every stored result again with `rubric_path` (default: the rubric the class was last
-    scored with) and the instructor's `overrides`, then re-render the reports: reads ingest.json and
-    result.json only, trains and evaluates nothing. The rubric and overrides are kept in OUT. Holds
-    OUT's lock (harness/pipeline/lock.py): `wait` queues behind another grader instead of stopping."""
+    scored with) and the instructor's `overrides`, then re-render the gradebook, the dashboard and (unless
+    not `reports`) the students' reports: reads ingest.json and result.json only, trains and evaluates
+    nothing. The rubric and overrides are kept in OUT. Holds OUT's lock (harness/pipeline/lock.py): `wait`
+    queues behind another grader instead of stopping."""
     with output_lock(out, wait, log or print, create=False):
-        return _rescore(out, rubric_path, language, overrides, log, roster)
+        return _rescore(out, rubric_path, language, overrides, log, roster, reports)
 
 
-def _rescore(out, rubric_path, language, overrides, log, roster) -> list[SubmissionResult]:
+def _rescore(out, rubric_path, language, overrides, log, roster, reports=True) -> list[SubmissionResult]:
     rubric_path = rubric_path or provenance.kept(out).rubric
     rubric, score = _scorer(out, rubric_path, overrides, language)
     stored = stored_results(out)
@@ -85,12 +87,17 @@ def _rescore(out, rubric_path, language, overrides, log, roster) -> list[Submiss
         result.write(path)
         results.append(result)
     provenance.keep_scoring(out, rubric_path, overrides)
-    _render(out, results, language, roster, log)
+    _render(out, results, language, roster, log, reports)
     return results
 
 
-def _render(out: Path, results: list[SubmissionResult], language: str, roster: Path | None, log) -> None:
-    for problem in render_all(out, results, _reference(out), Translator(language), roster=roster):
+def _render(
+    out: Path, results: list[SubmissionResult], language: str, roster: Path | None, log, reports: bool = True
+) -> None:
+    if not reports:  # a report left from the last scoring would show marks the gradebook no longer has
+        for result in results:
+            (out / result.student / "report.html").unlink(missing_ok=True)
+    for problem in render_all(out, results, _reference(out), Translator(language), roster=roster, students=reports):
         if log is not None:
             log(f"warning: {problem}")
 
