@@ -824,6 +824,7 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
             for b in node.bases
         ):
             constructors.add(node.name)
+    constructors |= application_models(tree)
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef) and not _preprocessing_only(n, defined)}
     through = {name: p for name, fn in functions.items() if (p := _returned_parameter(fn)) is not None}
@@ -836,6 +837,34 @@ def model_returning_functions(module_source: str) -> dict[str, str]:
                 found[name] = f"{made}(…)"
                 changed = True
     return found
+
+
+def application_models(tree: ast.AST) -> set[str]:
+    """Keras's ready-made architectures the code calls (``keras.applications.MobileNetV2(…)``, or a name
+    imported from ``keras.applications``): each call returns a whole model. Architectures only (their names
+    are capitalised), not the module's helpers (``preprocess_input``)."""
+    found = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr[:1].isupper()
+            and "applications" in _attribute_path(node.value)
+        ):
+            found.add(node.attr)
+        elif isinstance(node, ast.ImportFrom) and "applications" in (node.module or "").split("."):
+            found |= {alias.asname or alias.name for alias in node.names if alias.name[:1].isupper()}
+    return found
+
+
+def _attribute_path(node: ast.expr) -> list[str]:
+    """``keras.applications.mobilenet_v2`` -> ['keras', 'applications', 'mobilenet_v2']."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return parts[::-1]
 
 
 def _preprocessing_only(fn: ast.AST, functions: set[str]) -> bool:

@@ -254,6 +254,25 @@ def test_a_shared_builder_and_an_augmentation_pipeline_are_not_models_of_their_o
     assert "spin" in model_returning_functions(result.module_source + spin)
 
 
+def test_a_keras_application_is_a_model_the_student_built(tmp_path):
+    """``keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3))`` returns a whole model: the
+    student's function is one more model to grade (the worker then says why it cannot train on MNIST), not
+    silently nothing; the module's helpers (``preprocess_input``) build nothing."""
+    cells = [
+        "import keras\nfrom keras.applications import ResNet50\nfrom keras.applications.mobilenet_v2 import preprocess_input\n",
+        "def make_reference():\n    model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)])\n"
+        "    model.compile('adam', 'categorical_crossentropy')\n    return model\n",
+        "def make_mobilenet():\n    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10)\n"
+        "    model.compile('adam', 'categorical_crossentropy')\n    return model\n",
+        "def make_resnet():\n    return ResNet50(weights=None, classes=10)\n",
+        "def prepare(x):\n    return preprocess_input(x)\n",
+    ]
+    result = notebook_of(tmp_path / "applications.ipynb", cells)
+    returning = model_returning_functions(result.module_source)
+    assert {"make_mobilenet", "make_resnet"} <= set(returning) and "prepare" not in returning
+    assert "make_mobilenet" in result.factory_map.values()
+
+
 def test_a_helper_with_arguments_is_called_as_the_submission_calls_it():
     result = ingest_path(REAL_WORLD / "helper_with_arguments.py")
     assert result.status == "ok"

@@ -212,7 +212,8 @@ def rule_modifications(ev: Evidence, p: ModificationsParams, t: Translator) -> V
             tally.sound |= set(step)
             tally.techniques |= _one_per_category({(c.category, c.technique) for c in step_changes})
         _searched(ev, notes, t, model, tally)
-        previous, previous_f = model, f
+        if f.known:  # a model never built is nobody's parent: the next step is read against what was built
+            previous, previous_f = model, f
     return _verdict(t, p, tally, notes, model_doubts(ev, t) + text_doubts(ev, t, ["improvements"]))
 
 
