@@ -86,8 +86,21 @@ class Evidence:
     def best_claims(self) -> list[rubric_text.Claim]:
         """The sentences that name the student's best (or recommended) model, read once per scoring."""
         return rubric_text.best_model_claims(
-            self.prose, self.sections, self.ingest.factories, self.ingest.own_names, self.run_labels
+            self.prose, self.sections, self.ingest.factories, self.ingest.own_names, self.run_labels, self.naming_words
         )
+
+    @functools.cached_property
+    def naming_words(self) -> dict[str, set[str]]:
+        """Each improved model's naming words: the techniques it adds to the student's baseline (the
+        reference's when theirs was not built), as a report names the model ("the dropout model")."""
+        own = next((m for m in self.models if m.role == "baseline" and m.spec), None)
+        base = own or self.reference
+        if base is None:
+            return {}
+        base_f = self.features(base)
+        return {
+            m.name: rubric_models.naming_words(self.features(m), base_f) for m in self.models if m.role == "improved"
+        }
 
     @functools.cached_property
     def run_labels(self) -> dict[str, str]:
@@ -99,7 +112,9 @@ class Evidence:
         """For each passage, the improved models it names in order (by name, or by a results table's row)."""
         return rubric_text.passage_models(
             self.passages,
-            rubric_text.factory_numbers(self.ingest.factories, self.ingest.own_names, self.run_labels),
+            rubric_text.factory_numbers(
+                self.ingest.factories, self.ingest.own_names, self.run_labels, self.naming_words
+            ),
             self.run_labels,
         )
 

@@ -41,6 +41,7 @@ from harness.scoring.engine import _round, score
 from harness.scoring.evidence import Evidence
 from harness.scoring.overrides import load_overrides
 from harness.scoring.readers import code as rubric_code
+from harness.scoring.readers import models as rubric_models
 from harness.scoring.readers import text as rubric_text
 from harness.scoring.readers.models import differences, features
 from harness.scoring.readers.structure import read_structure
@@ -335,6 +336,22 @@ def test_one_change_at_a_time_then_their_combination_is_the_method_the_handout_a
     alone = criterion(score(evidence(ingest, [steps[0], steps[4]]), EN), "modifications")
     assert {c.id: c for c in alone.components}["method"].detail == "0/1"
     assert any("measured together" in e.text for e in alone.evidence)
+
+
+def test_a_model_that_could_not_be_built_is_no_parent_of_the_next_step(tmp_path):
+    """A MobileNetV2 on 32×32×3 images never builds on MNIST: the Dropout model defined after it is read
+    against the baseline (one regularisation change), not against a model of unknown layers (no change)."""
+    ingest = ingest_path(notebook(tmp_path, [new_code_cell(FACTORIES)]))
+    dropout = [*BASE_LAYERS[:-1], layer("Dropout", rate=0.5), BASE_LAYERS[-1]]
+    steps = [
+        model("create_baseline_model", role="baseline"),
+        model("create_improved_model_1", layers=False, status="invalid"),
+        model("create_improved_model_2", layers=dropout),
+    ]
+    result = criterion(score(evidence(ingest, steps), EN), "modifications")
+    said = [e.text for e in result.evidence]
+    assert any(t.startswith("create_improved_model_2 — against the baseline — regularisation") for t in said), said
+    assert {c.id: c for c in result.components}["categories"].detail == "1/3"
 
 
 def test_modifications_without_improved_model_scores_zero(tmp_path):
@@ -928,6 +945,49 @@ def test_a_model_is_named_by_its_run_s_label_when_the_label_is_one_name():
     assert "combined all" not in numbers  # a label of several words names no model on its own
     # without the labels, the three-letter word of ``cnn_gap`` names nothing
     assert rubric_text.model_refs("(b) gap -- architecture", rubric_text.factory_numbers(factories, own)) == []
+
+
+def test_a_model_is_named_by_the_technique_only_it_adds():
+    """Students mostly call a model by its change ("le modèle avec BatchNormalization", "the dropout model",
+    "BatchNorm gives the best accuracy"): a technique that sets one improved model apart names it; one that
+    two models add (a combined model beside the dropout one) names neither."""
+    factories = [Factory(name=f"create_improved_model_{n}", role="improved", cell=1, line=n) for n in (1, 2, 3)]
+    base = rubric_models.Features(convs=("32 3×3",), optimizer="Adam")
+    dropout = rubric_models.Features(convs=("32 3×3",), dropout=("Dropout(0.3)",), optimizer="Adam")
+    bn = rubric_models.Features(convs=("32 3×3",), norms=("BatchNormalization",), optimizer="Adam")
+    sgd = rubric_models.Features(convs=("32 3×3",), optimizer="SGD", callbacks=("ReduceLROnPlateau",))
+    assert rubric_models.naming_words(bn, base) >= {"batchnorm", "batchnormalization", "bn"}
+    assert rubric_models.naming_words(base, dropout) == set()  # a removal names nothing
+    techniques = {
+        "create_improved_model_1": rubric_models.naming_words(dropout, base),
+        "create_improved_model_2": rubric_models.naming_words(bn, base),
+        "create_improved_model_3": rubric_models.naming_words(sgd, base),
+    }
+    numbers = rubric_text.factory_numbers(factories, None, None, techniques)
+    refs = lambda text: [r[2][-1] for r in rubric_text.model_refs(rubric_text.plain(text), numbers)]  # noqa: E731
+    assert refs("je recommande le modèle avec BatchNormalization") == ["2"]
+    assert refs("BatchNorm gives the best accuracy; the dropout model is close") == ["2", "1"]
+    assert refs("the model with SGD and ReduceLROnPlateau") == ["3"]
+    assert refs("la normalisation des entrées aide, le dropout aussi") == ["1"]
+    assert refs("BatchNorm normalise les activations") == []  # a technique explained, not a model named
+    lines = [rubric_text.Line("Conclusion : je recommande le modèle avec BatchNormalization.", 2, 1)]
+    claims = rubric_text.best_model_claims(lines, {}, factories, None, None, techniques)
+    assert [c.model for c in claims] == ["create_improved_model_2"]
+    techniques["create_improved_model_3"] = rubric_models.naming_words(
+        rubric_models.Features(dropout=("Dropout(0.3)",), norms=("BatchNormalization",), optimizer="Adam"), base
+    )
+    shared = rubric_text.factory_numbers(factories, None, None, techniques)
+    assert rubric_text.model_refs("le modele avec dropout", shared) == []
+
+
+def test_a_model_is_named_with_its_version_and_as_what_the_text_recommends():
+    factories = [Factory(name=f"create_improved_model_{n}", role="improved", cell=1, line=n) for n in (1, 2)]
+    own = {"create_improved_model_1": "make_mobilenet", "create_improved_model_2": "make_cnn_dropout"}
+    numbers = rubric_text.factory_numbers(factories, own)
+    refs = lambda text: [r[2][-1] for r in rubric_text.model_refs(rubric_text.plain(text), numbers)]  # noqa: E731
+    assert refs("My recommendation to the company is to move to MobileNetV2.") == ["1"]
+    assert refs("je recommande le mobilenet ; the MobileNet model") == ["1", "1"]
+    assert refs("mobilenetwork") == []  # a longer word is not the name
 
 
 # --------------------------------------------------------------------------- code quality

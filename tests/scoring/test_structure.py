@@ -11,13 +11,14 @@ import textwrap
 
 import nbformat
 import pytest
-from test_rubric import EN, FR, criterion, evidence, model
+from test_rubric import EN, FR, REPO, criterion, evidence, model
 
 from harness.ingest.read import ingest_path
 from harness.results import CodeCell
 from harness.scoring.engine import score
 from harness.scoring.readers import code as rubric_code
 from harness.scoring.readers.structure import MAX_COPIES, out_of_order, read_structure
+from harness.scoring.rubric import load_rubric
 
 STACK = """\
 {m} = Sequential()
@@ -149,6 +150,71 @@ def test_different_factories_are_not_copies():
         "    z = GlobalAveragePooling2D()(z)\n    return Model(inputs, Dense(10)(z))\n",
     )
     assert read_structure(factories, set(), min_lines=2).copies == []
+
+
+BUILDER = """\
+def {name}():
+    model = Sequential([
+        Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+        MaxPooling2D((2, 2)),{extra}
+        Flatten(),
+        Dense(128, activation="relu"),
+        Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+"""
+
+
+def test_one_builder_per_modification_is_the_assignment_s_form_one_finding(tmp_path):
+    """The handout asks for ``create_improved_model_1()``… each returning its whole model: builders restating the
+    layers are one finding however many they are (the rubric's ``builder_copies``: each, once, none), while the
+    same lines pasted per model at top level are a copy each."""
+    builders = cells(
+        BUILDER.format(name="build_reference", extra=""),
+        BUILDER.format(name="build_dropout", extra="\n        Dropout(0.25),"),
+        BUILDER.format(name="build_batchnorm", extra="\n        BatchNormalization(),"),
+    )
+    copies = read_structure(builders, set()).copies
+    assert [(c.first.name, c.second.name, c.builders) for c in copies] == [
+        ("build_reference", "build_dropout", True),
+        ("build_dropout", "build_batchnorm", True),
+    ]
+    assert not any(c.builders for c in read_structure(pasted_cells(), set()).copies)  # top-level pasting
+    path = tmp_path / "builders.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.source) for c in builders]), path)
+    ingest = ingest_path(path)
+    text = (REPO / "rubric" / "default.toml").read_text(encoding="utf-8")
+    structure = {}
+    for mode in ("each", "once", "none"):
+        (tmp_path / f"{mode}.toml").write_text(text.replace('builder_copies = "once"', f'builder_copies = "{mode}"'))
+        rubric = load_rubric(tmp_path / f"{mode}.toml")
+        result = criterion(score(evidence(ingest, [], rubric=rubric), EN), "code_quality")
+        structure[mode] = next(c.points for c in result.components if c.id == "structure")
+    # two copies cost a quarter each, or one quarter in all, or nothing (of a part scaled by the own lines' share)
+    assert structure["each"] / structure["none"] == pytest.approx(0.5)
+    assert structure["once"] / structure["none"] == pytest.approx(0.75)
+
+
+def test_values_a_rerun_cannot_reproduce_are_hidden_state():
+    """A slider's value, a value typed in, a function setting a global: the saved results hold values the
+    code does not; each kind is one structure finding, named where it first is."""
+    code = cells(
+        "rate = 0.2\ndef set_rate(r=0.2):\n    global rate\n    rate = r\n",
+        "interact(set_rate, r=FloatSlider(min=0.0, max=0.6, value=0.2))\n",
+        'epochs = int(input("Epochs? ") or 5)\nepochs2 = int(input("again? "))\n',
+    )
+    assert read_structure(code, set()).hidden_state == [("global", 3), ("widget", 6), ("input", 9)]
+    assert read_structure(cells("epochs = 5\nprint(rate)\n"), set()).hidden_state == []
+
+
+def test_a_docstring_left_as_todo_documents_nothing():
+    source = (
+        'def a():\n    """TODO"""\n    return 1\n\n'
+        'def b():\n    """CNN with dropout.\n\n    TODO: explain the rate\n    """\n    return 2\n\n'
+        'def c():\n    """Le modèle de base (celui de l\'énoncé)."""\n    return 3\n'
+    )
+    assert rubric_code.comment_stats(source) == (0, 1, 3)
 
 
 MODULE = """\

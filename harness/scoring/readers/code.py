@@ -221,7 +221,16 @@ def comment_stats(source: str, lines: set[int] | None = None) -> tuple[int, int,
     except SyntaxError:
         return comments, 0, 0
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and mine(n.lineno)]
-    return comments, sum(1 for f in functions if ast.get_docstring(f)), len(functions)
+    return comments, sum(1 for f in functions if _documents(ast.get_docstring(f))), len(functions)
+
+
+# a docstring left to be written: "TODO", "TODO: explain where the BN goes", "à compléter", "..."
+PLACEHOLDER = re.compile(r"\b(?:todo|fixme|tbd|xxx)\b|a completer|à compléter|^\W*$", re.IGNORECASE)
+
+
+def _documents(docstring: str | None) -> bool:
+    """A docstring that says something: not empty, and not left to be written (a TODO in it)."""
+    return bool(docstring) and not PLACEHOLDER.search(docstring)
 
 
 # --------------------------------------------------------------------------- dead code

@@ -188,6 +188,37 @@ def features(model: ModelResult, epochs: int = 5, batch_size: int = 128, static:
     )
 
 
+# the words a report names a model by when one technique sets it apart ("le modèle avec BatchNormalization",
+# "the dropout model"): a layer or setting the model has and the model it changes has not
+NAMING_WORDS = {
+    "dropout": ("dropout",),
+    "BatchNormalization": ("batchnorm", "batchnormalization", "batch normalization", "batch normalisation", "bn"),
+    "augmentation": ("augmentation", "augmented", "augmente"),
+    "L1": ("l1",),
+    "L2": ("l2",),
+    "label_smoothing": ("label smoothing", "smoothing"),
+}
+
+
+def naming_words(new: Features, old: Features) -> set[str]:
+    """The words (plain, lower case) a student may name `new` by: the techniques it adds to `old`, and its
+    optimizer and callbacks where they differ."""
+    added = {
+        "dropout": bool(new.dropout) and not old.dropout,
+        "BatchNormalization": "BatchNormalization" in new.norms and "BatchNormalization" not in old.norms,
+        "augmentation": bool(new.augmentation_layers or new.augmentation)
+        and not (old.augmentation_layers or old.augmentation),
+        "L1": any("L1" in r for r in new.regularizers) and not any("L1" in r for r in old.regularizers),
+        "L2": any("L2" in r for r in new.regularizers) and not any("L2" in r for r in old.regularizers),
+        "label_smoothing": new.label_smoothing > 0 and not old.label_smoothing,
+    }
+    words = {w for technique, present in added.items() if present for w in NAMING_WORDS[technique]}
+    if new.optimizer and (old.optimizer or "").lower() != new.optimizer.lower():
+        words.add(new.optimizer.lower())
+    words |= {c.lower() for c in new.callbacks if c not in old.callbacks}
+    return words
+
+
 def _seq(values) -> str:
     return ", ".join(values) if values else "—"
 

@@ -11,7 +11,9 @@ Four things an instructor marks down, each found by a small walk of the code cel
 - **training on import**: a module (``.py``) that trains at its top level, outside functions and
   the ``if __name__ == "__main__":`` guard, so importing it runs the whole project;
 - **over-long functions** and **cryptic names** (``m2``, ``hh``, ``tmp``…; the usual ``x``,
-  ``i``, ``ax``, ``df`` are not cryptic).
+  ``i``, ``ax``, ``df`` are not cryptic);
+- **hidden state**: values a rerun does not reproduce (a ``global`` set by a function, ``input()``,
+  an ipywidgets slider).
 
 Each cell is parsed on its own (a notebook is many small programs); a cell that does not parse is
 left out here (dead code counts it).
@@ -31,9 +33,11 @@ import re
 from dataclasses import dataclass, field
 
 from harness.ingest.inner_training import TRAINING
+from harness.ingest.read import MODEL_CONSTRUCTORS
 from harness.ingest.tokens import canonical_tokens
 from harness.results import CodeCell
 from harness.scoring.readers.code import StudentCode, code_line_numbers, student_code
+from harness.util.pysource import call_name
 from harness.util.pysource import parse as parse_python
 
 # Loop counters, axes, data frames, the data set's x/y: short by convention, not cryptic.
@@ -54,6 +58,7 @@ class Block:
     name: str  # the function's name for its whole body, or "" for a run of statements
     tokens: tuple[str, ...] = field(repr=False)
     lines: int  # lines holding code
+    builder: bool = False  # inside a function that builds a Keras model
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,12 @@ class Copy:
     first: Block
     second: Block
     similarity: float
+
+    @property
+    def builders(self) -> bool:
+        """Both blocks belong to functions that build a model (one builder per modification, each restating
+        the layers)."""
+        return self.first.builder and self.second.builder
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,8 @@ class Structure:
     cryptic: list[tuple[str, int]]  # (name, first line bound)
     names: int  # distinct names the code binds
     out_of_order: list[int] = field(default_factory=list)  # cells whose saved run came out of the notebook's order
+    # state a rerun does not reproduce, first line of each kind: "global", "input" (typed in), "widget" (a slider)
+    hidden_state: list[tuple[str, int]] = field(default_factory=list)
 
 
 def read_structure(
@@ -90,7 +103,9 @@ def read_structure(
 ) -> Structure:
     """Read the structure of the code cells; `handout` holds the lines of the flattened code
     (:func:`~harness.scoring.readers.code.student_code`) that are the handout's: a copy made only
-    of them is the handout's own repetition, not the student's."""
+    of them is the handout's own repetition, not the student's. A copy between two functions that build
+    Keras models is marked so (:attr:`Copy.builders`): the assignment asks for one such function per
+    modification, and the rule decides what restating the layers in each costs."""
     code = student_code(cells)
     trees = _cell_trees(code)
     code_lines = code_line_numbers(code.source) - _string_lines(trees)
@@ -107,6 +122,7 @@ def read_structure(
         cryptic=cryptic,
         names=names,
         out_of_order=out_of_order(cells),
+        hidden_state=_hidden_state(trees),
     )
 
 
@@ -201,10 +217,11 @@ def _blocks(tree: ast.Module, source: str, tokens: dict[int, list[str]], code_li
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body[1:] if ast.get_docstring(node) is not None else node.body
             if body:
-                blocks.append(_block(body, tokens, code_lines, node.name))
+                builder = _builds_model(node)
+                blocks.append(_block(body, tokens, code_lines, node.name, builder))
                 runs = _statement_runs(body, lines)
-                if len(runs) > 1:  # a single run is the body itself, already a block
-                    blocks += [_block(run, tokens, code_lines, "") for run in runs]  # named by where it is
+                if len(runs) > 1:  # a single run is the body itself, already a block; its runs are named by where
+                    blocks += [_block(run, tokens, code_lines, "", builder) for run in runs]
     blocks += [_block(run, tokens, code_lines, "") for run in _statement_runs(tree.body, lines)]
     return blocks
 
@@ -227,10 +244,20 @@ def _statement_runs(statements: list[ast.stmt], lines: list[str]) -> list[list[a
     return runs
 
 
-def _block(statements: list[ast.stmt], tokens: dict[int, list[str]], code_lines: set[int], name: str) -> Block:
+def _block(
+    statements: list[ast.stmt], tokens: dict[int, list[str]], code_lines: set[int], name: str, builder: bool = False
+) -> Block:
     start, end = statements[0].lineno, statements[-1].end_lineno or statements[-1].lineno
     span = range(start, end + 1)
-    return Block(start, end, name, tuple(t for n in span for t in tokens.get(n, [])), len(code_lines & set(span)))
+    found = tuple(t for n in span for t in tokens.get(n, []))
+    return Block(start, end, name, found, len(code_lines & set(span)), builder)
+
+
+def _builds_model(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The function builds a Keras model (``Sequential(…)``, ``keras.Model(…)``) and trains none: a builder, not
+    a ``main()`` that builds, trains and reports each model in turn."""
+    called = {call_name(n) for n in ast.walk(function) if isinstance(n, ast.Call)}
+    return bool(called & MODEL_CONSTRUCTORS) and not called & TRAINING
 
 
 def _copies(blocks: list[Block], handout: set[int], code_lines: set[int], similarity: float) -> list[Copy]:
@@ -300,6 +327,25 @@ def _trains(node: ast.AST, trainers: set[str]) -> bool:
             if called in TRAINING or called in trainers:
                 return True
     return False
+
+
+WIDGETS = {"interact", "interactive", "interact_manual"}  # ipywidgets: a value set by hand, never in the code
+
+
+def _hidden_state(trees: list[tuple[ast.Module, int]]) -> list[tuple[str, int]]:
+    """Where the code takes its values from somewhere a rerun does not see, first line of each kind: a
+    ``global`` statement (a function setting the notebook's state), ``input()`` (typed in at run time), an
+    ipywidgets slider (``interact(…)``)."""
+    first: dict[str, int] = {}
+    for tree, _ in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Global):
+                first.setdefault("global", node.lineno)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "input":
+                first.setdefault("input", node.lineno)
+            elif isinstance(node, ast.Call) and call_name(node) in WIDGETS:
+                first.setdefault("widget", node.lineno)
+    return sorted(first.items(), key=lambda item: item[1])
 
 
 def _long_functions(

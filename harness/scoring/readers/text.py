@@ -598,13 +598,18 @@ REFERENCE_REF = re.compile(r"\b(?:modele de (?:reference|base)|reference|baselin
 
 
 def factory_numbers(
-    factories: list[Factory], own: dict[str, str] | None = None, labels: dict[str, str] | None = None
+    factories: list[Factory],
+    own: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    techniques: dict[str, set[str]] | None = None,
 ) -> dict[str, str]:
     """'3' -> 'create_improved_model_3' (numeric suffix, else position among the improved models); with
     `own` (ingest's factory map: the student's own function names), also the name itself
     ('modele_final') and the word that sets it apart from the others ('final'); with `labels` (the improved
     models' run labels, plain), a label that is one name ('label_smoothing' of ``CONFIGS = {"label_smoothing":
-    cnn_ls, …}``): the student's name for the run is their name for the model."""
+    cnn_ls, …}``): the student's name for the run is their name for the model; with `techniques` (each improved
+    model's naming words, :func:`harness.scoring.readers.models.naming_words`), a technique only one of them
+    adds ("le modèle avec BatchNormalization", "the dropout model"): what students most often call a model by."""
     improved = [f for f in factories if f.role == "improved"]
     numbers = {}
     counted = _own_numbers(improved, own or {})
@@ -627,6 +632,11 @@ def factory_numbers(
     for name, label in (labels or {}).items():
         if re.fullmatch(r"[a-z]\w{2,}", label.strip()) and runs.count(label.strip()) == 1:
             numbers.setdefault(label.strip(), name)
+    improved_names = {f.name for f in improved}
+    owned = _words_of_their_own({n: w for n, w in (techniques or {}).items() if n in improved_names})
+    for name, technique_words in owned.items():
+        for word in sorted(technique_words):
+            numbers.setdefault(word, name)
     return numbers
 
 
@@ -713,10 +723,20 @@ def _own_name_ref(key: str) -> re.Pattern:
         return re.compile(rf"\b(?:modele|model|reseau|network|version|variante|cnn)\s+{label}\b{alone}{item}")
     if "_" in key:
         return re.compile(rf"\b{re.escape(key)}\b")
-    word = re.escape(key)
+    # ... with the version a name may carry ("MobileNetV2" of ``make_mobilenet``, "ResNet50")
+    word = re.escape(key) + (r"(?:v?\d+)?" if key.isalpha() else "")
     return re.compile(
         rf"\b(?:(?:le|la|the|l')\s*(?:modele\s+|model\s+|reseau\s+)?{word}\b"
         rf"|(?:modele|model|reseau|network)\s+{word}\b|{word}\s+(?:model|network|cnn|one)\b)"
+        # the model "with" it, and the word as a sentence's subject: "le modèle avec BatchNormalization",
+        # "BatchNorm gives the best accuracy", "Dropout est le plus robuste"
+        rf"|\b(?:modele|model|reseau|network|cnn|version)\s+(?:avec|with|using|utilisant)\s+"
+        rf"(?:(?:le|la|les|l'|du|des|de\s+la|the)\s*)?{word}\b"
+        rf"|^\s*{word}\s+(?:gives?|is|was|reaches?|achieves?|obtains?|performs?|wins?|has|donne|est|atteint"
+        rf"|obtient|reste|l'emporte|surpasse|outperforms?)\b"
+        # ... and as what the text recommends: "I recommend MobileNetV2", "passer à BatchNorm", "move to X"
+        rf"|\b(?:recommend\w*|recommand\w*|deploy\w*|deploie\w*|adopt\w*|move\s+to|switch\s+to|go\s+with|opt\s+for"
+        rf"|passer\s+a|opter\s+pour|choisir|retenir)\s+(?:(?:the|le|la|l')\s*)?{word}\b"
         # a class or variable whose name joins the word to a model word: ``WiderExperiment``, ``dropoutModel``
         rf"|\b{word}(?:experiments?|models?|nets?|networks?|cnns?|configs?|variants?|modeles?|reseaux?)\b"
         # the word that opens a list item, or in bold a paragraph, names its subject: "b) dropout -- …",
@@ -803,6 +823,7 @@ def best_model_claims(
     factories: list[Factory],
     own: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
+    techniques: dict[str, set[str]] | None = None,
 ) -> list[Claim]:
     """Sentences that name the student's best (or recommended) model, with the model they name.
 
@@ -811,7 +832,7 @@ def best_model_claims(
     characters, after it on a tie) is the claim; a mention right after "que"/"than"/"contre" is a
     comparison, not a claim.
     """
-    numbers = factory_numbers(factories, own, labels)
+    numbers = factory_numbers(factories, own, labels, techniques)
     if not numbers:
         return []
     section_of = section_ranges(lines, sections)

@@ -44,6 +44,8 @@ class AnalysisParams(RuleParams):
     # markers that observe what the models did (a digit, a number); without one of them the other
     # markers (causes, limits) explain nothing observed and earn `ungrounded_share` of their points
     grounding_markers: list[str] = ["error_patterns", "robustness", "comparisons"]
+    # interpretations that earn in full only when their own sentence holds an observation (a number)
+    self_grounded_markers: list[str] = []
     # what a grounding marker's sentence must hold to ground the rest: something observed, a number
     # ("a robust model should handle noise without a big drop" observes nothing)
     grounding_evidence: list[str] = ["\\d"]
@@ -222,7 +224,7 @@ def _markers_found(ev: Evidence, p: AnalysisParams, unmeasured: set[str] = froze
         lambda sentence: (
             rubric_text.implausible(sentence, p.plausible_max_accuracy) is None and sentence.strip() not in unmeasured
         ),
-        lambda name, sentence: name not in p.grounding_markers or _observes(sentence, p),
+        lambda name, sentence: name not in [*p.grounding_markers, *p.self_grounded_markers] or _observes(sentence, p),
     )
 
 
@@ -330,6 +332,8 @@ def _substance(
         sentence = found.get(name)
         # an observation stands on its own evidence (a count, a percentage); an interpretation on any observation
         trusted = (_grounds(sentence, p) and not distrusted) if name in p.grounding_markers else grounded
+        if name in p.self_grounded_markers:  # "because it is bigger" explains nothing its sentence observed
+            trusted = trusted and _grounds(sentence, p)
         share = 1.0 if trusted else _untrusted_share(p, distrusted)
         if sentence is not None:
             notes.add(

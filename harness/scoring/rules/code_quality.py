@@ -9,6 +9,7 @@ helper below that also writes its evidence; their thresholds are the parameters,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from harness.ingest import legacy
 from harness.ingest.read import blank_shell_and_magic_lines
@@ -32,7 +33,7 @@ class CodeQualityParams(RuleParams):
     lint_zero_per_100_lines: float = 5.0
     linter: str = "ruff"
     lint_select: list[str] = ["F", "E9", "B"]
-    lint_ignore: list[str] = ["F401"]
+    lint_ignore: list[str] = ["F401", "B905", "B028"]
     lint_shown: int = 8
     comments_points: float = 1.0
     comment_ratio: float = 0.10
@@ -41,6 +42,7 @@ class CodeQualityParams(RuleParams):
     structure_cost: float = 0.25
     duplication_similarity: float = 0.9
     duplication_min_lines: int = 4
+    builder_copies: Literal["each", "once", "none"] = "once"  # what builders restating the layers cost
     function_share: float = 0.3
     long_function_lines: int = 60
     cryptic_share: float = 0.3
@@ -250,7 +252,8 @@ def _structure(
         long_function=p.long_function_lines,
         module=ev.ingest.kind != "notebook",
     )
-    for copy in structure.copies:
+    builders = [c for c in structure.copies if c.builders]
+    for copy in structure.copies if p.builder_copies == "each" else [c for c in structure.copies if not c.builders]:
         notes.add(
             t(
                 "rb_ev_copy",
@@ -261,6 +264,12 @@ def _structure(
             ),
             *code.locate(copy.second.start),
             "flag",
+        )
+    if builders and p.builder_copies != "each":
+        names = t.join(", ", [_block_name(t, code, c.second) for c in builders])
+        kind = "flag" if p.builder_copies == "once" else "info"
+        notes.add(
+            t("rb_ev_builder_copies", names=names, count=len(builders)), *code.locate(builders[0].second.start), kind
         )
     if structure.function_share < p.function_share:
         notes.add(
@@ -286,6 +295,13 @@ def _structure(
         notes.add(
             t("rb_ev_cryptic_names", count=len(structure.cryptic), total=structure.names, names=names), kind="flag"
         )
+    hidden = {
+        "global": "rb_ev_hidden_state_global",
+        "input": "rb_ev_hidden_state_input",
+        "widget": "rb_ev_hidden_state_widget",
+    }
+    for kind, line in structure.hidden_state:
+        notes.add(t(hidden[kind]), *code.locate(line), "flag")
     on_test = ev.validation_on_test.calls
     if on_test:
         cell, line = on_test[0]
@@ -297,14 +313,20 @@ def _structure(
 
 
 def _findings(structure: Structure, p: CodeQualityParams) -> int:
-    """How many structure findings cost points: each copy and long function, and each of the four flags."""
+    """How many structure findings cost points: each copy, long function and kind of hidden state, and each of
+    the four flags."""
     flags = (
         structure.function_share < p.function_share,
         structure.training_on_import is not None,
         _too_cryptic(structure, p),
         _out_of_order(structure, p),
     )
-    return len(structure.copies) + len(structure.long_functions) + sum(flags)
+    builders = sum(c.builders for c in structure.copies)
+    # one builder per modification is the assignment's own form: its restated layers cost once, or each copy
+    copies = (
+        len(structure.copies) - builders + {"each": builders, "once": min(1, builders), "none": 0}[p.builder_copies]
+    )
+    return copies + len(structure.long_functions) + len(structure.hidden_state) + sum(flags)
 
 
 def _out_of_order(structure: Structure, p: CodeQualityParams) -> bool:
