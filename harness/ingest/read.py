@@ -845,26 +845,16 @@ def application_models(tree: ast.AST) -> set[str]:
     are capitalised), not the module's helpers (``preprocess_input``)."""
     found = set()
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and node.attr[:1].isupper()
-            and "applications" in _attribute_path(node.value)
-        ):
+        if isinstance(node, ast.Attribute) and node.attr[:1].isupper() and "applications" in _dotted(node.value):
             found.add(node.attr)
         elif isinstance(node, ast.ImportFrom) and "applications" in (node.module or "").split("."):
             found |= {alias.asname or alias.name for alias in node.names if alias.name[:1].isupper()}
     return found
 
 
-def _attribute_path(node: ast.expr) -> list[str]:
+def _dotted(node: ast.expr) -> list[str]:
     """``keras.applications.mobilenet_v2`` -> ['keras', 'applications', 'mobilenet_v2']."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return parts[::-1]
+    return ast.unparse(node).split(".")
 
 
 def _preprocessing_only(fn: ast.AST, functions: set[str]) -> bool:

@@ -37,7 +37,7 @@ from harness.ingest.read import MODEL_CONSTRUCTORS
 from harness.ingest.tokens import canonical_tokens
 from harness.results import CodeCell
 from harness.scoring.readers.code import StudentCode, code_line_numbers, student_code
-from harness.util.pysource import call_name
+from harness.util.pysource import call_name, called_names
 from harness.util.pysource import parse as parse_python
 
 # Loop counters, axes, data frames, the data set's x/y: short by convention, not cryptic.
@@ -256,7 +256,7 @@ def _block(
 def _builds_model(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """The function builds a Keras model (``Sequential(…)``, ``keras.Model(…)``) and trains none: a builder, not
     a ``main()`` that builds, trains and reports each model in turn."""
-    called = {call_name(n) for n in ast.walk(function) if isinstance(n, ast.Call)}
+    called = called_names(function)
     return bool(called & MODEL_CONSTRUCTORS) and not called & TRAINING
 
 
