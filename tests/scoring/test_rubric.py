@@ -1030,6 +1030,20 @@ def test_a_ruff_that_fails_is_not_read_as_clean_code(tmp_path, monkeypatch):
     assert tool == "pyflakes" and [f.code for f in findings] == ["UnusedVariable"]
 
 
+def test_a_cell_s_last_expression_is_shown_by_jupyter_not_useless(tmp_path):
+    """``results`` alone at the end of a cell displays it (ruff's B018 reads the flattened cells as one file);
+    the same name in the middle of a cell is a useless expression still."""
+    cells = [
+        new_code_cell(FACTORIES),
+        new_code_cell("results = {'a': 1}\nresults"),
+        new_code_cell("drop_rate = 0.4\ndrop_rate\nprint(drop_rate)"),
+    ]
+    ingest = ingest_path(notebook(tmp_path, cells))
+    result = criterion(score(evidence(ingest, [model("create_improved_model_1")]), EN), "code_quality")
+    flagged = [(e.cell, e.line) for e in result.evidence if "B018" in e.text]
+    assert flagged == [(3, 2)]
+
+
 def test_code_findings_lint_dead_code_and_duplicates(tmp_path):
     path = tmp_path / "messy.py"
     path.write_text(MESSY, encoding="utf-8")

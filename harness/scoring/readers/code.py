@@ -233,6 +233,21 @@ def _documents(docstring: str | None) -> bool:
     return bool(docstring) and not PLACEHOLDER.search(docstring)
 
 
+def displayed_expressions(cells: list[CodeCell]) -> set[tuple[int | None, int]]:
+    """(cell, line) of each notebook cell's last statement when it is a bare expression (``results``,
+    ``drop_rate``): Jupyter shows its value, so it is no "useless expression" (ruff's B018, which reads
+    the cells flattened into one file)."""
+    shown = set()
+    for cell in cells:
+        try:
+            body = parse_python(blank_shell_and_magic_lines(cell.source, cell.cell, [])).body
+        except (SyntaxError, ValueError):
+            continue
+        if body and isinstance(body[-1], ast.Expr):
+            shown.add((cell.cell, body[-1].lineno))
+    return shown
+
+
 # --------------------------------------------------------------------------- dead code
 
 

@@ -189,6 +189,9 @@ def _lint(ev: Evidence, notes: Notes, t: Translator, p: CodeQualityParams, own: 
     code = ev.code
     tool, findings = rubric_code.lint(code.source, p.linter, p.lint_select, p.lint_ignore)
     findings = [f for f in findings if f.line in own.lines]
+    if ev.ingest.kind == "notebook":  # a cell's last expression is shown by Jupyter, not useless
+        shown = rubric_code.displayed_expressions(ev.ingest.code_cells)
+        findings = [f for f in findings if not (f.code == "B018" and code.locate(f.line) in shown)]
     per_100 = 100 * len(findings) / max(1, own.code_lines)
     span = max(1e-9, p.lint_zero_per_100_lines - p.lint_per_100_lines)
     lint_share = (
