@@ -255,8 +255,8 @@ def _structure(
         long_function=p.long_function_lines,
         module=ev.ingest.kind != "notebook",
     )
-    builders = [c for c in structure.copies if c.builders]
-    for copy in structure.copies if p.builder_copies == "each" else [c for c in structure.copies if not c.builders]:
+    each, builders = _copies(structure, p)
+    for copy in each:
         notes.add(
             t(
                 "rb_ev_copy",
@@ -268,7 +268,7 @@ def _structure(
             *code.locate(copy.second.start),
             "flag",
         )
-    if builders and p.builder_copies != "each":
+    if builders:
         names = t.join(", ", [_block_name(t, code, c.second) for c in builders])
         kind = "flag" if p.builder_copies == "once" else "info"
         notes.add(
@@ -324,12 +324,17 @@ def _findings(structure: Structure, p: CodeQualityParams) -> int:
         _too_cryptic(structure, p),
         _out_of_order(structure, p),
     )
-    builders = sum(c.builders for c in structure.copies)
-    # one builder per modification is the assignment's own form: its restated layers cost once, or each copy
-    copies = (
-        len(structure.copies) - builders + {"each": builders, "once": min(1, builders), "none": 0}[p.builder_copies]
-    )
+    each, builders = _copies(structure, p)
+    copies = len(each) + (min(1, len(builders)) if p.builder_copies == "once" else 0)
     return copies + len(structure.long_functions) + len(structure.hidden_state) + sum(flags)
+
+
+def _copies(structure: Structure, p: CodeQualityParams) -> tuple[list, list]:
+    """(the copies that are a finding each, the copies between builders that `builder_copies` groups): one
+    builder per modification is the assignment's own form, so its restated layers cost once, or nothing."""
+    if p.builder_copies == "each":
+        return structure.copies, []
+    return [c for c in structure.copies if not c.builders], [c for c in structure.copies if c.builders]
 
 
 def _out_of_order(structure: Structure, p: CodeQualityParams) -> bool:
